@@ -1,0 +1,3 @@
+"""slabench: benchmark sequence-mixing mechanisms on synthetic recall tasks."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,67 @@
+"""Mixer registry and `build_model`.
+
+`build_model(name, vocab_size=..., **params)` returns an `LM` whose layers use mixer `name`.
+Backbone parameters (d_model, n_layers, n_heads, mlp, pos_emb, max_len) are common to every
+mixer; any other keyword is a mixer option, checked against the mixer's signature.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from slabench.models.attention import Attention
+from slabench.models.base import Mixer
+from slabench.models.lm import LM
+from slabench.params import Param, check_params, dataclass_params, signature_params
+from slabench.registry import Registry
+
+MIXERS: Registry[type[Mixer]] = Registry("model")
+MIXERS.register("attention", Attention)
+
+
+@dataclass(frozen=True)
+class Backbone:
+    """LM parameters shared by all mixers."""
+
+    d_model: int = field(default=64, metadata={"help": "model width"})
+    n_layers: int = field(default=2, metadata={"help": "blocks of [mixer, MLP]"})
+    n_heads: int = field(default=4, metadata={"help": "heads of the mixer"})
+    mlp: bool = field(default=True, metadata={"help": "add an MLP after each mixer"})
+    pos_emb: Literal["none", "learned"] = field(default="none", metadata={"help": "absolute position embeddings"})
+    max_len: int = field(default=4096, metadata={"help": "length of the learned position table"})
+
+
+def mixer_params(name: str) -> list[Param]:
+    """The options of mixer `name` (its constructor's keyword arguments)."""
+    return signature_params(MIXERS.get(name).__init__)
+
+
+def model_params(name: str) -> list[Param]:
+    """Backbone parameters followed by the mixer's own options."""
+    return dataclass_params(Backbone) + mixer_params(name)
+
+
+def build_mixer(name: str, d_model: int, n_heads: int, **options: Any) -> Mixer:
+    options = check_params(f"model '{name}'", mixer_params(name), options)
+    return MIXERS.get(name)(d_model, n_heads, **options)
+
+
+def build_model(name: str, vocab_size: int, **params: Any) -> LM:
+    """An LM with mixer `name`; unknown or invalid parameters raise a one-line error."""
+    cls = MIXERS.get(name)
+    typed = check_params(f"model '{name}'", model_params(name), params)
+    bb = Backbone(**{k: v for k, v in typed.items() if k in Backbone.__dataclass_fields__})
+    options = {k: v for k, v in typed.items() if k not in Backbone.__dataclass_fields__}
+    return LM(
+        vocab_size,
+        bb.d_model,
+        bb.n_layers,
+        lambda: cls(bb.d_model, bb.n_heads, **options),
+        mlp=bb.mlp,
+        pos_emb=bb.pos_emb,
+        max_len=bb.max_len,
+    )
+
+
+__all__ = ["LM", "MIXERS", "Backbone", "Mixer", "build_mixer", "build_model", "mixer_params", "model_params"]

@@ -1,0 +1,114 @@
+"""Typed parameters for tasks, mixers and training specs.
+
+Tasks and specs are frozen dataclasses; mixers declare their options as keyword arguments.
+`check_params` turns user input (CLI `key=value`, TOML) into typed values, and rejects unknown
+keys and wrong types with a one-line error that names the field and what it accepts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import typing
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from slabench.errors import SlabenchError
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    type: Any  # a Python type, or a typing.Literal[...] of allowed values
+    default: Any
+    help: str = ""
+
+    def describe_type(self) -> str:
+        if typing.get_origin(self.type) is Literal:
+            return " | ".join(repr(a) for a in typing.get_args(self.type))
+        return getattr(self.type, "__name__", str(self.type))
+
+
+def dataclass_params(cls: type) -> list[Param]:
+    """The fields of a (frozen) dataclass as `Param`s; help text comes from field metadata."""
+    hints = typing.get_type_hints(cls, include_extras=False)
+    out = []
+    for f in dataclasses.fields(cls):
+        if not f.init or f.name.startswith("_"):
+            continue
+        default = f.default if f.default is not dataclasses.MISSING else None
+        out.append(Param(f.name, hints[f.name], default, f.metadata.get("help", "")))
+    return out
+
+
+def signature_params(fn: Any, skip: tuple[str, ...] = ("self", "d_model", "n_heads")) -> list[Param]:
+    """Keyword options of a callable (a mixer's `__init__`) as `Param`s."""
+    hints = typing.get_type_hints(fn)
+    out = []
+    for p in inspect.signature(fn).parameters.values():
+        if p.name in skip or p.kind in (p.VAR_KEYWORD, p.VAR_POSITIONAL):
+            continue
+        default = None if p.default is inspect.Parameter.empty else p.default
+        out.append(Param(p.name, hints.get(p.name, type(default)), default))
+    return out
+
+
+def coerce(where: str, param: Param, value: Any) -> Any:
+    """Convert `value` (a Python value or a CLI string) to `param.type`, or raise one line."""
+    t = param.type
+    if typing.get_origin(t) is Literal:
+        allowed = typing.get_args(t)
+        if value not in allowed:
+            raise SlabenchError(f"{where}: {param.name}={value!r} is not allowed; choose one of {', '.join(map(repr, allowed))}")
+        return value
+    if typing.get_origin(t) in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+        args = [a for a in typing.get_args(t) if a is not type(None)]
+        if value is None or (isinstance(value, str) and value.lower() == "none"):
+            return None
+        t = args[0]
+    try:
+        if t is bool:
+            if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no"):
+                return value.lower() in ("true", "1", "yes")
+            if isinstance(value, bool):
+                return value
+            raise ValueError
+        if t is int:
+            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+                raise ValueError
+            return int(value)
+        if t is float:
+            if isinstance(value, bool):
+                raise ValueError
+            return float(value)
+        if t is str:
+            return str(value)
+    except (TypeError, ValueError):
+        raise SlabenchError(f"{where}: {param.name}={value!r} is not a valid {param.describe_type()}") from None
+    return value
+
+
+def check_params(where: str, params: list[Param], given: dict[str, Any]) -> dict[str, Any]:
+    """Typed values for `given`; unknown keys raise an error listing the known ones."""
+    known = {p.name: p for p in params}
+    for key in given:
+        if key not in known:
+            raise SlabenchError(f"{where}: unknown parameter '{key}'; known: {', '.join(known) or '(none)'}")
+    return {k: coerce(where, known[k], v) for k, v in given.items()}
+
+
+def parse_assignments(items: tuple[str, ...] | list[str], where: str = "--set") -> dict[str, str]:
+    """`["a=1", "b=x"]` -> `{"a": "1", "b": "x"}` for CLI flags."""
+    out = {}
+    for item in items:
+        if "=" not in item:
+            raise SlabenchError(f"{where}: '{item}' is not of the form key=value")
+        k, v = item.split("=", 1)
+        out[k.strip()] = v.strip()
+    return out
+
+
+def require(ok: bool, where: str, message: str) -> None:
+    """Raise a one-line validation error unless `ok`."""
+    if not ok:
+        raise SlabenchError(f"{where}: {message}")

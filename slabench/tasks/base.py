@@ -1,0 +1,56 @@
+"""The task contract shared by every task family.
+
+A task is a frozen dataclass of its parameters (validated in `validate`, one-line errors naming
+the field) with a `sample` method that draws a fresh batch from a local generator on the
+training device, vectorised over the batch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import torch
+
+IGNORE = -100  # label value for positions that are not scored (torch cross-entropy's default)
+
+
+@dataclass(frozen=True)
+class Batch:
+    """One batch of a task.
+
+    inputs: [B, T] long token ids.
+    labels: [B, T] long; the token the model must predict at each position, IGNORE where
+        nothing is scored.
+    slices: per-example metadata, name -> [B] tensor (e.g. number of pairs, depth bucket,
+        noise level); accuracy is reported per value of each slice.
+    """
+
+    inputs: torch.Tensor
+    labels: torch.Tensor
+    slices: dict[str, torch.Tensor]
+
+    def to(self, device: torch.device | str) -> "Batch":
+        return Batch(self.inputs.to(device), self.labels.to(device), {k: v.to(device) for k, v in self.slices.items()})
+
+
+@dataclass(frozen=True)
+class Task:
+    """Base class: subclasses are frozen dataclasses with `vocab_size` and `seq_len` fields."""
+
+    version: ClassVar[int] = 1  # bump whenever the distribution of `sample` changes
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise `SlabenchError` (via `params.require`) naming the first invalid field."""
+
+    def sample(self, batch_size: int, generator: torch.Generator, device: torch.device | str = "cpu") -> Batch:
+        raise NotImplementedError
+
+    @property
+    def name(self) -> str:
+        from slabench.tasks import TASKS
+
+        return next(n for n in TASKS.names() if TASKS.get(n) is type(self))
