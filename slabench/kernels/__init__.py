@@ -1,0 +1,56 @@
+"""Sequence-mixing ops on fla's layout ([B, T, H, D], head_first=False), dispatched per device.
+
+    gla(q, k, v, g=None, scale=None, output_final_state=False) -> (o, state)
+        S_t = diag(exp(g_t)) S_{t-1} + k_t^T v_t,  o_t = scale * q_t S_t
+        g: None (linear attention), [B, T, H] (per-head decay: RetNet) or [B, T, H, Dk] (GLA).
+    delta_rule(q, k, v, g, beta, scale=None, output_final_state=False) -> (o, state)
+        gated delta rule (Gated DeltaNet), fla's convention; q, k already L2-normalised.
+    sla_gate(logits, x, tau) -> (x * softmax(logits / tau)[..., None], gates)
+
+state: [B, H, Dk, Dv] when output_final_state, else None. Which implementation runs is chosen
+by `dispatch` (fla -> project Triton -> reference, probed once per process); `paths_used()`
+names the paths that ran and `doctor()` explains the choices.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from slabench.kernels.delta_rule import delta_rule_chunk, delta_rule_recurrent
+from slabench.kernels.dispatch import OPS, call, doctor, paths_used, select
+from slabench.kernels.gla import gla_chunk, gla_recurrent
+from slabench.kernels.sla_gate import sla_gate_reference
+
+
+def gla(q, k, v, g=None, scale: float | None = None, output_final_state: bool = False):
+    """Gated linear attention; per-channel g runs op 'gla', per-head or no decay op 'simple_gla'."""
+    scale = q.shape[-1] ** -0.5 if scale is None else scale
+    op = "gla" if g is not None and g.dim() == 4 else "simple_gla"
+    return call(op, q, k, v, g, scale, output_final_state)
+
+
+def delta_rule(q, k, v, g, beta, scale: float | None = None, output_final_state: bool = False):
+    """Gated delta rule (fla's chunk_gated_delta_rule with use_qk_l2norm_in_kernel=False)."""
+    scale = q.shape[-1] ** -0.5 if scale is None else scale
+    return call("delta_rule", q, k, v, g, beta, scale, output_final_state)
+
+
+def sla_gate(logits: torch.Tensor, x: torch.Tensor, tau: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Softmax over heads of logits [B, T, H] / tau, applied to x [B, T, H, D]; returns (y, gates)."""
+    return call("sla_gate", logits, x, tau=tau)
+
+
+__all__ = [
+    "OPS",
+    "delta_rule",
+    "delta_rule_chunk",
+    "delta_rule_recurrent",
+    "doctor",
+    "gla",
+    "gla_chunk",
+    "gla_recurrent",
+    "paths_used",
+    "select",
+    "sla_gate",
+    "sla_gate_reference",
+]

@@ -1,0 +1,250 @@
+"""Pick, per op, device type and dtype, the fastest path that runs and agrees with the reference.
+
+Candidates are tried in order (fla's chunk kernel native to the op, fla's fused recurrent
+kernel, a project Triton kernel, then the pure-torch reference). On first use in a process
+each candidate is PROBED: forward and backward on a small random input, compared against the
+reference run in float32 on the same inputs (relative RMS error). A candidate that raises or
+disagrees is skipped and the reason kept; `doctor()` reports them, and `paths_used()` names
+what actually ran, for run records. On CPU only the reference is tried: fla's Triton kernels
+need a GPU driver. `SLABENCH_KERNEL_PATH=reference` forces the reference everywhere.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+from slabench.errors import SlabenchError
+from slabench.kernels.delta_rule import delta_rule_chunk
+from slabench.kernels.gla import gla_chunk
+from slabench.kernels.sla_gate import sla_gate_reference, sla_gate_triton
+
+# --- fla adapters: every candidate takes the op's own arguments -----------------------------
+
+
+def _fla_chunk_gla(q, k, v, g, scale, output_final_state):
+    from fla.ops.gla import chunk_gla
+
+    return chunk_gla(q, k, v, g, scale=scale, output_final_state=output_final_state)
+
+
+def _fla_fused_recurrent_gla(q, k, v, g, scale, output_final_state):
+    from fla.ops.gla import fused_recurrent_gla
+
+    return fused_recurrent_gla(q, k, v, gk=g, scale=scale, output_final_state=output_final_state)
+
+
+def _fla_chunk_simple_gla(q, k, v, g, scale, output_final_state):
+    from fla.ops.simple_gla import chunk_simple_gla
+
+    return chunk_simple_gla(q, k, v, g=g, scale=scale, output_final_state=output_final_state)
+
+
+def _fla_chunk_gla_expanded(q, k, v, g, scale, output_final_state):
+    # A per-head (or absent) decay is a per-channel decay that repeats over Dk.
+    g = q.new_zeros(q.shape, dtype=torch.float32) if g is None else g[..., None].float().expand(q.shape)
+    return _fla_chunk_gla(q, k, v, g.contiguous(), scale, output_final_state)
+
+
+def _fla_fused_recurrent_simple_gla(q, k, v, g, scale, output_final_state):
+    from fla.ops.simple_gla import fused_recurrent_simple_gla
+
+    return fused_recurrent_simple_gla(q, k, v, g=g, scale=scale, output_final_state=output_final_state)
+
+
+def _fla_chunk_gated_delta_rule(q, k, v, g, beta, scale, output_final_state):
+    from fla.ops.gated_delta_rule import chunk_gated_delta_rule
+
+    return chunk_gated_delta_rule(q, k, v, g, beta, scale=scale, output_final_state=output_final_state,
+                                  use_qk_l2norm_in_kernel=False)
+
+
+def _fla_fused_recurrent_gated_delta_rule(q, k, v, g, beta, scale, output_final_state):
+    from fla.ops.gated_delta_rule import fused_recurrent_gated_delta_rule
+
+    return fused_recurrent_gated_delta_rule(q, k, v, g=g, beta=beta, scale=scale,
+                                            output_final_state=output_final_state, use_qk_l2norm_in_kernel=False)
+
+
+def _ref_gla(q, k, v, g, scale, output_final_state):
+    return gla_chunk(q, k, v, g, scale, output_final_state)
+
+
+def _ref_delta_rule(q, k, v, g, beta, scale, output_final_state):
+    return delta_rule_chunk(q, k, v, g, beta, scale, output_final_state)
+
+
+# --- probe inputs: small, odd-sized, with real decays -------------------------------------
+
+
+def _probe_gla(device, dtype, per_channel: bool):
+    gen = torch.Generator(device="cpu").manual_seed(0)
+    B, T, H, Dk, Dv = 2, 100, 2, 32, 32
+    q, k, v = (torch.randn(B, T, H, d, generator=gen) for d in (Dk, Dk, Dv))
+    shape = (B, T, H, Dk) if per_channel else (B, T, H)
+    g = F.logsigmoid(torch.randn(*shape, generator=gen) + 3) / 4
+    return [x.to(device, dtype) for x in (q, k, v)] + [g.to(device, torch.float32)], {"scale": Dk**-0.5}
+
+
+def _probe_delta_rule(device, dtype):
+    gen = torch.Generator(device="cpu").manual_seed(0)
+    B, T, H, Dk, Dv = 2, 100, 2, 32, 32
+    q, k = (F.normalize(torch.randn(B, T, H, Dk, generator=gen), dim=-1) for _ in range(2))
+    v = torch.randn(B, T, H, Dv, generator=gen)
+    g = F.logsigmoid(torch.randn(B, T, H, generator=gen) + 3) / 4
+    beta = torch.rand(B, T, H, generator=gen)
+    return [x.to(device, dtype) for x in (q, k, v)] + [g.to(device, torch.float32), beta.to(device, dtype)], {
+        "scale": Dk**-0.5
+    }
+
+
+def _probe_sla_gate(device, dtype):
+    gen = torch.Generator(device="cpu").manual_seed(0)
+    logits, x = torch.randn(3, 50, 5, generator=gen), torch.randn(3, 50, 5, 20, generator=gen)
+    return [logits.to(device, dtype), x.to(device, dtype)], {"tau": 0.7}
+
+
+@dataclass
+class Op:
+    name: str
+    candidates: list[tuple[str, Callable]]  # in order of preference; the last is the reference
+    probe_inputs: Callable  # (device, dtype) -> (tensor args, keyword args)
+    returns_state: bool = True  # (out, state) pairs: only `out` is compared
+    choice: dict = field(default_factory=dict)  # (device type, dtype) -> (name, fn, reasons)
+
+    @property
+    def reference(self) -> Callable:
+        return self.candidates[-1][1]
+
+
+OPS: dict[str, Op] = {
+    "gla": Op(
+        "gla",
+        [("fla_chunk_gla", _fla_chunk_gla), ("fla_fused_recurrent_gla", _fla_fused_recurrent_gla),
+         ("reference", _ref_gla)],
+        lambda device, dtype: _probe_gla(device, dtype, per_channel=True),
+    ),
+    "simple_gla": Op(
+        "simple_gla",
+        [("fla_chunk_simple_gla", _fla_chunk_simple_gla), ("fla_chunk_gla", _fla_chunk_gla_expanded),
+         ("fla_fused_recurrent_simple_gla", _fla_fused_recurrent_simple_gla), ("reference", _ref_gla)],
+        lambda device, dtype: _probe_gla(device, dtype, per_channel=False),
+    ),
+    "delta_rule": Op(
+        "delta_rule",
+        [("fla_chunk_gated_delta_rule", _fla_chunk_gated_delta_rule),
+         ("fla_fused_recurrent_gated_delta_rule", _fla_fused_recurrent_gated_delta_rule),
+         ("reference", _ref_delta_rule)],
+        _probe_delta_rule,
+    ),
+    "sla_gate": Op(
+        "sla_gate",
+        [("triton_sla_gate", sla_gate_triton), ("reference", sla_gate_reference)],
+        _probe_sla_gate,
+        returns_state=False,
+    ),
+}
+
+# Relative RMS error a candidate may show against the float32 reference in the probe: loose
+# enough for bf16 rounding, tight enough that any real bug (errors of order one) fails.
+PROBE_TOL = {torch.float32: 5e-3, torch.float16: 2e-2, torch.bfloat16: 3e-2}
+
+_used: dict[str, set[str]] = {}
+
+
+def rel_rms(a: torch.Tensor, b: torch.Tensor) -> float:
+    """||a - b|| / ||b|| over all elements, in float64."""
+    a, b = a.double(), b.double()
+    return ((a - b).norm() / b.norm().clamp_min(1e-30)).item()
+
+
+def compare(op: Op, fn: Callable, args: list[torch.Tensor], kwargs: dict) -> tuple[float, float]:
+    """(relative RMS error of the output, worst over the gradients) of `fn` vs the reference.
+
+    The reference runs in float32 (float64 if the inputs are) on the same rounded inputs.
+    """
+    wide = torch.float64 if args[0].dtype == torch.float64 else torch.float32
+    extra = {"output_final_state": False} if op.returns_state else {}
+    results = []
+    for f, cast in ((fn, lambda x: x), (op.reference, lambda x: x.to(wide))):
+        xs = [cast(a).detach().requires_grad_(a.is_floating_point()) for a in args]
+        out = f(*xs, **kwargs, **extra)[0]
+        gen = torch.Generator(device="cpu").manual_seed(1)
+        dout = torch.randn(out.shape, generator=gen).to(out.device, out.dtype)
+        grads = torch.autograd.grad(out, xs, dout)
+        results.append((out, grads))
+    (out, grads), (ref, ref_grads) = results
+    err_out = rel_rms(out, ref)
+    err_grad = max(rel_rms(a, b) for a, b in zip(grads, ref_grads))
+    return err_out, err_grad
+
+
+def _forced() -> str | None:
+    forced = os.environ.get("SLABENCH_KERNEL_PATH", "auto")
+    if forced not in ("auto", "reference"):
+        raise SlabenchError(f"SLABENCH_KERNEL_PATH={forced!r} is not allowed; choose one of 'auto', 'reference'")
+    return None if forced == "auto" else forced
+
+
+def select(op_name: str, device: torch.device | str, dtype: torch.dtype) -> tuple[str, Callable, list[str]]:
+    """(path name, function, reasons earlier candidates were skipped), probing on first use."""
+    op = OPS[op_name]
+    device = torch.device(device)
+    key = (device.type, dtype, _forced())
+    if key in op.choice:
+        return op.choice[key]
+    reasons = []
+    for name, fn in op.candidates[:-1]:
+        if key[2] == "reference":
+            reasons.append(f"{name}: SLABENCH_KERNEL_PATH=reference")
+            continue
+        if device.type != "cuda":
+            reasons.append(f"{name}: needs CUDA")
+            continue
+        try:
+            args, kwargs = op.probe_inputs(device, dtype)
+            err_out, err_grad = compare(op, fn, args, kwargs)
+        except Exception as e:  # any failure (compile, launch, missing backward) means: not this path
+            reasons.append(f"{name}: {type(e).__name__}: {str(e).splitlines()[0][:160] if str(e) else ''}")
+            continue
+        tol = PROBE_TOL.get(dtype, 5e-3)
+        if not (err_out <= tol and err_grad <= tol):
+            reasons.append(f"{name}: disagrees with reference (out {err_out:.1e}, grad {err_grad:.1e} > {tol:.0e})")
+            continue
+        op.choice[key] = (name, fn, reasons)
+        return op.choice[key]
+    op.choice[key] = ("reference", op.reference, reasons)
+    return op.choice[key]
+
+
+def call(op_name: str, *args, **kwargs):
+    """Run `op_name` through the selected path for the device and dtype of the first argument."""
+    x = args[1] if op_name == "sla_gate" else args[0]
+    name, fn, _ = select(op_name, x.device, x.dtype)
+    _used.setdefault(op_name, set()).add(name)
+    return fn(*args, **kwargs)
+
+
+def paths_used() -> dict[str, str]:
+    """op -> path(s) that ran in this process (comma-separated if several dtypes/devices)."""
+    return {op: ",".join(sorted(names)) for op, names in sorted(_used.items())}
+
+
+def doctor(devices: list[str], dtypes: list[torch.dtype]) -> list[dict]:
+    """One row per (op, device, dtype): the path chosen and why each faster candidate was skipped."""
+    rows = []
+    for device in devices:
+        available = device != "cuda" or torch.cuda.is_available()
+        for dtype in dtypes:
+            for op in OPS:
+                if available:
+                    path, _, reasons = select(op, device, dtype)
+                else:
+                    path, reasons = "-", ["cuda not available"]
+                rows.append({"op": op, "device": device, "dtype": str(dtype).removeprefix("torch."), "path": path,
+                             "fallbacks": reasons})
+    return rows
