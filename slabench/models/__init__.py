@@ -11,6 +11,11 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from slabench.models.attention import Attention
+from slabench.models.gdn import GatedDeltaNet
+from slabench.models.gla import GLA
+from slabench.models.linear import LinearAttention, LinearMixer
+from slabench.models.retnet import RetNet
+from slabench.models.sla import HeadGate, sla_twin
 from slabench.models.base import Mixer
 from slabench.models.lm import LM
 from slabench.params import Param, check_params, dataclass_params, signature_params
@@ -18,6 +23,9 @@ from slabench.registry import Registry
 
 MIXERS: Registry[type[Mixer]] = Registry("model")
 MIXERS.register("attention", Attention)
+for _name, _cls in (("linear", LinearAttention), ("retnet", RetNet), ("gla", GLA), ("gdn", GatedDeltaNet)):
+    MIXERS.register(_name, _cls)
+    MIXERS.register(f"sla-{_name}", sla_twin(_cls))
 
 
 @dataclass(frozen=True)
@@ -64,4 +72,4 @@ def build_model(name: str, vocab_size: int, **params: Any) -> LM:
     )
 
 
-__all__ = ["LM", "MIXERS", "Backbone", "Mixer", "build_mixer", "build_model", "mixer_params", "model_params"]
+__all__ = ["LM", "MIXERS", "Backbone", "HeadGate", "LinearMixer", "Mixer", "sla_twin", "build_mixer", "build_model", "mixer_params", "model_params"]

@@ -1,0 +1,58 @@
+"""Gated DeltaNet (Yang et al. 2025): the delta rule with a learned scalar decay per head.
+
+    S_t = exp(g_t) (I - beta_t k_t^T k_t) S_{t-1} + beta_t k_t^T v_t,   o_t = q_t S_t
+    g_t = -exp(A_log) * softplus(W_a x_t + dt_bias),   beta_t = sigmoid(W_b x_t)
+
+with q, k L2-normalised per head, as fla's GatedDeltaNet layer (Mamba-2 style A and dt
+initialisation, swish-gated output norm).
+
+SLA on GDN: the gates scale q and k AFTER the L2 normalisation. A key gate g <= 1 keeps the
+transition I - beta g^2 k k^T contractive, so the delta rule stays stable; it changes the
+effective write strength from beta to beta * g^2 (and the value written to beta * g * v).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from slabench import kernels
+from slabench.models.linear import LinearMixer
+
+
+class GatedDeltaNet(LinearMixer):
+    def __init__(
+        self,
+        d_model: int,
+        n_heads: int,
+        expand_k: float = 1.0,
+        expand_v: float = 2.0,
+        conv_size: int = 4,
+        output_gate: bool = True,
+        output_norm: Literal["head", "layer", "none"] = "head",
+    ):
+        super().__init__(d_model, n_heads, expand_k=expand_k, expand_v=expand_v, conv_size=conv_size,
+                         output_gate=output_gate, output_norm=output_norm)
+        H = n_heads
+        self.a_proj = nn.Linear(d_model, H, bias=False)
+        self.b_proj = nn.Linear(d_model, H, bias=False)
+        # A ~ U(0, 16) and dt log-uniform in [1e-3, 0.1], dt_bias = softplus^-1(dt): fla/Mamba-2.
+        self.A_log = nn.Parameter(torch.empty(H).uniform_(0, 16).clamp_min(1e-4).log())
+        dt = torch.exp(torch.rand(H) * (math.log(0.1) - math.log(1e-3)) + math.log(1e-3)).clamp_min(1e-4)
+        self.dt_bias = nn.Parameter(dt + torch.log(-torch.expm1(-dt)))
+
+    def qkv(self, x):
+        q, k, v = self.project(x)
+        g = -self.A_log.float().exp() * F.softplus(self.a_proj(x).float() + self.dt_bias)  # [B, T, H]
+        beta = torch.sigmoid(self.b_proj(x))  # [B, T, H]
+        return q, k, v, {"g": g, "beta": beta}
+
+    def feature_map(self, q, k):
+        return F.normalize(q, dim=-1, eps=1e-6), F.normalize(k, dim=-1, eps=1e-6)
+
+    def mix(self, q, k, v, extras, output_final_state=False):
+        return kernels.delta_rule(q, k, v, extras["g"], extras["beta"], output_final_state=output_final_state)
