@@ -10,10 +10,19 @@ from typing import Any
 from slabench.params import Param, check_params, dataclass_params
 from slabench.registry import Registry
 from slabench.tasks.base import IGNORE, Batch, Task
+from slabench.tasks.ar import AR
 from slabench.tasks.mqar import MQAR
+from slabench.tasks.needle import Needle
+from slabench.tasks.recall import FuzzyRecall, NoisyRecall
+from slabench.tasks.selective_copy import SelectiveCopy
 
 TASKS: Registry[type[Task]] = Registry("task")
 TASKS.register("mqar", MQAR)
+TASKS.register("ar", AR)
+TASKS.register("needle", Needle)
+TASKS.register("noisy-recall", NoisyRecall)
+TASKS.register("fuzzy-recall", FuzzyRecall)
+TASKS.register("selective-copy", SelectiveCopy)
 
 
 def task_params(name: str) -> list[Param]:

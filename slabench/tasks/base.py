@@ -49,6 +49,10 @@ class Task:
     def sample(self, batch_size: int, generator: torch.Generator, device: torch.device | str = "cpu") -> Batch:
         raise NotImplementedError
 
+    def token_names(self) -> dict[int, str]:
+        """Names of the task's reserved special tokens (id -> name), for display."""
+        return {}
+
     @property
     def name(self) -> str:
         from slabench.tasks import TASKS

@@ -1,0 +1,90 @@
+"""Vectorised random draws shared by the task generators.
+
+Each function draws a whole batch at once on the generator's device; the Python loops run over
+the (small) number of items drawn per row, never over the batch.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def shuffle_rows(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Each row of x [B, K] independently and uniformly permuted (vectorised Fisher-Yates)."""
+    x = x.clone()
+    B, K = x.shape
+    for i in range(K - 1, 0, -1):
+        j = torch.randint(i + 1, (B, 1), generator=generator, device=x.device)  # [B, 1]
+        xi = x[:, i : i + 1].clone()  # [B, 1]
+        x[:, i : i + 1] = x.gather(1, j)
+        x.scatter_(1, j, xi)
+    return x
+
+
+def distinct_ints(batch: int, n: int, k: int, generator: torch.Generator, device: torch.device | str) -> torch.Tensor:
+    """[B, k] long: per row, k distinct integers from range(n), uniform over ordered k-subsets.
+
+    When duplicates are rare (k(k-1)/2n <= 1/2, so at least half the rows are accepted), rows are
+    drawn i.i.d. and the rows with a duplicate are redrawn: i.i.d. draws conditioned on being
+    distinct are uniform over ordered k-subsets. Otherwise Floyd's algorithm picks a uniform
+    k-subset in k steps (O(B * k^2) compares) and each row is then shuffled, since Floyd's
+    output order is not uniform. `n` may be up to 2**62 (multi-token keys as integer codes).
+    """
+    if k == 0:
+        return torch.empty(batch, 0, dtype=torch.long, device=device)
+    if k * (k - 1) <= n:
+        out = torch.randint(n, (batch, k), generator=generator, device=device)  # [B, k]
+        redo = torch.arange(batch, device=device)
+        while True:
+            s = out[redo].sort(dim=1).values  # [R, k]
+            redo = redo[(s[:, 1:] == s[:, :-1]).any(dim=1)]
+            if redo.numel() == 0:
+                return out
+            out[redo] = torch.randint(n, (redo.numel(), k), generator=generator, device=device)
+    out = torch.empty(batch, k, dtype=torch.long, device=device)
+    for i, j in enumerate(range(n - k, n)):
+        t = torch.randint(j + 1, (batch,), generator=generator, device=device)  # [B] in [0, j]
+        taken = (out[:, :i] == t[:, None]).any(dim=1)  # [B]
+        out[:, i] = torch.where(taken, torch.full_like(t, j), t)
+    return shuffle_rows(out, generator)
+
+
+def weighted_distinct(probs: torch.Tensor, batch: int, k: int, generator: torch.Generator) -> torch.Tensor:
+    """[B, k] long: k distinct indices per row drawn successively without replacement from probs [N].
+
+    Same distribution (order included) as numpy's `choice(N, k, replace=False, p=probs)`. Step i
+    draws from probs renormalised over the indices not yet taken; drawing from probs and
+    redrawing on a collision is that exactly. After a few redraw rounds the (few) rows still
+    colliding draw from the renormalised distribution directly, so skewed probs cannot stall.
+    """
+    device, N = probs.device, probs.numel()
+    probs = probs.to(torch.float64)
+    cdf = probs.cumsum(0)  # [N]
+    out = torch.empty(batch, k, dtype=torch.long, device=device)
+    for i in range(k):
+        todo = torch.arange(batch, device=device)
+        for _ in range(4):
+            u = torch.rand(todo.numel(), dtype=torch.float64, generator=generator, device=device) * cdf[-1]
+            g = torch.searchsorted(cdf, u, right=True).clamp_(max=N - 1)  # [R]
+            hit = (out[todo, :i] == g[:, None]).any(dim=1)  # [R]
+            out[todo[~hit], i] = g[~hit]
+            todo = todo[hit]
+            if todo.numel() == 0:
+                break
+        if todo.numel():
+            w = probs.expand(todo.numel(), N).scatter(1, out[todo, :i], 0.0)  # [R, N] taken ones zeroed
+            out[todo, i] = torch.multinomial(w, 1, generator=generator).squeeze(1)
+    return out
+
+
+def random_permutations(batch: int, n: int, generator: torch.Generator, device: torch.device | str) -> torch.Tensor:
+    """[B, n] long: a random permutation of range(n) per row, as the argsort of i.i.d. 62-bit integers.
+
+    Uniform except when two keys in a row tie (probability below n^2 / 2^63, about 1e-13 at n = 1000).
+    """
+    return torch.randint(2**62, (batch, n), generator=generator, device=device).argsort(dim=1)
+
+
+def depth_bucket(pos: torch.Tensor, span: int) -> torch.Tensor:
+    """Decile 0..9 of positions pos [B] in range(span + 1) (0 = start, 9 = end)."""
+    return (pos * 10 // max(span, 1)).clamp(max=9)
