@@ -9,8 +9,8 @@ from typing import Any
 
 from slabench.params import Param, check_params, dataclass_params
 from slabench.registry import Registry
-from slabench.tasks.base import IGNORE, Batch, Task
 from slabench.tasks.ar import AR
+from slabench.tasks.base import IGNORE, Batch, Task
 from slabench.tasks.mqar import MQAR
 from slabench.tasks.needle import Needle
 from slabench.tasks.recall import FuzzyRecall, NoisyRecall

@@ -24,10 +24,14 @@ from slabench.tasks.sampling import depth_bucket, distinct_ints
 
 @dataclass(frozen=True)
 class AR(Task):
-    vocab_size: int = field(default=8192, metadata={"help": "tokens; keys use the first half (0 excluded), values the second"})
+    vocab_size: int = field(
+        default=8192, metadata={"help": "tokens; keys use the first half (0 excluded), values the second"}
+    )
     seq_len: int = field(default=64, metadata={"help": "tokens per example; the query is the last one"})
     num_kv_pairs: int = field(default=16, metadata={"help": "key-value pairs in the context; one is queried"})
-    random_filler: bool = field(default=False, metadata={"help": "fill the gap before the query with random tokens, not 0"})
+    random_filler: bool = field(
+        default=False, metadata={"help": "fill the gap before the query with random tokens, not 0"}
+    )
 
     version = 1
 

@@ -29,7 +29,9 @@ from slabench.tasks.sampling import distinct_ints, weighted_distinct
 
 @dataclass(frozen=True)
 class MQAR(Task):
-    vocab_size: int = field(default=8192, metadata={"help": "tokens; keys use the first half (0 excluded), values the second"})
+    vocab_size: int = field(
+        default=8192, metadata={"help": "tokens; keys use the first half (0 excluded), values the second"}
+    )
     seq_len: int = field(default=256, metadata={"help": "tokens per example (even)"})
     num_kv_pairs: int = field(default=16, metadata={"help": "key-value pairs, each queried once"})
     power_a: float = field(default=0.01, metadata={"help": "power-law exponent of query gaps, in (0, 1] (Zoology)"})

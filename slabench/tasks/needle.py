@@ -54,14 +54,21 @@ class Needle(Task):
     haystack: Literal["repeat", "random", "distractor"] = field(
         default="random", metadata={"help": "filler: fixed pattern, random tokens, or random plus distractor needles"}
     )
-    depth: float | None = field(default=None, metadata={"help": "position of the first needle as a fraction of the haystack; none = uniform"})
+    depth: float | None = field(
+        default=None, metadata={"help": "position of the first needle as a fraction of the haystack; none = uniform"}
+    )
     num_needles: int = field(default=1, metadata={"help": "real needles (distinct keys)"})
     num_queries: int = field(default=1, metadata={"help": "needles queried at the end (<= num_needles)"})
     key_len: int = field(default=2, metadata={"help": "tokens per key"})
     value_len: int = field(default=4, metadata={"help": "tokens per value, all scored"})
-    noise: float = field(default=0.0, metadata={"help": "fraction of filler tokens replaced by uniform non-marker tokens"})
+    noise: float = field(
+        default=0.0, metadata={"help": "fraction of filler tokens replaced by uniform non-marker tokens"}
+    )
     num_distractors: int = field(default=8, metadata={"help": "distractor needles (haystack=distractor only)"})
-    near_miss: float = field(default=0.5, metadata={"help": "probability that a distractor's key shares all but its last token with a real key"})
+    near_miss: float = field(
+        default=0.5,
+        metadata={"help": "probability that a distractor's key shares all but its last token with a real key"},
+    )
 
     version = 1
 
@@ -163,7 +170,9 @@ class Needle(Task):
         qlabels = torch.full((B, NQ, L), IGNORE, dtype=torch.long, device=device)
         qlabels[:, :, KL : KL + VL] = qblocks[:, :, 1 + KL :]  # last key token -> v1, v_j -> v_{j+1}
         inputs = torch.cat([hay, qblocks.reshape(B, NQ * L)], dim=1)  # [B, T]
-        labels = torch.cat([torch.full((B, H), IGNORE, dtype=torch.long, device=device), qlabels.reshape(B, NQ * L)], dim=1)
+        labels = torch.cat(
+            [torch.full((B, H), IGNORE, dtype=torch.long, device=device), qlabels.reshape(B, NQ * L)], dim=1
+        )
         slices = {
             "seq_len": torch.full((B,), T, device=device),
             "num_needles": torch.full((B,), N, device=device),

@@ -166,13 +166,17 @@ class FuzzyRecall(Task):
         occ = torch.randint(K, (B, P), generator=generator, device=device)  # [B, P]
 
         idx = occ[:, :, None]
-        blocks = torch.cat([key_tok.gather(1, idx.expand(-1, -1, KL)), val_tok.gather(1, idx.expand(-1, -1, VL))], dim=2)  # [B, P, L]
+        blocks = torch.cat(
+            [key_tok.gather(1, idx.expand(-1, -1, KL)), val_tok.gather(1, idx.expand(-1, -1, VL))], dim=2
+        )  # [B, P, L]
         block_labels = torch.full((B, P, L), IGNORE, dtype=torch.long, device=device)
         block_labels[:, :, KL - 1 : L - 1] = torch.where(repeat_mask(occ, K)[:, :, None], blocks[:, :, KL:], IGNORE)
 
         pad = T - P * L
         inputs = torch.cat([blocks.reshape(B, P * L), torch.zeros(B, pad, dtype=torch.long, device=device)], dim=1)
-        labels = torch.cat([block_labels.reshape(B, P * L), torch.full((B, pad), IGNORE, dtype=torch.long, device=device)], dim=1)
+        labels = torch.cat(
+            [block_labels.reshape(B, P * L), torch.full((B, pad), IGNORE, dtype=torch.long, device=device)], dim=1
+        )
         slices = {
             "num_kv_pairs": torch.full((B,), K, device=device),
             "seq_len": torch.full((B,), T, device=device),
