@@ -21,7 +21,7 @@ except ImportError:  # triton is optional on non-Linux platforms; the reference 
 
 def sla_gate_reference(logits: torch.Tensor, x: torch.Tensor, tau: float) -> tuple[torch.Tensor, torch.Tensor]:
     """(x * softmax(logits / tau)[..., None], gates): [B, T, H], [B, T, H, D] -> [B, T, H, D], [B, T, H]."""
-    gates = torch.softmax(logits.float() / tau, dim=-1)  # [B, T, H]
+    gates = torch.softmax(logits.to(torch.promote_types(logits.dtype, torch.float32)) / tau, dim=-1)  # [B, T, H]
     return x * gates[..., None].to(x.dtype), gates
 
 

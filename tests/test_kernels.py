@@ -1,0 +1,100 @@
+"""Kernel references: the chunked forms against the step-by-step oracles in float64, at odd
+shapes (T not a multiple of the chunk), outputs, final states and gradients; the SLA gate by
+gradcheck; CPU dispatch."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from slabench import kernels
+from slabench.kernels import dispatch
+from slabench.kernels.delta_rule import delta_rule_chunk, delta_rule_recurrent
+from slabench.kernels.gla import gla_chunk, gla_recurrent
+from slabench.kernels.sla_gate import sla_gate_reference
+
+B, T, H, DK, DV = 2, 63, 3, 20, 12
+
+
+def inputs(decay: str, seed: int = 0) -> dict[str, torch.Tensor]:
+    gen = torch.Generator().manual_seed(seed)
+    r = lambda *s: torch.randn(*s, generator=gen, dtype=torch.float64)  # noqa: E731
+    x = {"q": r(B, T, H, DK), "k": r(B, T, H, DK), "v": r(B, T, H, DV)}
+    if decay == "channel":  # strong decays too: logsigmoid reaches far below zero
+        x["g"] = F.logsigmoid(3 * r(B, T, H, DK))
+    elif decay == "head":
+        x["g"] = F.logsigmoid(r(B, T, H) + 2)
+    elif decay == "delta":
+        x["q"], x["k"] = F.normalize(x["q"], dim=-1), F.normalize(x["k"], dim=-1)
+        x["g"] = F.logsigmoid(r(B, T, H) + 2)
+        x["beta"] = torch.sigmoid(r(B, T, H))
+    return {k: v.requires_grad_() for k, v in x.items()}
+
+
+def run_and_grad(fn, x: dict, **kw):
+    o, state = fn(**x, output_final_state=True, **kw)
+    dout = torch.randn(o.shape, generator=torch.Generator().manual_seed(1), dtype=o.dtype)
+    loss = (o * dout).sum() + state.square().sum()
+    return o, state, torch.autograd.grad(loss, list(x.values()))
+
+
+@pytest.mark.parametrize("decay", ["none", "head", "channel", "delta"])
+def test_chunk_matches_recurrent(decay):
+    x = inputs(decay)
+    chunk, rec = (delta_rule_chunk, delta_rule_recurrent) if decay == "delta" else (gla_chunk, gla_recurrent)
+    o1, s1, g1 = run_and_grad(chunk, x, scale=0.3)
+    o2, s2, g2 = run_and_grad(rec, x, scale=0.3)
+    torch.testing.assert_close(o1, o2, rtol=1e-9, atol=1e-9)
+    torch.testing.assert_close(s1, s2, rtol=1e-9, atol=1e-9)
+    for name, a, b in zip(x, g1, g2):
+        torch.testing.assert_close(a, b, rtol=1e-8, atol=1e-8, msg=f"grad of {name}")
+
+
+def test_gla_matches_fla_naive_and_survives_strong_decay():
+    from fla.ops.gla.naive import naive_recurrent_gla
+
+    x = {k: v.detach() for k, v in inputs("channel").items()}
+    x["g"] = x["g"] * 20  # decays down to e^-300 per step: the chunked form must stay finite
+    o, _ = gla_chunk(**x)
+    ref, _ = naive_recurrent_gla(x["q"], x["k"], x["v"], x["g"])
+    assert torch.isfinite(o).all()
+    torch.testing.assert_close(o.float(), ref.float(), rtol=1e-4, atol=1e-4)
+
+
+def test_delta_rule_matches_fla_naive():
+    from fla.ops.gated_delta_rule.naive import naive_recurrent_gated_delta_rule
+
+    x = {k: v.detach() for k, v in inputs("delta").items()}
+    o, _ = delta_rule_chunk(**x)
+    ref, _ = naive_recurrent_gated_delta_rule(x["q"], x["k"], x["v"], x["beta"], x["g"])
+    torch.testing.assert_close(o.float(), ref.float(), rtol=1e-4, atol=1e-4)
+
+
+def test_sla_gate_reference_gradcheck_and_sums_to_one():
+    gen = torch.Generator().manual_seed(0)
+    logits = torch.randn(2, 5, 3, generator=gen, dtype=torch.float64, requires_grad=True)
+    x = torch.randn(2, 5, 3, 7, generator=gen, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda a, b: sla_gate_reference(a, b, 0.7)[0], (logits, x))
+    y, gates = sla_gate_reference(logits, x, 0.7)
+    torch.testing.assert_close(gates.sum(-1), torch.ones(2, 5, dtype=gates.dtype))
+    torch.testing.assert_close(y, x * gates[..., None])
+
+
+def test_cpu_dispatch_picks_reference_and_records_it():
+    x = {k: v.detach().float() for k, v in inputs("head").items()}
+    o, _ = kernels.gla(**x)
+    ref, _ = gla_chunk(**x)
+    torch.testing.assert_close(o, ref)
+    assert kernels.paths_used()["simple_gla"] == "reference"
+    rows = kernels.doctor(["cpu"], [torch.float32])
+    assert {r["op"] for r in rows} == set(dispatch.OPS)
+    assert all(r["path"] == "reference" and all("needs CUDA" in f for f in r["fallbacks"]) for r in rows)
+
+
+def test_forced_reference_and_bad_value(monkeypatch):
+    from slabench.errors import SlabenchError
+
+    monkeypatch.setenv("SLABENCH_KERNEL_PATH", "reference")
+    assert dispatch.select("gla", "cpu", torch.float32)[0] == "reference"
+    monkeypatch.setenv("SLABENCH_KERNEL_PATH", "fastest")
+    with pytest.raises(SlabenchError, match="SLABENCH_KERNEL_PATH"):
+        dispatch.select("gla", "cpu", torch.float32)
