@@ -37,25 +37,25 @@ def scored(y):
 @st.composite
 def mqar_params(draw):
     K, P = draw(st.integers(1, 8)), draw(st.integers(1, 3))
-    return dict(
-        num_kv_pairs=K,
-        num_passes=P,
-        seq_len=2 * K * (P + 1) + 2 * draw(st.integers(0, 20)),
-        vocab_size=2 * (K + 1) + draw(st.integers(0, 100)),
-        power_a=draw(st.floats(0.01, 1.0)),
-        random_non_queries=draw(st.booleans()),
-    )
+    return {
+        "num_kv_pairs": K,
+        "num_passes": P,
+        "seq_len": 2 * K * (P + 1) + 2 * draw(st.integers(0, 20)),
+        "vocab_size": 2 * (K + 1) + draw(st.integers(0, 100)),
+        "power_a": draw(st.floats(0.01, 1.0)),
+        "random_non_queries": draw(st.booleans()),
+    }
 
 
 @st.composite
 def ar_params(draw):
     K = draw(st.integers(1, 8))
-    return dict(
-        num_kv_pairs=K,
-        seq_len=2 * K + 1 + draw(st.integers(0, 20)),
-        vocab_size=2 * (K + 1) + draw(st.integers(0, 50)),
-        random_filler=draw(st.booleans()),
-    )
+    return {
+        "num_kv_pairs": K,
+        "seq_len": 2 * K + 1 + draw(st.integers(0, 20)),
+        "vocab_size": 2 * (K + 1) + draw(st.integers(0, 50)),
+        "random_filler": draw(st.booleans()),
+    }
 
 
 @st.composite
@@ -68,30 +68,30 @@ def needle_params(draw):
     M = num_needles + (num_distractors if haystack == "distractor" else 0)
     L = 1 + key_len + value_len
     band = max(M, 2, 10 if haystack == "repeat" else 1) + draw(st.integers(0, 10))
-    return dict(
-        haystack=haystack,
-        key_len=key_len,
-        value_len=value_len,
-        num_needles=num_needles,
-        num_queries=num_queries,
-        num_distractors=num_distractors,
-        near_miss=draw(st.sampled_from([0.0, 0.5, 1.0])),
-        noise=draw(st.sampled_from([0.0, 0.3, 1.0])),
-        depth=draw(st.one_of(st.none(), st.floats(0.0, 1.0))),
-        seq_len=(M + num_queries) * L + draw(st.integers(0, 30)),
-        vocab_size=3 + 3 * band + draw(st.integers(0, 2)),
-    )
+    return {
+        "haystack": haystack,
+        "key_len": key_len,
+        "value_len": value_len,
+        "num_needles": num_needles,
+        "num_queries": num_queries,
+        "num_distractors": num_distractors,
+        "near_miss": draw(st.sampled_from([0.0, 0.5, 1.0])),
+        "noise": draw(st.sampled_from([0.0, 0.3, 1.0])),
+        "depth": draw(st.one_of(st.none(), st.floats(0.0, 1.0))),
+        "seq_len": (M + num_queries) * L + draw(st.integers(0, 30)),
+        "vocab_size": 3 + 3 * band + draw(st.integers(0, 2)),
+    }
 
 
 @st.composite
 def noisy_recall_params(draw):
     K = draw(st.integers(1, 6))
-    p = dict(
-        num_kv_pairs=K,
-        noise=draw(st.floats(0.0, 0.6)),
-        seq_len=draw(st.integers(2 * (K + 1), 80)),
-        vocab_size=3 * K + 1 + draw(st.integers(0, 20)),
-    )
+    p = {
+        "num_kv_pairs": K,
+        "noise": draw(st.floats(0.0, 0.6)),
+        "seq_len": draw(st.integers(2 * (K + 1), 80)),
+        "vocab_size": 3 * K + 1 + draw(st.integers(0, 20)),
+    }
     pairs = (p["seq_len"] - round(p["noise"] * p["seq_len"])) // 2
     return p if pairs > K else draw(st.nothing())
 
@@ -101,24 +101,24 @@ def fuzzy_recall_params(draw):
     K, key_len, value_len = draw(st.integers(1, 5)), draw(st.integers(1, 3)), draw(st.integers(1, 3))
     band = max(2, math.ceil(K ** (1 / key_len))) + draw(st.integers(0, 5))
     band += band**key_len < K  # float root rounding
-    return dict(
-        num_kv_pairs=K,
-        key_len=key_len,
-        value_len=value_len,
-        seq_len=(K + 1) * (key_len + value_len) + draw(st.integers(0, 15)),
-        vocab_size=1 + 2 * band + draw(st.integers(0, 1)),
-    )
+    return {
+        "num_kv_pairs": K,
+        "key_len": key_len,
+        "value_len": value_len,
+        "seq_len": (K + 1) * (key_len + value_len) + draw(st.integers(0, 15)),
+        "vocab_size": 1 + 2 * band + draw(st.integers(0, 1)),
+    }
 
 
 @st.composite
 def selective_copy_params(draw):
     n, nv = draw(st.integers(1, 10)), draw(st.integers(1, 3))
-    return dict(
-        num_tokens=n,
-        noise_vocab_size=nv,
-        seq_len=2 * n + 1 + draw(st.integers(0, 30)),
-        vocab_size=2 + nv + 2 + draw(st.integers(0, 10)),
-    )
+    return {
+        "num_tokens": n,
+        "noise_vocab_size": nv,
+        "seq_len": 2 * n + 1 + draw(st.integers(0, 30)),
+        "vocab_size": 2 + nv + 2 + draw(st.integers(0, 10)),
+    }
 
 
 # ---- per-example checkers (oracle + format) -------------------------------------------------
@@ -160,7 +160,7 @@ def check_needle(task, x, y):
     starts = [p for p in range(H) if x[p] == 1]
     D = task.num_distractors if task.haystack == "distractor" else 0
     assert len(starts) == task.num_needles + D
-    assert all(b - a >= L for a, b in zip(starts, starts[1:])) and starts[-1] + L <= H
+    assert all(b - a >= L for a, b in itertools.pairwise(starts)) and starts[-1] + L <= H
     needles = [(tuple(x[p + 1 : p + 1 + KL]), x[p + 1 + KL : p + L]) for p in starts]
     for key, value in needles:
         assert all(3 <= k < 3 + band for k in key) and all(3 + band <= v < 3 + 2 * band for v in value)
@@ -305,35 +305,35 @@ def test_samples_on_cuda(name):
 
 
 INVALID = [
-    ("mqar", dict(seq_len=63), "seq_len"),
-    ("mqar", dict(seq_len=64, num_kv_pairs=17), "num_kv_pairs"),
-    ("mqar", dict(seq_len=64, num_kv_pairs=8, num_passes=4), "num_kv_pairs"),
-    ("mqar", dict(num_passes=0), "num_passes"),
-    ("mqar", dict(vocab_size=20), "vocab_size"),
-    ("mqar", dict(power_a=0.0), "power_a"),
-    ("ar", dict(seq_len=32, num_kv_pairs=16), "num_kv_pairs"),
-    ("ar", dict(vocab_size=16), "vocab_size"),
-    ("ar", dict(num_kv_pairs=0), "num_kv_pairs"),
-    ("needle", dict(num_queries=2), "num_queries"),
-    ("needle", dict(seq_len=12), "seq_len"),
-    ("needle", dict(vocab_size=8), "vocab_size"),
-    ("needle", dict(haystack="repeat", vocab_size=30), "vocab_size"),
-    ("needle", dict(depth=1.5), "depth"),
-    ("needle", dict(noise=-0.1), "noise"),
-    ("needle", dict(key_len=0), "key_len"),
-    ("needle", dict(value_len=0), "value_len"),
-    ("needle", dict(near_miss=2.0), "near_miss"),
-    ("needle", dict(haystack="maze"), "haystack"),
-    ("noisy-recall", dict(noise=1.0), "noise"),
-    ("noisy-recall", dict(seq_len=16), "seq_len"),
-    ("noisy-recall", dict(vocab_size=20), "vocab_size"),
-    ("fuzzy-recall", dict(seq_len=30), "seq_len"),
-    ("fuzzy-recall", dict(vocab_size=5, key_len=1), "vocab_size"),
-    ("fuzzy-recall", dict(key_len=0), "key_len"),
-    ("selective-copy", dict(seq_len=32), "seq_len"),
-    ("selective-copy", dict(vocab_size=4), "vocab_size"),
-    ("selective-copy", dict(noise_vocab_size=0), "noise_vocab_size"),
-    ("selective-copy", dict(num_tokens="many"), "num_tokens"),
+    ("mqar", {"seq_len": 63}, "seq_len"),
+    ("mqar", {"seq_len": 64, "num_kv_pairs": 17}, "num_kv_pairs"),
+    ("mqar", {"seq_len": 64, "num_kv_pairs": 8, "num_passes": 4}, "num_kv_pairs"),
+    ("mqar", {"num_passes": 0}, "num_passes"),
+    ("mqar", {"vocab_size": 20}, "vocab_size"),
+    ("mqar", {"power_a": 0.0}, "power_a"),
+    ("ar", {"seq_len": 32, "num_kv_pairs": 16}, "num_kv_pairs"),
+    ("ar", {"vocab_size": 16}, "vocab_size"),
+    ("ar", {"num_kv_pairs": 0}, "num_kv_pairs"),
+    ("needle", {"num_queries": 2}, "num_queries"),
+    ("needle", {"seq_len": 12}, "seq_len"),
+    ("needle", {"vocab_size": 8}, "vocab_size"),
+    ("needle", {"haystack": "repeat", "vocab_size": 30}, "vocab_size"),
+    ("needle", {"depth": 1.5}, "depth"),
+    ("needle", {"noise": -0.1}, "noise"),
+    ("needle", {"key_len": 0}, "key_len"),
+    ("needle", {"value_len": 0}, "value_len"),
+    ("needle", {"near_miss": 2.0}, "near_miss"),
+    ("needle", {"haystack": "maze"}, "haystack"),
+    ("noisy-recall", {"noise": 1.0}, "noise"),
+    ("noisy-recall", {"seq_len": 16}, "seq_len"),
+    ("noisy-recall", {"vocab_size": 20}, "vocab_size"),
+    ("fuzzy-recall", {"seq_len": 30}, "seq_len"),
+    ("fuzzy-recall", {"vocab_size": 5, "key_len": 1}, "vocab_size"),
+    ("fuzzy-recall", {"key_len": 0}, "key_len"),
+    ("selective-copy", {"seq_len": 32}, "seq_len"),
+    ("selective-copy", {"vocab_size": 4}, "vocab_size"),
+    ("selective-copy", {"noise_vocab_size": 0}, "noise_vocab_size"),
+    ("selective-copy", {"num_tokens": "many"}, "num_tokens"),
 ]
 
 

@@ -30,7 +30,7 @@ class Batch:
     labels: torch.Tensor
     slices: dict[str, torch.Tensor]
 
-    def to(self, device: torch.device | str) -> "Batch":
+    def to(self, device: torch.device | str) -> Batch:
         return Batch(self.inputs.to(device), self.labels.to(device), {k: v.to(device) for k, v in self.slices.items()})
 
 
