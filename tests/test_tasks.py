@@ -432,3 +432,33 @@ def test_needle_depth_buckets():
     uniform = build_task("needle").sample(2000, torch.Generator().manual_seed(0))
     assert (shallow.slices["depth_bucket"] == 0).all() and (deep.slices["depth_bucket"] == 9).all()
     assert set(uniform.slices["depth_bucket"].tolist()) == set(range(10))
+
+
+# ---- display --------------------------------------------------------------------------------
+
+
+def test_render_examples_shows_targets_and_special_names():
+    from rich.console import Console
+
+    from slabench.tasks.show import render_examples
+
+    task = build_task("needle", seq_len=40, value_len=2)
+    console = Console(record=True, width=200)
+    console.print(render_examples(task, n=2, seed=3))
+    text = console.export_text()
+    batch = task.sample(2, torch.Generator().manual_seed(3))
+    x, y = batch.inputs[0].tolist(), batch.labels[0].tolist()
+    for t in scored(y):
+        assert f"{x[t]}→{y[t]}" in text
+    assert "<N>" in text and "<Q>" in text and text.count("example ") == 2
+
+
+def test_cli_show():
+    from click.testing import CliRunner
+
+    from slabench.cli import main
+
+    ok = CliRunner().invoke(main, ["show", "ar", "--set", "seq_len=20", "--set", "num_kv_pairs=2", "-n", "1"])
+    assert ok.exit_code == 0 and "→" in ok.output and "example 0" in ok.output
+    bad = CliRunner().invoke(main, ["show", "ar", "--set", "num_kv_pairs=0"])
+    assert bad.exit_code == 2 and "num_kv_pairs" in bad.output
