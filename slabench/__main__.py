@@ -1,0 +1,3 @@
+from slabench.cli import main
+
+main()

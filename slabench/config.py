@@ -1,0 +1,230 @@
+"""Run specifications and grid files.
+
+A grid (TOML file or preset) expands, as a cartesian product over every list value, into
+frozen `RunSpec`s: task x model x train settings (lr, ...) x seed. A `RunSpec` is hashable and
+has a stable `key()`, so a run's record can be found again and a grid resumed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import sys
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from slabench.errors import SlabenchError
+from slabench.params import check_params, dataclass_params, require
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+PRESETS_DIR = Path(__file__).parent / "presets"
+Items = tuple[tuple[str, Any], ...]  # sorted (key, value) pairs: a hashable dict
+
+
+def _items(d: dict[str, Any]) -> Items:
+    return tuple(sorted(d.items()))
+
+
+def _fmt(items: Items) -> str:
+    return ", ".join(f"{k}={v}" for k, v in items)
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """A task and its parameters; `test` overrides parameters of the test set only (e.g. a
+    longer seq_len to measure length generalisation)."""
+
+    name: str
+    params: Items = ()
+    test: Items = ()
+
+    def build(self):
+        from slabench.tasks import build_task
+
+        return build_task(self.name, **dict(self.params))
+
+    def build_test(self):
+        from slabench.tasks import build_task
+
+        return build_task(self.name, **{**dict(self.params), **dict(self.test)})
+
+    def label(self) -> str:
+        test = f"; test {_fmt(self.test)}" if self.test else ""
+        return f"{self.name}({_fmt(self.params)}{test})"
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A mixer name and its backbone/mixer parameters (see `slabench.models.model_params`)."""
+
+    name: str
+    params: Items = ()
+
+    def build(self, vocab_size: int, max_len: int):
+        from slabench.models import build_model
+
+        params = dict(self.params)
+        if params.get("pos_emb") == "learned":
+            params.setdefault("max_len", max_len)
+        return build_model(self.name, vocab_size=vocab_size, **params)
+
+    def label(self) -> str:
+        return f"{self.name}({_fmt(self.params)})" if self.params else self.name
+
+
+@dataclass(frozen=True)
+class TrainSpec:
+    """Training settings. Exactly one budget is used: `steps`, else `tokens`, else `seconds`."""
+
+    steps: int = field(default=300, metadata={"help": "optimizer steps (the budget unless tokens/seconds is set)"})
+    tokens: int = field(default=0, metadata={"help": "budget in training tokens (overrides steps)"})
+    seconds: float = field(default=0.0, metadata={"help": "budget in wall-clock seconds (overrides steps)"})
+    batch_size: int = field(default=64, metadata={"help": "sequences per step"})
+    lr: float = field(default=1e-3, metadata={"help": "peak learning rate (AdamW)"})
+    weight_decay: float = field(default=0.1, metadata={"help": "AdamW weight decay on matrices"})
+    warmup: float = field(default=0.1, metadata={"help": "fraction of the budget spent in linear warmup"})
+    grad_clip: float = field(default=1.0, metadata={"help": "max gradient norm (0 = off)"})
+    eval_every: int = field(default=50, metadata={"help": "steps between validation evaluations"})
+    val_size: int = field(default=256, metadata={"help": "validation examples (early stopping, lr choice)"})
+    test_size: int = field(default=1024, metadata={"help": "test examples (reported)"})
+    stop_at: float = field(default=0.0, metadata={"help": "stop when validation accuracy reaches this (0 = never)"})
+    dtype: Literal["float32", "bfloat16"] = field(default="float32", metadata={"help": "autocast dtype on GPU"})
+
+    def __post_init__(self) -> None:
+        w = "train"
+        for name in ("steps", "batch_size", "eval_every", "val_size", "test_size"):
+            require(getattr(self, name) >= 1, w, f"{name}={getattr(self, name)} must be >= 1")
+        require(self.tokens >= 0 and self.seconds >= 0, w, "tokens and seconds must be >= 0")
+        require(self.lr > 0, w, f"lr={self.lr} must be > 0")
+        require(0 <= self.warmup < 1, w, f"warmup={self.warmup} must be in [0, 1)")
+        require(0 <= self.stop_at <= 1, w, f"stop_at={self.stop_at} must be in [0, 1]")
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    grid: str
+    task: TaskSpec
+    model: ModelSpec
+    train: TrainSpec
+    seed: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @staticmethod
+    def from_dict(d: dict[str, Any]) -> "RunSpec":
+        def items(x: Any) -> Items:
+            return tuple((k, v) for k, v in x)
+
+        t, m = d["task"], d["model"]
+        return RunSpec(
+            d["grid"],
+            TaskSpec(t["name"], items(t["params"]), items(t["test"])),
+            ModelSpec(m["name"], items(m["params"])),
+            TrainSpec(**d["train"]),
+            d["seed"],
+        )
+
+    def key(self) -> str:
+        """Stable hash of everything that determines the result (not the grid's name), plus
+        the task's version, so a changed task distribution never reuses old records."""
+        from slabench.tasks import TASKS
+
+        d = self.to_dict()
+        d.pop("grid")
+        d["task_version"] = TASKS.get(self.task.name).version
+        blob = json.dumps(d, sort_keys=True, default=str)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+# ---- grid files -----------------------------------------------------------------------------
+
+GRID_KEYS = {"name", "description", "train", "tasks", "models"}
+SEED_LIMIT = 2**31  # user seeds stay below this; validation/test sets use seeds above it
+
+
+def _expand(table: dict[str, Any]) -> list[dict[str, Any]]:
+    """Cartesian product over every list value: {a: [1, 2], b: 3} -> [{a: 1, b: 3}, {a: 2, b: 3}]."""
+    keys = list(table)
+    values = [v if isinstance(v, list) else [v] for v in table.values()]
+    return [dict(zip(keys, combo)) for combo in itertools.product(*values)]
+
+
+def load_grid_file(path: str | Path) -> dict[str, Any]:
+    p = Path(path)
+    if not p.is_file():
+        raise SlabenchError(f"grid file '{path}' does not exist")
+    try:
+        return tomllib.loads(p.read_text())
+    except tomllib.TOMLDecodeError as e:
+        raise SlabenchError(f"grid file '{path}': invalid TOML: {e}") from None
+
+
+def preset_names() -> list[str]:
+    return sorted(p.stem for p in PRESETS_DIR.glob("*.toml"))
+
+
+def load_preset(name: str) -> dict[str, Any]:
+    path = PRESETS_DIR / f"{name}.toml"
+    if not path.is_file():
+        raise SlabenchError(f"unknown preset '{name}'; known: {', '.join(preset_names())}")
+    return load_grid_file(path)
+
+
+def expand_grid(grid: dict[str, Any]) -> tuple[str, list[RunSpec]]:
+    """Validate a parsed grid and expand it into RunSpecs (deduplicated, in a stable order)."""
+    from slabench.models import MIXERS, Backbone, build_mixer, model_params
+
+    for key in grid:
+        require(key in GRID_KEYS, "grid", f"unknown key '{key}' at top level; known: {', '.join(sorted(GRID_KEYS))}")
+    name = grid.get("name")
+    require(isinstance(name, str) and name != "", "grid", "'name' (a non-empty string) is required")
+    require(isinstance(grid.get("tasks"), list) and grid["tasks"], "grid", "at least one [[tasks]] table is required")
+    require(isinstance(grid.get("models"), list) and grid["models"], "grid", "at least one [[models]] table is required")
+
+    train_table = dict(grid.get("train", {}))
+    seeds = train_table.pop("seeds", [0])
+    seeds = seeds if isinstance(seeds, list) else [seeds]
+    for s in seeds:
+        require(isinstance(s, int) and 0 <= s < SEED_LIMIT, "[train]", f"seeds: {s!r} must be an int in [0, 2**31)")
+    train_fields = dataclass_params(TrainSpec)
+    check_params("[train]", train_fields, {k: (v[0] if isinstance(v, list) and v else v) for k, v in train_table.items()})
+    trains = [TrainSpec(**check_params("[train]", train_fields, t)) for t in _expand(train_table)]
+
+    tasks: list[TaskSpec] = []
+    for i, table in enumerate(grid["tasks"]):
+        table = dict(table)
+        where = f"[[tasks]] #{i + 1}"
+        require("name" in table, where, "'name' is required")
+        tname = table.pop("name")
+        test = table.pop("test", {})
+        require(isinstance(test, dict), where, "'test' must be a table of parameter overrides")
+        for combo in _expand(table):
+            spec = TaskSpec(tname, _items(combo), _items(test))
+            spec.build(), spec.build_test()  # validates names, types and constraints now, not mid-grid
+            tasks.append(spec)
+
+    models: list[ModelSpec] = []
+    for i, table in enumerate(grid["models"]):
+        table = dict(table)
+        where = f"[[models]] #{i + 1}"
+        require("name" in table, where, "'name' is required")
+        mname = table.pop("name")
+        MIXERS.get(mname)
+        for combo in _expand(table):
+            typed = check_params(f"model '{mname}'", model_params(mname), combo)
+            bb = Backbone(**{k: v for k, v in typed.items() if k in Backbone.__dataclass_fields__})
+            options = {k: v for k, v in typed.items() if k not in Backbone.__dataclass_fields__}
+            build_mixer(mname, bb.d_model, bb.n_heads, **options)  # cheap: catches d_model % n_heads etc.
+            models.append(ModelSpec(mname, _items(typed)))
+
+    specs = [
+        RunSpec(name, t, m, tr, s) for t, m, tr, s in itertools.product(tasks, models, trains, seeds)
+    ]
+    return name, list(dict.fromkeys(specs))

@@ -1,0 +1,56 @@
+"""What machine and software a result came from (stored in every run record)."""
+
+from __future__ import annotations
+
+import functools
+import platform
+import subprocess
+from importlib import metadata
+from pathlib import Path
+
+import torch
+
+import slabench
+
+
+def _version(pkg: str) -> str | None:
+    try:
+        return metadata.version(pkg)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+@functools.lru_cache(maxsize=None)
+def _git() -> tuple[str | None, bool | None]:
+    root = Path(slabench.__file__).resolve().parent.parent
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5)
+        dirty = subprocess.run(["git", "status", "--porcelain"], cwd=root, capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return None, None
+    if sha.returncode != 0:
+        return None, None
+    return sha.stdout.strip(), bool(dirty.stdout.strip())
+
+
+def device_name(device: torch.device | str) -> str:
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"{platform.processor() or platform.machine()} ({torch.get_num_threads()} threads)"
+
+
+def environment(device: torch.device | str) -> dict[str, object]:
+    sha, dirty = _git()
+    return {
+        "slabench": slabench.__version__,
+        "git_sha": sha,
+        "git_dirty": dirty,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "triton": _version("triton"),
+        "fla": _version("fla-core"),
+        "device": device_name(device),
+        "cuda": torch.version.cuda if torch.cuda.is_available() else None,
+        "host": platform.node(),
+    }

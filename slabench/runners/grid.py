@@ -1,0 +1,205 @@
+"""Execute a list of RunSpecs: skip recorded runs, isolate failures, write one record each.
+
+Backends:
+- local (default): a pool of worker processes. On CPU the workers share the cores (one torch
+  thread each by default); on GPU several runs are packed onto each device, since small
+  synthetic-task models leave most of a GPU idle and are bound by kernel-launch latency on the
+  host, which separate processes overlap. A worker starts a run only while its GPU has free
+  memory above a reserve. One worker runs in-process (no spawn cost, per-step progress).
+- ray (optional extra): the same RunSpecs as Ray tasks (fractional GPUs); the driver writes
+  the records.
+
+Each run writes its record atomically as soon as it ends, so killing the grid at any moment
+loses no finished run; rerunning skips what is recorded.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import time
+import traceback
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Literal
+
+import torch
+
+from slabench.config import RunSpec
+from slabench.errors import SlabenchError
+from slabench.runners.environment import environment
+from slabench.runners.records import load_records, write_record
+
+Event = Callable[[str, RunSpec, dict[str, Any] | None], None]  # ("start" | "end", spec, record)
+GPU_RESERVE_BYTES = 2 * 2**30  # free memory a GPU must keep before another run starts on it
+
+
+def resolve_device(device: str) -> str:
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise SlabenchError(f"--device {device}: CUDA is not available here; use cpu or auto")
+    if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
+        raise SlabenchError(f"--device {device!r} is not allowed; choose auto, cpu, cuda or cuda:N")
+    return device
+
+
+def failed_record(spec: RunSpec, message: str, device: str) -> dict[str, Any]:
+    return {
+        "schema": 1,
+        "key": spec.key(),
+        "spec": spec.to_dict(),
+        "seed": spec.seed,
+        "status": "failed",
+        "error": message,
+        "metrics": {},
+        "environment": environment(device),
+        "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def run_safely(spec_dict: dict[str, Any], device: str, on_step: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+    """Train one run; any exception (out-of-memory included) becomes a `failed` record."""
+    from slabench.runners.train import train
+
+    spec = RunSpec.from_dict(spec_dict)
+    try:
+        return train(spec, device, on_step)
+    except Exception as e:  # noqa: BLE001 - failure isolation is the point
+        if isinstance(e, torch.cuda.OutOfMemoryError):
+            torch.cuda.empty_cache()
+        tail = traceback.format_exc().strip().splitlines()[-1]
+        return failed_record(spec, f"{type(e).__name__}: {e}".strip()[:2000] or tail, device)
+
+
+# ---- local pool -------------------------------------------------------------------------------
+
+_worker_device = "cpu"
+
+
+def _init_worker(device: str, threads: int, counter: Any) -> None:
+    global _worker_device
+    torch.set_num_threads(threads)
+    if device == "cuda":
+        with counter.get_lock():
+            index = counter.value
+            counter.value += 1
+        _worker_device = f"cuda:{index % torch.cuda.device_count()}"
+    else:
+        _worker_device = device
+
+
+def _worker(spec_dict: dict[str, Any], out: str) -> dict[str, Any]:
+    if _worker_device.startswith("cuda"):
+        torch.cuda.set_device(_worker_device)
+        while torch.cuda.mem_get_info()[0] < GPU_RESERVE_BYTES:
+            time.sleep(1.0)
+    record = run_safely(spec_dict, _worker_device)
+    write_record(Path(out), record)
+    return record
+
+
+def default_workers(device: str, pending: int) -> int:
+    if device == "cpu":
+        return max(1, min(pending, os.cpu_count() or 1))
+    per_gpu = int(os.environ.get("SLABENCH_RUNS_PER_GPU", "6"))
+    gpus = torch.cuda.device_count() if device == "cuda" else 1
+    return max(1, min(pending, per_gpu * gpus))
+
+
+def _run_local(specs: list[RunSpec], out: Path, device: str, workers: int, on_event: Event) -> None:
+    if workers == 1:
+        target = device if device != "cuda" else "cuda:0"
+        for spec in specs:
+            on_event("start", spec, None)
+            record = run_safely(spec.to_dict(), target, lambda s, n: on_event("step", spec, {"step": s, "total": n}))
+            write_record(out, record)
+            on_event("end", spec, record)
+        return
+    threads = max(1, (os.cpu_count() or 1) // workers) if device == "cpu" else 1
+    ctx = mp.get_context("spawn")  # CUDA cannot be used in forked children
+    todo = list(specs)
+    while todo:
+        counter = ctx.Value("i", 0)
+        pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(device, threads, counter))
+        running: dict[Any, RunSpec] = {}
+        try:
+            while todo or running:
+                while todo and len(running) < workers:
+                    spec = todo.pop(0)
+                    running[pool.submit(_worker, spec.to_dict(), str(out))] = spec
+                    on_event("start", spec, None)
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                for fut in done:
+                    spec = running.pop(fut)
+                    on_event("end", spec, fut.result())
+        except BrokenProcessPool as e:
+            # A worker died (killed, segfault): record the runs in flight as failed, go on.
+            for spec in running.values():
+                record = failed_record(spec, f"worker process died: {e}", device)
+                write_record(out, record)
+                on_event("end", spec, record)
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+
+# ---- ray --------------------------------------------------------------------------------------
+
+
+def _run_ray(specs: list[RunSpec], out: Path, device: str, workers: int, on_event: Event) -> None:
+    try:
+        import ray
+    except ImportError:
+        raise SlabenchError("--backend ray needs the ray extra: pip install 'slabench[ray]'") from None
+    ray.init(address=os.environ.get("RAY_ADDRESS"), ignore_reinit_error=True, log_to_driver=False)
+    gpus = 1.0 / int(os.environ.get("SLABENCH_RUNS_PER_GPU", "6")) if device.startswith("cuda") else 0
+    remote = ray.remote(num_cpus=1, num_gpus=gpus)(run_safely)
+    refs = {}
+    for spec in specs:
+        refs[remote.remote(spec.to_dict(), "cuda" if gpus else "cpu")] = spec
+        on_event("start", spec, None)
+    while refs:
+        done, _ = ray.wait(list(refs), num_returns=1)
+        spec = refs.pop(done[0])
+        try:
+            record = ray.get(done[0])
+        except Exception as e:  # noqa: BLE001 - a lost worker or node
+            record = failed_record(spec, f"ray task failed: {type(e).__name__}: {e}", device)
+        write_record(out, record)  # the driver owns the files: workers may be on other nodes
+        on_event("end", spec, record)
+
+
+# ---- entry point ------------------------------------------------------------------------------
+
+
+def plan(specs: list[RunSpec], out: Path, retry_failed: bool = False) -> tuple[list[RunSpec], list[RunSpec], list]:
+    """Split specs into (pending, already recorded) and list corrupt record files."""
+    existing = load_records(out)
+    done_keys = {
+        k for k, r in existing.records.items() if not (retry_failed and r["status"] == "failed")
+    }
+    pending = [s for s in specs if s.key() not in done_keys]
+    recorded = [s for s in specs if s.key() in done_keys]
+    return pending, recorded, existing.corrupt
+
+
+def run_grid(
+    specs: list[RunSpec],
+    out: Path,
+    backend: Literal["local", "ray"] = "local",
+    device: str = "auto",
+    workers: int = 0,
+    on_event: Event = lambda kind, spec, record: None,
+) -> None:
+    """Run every spec in `specs` (the caller passes the pending ones) and write their records."""
+    device = resolve_device(device)
+    out.mkdir(parents=True, exist_ok=True)
+    workers = workers or default_workers(device, len(specs))
+    if backend == "ray":
+        _run_ray(specs, out, device, workers, on_event)
+    elif backend == "local":
+        _run_local(specs, out, device, workers, on_event)
+    else:
+        raise SlabenchError(f"--backend {backend!r} is not allowed; choose local or ray")

@@ -1,0 +1,70 @@
+"""Run records on disk: one JSON file per run, `<out>/records/<key>.json`, written atomically.
+
+A record is written to a temporary file in the same directory and renamed into place, so a
+process killed at any moment leaves either no file or a complete one. Files that still fail to
+parse (e.g. edited or truncated by hand) are reported as corrupt and their runs are redone.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+STATUSES = ("ok", "diverged", "failed")
+
+
+def record_path(out: Path, key: str) -> Path:
+    return out / "records" / f"{key}.json"
+
+
+def write_record(out: Path, record: dict[str, Any]) -> Path:
+    path = record_path(out, record["key"])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
+    with os.fdopen(fd, "w") as f:
+        json.dump(record, f, indent=1, default=str)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    return path
+
+
+@dataclass
+class RecordSet:
+    records: dict[str, dict[str, Any]] = field(default_factory=dict)  # key -> record
+    corrupt: list[tuple[Path, str]] = field(default_factory=list)  # (path, reason)
+
+
+def _check(record: Any, path: Path) -> str | None:
+    if not isinstance(record, dict):
+        return "not a JSON object"
+    for k in ("key", "spec", "status", "metrics"):
+        if k not in record:
+            return f"missing '{k}'"
+    if record["status"] not in STATUSES:
+        return f"status {record['status']!r} not in {STATUSES}"
+    if record["key"] != path.stem:
+        return f"key {record['key']!r} does not match the file name"
+    if record["status"] == "ok" and "test_acc" not in record["metrics"]:
+        return "status ok but no test_acc"
+    return None
+
+
+def load_records(out: Path) -> RecordSet:
+    """All readable records under `out` (searched recursively), plus the corrupt ones."""
+    result = RecordSet()
+    for path in sorted(Path(out).rglob("records/*.json")):
+        try:
+            record = json.loads(path.read_text())
+            reason = _check(record, path)
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+            reason = f"unreadable: {type(e).__name__}"
+        if reason:
+            result.corrupt.append((path, reason))
+        else:
+            result.records[record["key"]] = record
+    return result

@@ -1,0 +1,195 @@
+"""Train one model on one task and return its run record.
+
+Fresh training batches every step from a generator seeded with the run's seed; a fixed
+validation set (early stopping / best checkpoint / lr choice) and a fixed test set (reported),
+both drawn from seeds above any training seed, so the three streams never share a seed. The
+fraction of test examples that also occurred in training is measured, not assumed.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from datetime import datetime, timezone
+from typing import Any, Callable
+
+import torch
+import torch.nn.functional as F
+
+from slabench import kernels
+from slabench.config import SEED_LIMIT, RunSpec
+from slabench.runners.environment import environment
+from slabench.tasks import IGNORE, Batch
+
+VAL_SEED, TEST_SEED = SEED_LIMIT + 1, SEED_LIMIT + 2
+EVAL_CHUNK = 256  # examples per evaluation forward pass (bounds memory)
+
+
+def _generator(seed: int, device: torch.device) -> torch.Generator:
+    return torch.Generator(device=device).manual_seed(seed)
+
+
+def _row_hashes(inputs: torch.Tensor) -> torch.Tensor:
+    """[B, T] -> [B] int64 hash of each row (collisions ~2^-60 for our sizes)."""
+    T = inputs.shape[1]
+    g = torch.Generator(device="cpu").manual_seed(T)  # same multipliers for every call at this T
+    mult = torch.randint(1, 2**61 - 1, (T,), generator=g, dtype=torch.int64).to(inputs.device)
+    return (inputs * mult).sum(dim=1)  # wraps mod 2^64: a fine hash
+
+
+@torch.no_grad()
+def evaluate(model: torch.nn.Module, data: Batch, autocast: torch.dtype | None) -> dict[str, Any]:
+    """Micro accuracy over scored positions and per-example exact match, overall and per slice."""
+    model.eval()
+    correct_rows, scored_rows = [], []
+    for i in range(0, data.inputs.shape[0], EVAL_CHUNK):
+        inputs, labels = data.inputs[i : i + EVAL_CHUNK], data.labels[i : i + EVAL_CHUNK]
+        with torch.autocast(inputs.device.type, dtype=autocast, enabled=autocast is not None):
+            pred = model(inputs).argmax(-1)  # [b, T]
+        mask = labels != IGNORE
+        correct_rows.append(((pred == labels) & mask).sum(1))  # [b]
+        scored_rows.append(mask.sum(1))  # [b]
+    model.train()
+    correct, scored = torch.cat(correct_rows).double(), torch.cat(scored_rows).double()  # [B]
+
+    def summary(sel: torch.Tensor) -> dict[str, float]:
+        return {
+            "acc": float(correct[sel].sum() / scored[sel].sum().clamp(min=1)),
+            "exact": float((correct[sel] == scored[sel]).double().mean()),
+            "n": int(sel.sum()),
+        }
+
+    out = summary(torch.ones_like(correct, dtype=torch.bool))
+    out["slices"] = {
+        f"{name}={v:g}": summary(values == v)
+        for name, values in data.slices.items()
+        for v in sorted(values.unique().tolist())
+    }
+    return out
+
+
+def _peak_memory(device: torch.device) -> int:
+    if device.type == "cuda":
+        return int(torch.cuda.max_memory_allocated(device))
+    import resource
+
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024  # Linux: KiB
+
+
+def train(spec: RunSpec, device: str | torch.device = "cpu", on_step: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+    """Train `spec` on `device`; return the run record (see DESIGN.md, RunRecord).
+
+    on_step(step, total) is called after every optimizer step (for progress bars).
+    """
+    device = torch.device(device)
+    cfg = spec.train
+    task, test_task = spec.task.build(), spec.task.build_test()
+    autocast = torch.bfloat16 if (cfg.dtype == "bfloat16" and device.type == "cuda") else None
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+
+    torch.manual_seed(spec.seed)
+    model = spec.model.build(max(task.vocab_size, test_task.vocab_size), max(task.seq_len, test_task.seq_len))
+    model = model.to(device)
+    val = task.sample(cfg.val_size, _generator(VAL_SEED, device), device)
+    test = test_task.sample(cfg.test_size, _generator(TEST_SEED, device), device)
+    test_hashes = _row_hashes(test.inputs) if test_task.seq_len == task.seq_len else None
+    seen_test = torch.zeros(cfg.test_size, dtype=torch.bool, device=device)
+
+    decay = [p for p in model.parameters() if p.dim() >= 2]
+    no_decay = [p for p in model.parameters() if p.dim() < 2]
+    opt = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=cfg.lr,
+        betas=(0.9, 0.98),
+    )
+    tokens_per_step = cfg.batch_size * task.seq_len
+    total = cfg.tokens // tokens_per_step if cfg.tokens else cfg.steps
+    total = max(total, 1) if not cfg.seconds else 10**9
+
+    def lr_at(progress: float) -> float:
+        if progress < cfg.warmup:
+            return cfg.lr * (progress / cfg.warmup)
+        return cfg.lr * 0.5 * (1 + math.cos(math.pi * (progress - cfg.warmup) / (1 - cfg.warmup)))
+
+    gen = _generator(spec.seed, device)
+    curve: list[dict[str, Any]] = []
+    best_val, best_state, status, error = -1.0, None, "ok", None
+    train_loss, eval_seconds, step = float("nan"), 0.0, 0
+    start = time.perf_counter()
+    while step < total:
+        elapsed = time.perf_counter() - start
+        if cfg.seconds and elapsed >= cfg.seconds:
+            break
+        progress = elapsed / cfg.seconds if cfg.seconds else step / total
+        for group in opt.param_groups:
+            group["lr"] = lr_at(progress)
+        batch = task.sample(cfg.batch_size, gen, device)
+        if test_hashes is not None:
+            seen_test |= torch.isin(test_hashes, _row_hashes(batch.inputs))
+        with torch.autocast(device.type, dtype=autocast, enabled=autocast is not None):
+            logits = model(batch.inputs)  # [B, T, V]
+        loss = F.cross_entropy(logits.float().flatten(0, 1), batch.labels.flatten(), ignore_index=IGNORE)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if cfg.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        opt.step()
+        step += 1
+        if on_step:
+            on_step(step, total)
+        if step % cfg.eval_every == 0 or step == total:
+            # Checked here rather than every step: reading the loss forces a GPU sync.
+            train_loss = loss.item()
+            if not math.isfinite(train_loss):
+                status, error = "diverged", f"non-finite training loss ({train_loss}) by step {step}"
+                break
+            t0 = time.perf_counter()
+            v = evaluate(model, val, autocast)
+            eval_seconds += time.perf_counter() - t0
+            curve.append({"step": step, "train_loss": train_loss, "val_acc": v["acc"], **model.diagnostics()})
+            if v["acc"] > best_val:
+                best_val = v["acc"]
+                best_state = {k: t.detach().clone() for k, t in model.state_dict().items()}
+            if cfg.stop_at and v["acc"] >= cfg.stop_at:
+                break
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    train_seconds = time.perf_counter() - start
+    step_seconds = max(train_seconds - eval_seconds, 1e-9)
+
+    metrics: dict[str, Any] = {"steps": step, "curve": curve}
+    if status == "ok":
+        if best_state is None:  # a seconds budget that ended before the first evaluation
+            best_val = evaluate(model, val, autocast)["acc"]
+        else:
+            model.load_state_dict(best_state)
+        result = evaluate(model, test, autocast)
+        metrics.update(
+            test_acc=result["acc"],
+            test_exact=result["exact"],
+            val_acc=best_val,
+            slices=result["slices"],
+            final_train_loss=train_loss,
+            train_test_overlap=float(seen_test.double().mean()) if test_hashes is not None else None,
+        )
+    return {
+        "schema": 1,
+        "key": spec.key(),
+        "spec": spec.to_dict(),
+        "seed": spec.seed,
+        "status": status,
+        "error": error,
+        "metrics": metrics,
+        "model": {"params": model.num_params(), "state_size": model.state_size(task.seq_len)},
+        "timings": {
+            "train_seconds": train_seconds,
+            "eval_seconds": eval_seconds,
+            "step_ms": 1000 * step_seconds / max(step, 1),
+            "tokens_per_s": step * tokens_per_step / step_seconds,
+            "peak_memory_bytes": _peak_memory(device),
+        },
+        "environment": environment(device),
+        "kernel_paths": kernels.paths_used(),
+        "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }

@@ -1,0 +1,62 @@
+"""Grid expansion and validation."""
+
+import pytest
+
+from slabench.config import RunSpec, expand_grid, load_preset, preset_names
+from slabench.errors import SlabenchError
+
+GRID = {
+    "name": "g",
+    "train": {"steps": 10, "lr": [1e-3, 3e-3], "seeds": [0, 1]},
+    "tasks": [{"name": "mqar", "vocab_size": 64, "seq_len": 32, "num_kv_pairs": [2, 4]}],
+    "models": [{"name": "attention", "d_model": 32, "n_heads": [2, 4]}],
+}
+
+
+def test_expansion_is_a_cartesian_product_with_stable_keys():
+    name, specs = expand_grid(GRID)
+    assert name == "g"
+    assert len(specs) == 2 * 2 * 2 * 2  # pairs x heads x lr x seeds
+    assert len({s.key() for s in specs}) == len(specs)
+    assert {s.train.lr for s in specs} == {1e-3, 3e-3}
+    _, again = expand_grid(GRID)
+    assert [s.key() for s in specs] == [s.key() for s in again]
+    assert all(RunSpec.from_dict(s.to_dict()) == s for s in specs)
+
+
+def test_key_ignores_grid_name_but_not_settings():
+    _, a = expand_grid(GRID)
+    _, b = expand_grid({**GRID, "name": "other"})
+    _, c = expand_grid({**GRID, "train": {**GRID["train"], "steps": 11}})
+    assert a[0].key() == b[0].key() != c[0].key()
+
+
+@pytest.mark.parametrize(
+    "patch, words",
+    [
+        ({"epochs": 3}, ["unknown key 'epochs'", "top level"]),
+        ({"train": {"stepz": 3}}, ["[train]", "unknown parameter 'stepz'", "steps"]),
+        ({"tasks": [{"name": "mqar", "seq_lenn": 32}]}, ["task 'mqar'", "seq_lenn"]),
+        ({"tasks": [{"name": "mqarr"}]}, ["unknown task 'mqarr'", "did you mean 'mqar'"]),
+        ({"models": [{"name": "attention", "d_modle": 3}]}, ["model 'attention'", "d_modle"]),
+        ({"models": [{"name": "transformer"}]}, ["unknown model 'transformer'", "attention"]),
+        ({"tasks": [{"name": "mqar", "seq_len": 32, "num_kv_pairs": 9}]}, ["num_kv_pairs", "seq_len"]),
+        ({"models": [{"name": "attention", "d_model": 30, "n_heads": 4}]}, ["d_model=30", "n_heads=4"]),
+        ({"train": {"lr": "fast"}}, ["lr", "float"]),
+        ({"train": {"seeds": [-1]}}, ["seeds"]),
+    ],
+)
+def test_bad_grids_name_the_field(patch, words):
+    with pytest.raises(SlabenchError) as e:
+        expand_grid({**GRID, **patch})
+    msg = str(e.value)
+    assert "\n" not in msg
+    for w in words:
+        assert w in msg
+
+
+def test_every_preset_expands():
+    assert {"smoke", "ci", "quick", "paper"} <= set(preset_names())
+    for name in preset_names():
+        grid_name, specs = expand_grid(load_preset(name))
+        assert grid_name == name and specs

@@ -1,0 +1,114 @@
+"""Grid execution: resume after SIGKILL, corrupt records, divergence and failure isolation."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from slabench.cli import main
+from slabench.runners.records import load_records
+
+TINY = """
+name = "tiny"
+[train]
+steps = {steps}
+batch_size = 8
+eval_every = 5
+val_size = 16
+test_size = 16
+lr = {lr}
+seeds = [0, 1, 2]
+[[tasks]]
+name = "mqar"
+vocab_size = 32
+seq_len = 16
+num_kv_pairs = 2
+[[models]]
+name = "attention"
+d_model = 16
+n_layers = 1
+n_heads = 2
+"""
+
+
+def _grid(tmp_path: Path, steps: int = 10, lr: float = 1e-3) -> Path:
+    path = tmp_path / "tiny.toml"
+    path.write_text(TINY.format(steps=steps, lr=lr))
+    return path
+
+
+def test_run_then_rerun_skips_everything(tmp_path):
+    grid, out = _grid(tmp_path), tmp_path / "out"
+    args = ["run", str(grid), "--out", str(out), "--device", "cpu", "--workers", "1", "--json"]
+    first = CliRunner().invoke(main, args)
+    assert first.exit_code == 0, first.output
+    summary = json.loads(first.stdout)
+    assert summary["ran"] == 3 and summary["skipped"] == 0
+    assert len(load_records(out).records) == 3
+    second = json.loads(CliRunner().invoke(main, args).stdout)
+    assert second["ran"] == 0 and second["skipped"] == 3
+    assert (out / "leaderboard.md").is_file()
+
+
+def test_corrupt_record_is_reported_and_rerun(tmp_path):
+    grid, out = _grid(tmp_path), tmp_path / "out"
+    args = ["run", str(grid), "--out", str(out), "--device", "cpu", "--workers", "1", "--json"]
+    CliRunner().invoke(main, args)
+    victim = sorted((out / "records").glob("*.json"))[0]
+    victim.write_text(victim.read_text()[:100])
+    result = CliRunner().invoke(main, args)
+    assert "corrupt record" in result.stderr
+    assert json.loads(result.stdout)["ran"] == 1
+    assert len(load_records(out).records) == 3 and not load_records(out).corrupt
+
+
+def test_diverging_run_is_recorded_and_grid_completes(tmp_path):
+    grid, out = _grid(tmp_path, steps=10, lr=1e30), tmp_path / "out"
+    result = CliRunner().invoke(main, ["run", str(grid), "--out", str(out), "--device", "cpu", "--workers", "1", "--json"])
+    assert result.exit_code == 0, result.output  # diverged is a result, not a failure
+    records = load_records(out).records.values()
+    assert len(records) == 3 and {r["status"] for r in records} == {"diverged"}
+    assert all("non-finite" in r["error"] for r in records)
+
+
+def test_bad_input_is_one_line_without_traceback(tmp_path):
+    for args, words in [
+        (["run", "--preset", "nope"], ["unknown preset 'nope'", "smoke"]),
+        (["run", str(tmp_path / "missing.toml")], ["does not exist"]),
+        (["run", "--preset", "smoke", "--device", "tpu"], ["--device", "cpu"]),
+    ]:
+        result = CliRunner().invoke(main, args)
+        assert result.exit_code == 2, result.output
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and "Traceback" not in result.output
+        for w in words:
+            assert w in lines[0]
+
+
+def test_sigkill_mid_grid_then_resume(tmp_path):
+    """A real SIGKILL of a running grid, then a rerun: exactly the expected records, no duplicates."""
+    grid, out = _grid(tmp_path, steps=150), tmp_path / "out"
+    cmd = [sys.executable, "-m", "slabench", "run", str(grid), "--out", str(out), "--device", "cpu", "--workers", "1",
+           "--quiet"]
+    proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and len(list(out.glob("records/*.json"))) < 1:
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    before = load_records(out)
+    assert 1 <= len(before.records) < 3 and not before.corrupt  # killed mid-grid, nothing half-written
+    rerun = subprocess.run(cmd + ["--json"], capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr
+    summary = json.loads(rerun.stdout)
+    assert summary["skipped"] == len(before.records) and summary["ran"] == 3 - len(before.records)
+    after = load_records(out)
+    assert len(after.records) == 3 and not after.corrupt
+    assert len(list((out / "records").glob("*.json"))) == 3  # no duplicates, no temporaries left
+    for key, record in before.records.items():  # finished records were not redone
+        assert after.records[key]["timestamp"] == record["timestamp"]
