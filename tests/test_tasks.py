@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from slabench.errors import SlabenchError
 from slabench.tasks import IGNORE, TASKS, build_task
-from slabench.tasks.sampling import distinct_ints, weighted_distinct
+from slabench.tasks.sampling import alias_table, distinct_ints, weighted_distinct
 
 SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.filter_too_much])
 
@@ -402,6 +402,15 @@ def test_distinct_ints_uniform_over_ordered_subsets():
         for row in draws.tolist():
             counts[index[tuple(row)]] += 1
         assert chi2_pvalue(counts, [30000 / len(cells)] * len(cells)) > 1e-3
+
+
+def test_alias_table_reproduces_probs():
+    p = torch.tensor([0.5, 0.2, 0.15, 0.1, 0.05, 0.0], dtype=torch.float64)
+    accept, alias = alias_table(p)
+    n = len(p)
+    implied = accept / n  # keep slot i ...
+    implied = implied.index_add(0, alias, (1 - accept) / n)  # ... or jump to alias[i]
+    assert torch.allclose(implied, p, atol=1e-12)
 
 
 def test_weighted_distinct_is_successive_sampling():

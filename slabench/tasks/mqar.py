@@ -73,11 +73,12 @@ class MQAR(Task):
         gaps = weighted_distinct(self.gap_probs().to(device), B, K, generator)  # [B, K]
         qpos = ctx + 2 * gaps  # [B, K] positions of the query keys
 
-        inputs = torch.zeros(B, T, dtype=torch.long, device=device)
+        if self.random_non_queries:
+            inputs = torch.randint(V, (B, T), generator=generator, device=device)
+        else:
+            inputs = torch.zeros(B, T, dtype=torch.long, device=device)
         pairs = torch.stack([keys, values], dim=2).reshape(B, 2 * K)  # [B, 2K] k1 v1 k2 v2 ...
         inputs[:, :ctx] = pairs.repeat(1, self.num_passes)
-        if self.random_non_queries:
-            inputs[:, ctx:] = torch.randint(V, (B, T - ctx), generator=generator, device=device)
         inputs.scatter_(1, qpos, keys)
         labels = torch.full((B, T), IGNORE, dtype=torch.long, device=device)
         labels.scatter_(1, qpos, values)

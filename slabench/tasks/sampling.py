@@ -49,23 +49,60 @@ def distinct_ints(batch: int, n: int, k: int, generator: torch.Generator, device
     return shuffle_rows(out, generator)
 
 
+def alias_table(probs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Walker's alias table of probs [N] (Vose's construction): accept [N] float64, alias [N] long.
+
+    Index i drawn uniformly, kept with probability accept[i], else replaced by alias[i], is a
+    draw from probs in O(1), where inverse-CDF search costs O(log N).
+    """
+    n = probs.numel()
+    scaled = (probs.double().cpu() * n / probs.sum()).tolist()
+    accept, alias = [1.0] * n, list(range(n))
+    small = [i for i, x in enumerate(scaled) if x < 1]
+    large = [i for i, x in enumerate(scaled) if x >= 1]
+    while small and large:
+        s, big = small.pop(), large.pop()
+        accept[s], alias[s] = scaled[s], big
+        scaled[big] -= 1 - scaled[s]
+        (small if scaled[big] < 1 else large).append(big)
+    device = probs.device
+    return torch.tensor(accept, dtype=torch.float64, device=device), torch.tensor(alias, device=device)
+
+
 def weighted_distinct(probs: torch.Tensor, batch: int, k: int, generator: torch.Generator) -> torch.Tensor:
     """[B, k] long: k distinct indices per row drawn successively without replacement from probs [N].
 
-    Same distribution (order included) as numpy's `choice(N, k, replace=False, p=probs)`. Step i
-    draws from probs renormalised over the indices not yet taken; drawing from probs and
-    redrawing on a collision is that exactly. After a few redraw rounds the (few) rows still
-    colliding draw from the renormalised distribution directly, so skewed probs cannot stall.
+    Same distribution (order included) as numpy's `choice(N, k, replace=False, p=probs)`. The
+    first k distinct values of an i.i.d. stream from probs, in order of first appearance, are
+    exactly such a draw: each new value is a draw from probs renormalised over unseen values.
+    A stream of 2k + 8 draws per row usually holds k distinct values; rows that fall short keep
+    their prefix and continue step by step (draw from probs, redraw on a collision; after a
+    few rounds the last colliding rows draw from the renormalised distribution directly).
     """
     device, N = probs.device, probs.numel()
     probs = probs.to(torch.float64)
-    cdf = probs.cumsum(0)  # [N]
-    out = torch.empty(batch, k, dtype=torch.long, device=device)
-    for i in range(k):
-        todo = torch.arange(batch, device=device)
+    accept, alias = alias_table(probs)
+
+    def draw(shape: tuple[int, ...]) -> torch.Tensor:
+        # One float64 uniform gives both the slot (integer part) and the accept test (fraction).
+        x = torch.rand(shape, dtype=torch.float64, generator=generator, device=device) * N
+        i = x.long().clamp_(max=N - 1)
+        return torch.where(x - i < accept[i], i, alias[i])
+
+    M = 2 * k + 8
+    stream = draw((batch, M))  # [B, M]
+    pos = torch.arange(M, device=device).expand(batch, M)
+    first = torch.full((batch, N), M, dtype=torch.long, device=device).scatter_reduce_(1, stream, pos, "amin")
+    is_first = first.gather(1, stream) == pos  # [B, M] first appearance of its value
+    rank = is_first.cumsum(dim=1)  # [B, M] distinct values seen so far
+    column = torch.where(is_first & (rank <= k), rank - 1, k)  # column k collects the rest
+    out = torch.zeros(batch, k + 1, dtype=torch.long, device=device).scatter_(1, column, stream)[:, :k]
+    found = rank[:, -1]  # [B]
+
+    for i in range(int(found.min().clamp(max=k)), k):
+        todo = (found <= i).nonzero().squeeze(1)  # rows whose column i is still empty
         for _ in range(4):
-            u = torch.rand(todo.numel(), dtype=torch.float64, generator=generator, device=device) * cdf[-1]
-            g = torch.searchsorted(cdf, u, right=True).clamp_(max=N - 1)  # [R]
+            g = draw((todo.numel(),))  # [R]
             hit = (out[todo, :i] == g[:, None]).any(dim=1)  # [R]
             out[todo[~hit], i] = g[~hit]
             todo = todo[hit]
