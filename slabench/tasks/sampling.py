@@ -87,7 +87,7 @@ def weighted_distinct(probs: torch.Tensor, batch: int, k: int, generator: torch.
         # One float64 uniform gives both the slot (integer part) and the accept test (fraction).
         x = torch.rand(shape, dtype=torch.float64, generator=generator, device=device) * N
         i = x.long().clamp_(max=N - 1)
-        return torch.where(x - i < accept[i], i, alias[i])
+        return torch.where(x - i < accept.take(i), i, alias.take(i))
 
     M = 2 * k + 8
     stream = draw((batch, M))  # [B, M]
