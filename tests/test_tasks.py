@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from slabench.errors import SlabenchError
 from slabench.tasks import IGNORE, TASKS, build_task
-from slabench.tasks.sampling import alias_table, distinct_ints, weighted_distinct
+from slabench.tasks.sampling import alias_table, distinct_ints, subset_mask, weighted_distinct
 
 SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.filter_too_much])
 
@@ -402,6 +402,16 @@ def test_distinct_ints_uniform_over_ordered_subsets():
         for row in draws.tolist():
             counts[index[tuple(row)]] += 1
         assert chi2_pvalue(counts, [30000 / len(cells)] * len(cells)) > 1e-3
+
+
+def test_subset_mask_uniform_over_subsets():
+    masks = subset_mask(30000, 5, 2, torch.Generator().manual_seed(0), "cpu")
+    assert (masks.sum(dim=1) == 2).all()
+    codes = (masks.long() * 2 ** torch.arange(5)).sum(dim=1)
+    counts = torch.bincount(codes, minlength=32)
+    cells = [sum(1 << i for i in c) for c in itertools.combinations(range(5), 2)]
+    assert counts.sum() == counts[cells].sum()
+    assert chi2_pvalue(counts[cells].tolist(), [3000.0] * 10) > 1e-3
 
 
 def test_alias_table_reproduces_probs():

@@ -124,15 +124,18 @@ class Needle(Task):
         H = T - NQ * L  # haystack length
         S = H // L  # needle slots
 
-        # Haystack filler, then noise on it.
+        # Haystack filler, then noise on it; written in place into the inputs.
+        inputs = torch.empty(B, T, dtype=torch.long, device=device)
+        hay = inputs[:, :H]  # [B, H] view
         if self.haystack == "repeat":
-            pattern = fill_lo + torch.arange(H, device=device) % PATTERN_LEN  # [H]
-            hay = pattern.expand(B, H).clone()  # [B, H]
+            hay.copy_(fill_lo + torch.arange(H, device=device) % PATTERN_LEN)
         else:
-            hay = torch.randint(fill_lo, V, (B, H), generator=generator, device=device)  # [B, H]
+            hay.random_(fill_lo, V, generator=generator)
         if self.noise > 0:
             noisy = torch.rand(B, H, generator=generator, device=device) < self.noise  # [B, H]
-            hay = torch.where(noisy, torch.randint(NUM_SPECIAL, V, (B, H), generator=generator, device=device), hay)
+            hay.copy_(
+                torch.where(noisy, torch.randint(NUM_SPECIAL, V, (B, H), generator=generator, device=device), hay)
+            )
 
         # Keys: distinct first tokens for all needles make real keys distinct from each other
         # and from random distractors; near misses copy a real key and change its last token.
@@ -140,7 +143,7 @@ class Needle(Task):
         keys[:, :, 0] = distinct_ints(B, band, M, generator, device)
         if M > N and KL >= 2:
             src = torch.randint(N, (B, M - N), generator=generator, device=device)  # [B, D] real key copied
-            near = keys.gather(1, src[:, :, None].expand(-1, -1, KL)).clone()  # [B, D, KL]
+            near = keys.gather(1, src[:, :, None].expand(-1, -1, KL))  # [B, D, KL]
             shift = torch.randint(1, band, (B, M - N), generator=generator, device=device)
             near[:, :, -1] = (near[:, :, -1] + shift) % band
             is_near = torch.rand(B, M - N, 1, generator=generator, device=device) < self.near_miss  # [B, D, 1]
@@ -165,14 +168,13 @@ class Needle(Task):
 
         # Queries: the first NQ real needles, in random order, values teacher-forced.
         order = shuffle_rows(torch.arange(NQ, device=device).expand(B, NQ), generator)  # [B, NQ]
-        qblocks = blocks.gather(1, order[:, :, None].expand(-1, -1, L)).clone()  # [B, NQ, L]
+        qblocks = blocks.gather(1, order[:, :, None].expand(-1, -1, L))  # [B, NQ, L]
         qblocks[:, :, 0] = QUERY
-        qlabels = torch.full((B, NQ, L), IGNORE, dtype=torch.long, device=device)
-        qlabels[:, :, KL : KL + VL] = qblocks[:, :, 1 + KL :]  # last key token -> v1, v_j -> v_{j+1}
-        inputs = torch.cat([hay, qblocks.reshape(B, NQ * L)], dim=1)  # [B, T]
-        labels = torch.cat(
-            [torch.full((B, H), IGNORE, dtype=torch.long, device=device), qlabels.reshape(B, NQ * L)], dim=1
-        )
+        inputs[:, H:] = qblocks.view(B, NQ * L)
+        labels = torch.full((B, T), IGNORE, dtype=torch.long, device=device)
+        labels[:, H:].view(B, NQ, L)[:, :, KL : KL + VL] = qblocks[
+            :, :, 1 + KL :
+        ]  # last key token -> v1, v_j -> v_{j+1}
         slices = {
             "seq_len": torch.full((B,), T, device=device),
             "num_needles": torch.full((B,), N, device=device),

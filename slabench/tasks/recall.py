@@ -34,7 +34,7 @@ import torch
 
 from slabench.params import require
 from slabench.tasks.base import IGNORE, Batch, Task
-from slabench.tasks.sampling import distinct_ints, random_permutations
+from slabench.tasks.sampling import distinct_ints, subset_mask
 
 
 def repeat_mask(occ: torch.Tensor, num_keys: int) -> torch.Tensor:
@@ -90,10 +90,11 @@ class NoisyRecall(Task):
 
         # Items: P pairs (2 tokens) and T - 2P noise tokens (1 token) in a uniformly random order.
         items = T - P
-        is_pair = random_permutations(B, items, generator, device) < P  # [B, items]
+        is_pair = subset_mask(B, items, P, generator, device)  # [B, items]
         length = 1 + is_pair.long()
-        item_start = length.cumsum(dim=1) - length  # [B, items]
-        start = item_start[is_pair].view(B, P)  # [B, P] token position of each pair, in order
+        item_start = length.cumsum(dim=1) - length  # [B, items] token position of each item
+        column = torch.where(is_pair, is_pair.cumsum(dim=1) - 1, P)  # pair index; column P collects noise
+        start = torch.zeros(B, P + 1, dtype=torch.long, device=device).scatter_(1, column, item_start)[:, :P]  # [B, P]
 
         inputs = torch.randint(1 + 2 * band, V, (B, T), generator=generator, device=device)  # noise everywhere
         keys = key_ids.gather(1, occ)  # [B, P]
@@ -166,17 +167,14 @@ class FuzzyRecall(Task):
         occ = torch.randint(K, (B, P), generator=generator, device=device)  # [B, P]
 
         idx = occ[:, :, None]
-        blocks = torch.cat(
-            [key_tok.gather(1, idx.expand(-1, -1, KL)), val_tok.gather(1, idx.expand(-1, -1, VL))], dim=2
-        )  # [B, P, L]
-        block_labels = torch.full((B, P, L), IGNORE, dtype=torch.long, device=device)
+        inputs = torch.zeros(B, T, dtype=torch.long, device=device)  # the T mod L tail stays 0
+        blocks = inputs[:, : P * L].view(B, P, L)
+        blocks[:, :, :KL] = key_tok.gather(1, idx.expand(-1, -1, KL))
+        blocks[:, :, KL:] = val_tok.gather(1, idx.expand(-1, -1, VL))
+        labels = torch.full((B, T), IGNORE, dtype=torch.long, device=device)
+        block_labels = labels[:, : P * L].view(B, P, L)
         block_labels[:, :, KL - 1 : L - 1] = torch.where(repeat_mask(occ, K)[:, :, None], blocks[:, :, KL:], IGNORE)
 
-        pad = T - P * L
-        inputs = torch.cat([blocks.reshape(B, P * L), torch.zeros(B, pad, dtype=torch.long, device=device)], dim=1)
-        labels = torch.cat(
-            [block_labels.reshape(B, P * L), torch.full((B, pad), IGNORE, dtype=torch.long, device=device)], dim=1
-        )
         slices = {
             "num_kv_pairs": torch.full((B,), K, device=device),
             "seq_len": torch.full((B,), T, device=device),

@@ -114,12 +114,19 @@ def weighted_distinct(probs: torch.Tensor, batch: int, k: int, generator: torch.
     return out
 
 
-def random_permutations(batch: int, n: int, generator: torch.Generator, device: torch.device | str) -> torch.Tensor:
-    """[B, n] long: a random permutation of range(n) per row, as the argsort of i.i.d. 62-bit integers.
+def subset_mask(batch: int, n: int, k: int, generator: torch.Generator, device: torch.device | str) -> torch.Tensor:
+    """[B, n] bool with exactly k True per row, uniform over k-subsets (Knuth's selection sampling).
 
-    Uniform except when two keys in a row tie (probability below n^2 / 2^63, about 1e-13 at n = 1000).
+    Position t is picked with probability (still needed) / (positions left): one pass over n.
     """
-    return torch.randint(2**62, (batch, n), generator=generator, device=device).argsort(dim=1)
+    u = torch.rand(batch, n, dtype=torch.float64, generator=generator, device=device)  # [B, n]
+    need = torch.full((batch,), k, dtype=torch.float64, device=device)
+    mask = torch.empty(batch, n, dtype=torch.bool, device=device)
+    for t in range(n):
+        pick = u[:, t] * (n - t) < need  # [B]
+        mask[:, t] = pick
+        need -= pick.double()
+    return mask
 
 
 def depth_bucket(pos: torch.Tensor, span: int) -> torch.Tensor:

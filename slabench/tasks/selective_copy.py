@@ -58,10 +58,12 @@ class SelectiveCopy(Task):
         content = torch.randint(content_lo, V, (B, n), generator=generator, device=device)  # [B, n]
         pos = distinct_ints(B, R, n, generator, device).sort(dim=1).values  # [B, n] in order
 
-        region = torch.randint(NUM_SPECIAL, content_lo, (B, R), generator=generator, device=device)  # noise
+        inputs = torch.empty(B, T, dtype=torch.long, device=device)
+        region = inputs[:, :R]  # [B, R] view
+        region.random_(NUM_SPECIAL, content_lo, generator=generator)  # noise
         region.scatter_(1, pos, content)
-        sep = torch.full((B, 1), SEP, dtype=torch.long, device=device)
-        inputs = torch.cat([region, sep, content], dim=1)  # [B, T]
+        inputs[:, R] = SEP
+        inputs[:, R + 1 :] = content
         labels = torch.full((B, T), IGNORE, dtype=torch.long, device=device)
         labels[:, R : R + n] = content  # <sep> -> c1, c_j -> c_{j+1}
         slices = {
