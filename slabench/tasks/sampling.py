@@ -34,13 +34,15 @@ def distinct_ints(batch: int, n: int, k: int, generator: torch.Generator, device
         return torch.empty(batch, 0, dtype=torch.long, device=device)
     if k * (k - 1) <= n:
         out = torch.randint(n, (batch, k), generator=generator, device=device)  # [B, k]
-        redo = torch.arange(batch, device=device)
+        redo, rows = None, out
         while True:
-            s = out[redo].sort(dim=1).values  # [R, k]
-            redo = redo[(s[:, 1:] == s[:, :-1]).any(dim=1)]
+            s = rows.sort(dim=1).values  # [R, k]
+            dup = (s[:, 1:] == s[:, :-1]).any(dim=1).nonzero().squeeze(1)  # [R'] rows to redraw
+            redo = dup if redo is None else redo[dup]
             if redo.numel() == 0:
                 return out
-            out[redo] = torch.randint(n, (redo.numel(), k), generator=generator, device=device)
+            rows = torch.randint(n, (redo.numel(), k), generator=generator, device=device)
+            out[redo] = rows
     out = torch.empty(batch, k, dtype=torch.long, device=device)
     for i, j in enumerate(range(n - k, n)):
         t = torch.randint(j + 1, (batch,), generator=generator, device=device)  # [B] in [0, j]
