@@ -414,6 +414,17 @@ def test_subset_mask_uniform_over_subsets():
     assert chi2_pvalue(counts[cells].tolist(), [3000.0] * 10) > 1e-3
 
 
+def test_first_appearance_table_and_sort_agree(monkeypatch):
+    from slabench.tasks import sampling
+
+    stream = torch.randint(50, (200, 40), generator=torch.Generator().manual_seed(0))
+    by_table = sampling.first_appearance(stream, 50)
+    monkeypatch.setattr(sampling, "TABLE_PER_DRAW", 0)
+    by_sort = sampling.first_appearance(stream, 50)
+    expected = torch.tensor([[v not in row[:m] for m, v in enumerate(row)] for row in stream.tolist()])
+    assert torch.equal(by_table, expected) and torch.equal(by_sort, expected)
+
+
 def test_alias_table_reproduces_probs():
     p = torch.tensor([0.5, 0.2, 0.15, 0.1, 0.05, 0.0], dtype=torch.float64)
     accept, alias = alias_table(p)

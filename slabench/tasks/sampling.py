@@ -71,6 +71,25 @@ def alias_table(probs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.tensor(accept, dtype=torch.float64, device=device), torch.tensor(alias, device=device)
 
 
+TABLE_PER_DRAW = 8  # first_appearance uses a [B, N] table while N <= this many times the stream length
+
+
+def first_appearance(stream: torch.Tensor, n: int) -> torch.Tensor:
+    """stream [B, M] of values in range(n) -> [B, M] bool: the value's first appearance in its row.
+
+    A [B, n] table of first positions when n is small against M, else a stable sort of each row.
+    """
+    B, M = stream.shape
+    pos = torch.arange(M, device=stream.device).expand(B, M)
+    if n <= TABLE_PER_DRAW * M:
+        first = torch.full((B, n), M, dtype=torch.long, device=stream.device).scatter_reduce_(1, stream, pos, "amin")
+        return first.gather(1, stream) == pos
+    values, order = stream.sort(dim=1, stable=True)
+    new = torch.ones_like(values, dtype=torch.bool)
+    new[:, 1:] = values[:, 1:] != values[:, :-1]  # first of a run of equal values = earliest position
+    return torch.empty_like(new).scatter_(1, order, new)
+
+
 def weighted_distinct(probs: torch.Tensor, batch: int, k: int, generator: torch.Generator) -> torch.Tensor:
     """[B, k] long: k distinct indices per row drawn successively without replacement from probs [N].
 
@@ -93,9 +112,7 @@ def weighted_distinct(probs: torch.Tensor, batch: int, k: int, generator: torch.
 
     M = 2 * k + 8
     stream = draw((batch, M))  # [B, M]
-    pos = torch.arange(M, device=device).expand(batch, M)
-    first = torch.full((batch, N), M, dtype=torch.long, device=device).scatter_reduce_(1, stream, pos, "amin")
-    is_first = first.gather(1, stream) == pos  # [B, M] first appearance of its value
+    is_first = first_appearance(stream, N)  # [B, M]
     rank = is_first.cumsum(dim=1)  # [B, M] distinct values seen so far
     column = torch.where(is_first & (rank <= k), rank - 1, k)  # column k collects the rest
     out = torch.zeros(batch, k + 1, dtype=torch.long, device=device).scatter_(1, column, stream)[:, :k]
