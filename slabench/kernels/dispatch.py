@@ -70,12 +70,17 @@ def _fla_fused_recurrent_gated_delta_rule(q, k, v, g, beta, scale, output_final_
                                             output_final_state=output_final_state, use_qk_l2norm_in_kernel=False)
 
 
+# The references compute in float32 on purpose: keep autocast from lowering their matmuls.
+
+
 def _ref_gla(q, k, v, g, scale, output_final_state):
-    return gla_chunk(q, k, v, g, scale, output_final_state)
+    with torch.autocast(q.device.type, enabled=False):
+        return gla_chunk(q, k, v, g, scale, output_final_state)
 
 
 def _ref_delta_rule(q, k, v, g, beta, scale, output_final_state):
-    return delta_rule_chunk(q, k, v, g, beta, scale, output_final_state)
+    with torch.autocast(q.device.type, enabled=False):
+        return delta_rule_chunk(q, k, v, g, beta, scale, output_final_state)
 
 
 # --- probe inputs: small, odd-sized, with real decays -------------------------------------
@@ -162,12 +167,13 @@ def rel_rms(a: torch.Tensor, b: torch.Tensor) -> float:
     return ((a - b).norm() / b.norm().clamp_min(1e-30)).item()
 
 
-def compare(op: Op, fn: Callable, args: list[torch.Tensor], kwargs: dict) -> tuple[float, float]:
+def compare(op: Op, fn: Callable, args: list[torch.Tensor], kwargs: dict,
+            ref_dtype: torch.dtype = torch.float32) -> tuple[float, float]:
     """(relative RMS error of the output, worst over the gradients) of `fn` vs the reference.
 
-    The reference runs in float32 (float64 if the inputs are) on the same rounded inputs.
+    The reference runs in `ref_dtype` (float64 if the inputs are) on the same rounded inputs.
     """
-    wide = torch.float64 if args[0].dtype == torch.float64 else torch.float32
+    wide = torch.float64 if args[0].dtype == torch.float64 else ref_dtype
     extra = {"output_final_state": False} if op.returns_state else {}
     results = []
     for f, cast in ((fn, lambda x: x), (op.reference, lambda x: x.to(wide))):
