@@ -203,3 +203,27 @@ def leaderboard(results_dir: str, name: str | None, out_dir: str | None) -> None
     for table in _board_table(aggregate(records)):
         out_console.print(table)
     out_console.print(f"leaderboard: {paths['md']}")
+
+
+@main.command()
+@click.option("--device", "devices", multiple=True, help="cpu, cuda (repeatable; default: cpu, and cuda if present)")
+@click.option("--dtype", "dtypes", multiple=True, type=click.Choice(["float32", "bfloat16", "float16"]),
+              help="repeatable; default: float32 and bfloat16")
+@click.option("--json", "as_json", is_flag=True, help="machine-readable output")
+def doctor(devices: tuple[str, ...], dtypes: tuple[str, ...], as_json: bool) -> None:
+    """Which kernel path each op takes per device and dtype, and why faster ones were skipped."""
+    import torch
+
+    from slabench import kernels
+
+    devices = devices or (("cpu", "cuda") if torch.cuda.is_available() else ("cpu",))
+    rows = kernels.doctor(list(devices), [getattr(torch, d) for d in (dtypes or ("float32", "bfloat16"))])
+    if as_json:
+        click.echo(json.dumps(rows, indent=1))
+        return
+    table = Table(title="kernel paths", show_lines=True)
+    for col in ("op", "device", "dtype", "path", "fallbacks"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(r["op"], r["device"], r["dtype"], r["path"], "\n".join(r["fallbacks"]))
+    out_console.print(table)

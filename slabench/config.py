@@ -89,6 +89,9 @@ class TrainSpec:
     lr: float = field(default=1e-3, metadata={"help": "peak learning rate (AdamW)"})
     weight_decay: float = field(default=0.1, metadata={"help": "AdamW weight decay on matrices"})
     warmup: float = field(default=0.1, metadata={"help": "fraction of the budget spent in linear warmup"})
+    schedule: Literal["wsd", "cosine", "constant"] = field(
+        default="wsd", metadata={"help": "after warmup: constant then linear decay over the last 20% (wsd), cosine, constant"}
+    )
     grad_clip: float = field(default=1.0, metadata={"help": "max gradient norm (0 = off)"})
     eval_every: int = field(default=50, metadata={"help": "steps between validation evaluations"})
     val_size: int = field(default=256, metadata={"help": "validation examples (early stopping, lr choice)"})

@@ -1,7 +1,7 @@
 """Mixer registry and `build_model`.
 
 `build_model(name, vocab_size=..., **params)` returns an `LM` whose layers use mixer `name`.
-Backbone parameters (d_model, n_layers, n_heads, mlp, pos_emb, max_len) are common to every
+Backbone parameters (d_model, n_layers, n_heads, mlp, pos_emb, max_len, tie_head) are common to every
 mixer; any other keyword is a mixer option, checked against the mixer's signature.
 """
 
@@ -38,6 +38,7 @@ class Backbone:
     mlp: bool = field(default=True, metadata={"help": "add an MLP after each mixer"})
     pos_emb: Literal["none", "learned"] = field(default="none", metadata={"help": "absolute position embeddings"})
     max_len: int = field(default=4096, metadata={"help": "length of the learned position table"})
+    tie_head: bool = field(default=False, metadata={"help": "share the embedding matrix with the output head"})
 
 
 def mixer_params(name: str) -> list[Param]:
@@ -69,6 +70,7 @@ def build_model(name: str, vocab_size: int, **params: Any) -> LM:
         mlp=bb.mlp,
         pos_emb=bb.pos_emb,
         max_len=bb.max_len,
+        tie_head=bb.tie_head,
     )
 
 

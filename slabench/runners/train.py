@@ -23,6 +23,7 @@ from slabench.tasks import IGNORE, Batch
 
 VAL_SEED, TEST_SEED = SEED_LIMIT + 1, SEED_LIMIT + 2
 EVAL_CHUNK = 256  # examples per evaluation forward pass (bounds memory)
+WSD_DECAY = 0.2  # "wsd" schedule: linear decay to zero over the last 20% of the budget
 
 
 def _generator(seed: int, device: torch.device) -> torch.Generator:
@@ -109,8 +110,12 @@ def train(spec: RunSpec, device: str | torch.device = "cpu", on_step: Callable[[
 
     def lr_at(progress: float) -> float:
         if progress < cfg.warmup:
-            return cfg.lr * (progress / cfg.warmup)
-        return cfg.lr * 0.5 * (1 + math.cos(math.pi * (progress - cfg.warmup) / (1 - cfg.warmup)))
+            return cfg.lr * progress / cfg.warmup
+        if cfg.schedule == "cosine":
+            return cfg.lr * 0.5 * (1 + math.cos(math.pi * (progress - cfg.warmup) / (1 - cfg.warmup)))
+        if cfg.schedule == "wsd" and progress > 1 - WSD_DECAY:
+            return cfg.lr * (1 - progress) / WSD_DECAY
+        return cfg.lr
 
     gen = _generator(spec.seed, device)
     curve: list[dict[str, Any]] = []
