@@ -19,8 +19,10 @@ def inputs(decay: str, seed: int = 0) -> dict[str, torch.Tensor]:
     gen = torch.Generator().manual_seed(seed)
     r = lambda *s: torch.randn(*s, generator=gen, dtype=torch.float64)  # noqa: E731
     x = {"q": r(B, T, H, DK), "k": r(B, T, H, DK), "v": r(B, T, H, DV)}
-    if decay == "channel":  # strong decays too: logsigmoid reaches far below zero
+    if decay == "channel":
         x["g"] = F.logsigmoid(3 * r(B, T, H, DK))
+    elif decay == "channel-strong":  # chunk decays below e^-60: the pairwise path
+        x["g"] = 20 * F.logsigmoid(3 * r(B, T, H, DK))
     elif decay == "head":
         x["g"] = F.logsigmoid(r(B, T, H) + 2)
     elif decay == "delta":
@@ -37,7 +39,7 @@ def run_and_grad(fn, x: dict, **kw):
     return o, state, torch.autograd.grad(loss, list(x.values()))
 
 
-@pytest.mark.parametrize("decay", ["none", "head", "channel", "delta"])
+@pytest.mark.parametrize("decay", ["none", "head", "channel", "channel-strong", "delta"])
 def test_chunk_matches_recurrent(decay):
     x = inputs(decay)
     chunk, rec = (delta_rule_chunk, delta_rule_recurrent) if decay == "delta" else (gla_chunk, gla_recurrent)

@@ -49,8 +49,9 @@ def gla_chunk(q, k, v, g=None, scale=None, output_final_state=False, chunk_size=
 
     Decays are cumulated relative to the chunk start (b_i <= 0), so every exponential taken is of
     a non-positive number and nothing overflows whatever the decay. Inside a chunk the
-    per-channel case uses the pairwise form sum_d q_id k_jd exp(b_id - b_jd) ([C, C, Dk] per
-    chunk), because factorising it as (q e^b)(k e^-b)^T would overflow for strong decays.
+    per-channel case factorises sum_d q_id k_jd exp(b_id - b_jd) as (q e^b)(k e^-b)^T while the
+    decay over a chunk stays above e^-60; stronger decays would overflow e^-b, and then the
+    pairwise form ([C, C, Dk] per chunk, slower) is used.
     """
     in_dtype = q.dtype
     B, T, H, Dk = q.shape
@@ -75,15 +76,18 @@ def gla_chunk(q, k, v, g=None, scale=None, output_final_state=False, chunk_size=
         b = g.reshape(B, N, C, H).permute(0, 3, 1, 2).cumsum(3)[..., None]  # [B, H, N, C, 1]
     causal = torch.ones(C, C, dtype=torch.bool, device=q.device).tril()  # [C, C]
 
-    if per_channel:
+    q_decayed = q * b.exp()  # decay from chunk start to i
+    if per_channel and b[..., -1, :].min() > -60:
+        # Factorised, (q e^b)(k e^-b)^T: plain matmuls, safe while e^-b stays below e^60.
+        A = (q_decayed @ (k * (-b).exp()).transpose(-1, -2)).masked_fill(~causal, 0)  # [B, H, N, C, C]
+    elif per_channel:
         diff = (b[..., :, None, :] - b[..., None, :, :]).masked_fill(~causal[..., None], float("-inf"))
-        A = torch.einsum("bhnid,bhnjd,bhnijd->bhnij", q, k, diff.exp())  # [B, H, N, C, C]
+        A = torch.einsum("bhnijd,bhnjd->bhnij", q[..., :, None, :] * diff.exp(), k)  # [B, H, N, C, C]
     else:
         diff = (b[..., :, None, 0] - b[..., None, :, 0]).masked_fill(~causal, float("-inf"))
         A = (q @ k.transpose(-1, -2)) * diff.exp()  # [B, H, N, C, C]
     o_intra = A @ v  # [B, H, N, C, Dv]
 
-    q_decayed = q * b.exp()  # decay from chunk start to i
     k_decayed = k * (b[..., -1:, :] - b).exp()  # decay from j to chunk end
     chunk_decay = b[..., -1, :].exp()  # [B, H, N, Dk or 1]
     S = q.new_zeros(B, H, Dk, Dv)
