@@ -17,7 +17,7 @@ B, T, H, DK, DV = 2, 63, 3, 20, 12
 
 def inputs(decay: str, seed: int = 0) -> dict[str, torch.Tensor]:
     gen = torch.Generator().manual_seed(seed)
-    r = lambda *s: torch.randn(*s, generator=gen, dtype=torch.float64)  # noqa: E731
+    r = lambda *s: torch.randn(*s, generator=gen, dtype=torch.float64)
     x = {"q": r(B, T, H, DK), "k": r(B, T, H, DK), "v": r(B, T, H, DV)}
     if decay == "channel":
         x["g"] = F.logsigmoid(3 * r(B, T, H, DK))

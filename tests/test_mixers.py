@@ -6,8 +6,8 @@ import inspect
 import pytest
 import torch
 
-from slabench.models import MIXERS, LinearMixer, build_mixer, mixer_params
 from slabench.errors import SlabenchError
+from slabench.models import MIXERS, LinearMixer, build_mixer, mixer_params
 
 NAMES = MIXERS.names()
 LINEAR = [n for n in NAMES if issubclass(MIXERS.get(n), LinearMixer)]

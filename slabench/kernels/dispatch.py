@@ -12,8 +12,8 @@ need a GPU driver. `SLABENCH_KERNEL_PATH=reference` forces the reference everywh
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -214,7 +214,7 @@ def select(op_name: str, device: torch.device | str, dtype: torch.dtype) -> tupl
         try:
             args, kwargs = op.probe_inputs(device, dtype)
             err_out, err_grad = compare(op, fn, args, kwargs)
-        except Exception as e:  # any failure (compile, launch, missing backward) means: not this path
+        except Exception as e:  # noqa: BLE001  (any failure: compile, launch, no backward) -> next path
             reasons.append(f"{name}: {type(e).__name__}: {str(e).splitlines()[0][:160] if str(e) else ''}")
             continue
         tol = PROBE_TOL.get(dtype, 5e-3)
