@@ -5,8 +5,9 @@
 set -uo pipefail
 OUT=${OUT:-gpu-out}; mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1 TRITON_CACHE_DIR=$PWD/.triton_cache
-if ls .wheels/*.whl >/dev/null 2>&1; then pip install -q --no-deps .wheels/*.whl; fi
-pip install -q --no-deps -e . > "$OUT/install.log" 2>&1
+# --no-build-isolation: the GPU machine has no package index to fetch setuptools from.
+{ if ls .wheels/*.whl >/dev/null 2>&1; then python -m pip install --no-deps .wheels/*.whl; fi
+  python -m pip install --no-deps --no-build-isolation -e .; } > "$OUT/install.log" 2>&1
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv > "$OUT/gpu.txt" 2>&1
 python -c "import torch, triton, fla; print('torch', torch.__version__, 'triton', triton.__version__, 'fla', fla.__version__)" >> "$OUT/gpu.txt" 2>&1
 timeout 300 slabench doctor --device cuda --dtype float32 --dtype bfloat16 > "$OUT/doctor.txt" 2>&1

@@ -58,7 +58,8 @@ def alias_table(probs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     draw from probs in O(1), where inverse-CDF search costs O(log N).
     """
     n = probs.numel()
-    scaled = (probs.double().cpu() * n / probs.sum()).tolist()
+    p = probs.double().cpu()  # the construction is sequential: build it on the host
+    scaled = (p * n / p.sum()).tolist()
     accept, alias = [1.0] * n, list(range(n))
     small = [i for i, x in enumerate(scaled) if x < 1]
     large = [i for i, x in enumerate(scaled) if x >= 1]
