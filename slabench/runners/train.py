@@ -17,7 +17,8 @@ import torch
 import torch.nn.functional as F
 
 from slabench import kernels
-from slabench.config import SEED_LIMIT, RunSpec
+from slabench.config import SEED_LIMIT, RunSpec, TrainSpec
+from slabench.errors import SlabenchError
 from slabench.runners.environment import environment
 from slabench.tasks import IGNORE, Batch
 
@@ -77,10 +78,109 @@ def _peak_memory(device: torch.device) -> int:
     return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024  # Linux: KiB
 
 
-def train(spec: RunSpec, device: str | torch.device = "cpu", on_step: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+def make_optimizer(model: torch.nn.Module, cfg: TrainSpec, device: torch.device, capturable: bool = False):
+    """AdamW, weight decay on matrices only. capturable: state and lr live on the device (a
+    tensor lr, updated in place), so the step can run inside a CUDA graph."""
+    decay = [p for p in model.parameters() if p.dim() >= 2]
+    no_decay = [p for p in model.parameters() if p.dim() < 2]
+    return torch.optim.AdamW(
+        [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=torch.tensor(cfg.lr, device=device) if capturable else cfg.lr,
+        betas=(0.9, 0.98),
+        capturable=capturable,
+        foreach=True if capturable else None,
+    )
+
+
+class TrainStep:
+    """One optimizer step: `step(inputs [B, T], labels [B, T]) -> loss` (a device tensor, not synced).
+
+    path 'eager': forward, backward, gradient clipping and AdamW step, op by op.
+    path 'cuda-graph': at synthetic-task sizes the step is launch-bound (fla's chunk kernels
+    spend ~80% of their time in launches), so the whole step is captured once and replayed
+    (PyTorch's whole-network capture recipe). The first GRAPH_WARMUP calls are real training
+    steps run eagerly on a side stream: dispatch probes, Triton autotuning and lazy
+    initialisation all happen there, never inside the capture. The next call copies its batch
+    into static buffers, captures, and replays; later calls copy and replay. Shapes must not
+    change between calls. Clipping (foreach, on device) and the capturable AdamW step are in
+    the graph; lr is a device tensor updated in place. If capture fails, the step falls back to
+    eager for the rest of the run and `fallback` keeps the reason.
+    """
+
+    GRAPH_WARMUP = 3
+
+    def __init__(self, model: torch.nn.Module, opt: torch.optim.Optimizer, cfg: TrainSpec, device: torch.device,
+                 autocast: torch.dtype | None, path: str):
+        if path not in ("eager", "cuda-graph"):
+            raise SlabenchError(f"train_path={path!r} is not allowed; choose one of 'auto', 'eager', 'cuda-graph'")
+        if path == "cuda-graph" and device.type != "cuda":
+            raise SlabenchError(f"train_path='cuda-graph' needs a CUDA device, not {device.type!r}")
+        self.model, self.opt, self.cfg, self.device, self.autocast = model, opt, cfg, device, autocast
+        self.path, self.fallback = path, None
+        self.calls, self.graph, self.static = 0, None, None
+
+    def set_lr(self, lr: float) -> None:
+        for group in self.opt.param_groups:
+            if isinstance(group["lr"], torch.Tensor):
+                group["lr"].fill_(lr)  # in place: the captured step reads this tensor
+            else:
+                group["lr"] = lr
+
+    def _step(self, inputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        # Autocast's weight-cast cache must be off under capture (PyTorch's CUDA-graph notes).
+        with torch.autocast(self.device.type, dtype=self.autocast, enabled=self.autocast is not None,
+                            cache_enabled=False if self.path == "cuda-graph" else None):
+            logits = self.model(inputs)  # [B, T, V]
+        loss = F.cross_entropy(logits.float().flatten(0, 1), labels.flatten(), ignore_index=IGNORE)
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.cfg.grad_clip > 0:
+            foreach = True if self.path == "cuda-graph" else None  # on device, no sync
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip, foreach=foreach)
+        self.opt.step()
+        return loss
+
+    def _capture(self, inputs: torch.Tensor, labels: torch.Tensor) -> None:
+        static_inputs, static_labels = inputs.clone(), labels.clone()
+        self.opt.zero_grad(set_to_none=True)  # backward allocates .grad from the graph's pool
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            static_loss = self._step(static_inputs, static_labels)
+        self.graph, self.static = graph, (static_inputs, static_labels, static_loss)
+
+    def __call__(self, inputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        if self.path == "eager":
+            return self._step(inputs, labels)
+        if self.graph is None and self.calls <= self.GRAPH_WARMUP:
+            side, current = torch.cuda.Stream(self.device), torch.cuda.current_stream(self.device)
+            side.wait_stream(current)
+            with torch.cuda.stream(side):
+                loss = self._step(inputs, labels)
+            current.wait_stream(side)
+            return loss
+        if self.graph is None:
+            try:
+                self._capture(inputs, labels)
+            except Exception as e:  # noqa: BLE001  (any capture failure: train on, eagerly)
+                torch.cuda.synchronize(self.device)
+                self.path, self.fallback = "eager", f"capture failed: {type(e).__name__}: {str(e)[:200]}"
+                self.graph, self.static = None, None
+                return self._step(inputs, labels)
+        static_inputs, static_labels, static_loss = self.static
+        static_inputs.copy_(inputs)
+        static_labels.copy_(labels)
+        self.graph.replay()
+        return static_loss
+
+
+def train(spec: RunSpec, device: str | torch.device = "cpu", on_step: Callable[[int, int], None] | None = None,
+          train_path: str = "auto") -> dict[str, Any]:
     """Train `spec` on `device`; return the run record (see DESIGN.md, RunRecord).
 
     on_step(step, total) is called after every optimizer step (for progress bars).
+    train_path: 'eager', 'cuda-graph' (see `TrainStep`) or 'auto' (CUDA graphs on CUDA, else
+    eager); the path that actually ran is recorded as record['train_path'].
     """
     device = torch.device(device)
     cfg = spec.train
@@ -97,13 +197,10 @@ def train(spec: RunSpec, device: str | torch.device = "cpu", on_step: Callable[[
     test_hashes = _row_hashes(test.inputs) if test_task.seq_len == task.seq_len else None
     seen_test = torch.zeros(cfg.test_size, dtype=torch.bool, device=device)
 
-    decay = [p for p in model.parameters() if p.dim() >= 2]
-    no_decay = [p for p in model.parameters() if p.dim() < 2]
-    opt = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-        lr=cfg.lr,
-        betas=(0.9, 0.98),
-    )
+    if train_path == "auto":
+        train_path = "cuda-graph" if device.type == "cuda" else "eager"
+    opt = make_optimizer(model, cfg, device, capturable=train_path == "cuda-graph")
+    train_step = TrainStep(model, opt, cfg, device, autocast, train_path)
     tokens_per_step = cfg.batch_size * task.seq_len
     total = cfg.tokens // tokens_per_step if cfg.tokens else cfg.steps
     total = max(total, 1) if not cfg.seconds else 10**9
@@ -127,19 +224,11 @@ def train(spec: RunSpec, device: str | torch.device = "cpu", on_step: Callable[[
         if cfg.seconds and elapsed >= cfg.seconds:
             break
         progress = elapsed / cfg.seconds if cfg.seconds else step / total
-        for group in opt.param_groups:
-            group["lr"] = lr_at(progress)
+        train_step.set_lr(lr_at(progress))
         batch = task.sample(cfg.batch_size, gen, device)
         if test_hashes is not None:
             seen_test |= torch.isin(test_hashes, _row_hashes(batch.inputs))
-        with torch.autocast(device.type, dtype=autocast, enabled=autocast is not None):
-            logits = model(batch.inputs)  # [B, T, V]
-        loss = F.cross_entropy(logits.float().flatten(0, 1), batch.labels.flatten(), ignore_index=IGNORE)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        if cfg.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        opt.step()
+        loss = train_step(batch.inputs, batch.labels)
         step += 1
         if on_step:
             on_step(step, total)
@@ -196,5 +285,7 @@ def train(spec: RunSpec, device: str | torch.device = "cpu", on_step: Callable[[
         },
         "environment": environment(device),
         "kernel_paths": kernels.paths_used(),
+        "train_path": train_step.path,
+        "train_path_fallback": train_step.fallback,
         "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
