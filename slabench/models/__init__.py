@@ -19,9 +19,10 @@ from slabench.models.sla import HeadGate, sla_twin
 from slabench.models.base import Mixer
 from slabench.models.lm import LM
 from slabench.params import Param, check_params, dataclass_params, signature_params
+from slabench.plugins import MixerRegistry
 from slabench.registry import Registry
 
-MIXERS: Registry[type[Mixer]] = Registry("model")
+MIXERS: Registry[type[Mixer]] = MixerRegistry("model")  # also resolves plugin names (slabench.plugins)
 MIXERS.register("attention", Attention)
 for _name, _cls in (("linear", LinearAttention), ("retnet", RetNet), ("gla", GLA), ("gdn", GatedDeltaNet)):
     MIXERS.register(_name, _cls)

@@ -97,9 +97,11 @@ class LM(nn.Module):
     def num_params(self) -> int:
         return sum(p.numel() for p in self.parameters())
 
-    def state_size(self, seq_len: int) -> int:
-        """Inference state per sequence, summed over layers (elements)."""
-        return sum(m.state_size(seq_len) for m in self.mixers)
+    def state_size(self, seq_len: int) -> int | None:
+        """Inference state per sequence, summed over layers (elements); None when a mixer (a
+        plugin without `state_size`) does not say."""
+        sizes = [m.state_size(seq_len) for m in self.mixers]
+        return None if None in sizes else sum(sizes)
 
     def diagnostics(self) -> dict[str, float]:
         """Each mixer's diagnostics, keyed `layer<i>/<name>`."""

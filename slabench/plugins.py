@@ -1,0 +1,225 @@
+"""User mixers as plugins: load, validate, and resolve them by name in any process.
+
+A plugin mixer is a class `MyMixer(d_model, n_heads, **options)` (every option with a default)
+whose `forward(x [B, T, D])` returns [B, T, D]. Anywhere a mixer name is accepted (grid files,
+`run --mixer`, `compare --mixer`) it can be named by:
+
+    path/to/file.py:MyMixer      a Python file (relative to the working directory, or absolute)
+    pkg.mod:MyMixer              an importable module
+    name                         an entry point in the group `slabench.mixers`, or a name given
+                                 to `slabench.register_mixer(name, MyMixer)`
+    sla-<any of the above>       its SLA twin, when MyMixer subclasses `slabench.models.LinearMixer`
+
+Design: the reference string *is* the model name, so it travels inside every `RunSpec` and run
+record. `MIXERS` is a `MixerRegistry`, which resolves a name it does not know the first time it
+is asked for it; a spawned worker process re-imports slabench and resolves the same string
+again, so nothing but the string crosses processes. `register_mixer` also writes name ->
+reference into the environment variable `SLABENCH_MIXERS`, which spawned workers inherit.
+
+Loading validates the class once (build it with d_model=32, n_heads=2; run forward on
+[2, 8, 32]) and raises a one-line `SlabenchError` naming the problem. A class without its own
+`state_size` gets one that returns None (shown as n/a), and `diagnostics()` defaults to {}.
+
+Records are keyed by the reference, not the file's contents: after editing a plugin, use a new
+`--out` (`slabench compare` does this by default: its output folder name carries a content hash).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import importlib.metadata
+import importlib.util
+import inspect
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from slabench.errors import SlabenchError
+from slabench.registry import Registry
+
+ENTRY_POINT_GROUP = "slabench.mixers"
+ENV_VAR = "SLABENCH_MIXERS"  # JSON {name: reference} written by register_mixer, read by workers
+PROBE_D_MODEL, PROBE_HEADS, PROBE_SHAPE = 32, 2, (2, 8, 32)
+
+_file_modules: dict[str, Any] = {}  # absolute path -> module, so one file is executed once per process
+_checked: dict[type, type] = {}  # plugin class -> validated (possibly wrapped) class
+_twins: dict[type, type] = {}  # plugin class -> its validated SLA twin
+
+
+def _one_line(e: BaseException) -> str:
+    text = f"{type(e).__name__}: {e}".strip()
+    return text.splitlines()[0] if text else type(e).__name__
+
+
+def is_reference(name: str) -> bool:
+    return ":" in name
+
+
+def _load_file(ref: str, path_text: str) -> Any:
+    path = Path(path_text).expanduser().resolve()
+    if not path.is_file():
+        raise SlabenchError(f"plugin '{ref}': file '{path_text}' does not exist")
+    key = str(path)
+    if key not in _file_modules:
+        digest = hashlib.sha1(key.encode()).hexdigest()[:8]
+        mod_name = f"slabench_plugin_{path.stem}_{digest}"
+        spec = importlib.util.spec_from_file_location(mod_name, path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[mod_name] = module  # dataclasses and pickling look classes up here
+        try:
+            spec.loader.exec_module(module)
+        except Exception as e:  # noqa: BLE001 - any error in user code becomes one line
+            del sys.modules[mod_name]
+            raise SlabenchError(f"plugin '{ref}': importing '{path_text}' failed: {_one_line(e)}") from None
+        _file_modules[key] = module
+    return _file_modules[key]
+
+
+def load_reference(ref: str) -> type:
+    """`path/to/file.py:Class` or `pkg.mod:Class` -> the validated class."""
+    where, _, attr = ref.rpartition(":")
+    if not where or not attr:
+        raise SlabenchError(f"plugin '{ref}': expected 'path/to/file.py:ClassName' or 'package.module:ClassName'")
+    if where.endswith(".py") or "/" in where or os.sep in where:
+        module = _load_file(ref, where)
+    else:
+        try:
+            module = importlib.import_module(where)
+        except Exception as e:  # noqa: BLE001
+            raise SlabenchError(f"plugin '{ref}': module '{where}' cannot be imported: {_one_line(e)}") from None
+    obj = module
+    for part in attr.split("."):
+        if not hasattr(obj, part):
+            classes = sorted(n for n, v in vars(module).items() if inspect.isclass(v) and v.__module__ == module.__name__)
+            raise SlabenchError(f"plugin '{ref}': '{where}' defines no class '{attr}'; classes there: "
+                                f"{', '.join(classes) or '(none)'}")
+        obj = getattr(obj, part)
+    return validate(obj, ref)
+
+
+def validate(cls: Any, ref: str) -> type:
+    """Check the mixer contract on a tiny input; return the class, wrapped to fill in a missing
+    `state_size` (None) or `diagnostics` ({}). One-line SlabenchError on any violation."""
+    import torch
+    from torch import nn
+
+    from slabench.models.base import Mixer
+
+    if cls in _checked:
+        return _checked[cls]
+    if not (inspect.isclass(cls) and issubclass(cls, nn.Module)):
+        raise SlabenchError(f"plugin '{ref}': {cls!r} is not a torch.nn.Module subclass")
+    name = cls.__name__
+    try:
+        mixer = cls(PROBE_D_MODEL, PROBE_HEADS)
+    except Exception as e:  # noqa: BLE001
+        raise SlabenchError(f"plugin '{ref}': constructor {name}(d_model={PROBE_D_MODEL}, n_heads={PROBE_HEADS}) "
+                            f"failed ({_one_line(e)}); expected {name}(d_model, n_heads, **options with defaults)") from None
+    x = torch.randn(*PROBE_SHAPE, generator=torch.Generator().manual_seed(0))  # [B, T, D]
+    try:
+        y = mixer(x)
+    except Exception as e:  # noqa: BLE001
+        raise SlabenchError(f"plugin '{ref}': forward(x [2, 8, 32]) failed: {_one_line(e)}") from None
+    if not isinstance(y, torch.Tensor) or tuple(y.shape) != PROBE_SHAPE:
+        got = list(y.shape) if isinstance(y, torch.Tensor) else type(y).__name__
+        raise SlabenchError(f"plugin '{ref}': forward(x [2, 8, 32]) returned {got}; expected a tensor of the "
+                            "input's shape [B, T, D]")
+
+    extra: dict[str, Any] = {}
+    if getattr(cls, "state_size", Mixer.state_size) is Mixer.state_size:
+        extra["state_size"] = lambda self, seq_len: None  # unknown: reported as n/a
+    if not hasattr(cls, "diagnostics"):
+        extra["diagnostics"] = lambda self: {}
+    out = type(name, (cls,), {**extra, "__module__": cls.__module__, "__doc__": cls.__doc__}) if extra else cls
+    _checked[cls] = out
+    return out
+
+
+def sla_twin_of(cls: type, ref: str) -> type:
+    from slabench.models import LinearMixer, sla_twin
+
+    if not issubclass(cls, LinearMixer):
+        raise SlabenchError(f"plugin 'sla-{ref}': {cls.__name__} is not a slabench.models.LinearMixer subclass, so it "
+                            "has no SLA twin (implement qkv() and mix() on a LinearMixer to get one)")
+    if cls not in _twins:
+        _twins[cls] = validate(sla_twin(cls), f"sla-{ref}")
+    return _twins[cls]
+
+
+def _entry_point(name: str) -> Any:
+    for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        if ep.name == name:
+            return ep
+    return None
+
+
+def _env_references() -> dict[str, str]:
+    try:
+        return json.loads(os.environ.get(ENV_VAR, "{}"))
+    except json.JSONDecodeError:
+        raise SlabenchError(f"environment variable {ENV_VAR} is not valid JSON") from None
+
+
+class MixerRegistry(Registry):
+    """The mixer registry: names it does not hold are resolved as plugins on first use."""
+
+    def get(self, name: str) -> Any:
+        if isinstance(name, str) and name not in self._items:
+            cls = self._resolve(name)
+            if cls is not None:
+                self._items[name] = cls
+        return super().get(name)
+
+    def _resolve(self, name: str) -> type | None:
+        if name.startswith("sla-") and len(name) > 4:
+            base = name[4:]
+            if base in self._items or self._resolve(base) is not None:
+                return sla_twin_of(self.get(base), base)
+            return None
+        if is_reference(name):
+            return load_reference(name)
+        env = _env_references()
+        if name in env:
+            return load_reference(env[name])
+        ep = _entry_point(name)
+        if ep is not None:
+            try:
+                obj = ep.load()
+            except Exception as e:  # noqa: BLE001
+                raise SlabenchError(f"plugin '{name}' (entry point {ep.value}): loading failed: {_one_line(e)}") from None
+            return validate(obj, name)
+        return None
+
+
+def _reference_of(cls: type) -> str | None:
+    """A string a fresh process can load `cls` from, or None (a class defined in a function)."""
+    if "<locals>" in cls.__qualname__:
+        return None
+    module = sys.modules.get(cls.__module__)
+    file = getattr(module, "__file__", None)
+    if cls.__module__ == "__main__" or cls.__module__.startswith("slabench_plugin_"):
+        return f"{Path(file).resolve()}:{cls.__qualname__}" if file else None
+    return f"{cls.__module__}:{cls.__qualname__}"
+
+
+def register_mixer(name: str, cls: type, *, replace: bool = False) -> type:
+    """Register a plugin mixer class under `name` (and `sla-<name>` when it is a LinearMixer).
+
+    Validates it first. Worker processes find it again through its module (recorded in
+    SLABENCH_MIXERS); a class defined inside a function works in-process only (--workers 1).
+    """
+    from slabench.models import MIXERS, LinearMixer
+
+    if is_reference(name) or name.startswith("sla-") or not name:
+        raise SlabenchError(f"register_mixer: name {name!r} must be non-empty, without ':' and not start with 'sla-'")
+    checked = validate(cls, name)
+    MIXERS.register(name, checked, replace=replace)
+    if issubclass(cls, LinearMixer):
+        MIXERS.register(f"sla-{name}", sla_twin_of(cls, name), replace=replace)
+    ref = _reference_of(cls)
+    if ref is not None:
+        os.environ[ENV_VAR] = json.dumps({**_env_references(), name: ref})
+    return checked
