@@ -227,3 +227,215 @@ def doctor(devices: tuple[str, ...], dtypes: tuple[str, ...], as_json: bool) -> 
     for r in rows:
         table.add_row(r["op"], r["device"], r["dtype"], r["path"], "\n".join(r["fallbacks"]))
     out_console.print(table)
+
+
+def _ints(flag: str, value: str | None, n: int | None = None) -> tuple[int, ...] | None:
+    if value is None:
+        return None
+    try:
+        out = tuple(int(v) for v in value.split(",") if v.strip())
+    except ValueError:
+        raise SlabenchError(f"{flag}={value!r} must be comma-separated integers") from None
+    if not out or (n is not None and len(out) != n):
+        raise SlabenchError(f"{flag}={value!r} must be {n or 'one or more'} comma-separated integers")
+    return out
+
+
+@main.command()
+@click.option("--mixers", help="comma list (default: every registered mixer)")
+@click.option("--seq-lens", help="comma list (default: 256,1024,4096,16384,65536 on GPU; 64,128,256 on CPU)")
+@click.option("--tokens", type=int, help="tokens per call of the length sweep, B = max(1, tokens // T) "
+              "(default 65536 on GPU, 2048 on CPU)")
+@click.option("--batch", type=int, help="fixed batch for every length (overrides --tokens)")
+@click.option("--d-model", type=int, help="model width of the length sweep (default 128)")
+@click.option("--heads", type=int, help="heads of the length sweep (default 8)")
+@click.option("--shape", "shapes", multiple=True, metavar="B,T,H,D", help="extra exact shape, d_model = H*D (repeatable)")
+@click.option("--dtype", type=click.Choice(["bf16", "fp32"]), help="default bf16 on GPU (autocast), fp32 on CPU")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N")
+@click.option("--mode", type=click.Choice(["fwd", "fwdbwd", "both"]), default="both", show_default=True)
+@click.option("--train-step", is_flag=True, help="also time training steps of the standard MQAR model, eager and CUDA graph")
+@click.option("--repeats", type=int, help="timed calls per case (default: as many as fit in ~0.3 s, 10 to 100)")
+@click.option("--out", type=click.Path(file_okay=False), default="leaderboards/speed", show_default=True)
+@click.option("--quick", is_flag=True, help="two lengths, 5 repeats: a smoke test of the sweep")
+def sweep(mixers: str | None, seq_lens: str | None, tokens: int | None, batch: int | None, d_model: int | None,
+          heads: int | None, shapes: tuple[str, ...], dtype: str | None, device: str, mode: str, train_step: bool,
+          repeats: int | None, out: str, quick: bool) -> None:
+    """Time and measure the memory of every mixer alone over sequence lengths (and the training step);
+    write <out>/<device>.md, .csv, .json and plots."""
+    import torch
+
+    from slabench.runners.sweep import default_config, run_sweep, write_outputs
+
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if torch.device(device).type == "cuda" and not torch.cuda.is_available():
+        raise SlabenchError(f"--device={device} needs CUDA, which is not available here; use --device cpu")
+    cfg = default_config(
+        device, quick,
+        mixers=tuple(m.strip() for m in mixers.split(",") if m.strip()) if mixers else None,
+        seq_lens=_ints("--seq-lens", seq_lens), tokens=tokens, batch=batch, d_model=d_model, heads=heads,
+        shapes=tuple(_ints("--shape", s, 4) for s in shapes) or None, dtype=dtype,
+        modes=("fwd", "fwdbwd") if mode == "both" else (mode,), train_step=train_step or None, repeats=repeats,
+    )
+    with console.status("sweep") as status:
+        result = run_sweep(cfg, on_case=lambda desc: status.update(f"sweep: {desc}"))
+    paths = write_outputs(result, Path(out))
+    table = Table(title="targets (issue #7)")
+    for col in ("target", "measured", "pass"):
+        table.add_column(col)
+    for t in result["summary"]["targets"]:
+        table.add_row(t["target"], "-" if t["value"] is None else f"{t['value']:.3g}",
+                      "-" if t["pass"] is None else ("yes" if t["pass"] else "[red]no[/]"))
+    out_console.print(table)
+    bad = [r for r in result["rows"] + result["train_steps"] if r["status"] != "ok"]
+    for r in bad:
+        console.print(f"[yellow]{r['mixer']} {r['mode']} B{r['batch']} T{r['seq_len']}: {r['status']} {r['error'] or ''}[/]")
+    out_console.print("wrote " + ", ".join(str(p) for p in paths.values()))
+
+
+def _run_pending(name: str, specs: list, out_dir: Path, device: str, workers: int, quiet: bool) -> list[dict[str, Any]]:
+    """Run the specs not yet recorded under out_dir (one line per finished run); return the
+    records of all of `specs`."""
+    from slabench.runners.grid import plan, run_grid
+    from slabench.runners.records import load_records
+
+    pending, recorded, corrupt = plan(specs, out_dir)
+    for path, reason in corrupt:
+        console.print(f"[yellow]corrupt record {path}: {reason}; its run will be redone[/]")
+    if not quiet:
+        console.print(f"[bold]{name}[/]: {len(specs)} runs, {len(recorded)} already recorded, {len(pending)} to run "
+                      f"-> {out_dir}")
+
+    def on_event(kind: str, spec: Any, record: dict[str, Any] | None) -> None:
+        if kind == "end" and not quiet:
+            ok = record["status"] == "ok"
+            detail = f"acc {100 * record['metrics']['test_acc']:.1f}%" if ok else (record.get("error") or "")[:160]
+            console.print(f"{record['status']:8s} {spec.model.label()} | {spec.task.label()} | seed {spec.seed}  {detail}")
+
+    try:
+        run_grid(pending, out_dir, device=device, workers=workers, on_event=on_event)
+    except KeyboardInterrupt:
+        console.print(f"[yellow]interrupted: finished runs are recorded under {out_dir}; rerun to resume[/]")
+        sys.exit(130)
+    keys = {s.key() for s in specs}
+    return [r for k, r in load_records(out_dir).records.items() if k in keys]
+
+
+@main.command()
+@click.option("--baseline", "baseline_path", type=click.Path(dir_okay=False), default="leaderboards/ci/baseline.json",
+              show_default=True, help="baseline to compare with (or to write, with --update)")
+@click.option("--out", default="runs/ci", show_default=True, type=click.Path(file_okay=False),
+              help="run records (existing ones are reused, like `run`)")
+@click.option("--update", is_flag=True, help="rewrite the baseline from this run (on purpose: commit it)")
+@click.option("--device", default="cpu", show_default=True, help="the baseline was made on cpu")
+@click.option("--workers", type=int, default=2, show_default=True, help="parallel runs")
+@click.option("--quiet", is_flag=True, help="only the table")
+def ci(baseline_path: str, out: str, update: bool, device: str, workers: int, quiet: bool) -> None:
+    """Accuracy regression check: run the `ci` preset, compare with the baseline, exit 1 on a drop.
+
+    A cell fails when its mean accuracy falls below baseline - max(3 * seed std / sqrt(n), 0.02).
+    """
+    import math
+
+    from slabench.config import expand_grid, load_preset
+    from slabench.runners import regression
+
+    if workers < 1:
+        raise SlabenchError(f"--workers={workers} must be >= 1")
+    name, specs = expand_grid(load_preset("ci"))
+    records = _run_pending(name, specs, Path(out), device, workers, quiet)
+    path = Path(baseline_path)
+    if update:
+        regression.write_baseline(path, regression.make_baseline(records, name))
+        console.print(f"baseline written: {path}")
+    rows = regression.check(records, regression.load_baseline(path))
+    table = Table(title=f"accuracy vs baseline ({path})", caption=regression.RULE)
+    for col in ("model", "task", "baseline %", "now %", "delta pp", "tolerance pp", "verdict"):
+        table.add_column(col, justify="left" if col in ("model", "task", "verdict") else "right")
+    colours = {"ok": "green", "improved": "cyan", "new": "cyan", "regressed": "red", "missing": "red"}
+
+    def pp(x: float, sign: str = "") -> str:
+        return "-" if math.isnan(x) else f"{100 * x:{sign}.1f}"
+
+    for r in rows:
+        verdict = r["verdict"] + (f" ({r['failed']} failed)" if r["failed"] else "")
+        table.add_row(r["model"], r["task"], pp(r["baseline"]), pp(r["now"]), pp(r["delta"], "+"), pp(r["tolerance"]),
+                      f"[{colours[r['verdict']]}]{verdict}[/]")
+    out_console.print(table)
+    if regression.failed(rows):
+        bad = [f"{r['model']} ({r['verdict']})" for r in rows if r["verdict"] in ("regressed", "missing")]
+        console.print(f"[red]accuracy regression[/]: {'; '.join(bad)}")
+        sys.exit(1)
+
+
+def _variant_digest(variant: str) -> str:
+    """Short hash of the variant's source file (or its name): a default --out per version of
+    the plugin, so an edited plugin never reuses the records of the old one."""
+    import hashlib
+
+    where = variant.removeprefix("sla-").rpartition(":")[0]
+    path = Path(where)
+    blob = path.read_bytes() if where and path.is_file() else variant.encode()
+    return hashlib.sha256(blob + variant.encode()).hexdigest()[:8]
+
+
+@main.command()
+@click.argument("grid_file", required=False, type=click.Path(dir_okay=False))
+@click.option("--mixer", "variant", required=True,
+              help="the variant: path/to/file.py:Class, pkg.mod:Class, a registered name, or sla-<any of those>")
+@click.option("--against", required=True, help="comma-separated baseline mixers, e.g. gla,sla-gla,attention")
+@click.option("--preset", help="a shipped grid whose tasks and train settings to use (default: quick)")
+@click.option("--out", type=click.Path(file_okay=False),
+              help="records and compare.md/.json/.png (default runs/compare/<class>-<hash of its file>)")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N")
+@click.option("--workers", type=int, default=0, help="parallel runs (0 = all cores on CPU, several per GPU)")
+@click.option("--quiet", is_flag=True, help="only the tables")
+def compare(grid_file: str | None, variant: str, against: str, preset: str | None, out: str | None, device: str,
+            workers: int, quiet: bool) -> None:
+    """Compare a mixer with baselines on a grid's tasks, budgets and seeds (GRID_FILE or --preset).
+
+    Models are replaced by the variant and the baselines at the backbone of the grid's first model.
+    """
+    from slabench.config import expand_grid, load_grid_file, load_preset
+    from slabench.runners.compare import (
+        MODEL_COLUMNS,
+        VERSUS_COLUMNS,
+        compare_grid,
+        model_cells,
+        versus_cells,
+        write_compare,
+    )
+
+    if grid_file is not None and preset is not None:
+        raise SlabenchError("give at most one of GRID_FILE or --preset NAME")
+    if workers < 0:
+        raise SlabenchError(f"--workers={workers} must be >= 0")
+    baselines = [a.strip() for a in against.split(",") if a.strip()]
+    grid = load_grid_file(grid_file) if grid_file else load_preset(preset or "quick")
+    name, specs = expand_grid(compare_grid(grid, variant, baselines))
+    stem = variant.rsplit(":", 1)[-1] if ":" in variant else variant
+    out_dir = Path(out or Path("runs") / "compare" / f"{stem}-{_variant_digest(variant)}")
+    records = _run_pending(name, specs, out_dir, device, workers, quiet)
+    summary, paths = write_compare(records, variant, baselines, out_dir)
+    for t in summary["tasks"]:
+        table = Table(title=t["task"])
+        for col in MODEL_COLUMNS:
+            table.add_column(col, justify="left" if col == "mixer" else "right")
+        for r in t["models"]:
+            table.add_row(*model_cells(r))
+        versus = Table()
+        for col in VERSUS_COLUMNS:
+            versus.add_column(col)
+        for v in t["versus"]:
+            colour = {"win": "green", "loss": "red"}.get(v["verdict"], "yellow")
+            cells = versus_cells(v)
+            versus.add_row(*cells[:-1], f"[{colour}]{cells[-1]}[/]")
+        out_console.print(table, versus)
+    totals = "; ".join(f"vs {b}: {t['win']} win / {t['tie']} tie / {t['loss']} loss" for b, t in summary["totals"].items())
+    out_console.print(totals)
+    out_console.print(f"compare: {paths['md']}")
+    failed = [f for f in summary["failures"] if f["status"] == "failed"]
+    if failed:
+        console.print(f"[red]{len(failed)} run(s) failed[/]: " + "; ".join(f"{f['model']} seed {f['seed']}: {f['error']}"
+                                                                      for f in failed[:5]))
+        sys.exit(1)
