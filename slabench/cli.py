@@ -349,19 +349,20 @@ def ci(baseline_path: str, out: str, update: bool, device: str, workers: int, qu
         regression.write_baseline(path, regression.make_baseline(records, name))
         console.print(f"baseline written: {path}")
     rows = regression.check(records, regression.load_baseline(path))
-    table = Table(title=f"accuracy vs baseline ({path})", caption=regression.RULE)
-    for col in ("model", "task", "baseline %", "now %", "delta pp", "tolerance pp", "verdict"):
-        table.add_column(col, justify="left" if col in ("model", "task", "verdict") else "right")
     colours = {"ok": "green", "improved": "cyan", "new": "cyan", "regressed": "red", "missing": "red"}
 
     def pp(x: float, sign: str = "") -> str:
         return "-" if math.isnan(x) else f"{100 * x:{sign}.1f}"
 
-    for r in rows:
-        verdict = r["verdict"] + (f" ({r['failed']} failed)" if r["failed"] else "")
-        table.add_row(r["model"], r["task"], pp(r["baseline"]), pp(r["now"]), pp(r["delta"], "+"), pp(r["tolerance"]),
-                      f"[{colours[r['verdict']]}]{verdict}[/]")
-    out_console.print(table)
+    for task in dict.fromkeys(r["task"] for r in rows):  # one table per task; SLA twins under their bases
+        table = Table(title=f"{task} vs {path}", caption=regression.RULE)
+        for col in ("model", "baseline %", "now %", "delta pp", "tolerance pp", "verdict"):
+            table.add_column(col, justify="left" if col in ("model", "verdict") else "right")
+        for r in (r for r in rows if r["task"] == task):
+            verdict = r["verdict"] + (f" ({r['failed']} failed)" if r["failed"] else "")
+            table.add_row(r["model"], pp(r["baseline"]), pp(r["now"]), pp(r["delta"], "+"), pp(r["tolerance"]),
+                          f"[{colours[r['verdict']]}]{verdict}[/]")
+        out_console.print(table)
     if regression.failed(rows):
         bad = [f"{r['model']} ({r['verdict']})" for r in rows if r["verdict"] in ("regressed", "missing")]
         console.print(f"[red]accuracy regression[/]: {'; '.join(bad)}")

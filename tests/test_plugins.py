@@ -1,0 +1,130 @@
+"""Plugin mixers: loading from files, modules, entry points and register_mixer; one-line errors."""
+
+import importlib.metadata
+import textwrap
+
+import pytest
+import torch
+
+import slabench
+from slabench import plugins
+from slabench.errors import SlabenchError
+from slabench.models import MIXERS, build_model
+
+GOOD = """
+import torch
+from torch import nn
+
+
+class Good(nn.Module):
+    def __init__(self, d_model, n_heads, scale: float = 1.0):
+        super().__init__()
+        self.proj = nn.Linear(d_model, d_model)
+        self.scale = scale
+
+    def forward(self, x):  # causal: position-wise
+        return self.scale * self.proj(x)
+
+
+class WrongShape(Good):
+    def forward(self, x):
+        return x[..., :3]
+
+
+class NeedsWidth(nn.Module):
+    def __init__(self, d_model, n_heads, width):
+        super().__init__()
+
+    def forward(self, x):
+        return x
+
+
+class Crashes(Good):
+    def forward(self, x):
+        raise RuntimeError("boom")
+"""
+
+
+@pytest.fixture
+def plugin_file(tmp_path):
+    path = tmp_path / "my_mixers.py"
+    path.write_text(textwrap.dedent(GOOD))
+    return path
+
+
+def _one_line_error(name: str) -> str:
+    with pytest.raises(SlabenchError) as e:
+        MIXERS.get(name)
+    message = str(e.value)
+    assert "\n" not in message
+    return message
+
+
+def test_file_reference_builds_and_trains_a_step(plugin_file):
+    name = f"{plugin_file}:Good"
+    model = build_model(name, vocab_size=16, d_model=32, n_heads=2, scale=0.5)
+    assert model.mixers[0].scale == 0.5
+    assert model.state_size(8) is None  # no state_size -> n/a, not a crash
+    assert model.diagnostics() == {}
+    loss = model(torch.randint(0, 16, (2, 8))).logsumexp(-1).mean()
+    loss.backward()
+    assert model.blocks[0].mixer.proj.weight.grad is not None
+
+
+@pytest.mark.parametrize("cls, expected", [
+    ("WrongShape", "returned [2, 8, 3]; expected a tensor of the input's shape"),
+    ("NeedsWidth", "constructor NeedsWidth(d_model=32, n_heads=2) failed"),
+    ("Crashes", "forward(x [2, 8, 32]) failed: RuntimeError: boom"),
+    ("Missing", "defines no class 'Missing'; classes there: Crashes, Good, NeedsWidth, WrongShape"),
+])
+def test_bad_plugins_give_one_line_errors(plugin_file, cls, expected):
+    assert expected in _one_line_error(f"{plugin_file}:{cls}")
+
+
+def test_missing_file_module_and_broken_file(tmp_path):
+    assert "does not exist" in _one_line_error(f"{tmp_path}/nope.py:X")
+    assert "module 'no_such_pkg_xyz.mod' cannot be imported" in _one_line_error("no_such_pkg_xyz.mod:X")
+    broken = tmp_path / "broken.py"
+    broken.write_text("import torch\nraise ImportError('needs a package\\nthat is missing')\n")
+    assert "importing" in _one_line_error(f"{broken}:X") and "ImportError: needs a package" in _one_line_error(f"{broken}:X")
+
+
+def test_sla_twin_only_for_linear_mixers(plugin_file):
+    assert "is not a slabench.models.LinearMixer subclass" in _one_line_error(f"sla-{plugin_file}:Good")
+
+
+def test_example_variant_gets_an_sla_twin():
+    twin = build_model("sla-examples/my_variant.py:GatedLinear", vocab_size=16, d_model=32, n_heads=2)
+    base = build_model("examples/my_variant.py:GatedLinear", vocab_size=16, d_model=32, n_heads=2)
+    assert twin.mixers[0].q_gate is not None and base.mixers[0].q_gate is None
+    assert twin.state_size(8) == base.state_size(8) > 0
+    assert twin(torch.randint(0, 16, (2, 8))).shape == (2, 8, 16)
+
+
+def test_register_mixer(plugin_file, monkeypatch):
+    from slabench.models.linear import LinearAttention
+
+    monkeypatch.delenv(plugins.ENV_VAR, raising=False)
+    good = plugins.load_reference(f"{plugin_file}:Good")
+    slabench.register_mixer("my-good", good)
+    assert build_model("my-good", vocab_size=8, d_model=32, n_heads=2).state_size(4) is None
+    assert "my-good" in plugins._env_references()  # spawned workers find it again from the file
+
+    class MyLinear(LinearAttention):  # a LinearMixer: the SLA twin is registered too
+        pass
+
+    slabench.register_mixer("my-linear", MyLinear)
+    assert build_model("sla-my-linear", vocab_size=8, d_model=32, n_heads=2).mixers[0].q_gate is not None
+    with pytest.raises(SlabenchError, match="already registered"):
+        slabench.register_mixer("my-linear", LinearAttention)
+    with pytest.raises(SlabenchError, match="must be non-empty, without ':'"):
+        slabench.register_mixer("sla-x", MyLinear)
+
+
+def test_entry_point(plugin_file, monkeypatch, tmp_path):
+    monkeypatch.syspath_prepend(str(plugin_file.parent))
+    ep = importlib.metadata.EntryPoint(name="ep-good", value="my_mixers:Good", group=plugins.ENTRY_POINT_GROUP)
+    monkeypatch.setattr(importlib.metadata, "entry_points",
+                        lambda group=None: [ep] if group == plugins.ENTRY_POINT_GROUP else [])
+    model = build_model("ep-good", vocab_size=8, d_model=32, n_heads=2)
+    assert type(model.mixers[0]).__name__ == "Good"
