@@ -1,0 +1,166 @@
+"""The speed/memory sweep: a tiny CPU run end to end through the CLI, the analysis (slope fit,
+crossover) on synthetic data with known answers, OOM recording; on CUDA, the CUDA-graph training
+step against eager and a quick GPU sweep."""
+
+import csv
+import json
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from click.testing import CliRunner
+
+from slabench.cli import main
+from slabench.config import TrainSpec
+from slabench.errors import SlabenchError
+from slabench.models import build_model
+from slabench.runners import sweep, timing
+from slabench.runners.train import TrainStep, make_optimizer
+from slabench.tasks import IGNORE, build_task
+
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+
+
+@pytest.fixture
+def one_thread():
+    # On a loaded 2-core machine, two OpenMP threads contending with other processes make
+    # small ops ~30x slower; one thread keeps the test fast and its timings meaningful.
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def test_cpu_sweep_writes_sane_files(tmp_path, one_thread):
+    args = ["sweep", "--device", "cpu", "--mixers", "attention,sla-gla", "--seq-lens", "32,64", "--tokens", "128",
+            "--repeats", "2", "--out", str(tmp_path)]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    slug = timing.device_slug("cpu")
+    data = json.loads((tmp_path / f"{slug}.json").read_text())
+    rows = data["rows"]
+    assert len(rows) == 2 * 2 * 2  # mixers x lengths x modes, one row each
+    assert {(r["mixer"], r["seq_len"], r["mode"]) for r in rows} == {
+        (m, t, mode) for m in ("attention", "sla-gla") for t in (32, 64) for mode in ("fwd", "fwdbwd")}
+    for r in rows:
+        assert r["status"] == "ok" and r["batch"] == 128 // r["seq_len"]  # tokens per call held constant
+        assert 0 < r["p20_ms"] <= r["median_ms"] <= r["p80_ms"]
+        assert r["peak_mem_bytes"] is None  # not measurable per call on CPU: reported as n/a
+    assert data["machine"]["kernel_paths"]["gla"] == "reference"
+    with (tmp_path / f"{slug}.csv").open() as f:
+        assert len(list(csv.DictReader(f))) == len(rows)
+    md = (tmp_path / f"{slug}.md").read_text()
+    assert "## fwd+bwd time (ms)" in md and "| sla-gla |" in md and "SLA overhead" not in md  # no gla to compare to
+    assert "## Crossover: sla-gla vs attention" in md and "n/a" in md
+    assert (tmp_path / f"{slug}-time.png").stat().st_size > 1000
+
+
+def test_bad_shape_is_one_line_error(tmp_path):
+    result = CliRunner().invoke(main, ["sweep", "--device", "cpu", "--shape", "1,2,3", "--out", str(tmp_path)])
+    assert result.exit_code == 2 and "--shape" in result.output and len(result.output.strip().splitlines()) == 1
+
+
+def test_loglog_slope_recovers_known_slope():
+    gen = torch.Generator().manual_seed(0)
+    xs = [256, 1024, 4096, 16384, 65536]
+    noise = (1 + 0.02 * torch.randn(len(xs), generator=gen)).tolist()
+    ys = [3e-4 * x**1.5 * n for x, n in zip(xs, noise)]
+    assert sweep.loglog_slope(xs, ys) == pytest.approx(1.5, abs=0.02)
+    assert sweep.loglog_slope(xs, [7.0] * len(xs)) == pytest.approx(0.0, abs=1e-12)
+    assert sweep.loglog_slope([256], [1.0]) is None  # one point: no fit
+    assert sweep.loglog_slope(xs, [1.0, None, 4.0, None, None]) == pytest.approx(math.log(4) / math.log(16))
+
+
+def test_crossover_interpolates_in_log_log():
+    # ratio fast/slow = 2 at T=1024 and 0.5 at T=4096: crossing 1 exactly half-way in log T.
+    c = sweep.crossover([256, 1024, 4096, 16384], [4, 4, 4, 4], [1, 2, 8, 32])
+    assert c["from_T"] == 4096 and c["estimate"] == pytest.approx(2048)
+    assert sweep.crossover([256, 1024], [1, 1], [2, 2])["from_T"] == 256  # faster everywhere
+    assert sweep.crossover([256, 1024], [3, 3], [2, 2])["from_T"] is None  # slower everywhere
+    # faster at 1024 but slower again at 4096: the crossover is the last one
+    assert sweep.crossover([256, 1024, 4096, 8192], [2, 1, 3, 1], [1, 2, 2, 2])["from_T"] == 8192
+
+
+def test_oom_and_failure_become_rows():
+    cfg = sweep.default_config("cpu", quick=True)
+
+    def oom():
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 64.00 GiB")
+
+    def broken():
+        raise RuntimeError("Triton Error [CUDA]: an illegal memory access")
+
+    assert sweep._timed(lambda: oom, torch.device("cpu"), cfg)["status"] == "oom"
+    r = sweep._timed(lambda: broken, torch.device("cpu"), cfg)
+    assert r["status"] == "failed" and "illegal memory access" in r["error"] and r["median_ms"] is None
+
+
+def test_cuda_graph_path_needs_cuda():
+    model = build_model("attention", vocab_size=16, d_model=16, n_layers=1, n_heads=2)
+    cfg = TrainSpec()
+    with pytest.raises(SlabenchError, match="train_path='cuda-graph' needs a CUDA device"):
+        TrainStep(model, make_optimizer(model, cfg, torch.device("cpu")), cfg, torch.device("cpu"), None,
+                  "cuda-graph")
+
+
+# --- CUDA ------------------------------------------------------------------------------------
+
+
+@pytest.mark.cuda
+@needs_cuda
+@pytest.mark.parametrize("autocast", [None, torch.bfloat16], ids=["fp32", "bf16"])
+@pytest.mark.parametrize("name", ["attention", "sla-gla", "gdn"])
+def test_cuda_graph_step_matches_eager(name, autocast):
+    device = torch.device("cuda")
+    task = build_task("mqar", vocab_size=64, seq_len=64, num_kv_pairs=4)
+    gen = torch.Generator(device=device).manual_seed(0)
+    batches = [task.sample(32, gen, device) for _ in range(10)]
+    lrs = [3e-3 * (i + 1) / 10 for i in range(10)]  # changes every step: the graph must read lr live
+    losses, paths = {}, {}
+    for path in ("eager", "cuda-graph"):
+        torch.manual_seed(0)
+        model = build_model(name, vocab_size=64, d_model=64, n_layers=2, n_heads=4).to(device)
+        cfg = TrainSpec(batch_size=32, grad_clip=0.5)
+        step = TrainStep(model, make_optimizer(model, cfg, device, capturable=path == "cuda-graph"), cfg, device,
+                         autocast, path)
+        out = []
+        for b, lr in zip(batches, lrs):
+            step.set_lr(lr)
+            out.append(step(b.inputs, b.labels).item())
+        losses[path], paths[path] = out, (step.path, step.fallback)
+        # The step leaves the model where eager training would: check one more eager forward.
+        with torch.no_grad(), torch.autocast("cuda", dtype=autocast, enabled=autocast is not None):
+            logits = model(batches[0].inputs)
+        losses[path].append(F.cross_entropy(logits.float().flatten(0, 1), batches[0].labels.flatten(),
+                                            ignore_index=IGNORE).item())
+    assert paths["cuda-graph"] == ("cuda-graph", None), paths["cuda-graph"]
+    tol = 2e-3 if autocast is None else 2e-2
+    assert losses["cuda-graph"] == pytest.approx(losses["eager"], rel=tol), losses
+
+
+@pytest.mark.cuda
+@needs_cuda
+def test_train_records_cuda_graph_path():
+    from slabench.config import ModelSpec, RunSpec, TaskSpec
+    from slabench.runners.train import train
+
+    spec = RunSpec("t", TaskSpec("mqar", (("num_kv_pairs", 4), ("seq_len", 64), ("vocab_size", 64))),
+                   ModelSpec("sla-gla", (("d_model", 64), ("n_heads", 4))),
+                   TrainSpec(steps=30, batch_size=32, eval_every=10, val_size=64, test_size=64), 0)
+    record = train(spec, "cuda")
+    assert record["status"] == "ok" and record["train_path"] == "cuda-graph", record.get("train_path_fallback")
+    assert math.isfinite(record["metrics"]["final_train_loss"])
+
+
+@pytest.mark.cuda
+@needs_cuda
+def test_quick_gpu_sweep(tmp_path):
+    args = ["sweep", "--device", "cuda", "--quick", "--mixers", "attention,gla,sla-gla", "--train-step",
+            "--shape", "64,256,8,16", "--out", str(tmp_path)]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    data = json.loads((tmp_path / f"{timing.device_slug('cuda')}.json").read_text())
+    assert all(r["status"] == "ok" and r["peak_mem_bytes"] > 0 for r in data["rows"])
+    assert {r["mode"] for r in data["train_steps"]} == {"eager", "cuda-graph"}
+    assert all(t["value"] is not None for t in data["summary"]["targets"][:4])
