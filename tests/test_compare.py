@@ -1,0 +1,46 @@
+"""`slabench compare` on the example variant, loaded from a file outside the repository."""
+
+import json
+import shutil
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from slabench.cli import main
+from slabench.runners.compare import compare_grid, verdict
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_compare_example_against_gla(tmp_path, monkeypatch):
+    shutil.copy(ROOT / "examples" / "my_variant.py", tmp_path / "my_variant.py")
+    monkeypatch.chdir(tmp_path)  # a relative plugin path, resolved again by the spawned workers
+    out = tmp_path / "out"
+    args = ["compare", str(ROOT / "examples" / "tiny.toml"), "--mixer", "my_variant.py:GatedLinear",
+            "--against", "gla", "--out", str(out), "--device", "cpu", "--workers", "2", "--quiet"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    summary = json.loads((out / "compare.json").read_text())
+    (task,) = summary["tasks"]
+    assert [m["mixer"] for m in task["models"]] == ["my_variant.py:GatedLinear", "gla"]
+    assert all(m["seeds"] == 2 and 0 < m["acc"] <= 1 for m in task["models"])
+    (versus,) = task["versus"]
+    assert versus["verdict"] in ("win", "tie", "loss")
+    assert versus["delta"] == task["models"][0]["acc"] - task["models"][1]["acc"]
+    assert sum(summary["totals"]["gla"].values()) == 1
+    assert (out / "compare.md").read_text().count("| gla |") == 2 and (out / "compare.png").is_file()
+
+
+def test_compare_grid_keeps_tasks_train_and_first_backbone():
+    grid = {"name": "g", "train": {"steps": 5, "seeds": [0, 1]}, "tasks": [{"name": "mqar"}],
+            "models": [{"name": "attention", "d_model": 48, "n_heads": 4, "mlp": False, "num_kv_heads": 1},
+                       {"name": "gla", "d_model": 64}]}
+    g = compare_grid(grid, "v.py:V", ["gla", "attention"])
+    assert g["train"] == grid["train"] and g["tasks"] == grid["tasks"]
+    assert g["models"] == [{"name": n, "d_model": 48, "n_heads": 4, "mlp": False} for n in ("v.py:V", "gla", "attention")]
+
+
+def test_verdict_by_interval_overlap():
+    assert verdict({"acc": 0.9, "acc_ci": 0.05}, {"acc": 0.7, "acc_ci": 0.1}) == "win"
+    assert verdict({"acc": 0.7, "acc_ci": 0.1}, {"acc": 0.9, "acc_ci": 0.05}) == "loss"
+    assert verdict({"acc": 0.8, "acc_ci": 0.1}, {"acc": 0.9, "acc_ci": 0.05}) == "tie"
