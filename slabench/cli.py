@@ -253,13 +253,15 @@ def _ints(flag: str, value: str | None, n: int | None = None) -> tuple[int, ...]
 @click.option("--dtype", type=click.Choice(["bf16", "fp32"]), help="default bf16 on GPU (autocast), fp32 on CPU")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N")
 @click.option("--mode", type=click.Choice(["fwd", "fwdbwd", "both"]), default="both", show_default=True)
+@click.option("--cuda-graph/--no-cuda-graph", default=True, show_default=True,
+              help="on CUDA, also time fwd+bwd replayed from a CUDA graph (no launch overhead)")
 @click.option("--train-step", is_flag=True, help="also time training steps of the standard MQAR model, eager and CUDA graph")
 @click.option("--repeats", type=int, help="timed calls per case (default: as many as fit in ~0.3 s, 10 to 100)")
 @click.option("--out", type=click.Path(file_okay=False), default="leaderboards/speed", show_default=True)
 @click.option("--quick", is_flag=True, help="two lengths, 5 repeats: a smoke test of the sweep")
 def sweep(mixers: str | None, seq_lens: str | None, tokens: int | None, batch: int | None, d_model: int | None,
-          heads: int | None, shapes: tuple[str, ...], dtype: str | None, device: str, mode: str, train_step: bool,
-          repeats: int | None, out: str, quick: bool) -> None:
+          heads: int | None, shapes: tuple[str, ...], dtype: str | None, device: str, mode: str, cuda_graph: bool,
+          train_step: bool, repeats: int | None, out: str, quick: bool) -> None:
     """Time and measure the memory of every mixer alone over sequence lengths (and the training step);
     write <out>/<device>.md, .csv, .json and plots."""
     import torch
@@ -270,16 +272,22 @@ def sweep(mixers: str | None, seq_lens: str | None, tokens: int | None, batch: i
         device = "cuda" if torch.cuda.is_available() else "cpu"
     if torch.device(device).type == "cuda" and not torch.cuda.is_available():
         raise SlabenchError(f"--device={device} needs CUDA, which is not available here; use --device cpu")
+    modes = ("fwd", "fwdbwd") if mode == "both" else (mode,)
     cfg = default_config(
         device, quick,
         mixers=tuple(m.strip() for m in mixers.split(",") if m.strip()) if mixers else None,
         seq_lens=_ints("--seq-lens", seq_lens), tokens=tokens, batch=batch, d_model=d_model, heads=heads,
         shapes=tuple(_ints("--shape", s, 4) for s in shapes) or None, dtype=dtype,
-        modes=("fwd", "fwdbwd") if mode == "both" else (mode,), train_step=train_step or None, repeats=repeats,
+        modes=modes + (("fwdbwd-graph",) if "fwdbwd" in modes and cuda_graph and torch.device(device).type == "cuda"
+                       else ()),
+        train_step=train_step or None, repeats=repeats,
     )
+    written: dict[str, Path] = {}
     with console.status("sweep") as status:
-        result = run_sweep(cfg, on_case=lambda desc: status.update(f"sweep: {desc}"))
-    paths = write_outputs(result, Path(out))
+        # Files are rewritten after every shape: a sweep cut short keeps what it measured.
+        result = run_sweep(cfg, on_case=lambda desc: status.update(f"sweep: {desc}"),
+                           on_partial=lambda partial: written.update(write_outputs(partial, Path(out))))
+    paths = written
     table = Table(title="targets (issue #7)")
     for col in ("target", "measured", "pass"):
         table.add_column(col)
