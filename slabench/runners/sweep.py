@@ -302,6 +302,8 @@ def run_sweep(cfg: SweepConfig, on_case: Callable[[str], None] | None = None,
         out["summary"] = summarise(out)
         return out
 
+    if torch.device(cfg.device).type == "cuda":
+        torch.cuda.set_device(cfg.device)  # CUDA events and streams use the current device
     partial = (lambda rows: on_partial(result(rows, []))) if on_partial else None
     rows = time_mixers(cfg, on_case, partial)
     final = result(rows, time_train_steps(cfg, on_case) if cfg.train_step else [])
