@@ -28,7 +28,7 @@ def test_compare_example_against_gla(tmp_path, monkeypatch):
     assert versus["verdict"] in ("win", "tie", "loss")
     assert versus["delta"] == task["models"][0]["acc"] - task["models"][1]["acc"]
     assert sum(summary["totals"]["gla"].values()) == 1
-    assert (out / "compare.md").read_text().count("| gla |") == 2 and (out / "compare.png").is_file()
+    assert (out / "compare.md").read_text().count("| gla |") == 3  # totals, models, versus and (out / "compare.png").is_file()
 
 
 def test_compare_grid_keeps_tasks_train_and_first_backbone():
