@@ -113,8 +113,11 @@ def _board_table(board: dict[str, Any]) -> list[Table]:
 @click.option("--retry-failed", is_flag=True, help="rerun runs recorded as failed")
 @click.option("--quiet", is_flag=True, help="no progress output")
 @click.option("--json", "as_json", is_flag=True, help="print a JSON summary on stdout")
+@click.option("--mixer", "mixers", multiple=True,
+              help="replace the grid's models by this mixer (repeatable; e.g. path/to/file.py:Class) at its first "
+                   "model's backbone")
 def run(grid_file: str | None, preset: str | None, out: str | None, leaderboard_dir: str | None, backend: str,
-        device: str, workers: int, retry_failed: bool, quiet: bool, as_json: bool) -> None:
+        device: str, workers: int, retry_failed: bool, quiet: bool, as_json: bool, mixers: tuple[str, ...]) -> None:
     """Run a grid (GRID_FILE or --preset), resuming from existing records, and rank the results."""
     from slabench.config import expand_grid, load_grid_file, load_preset
     from slabench.runners.grid import plan, run_grid
@@ -125,7 +128,12 @@ def run(grid_file: str | None, preset: str | None, out: str | None, leaderboard_
         raise SlabenchError("give exactly one of GRID_FILE or --preset NAME")
     if workers < 0:
         raise SlabenchError(f"--workers={workers} must be >= 0")
-    name, specs = expand_grid(load_preset(preset) if preset else load_grid_file(grid_file))
+    grid = load_preset(preset) if preset else load_grid_file(grid_file)
+    if mixers:
+        from slabench.runners.compare import with_models
+
+        grid = with_models(grid, list(mixers))
+    name, specs = expand_grid(grid)
     out_dir = Path(out or Path("runs") / name)
     pending, recorded, corrupt = plan(specs, out_dir, retry_failed)
     for path, reason in corrupt:

@@ -44,3 +44,15 @@ def test_verdict_by_interval_overlap():
     assert verdict({"acc": 0.9, "acc_ci": 0.05}, {"acc": 0.7, "acc_ci": 0.1}) == "win"
     assert verdict({"acc": 0.7, "acc_ci": 0.1}, {"acc": 0.9, "acc_ci": 0.05}) == "loss"
     assert verdict({"acc": 0.8, "acc_ci": 0.1}, {"acc": 0.9, "acc_ci": 0.05}) == "tie"
+
+
+def test_run_with_a_plugin_mixer(tmp_path):
+    variant = tmp_path / "my_variant.py"
+    shutil.copy(ROOT / "examples" / "my_variant.py", variant)
+    out = tmp_path / "out"
+    args = ["run", str(ROOT / "examples" / "tiny.toml"), "--mixer", f"{variant}:GatedLinear", "--out", str(out),
+            "--device", "cpu", "--workers", "1", "--json"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    (row,) = json.loads(result.stdout)["overall"]
+    assert row["mixer"] == f"{variant}:GatedLinear" and row["params"] > 0

@@ -20,24 +20,30 @@ from typing import Any
 from slabench.errors import SlabenchError
 
 
-def compare_grid(grid: dict[str, Any], variant: str, against: list[str]) -> dict[str, Any]:
-    """The grid dict comparing `variant` with `against` on `grid`'s tasks and train settings."""
+def with_models(grid: dict[str, Any], mixers: list[str]) -> dict[str, Any]:
+    """`grid` with its models replaced by `mixers`, all at the backbone parameters (d_model,
+    n_layers, ...) of its first model; each mixer keeps its own default options."""
     from slabench.models import Backbone
 
+    models = grid.get("models") or [{}]
+    backbone = {k: v for k, v in models[0].items() if k in Backbone.__dataclass_fields__}
+    return {**grid, "models": [{"name": m, **backbone} for m in dict.fromkeys(mixers)]}
+
+
+def compare_grid(grid: dict[str, Any], variant: str, against: list[str]) -> dict[str, Any]:
+    """The grid dict comparing `variant` with `against` on `grid`'s tasks and train settings."""
     if not against:
         raise SlabenchError("--against: give at least one baseline mixer, e.g. --against gla,attention")
     if variant in against:
         raise SlabenchError(f"--against: '{variant}' is the variant itself; list only baselines")
-    models = grid.get("models") or [{}]
-    backbone = {k: v for k, v in models[0].items() if k in Backbone.__dataclass_fields__}
     stem = variant.rsplit(":", 1)[-1] if ":" in variant else variant
-    return {
+    return with_models({
         "name": f"compare-{stem}",
         "description": f"{variant} vs {', '.join(against)} on the tasks of grid '{grid.get('name')}'",
         "train": grid.get("train", {}),
         "tasks": grid.get("tasks"),
-        "models": [{"name": m, **backbone} for m in dict.fromkeys([variant, *against])],
-    }
+        "models": grid.get("models"),
+    }, [variant, *against])
 
 
 def _bounds(row: dict[str, Any]) -> tuple[float, float]:
