@@ -456,3 +456,53 @@ def compare(grid_file: str | None, variant: str, against: str, preset: str | Non
         console.print(f"[red]{len(failed)} run(s) failed[/]: " + "; ".join(f"{f['model']} seed {f['seed']}: {f['error']}"
                                                                       for f in failed[:5]))
         sys.exit(1)
+
+
+@main.group()
+def report() -> None:
+    """Mechanism reports: grids, verdicts and plots for a paper's claims."""
+
+
+@report.command("sla")
+@click.option("--out", default="runs/sla-report", show_default=True, type=click.Path(file_okay=False),
+              help="run records, one subdirectory per section (existing ones are reused)")
+@click.option("--report", "report_path", default="leaderboards/sla-report.md", show_default=True,
+              type=click.Path(dir_okay=False), help="the Markdown (PNG plots are written next to it)")
+@click.option("--from-records", is_flag=True, help="no training: rebuild the report from the records under --out")
+@click.option("--scale", type=click.Choice(["tiny", "full"]), default="full", show_default=True,
+              help="full: the GPU grids (3 seeds, ~25 min on one H100); tiny: CPU test sizes")
+@click.option("--speed-dir", default="leaderboards/speed", show_default=True, type=click.Path(file_okay=False),
+              help="where `slabench sweep` wrote its JSON (claim 4)")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N")
+@click.option("--workers", type=int, default=0, help="parallel runs (0 = all cores on CPU, several per GPU)")
+@click.option("--quiet", is_flag=True, help="only the verdicts")
+def report_sla(out: str, report_path: str, from_records: bool, scale: str, speed_dir: str, device: str, workers: int,
+               quiet: bool) -> None:
+    """The SLA paper's claims (noise robustness, heads, gate sharpening, cost), each with a verdict.
+
+    Runs the report-<section>-<scale> grids (resuming), then writes the Markdown from the records.
+    """
+    from slabench.runners.leaderboard import write_leaderboard
+    from slabench.runners.records import load_records
+    from slabench.runners.report import GRID_SECTIONS, section_specs, write_report
+
+    if workers < 0:
+        raise SlabenchError(f"--workers={workers} must be >= 0")
+    records = {}
+    for section in GRID_SECTIONS:
+        name, specs = section_specs(section, scale)
+        section_dir = Path(out) / section
+        if from_records:
+            keys = {s.key() for s in specs}
+            records[section] = [r for k, r in load_records(section_dir).records.items() if k in keys]
+        else:
+            records[section] = _run_pending(name, specs, section_dir, device, workers, quiet)
+            write_leaderboard(records[section], section_dir, name)
+    verdicts = write_report(records, scale, Path(report_path), Path(speed_dir))
+    table = Table(title="SLA claims")
+    for col in ("section", "verdict"):
+        table.add_column(col)
+    for section, verdict in verdicts.items():
+        table.add_row(section, verdict)
+    out_console.print(table)
+    out_console.print(f"report: {report_path}")
