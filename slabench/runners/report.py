@@ -478,8 +478,11 @@ def latest_sweep(speed_dir: Path) -> tuple[Path, dict[str, Any]] | None:
         except (OSError, UnicodeDecodeError, json.JSONDecodeError):
             continue
         if isinstance(data, dict) and isinstance(data.get("summary"), dict) and "sla_overhead" in data["summary"]:
-            found.append((data.get("timestamp", ""), path.name, path, data))
-    return (found[-1][2], found[-1][3]) if found else None
+            found.append((str(data.get("timestamp", "")), path.name, path, data))
+    if not found:
+        return None
+    _, _, path, data = max(found, key=lambda f: f[:2])
+    return path, data
 
 
 def cost_section(records: list[dict[str, Any]], speed_dir: Path) -> tuple[list[str], str]:

@@ -1,0 +1,120 @@
+"""`slabench report sla`: the tiny scale end to end on CPU (real training), and each verdict rule
+on hand-made aggregates."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+
+import pytest
+from click.testing import CliRunner
+
+from slabench.cli import main
+from slabench.runners import report as rp
+
+SECTION_TITLES = ["## 1. Retrieval under noise", "## 2. MQAR recall", "## 3. Gain vs number of heads",
+                  "## 4. Gate dynamics", "## 5. Cost"]
+
+
+def test_tiny_report_end_to_end_and_from_records(tmp_path):
+    out, md, speed = tmp_path / "runs", tmp_path / "lb" / "sla-report.md", tmp_path / "speed"
+    args = ["report", "sla", "--scale", "tiny", "--out", str(out), "--report", str(md), "--speed-dir", str(speed),
+            "--device", "cpu", "--quiet"]
+    result = CliRunner().invoke(main, args + ["--workers", "2"])
+    assert result.exit_code == 0, result.output
+    text = md.read_text()
+
+    positions = [text.find(t) for t in SECTION_TITLES]
+    assert -1 not in positions and positions == sorted(positions), positions
+    verdicts = re.findall(r"\*\*Verdict: (supported|not supported|inconclusive)\.\*\*", text)
+    assert len(verdicts) == 5
+    assert "No speed sweep found" in text and "slabench sweep" in text  # claim 4 says how to get its data
+    for section in ("noise", "mqar", "heads", "gates"):
+        assert (md.parent / f"sla-report-{section}.png").stat().st_size > 0
+    counts = {s: len(list((out / s / "records").glob("*.json"))) for s in rp.GRID_SECTIONS}
+    assert counts == {"noise": 18, "mqar": 12, "heads": 12}  # 3 seeds per cell, one base and its twin
+    assert (out / "noise" / "report-noise-tiny.md").is_file()  # each section's own leaderboard
+    assert "(n=3)" in text and "sla-gla" in text
+
+    # No training: the same Markdown, byte for byte, from the records alone.
+    mtimes = {p: p.stat().st_mtime_ns for p in out.rglob("records/*.json")}
+    result = CliRunner().invoke(main, args + ["--from-records"])
+    assert result.exit_code == 0, result.output
+    assert md.read_text() == text
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("records/*.json")} == mtimes
+
+
+# ---- verdict rules on hand-made aggregates --------------------------------------------------------
+
+
+def cell(acc: float, ci: float = 0.02, seeds: int = 3) -> dict:
+    return {"acc": acc, "acc_ci": ci, "seeds": seeds}
+
+
+def test_accuracy_verdict_rule():
+    up = [(cell(0.9), cell(0.5)), (cell(0.8), cell(0.5)), (cell(0.6), cell(0.59))]  # 2 of 3 wins, higher mean
+    down = [(b, t) for t, b in up]
+    tie = [(cell(0.6, 0.2), cell(0.5, 0.2))] * 3
+    assert rp.accuracy_verdict({"gla": up, "gdn": up, "retnet": tie})[0] == rp.SUPPORTED
+    assert rp.accuracy_verdict({"gla": down, "gdn": down, "retnet": up})[0] == rp.NOT_SUPPORTED
+    assert rp.accuracy_verdict({"gla": up, "gdn": down, "retnet": tie})[0] == rp.INCONCLUSIVE
+    verdict, details = rp.accuracy_verdict({"gla": up})
+    assert verdict == rp.SUPPORTED and details["gla"]["wins"] == 2 and details["gla"]["losses"] == 0
+    # Two seeds never make a significant difference, however far apart the means.
+    two = [(cell(0.9, 0.01, seeds=2), cell(0.1, 0.01, seeds=2))] * 3
+    assert rp.accuracy_verdict({"gla": two})[0] == rp.INCONCLUSIVE
+    assert rp.accuracy_verdict({})[0] == rp.INCONCLUSIVE
+
+
+def test_slope_ci_exact_line_and_known_spread():
+    slope, ci = rp.slope_ci([1, 2, 3, 4], [0.1, 0.3, 0.5, 0.7])
+    assert slope == pytest.approx(0.2) and ci == pytest.approx(0.0, abs=1e-12)
+    # y = 0, 1, 0, 1 on x = 0..3: fit 0.2, 0.4, 0.6, 0.8; residual sum of squares 0.8 over 2 dof,
+    # sum of squared x deviations 5, t(2) = 4.303
+    slope, ci = rp.slope_ci([0, 1, 2, 3], [0, 1, 0, 1])
+    assert slope == pytest.approx(0.2) and ci == pytest.approx(4.303 * math.sqrt(0.8 / 2 / 5))
+    assert math.isnan(rp.slope_ci([1, 1, 1], [0, 1, 2])[0])
+
+
+def test_heads_verdict_rule():
+    def points(gain_per_doubling: float, jitter: float) -> list[tuple[int, float]]:
+        return [(h, gain_per_doubling * math.log2(h) + jitter * s) for h in (2, 4, 8, 16) for s in (-1, 0, 1)]
+
+    growing, flat, noisy = points(0.05, 0.005), points(0.0, 0.002), points(0.02, 0.2)
+    assert rp.heads_verdict({"gla": growing, "gdn": growing, "retnet": flat})[0] == rp.SUPPORTED
+    assert rp.heads_verdict({"gla": flat, "gdn": flat, "retnet": growing})[0] == rp.NOT_SUPPORTED
+    assert rp.heads_verdict({"gla": noisy})[0] == rp.INCONCLUSIVE
+    assert rp.heads_verdict({"gla": points(-0.05, 0.005)})[1]["gla"]["vote"] == "against"
+
+
+def test_gates_verdict_rule():
+    sharpening, flat, noisy = [-0.3, -0.25, -0.35], [-0.001, 0.0, -0.002], [-0.5, 0.1, -0.1]
+    assert rp.gates_verdict({"L0 q": sharpening, "L0 k": sharpening, "L1 q": flat})[0] == rp.SUPPORTED
+    assert rp.gates_verdict({"L0 q": flat, "L1 q": flat})[0] == rp.NOT_SUPPORTED  # a tiny, certain drop is not WTA
+    assert rp.gates_verdict({"L0 q": noisy})[0] == rp.INCONCLUSIVE
+    assert rp.gates_verdict({"L0 q": [-0.3, -0.3]})[0] == rp.INCONCLUSIVE  # fewer than 3 runs
+
+
+def sweep_summary(ratio: float, time_slope: float, memory_slope: float) -> dict:
+    return {"sla_overhead": [{"base": b, "mode": m, "shape": [1, t, 8, 16], "sweep": "length", "ratio": ratio * f}
+                             for b in ("gla", "gdn") for m in ("fwdbwd", "fwdbwd-graph") for t, f in ((256, 1.0), (4096, 1.0))],
+            "slopes": [{"mixer": x, "mode": "fwdbwd", "time": time_slope, "memory": memory_slope}
+                       for x in ("sla-gla", "sla-gdn")] + [{"mixer": "attention", "mode": "fwdbwd", "time": 2.0, "memory": 2.0}]}
+
+
+def test_cost_verdict_rule(tmp_path):
+    assert rp.cost_verdict(sweep_summary(1.1, 1.0, 0.98))[0] == rp.SUPPORTED  # attention's slope 2 is not SLA's
+    assert rp.cost_verdict(sweep_summary(1.1, 1.9, 1.0))[0] == rp.NOT_SUPPORTED
+    assert rp.cost_verdict(sweep_summary(2.5, 1.0, 1.0))[0] == rp.NOT_SUPPORTED
+    assert rp.cost_verdict(sweep_summary(1.5, 1.0, 1.0))[0] == rp.INCONCLUSIVE
+    assert rp.cost_verdict(None)[0] == rp.INCONCLUSIVE
+    assert rp.cost_summary(sweep_summary(1.1, 1.0, 1.0))["mode"] == "fwdbwd-graph"
+
+    # The section reads the latest sweep JSON (by its timestamp) and states its verdict.
+    for name, stamp, ratio in (("old.json", "2026-01-01T00:00:00+00:00", 3.0), ("new.json", "2026-02-01T00:00:00+00:00", 1.1)):
+        (tmp_path / name).write_text(json.dumps({"timestamp": stamp, "machine": {"device": "cuda"},
+                                                 "summary": sweep_summary(ratio, 1.0, 1.0)}))
+    (tmp_path / "notes.json").write_text("{}")  # not a sweep: ignored
+    lines, verdict = rp.cost_section([], tmp_path)
+    assert verdict == rp.SUPPORTED and "From `new.json`" in "\n".join(lines)
