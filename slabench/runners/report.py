@@ -313,7 +313,7 @@ def _accuracy_table(cells: list[dict[str, Any]], condition: Callable[[dict[str, 
     return _table(["mixer"] + [label(k) for k in conds], rows)
 
 
-def _plot_lines(ax: Any, cells: list[dict[str, Any]], x_of: Callable[[dict[str, Any]], Any], select: Callable[[dict[str, Any]], bool], xlabel: str) -> None:
+def _plot_lines(ax: Any, cells: list[dict[str, Any]], x_of: Callable[[dict[str, Any]], Any], select: Callable[[dict[str, Any]], bool], xlabel: str, log2: bool = False) -> None:
     for mixer in sorted({c["mixer"] for c in cells}):
         pts = sorted((x_of(c), c) for c in cells if c["mixer"] == mixer and select(c))
         if pts:
@@ -323,6 +323,11 @@ def _plot_lines(ax: Any, cells: list[dict[str, Any]], x_of: Callable[[dict[str, 
     ax.set_xlabel(xlabel)
     ax.set_ylabel("test accuracy %")
     ax.grid(alpha=0.3)
+    if log2:  # powers of two (lengths, widths): label the measured values, not 2^k
+        xs = sorted({x_of(c) for c in cells if select(c)})
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(xs, [str(x) for x in xs])
+        ax.minorticks_off()
 
 
 def _verdict_lines(verdict: str, rule: str, details: list[str]) -> list[str]:
@@ -360,9 +365,8 @@ def noise_section(records: list[dict[str, Any]], out_dir: Path, stem: str) -> tu
                     lambda c: c["task_params"]["seq_len"] == t_main, "noise")
         axes[0].set_title(f"needle, seq_len {t_main}")
         _plot_lines(axes[1], cells, lambda c: c["task_params"]["seq_len"],
-                    lambda c: c["task_params"].get("noise", 0.0) == n_main, "seq_len")
+                    lambda c: c["task_params"].get("noise", 0.0) == n_main, "seq_len", log2=True)
         axes[1].set_title(f"needle, noise {n_main:g}")
-        axes[1].set_xscale("log", base=2)
         axes[1].legend(fontsize=7)
         lines += [f"![noise]({_save(fig, out_dir / f'{stem}-noise.png')})", ""]
     lines += _verdict_lines(verdict, ACCURACY_RULE + " Conditions: every (noise, seq_len) pair.",
@@ -382,8 +386,7 @@ def mqar_section(records: list[dict[str, Any]], out_dir: Path, stem: str) -> tup
         lines += _table(["mixer", "d_model", "state size"], [[m, str(d), str(s)] for m, d, s in sizes]) + [""]
     if cells:
         fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-        _plot_lines(axes[0], cells, _d_model_condition, lambda c: True, "d_model")
-        axes[0].set_xscale("log", base=2)
+        _plot_lines(axes[0], cells, _d_model_condition, lambda c: True, "d_model", log2=True)
         _plot_lines(axes[1], cells, lambda c: c["state_size"] or 0, lambda c: bool(c["state_size"]),
                     "state size (elements)")
         axes[1].set_xscale("log")
