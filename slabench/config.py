@@ -205,10 +205,11 @@ def expand_grid(grid: dict[str, Any]) -> tuple[str, list[RunSpec]]:
         table = dict(table)
         where = f"[[tasks]] #{i + 1}"
         require("name" in table, where, "'name' is required")
-        tname = table.pop("name")
         test = table.pop("test", {})
         require(isinstance(test, dict), where, "'test' must be a table of parameter overrides")
-        for combo in _expand(table):
+        for combo in _expand(table):  # `name` may be a list too
+            tname = combo.pop("name")
+            require(isinstance(tname, str), where, f"name={tname!r} must be a string or a list of strings")
             spec = TaskSpec(tname, _items(combo), _items(test))
             spec.build(), spec.build_test()  # validates names, types and constraints now, not mid-grid
             tasks.append(spec)
@@ -218,9 +219,10 @@ def expand_grid(grid: dict[str, Any]) -> tuple[str, list[RunSpec]]:
         table = dict(table)
         where = f"[[models]] #{i + 1}"
         require("name" in table, where, "'name' is required")
-        mname = table.pop("name")
-        MIXERS.get(mname)
-        for combo in _expand(table):
+        for combo in _expand(table):  # `name` may be a list too
+            mname = combo.pop("name")
+            require(isinstance(mname, str), where, f"name={mname!r} must be a string or a list of strings")
+            MIXERS.get(mname)
             typed = check_params(f"model '{mname}'", model_params(mname), combo)
             bb = Backbone(**{k: v for k, v in typed.items() if k in Backbone.__dataclass_fields__})
             options = {k: v for k, v in typed.items() if k not in Backbone.__dataclass_fields__}

@@ -81,4 +81,5 @@ def test_mixer_trains_on_gpu(name):
         losses.append(loss.item())
     assert all(math.isfinite(v) for v in losses), losses
     assert sum(losses[-5:]) / 5 < sum(losses[:5]) / 5 - 0.3, losses
-    assert kernels.paths_used()
+    if name != "attention":  # softmax attention is SDPA, not a slabench kernel op
+        assert kernels.paths_used()

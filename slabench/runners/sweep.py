@@ -303,7 +303,7 @@ def run_sweep(cfg: SweepConfig, on_case: Callable[[str], None] | None = None,
         return out
 
     if torch.device(cfg.device).type == "cuda":
-        torch.cuda.set_device(cfg.device)  # CUDA events and streams use the current device
+        torch.cuda.set_device(torch.device(cfg.device).index or 0)  # events and streams use the current device
     partial = (lambda rows: on_partial(result(rows, []))) if on_partial else None
     rows = time_mixers(cfg, on_case, partial)
     final = result(rows, time_train_steps(cfg, on_case) if cfg.train_step else [])
