@@ -120,10 +120,11 @@ def run(grid_file: str | None, preset: str | None, out: str | None, leaderboard_
         device: str, workers: int, retry_failed: bool, quiet: bool, as_json: bool, mixers: tuple[str, ...]) -> None:
     """Run a grid (GRID_FILE or --preset), resuming from existing records, and rank the results."""
     from slabench.config import expand_grid, load_grid_file, load_preset
-    from slabench.runners.grid import plan, run_grid
+    from slabench.runners.grid import plan, resolve_device, run_grid
     from slabench.runners.leaderboard import aggregate, write_leaderboard
     from slabench.runners.records import load_records
 
+    device = resolve_device(device)  # fail on a bad --device before anything is printed or run
     if (grid_file is None) == (preset is None):
         raise SlabenchError("give exactly one of GRID_FILE or --preset NAME")
     if workers < 0:
