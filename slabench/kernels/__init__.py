@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 
 from slabench.kernels.delta_rule import delta_rule_chunk, delta_rule_recurrent
-from slabench.kernels.dispatch import OPS, call, doctor, paths_used, select
+from slabench.kernels.dispatch import OPS, call, doctor, paths_used, reset_paths_used, select
 from slabench.kernels.gla import gla_chunk, gla_recurrent
 from slabench.kernels.sla_gate import sla_gate_reference
 
@@ -50,6 +50,7 @@ __all__ = [
     "gla_chunk",
     "gla_recurrent",
     "paths_used",
+    "reset_paths_used",
     "select",
     "sla_gate",
     "sla_gate_reference",

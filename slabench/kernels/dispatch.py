@@ -235,6 +235,11 @@ def call(op_name: str, *args, **kwargs):
     return fn(*args, **kwargs)
 
 
+def reset_paths_used() -> None:
+    """Forget which paths ran, so the next `paths_used()` covers one run (called per run)."""
+    _used.clear()
+
+
 def paths_used() -> dict[str, str]:
     """op -> path(s) that ran in this process (comma-separated if several dtypes/devices)."""
     return {op: ",".join(sorted(names)) for op, names in sorted(_used.items())}

@@ -183,11 +183,17 @@ def train(spec: RunSpec, device: str | torch.device = "cpu", on_step: Callable[[
     eager); the path that actually ran is recorded as record['train_path'].
     """
     device = torch.device(device)
+    if device.type == "cuda" and device.index is None:
+        device = torch.device("cuda", torch.cuda.current_device())
     cfg = spec.train
     task, test_task = spec.task.build(), spec.task.build_test()
     autocast = torch.bfloat16 if (cfg.dtype == "bfloat16" and device.type == "cuda") else None
     if device.type == "cuda":
+        # Select the device first: resetting the stats of a device that has no context yet
+        # raises "Invalid device argument" (seen on the first run of a fresh process).
+        torch.cuda.set_device(device)
         torch.cuda.reset_peak_memory_stats(device)
+    kernels.reset_paths_used()  # the record names the paths of this run only
 
     torch.manual_seed(spec.seed)
     model = spec.model.build(max(task.vocab_size, test_task.vocab_size), max(task.seq_len, test_task.seq_len))
