@@ -114,3 +114,48 @@ def test_generator_throughput(benchmark, name, params, batch, zoology):
                 "zoology": zoology,
             }
         )
+
+
+@pytest.mark.cuda
+def test_generation_costs_under_2_percent_of_a_training_step_on_cuda():
+    """Issue #4: drawing a fresh MQAR batch on the GPU costs < 2% of a training step of the
+    standard MQAR model (2 layers, d_model 128, seq_len 256, batch 256, attention, eager)."""
+    if not torch.cuda.is_available():
+        pytest.skip("needs CUDA")
+    import torch.nn.functional as F
+
+    from slabench.models import build_model
+
+    task = build_task("mqar", vocab_size=8192, seq_len=256, num_kv_pairs=16)
+    gen = torch.Generator("cuda").manual_seed(0)
+    model = build_model("attention", vocab_size=8192, d_model=128, n_layers=2, n_heads=8).cuda()
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+
+    def step() -> None:
+        batch = task.sample(256, gen, "cuda")
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            logits = model(batch.inputs)
+        loss = F.cross_entropy(logits.float().flatten(0, 1), batch.labels.flatten(), ignore_index=IGNORE)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
+    def median_ms(fn, n: int = 30) -> float:
+        for _ in range(5):
+            fn()
+        times = []
+        for _ in range(n):
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            torch.cuda.synchronize()
+            start.record()
+            fn()
+            end.record()
+            torch.cuda.synchronize()
+            times.append(start.elapsed_time(end))
+        return sorted(times)[n // 2]
+
+    sample_ms = median_ms(lambda: task.sample(256, gen, "cuda"))
+    step_ms = median_ms(step)
+    print(f"\nmqar sample (B256 T256 K16) {sample_ms:.3f} ms, training step incl. sampling {step_ms:.3f} ms, "
+          f"ratio {sample_ms / step_ms:.4f}")
+    assert sample_ms / step_ms < 0.02
