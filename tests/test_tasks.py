@@ -492,3 +492,25 @@ def test_cli_show():
     assert ok.exit_code == 0 and "→" in ok.output and "example 0" in ok.output
     bad = CliRunner().invoke(main, ["show", "ar", "--set", "num_kv_pairs=0"])
     assert bad.exit_code == 2 and "num_kv_pairs" in bad.output
+
+
+def test_gumbel_topk_gap_distribution_matches_the_formula():
+    """The GPU sampler (Gumbel top-k) checked on CPU: distinct indices, and with k = 1 a
+    chi-square fit to MQAR's power-law gap probabilities."""
+    from slabench.tasks.mqar import MQAR
+    from slabench.tasks.sampling import gumbel_topk
+
+    probs = MQAR(vocab_size=512, seq_len=256, num_kv_pairs=4).gap_probs()  # [S]
+    g = torch.Generator().manual_seed(0)
+    many = gumbel_topk(probs.float().log(), 2000, 8, g)
+    assert (many.sort(1).values.diff(1) > 0).all() and many.min() >= 0 and many.max() < len(probs)
+    draws = gumbel_topk(probs.float().log(), 20000, 1, g).squeeze(1)
+    observed = torch.bincount(draws, minlength=len(probs)).double()
+    expected = probs * draws.numel()
+    keep = expected >= 5  # pool the rare tail into one bin, if there is one
+    tail = [observed[~keep].sum().view(1), expected[~keep].sum().view(1)] if (~keep).any() else [observed[:0]] * 2
+    obs, exp = torch.cat([observed[keep], tail[0]]), torch.cat([expected[keep], tail[1]])
+    chi2 = ((obs - exp) ** 2 / exp).sum()
+    dof = torch.tensor(float(len(obs) - 1))
+    p_value = torch.special.gammaincc(dof / 2, chi2 / 2)
+    assert p_value > 1e-3, (chi2, dof)

@@ -21,6 +21,20 @@ def shuffle_rows(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     return x
 
 
+# On a GPU, the rejection loops below cost a host sync per round (measured on an H100: an MQAR
+# batch of 256 x 256 took 1.46 ms, 8% of a training step). Top-k over B x N random keys does
+# O(B * N) work but no sync, which a GPU finishes in microseconds for N up to this size.
+GPU_TOPK_MAX_N = 1 << 16
+
+
+def gumbel_topk(logits: torch.Tensor, batch: int, k: int, generator: torch.Generator) -> torch.Tensor:
+    """[B, k] long: k distinct indices per row drawn successively without replacement with
+    probabilities softmax(logits [N]) (Gumbel top-k: the same distribution, order included)."""
+    u = torch.rand(batch, logits.numel(), generator=generator, device=logits.device)  # [B, N]
+    gumbel = -torch.log(-torch.log(u.clamp_(min=1e-12, max=1 - 1e-7)))
+    return (logits + gumbel).topk(k, dim=1).indices  # [B, k]
+
+
 def distinct_ints(batch: int, n: int, k: int, generator: torch.Generator, device: torch.device | str) -> torch.Tensor:
     """[B, k] long: per row, k distinct integers from range(n), uniform over ordered k-subsets.
 
@@ -32,6 +46,8 @@ def distinct_ints(batch: int, n: int, k: int, generator: torch.Generator, device
     """
     if k == 0:
         return torch.empty(batch, 0, dtype=torch.long, device=device)
+    if torch.device(device).type == "cuda" and n <= GPU_TOPK_MAX_N:
+        return gumbel_topk(torch.zeros(n, device=device), batch, k, generator)
     if k * (k - 1) <= n:
         out = torch.randint(n, (batch, k), generator=generator, device=device)  # [B, k]
         redo, rows = None, out
@@ -102,6 +118,8 @@ def weighted_distinct(probs: torch.Tensor, batch: int, k: int, generator: torch.
     few rounds the last colliding rows draw from the renormalised distribution directly).
     """
     device, N = probs.device, probs.numel()
+    if device.type == "cuda" and N <= GPU_TOPK_MAX_N:
+        return gumbel_topk(probs.float().log(), batch, k, generator)
     probs = probs.to(torch.float64)
     accept, alias = alias_table(probs)
 
