@@ -92,11 +92,17 @@ def _board_table(board: dict[str, Any]) -> list[Table]:
 
     tables = []
     for task, rows in board["tasks"].items():
-        table = Table(title=task)
+        # On a terminal, name each model by its mixer and the parameters that differ between
+        # rows; the shared ones go in the caption (the files keep full labels).
+        shared = set.intersection(*(set(r["model_params"].items()) for r in rows))
+        caption = ", ".join(f"{k}={v}" for k, v in sorted(shared))
+        table = Table(title=task, caption=f"all models: {caption}" if caption else None)
         for col in TASK_COLUMNS:
-            table.add_column(col, justify="left" if col == "model" else "right")
+            table.add_column(col, justify="left" if col == "model" else "right",
+                             no_wrap=col in ("model", "acc % (95% CI)"))
         for r in rows:
-            table.add_row(*task_row_cells(r))
+            own = ", ".join(f"{k}={v}" for k, v in sorted(set(r["model_params"].items()) - shared))
+            table.add_row(*task_row_cells({**r, "model": f"{r['mixer']}({own})" if own else r["mixer"]}))
         tables.append(table)
     return tables
 
