@@ -107,6 +107,49 @@ def _board_table(board: dict[str, Any]) -> list[Table]:
     return tables
 
 
+def _run_pending(name: str, specs: list, out_dir: Path, device: str, workers: int, quiet: bool,
+                 backend: str = "local", retry_failed: bool = False) -> tuple[list[dict[str, Any]], int, int]:
+    """Run the specs not yet recorded under out_dir, with a progress bar and one line per
+    finished run unless quiet; return (the records of all of `specs`, runs done now, runs skipped)."""
+    from slabench.runners.grid import plan, run_grid
+    from slabench.runners.records import load_records
+
+    pending, recorded, corrupt = plan(specs, out_dir, retry_failed)
+    for path, reason in corrupt:
+        console.print(f"[yellow]corrupt record {path}: {reason}; its run will be redone[/]")
+    if not quiet:
+        console.print(f"[bold]{name}[/]: {len(specs)} runs, {len(recorded)} already recorded, {len(pending)} to run "
+                      f"-> {out_dir}")
+
+    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                        TimeRemainingColumn(), console=console, disable=quiet)
+    bar = progress.add_task(name, total=len(pending))
+    finished = [0]
+
+    def on_event(kind: str, spec: Any, record: dict[str, Any] | None) -> None:
+        if kind == "step":
+            progress.update(bar, completed=finished[0] + record["step"] / record["total"])
+        elif kind == "end":
+            finished[0] += 1
+            progress.update(bar, completed=finished[0])
+            status = record["status"]
+            detail = (f"acc {100 * record['metrics']['test_acc']:.1f}%  {record['timings']['train_seconds']:.1f}s"
+                      if status == "ok" else (record.get("error") or "")[:160])
+            colour = {"ok": "green", "diverged": "yellow"}.get(status, "red")
+            if not quiet:
+                progress.console.print(f"[{colour}]{status:8s}[/] {spec.model.label()} | {spec.task.label()} | "
+                                       f"lr {spec.train.lr:g} seed {spec.seed}  {detail}")
+
+    try:
+        with progress:
+            run_grid(pending, out_dir, backend=backend, device=device, workers=workers, on_event=on_event)
+    except KeyboardInterrupt:
+        console.print(f"[yellow]interrupted: finished runs are recorded under {out_dir}; rerun the same command to resume[/]")
+        sys.exit(130)
+    keys = {s.key() for s in specs}
+    return [r for k, r in load_records(out_dir).records.items() if k in keys], len(pending), len(recorded)
+
+
 @main.command()
 @click.argument("grid_file", required=False, type=click.Path(dir_okay=False))
 @click.option("--preset", help="a shipped grid: smoke, ci, quick, paper")
@@ -126,9 +169,8 @@ def run(grid_file: str | None, preset: str | None, out: str | None, leaderboard_
         device: str, workers: int, retry_failed: bool, quiet: bool, as_json: bool, mixers: tuple[str, ...]) -> None:
     """Run a grid (GRID_FILE or --preset), resuming from existing records, and rank the results."""
     from slabench.config import expand_grid, load_grid_file, load_preset
-    from slabench.runners.grid import plan, resolve_device, run_grid
+    from slabench.runners.grid import resolve_device
     from slabench.runners.leaderboard import aggregate, write_leaderboard
-    from slabench.runners.records import load_records
 
     device = resolve_device(device)  # fail on a bad --device before anything is printed or run
     if (grid_file is None) == (preset is None):
@@ -142,50 +184,17 @@ def run(grid_file: str | None, preset: str | None, out: str | None, leaderboard_
         grid = with_models(grid, list(mixers))
     name, specs = expand_grid(grid)
     out_dir = Path(out or Path("runs") / name)
-    pending, recorded, corrupt = plan(specs, out_dir, retry_failed)
-    for path, reason in corrupt:
-        console.print(f"[yellow]corrupt record {path}: {reason}; its run will be redone[/]")
-    if not quiet and not as_json:
-        console.print(f"[bold]{name}[/]: {len(specs)} runs, {len(recorded)} already recorded, {len(pending)} to run "
-                      f"-> {out_dir}")
-
-    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                        TimeRemainingColumn(), console=console, disable=quiet or as_json)
-    bar = progress.add_task(name, total=len(pending))
-    finished = [0]
-
-    def on_event(kind: str, spec: Any, record: dict[str, Any] | None) -> None:
-        if kind == "step":
-            progress.update(bar, completed=finished[0] + record["step"] / record["total"])
-        elif kind == "end":
-            finished[0] += 1
-            progress.update(bar, completed=finished[0])
-            status = record["status"]
-            detail = (f"acc {100 * record['metrics']['test_acc']:.1f}%  {record['timings']['train_seconds']:.1f}s"
-                      if status == "ok" else (record.get("error") or "")[:160])
-            colour = {"ok": "green", "diverged": "yellow"}.get(status, "red")
-            if not quiet and not as_json:
-                progress.console.print(f"[{colour}]{status:8s}[/] {spec.model.label()} | {spec.task.label()} | "
-                                       f"lr {spec.train.lr:g} seed {spec.seed}  {detail}")
-
-    try:
-        with progress:
-            run_grid(pending, out_dir, backend=backend, device=device, workers=workers, on_event=on_event)
-    except KeyboardInterrupt:
-        console.print(f"[yellow]interrupted: finished runs are recorded under {out_dir}; rerun the same command to resume[/]")
-        sys.exit(130)
-
-    keys = {s.key() for s in specs}
-    records = [r for k, r in load_records(out_dir).records.items() if k in keys]
-    paths = write_leaderboard(records, out_dir, "leaderboard")
+    records, ran, skipped = _run_pending(name, specs, out_dir, device, workers, quiet or as_json, backend,
+                                         retry_failed)
+    board = aggregate(records)
+    paths = write_leaderboard(board, out_dir, "leaderboard")
     lb_dir = Path(leaderboard_dir) if leaderboard_dir else (Path("leaderboards") if preset else None)
     if lb_dir is not None:
-        paths = write_leaderboard(records, lb_dir, name)
-    board = aggregate(records)
+        paths = write_leaderboard(board, lb_dir, name)
     failed = [f for f in board["failures"] if f["status"] == "failed"]
     if as_json:
-        click.echo(json.dumps({"name": name, "out": str(out_dir), "runs": len(specs), "skipped": len(recorded),
-                               "ran": len(pending), "failed": failed, "leaderboard": {k: str(v) for k, v in paths.items()},
+        click.echo(json.dumps({"name": name, "out": str(out_dir), "runs": len(specs), "skipped": skipped,
+                               "ran": ran, "failed": failed, "leaderboard": {k: str(v) for k, v in paths.items()},
                                "overall": board["overall"]}, indent=1, default=str))
     elif not quiet:
         for table in _board_table(board):
@@ -214,8 +223,9 @@ def leaderboard(results_dir: str, name: str | None, out_dir: str | None) -> None
         raise SlabenchError(f"RESULTS_DIR '{results_dir}' holds no run records (expected records/*.json)")
     grids = sorted({r["spec"]["grid"] for r in records})
     name = name or (grids[0] if len(grids) == 1 else Path(results_dir).name)
-    paths = write_leaderboard(records, Path(out_dir or results_dir), name)
-    for table in _board_table(aggregate(records)):
+    board = aggregate(records)
+    paths = write_leaderboard(board, Path(out_dir or results_dir), name)
+    for table in _board_table(board):
         out_console.print(table)
     out_console.print(f"leaderboard: {paths['md']}")
 
@@ -316,34 +326,6 @@ def sweep(mixers: str | None, seq_lens: str | None, tokens: int | None, batch: i
     out_console.print("wrote " + ", ".join(str(p) for p in paths.values()))
 
 
-def _run_pending(name: str, specs: list, out_dir: Path, device: str, workers: int, quiet: bool) -> list[dict[str, Any]]:
-    """Run the specs not yet recorded under out_dir (one line per finished run); return the
-    records of all of `specs`."""
-    from slabench.runners.grid import plan, run_grid
-    from slabench.runners.records import load_records
-
-    pending, recorded, corrupt = plan(specs, out_dir)
-    for path, reason in corrupt:
-        console.print(f"[yellow]corrupt record {path}: {reason}; its run will be redone[/]")
-    if not quiet:
-        console.print(f"[bold]{name}[/]: {len(specs)} runs, {len(recorded)} already recorded, {len(pending)} to run "
-                      f"-> {out_dir}")
-
-    def on_event(kind: str, spec: Any, record: dict[str, Any] | None) -> None:
-        if kind == "end" and not quiet:
-            ok = record["status"] == "ok"
-            detail = f"acc {100 * record['metrics']['test_acc']:.1f}%" if ok else (record.get("error") or "")[:160]
-            console.print(f"{record['status']:8s} {spec.model.label()} | {spec.task.label()} | seed {spec.seed}  {detail}")
-
-    try:
-        run_grid(pending, out_dir, device=device, workers=workers, on_event=on_event)
-    except KeyboardInterrupt:
-        console.print(f"[yellow]interrupted: finished runs are recorded under {out_dir}; rerun to resume[/]")
-        sys.exit(130)
-    keys = {s.key() for s in specs}
-    return [r for k, r in load_records(out_dir).records.items() if k in keys]
-
-
 @main.command()
 @click.option("--baseline", "baseline_path", type=click.Path(dir_okay=False), default="leaderboards/ci/baseline.json",
               show_default=True, help="baseline to compare with (or to write, with --update)")
@@ -366,7 +348,7 @@ def ci(baseline_path: str, out: str, update: bool, device: str, workers: int, qu
     if workers < 1:
         raise SlabenchError(f"--workers={workers} must be >= 1")
     name, specs = expand_grid(load_preset("ci"))
-    records = _run_pending(name, specs, Path(out), device, workers, quiet)
+    records, _, _ = _run_pending(name, specs, Path(out), device, workers, quiet)
     path = Path(baseline_path)
     if update:
         regression.write_baseline(path, regression.make_baseline(records, name))
@@ -439,7 +421,7 @@ def compare(grid_file: str | None, variant: str, against: str, preset: str | Non
     name, specs = expand_grid(compare_grid(grid, variant, baselines))
     stem = variant.rsplit(":", 1)[-1] if ":" in variant else variant
     out_dir = Path(out or Path("runs") / "compare" / f"{stem}-{_variant_digest(variant)}")
-    records = _run_pending(name, specs, out_dir, device, workers, quiet)
+    records, _, _ = _run_pending(name, specs, out_dir, device, workers, quiet)
     summary, paths = write_compare(records, variant, baselines, out_dir)
     for t in summary["tasks"]:
         table = Table(title=t["task"])
@@ -489,7 +471,7 @@ def report_sla(out: str, report_path: str, from_records: bool, scale: str, speed
 
     Runs the report-<section>-<scale> grids (resuming), then writes the Markdown from the records.
     """
-    from slabench.runners.leaderboard import write_leaderboard
+    from slabench.runners.leaderboard import aggregate, write_leaderboard
     from slabench.runners.records import load_records
     from slabench.runners.report import GRID_SECTIONS, section_specs, write_report
 
@@ -503,8 +485,8 @@ def report_sla(out: str, report_path: str, from_records: bool, scale: str, speed
             keys = {s.key() for s in specs}
             records[section] = [r for k, r in load_records(section_dir).records.items() if k in keys]
         else:
-            records[section] = _run_pending(name, specs, section_dir, device, workers, quiet)
-            write_leaderboard(records[section], section_dir, name)
+            records[section], _, _ = _run_pending(name, specs, section_dir, device, workers, quiet)
+            write_leaderboard(aggregate(records[section]), section_dir, name)
     verdicts = write_report(records, scale, Path(report_path), Path(speed_dir))
     table = Table(title="SLA claims")
     for col in ("section", "verdict"):

@@ -182,7 +182,7 @@ def load_preset(name: str) -> dict[str, Any]:
 
 def expand_grid(grid: dict[str, Any]) -> tuple[str, list[RunSpec]]:
     """Validate a parsed grid and expand it into RunSpecs (deduplicated, in a stable order)."""
-    from slabench.models import MIXERS, Backbone, build_mixer, model_params
+    from slabench.models import MIXERS, build_mixer, model_params, split_backbone
 
     for key in grid:
         require(key in GRID_KEYS, "grid", f"unknown key '{key}' at top level; known: {', '.join(sorted(GRID_KEYS))}")
@@ -224,8 +224,7 @@ def expand_grid(grid: dict[str, Any]) -> tuple[str, list[RunSpec]]:
             require(isinstance(mname, str), where, f"name={mname!r} must be a string or a list of strings")
             MIXERS.get(mname)
             typed = check_params(f"model '{mname}'", model_params(mname), combo)
-            bb = Backbone(**{k: v for k, v in typed.items() if k in Backbone.__dataclass_fields__})
-            options = {k: v for k, v in typed.items() if k not in Backbone.__dataclass_fields__}
+            bb, options = split_backbone(typed)
             build_mixer(mname, bb.d_model, bb.n_heads, **options)  # cheap: catches d_model % n_heads etc.
             models.append(ModelSpec(mname, _items(typed)))
 

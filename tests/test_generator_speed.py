@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import datetime
 import os
-import platform
 from pathlib import Path
 
 import pytest
 import torch
 
+from slabench.runners.environment import cpu_model
 from slabench.tasks import IGNORE, build_task
 
 LEADERBOARD = Path(__file__).resolve().parents[1] / "leaderboards" / "speed" / "generators.md"
@@ -51,22 +51,12 @@ Zoology's numpy MQAR generator on a 2-core CPU like this one (0.136 M tokens/s a
 """
 
 
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def section() -> str:
     malloc = os.environ.get("MALLOC_MMAP_THRESHOLD_", "default")
     lines = [
         f"## torch threads {torch.get_num_threads()}, MALLOC_MMAP_THRESHOLD_={malloc}",
         "",
-        f"- machine: {cpu_name()}, {os.cpu_count()} CPU cores (shared: other jobs were running)",
+        f"- machine: {cpu_model()}, {os.cpu_count()} CPU cores",
         f"- load average while measuring: {' / '.join(f'{x:.2f}' for x in os.getloadavg())} (1 / 5 / 15 min)",
         f"- torch {torch.__version__}, date {datetime.date.today().isoformat()}",
         "",
@@ -122,40 +112,25 @@ def test_generation_costs_under_2_percent_of_a_training_step_on_cuda():
     standard MQAR model (2 layers, d_model 128, seq_len 256, batch 256, attention, eager)."""
     if not torch.cuda.is_available():
         pytest.skip("needs CUDA")
-    import torch.nn.functional as F
-
+    from slabench.config import TrainSpec
     from slabench.models import build_model
+    from slabench.runners.timing import measure
+    from slabench.runners.train import TrainStep, make_optimizer
 
     task = build_task("mqar", vocab_size=8192, seq_len=256, num_kv_pairs=16)
     gen = torch.Generator("cuda").manual_seed(0)
-    model = build_model("attention", vocab_size=8192, d_model=128, n_layers=2, n_heads=8).cuda()
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    device = torch.device("cuda", torch.cuda.current_device())
+    model = build_model("attention", vocab_size=8192, d_model=128, n_layers=2, n_heads=8).to(device)
+    cfg = TrainSpec(dtype="bfloat16")
+    train_step = TrainStep(model, make_optimizer(model, cfg, device, capturable=False), cfg, device,
+                           torch.bfloat16, "eager")
 
     def step() -> None:
-        batch = task.sample(256, gen, "cuda")
-        with torch.autocast("cuda", dtype=torch.bfloat16):
-            logits = model(batch.inputs)
-        loss = F.cross_entropy(logits.float().flatten(0, 1), batch.labels.flatten(), ignore_index=IGNORE)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+        batch = task.sample(256, gen, device)
+        train_step(batch.inputs, batch.labels)
 
-    def median_ms(fn, n: int = 30) -> float:
-        for _ in range(5):
-            fn()
-        times = []
-        for _ in range(n):
-            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            torch.cuda.synchronize()
-            start.record()
-            fn()
-            end.record()
-            torch.cuda.synchronize()
-            times.append(start.elapsed_time(end))
-        return sorted(times)[n // 2]
-
-    sample_ms = median_ms(lambda: task.sample(256, gen, "cuda"))
-    step_ms = median_ms(step)
+    sample_ms = measure(lambda: task.sample(256, gen, device), device, memory=False).median_ms
+    step_ms = measure(step, device, memory=False).median_ms
     print(f"\nmqar sample (B256 T256 K16) {sample_ms:.3f} ms, training step incl. sampling {step_ms:.3f} ms, "
           f"ratio {sample_ms / step_ms:.4f}")
     assert sample_ms / step_ms < 0.02

@@ -76,7 +76,7 @@ def test_records_roundtrip_and_corruption_is_reported(tmp_path):
 
 def test_write_leaderboard_files(tmp_path):
     records = [_record(m, 1e-3, s, 0.5, 0.5 + 0.1 * s) for m in ("a", "b") for s in range(3)]
-    paths = write_leaderboard(records, tmp_path, "demo")
+    paths = write_leaderboard(aggregate(records), tmp_path, "demo")
     md = paths["md"].read_text()
     assert "| 1 | a(d_model=16)" in md and "| 1 | b(d_model=16)" in md  # identical results tie
     data = json.loads(paths["json"].read_text())

@@ -57,12 +57,16 @@ def build_mixer(name: str, d_model: int, n_heads: int, **options: Any) -> Mixer:
     return MIXERS.get(name)(d_model, n_heads, **options)
 
 
+def split_backbone(typed: dict[str, Any]) -> tuple[Backbone, dict[str, Any]]:
+    """Checked model parameters -> (the backbone's, the mixer's options)."""
+    bb = Backbone(**{k: v for k, v in typed.items() if k in Backbone.__dataclass_fields__})
+    return bb, {k: v for k, v in typed.items() if k not in Backbone.__dataclass_fields__}
+
+
 def build_model(name: str, vocab_size: int, **params: Any) -> LM:
     """An LM with mixer `name`; unknown or invalid parameters raise a one-line error."""
     cls = MIXERS.get(name)
-    typed = check_params(f"model '{name}'", model_params(name), params)
-    bb = Backbone(**{k: v for k, v in typed.items() if k in Backbone.__dataclass_fields__})
-    options = {k: v for k, v in typed.items() if k not in Backbone.__dataclass_fields__}
+    bb, options = split_backbone(check_params(f"model '{name}'", model_params(name), params))
     return LM(
         vocab_size,
         bb.d_model,
@@ -75,4 +79,7 @@ def build_model(name: str, vocab_size: int, **params: Any) -> LM:
     )
 
 
-__all__ = ["LM", "MIXERS", "Backbone", "HeadGate", "LinearMixer", "Mixer", "sla_twin", "build_mixer", "build_model", "mixer_params", "model_params"]
+__all__ = [
+    "LM", "MIXERS", "Backbone", "HeadGate", "LinearMixer", "Mixer", "build_mixer", "build_model", "mixer_params",
+    "model_params", "sla_twin", "split_backbone",
+]

@@ -56,11 +56,9 @@ def verdict(variant: dict[str, Any], baseline: dict[str, Any]) -> str:
     return "win" if vlo > bhi else "loss" if vhi < blo else "tie"
 
 
-def summarise(records: list[dict[str, Any]], variant: str, against: list[str]) -> dict[str, Any]:
-    """Per task: every model's row, and the variant's delta and verdict against each baseline."""
-    from slabench.runners.leaderboard import aggregate
-
-    board = aggregate(records)
+def summarise(board: dict[str, Any], variant: str, against: list[str]) -> dict[str, Any]:
+    """Per task of `board` (from `aggregate`): every model's row, and the variant's delta and
+    verdict against each baseline."""
     tasks = []
     totals: dict[str, dict[str, int]] = {b: {"win": 0, "tie": 0, "loss": 0} for b in against}
     for task, rows in board["tasks"].items():
@@ -168,15 +166,16 @@ def plot_compare(summary: dict[str, Any], path: Path) -> Path | None:
 
 def write_compare(records: list[dict[str, Any]], variant: str, against: list[str], out_dir: Path) -> tuple[dict, dict]:
     """Write compare.md, compare.json, compare.png (and the full leaderboard) into out_dir."""
-    from slabench.runners.leaderboard import write_leaderboard
+    from slabench.runners.leaderboard import aggregate, write_leaderboard
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    summary = summarise(records, variant, against)
+    board = aggregate(records)
+    summary = summarise(board, variant, against)
     plot = plot_compare(summary, out_dir / "compare.png")
     paths = {"md": out_dir / "compare.md", "json": out_dir / "compare.json"}
     paths["md"].write_text(to_markdown(summary, plot))
     paths["json"].write_text(json.dumps(summary, indent=1, default=str))
     if plot is not None:
         paths["png"] = plot
-    write_leaderboard(records, out_dir, "leaderboard")
+    write_leaderboard(board, out_dir, "leaderboard")
     return summary, paths

@@ -111,10 +111,10 @@ def default_workers(device: str, pending: int) -> int:
 
 def _run_local(specs: list[RunSpec], out: Path, device: str, workers: int, on_event: Event) -> None:
     if workers == 1:
-        target = device if device != "cuda" else "cuda:0"
         for spec in specs:
             on_event("start", spec, None)
-            record = run_safely(spec.to_dict(), target, lambda s, n: on_event("step", spec, {"step": s, "total": n}))
+            record = run_safely(spec.to_dict(), device,
+                                lambda s, n, spec=spec: on_event("step", spec, {"step": s, "total": n}))
             write_record(out, record)
             on_event("end", spec, record)
         return
@@ -180,8 +180,9 @@ def plan(specs: list[RunSpec], out: Path, retry_failed: bool = False) -> tuple[l
     done_keys = {
         k for k, r in existing.records.items() if not (retry_failed and r["status"] == "failed")
     }
-    pending = [s for s in specs if s.key() not in done_keys]
-    recorded = [s for s in specs if s.key() in done_keys]
+    pending, recorded = [], []
+    for s in specs:
+        (recorded if s.key() in done_keys else pending).append(s)
     return pending, recorded, existing.corrupt
 
 

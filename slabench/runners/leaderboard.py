@@ -194,12 +194,12 @@ def to_markdown(name: str, board: dict[str, Any], plots: list[Path]) -> str:
     return "\n".join(out)
 
 
-def write_leaderboard(records: list[dict[str, Any]], out_dir: Path, name: str) -> dict[str, Path]:
-    """Write `<name>.md`, `.csv`, `.json` and plots into `out_dir`; return the paths."""
+def write_leaderboard(board: dict[str, Any], out_dir: Path, name: str) -> dict[str, Path]:
+    """Write `<name>.md`, `.csv`, `.json` and plots of `board` (from `aggregate`) into `out_dir`;
+    return the paths."""
     from slabench.runners.plots import make_plots
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    board = aggregate(records)
     plots = make_plots(board, out_dir, name)
     paths = {"md": out_dir / f"{name}.md", "csv": out_dir / f"{name}.csv", "json": out_dir / f"{name}.json"}
     paths["md"].write_text(to_markdown(name, board, plots))

@@ -31,11 +31,14 @@ def _generator(seed: int, device: torch.device) -> torch.Generator:
     return torch.Generator(device=device).manual_seed(seed)
 
 
-def _row_hashes(inputs: torch.Tensor) -> torch.Tensor:
+def _hash_multipliers(seq_len: int, device: torch.device) -> torch.Tensor:
+    """[T] random int64 multipliers for `_row_hashes`, drawn once per run (not per step)."""
+    g = torch.Generator(device="cpu").manual_seed(seq_len)
+    return torch.randint(1, 2**61 - 1, (seq_len,), generator=g, dtype=torch.int64).to(device)
+
+
+def _row_hashes(inputs: torch.Tensor, mult: torch.Tensor) -> torch.Tensor:
     """[B, T] -> [B] int64 hash of each row (collisions ~2^-60 for our sizes)."""
-    T = inputs.shape[1]
-    g = torch.Generator(device="cpu").manual_seed(T)  # same multipliers for every call at this T
-    mult = torch.randint(1, 2**61 - 1, (T,), generator=g, dtype=torch.int64).to(inputs.device)
     return (inputs * mult).sum(dim=1)  # wraps mod 2^64: a fine hash
 
 
@@ -200,7 +203,8 @@ def train(spec: RunSpec, device: str | torch.device = "cpu", on_step: Callable[[
     model = model.to(device)
     val = task.sample(cfg.val_size, _generator(VAL_SEED, device), device)
     test = test_task.sample(cfg.test_size, _generator(TEST_SEED, device), device)
-    test_hashes = _row_hashes(test.inputs) if test_task.seq_len == task.seq_len else None
+    mult = _hash_multipliers(task.seq_len, device)
+    test_hashes = _row_hashes(test.inputs, mult) if test_task.seq_len == task.seq_len else None
     seen_test = torch.zeros(cfg.test_size, dtype=torch.bool, device=device)
 
     if train_path == "auto":
@@ -233,7 +237,7 @@ def train(spec: RunSpec, device: str | torch.device = "cpu", on_step: Callable[[
         train_step.set_lr(lr_at(progress))
         batch = task.sample(cfg.batch_size, gen, device)
         if test_hashes is not None:
-            seen_test |= torch.isin(test_hashes, _row_hashes(batch.inputs))
+            seen_test |= torch.isin(test_hashes, _row_hashes(batch.inputs, mult))
         loss = train_step(batch.inputs, batch.labels)
         step += 1
         if on_step:

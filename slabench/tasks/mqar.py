@@ -18,13 +18,14 @@ default).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 import torch
 
 from slabench.params import require
 from slabench.tasks.base import IGNORE, Batch, Task
-from slabench.tasks.sampling import distinct_ints, weighted_distinct
+from slabench.tasks.sampling import alias_table, distinct_ints, weighted_distinct
 
 
 @dataclass(frozen=True)
@@ -70,7 +71,8 @@ class MQAR(Task):
         half, ctx = V // 2, 2 * K * self.num_passes
         keys = 1 + distinct_ints(B, half - 1, K, generator, device)  # [B, K] in [1, V/2)
         values = half + distinct_ints(B, V - half, K, generator, device)  # [B, K] in [V/2, V)
-        gaps = weighted_distinct(self.gap_probs().to(device), B, K, generator)  # [B, K]
+        probs, table = _gap_sampler(self, torch.device(device))
+        gaps = weighted_distinct(probs, B, K, generator, table)  # [B, K]
         qpos = ctx + 2 * gaps  # [B, K] positions of the query keys
 
         if self.random_non_queries:
@@ -87,3 +89,11 @@ class MQAR(Task):
             "seq_len": torch.full((B,), T, device=device),
         }
         return Batch(inputs, labels, slices)
+
+
+@functools.lru_cache(maxsize=32)
+def _gap_sampler(task: MQAR, device: torch.device) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+    """The gap probabilities on `device` and their alias table, built once per task and device:
+    `sample` runs every training step, and the table's construction is a host loop."""
+    probs = task.gap_probs().to(device)
+    return probs, alias_table(probs)

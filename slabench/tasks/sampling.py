@@ -107,7 +107,8 @@ def first_appearance(stream: torch.Tensor, n: int) -> torch.Tensor:
     return torch.empty_like(new).scatter_(1, order, new)
 
 
-def weighted_distinct(probs: torch.Tensor, batch: int, k: int, generator: torch.Generator) -> torch.Tensor:
+def weighted_distinct(probs: torch.Tensor, batch: int, k: int, generator: torch.Generator,
+                      table: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
     """[B, k] long: k distinct indices per row drawn successively without replacement from probs [N].
 
     Same distribution (order included) as numpy's `choice(N, k, replace=False, p=probs)`. The
@@ -116,12 +117,13 @@ def weighted_distinct(probs: torch.Tensor, batch: int, k: int, generator: torch.
     A stream of 2k + 8 draws per row usually holds k distinct values; rows that fall short keep
     their prefix and continue step by step (draw from probs, redraw on a collision; after a
     few rounds the last colliding rows draw from the renormalised distribution directly).
+    table: `alias_table(probs)` when the caller keeps one (its construction is a host loop).
     """
     device, N = probs.device, probs.numel()
     if device.type == "cuda" and N <= GPU_TOPK_MAX_N:
         return gumbel_topk(probs.float().log(), batch, k, generator)
     probs = probs.to(torch.float64)
-    accept, alias = alias_table(probs)
+    accept, alias = table if table is not None else alias_table(probs)
 
     def draw(shape: tuple[int, ...]) -> torch.Tensor:
         # One float64 uniform gives both the slot (integer part) and the accept test (fraction).
