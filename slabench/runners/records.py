@@ -1,7 +1,8 @@
 """Run records on disk: one JSON file per run, `<out>/records/<key>.json`, written atomically.
 
 A record is written to a temporary file in the same directory and renamed into place, so a
-process killed at any moment leaves either no file or a complete one. Files that still fail to
+process killed at any moment leaves either no record or a complete one (at worst a stray
+`.tmp-*.partial`, which readers ignore). Files that still fail to
 parse (e.g. edited or truncated by hand) are reported as corrupt and their runs are redone.
 """
 
@@ -24,7 +25,9 @@ def record_path(out: Path, key: str) -> Path:
 def write_record(out: Path, record: dict[str, Any]) -> Path:
     path = record_path(out, record["key"])
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
+    # Not named *.json: a writer killed mid-write leaves a temporary that no reader takes for
+    # a record (nor reports as a corrupt one).
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".partial")
     with os.fdopen(fd, "w") as f:
         json.dump(record, f, indent=1, default=str)
         f.flush()
