@@ -514,3 +514,20 @@ def test_gumbel_topk_gap_distribution_matches_the_formula():
     dof = torch.tensor(float(len(obs) - 1))
     p_value = torch.special.gammaincc(dof / 2, chi2 / 2)
     assert p_value > 1e-3, (chi2, dof)
+
+
+def test_stream_hands_out_the_rows_of_one_sample_call_per_block():
+    """Task.stream (GPU training draws blocks of batches): each batch is a slice of one
+    sample call of block * batch_size rows, in order, and a seed gives the same stream."""
+    task = build_task("mqar", vocab_size=64, seq_len=32, num_kv_pairs=4)
+    stream = task.stream(8, torch.Generator().manual_seed(3), "cpu", block=4)
+    got = [next(stream) for _ in range(8)]  # two blocks
+    gen = torch.Generator().manual_seed(3)
+    blocks = [task.sample(32, gen), task.sample(32, gen)]
+    for i, b in enumerate(got):
+        want = blocks[i // 4]
+        rows = slice(8 * (i % 4), 8 * (i % 4 + 1))
+        assert b.inputs.shape == (8, 32)
+        assert torch.equal(b.inputs, want.inputs[rows]) and torch.equal(b.labels, want.labels[rows])
+        assert all(torch.equal(v, want.slices[k][rows]) for k, v in b.slices.items())
+    assert not torch.equal(got[0].inputs, got[1].inputs)

@@ -25,6 +25,7 @@ from slabench.tasks import IGNORE, Batch
 
 VAL_SEED, TEST_SEED = SEED_LIMIT + 1, SEED_LIMIT + 2
 EVAL_CHUNK = 256  # examples per evaluation forward pass (bounds memory)
+SAMPLE_BLOCK, SAMPLE_BLOCK_TOKENS = 16, 2**22  # training batches per sampler call on GPU, and a token cap
 WSD_DECAY = 0.2  # "wsd" schedule: linear decay to zero over the last 20% of the budget
 
 # The grid packs runs onto a GPU as threads of one process (see runners/grid.py). Model init
@@ -240,7 +241,9 @@ def train(spec: RunSpec, device: str | torch.device = "cpu", on_step: Callable[[
             return cfg.lr * (1 - progress) / WSD_DECAY
         return cfg.lr
 
-    gen = _generator(spec.seed, device)
+    # GPU samplers are launch-bound: draw SAMPLE_BLOCK batches per call there (Task.stream).
+    block = max(1, min(SAMPLE_BLOCK, SAMPLE_BLOCK_TOKENS // tokens_per_step)) if device.type == "cuda" else 1
+    batches = task.stream(cfg.batch_size, _generator(spec.seed, device), device, block)
     curve: list[dict[str, Any]] = []
     best_val, best_state, status, error = -1.0, None, "ok", None
     train_loss, eval_seconds, step = float("nan"), 0.0, 0
@@ -251,7 +254,7 @@ def train(spec: RunSpec, device: str | torch.device = "cpu", on_step: Callable[[
             break
         progress = elapsed / cfg.seconds if cfg.seconds else step / total
         train_step.set_lr(lr_at(progress))
-        batch = task.sample(cfg.batch_size, gen, device)
+        batch = next(batches)
         if test_hashes is not None:
             seen_test |= torch.isin(test_hashes, _row_hashes(batch.inputs, mult))
         loss = train_step(batch.inputs, batch.labels)
