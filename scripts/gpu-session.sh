@@ -42,9 +42,10 @@ for step in "$@"; do
   t0=$SECONDS
   case $step in
     tests)
-      timeout "$(left)" python -m pytest -m cuda tests/ -n "${XDIST:-8}" -q -rfsP -p no:cacheprovider --durations=20 \
-        > "$STATE/logs/gpu-tests.txt" 2>&1
+      timeout "$(left)" python -m pytest -m cuda tests/ -k "${TESTS_K:-}" -n "${XDIST:-8}" -v -rfsP -p no:cacheprovider \
+        --durations=20 > "$STATE/logs/gpu-tests.txt" 2>&1
       log "cuda tests: rc $? in $((SECONDS - t0)) s"
+      [ -n "${TESTS_K:-}" ] && continue  # a chosen subset: no doctor
       t0=$SECONDS
       COLUMNS=200 timeout "$(left)" slabench doctor --device cuda --dtype float32 --dtype bfloat16 \
         > "$STATE/logs/doctor.txt" 2>&1
