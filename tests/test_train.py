@@ -51,36 +51,3 @@ def test_runs_in_threads_match_the_same_runs_one_at_a_time():
         assert p["metrics"]["test_acc"] == a["metrics"]["test_acc"]
         assert p["timings"]["packed"] == 3 and p["timings"]["peak_memory_bytes"] is None
     assert packed[1]["kernel_paths"] == {} and packed[2]["kernel_paths"] == {"gla": "reference"}
-
-
-def test_device_lock_exclusive_waits_for_shared_and_blocks_new_shared():
-    import threading
-    import time
-
-    from slabench.runners.train import DeviceLock
-
-    lock, events = DeviceLock(), []
-
-    def reader(name, hold):
-        with lock.shared():
-            events.append(f"{name}+")
-            time.sleep(hold)
-            events.append(f"{name}-")
-
-    def writer():
-        with lock.exclusive():
-            events.append("w+")
-            time.sleep(0.05)
-            events.append("w-")
-
-    r1 = threading.Thread(target=reader, args=("r1", 0.2))
-    r1.start()
-    time.sleep(0.05)
-    w = threading.Thread(target=writer)
-    w.start()
-    time.sleep(0.05)
-    r2 = threading.Thread(target=reader, args=("r2", 0.0))  # arrives while the writer waits
-    r2.start()
-    for t in (r1, w, r2):
-        t.join(5)
-    assert events == ["r1+", "r1-", "w+", "w-", "r2+", "r2-"]

@@ -11,8 +11,6 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import Any, Callable
 
@@ -30,52 +28,12 @@ EVAL_CHUNK = 256  # examples per evaluation forward pass (bounds memory)
 SAMPLE_BLOCK, SAMPLE_BLOCK_TOKENS = 16, 2**22  # training batches per sampler call on GPU, and a token cap
 WSD_DECAY = 0.2  # "wsd" schedule: linear decay to zero over the last 20% of the budget
 
-
-
-class DeviceLock:
-    """Shared/exclusive lock for runs packed as threads on one GPU (see runners/grid.py).
-
-    A run holds it shared around each step's host work (sampling, launch or graph replay,
-    evaluation) and exclusively while its CUDA-graph step warms up and captures: while one
-    thread captures, no other may replay a graph or launch work (measured on an H100:
-    "Cannot prepare for replay during capturing stage", and illegal memory accesses), and
-    first compiles and autotuning run alone. A waiting exclusive holder blocks new shared
-    ones, so a capture is not starved. Not re-entrant: never nest the two.
-    """
-
-    def __init__(self) -> None:
-        self._cond = threading.Condition()
-        self._shared, self._exclusive, self._waiting = 0, False, 0
-
-    @contextmanager
-    def shared(self) -> Iterator[None]:
-        with self._cond:
-            self._cond.wait_for(lambda: not self._exclusive and not self._waiting)
-            self._shared += 1
-        try:
-            yield
-        finally:
-            with self._cond:
-                self._shared -= 1
-                self._cond.notify_all()
-
-    @contextmanager
-    def exclusive(self) -> Iterator[None]:
-        with self._cond:
-            self._waiting += 1
-            self._cond.wait_for(lambda: not self._exclusive and self._shared == 0)
-            self._waiting -= 1
-            self._exclusive = True
-        try:
-            yield
-        finally:
-            with self._cond:
-                self._exclusive = False
-                self._cond.notify_all()
-
-
-device_lock = DeviceLock()
-_build_lock = threading.Lock()  # model init reads the global RNG: seed and build one run at a time
+# The grid packs runs onto a GPU as threads of one process (see runners/grid.py). Model init
+# reads the global RNG, so seeding and building happen one run at a time; the first steps of
+# a run (dispatch probes, Triton compile and autotune) and its graph capture likewise, so two
+# runs never autotune one kernel at once and no capture overlaps another.
+_build_lock = threading.Lock()
+_warmup_lock = threading.Lock()
 
 
 def _generator(seed: int, device: torch.device) -> torch.Generator:
@@ -173,12 +131,6 @@ class TrainStep:
         self.path, self.fallback = path, None
         self.calls, self.graph, self.static = 0, None, None
 
-    @property
-    def warming(self) -> bool:
-        """True until the graph is captured (or the step fell back to eager): the calls that
-        compile, autotune and capture, which packed runs must make alone (DeviceLock)."""
-        return self.path == "cuda-graph" and self.graph is None
-
     def set_lr(self, lr: float) -> None:
         for group in self.opt.param_groups:
             if isinstance(group["lr"], torch.Tensor):
@@ -216,13 +168,15 @@ class TrainStep:
         if self.graph is None and self.calls <= self.GRAPH_WARMUP:
             side, current = torch.cuda.Stream(self.device), torch.cuda.current_stream(self.device)
             side.wait_stream(current)
-            with torch.cuda.stream(side):
+            with _warmup_lock, torch.cuda.stream(side):
                 loss = self._step(inputs, labels)
+                side.synchronize()  # compile and autotune done before another run's warmup
             current.wait_stream(side)
             return loss
         if self.graph is None:
             try:
-                self._capture(inputs, labels)
+                with _warmup_lock:
+                    self._capture(inputs, labels)
             except Exception as e:  # noqa: BLE001  (any capture failure: train on, eagerly)
                 torch.cuda.synchronize(self.device)
                 self.path, self.fallback = "eager", f"capture failed: {type(e).__name__}: {str(e)[:200]}"
@@ -263,16 +217,16 @@ def train(spec: RunSpec, device: str | torch.device = "cpu", on_step: Callable[[
     with _build_lock:
         torch.manual_seed(spec.seed)
         model = spec.model.build(max(task.vocab_size, test_task.vocab_size), max(task.seq_len, test_task.seq_len))
+    model = model.to(device)
+    val = task.sample(cfg.val_size, _generator(VAL_SEED, device), device)
+    test = test_task.sample(cfg.test_size, _generator(TEST_SEED, device), device)
+    mult = _hash_multipliers(task.seq_len, device)
+    test_hashes = _row_hashes(test.inputs, mult) if test_task.seq_len == task.seq_len else None
+    seen_test = torch.zeros(cfg.test_size, dtype=torch.bool, device=device)
+
     if train_path == "auto":
         train_path = "cuda-graph" if device.type == "cuda" else "eager"
-    with device_lock.shared():
-        model = model.to(device)
-        val = task.sample(cfg.val_size, _generator(VAL_SEED, device), device)
-        test = test_task.sample(cfg.test_size, _generator(TEST_SEED, device), device)
-        mult = _hash_multipliers(task.seq_len, device)
-        test_hashes = _row_hashes(test.inputs, mult) if test_task.seq_len == task.seq_len else None
-        seen_test = torch.zeros(cfg.test_size, dtype=torch.bool, device=device)
-        opt = make_optimizer(model, cfg, device, capturable=train_path == "cuda-graph")
+    opt = make_optimizer(model, cfg, device, capturable=train_path == "cuda-graph")
     train_step = TrainStep(model, opt, cfg, device, autocast, train_path)
     tokens_per_step = cfg.batch_size * task.seq_len
     total = cfg.tokens // tokens_per_step if cfg.tokens else cfg.steps
@@ -299,45 +253,41 @@ def train(spec: RunSpec, device: str | torch.device = "cpu", on_step: Callable[[
         if cfg.seconds and elapsed >= cfg.seconds:
             break
         progress = elapsed / cfg.seconds if cfg.seconds else step / total
-        with device_lock.exclusive() if train_step.warming else device_lock.shared():
-            train_step.set_lr(lr_at(progress))
-            batch = next(batches)
-            if test_hashes is not None:
-                seen_test |= torch.isin(test_hashes, _row_hashes(batch.inputs, mult))
-            loss = train_step(batch.inputs, batch.labels)
+        train_step.set_lr(lr_at(progress))
+        batch = next(batches)
+        if test_hashes is not None:
+            seen_test |= torch.isin(test_hashes, _row_hashes(batch.inputs, mult))
+        loss = train_step(batch.inputs, batch.labels)
         step += 1
         if on_step:
             on_step(step, total)
         if step % cfg.eval_every == 0 or step == total:
-            with device_lock.shared():
-                # Checked here rather than every step: reading the loss forces a GPU sync.
-                train_loss = loss.item()
-                if not math.isfinite(train_loss):
-                    status, error = "diverged", f"non-finite training loss ({train_loss}) by step {step}"
-                    break
-                t0 = time.perf_counter()
-                v = evaluate(model, val, autocast)
-                eval_seconds += time.perf_counter() - t0
-                curve.append({"step": step, "train_loss": train_loss, "val_acc": v["acc"], **model.diagnostics()})
-                if v["acc"] > best_val:
-                    best_val = v["acc"]
-                    best_state = {k: t.detach().clone() for k, t in model.state_dict().items()}
+            # Checked here rather than every step: reading the loss forces a GPU sync.
+            train_loss = loss.item()
+            if not math.isfinite(train_loss):
+                status, error = "diverged", f"non-finite training loss ({train_loss}) by step {step}"
+                break
+            t0 = time.perf_counter()
+            v = evaluate(model, val, autocast)
+            eval_seconds += time.perf_counter() - t0
+            curve.append({"step": step, "train_loss": train_loss, "val_acc": v["acc"], **model.diagnostics()})
+            if v["acc"] > best_val:
+                best_val = v["acc"]
+                best_state = {k: t.detach().clone() for k, t in model.state_dict().items()}
             if cfg.stop_at and v["acc"] >= cfg.stop_at:
                 break
-    with device_lock.shared():
-        if device.type == "cuda":
-            torch.cuda.current_stream(device).synchronize()  # this run's stream, not the packed others'
-        train_seconds = time.perf_counter() - start
-        step_seconds = max(train_seconds - eval_seconds, 1e-9)
-        if status == "ok":
-            if best_state is None:  # a seconds budget that ended before the first evaluation
-                best_val = evaluate(model, val, autocast)["acc"]
-            else:
-                model.load_state_dict(best_state)
-            result = evaluate(model, test, autocast)
+    if device.type == "cuda":
+        torch.cuda.current_stream(device).synchronize()  # this run's stream, not the packed others'
+    train_seconds = time.perf_counter() - start
+    step_seconds = max(train_seconds - eval_seconds, 1e-9)
 
     metrics: dict[str, Any] = {"steps": step, "curve": curve}
     if status == "ok":
+        if best_state is None:  # a seconds budget that ended before the first evaluation
+            best_val = evaluate(model, val, autocast)["acc"]
+        else:
+            model.load_state_dict(best_state)
+        result = evaluate(model, test, autocast)
         metrics.update(
             test_acc=result["acc"],
             test_exact=result["exact"],
