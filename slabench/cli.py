@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -146,9 +145,7 @@ def _run_pending(name: str, specs: list, out_dir: Path, device: str, workers: in
             run_grid(pending, out_dir, backend=backend, device=device, workers=workers, on_event=on_event)
     except KeyboardInterrupt:
         console.print(f"[yellow]interrupted: finished runs are recorded under {out_dir}; rerun the same command to resume[/]")
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(130)  # not sys.exit: packed GPU runs are threads, and exit would wait for them
+        sys.exit(130)
     keys = {s.key() for s in specs}
     return [r for k, r in load_records(out_dir).records.items() if k in keys], len(pending), len(recorded)
 

@@ -83,25 +83,3 @@ def test_mixer_trains_on_gpu(name):
     assert sum(losses[-5:]) / 5 < sum(losses[:5]) / 5 - 0.3, losses
     if name != "attention":  # softmax attention is SDPA, not a slabench kernel op
         assert kernels.paths_used()
-
-
-def test_grid_packs_runs_as_threads_on_one_gpu(tmp_path):
-    """Three runs packed as threads (own CUDA streams, CUDA-graph steps): all finish, each
-    record names its own kernel paths, and the timings say they were packed."""
-    from slabench.config import ModelSpec, RunSpec, TaskSpec, TrainSpec
-    from slabench.runners.grid import run_grid
-    from slabench.runners.records import load_records
-
-    task = TaskSpec("mqar", (("num_kv_pairs", 4), ("seq_len", 64), ("vocab_size", 64)))
-    train = TrainSpec(steps=60, eval_every=20, batch_size=64, dtype="bfloat16")
-    specs = [RunSpec("t", task, ModelSpec(m, (("d_model", 64), ("n_heads", 4), ("n_layers", 2))), train, 0)
-             for m in ("attention", "gla", "sla-gla")]
-    run_grid(specs, tmp_path, device="cuda", workers=3)
-    records = {r["spec"]["model"]["name"]: r for r in load_records(tmp_path).records.values()}
-    assert sorted(records) == ["attention", "gla", "sla-gla"]
-    for r in records.values():
-        assert r["status"] == "ok", r["error"]
-        assert r["train_path"] == "cuda-graph", r["train_path_fallback"]
-        assert r["timings"]["packed"] == 3
-    assert records["attention"]["kernel_paths"] == {}
-    assert set(records["sla-gla"]["kernel_paths"]) == {"gla", "sla_gate"}

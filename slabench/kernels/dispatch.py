@@ -12,7 +12,6 @@ need a GPU driver. `SLABENCH_KERNEL_PATH=reference` forces the reference everywh
 from __future__ import annotations
 
 import os
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -159,17 +158,7 @@ OPS: dict[str, Op] = {
 # enough for bf16 rounding, tight enough that any real bug (errors of order one) fails.
 PROBE_TOL = {torch.float32: 5e-3, torch.float16: 2e-2, torch.bfloat16: 3e-2}
 
-# Which paths ran, per thread: the grid packs runs as threads of one process on a GPU, and each
-# run's record must name its own paths. Probing is serialised so each (op, device, dtype) is
-# probed once even when several threads reach it first together.
-_local = threading.local()
-_probe_lock = threading.Lock()
-
-
-def _used() -> dict[str, set[str]]:
-    if not hasattr(_local, "used"):
-        _local.used = {}
-    return _local.used
+_used: dict[str, set[str]] = {}
 
 
 def rel_rms(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -214,17 +203,9 @@ def select(op_name: str, device: torch.device | str, dtype: torch.dtype) -> tupl
     key = (device.type, dtype, _forced())
     if key in op.choice:
         return op.choice[key]
-    with _probe_lock:
-        if key not in op.choice:
-            op.choice[key] = _probe(op, device, dtype, key[2])
-    return op.choice[key]
-
-
-def _probe(op: Op, device: torch.device, dtype: torch.dtype, forced: str | None) -> tuple[str, Callable, list[str]]:
-    """Try the candidates in order; the first that runs forward and backward and agrees wins."""
     reasons = []
     for name, fn in op.candidates[:-1]:
-        if forced == "reference":
+        if key[2] == "reference":
             reasons.append(f"{name}: SLABENCH_KERNEL_PATH=reference")
             continue
         if device.type != "cuda":
@@ -240,26 +221,28 @@ def _probe(op: Op, device: torch.device, dtype: torch.dtype, forced: str | None)
         if not (err_out <= tol and err_grad <= tol):
             reasons.append(f"{name}: disagrees with reference (out {err_out:.1e}, grad {err_grad:.1e} > {tol:.0e})")
             continue
-        return name, fn, reasons
-    return "reference", op.reference, reasons
+        op.choice[key] = (name, fn, reasons)
+        return op.choice[key]
+    op.choice[key] = ("reference", op.reference, reasons)
+    return op.choice[key]
 
 
 def call(op_name: str, *args, **kwargs):
     """Run `op_name` through the selected path for the device and dtype of the first argument."""
     x = args[1] if op_name == "sla_gate" else args[0]
     name, fn, _ = select(op_name, x.device, x.dtype)
-    _used().setdefault(op_name, set()).add(name)
+    _used.setdefault(op_name, set()).add(name)
     return fn(*args, **kwargs)
 
 
 def reset_paths_used() -> None:
-    """Forget which paths ran in this thread, so the next `paths_used()` covers one run."""
-    _used().clear()
+    """Forget which paths ran, so the next `paths_used()` covers one run (called per run)."""
+    _used.clear()
 
 
 def paths_used() -> dict[str, str]:
-    """op -> path(s) that ran in this thread (comma-separated if several dtypes/devices)."""
-    return {op: ",".join(sorted(names)) for op, names in sorted(_used().items())}
+    """op -> path(s) that ran in this process (comma-separated if several dtypes/devices)."""
+    return {op: ",".join(sorted(names)) for op, names in sorted(_used.items())}
 
 
 def doctor(devices: list[str], dtypes: list[torch.dtype]) -> list[dict]:

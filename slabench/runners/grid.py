@@ -1,14 +1,11 @@
 """Execute a list of RunSpecs: skip recorded runs, isolate failures, write one record each.
 
 Backends:
-- local (default). On CPU: a pool of worker processes sharing the cores (one torch thread
-  each by default). On GPU: several runs packed onto each device as threads of this process,
-  each on its own CUDA stream. Small synthetic-task models leave most of an H100 idle, and
-  kernels of one process's streams run side by side, while separate processes only time-slice
-  the GPU (measured: 6 processes gave 1.1x, leaderboards/speed/packing.md). A run starts only
-  while its GPU has free memory above a reserve. One worker runs in-process with per-step
-  progress. The price of threads: a run that crashes the process (a segfault) takes the runs
-  beside it down too; they are rerun on resume like any unrecorded run.
+- local (default): a pool of worker processes. On CPU the workers share the cores (one torch
+  thread each by default); on GPU several runs are packed onto each device, since small
+  synthetic-task models leave most of a GPU idle and are bound by kernel-launch latency on the
+  host, which separate processes overlap. A worker starts a run only while its GPU has free
+  memory above a reserve. One worker runs in-process (no spawn cost, per-step progress).
 - ray (optional extra): the same RunSpecs as Ray tasks (fractional GPUs); the driver writes
   the records.
 
@@ -22,7 +19,7 @@ import multiprocessing as mp
 import os
 import time
 import traceback
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from datetime import datetime, timezone
 from pathlib import Path
@@ -63,14 +60,13 @@ def failed_record(spec: RunSpec, message: str, device: str) -> dict[str, Any]:
     }
 
 
-def run_safely(spec_dict: dict[str, Any], device: str, on_step: Callable[[int, int], None] | None = None,
-               packed: int = 1) -> dict[str, Any]:
+def run_safely(spec_dict: dict[str, Any], device: str, on_step: Callable[[int, int], None] | None = None) -> dict[str, Any]:
     """Train one run; any exception (out-of-memory included) becomes a `failed` record."""
     from slabench.runners.train import train
 
     spec = RunSpec.from_dict(spec_dict)
     try:
-        return train(spec, device, on_step, packed=packed)
+        return train(spec, device, on_step)
     except Exception as e:  # noqa: BLE001 - failure isolation is the point
         if isinstance(e, torch.cuda.OutOfMemoryError):
             torch.cuda.empty_cache()
@@ -80,23 +76,27 @@ def run_safely(spec_dict: dict[str, Any], device: str, on_step: Callable[[int, i
 
 # ---- local pool -------------------------------------------------------------------------------
 
-def _init_worker(threads: int) -> None:
+_worker_device = "cpu"
+
+
+def _init_worker(device: str, threads: int, counter: Any) -> None:
+    global _worker_device
     torch.set_num_threads(threads)
+    if device == "cuda":
+        with counter.get_lock():
+            index = counter.value
+            counter.value += 1
+        _worker_device = f"cuda:{index % torch.cuda.device_count()}"
+    else:
+        _worker_device = device
 
 
 def _worker(spec_dict: dict[str, Any], out: str) -> dict[str, Any]:
-    record = run_safely(spec_dict, "cpu")
-    write_record(Path(out), record)
-    return record
-
-
-def _thread_worker(spec_dict: dict[str, Any], out: str, device: str, packed: int) -> dict[str, Any]:
-    """One packed run on its own CUDA stream (the current stream is per thread)."""
-    torch.cuda.set_device(device)
-    while torch.cuda.mem_get_info()[0] < GPU_RESERVE_BYTES:
-        time.sleep(1.0)
-    with torch.cuda.stream(torch.cuda.Stream(device)):
-        record = run_safely(spec_dict, device, packed=packed)
+    if _worker_device.startswith("cuda"):
+        torch.cuda.set_device(_worker_device)
+        while torch.cuda.mem_get_info()[0] < GPU_RESERVE_BYTES:
+            time.sleep(1.0)
+    record = run_safely(spec_dict, _worker_device)
     write_record(Path(out), record)
     return record
 
@@ -118,14 +118,12 @@ def _run_local(specs: list[RunSpec], out: Path, device: str, workers: int, on_ev
             write_record(out, record)
             on_event("end", spec, record)
         return
-    if device.startswith("cuda"):
-        _run_threads(specs, out, device, workers, on_event)
-        return
-    threads = max(1, (os.cpu_count() or 1) // workers)
-    ctx = mp.get_context("spawn")  # torch's thread pools do not survive a fork
+    threads = max(1, (os.cpu_count() or 1) // workers) if device == "cpu" else 1
+    ctx = mp.get_context("spawn")  # CUDA cannot be used in forked children
     todo = list(specs)
     while todo:
-        pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(threads,))
+        counter = ctx.Value("i", 0)
+        pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(device, threads, counter))
         running: dict[Any, RunSpec] = {}
         try:
             while todo or running:
@@ -145,30 +143,6 @@ def _run_local(specs: list[RunSpec], out: Path, device: str, workers: int, on_ev
                 on_event("end", spec, record)
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
-
-
-def _run_threads(specs: list[RunSpec], out: Path, device: str, workers: int, on_event: Event) -> None:
-    """GPU packing: `workers` runs at a time as threads, each started on the least busy GPU."""
-    gpus = [device] if ":" in device else [f"cuda:{i}" for i in range(torch.cuda.device_count())]
-    packed = -(-workers // len(gpus))  # runs sharing each GPU
-    load = dict.fromkeys(gpus, 0)
-    todo, running = list(specs), {}
-    pool = ThreadPoolExecutor(workers)
-    try:
-        while todo or running:
-            while todo and len(running) < workers:
-                spec, gpu = todo.pop(0), min(gpus, key=load.get)
-                load[gpu] += 1
-                running[pool.submit(_thread_worker, spec.to_dict(), str(out), gpu, packed)] = (spec, gpu)
-                on_event("start", spec, None)
-            done, _ = wait(running, return_when=FIRST_COMPLETED)
-            for fut in done:
-                spec, gpu = running.pop(fut)
-                load[gpu] -= 1
-                on_event("end", spec, fut.result())
-    finally:
-        # On Ctrl-C the caller exits the process; threads cannot be stopped, only abandoned.
-        pool.shutdown(wait=not running, cancel_futures=True)
 
 
 # ---- ray --------------------------------------------------------------------------------------

@@ -512,11 +512,11 @@ def cost_section(records: list[dict[str, Any]], speed_dir: Path) -> tuple[list[s
             by_mixer[r["spec"]["model"]["name"]].append(r)
     pairs = [b for b in sorted({c["mixer"][4:] for c in cells if c["mixer"].startswith("sla-")}) if b in by_mixer]
     if pairs:
-        def stat(mixer: str, key: str) -> float:  # nan where no run measured it (packed runs: no peak)
-            return mean_ci([r["timings"][key] for r in by_mixer[mixer] if r["timings"].get(key) is not None])[0]
+        def stat(mixer: str, key: str) -> float:
+            return mean_ci([r["timings"][key] for r in by_mixer[mixer]])[0]
 
         lines += [("Training runs of the sections above (mean over all their runs; packed several per device, so "
-                  "indicative only; packed runs record no peak memory):"), ""]
+                  "indicative only):"), ""]
         lines += _table(["base", "step ms", "sla step ms", "ratio", "peak MiB", "sla peak MiB"],
                         [[b, _f(stat(b, "step_ms"), fmt=".2f"), _f(stat(f"sla-{b}", "step_ms"), fmt=".2f"),
                           _f(stat(f"sla-{b}", "step_ms") / stat(b, "step_ms"), fmt=".2f"),

@@ -9,7 +9,6 @@ fraction of test examples that also occurred in training is measured, not assume
 from __future__ import annotations
 
 import math
-import threading
 import time
 from datetime import datetime, timezone
 from typing import Any, Callable
@@ -27,13 +26,6 @@ VAL_SEED, TEST_SEED = SEED_LIMIT + 1, SEED_LIMIT + 2
 EVAL_CHUNK = 256  # examples per evaluation forward pass (bounds memory)
 SAMPLE_BLOCK, SAMPLE_BLOCK_TOKENS = 16, 2**22  # training batches per sampler call on GPU, and a token cap
 WSD_DECAY = 0.2  # "wsd" schedule: linear decay to zero over the last 20% of the budget
-
-# The grid packs runs onto a GPU as threads of one process (see runners/grid.py). Model init
-# reads the global RNG, so seeding and building happen one run at a time; the first steps of
-# a run (dispatch probes, Triton compile and autotune) and its graph capture likewise, so two
-# runs never autotune one kernel at once and no capture overlaps another.
-_build_lock = threading.Lock()
-_warmup_lock = threading.Lock()
 
 
 def _generator(seed: int, device: torch.device) -> torch.Generator:
@@ -156,8 +148,7 @@ class TrainStep:
         static_inputs, static_labels = inputs.clone(), labels.clone()
         self.opt.zero_grad(set_to_none=True)  # backward allocates .grad from the graph's pool
         graph = torch.cuda.CUDAGraph()
-        # thread_local: runs packed as other threads go on launching work while this captures.
-        with torch.cuda.graph(graph, capture_error_mode="thread_local"):
+        with torch.cuda.graph(graph):
             static_loss = self._step(static_inputs, static_labels)
         self.graph, self.static = graph, (static_inputs, static_labels, static_loss)
 
@@ -168,15 +159,13 @@ class TrainStep:
         if self.graph is None and self.calls <= self.GRAPH_WARMUP:
             side, current = torch.cuda.Stream(self.device), torch.cuda.current_stream(self.device)
             side.wait_stream(current)
-            with _warmup_lock, torch.cuda.stream(side):
+            with torch.cuda.stream(side):
                 loss = self._step(inputs, labels)
-                side.synchronize()  # compile and autotune done before another run's warmup
             current.wait_stream(side)
             return loss
         if self.graph is None:
             try:
-                with _warmup_lock:
-                    self._capture(inputs, labels)
+                self._capture(inputs, labels)
             except Exception as e:  # noqa: BLE001  (any capture failure: train on, eagerly)
                 torch.cuda.synchronize(self.device)
                 self.path, self.fallback = "eager", f"capture failed: {type(e).__name__}: {str(e)[:200]}"
@@ -190,15 +179,12 @@ class TrainStep:
 
 
 def train(spec: RunSpec, device: str | torch.device = "cpu", on_step: Callable[[int, int], None] | None = None,
-          train_path: str = "auto", packed: int = 1) -> dict[str, Any]:
+          train_path: str = "auto") -> dict[str, Any]:
     """Train `spec` on `device`; return the run record (see DESIGN.md, RunRecord).
 
     on_step(step, total) is called after every optimizer step (for progress bars).
     train_path: 'eager', 'cuda-graph' (see `TrainStep`) or 'auto' (CUDA graphs on CUDA, else
     eager); the path that actually ran is recorded as record['train_path'].
-    packed: how many runs share the device as threads of this process (each on its own CUDA
-    stream). Recorded with the timings, which are then shared-device figures; peak memory is
-    then not recorded, since the allocator's peak covers every run of the process.
     """
     device = torch.device(device)
     if device.type == "cuda" and device.index is None:
@@ -210,13 +196,11 @@ def train(spec: RunSpec, device: str | torch.device = "cpu", on_step: Callable[[
         # Select the device first: resetting the stats of a device that has no context yet
         # raises "Invalid device argument" (seen on the first run of a fresh process).
         torch.cuda.set_device(device)
-        if packed == 1:
-            torch.cuda.reset_peak_memory_stats(device)
+        torch.cuda.reset_peak_memory_stats(device)
     kernels.reset_paths_used()  # the record names the paths of this run only
 
-    with _build_lock:
-        torch.manual_seed(spec.seed)
-        model = spec.model.build(max(task.vocab_size, test_task.vocab_size), max(task.seq_len, test_task.seq_len))
+    torch.manual_seed(spec.seed)
+    model = spec.model.build(max(task.vocab_size, test_task.vocab_size), max(task.seq_len, test_task.seq_len))
     model = model.to(device)
     val = task.sample(cfg.val_size, _generator(VAL_SEED, device), device)
     test = test_task.sample(cfg.test_size, _generator(TEST_SEED, device), device)
@@ -277,7 +261,7 @@ def train(spec: RunSpec, device: str | torch.device = "cpu", on_step: Callable[[
             if cfg.stop_at and v["acc"] >= cfg.stop_at:
                 break
     if device.type == "cuda":
-        torch.cuda.current_stream(device).synchronize()  # this run's stream, not the packed others'
+        torch.cuda.synchronize(device)
     train_seconds = time.perf_counter() - start
     step_seconds = max(train_seconds - eval_seconds, 1e-9)
 
@@ -310,8 +294,7 @@ def train(spec: RunSpec, device: str | torch.device = "cpu", on_step: Callable[[
             "eval_seconds": eval_seconds,
             "step_ms": 1000 * step_seconds / max(step, 1),
             "tokens_per_s": step * tokens_per_step / step_seconds,
-            "peak_memory_bytes": _peak_memory(device) if packed == 1 else None,
-            "packed": packed,
+            "peak_memory_bytes": _peak_memory(device),
         },
         "environment": environment(device),
         "kernel_paths": kernels.paths_used(),
