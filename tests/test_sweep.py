@@ -161,7 +161,9 @@ def test_quick_gpu_sweep(tmp_path):
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     data = json.loads((tmp_path / f"{timing.device_slug('cuda')}.json").read_text())
-    assert all(r["status"] == "ok" and r["peak_mem_bytes"] > 0 for r in data["rows"])
+    assert all(r["status"] == "ok" for r in data["rows"])
+    # a replayed graph allocates nothing per call: its memory is the pool allocated at capture
+    assert all(r["peak_mem_bytes"] > 0 for r in data["rows"] if r["mode"] != "fwdbwd-graph")
     assert {r["mode"] for r in data["train_steps"]} == {"eager", "cuda-graph"}
     assert data["machine"]["kernel_paths"]["gla"] == "fla_chunk_gla"
     measured = {t["target"]: t["value"] for t in data["summary"]["targets"]}
