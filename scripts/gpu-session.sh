@@ -11,7 +11,8 @@
 # too large to travel. Every step writes under $STATE; state.tgz is refreshed every minute, so
 # a call cut off at its limit still returns what finished.
 #
-# Steps: tests (issues #4, #5: the CUDA tests, then `slabench doctor`), packing (issue #6: quick preset packed, then its seed-0 third one run at a time),
+# Steps: tests (issues #4, #5: the CUDA tests, then `slabench doctor`), quick (the quick preset,
+# resumable), packing (issue #6: quick preset packed, then its seed-0 third one run at a time),
 # sweep (issue #7), report (issue #9: slabench report sla --scale full, resumable).
 set -uo pipefail
 OUT=${OUT:-gpu-out}; mkdir -p "$OUT"
@@ -59,6 +60,10 @@ for step in "$@"; do
       timeout "$(left)" slabench run /tmp/quick-serial.toml --device cuda --workers 1 --out "$STATE/quick-serial" \
         --json > "$STATE/logs/quick-serial.json" 2> "$STATE/logs/quick-serial.err"
       log "quick seed 0, one at a time: rc $? in $((SECONDS - t0)) s" ;;
+    quick)
+      timeout "$(left)" slabench run --preset quick --device cuda --workers "${PACK:-1}" --out "$STATE/quick" \
+        --leaderboard-dir "$STATE/quick" --json > "$STATE/logs/quick.json" 2> "$STATE/logs/quick.err"
+      log "quick (workers ${PACK:-1}): rc $? in $((SECONDS - t0)) s" ;;
     sweep)
       timeout "$(left)" slabench sweep --device cuda --seq-lens "${SEQ_LENS:-256,1024,4096,8192,16384,65536}" \
         --shape 64,256,8,16 --train-step --out "$STATE/speed" > "$STATE/logs/sweep.log" 2>&1
