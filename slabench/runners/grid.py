@@ -2,10 +2,11 @@
 
 Backends:
 - local (default): a pool of worker processes. On CPU the workers share the cores (one torch
-  thread each by default); on GPU several runs are packed onto each device, since small
-  synthetic-task models leave most of a GPU idle and are bound by kernel-launch latency on the
-  host, which separate processes overlap. A worker starts a run only while its GPU has free
-  memory above a reserve. One worker runs in-process (no spawn cost, per-step progress).
+  thread each by default); on GPU several runs are packed onto each device. A worker starts a
+  run only while its GPU has free memory above a reserve. One worker runs in-process (no spawn
+  cost, per-step progress). Packing on GPU buys little once training steps replay CUDA graphs:
+  processes without MPS time-slice the GPU (1.1x with 6 workers on an H100,
+  leaderboards/speed/packing.md).
 - ray (optional extra): the same RunSpecs as Ray tasks (fractional GPUs); the driver writes
   the records.
 
