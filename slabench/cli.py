@@ -87,6 +87,9 @@ def show(task_name: str, assignments: tuple[str, ...], num: int, seed: int) -> N
     out_console.print(render_examples(task, n=num, seed=seed))
 
 
+NARROW_COLUMNS = ("rank", "model", "acc % (95% CI)", "exact %", "seeds", "steps")
+
+
 def _board_table(board: dict[str, Any]) -> list[Table]:
     from slabench.runners.leaderboard import TASK_COLUMNS, task_row_cells
 
@@ -97,12 +100,17 @@ def _board_table(board: dict[str, Any]) -> list[Table]:
         shared = set.intersection(*(set(r["model_params"].items()) for r in rows))
         caption = ", ".join(f"{k}={v}" for k, v in sorted(shared))
         table = Table(title=task, caption=f"all models: {caption}" if caption else None)
-        for col in TASK_COLUMNS:
+        # Below ~120 columns the full table truncates every cell to "…": keep the essentials
+        # there (the Markdown, CSV and JSON files always have every column).
+        keep = [i for i, col in enumerate(TASK_COLUMNS) if out_console.width >= 120 or col in NARROW_COLUMNS]
+        for i in keep:
+            col = TASK_COLUMNS[i]
             table.add_column(col, justify="left" if col == "model" else "right",
                              no_wrap=col in ("model", "acc % (95% CI)"))
         for r in rows:
             own = ", ".join(f"{k}={v}" for k, v in sorted(set(r["model_params"].items()) - shared))
-            table.add_row(*task_row_cells({**r, "model": f"{r['mixer']}({own})" if own else r["mixer"]}))
+            cells = task_row_cells({**r, "model": f"{r['mixer']}({own})" if own else r["mixer"]})
+            table.add_row(*(cells[i] for i in keep))
         tables.append(table)
     return tables
 

@@ -82,3 +82,23 @@ def test_write_leaderboard_files(tmp_path):
     data = json.loads(paths["json"].read_text())
     assert data["ranked_by"].startswith("mean test accuracy")
     assert paths["csv"].read_text().count("\n") == 3
+
+
+def test_terminal_table_keeps_essential_columns_when_narrow(monkeypatch):
+    """At 80 columns the full table truncates every cell to '…'; the narrow one keeps its cells whole."""
+    from rich.console import Console
+
+    from slabench import cli
+
+    rows = [{"rank": 1, "mixer": "sla-gla", "model": "sla-gla", "model_params": {"d_model": 128, "n_heads": 4},
+             "params": 207800, "state_size": 5600, "acc": 0.405, "acc_ci": 1.272, "exact": 0.306, "best_lr": 1e-3,
+             "seeds": 3, "diverged": 0, "failed": 0, "steps": 1400, "train_seconds": 5.0, "tokens_per_s": 4.7e6}]
+    for width, columns in ((80, list(cli.NARROW_COLUMNS)), (160, None)):
+        console = Console(width=width, record=True)
+        monkeypatch.setattr(cli, "out_console", console)
+        (table,) = cli._board_table({"tasks": {"mqar": rows}})
+        console.print(table)
+        text = console.export_text()
+        assert [c.header for c in table.columns] == (columns or [c.header for c in table.columns])
+        assert "40.5 ± 127.2" in text and "sla-gla" in text and "…" not in text
+    assert len(table.columns) == 11
