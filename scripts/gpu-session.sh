@@ -37,6 +37,12 @@ save() {  # write-then-rename: a tarball is never seen half-written
 (while sleep 60; do save; done) & SAVER=$!
 left() { echo $((DEADLINE - SECONDS)); }
 log() { echo "$(date -u +%H:%M:%S) $*" | tee -a "$STATE/logs/steps.txt"; }
+# run_grid NAME WORKERS ARGS...: `slabench run ARGS` under the deadline, records in $STATE/NAME.
+run_grid() {
+  local name=$1 workers=$2; shift 2
+  timeout "$(left)" slabench run "$@" --device cuda --workers "$workers" --out "$STATE/$name" \
+    --leaderboard-dir "$STATE/$name" --json > "$STATE/logs/$name.json" 2> "$STATE/logs/$name.err"
+}
 log "machine: $(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader); $(python -c 'import torch, triton; print("torch", torch.__version__, "triton", triton.__version__)')"
 
 for step in "$@"; do
@@ -52,17 +58,14 @@ for step in "$@"; do
         > "$STATE/logs/doctor.txt" 2>&1
       log "doctor: rc $? in $((SECONDS - t0)) s" ;;
     packing)
-      timeout "$(left)" slabench run --preset quick --device cuda --workers "${PACK:-8}" --out "$STATE/quick" \
-        --leaderboard-dir "$STATE/quick" --json > "$STATE/logs/quick-packed.json" 2> "$STATE/logs/quick-packed.err"
+      run_grid quick-packed "${PACK:-8}" --preset quick
       log "quick packed (workers ${PACK:-8}): rc $? in $((SECONDS - t0)) s"
       t0=$SECONDS
       sed 's/^seeds = .*/seeds = [0]/; s/^name = "quick"/name = "quick-serial"/' slabench/presets/quick.toml > /tmp/quick-serial.toml
-      timeout "$(left)" slabench run /tmp/quick-serial.toml --device cuda --workers 1 --out "$STATE/quick-serial" \
-        --json > "$STATE/logs/quick-serial.json" 2> "$STATE/logs/quick-serial.err"
+      run_grid quick-serial 1 /tmp/quick-serial.toml
       log "quick seed 0, one at a time: rc $? in $((SECONDS - t0)) s" ;;
     quick)
-      timeout "$(left)" slabench run --preset quick --device cuda --workers "${PACK:-1}" --out "$STATE/quick" \
-        --leaderboard-dir "$STATE/quick" --json > "$STATE/logs/quick.json" 2> "$STATE/logs/quick.err"
+      run_grid quick "${PACK:-1}" --preset quick
       log "quick (workers ${PACK:-1}): rc $? in $((SECONDS - t0)) s" ;;
     sweep)
       timeout "$(left)" slabench sweep --device cuda --seq-lens "${SEQ_LENS:-256,1024,4096,8192,16384,65536}" \

@@ -109,14 +109,14 @@ def test_generator_throughput(benchmark, name, params, batch, zoology):
 @pytest.mark.cuda
 def test_generation_costs_under_2_percent_of_a_training_step_on_cuda():
     """Issue #4: drawing fresh MQAR batches on the GPU, as `train` does (Task.stream, blocks of
-    SAMPLE_BLOCK batches), costs < 2% of a training step of the standard MQAR model (2 layers,
+    Task.stream_block batches), costs < 2% of a training step of the standard MQAR model (2 layers,
     d_model 128, seq_len 256, batch 256, attention, eager)."""
     if not torch.cuda.is_available():
         pytest.skip("needs CUDA")
     from slabench.config import TrainSpec
     from slabench.models import build_model
     from slabench.runners.timing import measure
-    from slabench.runners.train import SAMPLE_BLOCK, TrainStep, make_optimizer
+    from slabench.runners.train import TrainStep, make_optimizer
 
     task = build_task("mqar", vocab_size=8192, seq_len=256, num_kv_pairs=16)
     gen = torch.Generator("cuda").manual_seed(0)
@@ -125,10 +125,11 @@ def test_generation_costs_under_2_percent_of_a_training_step_on_cuda():
     cfg = TrainSpec(dtype="bfloat16")
     train_step = TrainStep(model, make_optimizer(model, cfg, device, capturable=False), cfg, device,
                            torch.bfloat16, "eager")
-    batches = task.stream(256, gen, device, SAMPLE_BLOCK)
+    block = task.stream_block(256, device)
+    batches = task.stream(256, gen, device)
 
-    def one_block() -> None:  # exactly one sampler call and SAMPLE_BLOCK batches handed out
-        for _ in range(SAMPLE_BLOCK):
+    def one_block() -> None:  # exactly one sampler call and `block` batches handed out
+        for _ in range(block):
             next(batches)
 
     def step() -> None:
@@ -136,8 +137,8 @@ def test_generation_costs_under_2_percent_of_a_training_step_on_cuda():
         train_step(batch.inputs, batch.labels)
 
     single_ms = measure(lambda: task.sample(256, gen, device), device, memory=False).median_ms
-    sample_ms = measure(one_block, device, memory=False).median_ms / SAMPLE_BLOCK
+    sample_ms = measure(one_block, device, memory=False).median_ms / block
     step_ms = measure(step, device, memory=False).median_ms
-    print(f"\nmqar B256 T256 K16: one sample call {single_ms:.3f} ms; per batch in blocks of {SAMPLE_BLOCK} "
+    print(f"\nmqar B256 T256 K16: one sample call {single_ms:.3f} ms; per batch in blocks of {block} "
           f"{sample_ms:.4f} ms; training step {step_ms:.3f} ms; ratio {sample_ms / step_ms:.4f}")
     assert sample_ms / step_ms < 0.02

@@ -531,3 +531,6 @@ def test_stream_hands_out_the_rows_of_one_sample_call_per_block():
         assert torch.equal(b.inputs, want.inputs[rows]) and torch.equal(b.labels, want.labels[rows])
         assert all(torch.equal(v, want.slices[k][rows]) for k, v in b.slices.items())
     assert not torch.equal(got[0].inputs, got[1].inputs)
+    # default block: one batch per call on CPU; on a GPU 16, capped at 2^22 tokens a call
+    assert task.stream_block(8, "cpu") == 1 and task.stream_block(8, "cuda") == 16
+    assert task.stream_block(2**17, "cuda") == 1

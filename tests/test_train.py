@@ -33,3 +33,21 @@ def test_sla_run_records_kernel_paths_and_gate_diagnostics():
     assert record["kernel_paths"] == {"gla": "reference", "sla_gate": "reference"}
     last = record["metrics"]["curve"][-1]
     assert 0 <= last["layer0/gate_entropy"] <= 1 and 0.5 <= last["layer0/gate_max"] <= 1  # H = 2
+
+
+def test_train_test_overlap_matches_a_brute_force_count():
+    """On a task with a dozen possible rows, the measured overlap (row hashes, matched once per
+    evaluation) equals the fraction of test rows found among the training rows, counted here."""
+    from slabench.runners.train import TEST_SEED, _generator
+
+    task = TaskSpec("ar", (("num_kv_pairs", 1), ("seq_len", 4), ("vocab_size", 8)))
+    spec = RunSpec("t", task, ModelSpec("attention", (("d_model", 16), ("n_heads", 2), ("n_layers", 1))),
+                   TrainSpec(steps=6, batch_size=2, eval_every=4, val_size=8, test_size=16), 0)
+    record = train(spec, "cpu")
+    t = task.build()
+    stream = t.stream(2, _generator(0, torch.device("cpu")), "cpu")
+    seen = {tuple(row) for _ in range(6) for row in next(stream).inputs.tolist()}
+    test_rows = t.sample(16, _generator(TEST_SEED, torch.device("cpu")), "cpu").inputs.tolist()
+    expected = sum(tuple(r) in seen for r in test_rows) / 16
+    assert 0 < expected < 1
+    assert record["metrics"]["train_test_overlap"] == expected

@@ -24,7 +24,6 @@ from slabench.tasks import IGNORE, Batch
 
 VAL_SEED, TEST_SEED = SEED_LIMIT + 1, SEED_LIMIT + 2
 EVAL_CHUNK = 256  # examples per evaluation forward pass (bounds memory)
-SAMPLE_BLOCK, SAMPLE_BLOCK_TOKENS = 16, 2**22  # training batches per sampler call on GPU, and a token cap
 WSD_DECAY = 0.2  # "wsd" schedule: linear decay to zero over the last 20% of the budget
 
 
@@ -207,6 +206,14 @@ def train(spec: RunSpec, device: str | torch.device = "cpu", on_step: Callable[[
     mult = _hash_multipliers(task.seq_len, device)
     test_hashes = _row_hashes(test.inputs, mult) if test_task.seq_len == task.seq_len else None
     seen_test = torch.zeros(cfg.test_size, dtype=torch.bool, device=device)
+    train_hashes: list[torch.Tensor] = []  # [B] per step since the last fold_overlap()
+
+    def fold_overlap() -> None:
+        """Mark the test rows drawn in training since the last call: one isin per evaluation,
+        not per step (each is a sort on the device)."""
+        if train_hashes:
+            seen_test.logical_or_(torch.isin(test_hashes, torch.cat(train_hashes)))
+            train_hashes.clear()
 
     if train_path == "auto":
         train_path = "cuda-graph" if device.type == "cuda" else "eager"
@@ -225,9 +232,7 @@ def train(spec: RunSpec, device: str | torch.device = "cpu", on_step: Callable[[
             return cfg.lr * (1 - progress) / WSD_DECAY
         return cfg.lr
 
-    # GPU samplers are launch-bound: draw SAMPLE_BLOCK batches per call there (Task.stream).
-    block = max(1, min(SAMPLE_BLOCK, SAMPLE_BLOCK_TOKENS // tokens_per_step)) if device.type == "cuda" else 1
-    batches = task.stream(cfg.batch_size, _generator(spec.seed, device), device, block)
+    batches = task.stream(cfg.batch_size, _generator(spec.seed, device), device)  # blocks of batches on GPU
     curve: list[dict[str, Any]] = []
     best_val, best_state, status, error = -1.0, None, "ok", None
     train_loss, eval_seconds, step = float("nan"), 0.0, 0
@@ -240,12 +245,13 @@ def train(spec: RunSpec, device: str | torch.device = "cpu", on_step: Callable[[
         train_step.set_lr(lr_at(progress))
         batch = next(batches)
         if test_hashes is not None:
-            seen_test |= torch.isin(test_hashes, _row_hashes(batch.inputs, mult))
+            train_hashes.append(_row_hashes(batch.inputs, mult))
         loss = train_step(batch.inputs, batch.labels)
         step += 1
         if on_step:
             on_step(step, total)
         if step % cfg.eval_every == 0 or step == total:
+            fold_overlap()
             # Checked here rather than every step: reading the loss forces a GPU sync.
             train_loss = loss.item()
             if not math.isfinite(train_loss):
@@ -260,6 +266,7 @@ def train(spec: RunSpec, device: str | torch.device = "cpu", on_step: Callable[[
                 best_state = {k: t.detach().clone() for k, t in model.state_dict().items()}
             if cfg.stop_at and v["acc"] >= cfg.stop_at:
                 break
+    fold_overlap()  # the steps after the last evaluation (a seconds budget)
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     train_seconds = time.perf_counter() - start

@@ -14,6 +14,7 @@ from typing import ClassVar
 import torch
 
 IGNORE = -100  # label value for positions that are not scored (torch cross-entropy's default)
+STREAM_BLOCK, STREAM_BLOCK_TOKENS = 16, 2**22  # GPU training batches per sampler call, and a token cap
 
 
 @dataclass(frozen=True)
@@ -58,15 +59,24 @@ class Task:
         """Names of the task's reserved special tokens (id -> name), for display."""
         return {}
 
-    def stream(self, batch_size: int, generator: torch.Generator, device: torch.device | str,
-               block: int = 1) -> Iterator[Batch]:
-        """Endless fresh batches of `batch_size`, drawn `block` batches per `sample` call.
+    def stream_block(self, batch_size: int, device: torch.device | str) -> int:
+        """Batches per `sample` call in `stream`: STREAM_BLOCK on a GPU (at most
+        STREAM_BLOCK_TOKENS tokens a call), 1 on CPU.
 
-        Rows are i.i.d., so a block is `block` batches of the same distribution. On a GPU the
-        samplers are launch-bound (a few dozen small kernels whatever the batch size: ~1 ms
-        for MQAR B256 T256 on an H100, 5% of a training step), so one call per block divides
-        that cost by `block`; on CPU the cost is arithmetic and block = 1 loses nothing.
+        On a GPU the samplers are launch-bound (a few dozen small kernels whatever the batch
+        size: ~1 ms for MQAR B256 T256 on an H100, 5% of a training step), so one call per
+        block divides that cost by the block; on CPU the cost is arithmetic and 1 loses nothing.
         """
+        if torch.device(device).type == "cpu":
+            return 1
+        return max(1, min(STREAM_BLOCK, STREAM_BLOCK_TOKENS // (batch_size * self.seq_len)))
+
+    def stream(self, batch_size: int, generator: torch.Generator, device: torch.device | str,
+               block: int | None = None) -> Iterator[Batch]:
+        """Endless fresh batches of `batch_size`, drawn `block` batches per `sample` call
+        (default `stream_block`). Rows are i.i.d., so a block is `block` batches of the same
+        distribution."""
+        block = block or self.stream_block(batch_size, device)
         while True:
             drawn = self.sample(batch_size * block, generator, device)
             for i in range(block):
