@@ -43,6 +43,14 @@ run_grid() {
   timeout "$(left)" slabench run "$@" --device cuda --workers "$workers" --out "$STATE/$name" \
     --leaderboard-dir "$STATE/$name" --json > "$STATE/logs/$name.json" 2> "$STATE/logs/$name.err"
 }
+# MPS=1: start NVIDIA's Multi-Process Service, so the runs of a packed grid (one process each)
+# share the GPU's SMs at once instead of time-slicing it (leaderboards/speed/packing.md).
+if [ "${MPS:-0}" = 1 ]; then
+  export CUDA_MPS_PIPE_DIRECTORY=/tmp/mps-pipe CUDA_MPS_LOG_DIRECTORY=/tmp/mps-log
+  mkdir -p "$CUDA_MPS_PIPE_DIRECTORY" "$CUDA_MPS_LOG_DIRECTORY"
+  nvidia-cuda-mps-control -d 2> /dev/null  # fails harmlessly when the daemon already runs
+  log "mps: $(echo get_server_list | nvidia-cuda-mps-control > /dev/null 2>&1 && echo running || echo 'not running')"
+fi
 log "machine: $(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader); $(python -c 'import torch, triton; print("torch", torch.__version__, "triton", triton.__version__)')"
 
 for step in "$@"; do
@@ -73,11 +81,17 @@ for step in "$@"; do
       log "sweep: rc $? in $((SECONDS - t0)) s" ;;
     report)
       timeout "$(left)" slabench report sla --scale full --device cuda --workers "${PACK:-8}" --out "$STATE/sla-report" \
-        --report "$STATE/sla-report.md" --speed-dir "$STATE/speed" --quiet > "$STATE/logs/report.log" 2>&1
+        --report "$STATE/sla-report.md" --speed-dir leaderboards/speed --quiet > "$STATE/logs/report.log" 2>&1
       log "report: rc $? in $((SECONDS - t0)) s" ;;
+    grid=*)  # grid=FILE.toml: any grid, records under $STATE/<file name>
+      file=${step#grid=}; name=$(basename "$file" .toml)
+      run_grid "$name" "${PACK:-1}" "$file"
+      log "$name (workers ${PACK:-1}): rc $? in $((SECONDS - t0)) s" ;;
     *) log "unknown step $step" ;;
   esac
 done
 kill $SAVER 2>/dev/null
+[ "${MPS:-0}" = 1 ] && log "mps servers: $(echo get_server_list | nvidia-cuda-mps-control | tr '\n' ' ')" \
+  && echo quit | nvidia-cuda-mps-control
 save
 cat "$STATE/logs/steps.txt"
