@@ -81,7 +81,7 @@ for step in "$@"; do
       log "sweep: rc $? in $((SECONDS - t0)) s" ;;
     report)
       timeout "$(left)" slabench report sla --scale full --device cuda --workers "${PACK:-8}" --out "$STATE/sla-report" \
-        --report "$STATE/sla-report.md" --speed-dir leaderboards/speed --quiet > "$STATE/logs/report.log" 2>&1
+        --report "$STATE/sla-report.md" --speed-dir leaderboards/speed --quiet ${REPORT_ARGS:-} > "$STATE/logs/report.log" 2>&1
       log "report: rc $? in $((SECONDS - t0)) s" ;;
     grid=*)  # grid=FILE.toml: any grid, records under $STATE/<file name>
       file=${step#grid=}; name=$(basename "$file" .toml)

@@ -472,9 +472,10 @@ def report() -> None:
               help="where `slabench sweep` wrote its JSON (claim 4)")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N")
 @click.option("--workers", type=int, default=0, help="parallel runs (0 = all cores on CPU, several per GPU)")
+@click.option("--retry-failed", is_flag=True, help="rerun runs recorded as failed")
 @click.option("--quiet", is_flag=True, help="only the verdicts")
 def report_sla(out: str, report_path: str, from_records: bool, scale: str, speed_dir: str, device: str, workers: int,
-               quiet: bool) -> None:
+               retry_failed: bool, quiet: bool) -> None:
     """The SLA paper's claims (noise robustness, heads, gate sharpening, cost), each with a verdict.
 
     Runs the report-<section>-<scale> grids (resuming), then writes the Markdown from the records.
@@ -493,7 +494,8 @@ def report_sla(out: str, report_path: str, from_records: bool, scale: str, speed
             keys = {s.key() for s in specs}
             records[section] = [r for k, r in load_records(section_dir).records.items() if k in keys]
         else:
-            records[section], _, _ = _run_pending(name, specs, section_dir, device, workers, quiet)
+            records[section], _, _ = _run_pending(name, specs, section_dir, device, workers, quiet,
+                                                  retry_failed=retry_failed)
             write_leaderboard(aggregate(records[section]), section_dir, name)
     verdicts = write_report(records, scale, Path(report_path), Path(speed_dir))
     table = Table(title="SLA claims")

@@ -26,7 +26,7 @@ FAST = [(op, name) for op, o in dispatch.OPS.items() for name, _ in o.candidates
 def test_fast_path_matches_reference(op_name, path, dtype):
     op = dispatch.OPS[op_name]
     fn = dict(op.candidates)[path]
-    args, kwargs = op.probe_inputs("cuda", dtype)
+    args, kwargs = op.probe_inputs("cuda", dtype, op.default_dims)
     try:
         err_out, err_grad = dispatch.compare(op, fn, args, kwargs, ref_dtype=torch.float64)
     except Exception as e:  # noqa: BLE001  (dispatch skips a path that cannot run here)
@@ -83,3 +83,17 @@ def test_mixer_trains_on_gpu(name):
     assert sum(losses[-5:]) / 5 < sum(losses[:5]) / 5 - 0.3, losses
     if name != "attention":  # softmax attention is SDPA, not a slabench kernel op
         assert kernels.paths_used()
+
+
+def test_gla_trains_with_keys_4_wide():
+    """d_model 64 with 8 heads gives gla keys 4 wide, where fla 0.6.0's chunk_gla backward does
+    not compile: dispatch must probe those dims and fall back (six report runs failed before)."""
+    from slabench.config import ModelSpec, RunSpec, TaskSpec, TrainSpec
+    from slabench.runners.train import train
+
+    task = TaskSpec("mqar", (("num_kv_pairs", 4), ("seq_len", 64), ("vocab_size", 64)))
+    model = ModelSpec("sla-gla", (("d_model", 64), ("n_heads", 8), ("n_layers", 2)))
+    record = train(RunSpec("t", task, model, TrainSpec(steps=20, eval_every=10, batch_size=32, dtype="bfloat16"), 0),
+                   "cuda")
+    assert record["status"] == "ok", record["error"]
+    assert set(record["kernel_paths"]) == {"gla", "sla_gate"}

@@ -100,3 +100,19 @@ def test_forced_reference_and_bad_value(monkeypatch):
     monkeypatch.setenv("SLABENCH_KERNEL_PATH", "fastest")
     with pytest.raises(SlabenchError, match="SLABENCH_KERNEL_PATH"):
         dispatch.select("gla", "cpu", torch.float32)
+
+
+def test_dispatch_probes_each_head_dims_once(monkeypatch):
+    """Triton specialises kernels on head dims, so a path that works at one width can fail to
+    compile at another (fla 0.6.0's chunk_gla backward at keys 4 wide): the choice is made per
+    (device, dtype, head dims), with the probe run at the call's own dims."""
+    op = dispatch.OPS["gla"]
+    monkeypatch.setattr(op, "choice", {})  # (on CPU every choice is the reference; the keys are the point)
+    x = {k: v.detach().float() for k, v in inputs("channel").items()}  # q, k [B, T, H, Dk], v [.., Dv]
+    kernels.gla(**x)
+    dk, dv = x["q"].shape[-1], x["v"].shape[-1]
+    assert [k[3] for k in op.choice] == [(dk, dv)]
+    x4 = {**x, "q": x["q"][..., :4], "k": x["k"][..., :4], "g": x["g"][..., :4]}
+    kernels.gla(**x4)
+    kernels.gla(**x4)
+    assert sorted(k[3] for k in op.choice) == sorted([(dk, dv), (4, dv)])

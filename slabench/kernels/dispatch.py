@@ -1,9 +1,12 @@
-"""Pick, per op, device type and dtype, the fastest path that runs and agrees with the reference.
+"""Pick, per op, device type, dtype and head dims, the fastest path that runs and agrees with
+the reference.
 
 Candidates are tried in order (fla's chunk kernel native to the op, fla's fused recurrent
 kernel, a project Triton kernel, then the pure-torch reference). On first use in a process
-each candidate is PROBED: forward and backward on a small random input, compared against the
-reference run in float32 on the same inputs (relative RMS error). A candidate that raises or
+each candidate is PROBED: forward and backward on a small random input with the call's head
+dims, compared against the reference run in float32 on the same inputs (relative RMS error).
+The head dims are part of the key because Triton specialises kernels on them: fla 0.6.0's
+chunk_gla backward fails to compile for keys 4 wide (d_model 64, 8 heads) while 8 and up work. A candidate that raises or
 disagrees is skipped and the reason kept; `doctor()` reports them, and `paths_used()` names
 what actually ran, for run records. On CPU only the reference is tried: fla's Triton kernels
 need a GPU driver. `SLABENCH_KERNEL_PATH=reference` forces the reference everywhere.
@@ -86,18 +89,18 @@ def _ref_delta_rule(q, k, v, g, beta, scale, output_final_state):
 # --- probe inputs: small, odd-sized, with real decays -------------------------------------
 
 
-def _probe_gla(device, dtype, per_channel: bool):
+def _probe_gla(device, dtype, dims, per_channel: bool):
     gen = torch.Generator(device="cpu").manual_seed(0)
-    B, T, H, Dk, Dv = 2, 100, 2, 32, 32
+    (B, T, H), (Dk, Dv) = (2, 100, 2), dims
     q, k, v = (torch.randn(B, T, H, d, generator=gen) for d in (Dk, Dk, Dv))
     shape = (B, T, H, Dk) if per_channel else (B, T, H)
     g = F.logsigmoid(torch.randn(*shape, generator=gen) + 3) / 4
     return [x.to(device, dtype) for x in (q, k, v)] + [g.to(device, torch.float32)], {"scale": Dk**-0.5}
 
 
-def _probe_delta_rule(device, dtype):
+def _probe_delta_rule(device, dtype, dims):
     gen = torch.Generator(device="cpu").manual_seed(0)
-    B, T, H, Dk, Dv = 2, 100, 2, 32, 32
+    (B, T, H), (Dk, Dv) = (2, 100, 2), dims
     q, k = (F.normalize(torch.randn(B, T, H, Dk, generator=gen), dim=-1) for _ in range(2))
     v = torch.randn(B, T, H, Dv, generator=gen)
     g = F.logsigmoid(torch.randn(B, T, H, generator=gen) + 3) / 4
@@ -107,9 +110,10 @@ def _probe_delta_rule(device, dtype):
     }
 
 
-def _probe_sla_gate(device, dtype):
+def _probe_sla_gate(device, dtype, dims):
     gen = torch.Generator(device="cpu").manual_seed(0)
-    logits, x = torch.randn(3, 50, 5, generator=gen), torch.randn(3, 50, 5, 20, generator=gen)
+    H, D = dims
+    logits, x = torch.randn(3, 50, H, generator=gen), torch.randn(3, 50, H, D, generator=gen)
     return [logits.to(device, dtype), x.to(device, dtype)], {"tau": 0.7}
 
 
@@ -117,9 +121,13 @@ def _probe_sla_gate(device, dtype):
 class Op:
     name: str
     candidates: list[tuple[str, Callable]]  # in order of preference; the last is the reference
-    probe_inputs: Callable  # (device, dtype) -> (tensor args, keyword args)
+    probe_inputs: Callable  # (device, dtype, dims) -> (tensor args, keyword args)
     returns_state: bool = True  # (out, state) pairs: only `out` is compared
-    choice: dict = field(default_factory=dict)  # (device type, dtype) -> (name, fn, reasons)
+    # The dims a call specialises kernels on, from its args: (Dk, Dv) of q [B, T, H, Dk] and
+    # v [B, T, H, Dv]; the SLA gate's (H, D) of x [B, T, H, D]. `doctor` probes default_dims.
+    dims_of: Callable = lambda args: (args[0].shape[-1], args[2].shape[-1])
+    default_dims: tuple[int, int] = (32, 32)
+    choice: dict = field(default_factory=dict)  # (device type, dtype, forced, dims) -> (name, fn, reasons)
 
     @property
     def reference(self) -> Callable:
@@ -131,13 +139,13 @@ OPS: dict[str, Op] = {
         "gla",
         [("fla_chunk_gla", _fla_chunk_gla), ("fla_fused_recurrent_gla", _fla_fused_recurrent_gla),
          ("reference", _ref_gla)],
-        lambda device, dtype: _probe_gla(device, dtype, per_channel=True),
+        lambda device, dtype, dims: _probe_gla(device, dtype, dims, per_channel=True),
     ),
     "simple_gla": Op(
         "simple_gla",
         [("fla_chunk_simple_gla", _fla_chunk_simple_gla), ("fla_chunk_gla", _fla_chunk_gla_expanded),
          ("fla_fused_recurrent_simple_gla", _fla_fused_recurrent_simple_gla), ("reference", _ref_gla)],
-        lambda device, dtype: _probe_gla(device, dtype, per_channel=False),
+        lambda device, dtype, dims: _probe_gla(device, dtype, dims, per_channel=False),
     ),
     "delta_rule": Op(
         "delta_rule",
@@ -151,6 +159,8 @@ OPS: dict[str, Op] = {
         [("triton_sla_gate", sla_gate_triton), ("reference", sla_gate_reference)],
         _probe_sla_gate,
         returns_state=False,
+        dims_of=lambda args: tuple(args[1].shape[-2:]),
+        default_dims=(5, 20),
     ),
 }
 
@@ -196,11 +206,14 @@ def _forced() -> str | None:
     return None if forced == "auto" else forced
 
 
-def select(op_name: str, device: torch.device | str, dtype: torch.dtype) -> tuple[str, Callable, list[str]]:
-    """(path name, function, reasons earlier candidates were skipped), probing on first use."""
+def select(op_name: str, device: torch.device | str, dtype: torch.dtype,
+           dims: tuple[int, int] | None = None) -> tuple[str, Callable, list[str]]:
+    """(path name, function, reasons earlier candidates were skipped), probing on first use of
+    these head dims (default: the op's `default_dims`)."""
     op = OPS[op_name]
     device = torch.device(device)
-    key = (device.type, dtype, _forced())
+    dims = tuple(dims or op.default_dims)
+    key = (device.type, dtype, _forced(), dims)
     if key in op.choice:
         return op.choice[key]
     reasons = []
@@ -212,7 +225,7 @@ def select(op_name: str, device: torch.device | str, dtype: torch.dtype) -> tupl
             reasons.append(f"{name}: needs CUDA")
             continue
         try:
-            args, kwargs = op.probe_inputs(device, dtype)
+            args, kwargs = op.probe_inputs(device, dtype, dims)
             err_out, err_grad = compare(op, fn, args, kwargs)
         except Exception as e:  # noqa: BLE001  (any failure: compile, launch, no backward) -> next path
             reasons.append(f"{name}: {type(e).__name__}: {str(e).splitlines()[0][:160] if str(e) else ''}")
@@ -229,8 +242,9 @@ def select(op_name: str, device: torch.device | str, dtype: torch.dtype) -> tupl
 
 def call(op_name: str, *args, **kwargs):
     """Run `op_name` through the selected path for the device and dtype of the first argument."""
+    op = OPS[op_name]
     x = args[1] if op_name == "sla_gate" else args[0]
-    name, fn, _ = select(op_name, x.device, x.dtype)
+    name, fn, _ = select(op_name, x.device, x.dtype, op.dims_of(args))
     _used.setdefault(op_name, set()).add(name)
     return fn(*args, **kwargs)
 
