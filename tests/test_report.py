@@ -43,6 +43,18 @@ def test_tiny_report_end_to_end_and_from_records(tmp_path):
     assert result.exit_code == 0, result.output
     assert md.read_text() == text
     assert {p: p.stat().st_mtime_ns for p in out.rglob("records/*.json")} == mtimes
+    assert re.search(r"\d+ of \d+ \(task, model\) cells have seeds both at", text) and "Failed runs" not in text
+
+    # A failed run is listed with its error, and --retry-failed reruns it (and only it).
+    victim = sorted((out / "heads" / "records").glob("*.json"))[0]
+    record = json.loads(victim.read_text())
+    victim.write_text(json.dumps({**record, "status": "failed", "error": "CompilationError: at 39:15:\nmore"}))
+    assert CliRunner().invoke(main, args + ["--from-records"]).exit_code == 0
+    assert "Failed runs" in md.read_text() and "CompilationError: at 39:15: |" in md.read_text()
+    result = CliRunner().invoke(main, args + ["--retry-failed", "--workers", "1"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(victim.read_text())["status"] == "ok" and "Failed runs" not in md.read_text()
+    assert counts == {s: len(list((out / s / "records").glob("*.json"))) for s in rp.GRID_SECTIONS}
 
 
 # ---- verdict rules on hand-made aggregates --------------------------------------------------------
@@ -96,16 +108,24 @@ def test_gates_verdict_rule():
     assert rp.gates_verdict({"L0 q": [-0.3, -0.3]})[0] == rp.INCONCLUSIVE  # fewer than 3 runs
 
 
-def sweep_summary(ratio: float, time_slope: float, memory_slope: float) -> dict:
+def sweep_summary(ratio: float, time_slope: float, memory_slope: float, base_time_slope: float = 1.0) -> dict:
     return {"sla_overhead": [{"base": b, "mode": m, "shape": [1, t, 8, 16], "sweep": "length", "ratio": ratio * f}
                              for b in ("gla", "gdn") for m in ("fwdbwd", "fwdbwd-graph") for t, f in ((256, 1.0), (4096, 1.0))],
             "slopes": [{"mixer": x, "mode": "fwdbwd", "time": time_slope, "memory": memory_slope}
-                       for x in ("sla-gla", "sla-gdn")] + [{"mixer": "attention", "mode": "fwdbwd", "time": 2.0, "memory": 2.0}]}
+                       for x in ("sla-gla", "sla-gdn")]
+                      + [{"mixer": x, "mode": "fwdbwd", "time": base_time_slope, "memory": 1.0} for x in ("gla", "gdn")]
+                      + [{"mixer": "attention", "mode": "fwdbwd", "time": 2.0, "memory": 2.0}]}
 
 
 def test_cost_verdict_rule(tmp_path):
     assert rp.cost_verdict(sweep_summary(1.1, 1.0, 0.98))[0] == rp.SUPPORTED  # attention's slope 2 is not SLA's
     assert rp.cost_verdict(sweep_summary(1.1, 1.9, 1.0))[0] == rp.NOT_SUPPORTED
+    # A base that is itself superlinear here (a launch-bound fallback path) is not SLA's doing...
+    assert rp.cost_verdict(sweep_summary(1.1, 1.84, 1.0, base_time_slope=1.84))[0] == rp.SUPPORTED
+    # ...but memory must stay linear, and a twin well above its base's slope still fails.
+    assert rp.cost_verdict(sweep_summary(1.1, 1.84, 1.9, base_time_slope=1.84))[0] == rp.NOT_SUPPORTED
+    assert rp.cost_verdict(sweep_summary(1.1, 1.9, 1.0, base_time_slope=1.5))[0] == rp.NOT_SUPPORTED
+    assert rp.cost_verdict(sweep_summary(1.1, 1.75, 1.0, base_time_slope=1.5))[0] == rp.INCONCLUSIVE
     assert rp.cost_verdict(sweep_summary(2.5, 1.0, 1.0))[0] == rp.NOT_SUPPORTED
     assert rp.cost_verdict(sweep_summary(1.5, 1.0, 1.0))[0] == rp.INCONCLUSIVE
     assert rp.cost_verdict(None)[0] == rp.INCONCLUSIVE
