@@ -46,7 +46,7 @@ def test_tiny_report_end_to_end_and_from_records(tmp_path):
     assert re.search(r"\d+ of \d+ \(task, model\) cells have seeds both at", text) and "Failed runs" not in text
 
     # A failed run is listed with its error, and --retry-failed reruns it (and only it).
-    victim = sorted((out / "heads" / "records").glob("*.json"))[0]
+    victim = min((out / "heads" / "records").glob("*.json"))
     record = json.loads(victim.read_text())
     victim.write_text(json.dumps({**record, "status": "failed", "error": "CompilationError: at 39:15:\nmore"}))
     assert CliRunner().invoke(main, args + ["--from-records"]).exit_code == 0
