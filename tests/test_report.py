@@ -138,3 +138,17 @@ def test_cost_verdict_rule(tmp_path):
     (tmp_path / "notes.json").write_text("{}")  # not a sweep: ignored
     lines, verdict = rp.cost_section([], tmp_path)
     assert verdict == rp.SUPPORTED and "From `new.json`" in "\n".join(lines)
+
+
+def test_committed_report_regenerates_from_committed_records(tmp_path):
+    """leaderboards/sla-report.md (H100 runs) is exactly what its committed records give."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    committed = root / "leaderboards" / "sla-report.md"
+    md = tmp_path / "sla-report.md"
+    result = CliRunner().invoke(main, ["report", "sla", "--from-records", "--scale", "full", "--quiet",
+                                       "--out", str(root / "leaderboards" / "records" / "sla-report"),
+                                       "--report", str(md), "--speed-dir", str(root / "leaderboards" / "speed")])
+    assert result.exit_code == 0, result.output
+    assert md.read_text() == committed.read_text()
