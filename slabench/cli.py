@@ -119,7 +119,7 @@ def _run_pending(name: str, specs: list, out_dir: Path, device: str, workers: in
                  backend: str = "local", retry_failed: bool = False) -> tuple[list[dict[str, Any]], int, int]:
     """Run the specs not yet recorded under out_dir, with a progress bar and one line per
     finished run unless quiet; return (the records of all of `specs`, runs done now, runs skipped)."""
-    from slabench.runners.grid import plan, run_grid
+    from slabench.runners.grid import plan, resolve_device, run_grid
     from slabench.runners.records import load_records
 
     pending, recorded, corrupt = plan(specs, out_dir, retry_failed)
@@ -129,6 +129,13 @@ def _run_pending(name: str, specs: list, out_dir: Path, device: str, workers: in
         console.print(f"[bold]{name}[/]: {len(specs)} runs, {len(recorded)} already recorded, {len(pending)} to run "
                       f"-> {out_dir}")
 
+    if not quiet and backend == "local" and resolve_device(device).startswith("cuda") and workers != 1 \
+            and len(pending) > 1:
+        from slabench.runners.environment import mps_active
+
+        if not mps_active():
+            console.print("[dim]note: packed GPU runs time-slice the GPU without NVIDIA MPS (1.1x measured); "
+                          "`nvidia-cuda-mps-control -d` starts it (leaderboards/speed/packing.md)[/]")
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                         TimeRemainingColumn(), console=console, disable=quiet)
     bar = progress.add_task(name, total=len(pending))

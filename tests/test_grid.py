@@ -112,3 +112,15 @@ def test_sigkill_mid_grid_then_resume(tmp_path):
     assert len(list((out / "records").glob("*.json"))) == 3  # no duplicates, no temporaries left
     for key, record in before.records.items():  # finished records were not redone
         assert after.records[key]["timestamp"] == record["timestamp"]
+
+
+def test_mps_detection_follows_the_control_pipe(tmp_path, monkeypatch):
+    """Records say whether a GPU run could use NVIDIA MPS (packing speed depends on it): MPS
+    clients find the daemon through `control` in CUDA_MPS_PIPE_DIRECTORY."""
+    from slabench.runners.environment import environment, mps_active
+
+    monkeypatch.setenv("CUDA_MPS_PIPE_DIRECTORY", str(tmp_path))
+    assert not mps_active()
+    (tmp_path / "control").touch()
+    assert mps_active()
+    assert environment("cpu")["mps"] is None  # a CPU run has no MPS to speak of

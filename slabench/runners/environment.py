@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import os
 import platform
 import subprocess
 from importlib import metadata
@@ -51,6 +52,13 @@ def device_name(device: torch.device | str) -> str:
     return f"{cpu_model()} ({torch.get_num_threads()} threads)"
 
 
+def mps_active() -> bool:
+    """Whether an NVIDIA MPS daemon is reachable: CUDA clients find it through the `control`
+    pipe in CUDA_MPS_PIPE_DIRECTORY (default /tmp/nvidia-mps). Under MPS, runs packed as
+    processes share the GPU's SMs; without it they time-slice (leaderboards/speed/packing.md)."""
+    return (Path(os.environ.get("CUDA_MPS_PIPE_DIRECTORY", "/tmp/nvidia-mps")) / "control").exists()
+
+
 def environment(device: torch.device | str) -> dict[str, object]:
     sha, dirty = _git()
     return {
@@ -63,5 +71,6 @@ def environment(device: torch.device | str) -> dict[str, object]:
         "fla": _version("fla-core"),
         "device": device_name(device),
         "cuda": torch.version.cuda if torch.cuda.is_available() else None,
+        "mps": mps_active() if torch.device(device).type == "cuda" else None,
         "host": platform.node(),
     }
