@@ -6,44 +6,15 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 from click.testing import CliRunner
 
 from slabench.cli import main
 from slabench.runners.records import load_records
 
-TINY = """
-name = "tiny"
-[train]
-steps = {steps}
-batch_size = 8
-eval_every = 5
-val_size = 16
-test_size = 16
-lr = {lr}
-seeds = [0, 1, 2]
-[[tasks]]
-name = "mqar"
-vocab_size = 32
-seq_len = 16
-num_kv_pairs = 2
-[[models]]
-name = "attention"
-d_model = 16
-n_layers = 1
-n_heads = 2
-"""
 
-
-def _grid(tmp_path: Path, steps: int = 10, lr: float = 1e-3) -> Path:
-    path = tmp_path / "tiny.toml"
-    path.write_text(TINY.format(steps=steps, lr=lr))
-    return path
-
-
-def test_run_then_rerun_skips_everything(tmp_path):
-    grid, out = _grid(tmp_path), tmp_path / "out"
+def test_run_then_rerun_skips_everything(tmp_path, tiny_grid):
+    grid, out = tiny_grid(), tmp_path / "out"
     args = ["run", str(grid), "--out", str(out), "--device", "cpu", "--workers", "1", "--json"]
     first = CliRunner().invoke(main, args)
     assert first.exit_code == 0, first.output
@@ -55,8 +26,8 @@ def test_run_then_rerun_skips_everything(tmp_path):
     assert (out / "leaderboard.md").is_file()
 
 
-def test_corrupt_record_is_reported_and_rerun(tmp_path):
-    grid, out = _grid(tmp_path), tmp_path / "out"
+def test_corrupt_record_is_reported_and_rerun(tmp_path, tiny_grid):
+    grid, out = tiny_grid(), tmp_path / "out"
     args = ["run", str(grid), "--out", str(out), "--device", "cpu", "--workers", "1", "--json"]
     CliRunner().invoke(main, args)
     victim = sorted((out / "records").glob("*.json"))[0]
@@ -67,8 +38,8 @@ def test_corrupt_record_is_reported_and_rerun(tmp_path):
     assert len(load_records(out).records) == 3 and not load_records(out).corrupt
 
 
-def test_diverging_run_is_recorded_and_grid_completes(tmp_path):
-    grid, out = _grid(tmp_path, steps=10, lr=1e30), tmp_path / "out"
+def test_diverging_run_is_recorded_and_grid_completes(tmp_path, tiny_grid):
+    grid, out = tiny_grid(steps=10, lr=1e30), tmp_path / "out"
     result = CliRunner().invoke(main, ["run", str(grid), "--out", str(out), "--device", "cpu", "--workers", "1", "--json"])
     assert result.exit_code == 0, result.output  # diverged is a result, not a failure
     records = load_records(out).records.values()
@@ -90,9 +61,9 @@ def test_bad_input_is_one_line_without_traceback(tmp_path):
             assert w in lines[0]
 
 
-def test_sigkill_mid_grid_then_resume(tmp_path):
+def test_sigkill_mid_grid_then_resume(tmp_path, tiny_grid):
     """A real SIGKILL of a running grid, then a rerun: exactly the expected records, no duplicates."""
-    grid, out = _grid(tmp_path, steps=150), tmp_path / "out"
+    grid, out = tiny_grid(steps=150), tmp_path / "out"
     cmd = [sys.executable, "-m", "slabench", "run", str(grid), "--out", str(out), "--device", "cpu", "--workers", "1",
            "--quiet"]
     proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

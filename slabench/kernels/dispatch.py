@@ -6,8 +6,8 @@ kernel, a project Triton kernel, then the pure-torch reference). On first use in
 each candidate is PROBED: forward and backward on a small random input with the call's head
 dims, compared against the reference run in float32 on the same inputs (relative RMS error).
 The head dims are part of the key because Triton specialises kernels on them: fla 0.6.0's
-chunk_gla backward fails to compile for keys 4 wide (d_model 64, 8 heads) while 8 and up work. A candidate that raises or
-disagrees is skipped and the reason kept; `doctor()` reports them, and `paths_used()` names
+chunk_gla backward fails to compile for keys 4 wide (d_model 64, 8 heads) while 8 and up work.
+A candidate that raises or disagrees is skipped and the reason kept; `doctor()` reports them, and `paths_used()` names
 what actually ran, for run records. On CPU only the reference is tried: fla's Triton kernels
 need a GPU driver. `SLABENCH_KERNEL_PATH=reference` forces the reference everywhere.
 """
@@ -127,6 +127,7 @@ class Op:
     # v [B, T, H, Dv]; the SLA gate's (H, D) of x [B, T, H, D]. `doctor` probes default_dims.
     dims_of: Callable = lambda args: (args[0].shape[-1], args[2].shape[-1])
     default_dims: tuple[int, int] = (32, 32)
+    main_arg: int = 0  # the argument whose device and dtype pick the path (q; the gate's x)
     choice: dict = field(default_factory=dict)  # (device type, dtype, forced, dims) -> (name, fn, reasons)
 
     @property
@@ -161,6 +162,7 @@ OPS: dict[str, Op] = {
         returns_state=False,
         dims_of=lambda args: tuple(args[1].shape[-2:]),
         default_dims=(5, 20),
+        main_arg=1,
     ),
 }
 
@@ -241,9 +243,9 @@ def select(op_name: str, device: torch.device | str, dtype: torch.dtype,
 
 
 def call(op_name: str, *args, **kwargs):
-    """Run `op_name` through the selected path for the device and dtype of the first argument."""
+    """Run `op_name` through the selected path for the device, dtype and head dims of its args."""
     op = OPS[op_name]
-    x = args[1] if op_name == "sla_gate" else args[0]
+    x = args[op.main_arg]
     name, fn, _ = select(op_name, x.device, x.dtype, op.dims_of(args))
     _used.setdefault(op_name, set()).add(name)
     return fn(*args, **kwargs)

@@ -57,6 +57,11 @@ def _acc(record: dict[str, Any], metric: str) -> float | None:
     return record["metrics"][metric]
 
 
+def record_machines(records: list[dict[str, Any]]) -> list[str]:
+    """The devices the records ran on (their environment's device name), sorted."""
+    return sorted({r["environment"]["device"] for r in records if r.get("environment")})
+
+
 def aggregate(records: list[dict[str, Any]]) -> dict[str, Any]:
     """Per-task ranked rows, the overall ranking, the per-lr view and the failures."""
     cells: dict[tuple[str, str], dict[float, list[dict[str, Any]]]] = defaultdict(lambda: defaultdict(list))
@@ -130,7 +135,7 @@ def aggregate(records: list[dict[str, Any]]) -> dict[str, Any]:
          "seed": r["seed"], "status": r["status"], "error": r.get("error")}
         for r in records if r["status"] != "ok"
     ]
-    machines = sorted({r["environment"]["device"] for r in records if r.get("environment")})
+    machines = record_machines(records)
     return {"ranked_by": RANKED_BY, "tasks": dict(by_task), "overall": overall, "fixed_lr": fixed_lr,
             "failures": failures, "machines": machines, "runs": len(records)}
 

@@ -36,7 +36,7 @@ import matplotlib.pyplot as plt
 
 from slabench.config import RunSpec, expand_grid, load_preset
 from slabench.errors import SlabenchError
-from slabench.runners.leaderboard import T975, aggregate, mean_ci
+from slabench.runners.leaderboard import T975, aggregate, mean_ci, record_machines
 
 SCALES = ("tiny", "full")
 GRID_SECTIONS = ("noise", "mqar", "heads")
@@ -517,12 +517,11 @@ def cost_section(records: list[dict[str, Any]], speed_dir: Path) -> tuple[list[s
                         [[s["mixer"], _f(s["time"], fmt=".2f"), _f(s["base_time"], fmt=".2f"), _f(s["memory"], fmt=".2f")]
                          for s in c["slopes"]]) + [""]
     # Beside the sweep: the training runs' own step time and peak memory, per base / twin pair.
-    cells = _cells(records)
     by_mixer: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for r in records:
         if r["status"] == "ok":
             by_mixer[r["spec"]["model"]["name"]].append(r)
-    pairs = [b for b in sorted({c["mixer"][4:] for c in cells if c["mixer"].startswith("sla-")}) if b in by_mixer]
+    pairs = sorted(m[4:] for m in by_mixer if m.startswith("sla-") and m[4:] in by_mixer)
     if pairs:
         def stat(mixer: str, key: str) -> float:
             return mean_ci([r["timings"][key] for r in by_mixer[mixer]])[0]
@@ -544,17 +543,17 @@ def cost_section(records: list[dict[str, Any]], speed_dir: Path) -> tuple[list[s
 BIMODAL_HIGH, BIMODAL_LOW = 0.9, 0.1  # a cell whose seeds include both: learned by some, at chance in others
 
 
-def _runs_lines(records: dict[str, list[dict[str, Any]]]) -> list[str]:
-    """Where the runs ran, which failed and why, and how many cells split between learned and chance."""
-    every = [r for s in GRID_SECTIONS for r in records.get(s, [])]
+def _runs_lines(records: dict[str, list[dict[str, Any]]], every: list[dict[str, Any]]) -> list[str]:
+    """Where the runs ran, which failed and why, and how many cells split between learned and
+    chance. records: section -> its records; every: all of them."""
     if not every:
         return []
-    lines = [f"Machines: {', '.join(aggregate(every)['machines']) or '-'}."]
+    lines = [f"Machines: {', '.join(record_machines(every)) or '-'}."]
     scores: dict[tuple, list[float]] = defaultdict(list)
     for r in every:
-        if _score(r) is not None:
+        if (score := _score(r)) is not None:
             spec = RunSpec.from_dict(r["spec"])
-            scores[(spec.task.label(), spec.model.label())].append(_score(r))
+            scores[(spec.task.label(), spec.model.label())].append(score)
     split = sum(1 for v in scores.values() if max(v) >= BIMODAL_HIGH and min(v) <= BIMODAL_LOW)
     lines[0] += (f" {split} of {len(scores)} (task, model) cells have seeds both at >= {BIMODAL_HIGH:.0%} and at "
                  f"<= {BIMODAL_LOW:.0%} test accuracy: a run either learns the task or stays near chance; with "
@@ -592,7 +591,7 @@ def write_report(records: dict[str, list[dict[str, Any]]], scale: str, report_pa
             f"| 3. heads | gains grow with the number of heads | {parts['heads'][1]} |",
             f"| 4. gates | head gates sharpen towards one-hot during training | {parts['gates'][1]} |",
             f"| 5. cost | linear time and memory, small overhead | {parts['cost'][1]} |", ""]
-    head += _runs_lines(records)
+    head += _runs_lines(records, every)
     if scale == "tiny":
         head += [("Scale `tiny`: CPU test sizes (tens of steps); the numbers exercise the pipeline and say nothing "
                  "about SLA."), ""]
