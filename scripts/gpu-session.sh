@@ -13,7 +13,8 @@
 #
 # Steps: tests (issues #4, #5: the CUDA tests, then `slabench doctor`), quick (the quick preset,
 # resumable), packing (issue #6: quick preset packed, then its seed-0 third one run at a time),
-# sweep (issue #7), report (issue #9: slabench report sla --scale full, resumable).
+# sweep (issue #7), report (issue #9: slabench report sla --scale full, resumable), probe (issue #6:
+# scripts/packing-probe.py), profile (issue #7: slabench profile), grid=FILE (any grid).
 set -uo pipefail
 OUT=${OUT:-gpu-out}; mkdir -p "$OUT"
 DEADLINE=$((SECONDS + ${BUDGET:-560}))
@@ -83,6 +84,14 @@ for step in "$@"; do
       timeout "$(left)" slabench report sla --scale full --device cuda --workers "${PACK:-8}" --out "$STATE/sla-report" \
         --report "$STATE/sla-report.md" --speed-dir leaderboards/speed --quiet ${REPORT_ARGS:-} > "$STATE/logs/report.log" 2>&1
       log "report: rc $? in $((SECONDS - t0)) s" ;;
+    probe)  # issue #6: do N training processes overlap on the GPU? (scripts/packing-probe.py)
+      timeout "$(left)" python scripts/packing-probe.py ${PROBE_ARGS:-} > "$STATE/logs/packing-probe.jsonl" 2> "$STATE/logs/packing-probe.err"
+      log "packing probe ${PROBE_ARGS:-}: rc $? in $((SECONDS - t0)) s" ;;
+    profile)  # issue #7: kernels per mixer call (slabench profile), at the small and a long shape
+      for m in ${PROFILE_MIXERS:-attention gla sla-gla}; do for s in 64,256,8,16 8,8192,8,16; do
+        COLUMNS=200 timeout "$(left)" slabench profile "$m" --shape "$s" --device cuda >> "$STATE/logs/profile.txt" 2>&1
+      done; done
+      log "profile: rc $? in $((SECONDS - t0)) s" ;;
     grid=*)  # grid=FILE.toml: any grid, records under $STATE/<file name>
       file=${step#grid=}; name=$(basename "$file" .toml)
       run_grid "$name" "${PACK:-1}" "$file"

@@ -342,6 +342,40 @@ def sweep(mixers: str | None, seq_lens: str | None, tokens: int | None, batch: i
 
 
 @main.command()
+@click.argument("mixer")
+@click.option("--shape", default="64,256,8,16", show_default=True, metavar="B,T,H,D", help="x is [B, T, H*D]")
+@click.option("--dtype", type=click.Choice(["bf16", "fp32"]), help="default bf16 on GPU (autocast), fp32 on CPU")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N")
+@click.option("--mode", type=click.Choice(["fwd", "fwdbwd"]), default="fwdbwd", show_default=True)
+@click.option("--top", type=int, default=25, show_default=True, help="kernels to list")
+@click.option("--json", "as_json", is_flag=True, help="machine-readable output")
+def profile(mixer: str, shape: str, dtype: str | None, device: str, mode: str, top: int, as_json: bool) -> None:
+    """Where one mixer layer's time goes: its kernels per call, by device time (torch.profiler)."""
+    from slabench.models import MIXERS
+    from slabench.runners.grid import resolve_device
+    from slabench.runners.profile import profile_mixer
+    from slabench.runners.sweep import Shape
+
+    MIXERS.get(mixer)  # an unknown name lists the known ones
+    device = resolve_device(device)
+    gpu = device.startswith("cuda")
+    result = profile_mixer(mixer, Shape(*_ints("--shape", shape, 4)), device, dtype or ("bf16" if gpu else "fp32"),
+                           backward=mode == "fwdbwd")
+    if as_json:
+        click.echo(json.dumps(result, indent=1))
+        return
+    table = Table(title=f"{mixer} {result['mode']} {result['shape']} {result['dtype']} on {device}: "
+                        f"{result['kernels_per_call']:.0f} {'kernels' if gpu else 'ops'}, "
+                        f"{result['device_us_per_call']:.0f} us {'device' if gpu else 'CPU'} time per call")
+    for col in ("kernel" if gpu else "op", "per call", "us per call", "share"):
+        table.add_column(col, justify="left" if col in ("kernel", "op") else "right")
+    for k in result["kernels"][:top]:
+        table.add_row(k["name"][:90], f"{k['per_call']:g}", f"{k['us_per_call']:.1f}",
+                      f"{k['us_per_call'] / max(result['device_us_per_call'], 1e-9):.0%}")
+    out_console.print(table)
+
+
+@main.command()
 @click.option("--baseline", "baseline_path", type=click.Path(dir_okay=False), default="leaderboards/ci/baseline.json",
               show_default=True, help="baseline to compare with (or to write, with --update)")
 @click.option("--out", default="runs/ci", show_default=True, type=click.Path(file_okay=False),

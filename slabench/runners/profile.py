@@ -1,0 +1,53 @@
+"""Where a mixer's time goes: its kernels, counted and timed by torch.profiler.
+
+`profile_mixer` runs one mixer layer on x [B, T, H*D] (forward, or forward and gradients of the
+input and every parameter, as `slabench sweep` times it) a few times under torch.profiler and
+sums the device time of every kernel per call. At synthetic-task sizes a mixer is bound by the
+number of kernels it launches as much as by their work, so both are reported: the kernel count
+per call and the device time per call.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch.profiler import DeviceType, ProfilerActivity, profile
+
+from slabench.runners.sweep import Shape, _mixer_fns
+
+
+def profile_mixer(name: str, shape: Shape, device: str, dtype: str = "bf16", backward: bool = True,
+                  calls: int = 5) -> dict[str, Any]:
+    """{"kernels": [{"name", "per_call", "us_per_call"}] (most device time first),
+    "kernels_per_call", "device_us_per_call", "wall_us_per_call"}; on CPU the "kernels" are
+    the aten ops and their CPU time."""
+    dev = torch.device(device)
+    fn = _mixer_fns(name, shape, dev, dtype)["fwdbwd" if backward else "fwd"]
+    for _ in range(3):  # compile, autotune, dispatch probes: none of it belongs in the profile
+        fn()
+    gpu = dev.type == "cuda"
+    if gpu:
+        torch.cuda.synchronize(dev)
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if gpu else [])
+    with profile(activities=activities) as prof:
+        for _ in range(calls):
+            fn()
+        if gpu:
+            torch.cuda.synchronize(dev)
+    events = prof.key_averages()
+    if gpu:  # kernels (and memcpy/memset) are the events that ran on the device
+        rows = [(e.key, e.count, e.self_device_time_total) for e in events if e.device_type == DeviceType.CUDA]
+    else:  # leaf aten ops: self CPU time, so nested ops are not counted twice
+        rows = [(e.key, e.count, e.self_cpu_time_total) for e in events if e.key.startswith("aten::")]
+    rows = [r for r in rows if r[2] > 0]
+    rows.sort(key=lambda r: -r[2])
+    wall = max((e.time_range.end for e in prof.events()), default=0) - min((e.time_range.start for e in prof.events()), default=0)
+    return {
+        "mixer": name, "shape": shape.label, "device": device, "dtype": dtype,
+        "mode": "fwd+bwd" if backward else "fwd",
+        "kernels": [{"name": k, "per_call": n / calls, "us_per_call": t / calls} for k, n, t in rows],
+        "kernels_per_call": sum(n for _, n, _ in rows) / calls,
+        "device_us_per_call": sum(t for _, _, t in rows) / calls,
+        "wall_us_per_call": wall / calls,
+    }
