@@ -88,8 +88,8 @@ for step in "$@"; do
       timeout "$(left)" python scripts/packing-probe.py ${PROBE_ARGS:-} > "$STATE/logs/packing-probe.jsonl" 2> "$STATE/logs/packing-probe.err"
       log "packing probe ${PROBE_ARGS:-}: rc $? in $((SECONDS - t0)) s" ;;
     profile)  # issue #7: kernels per mixer call (slabench profile), at the small and a long shape
-      for m in ${PROFILE_MIXERS:-attention gla sla-gla}; do for s in 64,256,8,16 8,8192,8,16; do
-        COLUMNS=200 timeout "$(left)" slabench profile "$m" --shape "$s" --device cuda >> "$STATE/logs/profile.txt" 2>&1
+      for m in ${PROFILE_MIXERS:-attention gla sla-gla}; do for s in ${PROFILE_SHAPES:-64,256,8,16 8,8192,8,16}; do
+        COLUMNS=250 timeout "$(left)" slabench profile "$m" --shape "$s" --device cuda ${PROFILE_ARGS:-} >> "$STATE/logs/profile.txt" 2>&1
       done; done
       log "profile: rc $? in $((SECONDS - t0)) s" ;;
     grid=*)  # grid=FILE.toml: any grid, records under $STATE/<file name>

@@ -348,8 +348,10 @@ def sweep(mixers: str | None, seq_lens: str | None, tokens: int | None, batch: i
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N")
 @click.option("--mode", type=click.Choice(["fwd", "fwdbwd"]), default="fwdbwd", show_default=True)
 @click.option("--top", type=int, default=25, show_default=True, help="kernels to list")
+@click.option("--by-op", is_flag=True, help="on CUDA, group device time by the aten op (and shapes) that launched it")
 @click.option("--json", "as_json", is_flag=True, help="machine-readable output")
-def profile(mixer: str, shape: str, dtype: str | None, device: str, mode: str, top: int, as_json: bool) -> None:
+def profile(mixer: str, shape: str, dtype: str | None, device: str, mode: str, top: int, by_op: bool,
+            as_json: bool) -> None:
     """Where one mixer layer's time goes: its kernels per call, by device time (torch.profiler)."""
     from slabench.models import MIXERS
     from slabench.runners.grid import resolve_device
@@ -360,7 +362,7 @@ def profile(mixer: str, shape: str, dtype: str | None, device: str, mode: str, t
     device = resolve_device(device)
     gpu = device.startswith("cuda")
     result = profile_mixer(mixer, Shape(*_ints("--shape", shape, 4)), device, dtype or ("bf16" if gpu else "fp32"),
-                           backward=mode == "fwdbwd")
+                           backward=mode == "fwdbwd", by_op=by_op)
     if as_json:
         click.echo(json.dumps(result, indent=1))
         return
@@ -370,7 +372,7 @@ def profile(mixer: str, shape: str, dtype: str | None, device: str, mode: str, t
     for col in ("kernel" if gpu else "op", "per call", "us per call", "share"):
         table.add_column(col, justify="left" if col in ("kernel", "op") else "right")
     for k in result["kernels"][:top]:
-        table.add_row(k["name"][:90], f"{k['per_call']:g}", f"{k['us_per_call']:.1f}",
+        table.add_row(k["name"][:140], f"{k['per_call']:g}", f"{k['us_per_call']:.1f}",
                       f"{k['us_per_call'] / max(result['device_us_per_call'], 1e-9):.0%}")
     out_console.print(table)
 

@@ -42,6 +42,9 @@ def test_dispatch_uses_fast_paths_on_cuda(dtype):
     assert dispatch.select("gla", "cuda", dtype)[0] == "fla_chunk_gla"
     assert dispatch.select("sla_gate", "cuda", dtype)[0] == "triton_sla_gate"
     assert dispatch.select("simple_gla", "cuda", dtype)[0] != "reference"
+    assert dispatch.select("short_conv", "cuda", dtype)[0] == "fla_causal_conv1d"
+    assert dispatch.select("rms_norm_gated", "cuda", dtype, (16, 0))[0] == "fla_fused_norm_gate"  # no gate
+    assert dispatch.select("rms_norm_gated", "cuda", dtype, (128, 1))[0] == "fla_fused_norm_gate"
 
 
 def test_triton_sla_gate_odd_shapes():
@@ -96,4 +99,4 @@ def test_gla_trains_with_keys_4_wide():
     record = train(RunSpec("t", task, model, TrainSpec(steps=20, eval_every=10, batch_size=32, dtype="bfloat16"), 0),
                    "cuda")
     assert record["status"] == "ok", record["error"]
-    assert set(record["kernel_paths"]) == {"gla", "sla_gate"}
+    assert set(record["kernel_paths"]) == {"gla", "rms_norm_gated", "short_conv", "sla_gate"}

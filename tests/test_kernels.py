@@ -81,6 +81,31 @@ def test_sla_gate_reference_gradcheck_and_sums_to_one():
     torch.testing.assert_close(y, x * gates[..., None])
 
 
+def test_short_conv_reference_is_a_causal_depthwise_conv():
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(2, 9, 5, generator=gen, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(5, 4, generator=gen, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(kernels.short_conv_reference, (x, w))
+    y = kernels.short_conv_reference(x, w)
+    # by hand: y_t = silu(sum_j w[:, W-1-j] x_{t-j}), zeros before the start
+    padded = torch.nn.functional.pad(x, (0, 0, 3, 0))
+    by_hand = sum(w[:, 3 - j] * padded[:, 3 - j : 3 - j + 9] for j in range(4))
+    torch.testing.assert_close(y, torch.nn.functional.silu(by_hand))
+    x2 = x.detach().clone()
+    x2[:, 6:] += 1.0  # changing the future leaves the past alone
+    torch.testing.assert_close(kernels.short_conv_reference(x2, w)[:, :6], y[:, :6])
+
+
+def test_rms_norm_gated_reference_by_hand():
+    gen = torch.Generator().manual_seed(0)
+    x, g = (torch.randn(3, 4, 6, generator=gen, dtype=torch.float64, requires_grad=True) for _ in range(2))
+    w = torch.rand(6, generator=gen, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda a, b, c: kernels.rms_norm_gated_reference(a, b, c, 1e-6), (x, g, w))
+    rms = (x.pow(2).mean(-1, keepdim=True) + 1e-6).sqrt()
+    torch.testing.assert_close(kernels.rms_norm_gated_reference(x, None, w, 1e-6), x / rms * w)
+    torch.testing.assert_close(kernels.rms_norm_gated_reference(x, g, w, 1e-6), x / rms * w * g * torch.sigmoid(g))
+
+
 def test_cpu_dispatch_picks_reference_and_records_it():
     x = {k: v.detach().float() for k, v in inputs("head").items()}
     o, _ = kernels.gla(**x)

@@ -30,7 +30,8 @@ def test_attention_learns_tiny_mqar():
 
 def test_sla_run_records_kernel_paths_and_gate_diagnostics():
     record = train(_spec("sla-gla", 20), "cpu")
-    assert record["kernel_paths"] == {"gla": "reference", "sla_gate": "reference"}
+    assert record["kernel_paths"] == {"gla": "reference", "rms_norm_gated": "reference", "short_conv": "reference",
+                                      "sla_gate": "reference"}
     last = record["metrics"]["curve"][-1]
     assert 0 <= last["layer0/gate_entropy"] <= 1 and 0.5 <= last["layer0/gate_max"] <= 1  # H = 2
 

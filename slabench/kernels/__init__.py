@@ -6,6 +6,8 @@
     delta_rule(q, k, v, g, beta, scale=None, output_final_state=False) -> (o, state)
         gated delta rule (Gated DeltaNet), fla's convention; q, k already L2-normalised.
     sla_gate(logits, x, tau) -> (x * softmax(logits / tau)[..., None], gates)
+    short_conv(x, weight) -> silu(causal depthwise conv of x [B, T, C] over time), weight [C, W]
+    rms_norm_gated(x, g, weight, eps) -> x / rms(x) * weight * silu(g), g optional
 
 state: [B, H, Dk, Dv] when output_final_state, else None. Which implementation runs is chosen
 by `dispatch` (fla -> project Triton -> reference, probed once per process); `paths_used()`
@@ -19,6 +21,7 @@ import torch
 from slabench.kernels.delta_rule import delta_rule_chunk, delta_rule_recurrent
 from slabench.kernels.dispatch import OPS, call, doctor, paths_used, reset_paths_used, select
 from slabench.kernels.gla import gla_chunk, gla_recurrent
+from slabench.kernels.layers import rms_norm_gated_reference, short_conv_reference
 from slabench.kernels.sla_gate import sla_gate_reference
 
 
@@ -40,6 +43,16 @@ def sla_gate(logits: torch.Tensor, x: torch.Tensor, tau: float) -> tuple[torch.T
     return call("sla_gate", logits, x, tau=tau)
 
 
+def short_conv(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """silu(causal depthwise conv over time): x [B, T, C], weight [C, W] -> [B, T, C]."""
+    return call("short_conv", x, weight)
+
+
+def rms_norm_gated(x: torch.Tensor, g: torch.Tensor | None, weight: torch.Tensor, eps: float) -> torch.Tensor:
+    """RMSNorm over the last dim of x [..., D] times weight [D], times silu(g [..., D]) if g is given."""
+    return call("rms_norm_gated", x, g, weight, eps=eps)
+
+
 __all__ = [
     "OPS",
     "delta_rule",
@@ -51,7 +64,11 @@ __all__ = [
     "gla_recurrent",
     "paths_used",
     "reset_paths_used",
+    "rms_norm_gated",
+    "rms_norm_gated_reference",
     "select",
+    "short_conv",
+    "short_conv_reference",
     "sla_gate",
     "sla_gate_reference",
 ]

@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from slabench.errors import SlabenchError
 from slabench.kernels.delta_rule import delta_rule_chunk
 from slabench.kernels.gla import gla_chunk
+from slabench.kernels.layers import rms_norm_gated_reference, short_conv_reference
 from slabench.kernels.sla_gate import sla_gate_reference, sla_gate_triton
 
 # --- fla adapters: every candidate takes the op's own arguments -----------------------------
@@ -73,6 +74,21 @@ def _fla_fused_recurrent_gated_delta_rule(q, k, v, g, beta, scale, output_final_
                                             output_final_state=output_final_state, use_qk_l2norm_in_kernel=False)
 
 
+def _fla_short_conv(x, weight):
+    from fla.modules.causal_conv1d import causal_conv1d
+
+    return causal_conv1d(x, weight=weight, activation="silu", backend="triton")[0]
+
+
+def _fla_rms_norm_gated(x, g, weight, eps):
+    from fla.modules.norm.fused_norm_gate import rms_norm_gated
+    from fla.modules.norm.layernorm import rms_norm
+
+    if g is None:
+        return rms_norm(x, weight, None, eps=eps)
+    return rms_norm_gated(x, g, weight, None, activation="swish", eps=eps)
+
+
 # The references compute in float32 on purpose: keep autocast from lowering their matmuls.
 
 
@@ -115,6 +131,20 @@ def _probe_sla_gate(device, dtype, dims):
     H, D = dims
     logits, x = torch.randn(3, 50, H, generator=gen), torch.randn(3, 50, H, D, generator=gen)
     return [logits.to(device, dtype), x.to(device, dtype)], {"tau": 0.7}
+
+
+def _probe_short_conv(device, dtype, dims):
+    gen = torch.Generator(device="cpu").manual_seed(0)
+    C, W = dims
+    x, weight = torch.randn(2, 100, C, generator=gen), torch.randn(C, W, generator=gen) / W**0.5
+    return [x.to(device, dtype), weight.to(device, torch.float32)], {}  # float32 weight, as under autocast
+
+
+def _probe_rms_norm_gated(device, dtype, dims):
+    gen = torch.Generator(device="cpu").manual_seed(0)
+    D, gated = dims
+    x, g, weight = torch.randn(3, 50, D, generator=gen), torch.randn(3, 50, D, generator=gen), 1 + torch.rand(D, generator=gen)
+    return [x.to(device, dtype), g.to(device, dtype) if gated else None, weight.to(device, torch.float32)], {"eps": 1e-6}
 
 
 @dataclass
@@ -164,6 +194,22 @@ OPS: dict[str, Op] = {
         default_dims=(5, 20),
         main_arg=1,
     ),
+    "short_conv": Op(
+        "short_conv",
+        [("fla_causal_conv1d", _fla_short_conv), ("reference", short_conv_reference)],
+        _probe_short_conv,
+        returns_state=False,
+        dims_of=lambda args: (args[0].shape[-1], args[1].shape[-1]),  # (channels, width)
+        default_dims=(48, 4),
+    ),
+    "rms_norm_gated": Op(
+        "rms_norm_gated",
+        [("fla_fused_norm_gate", _fla_rms_norm_gated), ("reference", rms_norm_gated_reference)],
+        _probe_rms_norm_gated,
+        returns_state=False,
+        dims_of=lambda args: (args[0].shape[-1], int(args[1] is not None)),  # (D, gated)
+        default_dims=(32, 1),
+    ),
 }
 
 # Relative RMS error a candidate may show against the float32 reference in the probe: loose
@@ -189,11 +235,12 @@ def compare(op: Op, fn: Callable, args: list[torch.Tensor], kwargs: dict,
     extra = {"output_final_state": False} if op.returns_state else {}
     results = []
     for f, cast in ((fn, lambda x: x), (op.reference, lambda x: x.to(wide))):
-        xs = [cast(a).detach().requires_grad_(a.is_floating_point()) for a in args]
-        out = f(*xs, **kwargs, **extra)[0]
+        xs = [None if a is None else cast(a).detach().requires_grad_(a.is_floating_point()) for a in args]
+        out = f(*xs, **kwargs, **extra)
+        out = out[0] if isinstance(out, tuple) else out  # (out, state) or (out, gates) pairs
         gen = torch.Generator(device="cpu").manual_seed(1)
         dout = torch.randn(out.shape, generator=gen).to(out.device, out.dtype)
-        grads = torch.autograd.grad(out, xs, dout)
+        grads = torch.autograd.grad(out, [x for x in xs if x is not None], dout)
         results.append((out, grads))
     (out, grads), (ref, ref_grads) = results
     err_out = rel_rms(out, ref)

@@ -27,7 +27,9 @@ from slabench.params import require
 
 
 class ShortConv(nn.Module):
-    """Causal depthwise conv over time with SiLU (fla's ShortConvolution): a cheap token shift."""
+    """Causal depthwise conv over time with SiLU (fla's ShortConvolution): a cheap token shift.
+
+    The nn.Conv1d only holds the weight [C, 1, W] (and its init); `kernels.short_conv` runs it."""
 
     def __init__(self, channels: int, size: int):
         super().__init__()
@@ -35,7 +37,7 @@ class ShortConv(nn.Module):
         self.conv = nn.Conv1d(channels, channels, size, groups=channels, padding=size - 1, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # [B, T, C] -> [B, T, C]
-        return F.silu(self.conv(x.transpose(1, 2))[..., : x.shape[1]].transpose(1, 2))
+        return kernels.short_conv(x, self.conv.weight[:, 0])  # weight [C, W]
 
     def state(self, x: torch.Tensor) -> torch.Tensor:
         """What decoding would keep after x [B, T, C]: its last size - 1 inputs, [B, size - 1, C]."""
@@ -147,13 +149,14 @@ class LinearMixer(Mixer):
             q, k = self.apply_head_gates(x, q_raw, k_raw, q, k)
         o, state = self.mix(q, k, v, extras, output_final_state)  # [B, T, H, Dv]
         B, T = x.shape[:2]
-        if self.output_norm == "head":
-            o = self.o_norm(o)
+        g = self.g_proj(x) if self.g_proj is not None else None  # [B, T, Dv_all]
+        if self.o_norm is not None:  # norm and gate in one op (one fused kernel on CUDA)
+            shape = o.shape if self.output_norm == "head" else (B, T, self.value_dim)
+            eps = self.o_norm.eps or torch.finfo(torch.float32).eps  # nn.RMSNorm's default
+            o = kernels.rms_norm_gated(o.reshape(shape), None if g is None else g.reshape(shape), self.o_norm.weight, eps)
         o = o.reshape(B, T, self.value_dim)
-        if self.output_norm == "layer":
-            o = self.o_norm(o)
-        if self.g_proj is not None:
-            o = o * F.silu(self.g_proj(x))
+        if self.o_norm is None and g is not None:
+            o = o * F.silu(g)
         return self.o_proj(o), state
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # [B, T, D] -> [B, T, D]

@@ -18,10 +18,12 @@ from slabench.runners.sweep import Shape, _mixer_fns
 
 
 def profile_mixer(name: str, shape: Shape, device: str, dtype: str = "bf16", backward: bool = True,
-                  calls: int = 5) -> dict[str, Any]:
+                  calls: int = 5, by_op: bool = False) -> dict[str, Any]:
     """{"kernels": [{"name", "per_call", "us_per_call"}] (most device time first),
     "kernels_per_call", "device_us_per_call", "wall_us_per_call"}; on CPU the "kernels" are
-    the aten ops and their CPU time."""
+    the aten ops and their CPU time. by_op: on CUDA, name each row by the aten op (and input
+    shapes) that launched the kernels instead of by kernel, which says which line of a mixer
+    costs what."""
     dev = torch.device(device)
     fn = _mixer_fns(name, shape, dev, dtype)["fwdbwd" if backward else "fwd"]
     for _ in range(3):  # compile, autotune, dispatch probes: none of it belongs in the profile
@@ -35,8 +37,11 @@ def profile_mixer(name: str, shape: Shape, device: str, dtype: str = "bf16", bac
             fn()
         if gpu:
             torch.cuda.synchronize(dev)
-    events = prof.key_averages()
-    if gpu:  # kernels (and memcpy/memset) are the events that ran on the device
+    events = prof.key_averages(group_by_input_shape=by_op)
+    if gpu and by_op:  # the innermost host op that launched each kernel gets its device time
+        rows = [(f"{e.key} {e.input_shapes}", e.count, e.self_device_time_total) for e in events
+                if e.device_type == DeviceType.CPU and e.self_device_time_total > 0]
+    elif gpu:  # kernels (and memcpy/memset) are the events that ran on the device
         rows = [(e.key, e.count, e.self_device_time_total) for e in events if e.device_type == DeviceType.CUDA]
     else:  # leaf aten ops: self CPU time, so nested ops are not counted twice
         rows = [(e.key, e.count, e.self_cpu_time_total) for e in events if e.key.startswith("aten::")]
