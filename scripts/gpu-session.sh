@@ -92,6 +92,9 @@ for step in "$@"; do
         COLUMNS=250 timeout "$(left)" slabench profile "$m" --shape "$s" --device cuda ${PROFILE_ARGS:-} >> "$STATE/logs/profile.txt" 2>&1
       done; done
       log "profile: rc $? in $((SECONDS - t0)) s" ;;
+    gla-paths)  # issue #7: every fla path of the gla ops timed at the suite's shapes
+      timeout "$(left)" python scripts/gla-paths.py > "$STATE/logs/gla-paths.jsonl" 2> "$STATE/logs/gla-paths.err"
+      log "gla paths: rc $? in $((SECONDS - t0)) s" ;;
     grid=*)  # grid=FILE.toml: any grid, records under $STATE/<file name>
       file=${step#grid=}; name=$(basename "$file" .toml)
       run_grid "$name" "${PACK:-1}" "$file"

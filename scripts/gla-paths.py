@@ -1,0 +1,54 @@
+"""Issue #7 measurement: which fla path is fastest for the gla ops at the suite's shapes?
+
+Dispatch takes the first candidate that passes its probe (fla's chunk kernel). At synthetic-task
+sizes a fused recurrent kernel may be faster; this times every fast candidate of 'gla' and
+'simple_gla' (fwd+bwd, eager and CUDA-graph replay) at the sweep's and the presets' shapes, and
+prints one JSON line per (op, path, shape).
+
+    python scripts/gla-paths.py
+"""
+
+from __future__ import annotations
+
+import json
+
+import torch
+import torch.nn.functional as F
+
+from slabench.kernels import dispatch
+from slabench.runners import timing
+
+# (B, T, H, Dk, Dv): the sweep's small shape (gla keys are d_model/2 wide), the quick preset's MQAR
+# and needle models (d_model 128, 4 heads), and two lengths of the sweep at 65536 tokens per call.
+SHAPES = [(64, 256, 8, 8, 16), (64, 256, 8, 16, 16), (128, 128, 4, 16, 32), (128, 256, 4, 16, 32),
+          (128, 128, 4, 32, 32), (16, 4096, 8, 8, 16), (8, 8192, 8, 16, 16)]
+
+
+def inputs(B, T, H, Dk, Dv, per_channel):
+    q, k = (torch.randn(B, T, H, Dk, device="cuda", dtype=torch.bfloat16, requires_grad=True) for _ in range(2))
+    v = torch.randn(B, T, H, Dv, device="cuda", dtype=torch.bfloat16, requires_grad=True)
+    g = F.logsigmoid(torch.randn(B, T, H, *([Dk] if per_channel else []), device="cuda") + 3) / 16
+    return q, k, v, g.requires_grad_()
+
+
+def main():
+    for op_name in ("gla", "simple_gla"):
+        op = dispatch.OPS[op_name]
+        for shape in SHAPES:
+            q, k, v, g = inputs(*shape, per_channel=op_name == "gla")
+            do = torch.randn_like(v)
+            for path, fn in op.candidates[:-1]:
+                def step(fn=fn):
+                    o, _ = fn(q, k, v, g, shape[3] ** -0.5, False)
+                    return torch.autograd.grad(o, (q, k, v, g), do)
+                row = {"op": op_name, "path": path, "shape": "B{} T{} H{} Dk{} Dv{}".format(*shape)}
+                try:
+                    row["eager_ms"] = timing.measure(step, "cuda", memory=False).median_ms
+                    row["graph_ms"] = timing.measure(timing.cuda_graph(step, "cuda"), "cuda", memory=False).median_ms
+                except Exception as e:  # noqa: BLE001  (a path that cannot run here is a row too)
+                    row["error"] = f"{type(e).__name__}: {str(e).splitlines()[0][:120] if str(e) else ''}"
+                print(json.dumps(row), flush=True)
+
+
+if __name__ == "__main__":
+    main()
