@@ -169,3 +169,18 @@ def test_quick_gpu_sweep(tmp_path):
     measured = {t["target"]: t["value"] for t in data["summary"]["targets"]}
     assert all(v is not None for k, v in measured.items() if "8192" not in k), measured  # quick: no T >= 8192
     assert any("CUDA graph" in k for k in measured) and any("(cuda-graph)" in k for k in measured)
+
+
+def test_profile_lists_a_mixers_ops_and_rejects_bad_input():
+    """`slabench profile` on CPU: the aten ops of one sla-gla fwd+bwd, with counts and times."""
+    result = CliRunner().invoke(main, ["profile", "sla-gla", "--shape", "2,16,2,4", "--device", "cpu", "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output[result.output.index("{"):])
+    names = {k["name"] for k in data["kernels"]}
+    assert {"aten::mm", "aten::softmax"} <= names or {"aten::mm", "aten::_softmax"} <= names, names
+    assert data["kernels_per_call"] >= len(data["kernels"]) and data["device_us_per_call"] > 0
+    assert data["kernels"] == sorted(data["kernels"], key=lambda k: -k["us_per_call"])
+    bad = CliRunner().invoke(main, ["profile", "sla-gla", "--shape", "2,16"])
+    assert bad.exit_code == 2 and "--shape" in bad.output and len(bad.output.strip().splitlines()) == 1
+    unknown = CliRunner().invoke(main, ["profile", "nope"])
+    assert unknown.exit_code == 2 and "sla-gla" in unknown.output
