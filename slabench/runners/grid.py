@@ -4,9 +4,9 @@ Backends:
 - local (default): a pool of worker processes. On CPU the workers share the cores (one torch
   thread each by default); on GPU several runs are packed onto each device. A worker starts a
   run only while its GPU has free memory above a reserve. One worker runs in-process (no spawn
-  cost, per-step progress). Packing on GPU buys little once training steps replay CUDA graphs:
-  processes without MPS time-slice the GPU (1.1x with 6 workers on an H100,
-  leaderboards/speed/packing.md).
+  cost, per-step progress). Packing on GPU buys little at synthetic-task sizes: one run's
+  CUDA-graph steps already keep an H100 ~89% busy, so 8 workers give 1.23x under NVIDIA MPS and
+  1.1x without it (leaderboards/speed/packing.md).
 - ray (optional extra): the same RunSpecs as Ray tasks (fractional GPUs); the driver writes
   the records.
 
