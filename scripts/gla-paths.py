@@ -38,9 +38,9 @@ def main():
             q, k, v, g = inputs(*shape, per_channel=op_name == "gla")
             do = torch.randn_like(v)
             for path, fn in op.candidates[:-1]:
-                def step(fn=fn):
-                    o, _ = fn(q, k, v, g, shape[3] ** -0.5, False)
-                    return torch.autograd.grad(o, (q, k, v, g), do)
+                def step(fn=fn, args=(q, k, v, g), do=do, scale=shape[3] ** -0.5):
+                    o, _ = fn(*args, scale, False)
+                    return torch.autograd.grad(o, args, do)
                 row = {"op": op_name, "path": path, "shape": "B{} T{} H{} Dk{} Dv{}".format(*shape)}
                 try:
                     row["eager_ms"] = timing.measure(step, "cuda", memory=False).median_ms
