@@ -26,6 +26,19 @@ def test_ties_when_intervals_overlap():
     assert tie_ranks(rows) == [1, 1, 3]
 
 
+def test_a_wide_interval_at_the_bottom_ties_with_its_neighbours_not_the_top():
+    """The quick preset's MQAR table (H100): intervals as wide as sla-gla's 47 +- 112 used to earn
+    rank 1 at the bottom, above a tight 97.5 +- 1.3."""
+    rows = [{"acc": 99.9, "acc_ci": 0.0}, {"acc": 99.8, "acc_ci": 0.2}, {"acc": 99.0, "acc_ci": 2.4},
+            {"acc": 97.5, "acc_ci": 1.3}, {"acc": 47.1, "acc_ci": 112.3}, {"acc": 38.2, "acc_ci": 90.8}]
+    # [99.6, 100.0] and [96.6, 101.4] overlap [99.9, 99.9]: rank 1;
+    # [96.2, 98.8] is below 99.9: a new group at position 4; the wide ones overlap [96.2, 98.8]: 4
+    assert tie_ranks(rows) == [1, 1, 1, 4, 4, 4]
+    # a NaN interval (one seed) is a point: 0.7 is below 0.8 (rank 2); [0.4, 0.8] reaches 0.7 (rank 2)
+    assert tie_ranks([{"acc": 0.8, "acc_ci": float("nan")}, {"acc": 0.7, "acc_ci": float("nan")},
+                      {"acc": 0.6, "acc_ci": 0.2}]) == [1, 2, 2]
+
+
 def _record(model: str, lr: float, seed: int, val: float, test: float, status: str = "ok") -> dict:
     spec = RunSpec("g", TASK, ModelSpec(model, (("d_model", 16),)), TrainSpec(steps=1, lr=lr), seed)
     metrics = {} if status == "failed" else {"test_acc": test, "val_acc": val, "test_exact": test, "steps": 1}

@@ -4,8 +4,9 @@ Accuracy is micro accuracy over scored test positions (exact match reported besi
 every (task, model) cell the learning rate is the one with the best mean *validation* accuracy
 (the full sweep stays in the JSON's `fixed_lr` view), seeds are aggregated as mean +- 95%
 Student-t interval, and models are ranked per task by mean test accuracy with ties where
-intervals overlap: a model's rank is 1 + the number of models whose interval lies entirely
-above its own. The overall table ranks by mean rank across tasks.
+intervals overlap: going down the table, a model shares the rank of the group above it while
+its interval overlaps that group's best model's, else its rank is its position. The overall
+table ranks by mean rank across tasks.
 """
 
 from __future__ import annotations
@@ -39,12 +40,24 @@ def mean_ci(xs: list[float]) -> tuple[float, float]:
 
 
 def tie_ranks(rows: list[dict[str, Any]], key: str = "acc", ci: str = "acc_ci") -> list[int]:
-    """Rank = 1 + number of rows whose interval lies entirely above this row's interval."""
+    """Competition ranks of `rows` (sorted by `key`, best first) with ties where intervals overlap.
+
+    Walking down, a row ties with the group above it if its interval overlaps the interval of
+    that group's first (best) row; otherwise it opens a group ranked by its position. So ranks
+    never improve going down the table. (The earlier rule, 1 + the number of rows entirely
+    above, gave a model with an interval as wide as [0, 100] rank 1 at the bottom of a table.)
+    """
     def bounds(r: dict[str, Any]) -> tuple[float, float]:
         h = 0.0 if math.isnan(r[ci]) else r[ci]
         return r[key] - h, r[key] + h
 
-    return [1 + sum(bounds(o)[0] > bounds(r)[1] for o in rows if o is not r) for r in rows]
+    ranks: list[int] = []
+    for i, r in enumerate(rows):
+        if i and bounds(r)[1] >= bounds(rows[ranks[-1] - 1])[0]:  # overlaps the group's first row
+            ranks.append(ranks[-1])
+        else:
+            ranks.append(i + 1)
+    return ranks
 
 
 def _acc(record: dict[str, Any], metric: str) -> float | None:
