@@ -22,6 +22,7 @@ from torch import nn
 
 from slabench import kernels
 from slabench.models.base import Mixer
+from slabench.models.norm import RMSNorm
 from slabench.models.sla import HeadGate
 from slabench.params import require
 
@@ -79,7 +80,7 @@ class LinearMixer(Mixer):
         self.qkv_proj = nn.Linear(d_model, 2 * key_dim + value_dim, bias=False)
         self.conv = ShortConv(2 * key_dim + value_dim, conv_size) if conv_size > 0 else None
         norm_dim = {"head": self.head_v_dim, "layer": value_dim, "none": 0}[output_norm]
-        self.o_norm = nn.RMSNorm(norm_dim) if norm_dim else None
+        self.o_norm = RMSNorm(norm_dim) if norm_dim else None
         self.output_norm = output_norm
         self.g_proj = nn.Linear(d_model, value_dim, bias=False) if output_gate else None
         self.o_proj = nn.Linear(value_dim, d_model, bias=False)
@@ -152,8 +153,7 @@ class LinearMixer(Mixer):
         g = self.g_proj(x) if self.g_proj is not None else None  # [B, T, Dv_all]
         if self.o_norm is not None:  # norm and gate in one op (one fused kernel on CUDA)
             shape = o.shape if self.output_norm == "head" else (B, T, self.value_dim)
-            eps = self.o_norm.eps or torch.finfo(torch.float32).eps  # nn.RMSNorm's default
-            o = kernels.rms_norm_gated(o.reshape(shape), None if g is None else g.reshape(shape), self.o_norm.weight, eps)
+            o = self.o_norm(o.reshape(shape), None if g is None else g.reshape(shape))
         o = o.reshape(B, T, self.value_dim)
         if self.o_norm is None and g is not None:
             o = o * F.silu(g)

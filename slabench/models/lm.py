@@ -16,16 +16,8 @@ from typing import Callable
 import torch
 from torch import nn
 
-from slabench import kernels
 from slabench.models.base import Mixer
-
-
-class RMSNorm(nn.RMSNorm):
-    """nn.RMSNorm through `kernels.rms_norm_gated`: fla's fused kernel on CUDA, where ATen's
-    composite took ~35 us per backward at the quick preset's size (GammaBetaBackward, H100)."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # [..., D] -> [..., D]
-        return kernels.rms_norm_gated(x, None, self.weight, self.eps or torch.finfo(torch.float32).eps)
+from slabench.models.norm import RMSNorm
 
 
 class MLP(nn.Module):
