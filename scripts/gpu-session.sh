@@ -67,15 +67,16 @@ for step in "$@"; do
         > "$STATE/logs/doctor.txt" 2>&1
       log "doctor: rc $? in $((SECONDS - t0)) s" ;;
     packing)  # issue #6: the same 18 runs (quick, seed 0) one at a time and packed, kernels compiled first
-      q=slabench/presets/quick.toml
-      sed 's/^steps = .*/steps = 20/; s/^seeds = .*/seeds = [0]/; s/^name = "quick"/name = "quick-warm"/' $q > /tmp/quick-warm.toml
-      run_grid quick-warm 1 /tmp/quick-warm.toml  # compiles every kernel quick uses, so neither mode pays for it
+      # quick_seed0 NAME WORKERS [SED]: quick's seed-0 third (edited by SED) as grid NAME.
+      quick_seed0() {
+        sed "s/^seeds = .*/seeds = [0]/; s/^name = \"quick\"/name = \"$1\"/; ${3:-}" slabench/presets/quick.toml > "/tmp/$1.toml"
+        run_grid "$1" "$2" "/tmp/$1.toml"
+      }
+      quick_seed0 quick-warm 1 's/^steps = .*/steps = 20/'  # compiles every kernel quick uses, so neither mode pays for it
       log "quick warm-up (20 steps, seed 0): rc $? in $((SECONDS - t0)) s"; t0=$SECONDS
-      sed 's/^seeds = .*/seeds = [0]/; s/^name = "quick"/name = "quick-serial"/' $q > /tmp/quick-serial.toml
-      run_grid quick-serial 1 /tmp/quick-serial.toml
+      quick_seed0 quick-serial 1
       log "quick seed 0, one at a time: rc $? in $((SECONDS - t0)) s"; t0=$SECONDS
-      sed 's/^seeds = .*/seeds = [0]/; s/^name = "quick"/name = "quick-packed-seed0"/' $q > /tmp/quick-packed-seed0.toml
-      run_grid quick-packed-seed0 "${PACK:-8}" /tmp/quick-packed-seed0.toml
+      quick_seed0 quick-packed-seed0 "${PACK:-8}"
       log "quick seed 0 packed (workers ${PACK:-8}): rc $? in $((SECONDS - t0)) s"; t0=$SECONDS
       run_grid quick-packed "${PACK:-8}" --preset quick
       log "quick packed (workers ${PACK:-8}): rc $? in $((SECONDS - t0)) s" ;;

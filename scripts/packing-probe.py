@@ -21,7 +21,8 @@ import torch
 WARM = 20  # eager steps, capture and first replays before timing
 
 
-def build(model_name: str, task_name: str, device: torch.device):
+def warmed_up(model_name: str, task_name: str, device: torch.device):
+    """(step, batches) of the quick preset's run, past its eager steps, capture and first replays."""
     from slabench.config import expand_grid, load_preset
     from slabench.runners.train import TrainStep, make_optimizer
 
@@ -34,44 +35,40 @@ def build(model_name: str, task_name: str, device: torch.device):
     step = TrainStep(model, opt, spec.train, device, torch.bfloat16, "cuda-graph")
     gen = torch.Generator(device=device).manual_seed(0)
     batches = task.stream(spec.train.batch_size, gen, device)
+    train_steps(step, batches, WARM)
+    torch.cuda.synchronize()
     return step, batches
+
+
+def train_steps(step, batches, n: int) -> torch.Tensor:
+    """n steps as `runners.train.train` takes them: lr set, fresh batch, CUDA-graph step."""
+    for _ in range(n):
+        step.set_lr(1e-3)
+        b = next(batches)
+        loss = step(b.inputs, b.labels)
+    return loss
 
 
 def worker(model_name, task_name, steps, barrier, queue):
     device = torch.device("cuda", 0)
     torch.cuda.set_device(device)
     torch.set_num_threads(1)
-    step, batches = build(model_name, task_name, device)
-    for _ in range(WARM):  # eager warm-up, capture, first replays
-        b = next(batches)
-        step(b.inputs, b.labels)
-    torch.cuda.synchronize()
+    step, batches = warmed_up(model_name, task_name, device)
     barrier.wait()
     t0 = time.perf_counter()
-    for i in range(steps):
-        step.set_lr(1e-3)
-        b = next(batches)
-        loss = step(b.inputs, b.labels)
-    loss.item()
+    train_steps(step, batches, steps).item()
     queue.put(1e3 * (time.perf_counter() - t0) / steps)
-
 
 
 def profile_alone(model_name, task_name):
     from torch.profiler import DeviceType, ProfilerActivity, profile
 
     device = torch.device("cuda", 0)
-    step, batches = build(model_name, task_name, device)
-    for _ in range(WARM):
-        b = next(batches)
-        step(b.inputs, b.labels)
-    torch.cuda.synchronize()
+    step, batches = warmed_up(model_name, task_name, device)
     n = 64  # a multiple of the stream's block, so data draws are counted in proportion
     with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
         t0 = time.perf_counter()
-        for _ in range(n):
-            b = next(batches)
-            step(b.inputs, b.labels)
+        train_steps(step, batches, n)
         torch.cuda.synchronize()
         wall = time.perf_counter() - t0
     kernels = [e for e in prof.key_averages() if e.device_type == DeviceType.CUDA]

@@ -52,11 +52,11 @@ def tie_ranks(rows: list[dict[str, Any]], key: str = "acc", ci: str = "acc_ci") 
         return r[key] - h, r[key] + h
 
     ranks: list[int] = []
+    leader, rank = None, 0
     for i, r in enumerate(rows):
-        if i and bounds(r)[1] >= bounds(rows[ranks[-1] - 1])[0]:  # overlaps the group's first row
-            ranks.append(ranks[-1])
-        else:
-            ranks.append(i + 1)
+        if leader is None or bounds(r)[1] < bounds(leader)[0]:  # below the group's best: a new group
+            leader, rank = r, i + 1
+        ranks.append(rank)
     return ranks
 
 

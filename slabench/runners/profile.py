@@ -9,12 +9,13 @@ per call and the device time per call.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import torch
 from torch.profiler import DeviceType, ProfilerActivity, profile
 
-from slabench.runners.sweep import Shape, _mixer_fns
+from slabench.runners.sweep import Shape, mixer_fns
 
 
 def profile_mixer(name: str, shape: Shape, device: str, dtype: str = "bf16", backward: bool = True,
@@ -25,7 +26,7 @@ def profile_mixer(name: str, shape: Shape, device: str, dtype: str = "bf16", bac
     shapes) that launched the kernels instead of by kernel, which says which line of a mixer
     costs what."""
     dev = torch.device(device)
-    fn = _mixer_fns(name, shape, dev, dtype)["fwdbwd" if backward else "fwd"]
+    fn = mixer_fns(name, shape, dev, dtype)["fwdbwd" if backward else "fwd"]
     for _ in range(3):  # compile, autotune, dispatch probes: none of it belongs in the profile
         fn()
     gpu = dev.type == "cuda"
@@ -33,10 +34,12 @@ def profile_mixer(name: str, shape: Shape, device: str, dtype: str = "bf16", bac
         torch.cuda.synchronize(dev)
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if gpu else [])
     with profile(activities=activities) as prof:
+        t0 = time.perf_counter()
         for _ in range(calls):
             fn()
         if gpu:
             torch.cuda.synchronize(dev)
+        wall_us = 1e6 * (time.perf_counter() - t0)  # profiler overhead included
     events = prof.key_averages(group_by_input_shape=by_op)
     if gpu and by_op:  # the innermost host op that launched each kernel gets its device time
         rows = [(f"{e.key} {e.input_shapes}", e.count, e.self_device_time_total) for e in events
@@ -47,12 +50,11 @@ def profile_mixer(name: str, shape: Shape, device: str, dtype: str = "bf16", bac
         rows = [(e.key, e.count, e.self_cpu_time_total) for e in events if e.key.startswith("aten::")]
     rows = [r for r in rows if r[2] > 0]
     rows.sort(key=lambda r: -r[2])
-    wall = max((e.time_range.end for e in prof.events()), default=0) - min((e.time_range.start for e in prof.events()), default=0)
     return {
         "mixer": name, "shape": shape.label, "device": device, "dtype": dtype,
         "mode": "fwd+bwd" if backward else "fwd",
         "kernels": [{"name": k, "per_call": n / calls, "us_per_call": t / calls} for k, n, t in rows],
         "kernels_per_call": sum(n for _, n, _ in rows) / calls,
         "device_us_per_call": sum(t for _, _, t in rows) / calls,
-        "wall_us_per_call": wall / calls,
+        "wall_us_per_call": wall_us / calls,
     }

@@ -156,7 +156,9 @@ def _is_oom(e: BaseException) -> bool:
     return isinstance(e, torch.cuda.OutOfMemoryError) or "out of memory" in str(e).lower()
 
 
-def _mixer_fns(name: str, shape: Shape, device: torch.device, dtype: str) -> dict[str, Callable[[], Any]]:
+def mixer_fns(name: str, shape: Shape, device: torch.device, dtype: str) -> dict[str, Callable[[], Any]]:
+    """{'fwd', 'fwdbwd'}: no-argument calls of one `name` layer on x [B, T, H*D] (dispatch
+    probes already run); what `time_mixers` times and `runners.profile` profiles."""
     from slabench.models import build_mixer
 
     torch.manual_seed(0)
@@ -212,7 +214,7 @@ def time_mixers(cfg: SweepConfig, on_case: Callable[[str], None] | None = None,
 
                 def factory(mode=mode, name=name, shape=shape, fns=fns):
                     if not fns:
-                        fns.update(_mixer_fns(name, shape, device, cfg.dtype))
+                        fns.update(mixer_fns(name, shape, device, cfg.dtype))
                     if mode == "fwdbwd-graph":
                         return timing.cuda_graph(fns["fwdbwd"], device)
                     return fns[mode]
