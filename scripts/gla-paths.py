@@ -1,9 +1,9 @@
-"""Issue #7 measurement: which fla path is fastest for the gla ops at the suite's shapes?
+"""Issue #7 measurement: which path is fastest for the gla ops at the suite's shapes?
 
-Dispatch takes the first candidate that passes its probe (fla's chunk kernel). At synthetic-task
-sizes a fused recurrent kernel may be faster; this times every fast candidate of 'gla' and
-'simple_gla' (fwd+bwd, eager and CUDA-graph replay) at the sweep's and the presets' shapes, and
-prints one JSON line per (op, path, shape).
+Times every fast candidate of 'gla' and 'simple_gla' (fwd+bwd, eager and CUDA-graph replay) at
+the sweep's and the presets' shapes, whatever dispatch's shape rules say, and prints one JSON
+line per (op, path, shape). The project's short-sequence kernel is timed at 1, 2 and 4 warps
+(`triton_gla_short@wN`): these rows set `gla_fused.SHORT_T` and `NUM_WARPS`.
 
     python scripts/gla-paths.py
 """
@@ -15,13 +15,14 @@ import json
 import torch
 import torch.nn.functional as F
 
-from slabench.kernels import dispatch
+from slabench.kernels import dispatch, gla_fused
 from slabench.runners import timing
 
 # (B, T, H, Dk, Dv): the sweep's small shape (gla keys are d_model/2 wide), the quick preset's MQAR
 # and needle models (d_model 128, 4 heads), and two lengths of the sweep at 65536 tokens per call.
 SHAPES = [(64, 256, 8, 8, 16), (64, 256, 8, 16, 16), (128, 128, 4, 16, 32), (128, 256, 4, 16, 32),
-          (128, 128, 4, 32, 32), (16, 4096, 8, 8, 16), (8, 8192, 8, 16, 16)]
+          (128, 128, 4, 32, 32), (64, 256, 2, 64, 64), (128, 512, 8, 8, 16), (64, 1024, 8, 8, 16),
+          (32, 2048, 8, 8, 16), (16, 4096, 8, 8, 16), (8, 8192, 8, 16, 16)]
 
 
 def inputs(B, T, H, Dk, Dv, per_channel):
@@ -37,7 +38,11 @@ def main():
         for shape in SHAPES:
             q, k, v, g = inputs(*shape, per_channel=op_name == "gla")
             do = torch.randn_like(v)
-            for path, fn in op.candidates[:-1]:
+            paths = [(f"{p}@w{w}", fn, w) if p == "triton_gla_short" else (p, fn, None)
+                     for p, fn in op.candidates[:-1] for w in ((1, 2, 4) if p == "triton_gla_short" else (None,))]
+            for path, fn, warps in paths:
+                gla_fused.NUM_WARPS = warps or gla_fused.NUM_WARPS
+
                 def step(fn=fn, args=(q, k, v, g), do=do, scale=shape[3] ** -0.5):
                     o, _ = fn(*args, scale, False)
                     return torch.autograd.grad(o, args, do)

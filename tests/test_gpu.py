@@ -38,13 +38,41 @@ def test_fast_path_matches_reference(op_name, path, dtype):
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=["fp32", "bf16"])
 def test_dispatch_uses_fast_paths_on_cuda(dtype):
-    """chunk_gla and the Triton SLA gate are known to work on Hopper: they must be chosen."""
-    assert dispatch.select("gla", "cuda", dtype)[0] == "fla_chunk_gla"
+    """The project's kernels (short gla, SLA gate) and chunk_gla are known to work on Hopper:
+    they must be chosen, chunk_gla for sequences too long for the short kernel."""
+    assert dispatch.select("gla", "cuda", dtype, (16, 32, True))[0] == "triton_gla_short"
+    assert dispatch.select("simple_gla", "cuda", dtype, (16, 32, True))[0] == "triton_gla_short"
+    assert dispatch.select("gla", "cuda", dtype, (16, 32, False))[0] == "fla_chunk_gla"
+    assert dispatch.select("gla", "cuda", dtype, (128, 32, True))[0] == "fla_chunk_gla"  # heads too wide
+    assert dispatch.select("simple_gla", "cuda", dtype, (16, 32, False))[0] not in ("reference", "triton_gla_short")
     assert dispatch.select("sla_gate", "cuda", dtype)[0] == "triton_sla_gate"
-    assert dispatch.select("simple_gla", "cuda", dtype)[0] != "reference"
     assert dispatch.select("short_conv", "cuda", dtype)[0] == "fla_causal_conv1d"
     assert dispatch.select("rms_norm_gated", "cuda", dtype, (16, 0))[0] == "fla_fused_norm_gate"  # no gate
     assert dispatch.select("rms_norm_gated", "cuda", dtype, (128, 1))[0] == "fla_fused_norm_gate"
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=["fp32", "bf16"])
+def test_gla_short_odd_shapes_and_strided_inputs(dtype):
+    """The compiled short-sequence kernel (tl.dot in tf32 / bf16) vs float64, every decay form."""
+    from slabench.kernels.gla_fused import gla_short
+
+    tol_out, tol_grad = TOL[dtype]
+    for B, T, H, Dk, Dv, decay in [(3, 37, 3, 8, 20, "channel"), (2, 250, 4, 16, 32, "head"), (2, 100, 2, 64, 64, "none"),
+                                   (4, 1024, 2, 4, 16, "channel")]:
+        h = torch.randn(B, T, H * (2 * Dk + Dv), device="cuda")
+        g = {"none": None, "head": F.logsigmoid(torch.randn(B, T, H, device="cuda") + 2),
+             "channel": F.logsigmoid(torch.randn(B, T, H, Dk, device="cuda") + 2) / 4}[decay]
+        do = torch.randn(B, T, H, Dv, device="cuda")
+        outs = []
+        for fn, dt in ((gla_short, dtype), (kernels.gla_chunk, torch.float64)):
+            hh = h.to(dtype).to(dt).requires_grad_()  # the reference sees the same rounded inputs
+            gg = None if g is None else g.to(torch.float32 if fn is gla_short else dt).requires_grad_()
+            q, k, v = (x.reshape(B, T, H, -1) for x in hh.split([H * Dk, H * Dk, H * Dv], -1))  # strided views
+            o, _ = fn(q, k, v, gg)
+            outs.append([o, *torch.autograd.grad(o, [x for x in (hh, gg) if x is not None], do.to(dt))])
+        assert dispatch.rel_rms(outs[0][0], outs[1][0]) <= tol_out, (B, T, H, Dk, Dv, decay)
+        for a, b in zip(outs[0][1:], outs[1][1:]):
+            assert dispatch.rel_rms(a, b) <= tol_grad, (B, T, H, Dk, Dv, decay)
 
 
 def test_triton_sla_gate_odd_shapes():

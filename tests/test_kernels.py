@@ -136,8 +136,8 @@ def test_dispatch_probes_each_head_dims_once(monkeypatch):
     x = {k: v.detach().float() for k, v in inputs("channel").items()}  # q, k [B, T, H, Dk], v [.., Dv]
     kernels.gla(**x)
     dk, dv = x["q"].shape[-1], x["v"].shape[-1]
-    assert [k[3] for k in op.choice] == [(dk, dv)]
+    assert [k[3] for k in op.choice] == [(dk, dv, True)]  # (Dk, Dv, short sequence)
     x4 = {**x, "q": x["q"][..., :4], "k": x["k"][..., :4], "g": x["g"][..., :4]}
     kernels.gla(**x4)
     kernels.gla(**x4)
-    assert sorted(k[3] for k in op.choice) == sorted([(dk, dv), (4, dv)])
+    assert sorted(k[3] for k in op.choice) == sorted([(dk, dv, True), (4, dv, True)])

@@ -1,8 +1,10 @@
 """Pick, per op, device type, dtype and head dims, the fastest path that runs and agrees with
 the reference.
 
-Candidates are tried in order (fla's chunk kernel native to the op, fla's fused recurrent
-kernel, a project Triton kernel, then the pure-torch reference). On first use in a process
+Candidates are tried in order (a project Triton kernel where one suits the shape, fla's chunk
+kernel native to the op, fla's fused recurrent kernel, then the pure-torch reference). A
+candidate may apply to some shapes only (`Op.only`): the project's one-program-per-head gla
+kernel takes short sequences, where fla's chunk kernels are bound by their launches. On first use in a process
 each candidate is PROBED: forward and backward on a small random input with the call's head
 dims, compared against the reference run in float32 on the same inputs (relative RMS error).
 The head dims are part of the key because Triton specialises kernels on them: fla 0.6.0's
@@ -22,6 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from slabench.errors import SlabenchError
+from slabench.kernels import gla_fused
 from slabench.kernels.delta_rule import delta_rule_chunk
 from slabench.kernels.gla import gla_chunk
 from slabench.kernels.layers import rms_norm_gated_reference, short_conv_reference
@@ -107,7 +110,7 @@ def _ref_delta_rule(q, k, v, g, beta, scale, output_final_state):
 
 def _probe_gla(device, dtype, dims, per_channel: bool):
     gen = torch.Generator(device="cpu").manual_seed(0)
-    (B, T, H), (Dk, Dv) = (2, 100, 2), dims
+    (B, T, H), (Dk, Dv) = (2, 100, 2), dims[:2]
     q, k, v = (torch.randn(B, T, H, d, generator=gen) for d in (Dk, Dk, Dv))
     shape = (B, T, H, Dk) if per_channel else (B, T, H)
     g = F.logsigmoid(torch.randn(*shape, generator=gen) + 3) / 4
@@ -158,6 +161,8 @@ class Op:
     dims_of: Callable = lambda args: (args[0].shape[-1], args[2].shape[-1])
     default_dims: tuple[int, int] = (32, 32)
     main_arg: int = 0  # the argument whose device and dtype pick the path (q; the gate's x)
+    # candidate name -> (dims -> why it does not apply to them, or None): shape-bound paths
+    only: dict[str, Callable[[tuple], str | None]] = field(default_factory=dict)
     choice: dict = field(default_factory=dict)  # (device type, dtype, forced, dims) -> (name, fn, reasons)
 
     @property
@@ -165,18 +170,36 @@ class Op:
         return self.candidates[-1][1]
 
 
+def _gla_dims(args) -> tuple[int, int, bool]:
+    """(Dk, Dv, short): head dims of q [B, T, H, Dk], v [B, T, H, Dv], and T <= gla_fused.SHORT_T."""
+    return args[0].shape[-1], args[2].shape[-1], args[0].shape[1] <= gla_fused.SHORT_T
+
+
+def _gla_short_applies(dims) -> str | None:
+    if dims[2] and max(dims[:2]) <= gla_fused.MAX_HEAD_DIM:
+        return None
+    return f"only for T <= {gla_fused.SHORT_T} and head dims <= {gla_fused.MAX_HEAD_DIM}"
+
+
 OPS: dict[str, Op] = {
     "gla": Op(
         "gla",
-        [("fla_chunk_gla", _fla_chunk_gla), ("fla_fused_recurrent_gla", _fla_fused_recurrent_gla),
-         ("reference", _ref_gla)],
+        [("triton_gla_short", gla_fused.gla_short), ("fla_chunk_gla", _fla_chunk_gla),
+         ("fla_fused_recurrent_gla", _fla_fused_recurrent_gla), ("reference", _ref_gla)],
         lambda device, dtype, dims: _probe_gla(device, dtype, dims, per_channel=True),
+        dims_of=_gla_dims,
+        default_dims=(32, 32, True),
+        only={"triton_gla_short": _gla_short_applies},
     ),
     "simple_gla": Op(
         "simple_gla",
-        [("fla_chunk_simple_gla", _fla_chunk_simple_gla), ("fla_chunk_gla", _fla_chunk_gla_expanded),
-         ("fla_fused_recurrent_simple_gla", _fla_fused_recurrent_simple_gla), ("reference", _ref_gla)],
+        [("triton_gla_short", gla_fused.gla_short), ("fla_chunk_simple_gla", _fla_chunk_simple_gla),
+         ("fla_chunk_gla", _fla_chunk_gla_expanded), ("fla_fused_recurrent_simple_gla", _fla_fused_recurrent_simple_gla),
+         ("reference", _ref_gla)],
         lambda device, dtype, dims: _probe_gla(device, dtype, dims, per_channel=False),
+        dims_of=_gla_dims,
+        default_dims=(32, 32, True),
+        only={"triton_gla_short": _gla_short_applies},
     ),
     "delta_rule": Op(
         "delta_rule",
@@ -272,6 +295,9 @@ def select(op_name: str, device: torch.device | str, dtype: torch.dtype,
             continue
         if device.type != "cuda":
             reasons.append(f"{name}: needs CUDA")
+            continue
+        if name in op.only and (why := op.only[name](dims)):
+            reasons.append(f"{name}: {why}")
             continue
         try:
             args, kwargs = op.probe_inputs(device, dtype, dims)

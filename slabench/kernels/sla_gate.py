@@ -5,7 +5,8 @@
 
 `sla_gate_reference` is plain torch. `SLAGateTriton` does the softmax and the scaling in one
 pass over x, forward and backward, so gating q and k costs one read and one write of each
-(the speed target is sla-X within 10% of X). Gates come back in float32 for diagnostics.
+(the speed target is sla-X within 10% of X). x may be a strided view (q or k split from one
+projection): it is read in place, not copied. Gates come back in float32 for diagnostics.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ def sla_gate_reference(logits: torch.Tensor, x: torch.Tensor, tau: float) -> tup
 if triton is not None:
 
     @triton.jit
-    def _sla_gate_fwd(logits, x, y, gates, N, inv_tau, H: tl.constexpr, D: tl.constexpr,
+    def _sla_gate_fwd(logits, x, y, gates, N, inv_tau, sx_n, sx_h, H: tl.constexpr, D: tl.constexpr,
                       BN: tl.constexpr, BH: tl.constexpr, BD: tl.constexpr):
         n = tl.program_id(0) * BN + tl.arange(0, BN)[:, None, None]  # rows (b, t)
         h = tl.arange(0, BH)[None, :, None]
@@ -41,19 +42,19 @@ if triton is not None:
         G = e / tl.maximum(tl.sum(e, axis=1, keep_dims=True), 1e-30)  # [BN, BH, 1]
         tl.store(gates + n * H + h, G, mask=row_h)
         mask = row_h & (d < D)
-        xv = tl.load(x + (n * H + h) * D + d, mask=mask, other=0.0)
+        xv = tl.load(x + n * sx_n + h * sx_h + d, mask=mask, other=0.0)
         tl.store(y + (n * H + h) * D + d, (xv.to(tl.float32) * G).to(xv.dtype), mask=mask)
 
     @triton.jit
-    def _sla_gate_bwd(x, gates, dy, dgates, dlogits, dx, N, inv_tau, HAS_DG: tl.constexpr, H: tl.constexpr,
-                      D: tl.constexpr, BN: tl.constexpr, BH: tl.constexpr, BD: tl.constexpr):
+    def _sla_gate_bwd(x, gates, dy, dgates, dlogits, dx, N, inv_tau, sx_n, sx_h, HAS_DG: tl.constexpr,
+                      H: tl.constexpr, D: tl.constexpr, BN: tl.constexpr, BH: tl.constexpr, BD: tl.constexpr):
         n = tl.program_id(0) * BN + tl.arange(0, BN)[:, None, None]
         h = tl.arange(0, BH)[None, :, None]
         d = tl.arange(0, BD)[None, None, :]
         row_h = (n < N) & (h < H)
         mask = row_h & (d < D)
         G = tl.load(gates + n * H + h, mask=row_h, other=0.0)  # [BN, BH, 1] float32
-        xv = tl.load(x + (n * H + h) * D + d, mask=mask, other=0.0)
+        xv = tl.load(x + n * sx_n + h * sx_h + d, mask=mask, other=0.0)
         dyv = tl.load(dy + (n * H + h) * D + d, mask=mask, other=0.0)
         tl.store(dx + (n * H + h) * D + d, (dyv.to(tl.float32) * G).to(xv.dtype), mask=mask)
         dG = tl.sum(dyv.to(tl.float32) * xv.to(tl.float32), axis=2, keep_dims=True)  # [BN, BH, 1]
@@ -61,6 +62,12 @@ if triton is not None:
             dG += tl.load(dgates + n * H + h, mask=row_h, other=0.0).to(tl.float32)
         ds = G * (dG - tl.sum(G * dG, axis=1, keep_dims=True)) * inv_tau
         tl.store(dlogits + n * H + h, ds, mask=row_h)
+
+
+def _rows(x: torch.Tensor) -> torch.Tensor:
+    """x [B, T, H, D] as is if its (b, t) rows have one stride and d is contiguous, else a copy."""
+    B, T = x.shape[:2]
+    return x if x.stride(-1) == 1 and (B == 1 or x.stride(0) == T * x.stride(1)) else x.contiguous()
 
 
 def _blocks(H: int, D: int) -> tuple[int, int, int]:
@@ -73,13 +80,14 @@ class SLAGateTriton(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, logits: torch.Tensor, x: torch.Tensor, tau: float):
-        x, logits = x.contiguous(), logits.contiguous()
+        x, logits = _rows(x), logits.contiguous()
         B, T, H, D = x.shape
         N = B * T
-        y = torch.empty_like(x)
+        y = torch.empty(x.shape, device=x.device, dtype=x.dtype)  # contiguous, whatever x's strides
         gates = torch.empty(B, T, H, device=x.device, dtype=torch.float32)
         BN, BH, BD = _blocks(H, D)
-        _sla_gate_fwd[(triton.cdiv(N, BN),)](logits, x, y, gates, N, 1.0 / tau, H, D, BN, BH, BD)
+        _sla_gate_fwd[(triton.cdiv(N, BN),)](logits, x, y, gates, N, 1.0 / tau, x.stride(1), x.stride(2),
+                                             H, D, BN, BH, BD)
         ctx.save_for_backward(x, gates)
         ctx.tau, ctx.logits_dtype = tau, logits.dtype
         return y, gates
@@ -90,12 +98,13 @@ class SLAGateTriton(torch.autograd.Function):
         B, T, H, D = x.shape
         N = B * T
         dy = dy.contiguous()
-        dx = torch.empty_like(x)
+        dx = torch.empty(x.shape, device=x.device, dtype=x.dtype)
         dlogits = torch.empty(B, T, H, device=x.device, dtype=torch.float32)
         has_dg = dgates is not None
         dg = dgates.contiguous() if has_dg else gates  # a placeholder pointer when absent
         BN, BH, BD = _blocks(H, D)
-        _sla_gate_bwd[(triton.cdiv(N, BN),)](x, gates, dy, dg, dlogits, dx, N, 1.0 / ctx.tau, has_dg, H, D, BN, BH, BD)
+        _sla_gate_bwd[(triton.cdiv(N, BN),)](x, gates, dy, dg, dlogits, dx, N, 1.0 / ctx.tau, x.stride(1), x.stride(2),
+                                             has_dg, H, D, BN, BH, BD)
         return dlogits.to(ctx.logits_dtype), dx, None
 
 
