@@ -67,8 +67,10 @@ if triton is not None:
         i = tl.arange(0, CS)
         causal = (i[:, None] >= i[None, :])[:, :, None]  # [C, C, 1]
         if G_MODE == 0:
-            return tl.where(causal, 1.0, 0.0)
-        return tl.exp(tl.where(causal, b[:, None, :] - b[None, :, :], float("-inf")))
+            E = tl.where(causal, 1.0, 0.0)
+        else:
+            E = tl.exp(tl.where(causal, b[:, None, :] - b[None, :, :], float("-inf")))
+        return E
 
     @triton.jit
     def _gla_fwd(q, k, v, g, o, ht, T, H, scale,
