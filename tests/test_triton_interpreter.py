@@ -7,7 +7,10 @@
 - The SLA gate (`slabench.kernels.sla_gate`) on a strided x, output, gates and gradients.
 
 The interpreter is switched on by TRITON_INTERPRET=1 when a kernel is defined, so the checks
-run in a fresh process; test_gpu.py runs the compiled kernels.
+run in a fresh process; test_gpu.py runs the compiled kernels. The interpreter forgives what the
+compiler rejects (it ran a helper returning tensors of two shapes that Triton refuses to
+compile), so the kernels are also compiled ahead of time for Hopper (sm_90) with Triton's
+bundled ptxas, which needs no GPU.
 """
 
 import json
@@ -90,6 +93,37 @@ def test_project_triton_kernels_match_float64_references_in_interpreter():
         assert set(errs) >= {"o", "state", "dqkv"}, case
         assert max(errs.values()) < 2e-5, (case, errs)  # float32 arithmetic: ~1e-7 measured, ~2e-6 strong decays
     assert max(results["sla_gate"].values()) < 1e-5, results["sla_gate"]
+
+
+def _compile_for_hopper(kernel, pointers: dict[str, str], floats: set[str], meta: dict, num_warps: int = 4):
+    """triton.compile(kernel) for sm_90: every argument not in `pointers`, `floats` or `meta` is an int32."""
+    import triton
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource
+
+    sig = {a: "constexpr" if a in meta else pointers.get(a, "fp32" if a in floats else "i32") for a in kernel.arg_names}
+    return triton.compile(ASTSource(kernel, sig, meta), target=GPUTarget("cuda", 90, 32), options={"num_warps": num_warps})
+
+
+@pytest.mark.parametrize("Dk,Dv,g_mode", [(8, 16, 2), (16, 32, 1), (64, 64, 0)])
+def test_project_triton_kernels_compile_for_hopper(Dk, Dv, g_mode):
+    triton = pytest.importorskip("triton")
+    pytest.importorskip("triton.backends.nvidia")
+    from slabench.kernels import gla_fused
+    from slabench.kernels.sla_gate import _blocks, _sla_gate_bwd, _sla_gate_fwd
+
+    meta = {"Dk": Dk, "Dv": Dv, "BK": max(16, triton.next_power_of_2(Dk)), "BV": max(16, triton.next_power_of_2(Dv)),
+            "CS": gla_fused.C, "G_MODE": g_mode}
+    bf16 = {a: "*bf16" for a in ("q", "k", "v", "o", "do", "dq", "dk", "dv", "x", "y", "dy", "dx")}
+    fp32 = {a: "*fp32" for a in ("g", "ht", "dq32", "dg", "logits", "gates", "dgates", "dlogits")}
+    kernels = [(gla_fused._gla_fwd, {**meta, "STORE_STATE": True}), (gla_fused._gla_bwd_dq, meta),
+               (gla_fused._gla_bwd_dkv, meta)]
+    H, D = Dk // 4, Dv  # the SLA gate at some (H, D)
+    gate_meta = {"H": H, "D": D, **dict(zip(("BN", "BH", "BD"), _blocks(H, D)))}
+    kernels += [(_sla_gate_fwd, gate_meta), (_sla_gate_bwd, {**gate_meta, "HAS_DG": True})]
+    for kernel, kmeta in kernels:
+        compiled = _compile_for_hopper(kernel, {**bf16, **fp32}, {"scale", "inv_tau"}, kmeta)
+        assert ".entry" in compiled.asm["ptx"] and compiled.asm["cubin"], kernel.__name__
 
 
 if __name__ == "__main__":
