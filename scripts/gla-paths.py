@@ -5,12 +5,13 @@ the sweep's and the presets' shapes, whatever dispatch's shape rules say, and pr
 line per (op, path, shape). The project's short-sequence kernel is timed at 1, 2 and 4 warps
 (`triton_gla_short@wN`): these rows set `gla_fused.SHORT_T` and `NUM_WARPS`.
 
-    python scripts/gla-paths.py
+    python scripts/gla-paths.py [B,T,H,Dk,Dv ...]     (default: SHAPES)
 """
 
 from __future__ import annotations
 
 import json
+import sys
 
 import torch
 import torch.nn.functional as F
@@ -31,10 +32,10 @@ def inputs(B, T, H, Dk, Dv, per_channel):
     return q, k, v, g.requires_grad_()
 
 
-def main():
+def main(shapes):
     for op_name in ("gla", "simple_gla"):
         op = dispatch.OPS[op_name]
-        for shape in SHAPES:
+        for shape in shapes:
             q, k, v, g = inputs(*shape, per_channel=op_name == "gla")
             do = torch.randn_like(v)
             paths = [(f"{p}@w{w}", fn, w) if p == "triton_gla_short" else (p, fn, None)
@@ -55,4 +56,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    main([tuple(int(x) for x in a.split(",")) for a in sys.argv[1:]] or SHAPES)

@@ -13,8 +13,9 @@ Per chunk, with b the cumulative log decay from the chunk start (inclusive) and 
     o_i  = scale * [(q_i e^{b_i}) S + sum_{j <= i} (sum_d q_id k_jd e^{b_id - b_jd}) v_j]
     S   <- e^{b_C} S + sum_j (k_j e^{b_C - b_j})^T v_j
 
-The intra-chunk decays are taken pairwise ([C, C, Dk], every exponent <= 0), so no decay
-can overflow. Gradients: dq from the same forward sweep; dk, dv from the state gradient dH
+Inside a chunk the decays factorise, sum_d q_id k_jd e^{b_id - b_jd} = (q e^b)(k e^-b)^T, one
+tensor-core product, while e^-b stays below e^60; a chunk with stronger decays takes them
+pairwise instead ([C, C, Dk], every exponent <= 0), so no decay can overflow. Gradients: dq from the same forward sweep; dk, dv from the state gradient dH
 carried backwards; dg_s = sum_{t >= s} (q_t dq_t - k_t dk_t) (fla's identity). Inputs may
 be strided views (the split of a fused projection): only the last dim must be contiguous.
 The final state is returned without a gradient.
@@ -31,9 +32,9 @@ except ImportError:  # triton is optional on non-Linux platforms; the reference 
     triton = None
 
 C = 16  # chunk length: the smallest tl.dot size
-MAX_HEAD_DIM = 64  # the pairwise [C, C, Dk] decays of wider heads would not fit in registers
+MAX_HEAD_DIM = 32  # wider heads spill registers: at Dk = Dv = 64 this path was 1.9x fla's chunk_gla (H100)
 SHORT_T = 1024  # longest T this path takes; beyond it fla's chunk-parallel kernels win (docs/speed.md)
-NUM_WARPS = 4
+NUM_WARPS = 2  # fastest or near it at the suite's shapes (scripts/gla-paths.py, docs/speed.md)
 
 
 def fits(q: torch.Tensor, v: torch.Tensor) -> bool:
@@ -73,6 +74,11 @@ if triton is not None:
         return E
 
     @triton.jit
+    def _factorised(b, bC):
+        """Whether (q e^b)(k e^-b)^T is safe in this chunk: e^-b stays below e^60 (b >= b_C)."""
+        return tl.min(bC, axis=0) > -60.0
+
+    @triton.jit
     def _gla_fwd(q, k, v, g, o, ht, T, H, scale,
                  sq_b, sq_t, sq_h, sk_b, sk_t, sk_h, sv_b, sv_t, sv_h, sg_b, sg_t, sg_h, so_b, so_t, so_h,
                  Dk: tl.constexpr, Dv: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr, CS: tl.constexpr,
@@ -86,7 +92,10 @@ if triton is not None:
             t = t0 + c
             qc, kc, vc = _load(q, sq_t, t, T, kk, Dk), _load(k, sk_t, t, T, kk, Dk), _load(v, sv_t, t, T, vv, Dv)
             b, bC = _decays(g, sg_t, t, T, kk, Dk, G_MODE, CS, BK)  # [CS, BK], [BK]
-            A = tl.sum(qc[:, None, :] * kc[None, :, :] * _pairwise(b, G_MODE, CS), axis=2)  # [CS, CS]
+            if G_MODE == 0 or _factorised(b, bC):  # tensor cores: A = (q e^b)(k e^-b)^T, masked
+                A = tl.where(c[:, None] >= c[None, :], tl.dot(qc * tl.exp(b), tl.trans(kc * tl.exp(-b))), 0.0)
+            else:  # decays too strong to factorise: the pairwise form, every exponent <= 0
+                A = tl.sum(qc[:, None, :] * kc[None, :, :] * _pairwise(b, G_MODE, CS), axis=2)  # [CS, CS]
             oc = scale * (tl.dot(qc * tl.exp(b), S) + tl.dot(A, vc))  # [CS, BV]
             tl.store(o + t[:, None] * so_t + vv[None, :], oc.to(o.dtype.element_ty),
                      mask=(t[:, None] < T) & (vv[None, :] < Dv))
@@ -111,9 +120,12 @@ if triton is not None:
             t = t0 + c
             kc, vc, doc = _load(k, sk_t, t, T, kk, Dk), _load(v, sv_t, t, T, vv, Dv), _load(do, so_t, t, T, vv, Dv)
             b, bC = _decays(g, sg_t, t, T, kk, Dk, G_MODE, CS, BK)
-            E = _pairwise(b, G_MODE, CS)  # [CS, CS, BK]
-            dA = tl.dot(doc, tl.trans(vc))  # [CS, CS]: do_i . v_j
-            dqc = tl.dot(doc, tl.trans(S)) * tl.exp(b) + tl.sum(dA[:, :, None] * kc[None, :, :] * E, axis=1)
+            dA = tl.where(c[:, None] >= c[None, :], tl.dot(doc, tl.trans(vc)), 0.0)  # [CS, CS]: do_i . v_j, j <= i
+            if G_MODE == 0 or _factorised(b, bC):
+                dqc = (tl.dot(doc, tl.trans(S)) + tl.dot(dA, kc * tl.exp(-b))) * tl.exp(b)
+            else:
+                E = _pairwise(b, G_MODE, CS)  # [CS, CS, BK]
+                dqc = tl.dot(doc, tl.trans(S)) * tl.exp(b) + tl.sum(dA[:, :, None] * kc[None, :, :] * E, axis=1)
             tl.store(dq + t[:, None] * Dk + kk[None, :], scale * dqc, mask=(t[:, None] < T) & (kk[None, :] < Dk))
             S = S * tl.exp(bC)[:, None] + tl.dot(tl.trans(kc * tl.exp(bC[None, :] - b)), vc)
 
@@ -139,12 +151,19 @@ if triton is not None:
             vc, doc = _load(v, sv_t, t, T, vv, Dv), _load(do, so_t, t, T, vv, Dv)
             dqc = _load(dq32, Dk, t, T, kk, Dk)
             b, bC = _decays(g, sg_t, t, T, kk, Dk, G_MODE, CS, BK)
-            E = _pairwise(b, G_MODE, CS)  # [CS, CS, BK], rows i (queries), columns j (keys)
-            A = scale * tl.sum(qc[:, None, :] * kc[None, :, :] * E, axis=2)  # [CS, CS]
-            dA = tl.dot(doc, tl.trans(vc))  # [CS, CS]
+            causal = c[:, None] >= c[None, :]  # rows i (queries), columns j (keys)
+            dA = tl.where(causal, tl.dot(doc, tl.trans(vc)), 0.0)  # [CS, CS]
+            if G_MODE == 0 or _factorised(b, bC):
+                q_dec, k_inv = qc * tl.exp(b), kc * tl.exp(-b)
+                A = scale * tl.where(causal, tl.dot(q_dec, tl.trans(k_inv)), 0.0)  # [CS, CS]
+                dk_intra = tl.dot(tl.trans(dA), q_dec) * tl.exp(-b)  # [CS, BK]
+            else:
+                E = _pairwise(b, G_MODE, CS)  # [CS, CS, BK]
+                A = scale * tl.sum(qc[:, None, :] * kc[None, :, :] * E, axis=2)
+                dk_intra = tl.sum(dA[:, :, None] * qc[:, None, :] * E, axis=0)
             k_end = kc * tl.exp(bC[None, :] - b)  # keys decayed to the chunk's end
             dvc = tl.dot(tl.trans(A), doc) + tl.dot(k_end, dH)  # [CS, BV]
-            dkc = scale * tl.sum(dA[:, :, None] * qc[:, None, :] * E, axis=0) + tl.exp(bC[None, :] - b) * tl.dot(vc, tl.trans(dH))
+            dkc = scale * dk_intra + tl.exp(bC[None, :] - b) * tl.dot(vc, tl.trans(dH))
             db = qc * dqc - kc * dkc  # [CS, BK]
             dgc = tl.cumsum(db, axis=0, reverse=True) + dg_later[None, :]
             dg_later += tl.sum(db, axis=0)
