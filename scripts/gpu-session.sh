@@ -100,7 +100,7 @@ for step in "$@"; do
       done; done
       log "profile: rc $? in $((SECONDS - t0)) s" ;;
     gla-paths)  # issue #7: every fla path of the gla ops timed at the suite's shapes
-      timeout "$(left)" python scripts/gla-paths.py ${GLA_PATHS_SHAPES:-} >> "$STATE/logs/gla-paths.jsonl" 2> "$STATE/logs/gla-paths.err"
+      timeout "$(left)" python scripts/gla-paths.py ${GLA_PATHS_SHAPES:-} > "$STATE/logs/gla-paths.jsonl" 2> "$STATE/logs/gla-paths.err"
       log "gla paths: rc $? in $((SECONDS - t0)) s" ;;
     grid=*)  # grid=FILE.toml: any grid, records under $STATE/<file name>
       file=${step#grid=}; name=$(basename "$file" .toml)
