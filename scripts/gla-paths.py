@@ -3,7 +3,7 @@
 Times every fast candidate of 'gla' and 'simple_gla' (fwd+bwd, eager and CUDA-graph replay) at
 the sweep's and the presets' shapes, whatever dispatch's shape rules say, and prints one JSON
 line per (op, path, shape). The project's short-sequence kernel is timed at 1, 2 and 4 warps
-(`triton_gla_short@wN`): these rows set `gla_fused.SHORT_T` and `NUM_WARPS`.
+(`triton_gla_short@wN`): these rows set `gla_fused.SHORT_T` and the warps in `gla_fused._meta`.
 
     python scripts/gla-paths.py [B,T,H,Dk,Dv ...]     (default: SHAPES)
 """
@@ -41,7 +41,7 @@ def main(shapes):
             paths = [(f"{p}@w{w}", fn, w) if p == "triton_gla_short" else (p, fn, None)
                      for p, fn in op.candidates[:-1] for w in ((1, 2, 4) if p == "triton_gla_short" else (None,))]
             for path, fn, warps in paths:
-                gla_fused.NUM_WARPS = warps or gla_fused.NUM_WARPS
+                gla_fused.WARPS = warps
 
                 def step(fn=fn, args=(q, k, v, g), do=do, scale=shape[3] ** -0.5):
                     o, _ = fn(*args, scale, False)

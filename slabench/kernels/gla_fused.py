@@ -34,7 +34,7 @@ except ImportError:  # triton is optional on non-Linux platforms; the reference 
 C = 16  # chunk length: the smallest tl.dot size
 MAX_HEAD_DIM = 32  # wider heads spill registers: at Dk = Dv = 64 this path was 1.9x fla's chunk_gla (H100)
 SHORT_T = 1024  # longest T this path takes; beyond it fla's chunk-parallel kernels win (docs/speed.md)
-NUM_WARPS = 2  # fastest or near it at the suite's shapes (scripts/gla-paths.py, docs/speed.md)
+WARPS: int | None = None  # None: chosen by state size in `_meta`; scripts/gla-paths.py sets it to compare
 
 
 def fits(q: torch.Tensor, v: torch.Tensor) -> bool:
@@ -224,8 +224,10 @@ class GLAShort(torch.autograd.Function):
 
 
 def _meta(Dk: int, Dv: int, g_mode: int) -> dict:
-    return {"Dk": Dk, "Dv": Dv, "BK": max(16, triton.next_power_of_2(Dk)), "BV": max(16, triton.next_power_of_2(Dv)),
-            "CS": C, "G_MODE": g_mode, "num_warps": NUM_WARPS}
+    """Block sizes, and warps by state size: 2 up to a [16, 32] state, 4 from [32, 32] (fastest
+    of 1, 2, 4 on an H100 at B64 T256 H8 Dk8, B128 T128 H4 Dk16 Dv32 and B64 T256 H2 Dk32 Dv32)."""
+    BK, BV = max(16, triton.next_power_of_2(Dk)), max(16, triton.next_power_of_2(Dv))
+    return {"Dk": Dk, "Dv": Dv, "BK": BK, "BV": BV, "CS": C, "G_MODE": g_mode, "num_warps": WARPS or (4 if BK * BV >= 1024 else 2)}
 
 
 def gla_short(q, k, v, g=None, scale=None, output_final_state=False):
