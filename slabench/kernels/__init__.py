@@ -10,8 +10,10 @@
     rms_norm_gated(x, g, weight, eps) -> x / rms(x) * weight * silu(g), g optional
 
 state: [B, H, Dk, Dv] when output_final_state, else None. Which implementation runs is chosen
-by `dispatch` (fla -> project Triton -> reference, probed once per process); `paths_used()`
-names the paths that ran and `doctor()` explains the choices.
+by `dispatch` (project Triton where it suits the shape -> fla -> reference, probed once per
+process): gla on sequences up to 1024 tokens runs `gla_fused` (one program per batch and head),
+longer ones fla's chunk kernels. `paths_used()` names the paths that ran and `doctor()` explains
+the choices.
 """
 
 from __future__ import annotations
