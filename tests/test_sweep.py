@@ -47,6 +47,10 @@ def test_cpu_sweep_writes_sane_files(tmp_path, one_thread):
         assert r["status"] == "ok" and r["batch"] == 128 // r["seq_len"]  # tokens per call held constant
         assert 0 < r["p20_ms"] <= r["median_ms"] <= r["p80_ms"]
         assert r["peak_mem_bytes"] is None  # not measurable per call on CPU: reported as n/a
+        # each row names the paths its own case ran (none for attention: SDPA is no slabench op)
+        assert r["kernel_paths"] == ({} if r["mixer"] == "attention" else
+                                     {"gla": "reference", "rms_norm_gated": "reference", "short_conv": "reference",
+                                      "sla_gate": "reference"})
     assert data["machine"]["kernel_paths"]["gla"] == "reference"
     with (tmp_path / f"{slug}.csv").open() as f:
         assert len(list(csv.DictReader(f))) == len(rows)
@@ -54,6 +58,18 @@ def test_cpu_sweep_writes_sane_files(tmp_path, one_thread):
     assert "## fwd+bwd time (ms)" in md and "| sla-gla |" in md and "SLA overhead" not in md  # no gla to compare to
     assert "## Crossover: sla-gla vs attention" in md and "n/a" in md
     assert (tmp_path / f"{slug}-time.png").stat().st_size > 1000
+
+
+def test_slopes_fit_one_kernel_path_only():
+    """Dispatch switches kernels with T; a slope across the switch would measure the switch. The
+    fit takes the largest run of lengths with the same paths (then the one reaching longest T)."""
+    from slabench.runners.sweep import same_path_run
+
+    short, chunk = {"gla": "triton_gla_short"}, {"gla": "fla_chunk_gla"}
+    rows = [{"seq_len": t, "kernel_paths": short if t <= 1024 else chunk} for t in (256, 1024, 4096, 8192, 65536)]
+    assert [r["seq_len"] for r in same_path_run(rows)] == [4096, 8192, 65536]
+    assert [r["seq_len"] for r in same_path_run(rows[:4])] == [4096, 8192]  # a tie: the longer T wins
+    assert same_path_run([]) == []
 
 
 def test_bad_shape_is_one_line_error(tmp_path):
@@ -165,7 +181,10 @@ def test_quick_gpu_sweep(tmp_path):
     # a replayed graph allocates nothing per call: its memory is the pool allocated at capture
     assert all(r["peak_mem_bytes"] > 0 for r in data["rows"] if r["mode"] != "fwdbwd-graph")
     assert {r["mode"] for r in data["train_steps"]} == {"eager", "cuda-graph"}
-    assert data["machine"]["kernel_paths"]["gla"] == "fla_chunk_gla"
+    # dispatch by length: the project's short kernel up to T 1024, fla's chunk kernel beyond
+    for r in data["rows"]:
+        if r["mixer"] in ("gla", "sla-gla"):
+            assert r["kernel_paths"]["gla"] == ("triton_gla_short" if r["seq_len"] <= 1024 else "fla_chunk_gla"), r
     measured = {t["target"]: t["value"] for t in data["summary"]["targets"]}
     assert all(v is not None for k, v in measured.items() if "8192" not in k), measured  # quick: no T >= 8192
     assert any("CUDA graph" in k for k in measured) and any("(cuda-graph)" in k for k in measured)

@@ -36,6 +36,7 @@ from typing import Any
 
 import torch
 
+from slabench import kernels
 from slabench.params import require
 from slabench.runners import timing
 
@@ -183,8 +184,9 @@ def mixer_fns(name: str, shape: Shape, device: torch.device, dtype: str) -> dict
 
 def _timed(fn_factory: Callable[[], Callable[[], Any]], device: torch.device, cfg: SweepConfig,
            warmup: int | None = None, memory: bool = True) -> dict[str, Any]:
-    """Status and measurement of one case; OOM and other failures become rows, not exceptions."""
+    """Status, measurement and kernel paths of one case; OOM and other failures become rows, not exceptions."""
     error = None
+    kernels.reset_paths_used()
     try:
         m = timing.measure(fn_factory(), device, warmup=warmup or cfg.warmup, repeats=cfg.repeats,
                            memory=memory)
@@ -195,6 +197,7 @@ def _timed(fn_factory: Callable[[], Callable[[], Any]], device: torch.device, cf
         _free(device)
         out = {"status": error[0], "error": error[1], "median_ms": None, "p20_ms": None, "p80_ms": None,
                "repeats": 0, "peak_mem_bytes": None}
+    out["kernel_paths"] = kernels.paths_used()  # dispatch picks per shape: rows can differ
     return out
 
 
@@ -293,10 +296,15 @@ def run_sweep(cfg: SweepConfig, on_case: Callable[[str], None] | None = None,
     far) after each shape and at the end: a sweep cut short still leaves its finished shapes."""
 
     def result(rows, train_rows):
+        used: dict[str, set[str]] = {}  # every path any case ran (each case resets dispatch's record)
+        for r in rows + train_rows:
+            for op, names in (r.get("kernel_paths") or {}).items():
+                used.setdefault(op, set()).update(names.split(","))
         out = {
             "schema": 1,
             "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "machine": timing.machine(cfg.device),
+            "machine": {**timing.machine(cfg.device),
+                        "kernel_paths": {op: ",".join(sorted(n)) for op, n in sorted(used.items())}},
             "config": {**asdict(cfg), "shapes": [list(s) for s in cfg.shapes]},
             "rows": rows,
             "train_steps": train_rows,
@@ -315,6 +323,23 @@ def run_sweep(cfg: SweepConfig, on_case: Callable[[str], None] | None = None,
 
 
 # --- analysis -------------------------------------------------------------------------------
+
+
+def _paths_label(row: dict[str, Any]) -> str:
+    return ", ".join(f"{op}: {p}" for op, p in sorted((row.get("kernel_paths") or {}).items()))
+
+
+def same_path_run(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The largest set of rows (most points, then the longest T) that ran the same kernel paths.
+
+    Dispatch changes kernels with T (the project's short-sequence gla kernel up to T 1024, fla's
+    chunk kernels beyond), and the two keep different buffers: a slope fitted across the switch
+    would measure the switch, not how one kernel scales.
+    """
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        groups.setdefault(_paths_label(r), []).append(r)
+    return max(groups.values(), key=lambda g: (len(g), max(r["seq_len"] for r in g)), default=[])
 
 
 def loglog_slope(xs: list[float], ys: list[float]) -> float | None:
@@ -385,13 +410,15 @@ def summarise(result: dict[str, Any]) -> dict[str, Any]:
     slopes = []  # per sequence: time / B and peak memory / B against T
     for name in mixers:
         for mode in modes:
-            rs = [r for r in _ok(rows, mixer=name, mode=mode, sweep="length")]
+            rs = same_path_run(list(_ok(rows, mixer=name, mode=mode, sweep="length")))
             ts = [r["seq_len"] for r in rs]
             slopes.append({
                 "mixer": name, "mode": mode,
                 "time": loglog_slope(ts, [r["median_ms"] / r["batch"] for r in rs]),
                 "memory": loglog_slope(ts, [r["peak_mem_bytes"] / r["batch"] if r["peak_mem_bytes"] else None
                                             for r in rs]),
+                "T": [min(ts), max(ts)] if ts else None,
+                "kernel_paths": _paths_label(rs[0]) if rs else "",
             })
     summary = {"sla_overhead": overhead, "crossover_sla_gla_vs_attention": cross, "slopes": slopes}
     summary["targets"] = targets(summary, ms, _ok(train_rows))
@@ -545,9 +572,13 @@ def markdown(result: dict[str, Any]) -> str:
 
     lines += ["## Scaling with T (length sweep, per sequence)", "",
               ("Least-squares log-log slopes of time / B and peak memory / B against T: ~1 is linear "
-              "(linear mixers, and attention's memory with SDPA's fused kernels), ~2 quadratic."), "",
-              "| mixer | mode | time slope | memory slope |", "| --- | --- | ---: | ---: |"]
-    lines += [f"| {s['mixer']} | {s['mode']} | {_num(s['time'], '.2f')} | {_num(s['memory'], '.2f')} |"
+              "(linear mixers, and attention's memory with SDPA's fused kernels), ~2 quadratic. Each is "
+              "fitted over the longest stretch of lengths that ran the same kernels: dispatch switches "
+              "kernels with T, and a fit across the switch would measure the switch."), "",
+              "| mixer | mode | time slope | memory slope | T fitted | kernel paths |",
+              "| --- | --- | ---: | ---: | --- | --- |"]
+    lines += [f"| {s['mixer']} | {s['mode']} | {_num(s['time'], '.2f')} | {_num(s['memory'], '.2f')} | "
+              f"{'-'.join(map(str, s.get('T') or [])) or '-'} | {s.get('kernel_paths') or '-'} |"
               for s in summ["slopes"]]
     lines.append("")
 
