@@ -216,7 +216,8 @@ class GLAShort(torch.autograd.Function):
         gp = q if g is None else g
         dq32 = torch.empty(B, H, T, Dk, device=q.device, dtype=torch.float32)
         _gla_bwd_dq[(B * H,)](q, k, v, gp, do, dq32, T, H, ctx.scale, *strides, **meta)
-        dq, dk, dv = torch.empty(B, T, H, Dk, device=q.device, dtype=q.dtype), torch.empty(B, T, H, Dk, device=q.device, dtype=k.dtype), torch.empty(B, T, H, Dv, device=q.device, dtype=v.dtype)
+        dq, dk = (torch.empty(B, T, H, Dk, device=q.device, dtype=x.dtype) for x in (q, k))  # contiguous
+        dv = torch.empty(B, T, H, Dv, device=q.device, dtype=v.dtype)
         dg = None if g is None else torch.empty_like(g)
         _gla_bwd_dkv[(B * H,)](q, k, v, gp, do, dq32, dq, dk, dv, dq32 if dg is None else dg, T, H, ctx.scale,
                                *strides, **meta)
