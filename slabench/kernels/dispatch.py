@@ -4,13 +4,13 @@ the reference.
 Candidates are tried in order (a project Triton kernel where one suits the shape, fla's chunk
 kernel native to the op, fla's fused recurrent kernel, then the pure-torch reference). A
 candidate may apply to some shapes only (`Op.only`): the project's one-program-per-head gla
-kernel takes short sequences, where fla's chunk kernels are bound by their launches. On first use in a process
-each candidate is PROBED: forward and backward on a small random input with the call's head
-dims, compared against the reference run in float32 on the same inputs (relative RMS error).
-The head dims are part of the key because Triton specialises kernels on them: fla 0.6.0's
-chunk_gla backward fails to compile for keys 4 wide (d_model 64, 8 heads) while 8 and up work.
-A candidate that raises or disagrees is skipped and the reason kept; `doctor()` reports them, and `paths_used()` names
-what actually ran, for run records. On CPU only the reference is tried: fla's Triton kernels
+kernel takes short sequences, where fla's chunk kernels are bound by their launches. On first
+use in a process each candidate is PROBED: forward and backward on a small random input with
+the call's head dims, compared against the reference run in float32 on the same inputs
+(relative RMS error). The head dims are part of the key because Triton specialises kernels on
+them: fla 0.6.0's chunk_gla backward fails to compile for keys 4 wide (d_model 64, 8 heads)
+while 8 and up work. A candidate that raises or disagrees is skipped and the reason kept;
+`doctor()` reports them, and `paths_used()` names what actually ran, for run records. On CPU only the reference is tried: fla's Triton kernels
 need a GPU driver. `SLABENCH_KERNEL_PATH=reference` forces the reference everywhere.
 """
 
@@ -175,12 +175,6 @@ def _gla_dims(args) -> tuple[int, int, bool]:
     return args[0].shape[-1], args[2].shape[-1], args[0].shape[1] <= gla_fused.SHORT_T
 
 
-def _gla_short_applies(dims) -> str | None:
-    if dims[2] and max(dims[:2]) <= gla_fused.MAX_HEAD_DIM:
-        return None
-    return f"only for T <= {gla_fused.SHORT_T} and head dims <= {gla_fused.MAX_HEAD_DIM}"
-
-
 OPS: dict[str, Op] = {
     "gla": Op(
         "gla",
@@ -189,7 +183,7 @@ OPS: dict[str, Op] = {
         lambda device, dtype, dims: _probe_gla(device, dtype, dims, per_channel=True),
         dims_of=_gla_dims,
         default_dims=(32, 32, True),
-        only={"triton_gla_short": _gla_short_applies},
+        only={"triton_gla_short": gla_fused.unsuited},
     ),
     "simple_gla": Op(
         "simple_gla",
@@ -199,7 +193,7 @@ OPS: dict[str, Op] = {
         lambda device, dtype, dims: _probe_gla(device, dtype, dims, per_channel=False),
         dims_of=_gla_dims,
         default_dims=(32, 32, True),
-        only={"triton_gla_short": _gla_short_applies},
+        only={"triton_gla_short": gla_fused.unsuited},
     ),
     "delta_rule": Op(
         "delta_rule",

@@ -37,9 +37,11 @@ SHORT_T = 1024  # longest T this path takes; beyond it fla's chunk-parallel kern
 WARPS: int | None = None  # None: chosen by state size in `_meta`; scripts/gla-paths.py sets it to compare
 
 
-def fits(q: torch.Tensor, v: torch.Tensor) -> bool:
-    """Whether this path suits q [B, T, H, Dk], v [B, T, H, Dv]: a short sequence, narrow heads."""
-    return q.shape[1] <= SHORT_T and max(q.shape[-1], v.shape[-1]) <= MAX_HEAD_DIM
+def unsuited(dims: tuple[int, int, bool]) -> str | None:
+    """Why this path does not suit a call of dispatch dims (Dk, Dv, T <= SHORT_T), or None if it does."""
+    if dims[2] and max(dims[:2]) <= MAX_HEAD_DIM:
+        return None
+    return f"only for T <= {SHORT_T} and head dims <= {MAX_HEAD_DIM}"
 
 
 if triton is not None:

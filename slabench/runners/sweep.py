@@ -325,8 +325,9 @@ def run_sweep(cfg: SweepConfig, on_case: Callable[[str], None] | None = None,
 # --- analysis -------------------------------------------------------------------------------
 
 
-def _paths_label(row: dict[str, Any]) -> str:
-    return ", ".join(f"{op}: {p}" for op, p in sorted((row.get("kernel_paths") or {}).items()))
+def _paths_label(paths: dict[str, str] | None) -> str:
+    """'op: path, ...' of a row's or the machine's kernel paths, sorted by op."""
+    return ", ".join(f"{op}: {p}" for op, p in sorted((paths or {}).items()))
 
 
 def same_path_run(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -338,7 +339,7 @@ def same_path_run(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """
     groups: dict[str, list[dict[str, Any]]] = {}
     for r in rows:
-        groups.setdefault(_paths_label(r), []).append(r)
+        groups.setdefault(_paths_label(r.get("kernel_paths")), []).append(r)
     return max(groups.values(), key=lambda g: (len(g), max(r["seq_len"] for r in g)), default=[])
 
 
@@ -418,7 +419,7 @@ def summarise(result: dict[str, Any]) -> dict[str, Any]:
                 "memory": loglog_slope(ts, [r["peak_mem_bytes"] / r["batch"] if r["peak_mem_bytes"] else None
                                             for r in rs]),
                 "T": [min(ts), max(ts)] if ts else None,
-                "kernel_paths": _paths_label(rs[0]) if rs else "",
+                "kernel_paths": _paths_label(rs[0].get("kernel_paths")) if rs else "",
             })
     summary = {"sla_overhead": overhead, "crossover_sla_gla_vs_attention": cross, "slopes": slopes}
     summary["targets"] = targets(summary, ms, _ok(train_rows))
@@ -493,7 +494,7 @@ def markdown(result: dict[str, Any]) -> str:
     m, cfg, rows, summ = result["machine"], result["config"], result["rows"], result["summary"]
     shapes = list(dict.fromkeys((r["batch"], r["seq_len"], r["heads"], r["head_dim"]) for r in rows))
     mixers = list(dict.fromkeys(r["mixer"] for r in rows))
-    paths = ", ".join(f"{k}: {v}" for k, v in m["kernel_paths"].items()) or "none"
+    paths = _paths_label(m["kernel_paths"]) or "none"
     batch_rule = (f"B = {cfg['batch']} fixed" if cfg["batch"] else
                   f"B = max(1, {cfg['tokens']} // T): tokens per call held constant")
     lines = [
