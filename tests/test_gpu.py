@@ -74,19 +74,30 @@ def test_gla_short_odd_shapes_and_strided_inputs(dtype):
             assert dispatch.rel_rms(a, b) <= tol_grad, (B, T, H, Dk, Dv, decay)
 
 
-def test_triton_sla_gate_odd_shapes():
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=["fp32", "bf16"])
+def test_triton_sla_gate_odd_shapes(dtype):
+    """The compiled fused gate vs float64: gating src itself or a separate x, odd H, D, rank, C."""
     from slabench.kernels.sla_gate import sla_gate_reference, sla_gate_triton
 
-    for H, D in [(1, 3), (3, 20), (8, 16), (12, 64)]:
-        logits = torch.randn(3, 37, H, device="cuda", requires_grad=True)
-        x = torch.randn(3, 37, H, D, device="cuda", requires_grad=True)
+    # float32 products are exact ("ieee"); bf16 rounds the projections' inputs as autocast does.
+    tol_out, tol_grad = {torch.float32: (1e-5, 1e-5), torch.bfloat16: (1.5e-2, 3e-2)}[dtype]
+    for H, D, R, C in [(1, 3, 1, None), (3, 20, 5, None), (8, 16, 8, 200), (12, 64, 8, None), (4, 8, 16, 33)]:
+        same, C = C is None, C or H * D
+        src, x = torch.randn(3, 37, C, device="cuda"), torch.randn(3, 37, H, D, device="cuda")
+        w = [torch.randn(R, C, device="cuda") / C**0.5, torch.randn(H, R, device="cuda") / R**0.5,
+             torch.randn(H, device="cuda")]
         dy = torch.randn(3, 37, H, D, device="cuda")
-        grads = []
-        for f in (sla_gate_triton, sla_gate_reference):
-            y, gates = f(logits, x, 0.5)
-            grads.append((y, gates, *torch.autograd.grad((y * dy).sum() + gates[..., 0].sum(), [logits, x])))
-        for a, b in zip(*grads):
-            torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+        outs = []
+        for f, dt in ((sla_gate_triton, dtype), (sla_gate_reference, torch.float64)):
+            a = [t.to(dtype).to(dt).requires_grad_() for t in (src, x)]  # the reference sees the rounded inputs
+            ws = [t.to(torch.float32 if f is sla_gate_triton else dt).requires_grad_() for t in w]
+            y, gates = f(a[0], None if same else a[1], *ws, 0.5)
+            leaves = a[:1] + ([] if same else a[1:]) + ws
+            outs.append([y, gates, *torch.autograd.grad((y * dy.to(dt)).sum() + gates[..., 0].sum(), leaves)])
+        assert dispatch.rel_rms(outs[0][0], outs[1][0]) <= tol_out, (H, D, R, C, same)
+        for a, b in zip(outs[0][1:], outs[1][1:]):
+            if b.norm() > 0:  # one head: constant gates, no weight gradient
+                assert dispatch.rel_rms(a, b) <= tol_grad, (H, D, R, C, same)
 
 
 @pytest.mark.parametrize("name", MIXERS.names())

@@ -73,12 +73,16 @@ def test_delta_rule_matches_fla_naive():
 
 def test_sla_gate_reference_gradcheck_and_sums_to_one():
     gen = torch.Generator().manual_seed(0)
-    logits = torch.randn(2, 5, 3, generator=gen, dtype=torch.float64, requires_grad=True)
-    x = torch.randn(2, 5, 3, 7, generator=gen, dtype=torch.float64, requires_grad=True)
-    assert torch.autograd.gradcheck(lambda a, b: sla_gate_reference(a, b, 0.7)[0], (logits, x))
-    y, gates = sla_gate_reference(logits, x, 0.7)
+    r = lambda *s: torch.randn(*s, generator=gen, dtype=torch.float64, requires_grad=True)
+    src, x, w_down, w_up, b_up = r(2, 5, 12), r(2, 5, 3, 7), r(2, 12), r(3, 2), r(3)
+    assert torch.autograd.gradcheck(lambda *a: sla_gate_reference(*a, 0.7)[0], (src, x, w_down, w_up, b_up))
+    assert torch.autograd.gradcheck(lambda *a: sla_gate_reference(a[0], None, *a[1:], 0.7)[0], (src, w_down, w_up, b_up))
+    y, gates = sla_gate_reference(src, x, w_down, w_up, b_up, 0.7)
     torch.testing.assert_close(gates.sum(-1), torch.ones(2, 5, dtype=gates.dtype))
+    torch.testing.assert_close(gates, torch.softmax((src @ w_down.T @ w_up.T + b_up) / 0.7, -1))
     torch.testing.assert_close(y, x * gates[..., None])
+    y_self, _ = sla_gate_reference(src, None, w_down, w_up, b_up, 0.7)  # x None: src split into 3 heads of 4
+    torch.testing.assert_close(y_self, src.view(2, 5, 3, 4) * gates[..., None])
 
 
 def test_short_conv_reference_is_a_causal_depthwise_conv():

@@ -4,7 +4,8 @@
   gradients of q, k, v and the decay, at odd shapes (T not a multiple of the chunk, head dims
   not powers of two), every decay form, strided inputs (the split of one projection, as the
   mixers pass them) and decays strong enough to overflow a factorised form.
-- The SLA gate (`slabench.kernels.sla_gate`) on a strided x, output, gates and gradients.
+- The fused SLA gate (`slabench.kernels.sla_gate`) on strided src and x, gating src itself or a
+  separate x: output, gates and the gradients of src, x and the three weights.
 
 The interpreter is switched on by TRITON_INTERPRET=1 when a kernel is defined, so the checks
 run in a fresh process; test_gpu.py runs the compiled kernels. The interpreter forgives what the
@@ -60,26 +61,34 @@ def errors(B, T, H, Dk, Dv, decay, strided) -> dict[str, float]:
     return {n: rel(a, b) for n, a, b in zip(names, run(gla_short, torch.float32), run(gla_chunk, torch.float64))}
 
 
-def sla_gate_errors() -> dict[str, float]:
-    """Relative RMS errors of the Triton SLA gate (float32, x a strided view) against the reference (float64)."""
+# (B, T, H, D, R, C): C None gates src itself (x is None, C = H * D), else x is separate
+GATE_CASES = [(2, 37, 3, 20, 5, None), (2, 37, 3, 20, 5, 70), (1, 130, 8, 16, 8, 128), (1, 65, 1, 3, 1, None)]
+
+
+def sla_gate_errors(B, T, H, D, R, C) -> dict[str, float]:
+    """Relative RMS errors of the fused SLA gate (float32, src and x strided views) against the
+    reference (float64): output, gates, and gradients of src, x and the three weights."""
     import torch
 
     from slabench.kernels.sla_gate import sla_gate_reference, sla_gate_triton
 
+    same, C = C is None, C or H * D
     gen = torch.Generator().manual_seed(0)
-    B, T, H, D = 2, 37, 3, 20
-    logits = torch.randn(B, T, H, generator=gen, dtype=torch.float64)
-    h = torch.randn(B, T, 2 * H * D, generator=gen, dtype=torch.float64)
-    dy = torch.randn(B, T, H, D, generator=gen, dtype=torch.float64)
+    r = lambda *s: torch.randn(*s, generator=gen, dtype=torch.float64)
+    h, hx, w_down, w_up, b_up = r(B, T, 2 * C + 5), r(B, T, H * D + 3), r(R, C) / C**0.5, r(H, R) / R**0.5, r(H)
+    dy = r(B, T, H, D)
 
     def run(fn, dtype):
-        a, hh = logits.to(dtype).requires_grad_(), h.to(dtype).requires_grad_()
-        y, gates = fn(a, hh[..., H * D:].reshape(B, T, H, D), 0.7)  # the second half: a strided view
-        return [y, gates, *torch.autograd.grad((y * dy.to(dtype)).sum() + gates[..., 0].sum(), [a, hh])]
+        leaves = [t.to(dtype).requires_grad_() for t in ([h] if same else [h, hx]) + [w_down, w_up, b_up]]
+        src = leaves[0][..., C : 2 * C]  # a strided view, as q split from one projection
+        x = None if same else leaves[1][..., 3:].reshape(B, T, H, D)
+        y, gates = fn(src, x, *leaves[-3:], 0.7)
+        return [y, gates, *torch.autograd.grad((y * dy.to(dtype)).sum() + gates[..., 0].sum(), leaves)]
 
-    rel = lambda a, b: ((a.double() - b).norm() / b.norm()).item()
-    names = ["y", "gates", "dlogits", "dx"]
-    return {n: rel(a, b) for n, a, b in zip(names, run(sla_gate_triton, torch.float32), run(sla_gate_reference, torch.float64))}
+    names = ["y", "gates", "dsrc"] + ([] if same else ["dx"]) + ["dw_down", "dw_up", "db_up"]
+    rel = lambda a, b: ((a.double() - b).norm() / b.norm().clamp_min(1e-300)).item()
+    return {n: rel(a, b) for n, a, b in zip(names, run(sla_gate_triton, torch.float32), run(sla_gate_reference, torch.float64))
+            if b.norm() > 0}  # one head: the gates are constant and the weights get no gradient
 
 
 def test_project_triton_kernels_match_float64_references_in_interpreter():
@@ -92,7 +101,10 @@ def test_project_triton_kernels_match_float64_references_in_interpreter():
     for case, errs in zip(CASES, results["gla"]):
         assert set(errs) >= {"o", "state", "dqkv"}, case
         assert max(errs.values()) < 2e-5, (case, errs)  # float32 arithmetic: ~1e-7 measured, ~2e-6 strong decays
-    assert max(results["sla_gate"].values()) < 1e-5, results["sla_gate"]
+    assert len(results["sla_gate"]) == len(GATE_CASES)
+    for case, errs in zip(GATE_CASES, results["sla_gate"]):
+        assert {"y", "gates", "dsrc"} <= set(errs), case
+        assert max(errs.values()) < 1e-5, (case, errs)  # ~3e-7 measured
 
 
 def _compile_for_hopper(kernel, pointers: dict[str, str], floats: set[str], meta: dict, num_warps: int = 4):
@@ -110,21 +122,24 @@ def test_project_triton_kernels_compile_for_hopper(Dk, Dv, g_mode):
     triton = pytest.importorskip("triton")
     pytest.importorskip("triton.backends.nvidia")
     from slabench.kernels import gla_fused
-    from slabench.kernels.sla_gate import _blocks, _sla_gate_bwd, _sla_gate_fwd
+    from slabench.kernels.sla_gate import _sla_gate_bwd, _sla_gate_fwd, blocks
 
     meta = {"Dk": Dk, "Dv": Dv, "BK": max(16, triton.next_power_of_2(Dk)), "BV": max(16, triton.next_power_of_2(Dv)),
             "CS": gla_fused.C, "G_MODE": g_mode}
-    bf16 = {a: "*bf16" for a in ("q", "k", "v", "o", "do", "dq", "dk", "dv", "x", "y", "dy", "dx")}
-    fp32 = {a: "*fp32" for a in ("g", "ht", "dq32", "dg", "logits", "gates", "dgates", "dlogits")}
-    kernels = [(gla_fused._gla_fwd, {**meta, "STORE_STATE": True}), (gla_fused._gla_bwd_dq, meta),
-               (gla_fused._gla_bwd_dkv, meta)]
-    H, D = Dk // 4, Dv  # the SLA gate at some (H, D)
-    gate_meta = {"H": H, "D": D, **dict(zip(("BN", "BH", "BD"), _blocks(H, D)))}
-    kernels += [(_sla_gate_fwd, gate_meta), (_sla_gate_bwd, {**gate_meta, "HAS_DG": True})]
-    for kernel, kmeta in kernels:
-        compiled = _compile_for_hopper(kernel, {**bf16, **fp32}, {"scale", "inv_tau"}, kmeta)
+    bf16 = {a: "*bf16" for a in ("q", "k", "v", "o", "do", "dq", "dk", "dv", "src", "x", "y", "dy", "dx", "dsrc")}
+    fp32 = {a: "*fp32" for a in ("g", "ht", "dq32", "dg", "wd", "wu", "bu", "gates", "dgates", "dw")}
+    pointers = {**bf16, **fp32}
+    kernels = [(gla_fused._gla_fwd, {**meta, "STORE_STATE": True}, pointers), (gla_fused._gla_bwd_dq, meta, pointers),
+               (gla_fused._gla_bwd_dkv, meta, pointers)]
+    # The SLA gate at some (H, D): bf16 reading a separate x (C = 3 Dk), float32 (ieee products) gating src itself.
+    H, D, R = Dk // 4, Dv, 8
+    all_fp32 = {a: "*fp32" for a in pointers}
+    for C, same, prec, ptrs in ((3 * Dk, False, "tf32", pointers), (H * D, True, "ieee", all_fp32)):
+        gate = {"C": C, "H": H, "D": D, "R": R, "PREC": prec, **blocks(C, H, R)}
+        kernels += [(_sla_gate_fwd, gate, ptrs), (_sla_gate_bwd, {**gate, "SAME": same, "HAS_DG": True}, ptrs)]
+    for kernel, kmeta, ptrs in kernels:
+        compiled = _compile_for_hopper(kernel, ptrs, {"scale", "inv_tau"}, kmeta)
         assert ".entry" in compiled.asm["ptx"] and compiled.asm["cubin"], kernel.__name__
 
-
 if __name__ == "__main__":
-    print(json.dumps({"gla": [errors(*case) for case in CASES], "sla_gate": sla_gate_errors()}))
+    print(json.dumps({"gla": [errors(*case) for case in CASES], "sla_gate": [sla_gate_errors(*c) for c in GATE_CASES]}))

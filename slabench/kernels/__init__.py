@@ -5,7 +5,7 @@
         g: None (linear attention), [B, T, H] (per-head decay: RetNet) or [B, T, H, Dk] (GLA).
     delta_rule(q, k, v, g, beta, scale=None, output_final_state=False) -> (o, state)
         gated delta rule (Gated DeltaNet), fla's convention; q, k already L2-normalised.
-    sla_gate(logits, x, tau) -> (x * softmax(logits / tau)[..., None], gates)
+    sla_gate(src, x, w_down, w_up, b_up, tau) -> (x * softmax(low-rank logits of src / tau)[..., None], gates)
     short_conv(x, weight) -> silu(causal depthwise conv of x [B, T, C] over time), weight [C, W]
     rms_norm_gated(x, g, weight, eps) -> x / rms(x) * weight * silu(g), g optional
 
@@ -40,9 +40,13 @@ def delta_rule(q, k, v, g, beta, scale: float | None = None, output_final_state:
     return call("delta_rule", q, k, v, g, beta, scale, output_final_state)
 
 
-def sla_gate(logits: torch.Tensor, x: torch.Tensor, tau: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """Softmax over heads of logits [B, T, H] / tau, applied to x [B, T, H, D]; returns (y, gates)."""
-    return call("sla_gate", logits, x, tau=tau)
+def sla_gate(src: torch.Tensor, x: torch.Tensor | None, w_down: torch.Tensor, w_up: torch.Tensor, b_up: torch.Tensor,
+             tau: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """SLA head gate: gates = softmax((src W_down^T W_up^T + b_up) / tau over H), y = x * gates.
+
+    src [B, T, C], x [B, T, H, D] (None: src split into H heads), W_down [R, C], W_up [H, R],
+    b_up [H] -> (y [B, T, H, D], gates [B, T, H] float32)."""
+    return call("sla_gate", src, x, w_down, w_up, b_up, tau=tau)
 
 
 def short_conv(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:

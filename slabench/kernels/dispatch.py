@@ -131,9 +131,19 @@ def _probe_delta_rule(device, dtype, dims):
 
 def _probe_sla_gate(device, dtype, dims):
     gen = torch.Generator(device="cpu").manual_seed(0)
-    H, D = dims
-    logits, x = torch.randn(3, 50, H, generator=gen), torch.randn(3, 50, H, D, generator=gen)
-    return [logits.to(device, dtype), x.to(device, dtype)], {"tau": 0.7}
+    C, H, D, R, same = dims
+    src, x = torch.randn(3, 50, C, generator=gen), torch.randn(3, 50, H, D, generator=gen)
+    w_down, w_up = torch.randn(R, C, generator=gen) / C**0.5, torch.randn(H, R, generator=gen) / R**0.5
+    b_up = torch.randn(H, generator=gen)
+    return [src.to(device, dtype), None if same else x.to(device, dtype)] + [
+        w.to(device, torch.float32) for w in (w_down, w_up, b_up)], {"tau": 0.7}  # float32 weights, as under autocast
+
+
+def _sla_gate_dims(args) -> tuple[int, int, int, int, bool]:
+    """(C, H, D, R, x is src) of src [B, T, C], x [B, T, H, D] or None, W_up [H, R]."""
+    src, x, _, w_up = args[:4]
+    H, R = w_up.shape
+    return src.shape[-1], H, src.shape[-1] // H if x is None else x.shape[-1], R, x is None
 
 
 def _probe_short_conv(device, dtype, dims):
@@ -157,10 +167,9 @@ class Op:
     probe_inputs: Callable  # (device, dtype, dims) -> (tensor args, keyword args)
     returns_state: bool = True  # (out, state) pairs: only `out` is compared
     # The dims a call specialises kernels on, from its args: (Dk, Dv) of q [B, T, H, Dk] and
-    # v [B, T, H, Dv]; the SLA gate's (H, D) of x [B, T, H, D]. `doctor` probes default_dims.
+    # v [B, T, H, Dv]; the SLA gate's `_sla_gate_dims`. `doctor` probes default_dims.
     dims_of: Callable = lambda args: (args[0].shape[-1], args[2].shape[-1])
     default_dims: tuple[int, int] = (32, 32)
-    main_arg: int = 0  # the argument whose device and dtype pick the path (q; the gate's x)
     # candidate name -> (dims -> why it does not apply to them, or None): shape-bound paths
     only: dict[str, Callable[[tuple], str | None]] = field(default_factory=dict)
     choice: dict = field(default_factory=dict)  # (device type, dtype, forced, dims) -> (name, fn, reasons)
@@ -207,9 +216,8 @@ OPS: dict[str, Op] = {
         [("triton_sla_gate", sla_gate_triton), ("reference", sla_gate_reference)],
         _probe_sla_gate,
         returns_state=False,
-        dims_of=lambda args: tuple(args[1].shape[-2:]),
-        default_dims=(5, 20),
-        main_arg=1,
+        dims_of=_sla_gate_dims,
+        default_dims=(40, 5, 8, 8, True),
     ),
     "short_conv": Op(
         "short_conv",
@@ -312,7 +320,7 @@ def select(op_name: str, device: torch.device | str, dtype: torch.dtype,
 def call(op_name: str, *args, **kwargs):
     """Run `op_name` through the selected path for the device, dtype and head dims of its args."""
     op = OPS[op_name]
-    x = args[op.main_arg]
+    x = args[0]  # its device and dtype pick the path
     name, fn, _ = select(op_name, x.device, x.dtype, op.dims_of(args))
     _used.setdefault(op_name, set()).add(name)
     return fn(*args, **kwargs)

@@ -1,17 +1,26 @@
-"""The SLA head gate: softmax over heads, then scale each head of q (or k) by its gate.
+"""The SLA head gate: a low-rank projection to one logit per head, softmax over the heads,
+then each head of q (or k) scaled by its gate.
 
-    gates = softmax(logits / tau, over H)     logits: [B, T, H]
-    y     = x * gates[..., None]              x: [B, T, H, D]
+    logits = (src W_down^T) W_up^T + b_up     src: [B, T, C] -> [B, T, H]   (W_down: [R, C], W_up: [H, R])
+    gates  = softmax(logits / tau, over H)
+    y      = x * gates[..., None]              x: [B, T, H, D]; None means src itself, split into H heads
 
-`sla_gate_reference` is plain torch. `SLAGateTriton` does the softmax and the scaling in one
-pass over x, forward and backward, so gating q and k costs one read and one write of each
-(the speed target is sla-X within 10% of X). x may be a strided view (q or k split from one
-projection): it is read in place, not copied. Gates come back in float32 for diagnostics.
+`sla_gate_reference` is plain torch (two nn.Linear calls and a softmax). `SLAGateTriton` does the
+whole gate in one pass over the rows (b, t), forward and backward: the two projections, the
+softmax and the scaling, and in the backward the gradients of src, x and the three weights. The
+unfused gate was about twenty small kernels per mixer (projections, weight casts, their
+gradients, the softmax and the scaling); at synthetic-task sizes those launches, not the
+arithmetic, were the SLA overhead. Weight gradients are summed per block of rows and the blocks
+reduced by one torch sum, so they are deterministic (no atomics). When x is None (the gate reads
+the very q it scales, as with an identity feature map) the two gradients of that tensor are
+added in the kernel. src and x may be strided views (splits of one projection): they are read
+in place. Gates come back in float32 for diagnostics.
 """
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
 try:
     import triton
@@ -20,93 +29,172 @@ except ImportError:  # triton is optional on non-Linux platforms; the reference 
     triton = None
 
 
-def sla_gate_reference(logits: torch.Tensor, x: torch.Tensor, tau: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """(x * softmax(logits / tau)[..., None], gates): [B, T, H], [B, T, H, D] -> [B, T, H, D], [B, T, H]."""
+def sla_gate_reference(src: torch.Tensor, x: torch.Tensor | None, w_down: torch.Tensor, w_up: torch.Tensor,
+                       b_up: torch.Tensor, tau: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """(y [B, T, H, D], gates [B, T, H]) from src [B, T, C], x [B, T, H, D] or None, W_down [R, C],
+    W_up [H, R], b_up [H]."""
+    logits = F.linear(F.linear(src, w_down), w_up, b_up)  # [B, T, H]
     gates = torch.softmax(logits.to(torch.promote_types(logits.dtype, torch.float32)) / tau, dim=-1)  # [B, T, H]
+    x = src.unflatten(-1, (w_up.shape[0], -1)) if x is None else x  # [B, T, H, D]
     return x * gates[..., None].to(x.dtype), gates
 
 
 if triton is not None:
 
     @triton.jit
-    def _sla_gate_fwd(logits, x, y, gates, N, inv_tau, sx_n, sx_h, H: tl.constexpr, D: tl.constexpr,
-                      BN: tl.constexpr, BH: tl.constexpr, BD: tl.constexpr):
-        n = tl.program_id(0) * BN + tl.arange(0, BN)[:, None, None]  # rows (b, t)
-        h = tl.arange(0, BH)[None, :, None]
-        d = tl.arange(0, BD)[None, None, :]
-        row_h = (n < N) & (h < H)  # [BN, BH, 1]
-        s = tl.load(logits + n * H + h, mask=row_h, other=float("-inf")).to(tl.float32) * inv_tau
-        s = tl.where(row_h, s, float("-inf"))
-        e = tl.exp(s - tl.max(s, axis=1, keep_dims=True))
-        e = tl.where(row_h, e, 0.0)
-        G = e / tl.maximum(tl.sum(e, axis=1, keep_dims=True), 1e-30)  # [BN, BH, 1]
-        tl.store(gates + n * H + h, G, mask=row_h)
-        mask = row_h & (d < D)
-        xv = tl.load(x + n * sx_n + h * sx_h + d, mask=mask, other=0.0)
-        tl.store(y + (n * H + h) * D + d, (xv.to(tl.float32) * G).to(xv.dtype), mask=mask)
+    def _down(src, wd, rows, s_src, N, C: tl.constexpr, R: tl.constexpr, BN: tl.constexpr, BC: tl.constexpr,
+              BR: tl.constexpr, PREC: tl.constexpr):
+        """r = src[rows] @ W_down^T: [BN, BR], accumulated in float32 over column blocks of BC."""
+        r_ = tl.arange(0, BR)
+        acc = tl.zeros([BN, BR], dtype=tl.float32)
+        for c0 in range(0, C, BC):
+            c = c0 + tl.arange(0, BC)
+            s = tl.load(src + rows[:, None] * s_src + c[None, :], mask=(rows[:, None] < N) & (c[None, :] < C), other=0.0)
+            w = tl.load(wd + r_[None, :] * C + c[:, None], mask=(r_[None, :] < R) & (c[:, None] < C), other=0.0)
+            acc += tl.dot(s, w.to(s.dtype), input_precision=PREC)  # [BN, BC] @ [BC, BR]
+        return acc
 
     @triton.jit
-    def _sla_gate_bwd(x, gates, dy, dgates, dlogits, dx, N, inv_tau, sx_n, sx_h, HAS_DG: tl.constexpr,
-                      H: tl.constexpr, D: tl.constexpr, BN: tl.constexpr, BH: tl.constexpr, BD: tl.constexpr):
-        n = tl.program_id(0) * BN + tl.arange(0, BN)[:, None, None]
-        h = tl.arange(0, BH)[None, :, None]
-        d = tl.arange(0, BD)[None, None, :]
-        row_h = (n < N) & (h < H)
-        mask = row_h & (d < D)
-        G = tl.load(gates + n * H + h, mask=row_h, other=0.0)  # [BN, BH, 1] float32
-        xv = tl.load(x + n * sx_n + h * sx_h + d, mask=mask, other=0.0)
-        dyv = tl.load(dy + (n * H + h) * D + d, mask=mask, other=0.0)
-        tl.store(dx + (n * H + h) * D + d, (dyv.to(tl.float32) * G).to(xv.dtype), mask=mask)
-        dG = tl.sum(dyv.to(tl.float32) * xv.to(tl.float32), axis=2, keep_dims=True)  # [BN, BH, 1]
+    def _head_of_column(c0, D: tl.constexpr, BC: tl.constexpr, BH: tl.constexpr):
+        """E [BH, BC]: 1 where column c0 + j of a [H * D] row belongs to head h; G @ E spreads
+        per-head gates G [BN, BH] over the columns, and P @ E^T sums columns per head."""
+        c = c0 + tl.arange(0, BC)
+        return (c[None, :] // D == tl.arange(0, BH)[:, None]).to(tl.float32)
+
+    @triton.jit
+    def _sla_gate_fwd(src, x, wd, wu, bu, y, gates, N, inv_tau, s_src, s_x, C: tl.constexpr, H: tl.constexpr,
+                      D: tl.constexpr, R: tl.constexpr, BN: tl.constexpr, BC: tl.constexpr, BR: tl.constexpr,
+                      BH: tl.constexpr, PREC: tl.constexpr):
+        """y = x * G per head and the gates G for this program's rows (x is src itself when Python got x None)."""
+        rows = tl.program_id(0) * BN + tl.arange(0, BN)  # (b, t) rows
+        r_, h_ = tl.arange(0, BR), tl.arange(0, BH)
+        r = _down(src, wd, rows, s_src, N, C, R, BN, BC, BR, PREC).to(src.dtype.element_ty)  # [BN, BR]
+        wu_t = tl.load(wu + h_[None, :] * R + r_[:, None], mask=(h_[None, :] < H) & (r_[:, None] < R), other=0.0)
+        logits = tl.dot(r, wu_t.to(r.dtype), input_precision=PREC)  # [BN, BH]
+        logits += tl.load(bu + h_, mask=h_ < H, other=0.0).to(tl.float32)[None, :]
+        logits = tl.where(h_[None, :] < H, logits * inv_tau, float("-inf"))
+        e = tl.exp(logits - tl.max(logits, axis=1)[:, None])
+        G = e / tl.sum(e, axis=1)[:, None]  # [BN, BH], 0 on padding heads
+        row_h = (rows[:, None] < N) & (h_[None, :] < H)
+        tl.store(gates + rows[:, None] * H + h_[None, :], G, mask=row_h)
+        for c0 in range(0, H * D, BC):
+            c = c0 + tl.arange(0, BC)
+            mask = (rows[:, None] < N) & (c[None, :] < H * D)
+            xv = tl.load(x + rows[:, None] * s_x + c[None, :], mask=mask, other=0.0)  # [BN, BC]
+            g = tl.dot(G, _head_of_column(c0, D, BC, BH), input_precision="ieee")  # [BN, BC]
+            tl.store(y + rows[:, None] * (H * D) + c[None, :], (xv.to(tl.float32) * g).to(xv.dtype), mask=mask)
+
+    @triton.jit
+    def _sla_gate_bwd(src, x, wd, wu, gates, dy, dgates, dsrc, dx, dw, N, inv_tau, s_src, s_x, C: tl.constexpr,
+                      H: tl.constexpr, D: tl.constexpr, R: tl.constexpr, SAME: tl.constexpr, HAS_DG: tl.constexpr,
+                      BN: tl.constexpr, BC: tl.constexpr, BR: tl.constexpr, BH: tl.constexpr, PREC: tl.constexpr):
+        """dsrc, dx per row; this block's sums of dW_down [R, C], dW_up [H, R], db [H] into its row of dw."""
+        pid = tl.program_id(0)
+        rows = pid * BN + tl.arange(0, BN)
+        r_, h_ = tl.arange(0, BR), tl.arange(0, BH)
+        row_h = (rows[:, None] < N) & (h_[None, :] < H)
+        r = _down(src, wd, rows, s_src, N, C, R, BN, BC, BR, PREC).to(src.dtype.element_ty)  # [BN, BR]
+        G = tl.load(gates + rows[:, None] * H + h_[None, :], mask=row_h, other=0.0)  # [BN, BH] float32
+        # dG_h = sum_d dy * x over head h's columns; dx = dy * G (folded into dsrc below when SAME)
+        dG = tl.zeros([BN, BH], dtype=tl.float32)
+        for c0 in range(0, H * D, BC):
+            c = c0 + tl.arange(0, BC)
+            mask = (rows[:, None] < N) & (c[None, :] < H * D)
+            dyv = tl.load(dy + rows[:, None] * (H * D) + c[None, :], mask=mask, other=0.0).to(tl.float32)
+            xv = tl.load(x + rows[:, None] * s_x + c[None, :], mask=mask, other=0.0).to(tl.float32)
+            E = _head_of_column(c0, D, BC, BH)  # [BH, BC]
+            dG += tl.dot(dyv * xv, tl.trans(E), input_precision="ieee")  # [BN, BH]
+            if not SAME:
+                g = tl.dot(G, E, input_precision="ieee")
+                tl.store(dx + rows[:, None] * (H * D) + c[None, :], (dyv * g).to(dx.dtype.element_ty), mask=mask)
         if HAS_DG:
-            dG += tl.load(dgates + n * H + h, mask=row_h, other=0.0).to(tl.float32)
-        ds = G * (dG - tl.sum(G * dG, axis=1, keep_dims=True)) * inv_tau
-        tl.store(dlogits + n * H + h, ds, mask=row_h)
+            dG += tl.load(dgates + rows[:, None] * H + h_[None, :], mask=row_h, other=0.0)
+        ds = G * (dG - tl.sum(G * dG, axis=1)[:, None]) * inv_tau  # dlogits [BN, BH]; 0 on padding
+        dsl = ds.to(r.dtype)
+        P = R * C + H * R + H  # this block's row of dw: dW_down, dW_up, db
+        wu_ = tl.load(wu + h_[:, None] * R + r_[None, :], mask=(h_[:, None] < H) & (r_[None, :] < R), other=0.0)
+        dwu = tl.dot(tl.trans(dsl), r, input_precision=PREC)  # [BH, BR]
+        tl.store(dw + pid * P + R * C + h_[:, None] * R + r_[None, :], dwu, mask=(h_[:, None] < H) & (r_[None, :] < R))
+        tl.store(dw + pid * P + R * C + H * R + h_, tl.sum(ds, axis=0), mask=h_ < H)
+        dr = tl.dot(dsl, wu_.to(dsl.dtype), input_precision=PREC).to(r.dtype)  # [BN, BR]
+        for c0 in range(0, C, BC):
+            c = c0 + tl.arange(0, BC)
+            mask = (rows[:, None] < N) & (c[None, :] < C)
+            s = tl.load(src + rows[:, None] * s_src + c[None, :], mask=mask, other=0.0)  # [BN, BC]
+            w = tl.load(wd + r_[:, None] * C + c[None, :], mask=(r_[:, None] < R) & (c[None, :] < C), other=0.0)
+            dwd = tl.dot(tl.trans(dr), s, input_precision=PREC)  # [BR, BC]
+            tl.store(dw + pid * P + r_[:, None] * C + c[None, :], dwd, mask=(r_[:, None] < R) & (c[None, :] < C))
+            ds_c = tl.dot(dr, w.to(dr.dtype), input_precision=PREC)  # [BN, BC]
+            if SAME:
+                dyv = tl.load(dy + rows[:, None] * (H * D) + c[None, :], mask=mask, other=0.0).to(tl.float32)
+                ds_c += dyv * tl.dot(G, _head_of_column(c0, D, BC, BH), input_precision="ieee")
+            tl.store(dsrc + rows[:, None] * C + c[None, :], ds_c.to(dsrc.dtype.element_ty), mask=mask)
 
 
-def _rows(x: torch.Tensor) -> torch.Tensor:
-    """x [B, T, H, D] as is if its (b, t) rows have one stride and d is contiguous, else a copy."""
-    B, T = x.shape[:2]
-    return x if x.stride(-1) == 1 and (B == 1 or x.stride(0) == T * x.stride(1)) else x.contiguous()
+BN = 64  # rows per program
 
 
-def _blocks(H: int, D: int) -> tuple[int, int, int]:
-    BH, BD = triton.next_power_of_2(H), triton.next_power_of_2(D)
-    return max(1, 4096 // (BH * BD)), BH, BD
+def _rows(t: torch.Tensor) -> torch.Tensor:
+    """t [B, T, ...] as [B, T, cols], a view if each (b, t) row is contiguous and the rows share
+    one stride (a split of one projection is), else a copy."""
+    t = t.flatten(2)
+    B, T = t.shape[:2]
+    return t if t.stride(-1) == 1 and (B == 1 or t.stride(0) == T * t.stride(1)) else t.contiguous()
+
+
+def blocks(C: int, H: int, R: int) -> dict[str, int]:
+    """Block sizes (tl.dot needs every dim >= 16): columns per step, padded rank and heads."""
+    p2 = triton.next_power_of_2
+    return {"BN": BN, "BC": max(16, min(64, p2(C))), "BR": max(16, p2(R)), "BH": max(16, p2(H))}
+
+
+def _precision(dtype: torch.dtype) -> str:
+    # float32 inputs get float32 products (a tf32 product would cost ~1e-3 of the logits);
+    # bf16 and fp16 products accumulate in float32 either way.
+    return "ieee" if dtype == torch.float32 else "tf32"
 
 
 class SLAGateTriton(torch.autograd.Function):
-    """Fused softmax-over-heads gate; same contract as `sla_gate_reference`."""
+    """The fused gate; same contract as `sla_gate_reference`."""
 
     @staticmethod
-    def forward(ctx, logits: torch.Tensor, x: torch.Tensor, tau: float):
-        x, logits = _rows(x), logits.contiguous()
-        B, T, H, D = x.shape
+    def forward(ctx, src, x, w_down, w_up, b_up, tau: float):
+        B, T, C = src.shape
+        H, R = w_up.shape
+        D = C // H if x is None else x.shape[-1]
+        src2 = _rows(src)  # [B, T, C]
+        x2 = None if x is None else _rows(x)  # [B, T, H * D]
+        xd = src2 if x is None else x2
         N = B * T
-        y = torch.empty(x.shape, device=x.device, dtype=x.dtype)  # contiguous, whatever x's strides
-        gates = torch.empty(B, T, H, device=x.device, dtype=torch.float32)
-        BN, BH, BD = _blocks(H, D)
-        _sla_gate_fwd[(triton.cdiv(N, BN),)](logits, x, y, gates, N, 1.0 / tau, x.stride(1), x.stride(2),
-                                             H, D, BN, BH, BD)
-        ctx.save_for_backward(x, gates)
-        ctx.tau, ctx.logits_dtype = tau, logits.dtype
+        y = torch.empty(B, T, H, D, device=src.device, dtype=xd.dtype)
+        gates = torch.empty(B, T, H, device=src.device, dtype=torch.float32)
+        meta = blocks(C, H, R)
+        _sla_gate_fwd[(triton.cdiv(N, BN),)](src2, xd, w_down, w_up, b_up, y, gates, N, 1.0 / tau, src2.stride(1),
+                                            xd.stride(1), C, H, D, R, PREC=_precision(src.dtype), **meta)
+        ctx.save_for_backward(src2, x2, w_down, w_up, gates)
+        ctx.tau, ctx.D, ctx.b_dtype = tau, D, b_up.dtype
         return y, gates
 
     @staticmethod
     def backward(ctx, dy: torch.Tensor, dgates: torch.Tensor | None):
-        x, gates = ctx.saved_tensors
-        B, T, H, D = x.shape
-        N = B * T
+        src, x, w_down, w_up, gates = ctx.saved_tensors
+        B, T, C = src.shape
+        H, R = w_up.shape
+        N, D, same = B * T, ctx.D, x is None
+        xd = src if same else x
         dy = dy.contiguous()
-        dx = torch.empty(x.shape, device=x.device, dtype=x.dtype)
-        dlogits = torch.empty(B, T, H, device=x.device, dtype=torch.float32)
+        dsrc = torch.empty(B, T, C, device=src.device, dtype=src.dtype)
+        dx = dsrc if same else torch.empty(B, T, H, D, device=src.device, dtype=x.dtype)  # unused when same
+        grid = triton.cdiv(N, BN)
+        dw = torch.empty(grid, R * C + H * R + H, device=src.device, dtype=torch.float32)  # per block of rows
         has_dg = dgates is not None
         dg = dgates.contiguous() if has_dg else gates  # a placeholder pointer when absent
-        BN, BH, BD = _blocks(H, D)
-        _sla_gate_bwd[(triton.cdiv(N, BN),)](x, gates, dy, dg, dlogits, dx, N, 1.0 / ctx.tau, x.stride(1), x.stride(2),
-                                             has_dg, H, D, BN, BH, BD)
-        return dlogits.to(ctx.logits_dtype), dx, None
+        _sla_gate_bwd[(grid,)](src, xd, w_down, w_up, gates, dy, dg, dsrc, dx, dw, N, 1.0 / ctx.tau, src.stride(1),
+                               xd.stride(1), C, H, D, R, same, has_dg, PREC=_precision(src.dtype), **blocks(C, H, R))
+        dwd, dwu, db = dw.sum(0).split([R * C, H * R, H])
+        return (dsrc, None if same else dx, dwd.view(R, C).to(w_down.dtype), dwu.view(H, R).to(w_up.dtype),
+                db.to(ctx.b_dtype), None)
 
 
-def sla_gate_triton(logits: torch.Tensor, x: torch.Tensor, tau: float) -> tuple[torch.Tensor, torch.Tensor]:
-    return SLAGateTriton.apply(logits, x, tau)
+def sla_gate_triton(src, x, w_down, w_up, b_up, tau: float) -> tuple[torch.Tensor, torch.Tensor]:
+    return SLAGateTriton.apply(src, x, w_down, w_up, b_up, tau)

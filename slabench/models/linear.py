@@ -103,13 +103,15 @@ class LinearMixer(Mixer):
 
     def apply_head_gates(self, x, q_raw, k_raw, q, k):
         """Scale q, k [B, T, H, Dk] per head by gates read from the raw q, k (or from x)."""
+        if self.gate_source == "x":
+            return self.q_gate(x, q), k if self.k_gate is None else self.k_gate(x, k)
         B, T = x.shape[:2]
-        q_src = x if self.gate_source == "x" else q_raw.reshape(B, T, -1)  # [B, T, d_in]
-        k_src = x if self.gate_source == "x" else k_raw.reshape(B, T, -1)
-        q = self.q_gate(q_src, q)
-        if self.k_gate is not None:
-            k = self.k_gate(k_src, k)
-        return q, k
+
+        def gate(g: HeadGate, raw: torch.Tensor, mapped: torch.Tensor) -> torch.Tensor:
+            # With an identity feature map the gate scales the very tensor it reads.
+            return g(raw.reshape(B, T, -1), None if mapped is raw else mapped)  # src [B, T, d_in]
+
+        return gate(self.q_gate, q_raw, q), k if self.k_gate is None else gate(self.k_gate, k_raw, k)
 
     def diagnostics(self) -> dict[str, float]:
         out = self.q_gate.diagnostics() if self.q_gate is not None else {}

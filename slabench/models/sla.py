@@ -39,10 +39,10 @@ class HeadGate(nn.Module):
         self.up = nn.Linear(rank, n_heads)
         self.last_gates: torch.Tensor | None = None
 
-    def forward(self, src: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        """src [B, T, d_in], x [B, T, H, D] -> x scaled per head [B, T, H, D]."""
-        logits = self.up(self.down(src))  # [B, T, H]
-        y, gates = kernels.sla_gate(logits, x, self.temp)
+    def forward(self, src: torch.Tensor, x: torch.Tensor | None = None) -> torch.Tensor:
+        """src [B, T, d_in], x [B, T, H, D] -> x scaled per head [B, T, H, D]; x None gates src
+        itself (d_in = H * D), which lets the kernel add src's two gradients in one pass."""
+        y, gates = kernels.sla_gate(src, x, self.down.weight, self.up.weight, self.up.bias, self.temp)
         self.last_gates = gates.detach()
         return y
 
