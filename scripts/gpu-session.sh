@@ -14,7 +14,8 @@
 # Steps: tests (issues #4, #5: the CUDA tests, then `slabench doctor`), quick (the quick preset,
 # resumable), packing (issue #6: quick's seed-0 third one at a time and packed, compiled first; then all of quick packed),
 # sweep (issue #7), report (issue #9: slabench report sla --scale full, resumable), probe (issue #6:
-# scripts/packing-probe.py), profile (issue #7: slabench profile), grid=FILE (any grid).
+# scripts/packing-probe.py), profile (issue #7: slabench profile), gla-paths and gate-bench (issue #7:
+# scripts/gla-paths.py, scripts/gate-bench.py), grid=FILE (any grid).
 set -uo pipefail
 OUT=${OUT:-gpu-out}; mkdir -p "$OUT"
 DEADLINE=$((SECONDS + ${BUDGET:-560}))
@@ -102,6 +103,9 @@ for step in "$@"; do
     gla-paths)  # issue #7: every fla path of the gla ops timed at the suite's shapes
       timeout "$(left)" python scripts/gla-paths.py ${GLA_PATHS_SHAPES:-} > "$STATE/logs/gla-paths.jsonl" 2> "$STATE/logs/gla-paths.err"
       log "gla paths: rc $? in $((SECONDS - t0)) s" ;;
+    gate-bench)  # issue #7: the fused SLA gate per tile and warps vs the unfused torch gate
+      timeout "$(left)" python scripts/gate-bench.py ${GATE_SHAPES:-} > "$STATE/logs/gate-bench.jsonl" 2> "$STATE/logs/gate-bench.err"
+      log "gate bench: rc $? in $((SECONDS - t0)) s" ;;
     grid=*)  # grid=FILE.toml: any grid, records under $STATE/<file name>
       file=${step#grid=}; name=$(basename "$file" .toml)
       run_grid "$name" "${PACK:-1}" "$file"

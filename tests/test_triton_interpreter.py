@@ -135,7 +135,8 @@ def test_project_triton_kernels_compile_for_hopper(Dk, Dv, g_mode):
     H, D, R = Dk // 4, Dv, 8
     all_fp32 = {a: "*fp32" for a in pointers}
     for C, same, prec, ptrs in ((3 * Dk, False, "tf32", pointers), (H * D, True, "ieee", all_fp32)):
-        gate = {"C": C, "H": H, "D": D, "R": R, "PREC": prec, **blocks(C, H, R)}
+        gate = {"C": C, "H": H, "D": D, "R": R, "PREC": prec, **blocks(C, H, D, R)}
+        gate.pop("num_warps")
         kernels += [(_sla_gate_fwd, gate, ptrs), (_sla_gate_bwd, {**gate, "SAME": same, "HAS_DG": True}, ptrs)]
     for kernel, kmeta, ptrs in kernels:
         compiled = _compile_for_hopper(kernel, ptrs, {"scale", "inv_tau"}, kmeta)

@@ -44,7 +44,7 @@ if triton is not None:
     @triton.jit
     def _down(src, wd, rows, s_src, N, C: tl.constexpr, R: tl.constexpr, BN: tl.constexpr, BC: tl.constexpr,
               BR: tl.constexpr, PREC: tl.constexpr):
-        """r = src[rows] @ W_down^T: [BN, BR], accumulated in float32 over column blocks of BC."""
+        """r = src[rows] @ W_down^T: [BN, BR] float32, over column blocks of BC."""
         r_ = tl.arange(0, BR)
         acc = tl.zeros([BN, BR], dtype=tl.float32)
         for c0 in range(0, C, BC):
@@ -55,83 +55,86 @@ if triton is not None:
         return acc
 
     @triton.jit
-    def _head_of_column(c0, D: tl.constexpr, BC: tl.constexpr, BH: tl.constexpr):
-        """E [BH, BC]: 1 where column c0 + j of a [H * D] row belongs to head h; G @ E spreads
-        per-head gates G [BN, BH] over the columns, and P @ E^T sums columns per head."""
-        c = c0 + tl.arange(0, BC)
-        return (c[None, :] // D == tl.arange(0, BH)[:, None]).to(tl.float32)
+    def _gates(src, wd, wu, bu, rows, s_src, N, inv_tau, C: tl.constexpr, H: tl.constexpr, R: tl.constexpr,
+               BN: tl.constexpr, BC: tl.constexpr, BR: tl.constexpr, BH: tl.constexpr, PREC: tl.constexpr):
+        """(r [BN, BR], G [BN, BH]): the down projection and the softmax over heads (0 on padding).
+
+        The head-sized products are broadcast sums, not tl.dot: H and R are a few, below the 16
+        a dot needs, and padding them would pad every [BN, H, D] tile of x as well."""
+        r = _down(src, wd, rows, s_src, N, C, R, BN, BC, BR, PREC)  # [BN, BR]
+        h_, r_ = tl.arange(0, BH), tl.arange(0, BR)
+        wu_ = tl.load(wu + h_[:, None] * R + r_[None, :], mask=(h_[:, None] < H) & (r_[None, :] < R), other=0.0)
+        logits = tl.sum(r[:, None, :] * wu_.to(tl.float32)[None, :, :], axis=2)  # [BN, BH]
+        logits += tl.load(bu + h_, mask=h_ < H, other=0.0).to(tl.float32)[None, :]
+        logits = tl.where(h_[None, :] < H, logits * inv_tau, float("-inf"))
+        e = tl.exp(logits - tl.max(logits, axis=1)[:, None])
+        return r, e / tl.sum(e, axis=1)[:, None]
 
     @triton.jit
     def _sla_gate_fwd(src, x, wd, wu, bu, y, gates, N, inv_tau, s_src, s_x, C: tl.constexpr, H: tl.constexpr,
                       D: tl.constexpr, R: tl.constexpr, BN: tl.constexpr, BC: tl.constexpr, BR: tl.constexpr,
-                      BH: tl.constexpr, PREC: tl.constexpr):
+                      BH: tl.constexpr, BD: tl.constexpr, PREC: tl.constexpr):
         """y = x * G per head and the gates G for this program's rows (x is src itself when Python got x None)."""
         rows = tl.program_id(0) * BN + tl.arange(0, BN)  # (b, t) rows
-        r_, h_ = tl.arange(0, BR), tl.arange(0, BH)
-        r = _down(src, wd, rows, s_src, N, C, R, BN, BC, BR, PREC).to(src.dtype.element_ty)  # [BN, BR]
-        wu_t = tl.load(wu + h_[None, :] * R + r_[:, None], mask=(h_[None, :] < H) & (r_[:, None] < R), other=0.0)
-        logits = tl.dot(r, wu_t.to(r.dtype), input_precision=PREC)  # [BN, BH]
-        logits += tl.load(bu + h_, mask=h_ < H, other=0.0).to(tl.float32)[None, :]
-        logits = tl.where(h_[None, :] < H, logits * inv_tau, float("-inf"))
-        e = tl.exp(logits - tl.max(logits, axis=1)[:, None])
-        G = e / tl.sum(e, axis=1)[:, None]  # [BN, BH], 0 on padding heads
-        row_h = (rows[:, None] < N) & (h_[None, :] < H)
-        tl.store(gates + rows[:, None] * H + h_[None, :], G, mask=row_h)
-        for c0 in range(0, H * D, BC):
-            c = c0 + tl.arange(0, BC)
-            mask = (rows[:, None] < N) & (c[None, :] < H * D)
-            xv = tl.load(x + rows[:, None] * s_x + c[None, :], mask=mask, other=0.0)  # [BN, BC]
-            g = tl.dot(G, _head_of_column(c0, D, BC, BH), input_precision="ieee")  # [BN, BC]
-            tl.store(y + rows[:, None] * (H * D) + c[None, :], (xv.to(tl.float32) * g).to(xv.dtype), mask=mask)
+        h_, d_ = tl.arange(0, BH), tl.arange(0, BD)
+        _, G = _gates(src, wd, wu, bu, rows, s_src, N, inv_tau, C, H, R, BN, BC, BR, BH, PREC)  # [BN, BH]
+        tl.store(gates + rows[:, None] * H + h_[None, :], G, mask=(rows[:, None] < N) & (h_[None, :] < H))
+        hd = h_[None, :, None] * D + d_[None, None, :]  # [1, BH, BD] column of head h, channel d
+        mask = (rows[:, None, None] < N) & (h_[None, :, None] < H) & (d_[None, None, :] < D)
+        xv = tl.load(x + rows[:, None, None] * s_x + hd, mask=mask, other=0.0)  # [BN, BH, BD]
+        tl.store(y + rows[:, None, None] * (H * D) + hd, (xv.to(tl.float32) * G[:, :, None]).to(xv.dtype), mask=mask)
 
     @triton.jit
-    def _sla_gate_bwd(src, x, wd, wu, gates, dy, dgates, dsrc, dx, dw, N, inv_tau, s_src, s_x, C: tl.constexpr,
+    def _sla_gate_bwd(src, x, wd, wu, bu, dy, dgates, dsrc, dx, dw, N, inv_tau, s_src, s_x, C: tl.constexpr,
                       H: tl.constexpr, D: tl.constexpr, R: tl.constexpr, SAME: tl.constexpr, HAS_DG: tl.constexpr,
-                      BN: tl.constexpr, BC: tl.constexpr, BR: tl.constexpr, BH: tl.constexpr, PREC: tl.constexpr):
+                      BN: tl.constexpr, BC: tl.constexpr, BR: tl.constexpr, BH: tl.constexpr, BD: tl.constexpr,
+                      PREC: tl.constexpr):
         """dsrc, dx per row; this block's sums of dW_down [R, C], dW_up [H, R], db [H] into its row of dw."""
         pid = tl.program_id(0)
         rows = pid * BN + tl.arange(0, BN)
-        r_, h_ = tl.arange(0, BR), tl.arange(0, BH)
-        row_h = (rows[:, None] < N) & (h_[None, :] < H)
-        r = _down(src, wd, rows, s_src, N, C, R, BN, BC, BR, PREC).to(src.dtype.element_ty)  # [BN, BR]
-        G = tl.load(gates + rows[:, None] * H + h_[None, :], mask=row_h, other=0.0)  # [BN, BH] float32
-        # dG_h = sum_d dy * x over head h's columns; dx = dy * G (folded into dsrc below when SAME)
-        dG = tl.zeros([BN, BH], dtype=tl.float32)
-        for c0 in range(0, H * D, BC):
-            c = c0 + tl.arange(0, BC)
-            mask = (rows[:, None] < N) & (c[None, :] < H * D)
-            dyv = tl.load(dy + rows[:, None] * (H * D) + c[None, :], mask=mask, other=0.0).to(tl.float32)
-            xv = tl.load(x + rows[:, None] * s_x + c[None, :], mask=mask, other=0.0).to(tl.float32)
-            E = _head_of_column(c0, D, BC, BH)  # [BH, BC]
-            dG += tl.dot(dyv * xv, tl.trans(E), input_precision="ieee")  # [BN, BH]
-            if not SAME:
-                g = tl.dot(G, E, input_precision="ieee")
-                tl.store(dx + rows[:, None] * (H * D) + c[None, :], (dyv * g).to(dx.dtype.element_ty), mask=mask)
+        r_, h_, d_ = tl.arange(0, BR), tl.arange(0, BH), tl.arange(0, BD)
+        r, G = _gates(src, wd, wu, bu, rows, s_src, N, inv_tau, C, H, R, BN, BC, BR, BH, PREC)  # [BN, BR], [BN, BH]
+        hd = h_[None, :, None] * D + d_[None, None, :]
+        mask = (rows[:, None, None] < N) & (h_[None, :, None] < H) & (d_[None, None, :] < D)
+        xv = tl.load(x + rows[:, None, None] * s_x + hd, mask=mask, other=0.0)  # [BN, BH, BD]
+        dyv = tl.load(dy + rows[:, None, None] * (H * D) + hd, mask=mask, other=0.0).to(tl.float32)
+        dG = tl.sum(dyv * xv.to(tl.float32), axis=2)  # [BN, BH]
         if HAS_DG:
-            dG += tl.load(dgates + rows[:, None] * H + h_[None, :], mask=row_h, other=0.0)
+            dG += tl.load(dgates + rows[:, None] * H + h_[None, :], mask=(rows[:, None] < N) & (h_[None, :] < H), other=0.0)
         ds = G * (dG - tl.sum(G * dG, axis=1)[:, None]) * inv_tau  # dlogits [BN, BH]; 0 on padding
-        dsl = ds.to(r.dtype)
         P = R * C + H * R + H  # this block's row of dw: dW_down, dW_up, db
-        wu_ = tl.load(wu + h_[:, None] * R + r_[None, :], mask=(h_[:, None] < H) & (r_[None, :] < R), other=0.0)
-        dwu = tl.dot(tl.trans(dsl), r, input_precision=PREC)  # [BH, BR]
-        tl.store(dw + pid * P + R * C + h_[:, None] * R + r_[None, :], dwu, mask=(h_[:, None] < H) & (r_[None, :] < R))
+        hr = (h_[:, None] < H) & (r_[None, :] < R)
+        tl.store(dw + pid * P + R * C + h_[:, None] * R + r_[None, :], tl.sum(ds[:, :, None] * r[:, None, :], axis=0), mask=hr)
         tl.store(dw + pid * P + R * C + H * R + h_, tl.sum(ds, axis=0), mask=h_ < H)
-        dr = tl.dot(dsl, wu_.to(dsl.dtype), input_precision=PREC).to(r.dtype)  # [BN, BR]
-        for c0 in range(0, C, BC):
-            c = c0 + tl.arange(0, BC)
-            mask = (rows[:, None] < N) & (c[None, :] < C)
-            s = tl.load(src + rows[:, None] * s_src + c[None, :], mask=mask, other=0.0)  # [BN, BC]
-            w = tl.load(wd + r_[:, None] * C + c[None, :], mask=(r_[:, None] < R) & (c[None, :] < C), other=0.0)
-            dwd = tl.dot(tl.trans(dr), s, input_precision=PREC)  # [BR, BC]
-            tl.store(dw + pid * P + r_[:, None] * C + c[None, :], dwd, mask=(r_[:, None] < R) & (c[None, :] < C))
-            ds_c = tl.dot(dr, w.to(dr.dtype), input_precision=PREC)  # [BN, BC]
-            if SAME:
-                dyv = tl.load(dy + rows[:, None] * (H * D) + c[None, :], mask=mask, other=0.0).to(tl.float32)
-                ds_c += dyv * tl.dot(G, _head_of_column(c0, D, BC, BH), input_precision="ieee")
-            tl.store(dsrc + rows[:, None] * C + c[None, :], ds_c.to(dsrc.dtype.element_ty), mask=mask)
+        wu_ = tl.load(wu + h_[:, None] * R + r_[None, :], mask=hr, other=0.0).to(tl.float32)
+        dr = tl.sum(ds[:, :, None] * wu_[None, :, :], axis=1).to(xv.dtype)  # [BN, BR]
+        dxv = dyv * G[:, :, None]  # [BN, BH, BD]
+        if SAME:  # src is x: dsrc = dx + dr @ W_down, and dW_down = dr^T @ x, on x's [BH, BD] tiling of the columns
+            j = tl.arange(0, BH * BD)
+            col = (j // BD) * D + j % BD
+            col_ok = (j // BD < H) & (j % BD < D)
+            w = tl.load(wd + r_[:, None] * C + col[None, :], mask=(r_[:, None] < R) & col_ok[None, :], other=0.0)
+            lin = tl.reshape(tl.dot(dr, w.to(dr.dtype), input_precision=PREC), [BN, BH, BD])  # [BN, BR] @ [BR, BH BD]
+            tl.store(dsrc + rows[:, None, None] * C + hd, (dxv + lin).to(xv.dtype), mask=mask)
+            dwd = tl.dot(tl.trans(dr), tl.reshape(xv, [BN, BH * BD]), input_precision=PREC)  # [BR, BH BD]
+            tl.store(dw + pid * P + r_[:, None] * C + col[None, :], dwd, mask=(r_[:, None] < R) & col_ok[None, :])
+        else:
+            tl.store(dx + rows[:, None, None] * (H * D) + hd, dxv.to(xv.dtype), mask=mask)
+            for c0 in range(0, C, BC):
+                c = c0 + tl.arange(0, BC)
+                row_c = (rows[:, None] < N) & (c[None, :] < C)
+                s = tl.load(src + rows[:, None] * s_src + c[None, :], mask=row_c, other=0.0)  # [BN, BC]
+                rc = (r_[:, None] < R) & (c[None, :] < C)
+                w = tl.load(wd + r_[:, None] * C + c[None, :], mask=rc, other=0.0)  # [BR, BC]
+                tl.store(dw + pid * P + r_[:, None] * C + c[None, :], tl.dot(tl.trans(dr.to(s.dtype)), s, input_precision=PREC),
+                         mask=rc)
+                ds_c = tl.dot(dr.to(s.dtype), w.to(s.dtype), input_precision=PREC)  # [BN, BC]
+                tl.store(dsrc + rows[:, None] * C + c[None, :], ds_c.to(dsrc.dtype.element_ty), mask=row_c)
 
 
-BN = 64  # rows per program
+# Tile budget: rows per program times the padded [H, D] of a row; scripts/gate-bench.py measured
+# the choice on an H100 (docs/speed.md). WARPS None: 4.
+TILE, WARPS = 8192, None
 
 
 def _rows(t: torch.Tensor) -> torch.Tensor:
@@ -142,10 +145,15 @@ def _rows(t: torch.Tensor) -> torch.Tensor:
     return t if t.stride(-1) == 1 and (B == 1 or t.stride(0) == T * t.stride(1)) else t.contiguous()
 
 
-def blocks(C: int, H: int, R: int) -> dict[str, int]:
-    """Block sizes (tl.dot needs every dim >= 16): columns per step, padded rank and heads."""
+def blocks(C: int, H: int, D: int, R: int) -> dict[str, int]:
+    """Block sizes: rows per program, columns of src per step, padded rank, heads and head dim.
+    tl.dot needs 16 or more along every dim: the rank is padded to 16, and the head dim so
+    that a row's [BH, BD] tile of x has 16 columns or more."""
     p2 = triton.next_power_of_2
-    return {"BN": BN, "BC": max(16, min(64, p2(C))), "BR": max(16, p2(R)), "BH": max(16, p2(H))}
+    BH = p2(H)
+    BD = max(p2(D), 16 // BH)
+    return {"BN": max(16, min(64, TILE // (BH * BD))), "BC": max(16, min(64, p2(C))), "BR": max(16, p2(R)), "BH": BH,
+            "BD": BD, "num_warps": WARPS or 4}
 
 
 def _precision(dtype: torch.dtype) -> str:
@@ -168,32 +176,34 @@ class SLAGateTriton(torch.autograd.Function):
         N = B * T
         y = torch.empty(B, T, H, D, device=src.device, dtype=xd.dtype)
         gates = torch.empty(B, T, H, device=src.device, dtype=torch.float32)
-        meta = blocks(C, H, R)
-        _sla_gate_fwd[(triton.cdiv(N, BN),)](src2, xd, w_down, w_up, b_up, y, gates, N, 1.0 / tau, src2.stride(1),
-                                            xd.stride(1), C, H, D, R, PREC=_precision(src.dtype), **meta)
-        ctx.save_for_backward(src2, x2, w_down, w_up, gates)
-        ctx.tau, ctx.D, ctx.b_dtype = tau, D, b_up.dtype
+        meta = blocks(C, H, D, R)
+        _sla_gate_fwd[(triton.cdiv(N, meta["BN"]),)](src2, xd, w_down, w_up, b_up, y, gates, N, 1.0 / tau, src2.stride(1),
+                                                    xd.stride(1), C, H, D, R, PREC=_precision(src.dtype), **meta)
+        ctx.save_for_backward(src2, x2, w_down, w_up, b_up)
+        ctx.set_materialize_grads(False)  # gates are mostly unused: no zeros for their gradient
+        ctx.tau, ctx.D = tau, D
         return y, gates
 
     @staticmethod
     def backward(ctx, dy: torch.Tensor, dgates: torch.Tensor | None):
-        src, x, w_down, w_up, gates = ctx.saved_tensors
+        src, x, w_down, w_up, b_up = ctx.saved_tensors
         B, T, C = src.shape
         H, R = w_up.shape
         N, D, same = B * T, ctx.D, x is None
         xd = src if same else x
-        dy = dy.contiguous()
+        dy = torch.zeros(B, T, H, D, device=src.device, dtype=xd.dtype) if dy is None else dy.contiguous()
         dsrc = torch.empty(B, T, C, device=src.device, dtype=src.dtype)
         dx = dsrc if same else torch.empty(B, T, H, D, device=src.device, dtype=x.dtype)  # unused when same
-        grid = triton.cdiv(N, BN)
+        meta = blocks(C, H, D, R)
+        grid = triton.cdiv(N, meta["BN"])
         dw = torch.empty(grid, R * C + H * R + H, device=src.device, dtype=torch.float32)  # per block of rows
         has_dg = dgates is not None
-        dg = dgates.contiguous() if has_dg else gates  # a placeholder pointer when absent
-        _sla_gate_bwd[(grid,)](src, xd, w_down, w_up, gates, dy, dg, dsrc, dx, dw, N, 1.0 / ctx.tau, src.stride(1),
-                               xd.stride(1), C, H, D, R, same, has_dg, PREC=_precision(src.dtype), **blocks(C, H, R))
+        dg = dgates.contiguous() if has_dg else dw  # a placeholder pointer when absent
+        _sla_gate_bwd[(grid,)](src, xd, w_down, w_up, b_up, dy, dg, dsrc, dx, dw, N, 1.0 / ctx.tau, src.stride(1),
+                               xd.stride(1), C, H, D, R, same, has_dg, PREC=_precision(src.dtype), **meta)
         dwd, dwu, db = dw.sum(0).split([R * C, H * R, H])
         return (dsrc, None if same else dx, dwd.view(R, C).to(w_down.dtype), dwu.view(H, R).to(w_up.dtype),
-                db.to(ctx.b_dtype), None)
+                db.to(b_up.dtype), None)
 
 
 def sla_gate_triton(src, x, w_down, w_up, b_up, tau: float) -> tuple[torch.Tensor, torch.Tensor]:

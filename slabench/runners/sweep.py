@@ -123,7 +123,7 @@ def default_config(device: str, quick: bool = False, **overrides: Any) -> SweepC
 
     gpu = torch.device(device).type == "cuda"
     if gpu:
-        seq_lens, tokens = ((256, 4096) if quick else (256, 1024, 4096, 16384, 65536)), 65536
+        seq_lens, tokens = ((256, 1024, 4096) if quick else (256, 1024, 4096, 16384, 65536)), 65536
     else:
         seq_lens, tokens = ((64, 128) if quick else (64, 128, 256)), 2048
     base: dict[str, Any] = {
