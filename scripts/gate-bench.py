@@ -1,6 +1,6 @@
 """Issue #7 measurement: the fused SLA gate alone, fwd+bwd, against the unfused torch gate.
 
-Times `sla_gate_triton` at each tile budget and warp count (the knobs `sla_gate.TILE`,
+Times `sla_gate_triton` at each row block and warp count (the knobs `sla_gate.BN`,
 `sla_gate.WARPS`) and the reference (two nn.Linear, softmax, scaling: what the gate was before
 it was fused), eager and CUDA-graph replay, bf16 activations with float32 weights as under
 autocast. Prints one JSON line per (shape, path).
@@ -10,13 +10,15 @@ autocast. Prints one JSON line per (shape, path).
 
 from __future__ import annotations
 
+import importlib
 import json
 import sys
 
 import torch
 
-from slabench.kernels import sla_gate
 from slabench.runners import timing
+
+sla_gate = importlib.import_module("slabench.kernels.sla_gate")  # the module: `slabench.kernels.sla_gate` is the op
 
 # (B, T, H, D, R, C): the sweep's small and 4096 shapes (the key is H * D = 128 wide), gating q
 # itself (gla, C 0) or a mapped q (linear: C = 128); the quick preset's models (4 heads of 16).
@@ -33,11 +35,11 @@ def main(shapes):
         dy = torch.randn(B, T, H, D, device="cuda", dtype=torch.bfloat16)
         leaves = [src] + ([] if same else [x]) + ws
         paths = [("reference", sla_gate.sla_gate_reference, None, None)]
-        paths += [(f"triton@tile{t}w{w}", sla_gate.sla_gate_triton, t, w) for t in (2048, 4096, 8192, 16384) for w in (2, 4, 8)]
-        for name, fn, tile, warps in paths:
-            sla_gate.TILE, sla_gate.WARPS = tile or 8192, warps
+        paths += [(f"triton@bn{n}w{w}", sla_gate.sla_gate_triton, n, w) for n in (16, 32, 64, 128) for w in (2, 4, 8)]
+        for name, fn, bn, warps in paths:
+            sla_gate.BN, sla_gate.WARPS = bn or 64, warps or 4
 
-            def step(fn=fn):
+            def step(fn=fn, src=src, x=x, ws=ws, leaves=leaves, dy=dy):
                 with torch.autocast("cuda", torch.bfloat16):
                     y, _ = fn(src, x, *ws, 0.7)
                 return torch.autograd.grad(y, leaves, dy)

@@ -71,6 +71,11 @@ if triton is not None:
         return r, e / tl.sum(e, axis=1)[:, None]
 
     @triton.jit
+    def _head(G, h, BH: tl.constexpr):
+        """Column h of G [BN, BH] as [BN, 1] (registers cannot be indexed: a masked sum picks it)."""
+        return tl.sum(tl.where(tl.arange(0, BH)[None, :] == h, G, 0.0), axis=1)[:, None]
+
+    @triton.jit
     def _sla_gate_fwd(src, x, wd, wu, bu, y, gates, N, inv_tau, s_src, s_x, C: tl.constexpr, H: tl.constexpr,
                       D: tl.constexpr, R: tl.constexpr, BN: tl.constexpr, BC: tl.constexpr, BR: tl.constexpr,
                       BH: tl.constexpr, BD: tl.constexpr, PREC: tl.constexpr):
@@ -79,10 +84,11 @@ if triton is not None:
         h_, d_ = tl.arange(0, BH), tl.arange(0, BD)
         _, G = _gates(src, wd, wu, bu, rows, s_src, N, inv_tau, C, H, R, BN, BC, BR, BH, PREC)  # [BN, BH]
         tl.store(gates + rows[:, None] * H + h_[None, :], G, mask=(rows[:, None] < N) & (h_[None, :] < H))
-        hd = h_[None, :, None] * D + d_[None, None, :]  # [1, BH, BD] column of head h, channel d
-        mask = (rows[:, None, None] < N) & (h_[None, :, None] < H) & (d_[None, None, :] < D)
-        xv = tl.load(x + rows[:, None, None] * s_x + hd, mask=mask, other=0.0)  # [BN, BH, BD]
-        tl.store(y + rows[:, None, None] * (H * D) + hd, (xv.to(tl.float32) * G[:, :, None]).to(xv.dtype), mask=mask)
+        mask = (rows[:, None] < N) & (d_[None, :] < D)
+        for h in range(H):  # one head's [BN, D] columns at a time
+            xv = tl.load(x + rows[:, None] * s_x + h * D + d_[None, :], mask=mask, other=0.0)  # [BN, BD]
+            yv = xv.to(tl.float32) * _head(G, h, BH)
+            tl.store(y + rows[:, None] * (H * D) + h * D + d_[None, :], yv.to(xv.dtype), mask=mask)
 
     @triton.jit
     def _sla_gate_bwd(src, x, wd, wu, bu, dy, dgates, dsrc, dx, dw, N, inv_tau, s_src, s_x, C: tl.constexpr,
@@ -94,11 +100,15 @@ if triton is not None:
         rows = pid * BN + tl.arange(0, BN)
         r_, h_, d_ = tl.arange(0, BR), tl.arange(0, BH), tl.arange(0, BD)
         r, G = _gates(src, wd, wu, bu, rows, s_src, N, inv_tau, C, H, R, BN, BC, BR, BH, PREC)  # [BN, BR], [BN, BH]
-        hd = h_[None, :, None] * D + d_[None, None, :]
-        mask = (rows[:, None, None] < N) & (h_[None, :, None] < H) & (d_[None, None, :] < D)
-        xv = tl.load(x + rows[:, None, None] * s_x + hd, mask=mask, other=0.0)  # [BN, BH, BD]
-        dyv = tl.load(dy + rows[:, None, None] * (H * D) + hd, mask=mask, other=0.0).to(tl.float32)
-        dG = tl.sum(dyv * xv.to(tl.float32), axis=2)  # [BN, BH]
+        mask = (rows[:, None] < N) & (d_[None, :] < D)
+        dG = tl.zeros([BN, BH], dtype=tl.float32)
+        for h in range(H):  # dG_h = sum_d dy * x over head h; dx = dy * G_h (folded into dsrc below when SAME)
+            xv = tl.load(x + rows[:, None] * s_x + h * D + d_[None, :], mask=mask, other=0.0).to(tl.float32)
+            dyv = tl.load(dy + rows[:, None] * (H * D) + h * D + d_[None, :], mask=mask, other=0.0).to(tl.float32)
+            dG += tl.where(h_[None, :] == h, tl.sum(dyv * xv, axis=1)[:, None], 0.0)
+            if not SAME:
+                tl.store(dx + rows[:, None] * (H * D) + h * D + d_[None, :],
+                         (dyv * _head(G, h, BH)).to(dx.dtype.element_ty), mask=mask)
         if HAS_DG:
             dG += tl.load(dgates + rows[:, None] * H + h_[None, :], mask=(rows[:, None] < N) & (h_[None, :] < H), other=0.0)
         ds = G * (dG - tl.sum(G * dG, axis=1)[:, None]) * inv_tau  # dlogits [BN, BH]; 0 on padding
@@ -107,34 +117,28 @@ if triton is not None:
         tl.store(dw + pid * P + R * C + h_[:, None] * R + r_[None, :], tl.sum(ds[:, :, None] * r[:, None, :], axis=0), mask=hr)
         tl.store(dw + pid * P + R * C + H * R + h_, tl.sum(ds, axis=0), mask=h_ < H)
         wu_ = tl.load(wu + h_[:, None] * R + r_[None, :], mask=hr, other=0.0).to(tl.float32)
-        dr = tl.sum(ds[:, :, None] * wu_[None, :, :], axis=1).to(xv.dtype)  # [BN, BR]
-        dxv = dyv * G[:, :, None]  # [BN, BH, BD]
-        if SAME:  # src is x: dsrc = dx + dr @ W_down, and dW_down = dr^T @ x, on x's [BH, BD] tiling of the columns
-            j = tl.arange(0, BH * BD)
-            col = (j // BD) * D + j % BD
-            col_ok = (j // BD < H) & (j % BD < D)
-            w = tl.load(wd + r_[:, None] * C + col[None, :], mask=(r_[:, None] < R) & col_ok[None, :], other=0.0)
-            lin = tl.reshape(tl.dot(dr, w.to(dr.dtype), input_precision=PREC), [BN, BH, BD])  # [BN, BR] @ [BR, BH BD]
-            tl.store(dsrc + rows[:, None, None] * C + hd, (dxv + lin).to(xv.dtype), mask=mask)
-            dwd = tl.dot(tl.trans(dr), tl.reshape(xv, [BN, BH * BD]), input_precision=PREC)  # [BR, BH BD]
-            tl.store(dw + pid * P + r_[:, None] * C + col[None, :], dwd, mask=(r_[:, None] < R) & col_ok[None, :])
-        else:
-            tl.store(dx + rows[:, None, None] * (H * D) + hd, dxv.to(xv.dtype), mask=mask)
-            for c0 in range(0, C, BC):
-                c = c0 + tl.arange(0, BC)
-                row_c = (rows[:, None] < N) & (c[None, :] < C)
-                s = tl.load(src + rows[:, None] * s_src + c[None, :], mask=row_c, other=0.0)  # [BN, BC]
-                rc = (r_[:, None] < R) & (c[None, :] < C)
-                w = tl.load(wd + r_[:, None] * C + c[None, :], mask=rc, other=0.0)  # [BR, BC]
-                tl.store(dw + pid * P + r_[:, None] * C + c[None, :], tl.dot(tl.trans(dr.to(s.dtype)), s, input_precision=PREC),
-                         mask=rc)
-                ds_c = tl.dot(dr.to(s.dtype), w.to(s.dtype), input_precision=PREC)  # [BN, BC]
-                tl.store(dsrc + rows[:, None] * C + c[None, :], ds_c.to(dsrc.dtype.element_ty), mask=row_c)
+        dr = tl.sum(ds[:, :, None] * wu_[None, :, :], axis=1).to(dsrc.dtype.element_ty)  # [BN, BR]
+        # dsrc = dr @ W_down (+ dy * G when src is x) and dW_down = dr^T @ src, a block of columns at a
+        # time: one head's when SAME, else BC of src's C.
+        BW: tl.constexpr = BD if SAME else BC
+        for c0 in range(0, C, D if SAME else BC):
+            c = c0 + tl.arange(0, BW)
+            c_ok = tl.arange(0, BW) < (D if SAME else C - c0)
+            row_c = (rows[:, None] < N) & c_ok[None, :]
+            s = tl.load(src + rows[:, None] * s_src + c[None, :], mask=row_c, other=0.0)  # [BN, BW]
+            rc = (r_[:, None] < R) & c_ok[None, :]
+            w = tl.load(wd + r_[:, None] * C + c[None, :], mask=rc, other=0.0)  # [BR, BW]
+            tl.store(dw + pid * P + r_[:, None] * C + c[None, :], tl.dot(tl.trans(dr), s.to(dr.dtype), input_precision=PREC),
+                     mask=rc)
+            ds_c = tl.dot(dr, w.to(dr.dtype), input_precision=PREC)  # [BN, BW]
+            if SAME:
+                dyv = tl.load(dy + rows[:, None] * C + c[None, :], mask=row_c, other=0.0).to(tl.float32)
+                ds_c += dyv * _head(G, c0 // D, BH)
+            tl.store(dsrc + rows[:, None] * C + c[None, :], ds_c.to(dsrc.dtype.element_ty), mask=row_c)
 
 
-# Tile budget: rows per program times the padded [H, D] of a row; scripts/gate-bench.py measured
-# the choice on an H100 (docs/speed.md). WARPS None: 4.
-TILE, WARPS = 8192, None
+# Rows per program and warps; scripts/gate-bench.py measured the choice on an H100 (docs/speed.md).
+BN, WARPS = 64, 4
 
 
 def _rows(t: torch.Tensor) -> torch.Tensor:
@@ -146,14 +150,11 @@ def _rows(t: torch.Tensor) -> torch.Tensor:
 
 
 def blocks(C: int, H: int, D: int, R: int) -> dict[str, int]:
-    """Block sizes: rows per program, columns of src per step, padded rank, heads and head dim.
-    tl.dot needs 16 or more along every dim: the rank is padded to 16, and the head dim so
-    that a row's [BH, BD] tile of x has 16 columns or more."""
+    """Block sizes: rows per program, columns of src per step, padded rank, heads and head dim
+    (tl.dot needs 16 or more along every dim)."""
     p2 = triton.next_power_of_2
-    BH = p2(H)
-    BD = max(p2(D), 16 // BH)
-    return {"BN": max(16, min(64, TILE // (BH * BD))), "BC": max(16, min(64, p2(C))), "BR": max(16, p2(R)), "BH": BH,
-            "BD": BD, "num_warps": WARPS or 4}
+    return {"BN": BN, "BC": max(16, min(64, p2(C))), "BR": max(16, p2(R)), "BH": p2(H), "BD": max(16, p2(D)),
+            "num_warps": WARPS}
 
 
 def _precision(dtype: torch.dtype) -> str:
