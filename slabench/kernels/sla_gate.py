@@ -59,12 +59,15 @@ if triton is not None:
                BN: tl.constexpr, BC: tl.constexpr, BR: tl.constexpr, BH: tl.constexpr, PREC: tl.constexpr):
         """(r [BN, BR], G [BN, BH]): the down projection and the softmax over heads (0 on padding).
 
-        The head-sized products are broadcast sums, not tl.dot: H and R are a few, below the 16
-        a dot needs, and padding them would pad every [BN, H, D] tile of x as well."""
+        The head-sized products are a head at a time, not tl.dot: H and R are a few, below the 16 a
+        dot needs. Not as [BN, H, R] broadcast sums either: on the H100 (Triton 3.6) the sum over
+        the heads axis of such a tile came out wrong for H <= 4, exact in the interpreter."""
         r = _down(src, wd, rows, s_src, N, C, R, BN, BC, BR, PREC)  # [BN, BR]
         h_, r_ = tl.arange(0, BH), tl.arange(0, BR)
-        wu_ = tl.load(wu + h_[:, None] * R + r_[None, :], mask=(h_[:, None] < H) & (r_[None, :] < R), other=0.0)
-        logits = tl.sum(r[:, None, :] * wu_.to(tl.float32)[None, :, :], axis=2)  # [BN, BH]
+        logits = tl.zeros([BN, BH], dtype=tl.float32)
+        for h in range(H):
+            wu_h = tl.load(wu + h * R + r_, mask=r_ < R, other=0.0).to(tl.float32)  # [BR]
+            logits += tl.where(h_[None, :] == h, tl.sum(r * wu_h[None, :], axis=1)[:, None], 0.0)
         logits += tl.load(bu + h_, mask=h_ < H, other=0.0).to(tl.float32)[None, :]
         logits = tl.where(h_[None, :] < H, logits * inv_tau, float("-inf"))
         e = tl.exp(logits - tl.max(logits, axis=1)[:, None])
@@ -113,11 +116,13 @@ if triton is not None:
             dG += tl.load(dgates + rows[:, None] * H + h_[None, :], mask=(rows[:, None] < N) & (h_[None, :] < H), other=0.0)
         ds = G * (dG - tl.sum(G * dG, axis=1)[:, None]) * inv_tau  # dlogits [BN, BH]; 0 on padding
         P = R * C + H * R + H  # this block's row of dw: dW_down, dW_up, db
-        hr = (h_[:, None] < H) & (r_[None, :] < R)
-        tl.store(dw + pid * P + R * C + h_[:, None] * R + r_[None, :], tl.sum(ds[:, :, None] * r[:, None, :], axis=0), mask=hr)
         tl.store(dw + pid * P + R * C + H * R + h_, tl.sum(ds, axis=0), mask=h_ < H)
-        wu_ = tl.load(wu + h_[:, None] * R + r_[None, :], mask=hr, other=0.0).to(tl.float32)
-        dr = tl.sum(ds[:, :, None] * wu_[None, :, :], axis=1).to(dsrc.dtype.element_ty)  # [BN, BR]
+        dr = tl.zeros([BN, BR], dtype=tl.float32)
+        for h in range(H):  # dW_up[h] = ds_h^T r and dr = sum_h ds_h W_up[h]
+            ds_h = _head(ds, h, BH)  # [BN, 1]
+            tl.store(dw + pid * P + R * C + h * R + r_, tl.sum(ds_h * r, axis=0), mask=r_ < R)
+            dr += ds_h * tl.load(wu + h * R + r_, mask=r_ < R, other=0.0).to(tl.float32)[None, :]
+        dr = dr.to(dsrc.dtype.element_ty)  # [BN, BR]
         # dsrc = dr @ W_down (+ dy * G when src is x) and dW_down = dr^T @ src, a block of columns at a
         # time: one head's when SAME, else BC of src's C.
         BW: tl.constexpr = BD if SAME else BC
