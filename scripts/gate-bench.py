@@ -19,6 +19,7 @@ import torch
 from slabench.runners import timing
 
 sla_gate = importlib.import_module("slabench.kernels.sla_gate")  # the module: `slabench.kernels.sla_gate` is the op
+DEFAULTS = sla_gate.BN, sla_gate.WARPS
 
 # (B, T, H, D, R, C): the sweep's small and 4096 shapes (the key is H * D = 128 wide), gating q
 # itself (gla, C 0) or a mapped q (linear: C = 128); the quick preset's models (4 heads of 16).
@@ -37,7 +38,7 @@ def main(shapes):
         paths = [("reference", sla_gate.sla_gate_reference, None, None)]
         paths += [(f"triton@bn{n}w{w}", sla_gate.sla_gate_triton, n, w) for n in (16, 32, 64, 128) for w in (2, 4, 8)]
         for name, fn, bn, warps in paths:
-            sla_gate.BN, sla_gate.WARPS = bn or 64, warps or 4
+            sla_gate.BN, sla_gate.WARPS = bn or DEFAULTS[0], warps or DEFAULTS[1]
 
             def step(fn=fn, src=src, x=x, ws=ws, leaves=leaves, dy=dy):
                 with torch.autocast("cuda", torch.bfloat16):

@@ -103,7 +103,7 @@ for step in "$@"; do
     gla-paths)  # issue #7: every fla path of the gla ops timed at the suite's shapes
       timeout "$(left)" python scripts/gla-paths.py ${GLA_PATHS_SHAPES:-} > "$STATE/logs/gla-paths.jsonl" 2> "$STATE/logs/gla-paths.err"
       log "gla paths: rc $? in $((SECONDS - t0)) s" ;;
-    gate-bench)  # issue #7: the fused SLA gate per tile and warps vs the unfused torch gate
+    gate-bench)  # issue #7: the fused SLA gate per rows per program and warps vs the unfused torch gate
       timeout "$(left)" python scripts/gate-bench.py ${GATE_SHAPES:-} > "$STATE/logs/gate-bench.jsonl" 2> "$STATE/logs/gate-bench.err"
       log "gate bench: rc $? in $((SECONDS - t0)) s" ;;
     grid=*)  # grid=FILE.toml: any grid, records under $STATE/<file name>

@@ -10,8 +10,9 @@ the call's head dims, compared against the reference run in float32 on the same 
 (relative RMS error). The head dims are part of the key because Triton specialises kernels on
 them: fla 0.6.0's chunk_gla backward fails to compile for keys 4 wide (d_model 64, 8 heads)
 while 8 and up work. A candidate that raises or disagrees is skipped and the reason kept;
-`doctor()` reports them, and `paths_used()` names what actually ran, for run records. On CPU only the reference is tried: fla's Triton kernels
-need a GPU driver. `SLABENCH_KERNEL_PATH=reference` forces the reference everywhere.
+`doctor()` reports them, and `paths_used()` names what actually ran, for run records. On CPU
+only the reference is tried: fla's Triton kernels need a GPU driver.
+`SLABENCH_KERNEL_PATH=reference` forces the reference everywhere.
 """
 
 from __future__ import annotations
