@@ -38,13 +38,14 @@ def test_fast_path_matches_reference(op_name, path, dtype):
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=["fp32", "bf16"])
 def test_dispatch_uses_fast_paths_on_cuda(dtype):
-    """The project's kernels (short gla, SLA gate) and chunk_gla are known to work on Hopper:
+    """The project's kernels (short gla, SLA gate, delta rule) and chunk_gla are known to work on Hopper:
     they must be chosen, chunk_gla for sequences too long for the short kernel."""
     assert dispatch.select("gla", "cuda", dtype, (16, 32, True))[0] == "triton_gla_short"
     assert dispatch.select("simple_gla", "cuda", dtype, (16, 32, True))[0] == "triton_gla_short"
     assert dispatch.select("gla", "cuda", dtype, (16, 32, False))[0] == "fla_chunk_gla"
     assert dispatch.select("simple_gla", "cuda", dtype, (16, 32, False))[0] not in ("reference", "triton_gla_short")
     assert dispatch.select("sla_gate", "cuda", dtype)[0] == "triton_sla_gate"
+    assert dispatch.select("delta_rule", "cuda", dtype, (16, 32))[0] == "triton_delta_rule"
     assert dispatch.select("short_conv", "cuda", dtype)[0] == "fla_causal_conv1d"
     assert dispatch.select("rms_norm_gated", "cuda", dtype, (16, 0))[0] == "fla_fused_norm_gate"  # no gate
     assert dispatch.select("rms_norm_gated", "cuda", dtype, (128, 1))[0] == "fla_fused_norm_gate"
@@ -72,6 +73,36 @@ def test_gla_short_odd_shapes_and_strided_inputs(dtype):
         assert dispatch.rel_rms(outs[0][0], outs[1][0]) <= tol_out, (B, T, H, Dk, Dv, decay)
         for a, b in zip(outs[0][1:], outs[1][1:]):
             assert dispatch.rel_rms(a, b) <= tol_grad, (B, T, H, Dk, Dv, decay)
+
+
+# (B, T, H, Dk, Dv, decay scale): partial chunks, head dims 16 to 128, g = 0 (DeltaNet), long T
+DELTA_SHAPES = [(2, 63, 3, 20, 20, 1.0), (4, 256, 8, 16, 32, 1.0), (1, 1000, 2, 32, 64, 1.0), (2, 200, 2, 64, 64, 0.0),
+                (1, 130, 2, 128, 128, 1.0), (1, 4100, 1, 16, 16, 0.1)]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=["fp32", "bf16"])
+@pytest.mark.parametrize("B,T,H,Dk,Dv,decay", DELTA_SHAPES, ids=["B{}-T{}-H{}-Dk{}-Dv{}-g{}".format(*s) for s in DELTA_SHAPES])
+def test_delta_rule_odd_shapes_and_head_dims(B, T, H, Dk, Dv, decay, dtype):
+    """The compiled delta-rule kernel vs float64, on strided q, k, v (the split of one projection)."""
+    from slabench.kernels.delta_fused import delta_rule_fused
+
+    tol_out, tol_grad = TOL[dtype]
+    h = torch.randn(B, T, H * (2 * Dk + Dv), device="cuda")
+    g = decay * F.logsigmoid(torch.randn(B, T, H, device="cuda") + 2)
+    beta = torch.rand(B, T, H, device="cuda")
+    do = torch.randn(B, T, H, Dv, device="cuda")
+    outs = []
+    for fn, dt in ((delta_rule_fused, dtype), (kernels.delta_rule_chunk, torch.float64)):
+        hh = h.to(dtype).to(dt).requires_grad_()  # the reference sees the same rounded inputs
+        gg, bb = g.to(torch.float32 if fn is delta_rule_fused else dt).requires_grad_(), beta.to(dtype).to(dt).requires_grad_()
+        q, k, v = (x.reshape(B, T, H, -1) for x in hh.split([H * Dk, H * Dk, H * Dv], -1))  # strided views
+        q, k = F.normalize(q, dim=-1), F.normalize(k, dim=-1)
+        o, _ = fn(q, k, v, gg, bb)
+        outs.append([o, *torch.autograd.grad(o, [hh, gg, bb], do.to(dt))])
+    errs = {n: dispatch.rel_rms(a, b) for n, a, b in zip(("o", "dqkv", "dg", "dbeta"), outs[0], outs[1])}
+    print("delta_rule", dtype, (B, T, H, Dk, Dv, decay), {n: f"{e:.1e}" for n, e in errs.items()})
+    assert errs["o"] <= tol_out, errs
+    assert max(errs["dqkv"], errs["dg"], errs["dbeta"]) <= tol_grad, errs
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=["fp32", "bf16"])
@@ -106,6 +137,7 @@ def test_mixer_trains_on_gpu(name):
     from slabench.tasks import IGNORE, build_task
 
     torch.manual_seed(0)
+    kernels.reset_paths_used()
     task = build_task("mqar", vocab_size=64, seq_len=64, num_kv_pairs=4)
     model = build_model(name, vocab_size=64, d_model=64, n_layers=2, n_heads=4).cuda()
     opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
@@ -120,10 +152,13 @@ def test_mixer_trains_on_gpu(name):
         loss.backward()
         opt.step()
         losses.append(loss.item())
+    print(name, "losses", [round(v, 3) for v in losses], kernels.paths_used())
     assert all(math.isfinite(v) for v in losses), losses
     assert sum(losses[-5:]) / 5 < sum(losses[:5]) / 5 - 0.3, losses
     if name != "attention":  # softmax attention is SDPA, not a slabench kernel op
         assert kernels.paths_used()
+    if "delta" in name or "gdn" in name:
+        assert kernels.paths_used()["delta_rule"] == "triton_delta_rule"
 
 
 def test_gla_trains_with_keys_4_wide():

@@ -4,6 +4,9 @@
   gradients of q, k, v and the decay, at odd shapes (T not a multiple of the chunk, head dims
   not powers of two), every decay form, strided inputs (the split of one projection, as the
   mixers pass them) and decays strong enough to overflow a factorised form.
+- The chunked gated delta rule (`slabench.kernels.delta_fused`): outputs, final states and
+  gradients of q, k, v, g and beta against the step-by-step oracle, at T = 63 with head dim
+  20 (one partial chunk), at T a multiple of the chunk, and with g = 0 (DeltaNet).
 - The fused SLA gate (`slabench.kernels.sla_gate`) on strided src and x, gating src itself or a
   separate x: output, gates and the gradients of src, x and the three weights.
 
@@ -62,6 +65,39 @@ def errors(B, T, H, Dk, Dv, decay, strided) -> dict[str, float]:
     return {n: rel_rms(a, b) for n, a, b in zip(names, run(gla_short, torch.float32), run(gla_chunk, torch.float64))}
 
 
+# (B, T, H, Dk, Dv, decay scale, strided): T 63 ends in a partial chunk, 64 is two full ones
+DELTA_CASES = [(1, 63, 2, 20, 20, 1.0, True), (2, 64, 1, 16, 32, 1.0, False), (1, 70, 1, 8, 8, 0.0, True)]
+
+
+def delta_errors(B, T, H, Dk, Dv, decay, strided) -> dict[str, float]:
+    """Relative RMS errors of `delta_rule_fused` (float32) against `delta_rule_recurrent` (float64)."""
+    import torch
+    import torch.nn.functional as F
+
+    from slabench.kernels.delta_fused import delta_rule_fused
+    from slabench.kernels.delta_rule import delta_rule_recurrent
+    from slabench.kernels.dispatch import rel_rms
+
+    gen = torch.Generator().manual_seed(0)
+    h = torch.randn(B, T, H * (2 * Dk + Dv), generator=gen, dtype=torch.float64)  # one projection
+    g = decay * F.logsigmoid(torch.randn(B, T, H, generator=gen, dtype=torch.float64) + 2)
+    beta = torch.rand(B, T, H, generator=gen, dtype=torch.float64)
+    do = torch.randn(B, T, H, Dv, generator=gen, dtype=torch.float64)
+
+    def run(fn, dtype):
+        leaves = [x.to(dtype).requires_grad_() for x in (h, g, beta)]
+        q, k, v = (x.reshape(B, T, H, -1) for x in leaves[0].split([H * Dk, H * Dk, H * Dv], -1))  # strided views
+        q, k = F.normalize(q, dim=-1), F.normalize(k, dim=-1)
+        if not strided:
+            q, k, v = q.contiguous(), k.contiguous(), v.contiguous()
+        o, state = fn(q, k, v, leaves[1], leaves[2], output_final_state=True)
+        return [o, state, *torch.autograd.grad(o, leaves, do.to(dtype))]
+
+    names = ["o", "state", "dqkv", "dg", "dbeta"]
+    return {n: rel_rms(a, b) for n, a, b in zip(names, run(delta_rule_fused, torch.float32), run(delta_rule_recurrent, torch.float64))
+            if b.norm() > 0}
+
+
 # (B, T, H, D, R, C): C None gates src itself (x is None, C = H * D), else x is separate
 GATE_CASES = [(2, 37, 3, 20, 5, None), (2, 37, 3, 20, 5, 70), (1, 130, 8, 16, 8, 128), (1, 65, 1, 3, 1, None)]
 
@@ -102,6 +138,10 @@ def test_project_triton_kernels_match_float64_references_in_interpreter():
     for case, errs in zip(CASES, results["gla"]):
         assert set(errs) >= {"o", "state", "dqkv"}, case
         assert max(errs.values()) < 2e-5, (case, errs)  # float32 arithmetic: ~1e-7 measured, ~2e-6 strong decays
+    assert len(results["delta_rule"]) == len(DELTA_CASES)
+    for case, errs in zip(DELTA_CASES, results["delta_rule"]):
+        assert set(errs) == {"o", "state", "dqkv", "dg", "dbeta"}, case
+        assert max(errs.values()) < 2e-5, (case, errs)  # float32 arithmetic: ~3e-7 measured, the state ~3e-6
     assert len(results["sla_gate"]) == len(GATE_CASES)
     for case, errs in zip(GATE_CASES, results["sla_gate"]):
         assert {"y", "gates", "dsrc"} <= set(errs), case
@@ -143,5 +183,25 @@ def test_project_triton_kernels_compile_for_hopper(Dk, Dv, g_mode):
         compiled = _compile_for_hopper(kernel, ptrs, {"scale", "inv_tau"}, kmeta)
         assert ".entry" in compiled.asm["ptx"] and compiled.asm["cubin"], kernel.__name__
 
+
+@pytest.mark.parametrize("Dk,Dv,dtype", [(20, 32, "bf16"), (16, 16, "fp32")])
+def test_delta_rule_kernels_compile_for_hopper(Dk, Dv, dtype):
+    pytest.importorskip("triton")
+    pytest.importorskip("triton.backends.nvidia")
+    import torch
+
+    from slabench.kernels import delta_fused
+
+    meta = delta_fused._meta(Dk, Dv, torch.bfloat16 if dtype == "bf16" else torch.float32)
+    walk = {**meta, "BV": delta_fused._value_block(meta["BV"])}  # the two walks take value blocks
+    pointers = {a: f"*{dtype}" for a in ("q", "k", "v", "beta", "o", "do", "dq", "dk", "dv", "dbeta")}
+    pointers |= {a: "*fp32" for a in ("g", "u", "w", "h", "ht", "dvn", "dh", "dg")}
+    for kernel, kmeta in ((delta_fused._prepare, meta), (delta_fused._forward, {**walk, "STORE_STATE": True}),
+                          (delta_fused._backward_state, walk), (delta_fused._backward_chunk, meta)):
+        compiled = _compile_for_hopper(kernel, pointers, {"scale"}, kmeta)
+        assert ".entry" in compiled.asm["ptx"] and compiled.asm["cubin"], kernel.__name__
+
+
 if __name__ == "__main__":
-    print(json.dumps({"gla": [errors(*case) for case in CASES], "sla_gate": [sla_gate_errors(*c) for c in GATE_CASES]}))
+    print(json.dumps({"gla": [errors(*case) for case in CASES], "delta_rule": [delta_errors(*c) for c in DELTA_CASES],
+                      "sla_gate": [sla_gate_errors(*c) for c in GATE_CASES]}))

@@ -4,10 +4,11 @@ the reference.
 Candidates are tried in order (a project Triton kernel where one suits the shape, fla's chunk
 kernel native to the op, fla's fused recurrent kernel, then the pure-torch reference). A
 candidate may apply to some shapes only (`Op.only`): the project's one-program-per-head gla
-kernel takes short sequences, where fla's chunk kernels are bound by their launches. On first
-use in a process each candidate is PROBED: forward and backward on a small random input with
-the call's head dims, compared against the reference run in float32 on the same inputs
-(relative RMS error). The head dims are part of the key because Triton specialises kernels on
+kernel takes short sequences, where fla's chunk kernels are bound by their launches. The
+project's delta-rule kernel comes before fla's chunk_gated_delta_rule, whose backward fla-core
+0.6.0 refuses on Hopper under Triton < 3.7.1. On first use in a process each candidate is
+PROBED: forward and backward on a small random input with the call's head dims, outside any
+autocast, compared against the reference run in float32 on the same inputs (relative RMS error). The head dims are part of the key because Triton specialises kernels on
 them: fla 0.6.0's chunk_gla backward fails to compile for keys 4 wide (d_model 64, 8 heads)
 while 8 and up work. A candidate that raises or disagrees is skipped and the reason kept;
 `doctor()` reports them, and `paths_used()` names what actually ran, for run records. On CPU
@@ -25,7 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from slabench.errors import SlabenchError
-from slabench.kernels import gla_fused
+from slabench.kernels import delta_fused, gla_fused
 from slabench.kernels.delta_rule import delta_rule_chunk
 from slabench.kernels.gla import gla_chunk
 from slabench.kernels.layers import rms_norm_gated_reference, short_conv_reference
@@ -207,10 +208,11 @@ OPS: dict[str, Op] = {
     ),
     "delta_rule": Op(
         "delta_rule",
-        [("fla_chunk_gated_delta_rule", _fla_chunk_gated_delta_rule),
+        [("triton_delta_rule", delta_fused.delta_rule_fused), ("fla_chunk_gated_delta_rule", _fla_chunk_gated_delta_rule),
          ("fla_fused_recurrent_gated_delta_rule", _fla_fused_recurrent_gated_delta_rule),
          ("reference", _ref_delta_rule)],
         _probe_delta_rule,
+        only={"triton_delta_rule": delta_fused.unsuited},
     ),
     "sla_gate": Op(
         "sla_gate",
@@ -304,7 +306,10 @@ def select(op_name: str, device: torch.device | str, dtype: torch.dtype,
             continue
         try:
             args, kwargs = op.probe_inputs(device, dtype, dims)
-            err_out, err_grad = compare(op, fn, args, kwargs)
+            # A first call may come under the caller's autocast, which would lower the
+            # reference's backward to bf16 (6e-3 off in float32) and reject an exact kernel.
+            with torch.autocast(device.type, enabled=False):
+                err_out, err_grad = compare(op, fn, args, kwargs)
         except Exception as e:  # noqa: BLE001  (any failure: compile, launch, no backward) -> next path
             reasons.append(f"{name}: {type(e).__name__}: {str(e).splitlines()[0][:160] if str(e) else ''}")
             continue
