@@ -15,7 +15,7 @@
 # resumable), packing (issue #6: quick's seed-0 third one at a time and packed, compiled first; then all of quick packed),
 # sweep (issue #7), report (issue #9: slabench report sla --scale full, resumable), probe (issue #6:
 # scripts/packing-probe.py), profile (issue #7: slabench profile), gla-paths and gate-bench (issue #7:
-# scripts/gla-paths.py, scripts/gate-bench.py), grid=FILE (any grid).
+# scripts/gla-paths.py, scripts/gate-bench.py), delta-paths (scripts/delta-paths.py), grid=FILE (any grid).
 set -uo pipefail
 OUT=${OUT:-gpu-out}; mkdir -p "$OUT"
 DEADLINE=$((SECONDS + ${BUDGET:-560}))
@@ -106,6 +106,9 @@ for step in "$@"; do
     gate-bench)  # issue #7: the fused SLA gate per rows per program and warps vs the unfused torch gate
       timeout "$(left)" python scripts/gate-bench.py ${GATE_SHAPES:-} > "$STATE/logs/gate-bench.jsonl" 2> "$STATE/logs/gate-bench.err"
       log "gate bench: rc $? in $((SECONDS - t0)) s" ;;
+    delta-paths)  # the delta-rule paths (project kernel at chunk 32 and 64, fla, reference) beside gla's
+      timeout "$(left)" python scripts/delta-paths.py ${DELTA_SHAPES:-} > "$STATE/logs/delta-paths.jsonl" 2> "$STATE/logs/delta-paths.err"
+      log "delta paths: rc $? in $((SECONDS - t0)) s" ;;
     grid=*)  # grid=FILE.toml: any grid, records under $STATE/<file name>
       file=${step#grid=}; name=$(basename "$file" .toml)
       run_grid "$name" "${PACK:-1}" "$file"

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from slabench.models.attention import Attention
-from slabench.models.gdn import GatedDeltaNet
+from slabench.models.gdn import DeltaNet, GatedDeltaNet
 from slabench.models.gla import GLA
 from slabench.models.linear import LinearAttention, LinearMixer
 from slabench.models.retnet import RetNet
@@ -24,7 +24,8 @@ from slabench.registry import Registry
 
 MIXERS: Registry[type[Mixer]] = MixerRegistry("model")  # also resolves plugin names (slabench.plugins)
 MIXERS.register("attention", Attention)
-for _name, _cls in (("linear", LinearAttention), ("retnet", RetNet), ("gla", GLA), ("gdn", GatedDeltaNet)):
+for _name, _cls in (("linear", LinearAttention), ("retnet", RetNet), ("gla", GLA), ("gdn", GatedDeltaNet),
+                    ("deltanet", DeltaNet)):
     MIXERS.register(_name, _cls)
     MIXERS.register(f"sla-{_name}", sla_twin(_cls))
 

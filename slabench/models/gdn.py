@@ -1,4 +1,5 @@
-"""Gated DeltaNet (Yang et al. 2025): the delta rule with a learned scalar decay per head.
+"""Gated DeltaNet (Yang et al. 2025): the delta rule with a learned scalar decay per head; and
+DeltaNet (Yang et al. 2024), the same rule without the decay.
 
     S_t = exp(g_t) (I - beta_t k_t^T k_t) S_{t-1} + beta_t k_t^T v_t,   o_t = q_t S_t
     g_t = -exp(A_log) * softplus(W_a x_t + dt_bias),   beta_t = sigmoid(W_b x_t)
@@ -50,6 +51,41 @@ class GatedDeltaNet(LinearMixer):
         g = -self.A_log.float().exp() * F.softplus(self.a_proj(x).float() + self.dt_bias)  # [B, T, H]
         beta = torch.sigmoid(self.b_proj(x))  # [B, T, H]
         return q, k, v, {"g": g, "beta": beta}
+
+    def feature_map(self, q, k):
+        return F.normalize(q, dim=-1, eps=1e-6), F.normalize(k, dim=-1, eps=1e-6)
+
+    def mix(self, q, k, v, extras, output_final_state=False):
+        return kernels.delta_rule(q, k, v, extras["g"], extras["beta"], output_final_state=output_final_state)
+
+
+class DeltaNet(LinearMixer):
+    """DeltaNet (Yang et al. 2024): the delta rule without a decay, on the same kernel.
+
+        S_t = (I - beta_t k_t^T k_t) S_{t-1} + beta_t k_t^T v_t,   o_t = q_t S_t,   beta_t = sigmoid(W_b x_t)
+
+    q, k L2-normalised per head; fla's DeltaNet layer defaults (expand_v 1, no output gate).
+    The kernel op takes a log decay: zeros here (g = 0 is plain DeltaNet).
+    """
+
+    def __init__(
+        self,
+        d_model: int,
+        n_heads: int,
+        expand_k: float = 1.0,
+        expand_v: float = 1.0,
+        conv_size: int = 4,
+        output_gate: bool = False,
+        output_norm: Literal["head", "layer", "none"] = "head",
+    ):
+        super().__init__(d_model, n_heads, expand_k=expand_k, expand_v=expand_v, conv_size=conv_size,
+                         output_gate=output_gate, output_norm=output_norm)
+        self.b_proj = nn.Linear(d_model, n_heads, bias=False)
+
+    def qkv(self, x):
+        q, k, v = self.project(x)
+        beta = torch.sigmoid(self.b_proj(x))  # [B, T, H]
+        return q, k, v, {"g": beta.new_zeros(beta.shape, dtype=torch.float32), "beta": beta}  # g: no decay
 
     def feature_map(self, q, k):
         return F.normalize(q, dim=-1, eps=1e-6), F.normalize(k, dim=-1, eps=1e-6)

@@ -1,0 +1,54 @@
+"""Times the delta-rule paths (fwd+bwd, eager and CUDA-graph replay; the reference at T 256
+only) at the sweep's shapes, and prints one JSON line per (path, shape). The project
+kernel is timed at chunk lengths 32 and 64 (`triton_delta_rule@C`): these rows set
+`delta_fused.C`.
+
+    python scripts/delta-paths.py [B,T,H,Dk,Dv ...]     (default: SHAPES)
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import torch
+import torch.nn.functional as F
+
+from slabench.kernels import delta_fused, dispatch
+from slabench.runners import timing
+
+# (B, T, H, Dk, Dv): the sweep at d_model 128, 8 heads (gdn keys 16, values 32 wide), 65536 tokens
+# per call, and its extra B64 T256 shape.
+SHAPES = [(64, 256, 8, 16, 32), (256, 256, 8, 16, 32), (16, 4096, 8, 16, 32), (4, 16384, 8, 16, 32), (1, 65536, 8, 16, 32)]
+
+
+def main(shapes):
+    for shape in shapes:
+        B, T, H, Dk, Dv = shape
+        q, k = (F.normalize(torch.randn(B, T, H, Dk, device="cuda"), dim=-1).bfloat16().requires_grad_() for _ in range(2))
+        v = torch.randn(B, T, H, Dv, device="cuda", dtype=torch.bfloat16, requires_grad=True)
+        g = (F.logsigmoid(torch.randn(B, T, H, device="cuda") + 3) / 16).requires_grad_()
+        beta = torch.rand(B, T, H, device="cuda", dtype=torch.bfloat16).requires_grad_()
+        do = torch.randn_like(v)
+        paths = [(f"triton_delta_rule@{c}", delta_fused.delta_rule_fused, c) for c in (32, 64)]
+        paths += [(p, fn, None) for p, fn in dispatch.OPS["delta_rule"].candidates[1:] if T <= 256 or p != "reference"]
+        for path, fn, chunk in paths:
+            if chunk:
+                delta_fused.C = chunk
+            args = (q, k, v, g, beta)
+
+            def step(fn=fn, args=args, do=do):
+                o, _ = fn(*args, args[0].shape[-1] ** -0.5, False)
+                return torch.autograd.grad(o, args, do)
+            row = {"path": path, "shape": "B{} T{} H{} Dk{} Dv{}".format(*shape)}
+            try:
+                row["eager_ms"] = timing.measure(step, "cuda", memory=False).median_ms
+                row["graph_ms"] = timing.measure(timing.cuda_graph(step, "cuda"), "cuda", memory=False).median_ms
+            except Exception as e:  # noqa: BLE001  (a path that cannot run here is a row too)
+                row["error"] = f"{type(e).__name__}: {str(e).splitlines()[0][:120] if str(e) else ''}"
+            print(json.dumps(row), flush=True)
+    delta_fused.C = 64
+
+
+if __name__ == "__main__":
+    main([tuple(int(x) for x in a.split(",")) for a in sys.argv[1:]] or SHAPES)
