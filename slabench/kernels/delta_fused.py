@@ -236,8 +236,8 @@ def _strides(x: torch.Tensor) -> tuple[int, int, int]:
 
 
 def _meta(Dk: int, Dv: int, dtype: torch.dtype) -> dict:
-    """Block sizes; float32 inputs get tf32x3 products, near float32 (tf32 would cost them ~1e-3 relative; ieee
-    products took minutes to compile at Dv 128)."""
+    """Block sizes; float32 inputs get tf32x3 products, near float32 (tf32 would cost them ~1e-3
+    relative; ieee products did not compile the backward at Dv 128 within 5 minutes)."""
     BK, BV = max(16, triton.next_power_of_2(Dk)), max(16, triton.next_power_of_2(Dv))
     return {"Dk": Dk, "Dv": Dv, "BK": BK, "BV": BV, "BT": C, "PREC": "tf32x3" if dtype == torch.float32 else "tf32"}
 
