@@ -85,6 +85,12 @@ def test_best_lr_is_chosen_on_validation_not_test():
     assert board["overall"][0]["mixer"] == "a" and board["overall"][0]["solved"] == 1
 
 
+def test_equal_validation_picks_the_smaller_lr_and_a_middle_choice_is_no_edge():
+    records = [_record("a", lr, s, val, 0.5) for lr, val in ((1e-4, 0.3), (1e-3, 0.8), (1e-2, 0.8)) for s in range(2)]
+    (row,) = aggregate(records)["tasks"][TASK.label()]
+    assert row["best_lr"] == 1e-3 and not row["lr_edge"] and row["lrs"] == [1e-4, 1e-3, 1e-2]
+
+
 def test_diverged_scores_zero_and_failed_is_excluded_but_listed():
     records = [_record("a", 1e-3, 0, 0.8, 0.8), _record("a", 1e-3, 1, 0, 0, "diverged"),
                _record("a", 1e-3, 2, 0, 0, "failed")]

@@ -70,6 +70,14 @@ def raw(accs: list[float]) -> dict:
     return {"acc": sum(accs) / len(accs), "seeds": len(accs), "seed_ids": list(range(len(accs))), "seed_accs": accs}
 
 
+def test_majority_needs_more_than_half_of_the_votes():
+    assert rp._majority({"a": "for", "b": "for", "c": "against"}) == rp.SUPPORTED
+    assert rp._majority({"a": "for", "b": "against"}) == rp.INCONCLUSIVE  # a split is no majority
+    assert rp._majority({"a": "for", "b": "for", "c": "neither", "d": "neither"}) == rp.INCONCLUSIVE  # 2 of 4
+    assert rp._majority({"a": "against", "b": "against", "c": "for"}) == rp.NOT_SUPPORTED
+    assert rp._majority({}) == rp.INCONCLUSIVE
+
+
 def test_accuracy_verdict_rule():
     near = (raw([0.61, 0.58] * 3), raw([0.58, 0.61] * 3))  # seeds that cross: p = 1
     up = [(cell(0.9), cell(0.5)), (cell(0.8), cell(0.5)), near]  # 2 of 3 wins (every seed 0.3+ ahead), higher mean
