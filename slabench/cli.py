@@ -87,7 +87,7 @@ def show(task_name: str, assignments: tuple[str, ...], num: int, seed: int) -> N
     out_console.print(render_examples(task, n=num, seed=seed))
 
 
-NARROW_COLUMNS = ("rank", "model", "acc % (95% CI)", "exact %", "seeds", "steps")
+NARROW_COLUMNS = ("rank", "model", "solved (95% CI)", "acc % (95% CI)", "seeds' acc %")
 
 
 def _board_table(board: dict[str, Any]) -> list[Table]:
@@ -106,7 +106,7 @@ def _board_table(board: dict[str, Any]) -> list[Table]:
         for i in keep:
             col = TASK_COLUMNS[i]
             table.add_column(col, justify="left" if col == "model" else "right",
-                             no_wrap=col in ("model", "acc % (95% CI)"))
+                             no_wrap=col in ("model", "solved (95% CI)", "acc % (95% CI)"))
         for r in rows:
             own = ", ".join(f"{k}={v}" for k, v in sorted(set(r["model_params"].items()) - shared))
             cells = task_row_cells({**r, "model": f"{r['mixer']}({own})" if own else r["mixer"]})
@@ -225,7 +225,10 @@ def run(grid_file: str | None, preset: str | None, out: str | None, leaderboard_
 @click.argument("results_dir", type=click.Path(exists=True, file_okay=False))
 @click.option("--name", help="leaderboard file name (default: the grid name in the records)")
 @click.option("--out-dir", type=click.Path(file_okay=False), help="where to write (default RESULTS_DIR)")
-def leaderboard(results_dir: str, name: str | None, out_dir: str | None) -> None:
+@click.option("--solve-at", type=float, help="test accuracy at which a run counts as solved (default: the records')")
+@click.option("--min-seeds", type=int, help="fewest seeds for a cell to be ranked (default: the records')")
+def leaderboard(results_dir: str, name: str | None, out_dir: str | None, solve_at: float | None,
+                min_seeds: int | None) -> None:
     """Rebuild a leaderboard from the run records under RESULTS_DIR."""
     from slabench.runners.leaderboard import aggregate, write_leaderboard
     from slabench.runners.records import load_records
@@ -238,7 +241,7 @@ def leaderboard(results_dir: str, name: str | None, out_dir: str | None) -> None
         raise SlabenchError(f"RESULTS_DIR '{results_dir}' holds no run records (expected records/*.json)")
     grids = sorted({r["spec"]["grid"] for r in records})
     name = name or (grids[0] if len(grids) == 1 else Path(results_dir).name)
-    board = aggregate(records)
+    board = aggregate(records, solve_at=solve_at, min_seeds=min_seeds)
     paths = write_leaderboard(board, Path(out_dir or results_dir), name)
     for table in _board_table(board):
         out_console.print(table)
@@ -389,7 +392,8 @@ def profile(mixer: str, shape: str, dtype: str | None, device: str, mode: str, t
 def ci(baseline_path: str, out: str, update: bool, device: str, workers: int, quiet: bool) -> None:
     """Accuracy regression check: run the `ci` preset, compare with the baseline, exit 1 on a drop.
 
-    A cell fails when its mean accuracy falls below baseline - max(3 * seed std / sqrt(n), 0.02).
+    A cell fails when fewer seeds reach solve_at than in the baseline, or when a one-sided exact
+    test paired by seed says its accuracy fell (by more than 2 points on the mean).
     """
     import math
 
@@ -412,11 +416,12 @@ def ci(baseline_path: str, out: str, update: bool, device: str, workers: int, qu
 
     for task in dict.fromkeys(r["task"] for r in rows):  # one table per task; SLA twins under their bases
         table = Table(title=f"{task} vs {path}", caption=regression.RULE)
-        for col in ("model", "baseline %", "now %", "delta pp", "tolerance pp", "verdict"):
+        for col in ("model", "baseline %", "now %", "delta pp", "solved now / base", "p (now < base)", "verdict"):
             table.add_column(col, justify="left" if col in ("model", "verdict") else "right")
         for r in (r for r in rows if r["task"] == task):
             verdict = r["verdict"] + (f" ({r['failed']} failed)" if r["failed"] else "")
-            table.add_row(r["model"], pp(r["baseline"]), pp(r["now"]), pp(r["delta"], "+"), pp(r["tolerance"]),
+            table.add_row(r["model"], pp(r["baseline"]), pp(r["now"]), pp(r["delta"], "+"),
+                          f"{r['solved_now']} / {r['solved_base']}", "-" if math.isnan(r["p_below"]) else f"{r['p_below']:.3g}",
                           f"[{colours[r['verdict']]}]{verdict}[/]")
         out_console.print(table)
     if regression.failed(rows):

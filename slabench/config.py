@@ -98,6 +98,9 @@ class TrainSpec:
     test_size: int = field(default=1024, metadata={"help": "test examples (reported)"})
     stop_at: float = field(default=0.0, metadata={"help": "stop when validation accuracy reaches this (0 = never)"})
     dtype: Literal["float32", "bfloat16"] = field(default="float32", metadata={"help": "autocast dtype on GPU"})
+    # Leaderboard settings: recorded with the run but not part of its key (they change no training).
+    solve_at: float = field(default=0.9, metadata={"help": "a run is solved when its test accuracy reaches this"})
+    min_seeds: int = field(default=5, metadata={"help": "cells with fewer seeds are shown but not ranked (>= 2)"})
 
     def __post_init__(self) -> None:
         w = "train"
@@ -107,6 +110,11 @@ class TrainSpec:
         require(self.lr > 0, w, f"lr={self.lr} must be > 0")
         require(0 <= self.warmup < 1, w, f"warmup={self.warmup} must be in [0, 1)")
         require(0 <= self.stop_at <= 1, w, f"stop_at={self.stop_at} must be in [0, 1]")
+        require(0 < self.solve_at <= 1, w, f"solve_at={self.solve_at} must be in (0, 1] (a fraction of test accuracy)")
+        require(self.min_seeds >= 2, w, f"min_seeds={self.min_seeds} must be >= 2 (a rank needs a test, a test two seeds)")
+
+
+LEADERBOARD_SETTINGS = ("solve_at", "min_seeds")  # TrainSpec fields that no run's result depends on
 
 
 @dataclass(frozen=True)
@@ -141,6 +149,8 @@ class RunSpec:
 
         d = self.to_dict()
         d.pop("grid")
+        for name in LEADERBOARD_SETTINGS:
+            d["train"].pop(name)
         d["task_version"] = TASKS.get(self.task.name).version
         blob = json.dumps(d, sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]

@@ -28,7 +28,8 @@ def test_compare_example_against_gla(tmp_path, monkeypatch):
     assert versus["verdict"] in ("win", "tie", "loss")
     assert versus["delta"] == task["models"][0]["acc"] - task["models"][1]["acc"]
     assert sum(summary["totals"]["gla"].values()) == 1
-    assert (out / "compare.md").read_text().count("| gla |") == 3  # totals, models, versus and (out / "compare.png").is_file()
+    assert (out / "compare.md").read_text().count("| gla |") == 3  # totals, models, versus
+    assert (out / "compare.png").stat().st_size > 0
 
 
 def test_compare_grid_keeps_tasks_train_and_first_backbone():
@@ -40,10 +41,23 @@ def test_compare_grid_keeps_tasks_train_and_first_backbone():
     assert g["models"] == [{"name": n, "d_model": 48, "n_heads": 4, "mlp": False} for n in ("v.py:V", "gla", "attention")]
 
 
-def test_verdict_by_interval_overlap():
-    assert verdict({"acc": 0.9, "acc_ci": 0.05}, {"acc": 0.7, "acc_ci": 0.1}) == "win"
-    assert verdict({"acc": 0.7, "acc_ci": 0.1}, {"acc": 0.9, "acc_ci": 0.05}) == "loss"
-    assert verdict({"acc": 0.8, "acc_ci": 0.1}, {"acc": 0.9, "acc_ci": 0.05}) == "tie"
+def _row(accs: list[float], seeds: list[int] | None = None) -> dict:
+    return {"seed_ids": seeds or list(range(len(accs))), "seed_accs": accs}
+
+
+def test_verdict_by_the_paired_test():
+    six_high, six_low = _row([0.9, 0.91, 0.92, 0.9, 0.95, 0.93]), _row([0.7, 0.72, 0.7, 0.71, 0.7, 0.75])
+    outcome, test = verdict(six_high, six_low)
+    assert outcome == "win" and test["test"] == "paired" and test["p"] == 2 / 64
+    assert verdict(six_low, six_high)[0] == "loss"
+    # 5 paired seeds can only tie (smallest p 1/16), however far apart
+    assert verdict(_row([0.99] * 5), _row([0.01] * 5))[0] == "tie"
+    # one seed of six the other way: p = 4/64 when it is the smallest difference -> tie
+    mixed = _row([0.9, 0.91, 0.92, 0.9, 0.95, 0.69])
+    assert verdict(mixed, six_low)[0] == "tie"
+    # different seeds: the unpaired permutation test (2 of 924 splits of 6 + 6 as extreme)
+    outcome, test = verdict(six_high, _row(six_low["seed_accs"], list(range(10, 16))))
+    assert outcome == "win" and test["test"] == "unpaired" and test["p"] == 2 / 924
 
 
 def test_run_with_a_plugin_mixer(tmp_path):

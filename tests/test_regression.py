@@ -1,6 +1,6 @@
 """The accuracy-regression check: `slabench ci` on the ci preset against leaderboards/ci/baseline.json.
 
-Runs the preset once per session (about 1.5-3 minutes on 2 cores); the other tests reuse its
+Runs the preset once per session (15 runs, about 2-4 minutes on 2 cores); the other tests reuse its
 records (`--out`), so checking against a raised baseline retrains nothing.
 """
 
@@ -31,16 +31,16 @@ def test_ci_matches_the_baseline(ci_run):
     out, result = ci_run
     assert result.exit_code == 0, result.output
     records = list(load_records(out).records.values())
-    assert len(records) == 9 and all(r["status"] == "ok" for r in records)
+    assert len(records) == 15 and all(r["status"] == "ok" for r in records)
     rows = regression.check(records, regression.load_baseline(BASELINE))
     assert {r["verdict"] for r in rows} == {"ok"}, rows
 
 
 def test_baseline_separates_mechanisms():
     cells = {c["mixer"]: c for c in json.loads(BASELINE.read_text())["cells"]}
-    assert cells["attention"]["mean"] >= 0.95
-    assert cells["linear"]["mean"] + regression.tolerance(cells["linear"]["std"], cells["linear"]["n"]) < 0.95
-    assert "sla-linear" in cells  # the SLA twin is checked beside its base
+    assert all(a >= cells["attention"]["solve_at"] for a in cells["attention"]["accs"])  # 5 of 5 solved
+    assert all(a < cells["linear"]["solve_at"] for a in cells["linear"]["accs"])  # 0 of 5
+    assert len(cells["linear"]["accs"]) == 5 and "sla-linear" in cells  # the SLA twin is checked beside its base
 
 
 def test_ci_fails_when_the_baseline_is_raised(ci_run, tmp_path):
@@ -48,7 +48,7 @@ def test_ci_fails_when_the_baseline_is_raised(ci_run, tmp_path):
     raised = json.loads(BASELINE.read_text())
     for cell in raised["cells"]:
         if cell["mixer"] == "attention":
-            cell["mean"] = 1.05  # beyond any accuracy by more than the 0.02 floor
+            cell["accs"] = [a + 0.05 for a in cell["accs"]]  # every seed out of reach by more than the floor
     path = tmp_path / "raised.json"
     path.write_text(json.dumps(raised))
     result = CliRunner().invoke(main, ["ci", "--out", str(out), "--baseline", str(path)])
@@ -62,21 +62,43 @@ def _record(acc: float, seed: int, status: str = "ok") -> dict:
     return {"spec": spec.to_dict(), "status": status, "seed": seed, "metrics": {"test_acc": acc}}
 
 
-def test_tolerance_rule_and_verdicts():
-    assert regression.tolerance(0.0, 3) == regression.FLOOR
-    assert regression.tolerance(0.1, 9) == pytest.approx(0.1)  # 3 * 0.1 / sqrt(9)
-    records = [_record(0.70, 0), _record(0.72, 1), _record(0.0, 2, "failed")]
-    cell = regression.cells(records)
-    (key, c), = cell.items()
-    assert c["n"] == 2 and c["failed"] == 1 and c["mean"] == pytest.approx(0.71)
+def test_cells_keep_every_seed_and_leave_failed_runs_out():
+    records = [_record(0.70, 0), _record(0.72, 1), _record(0.0, 2, "failed"), _record(0.0, 3, "diverged")]
+    ((key, c),) = regression.cells(records).items()
+    assert c["n"] == 3 and c["failed"] == 1 and c["seeds"] == [0, 1, 3] and c["accs"] == [0.70, 0.72, 0.0]
+    assert c["mean"] == pytest.approx(1.42 / 3) and c["solve_at"] == 0.9
 
-    def verdict(mean: float, std: float = 0.0) -> str:
-        base = {"cells": [{"task": key[0], "model": key[1], "mixer": "attention", "mean": mean, "std": std, "n": 3}]}
-        rows = regression.check(records, base)
-        return rows[0]["verdict"]
 
-    assert verdict(0.72) == "ok"  # within the 0.02 floor
-    assert verdict(0.74) == "regressed"
-    assert verdict(0.74, std=0.05) == "ok"  # 3 * 0.05 / sqrt(3) = 0.087
-    assert verdict(0.60) == "improved"
-    assert regression.check([], {"cells": [{"task": "t", "model": "m", "mean": 0.5, "std": 0, "n": 3}]})[0]["verdict"] == "missing"
+BASE = {0: 0.60, 1: 0.45, 2: 0.70, 3: 0.55, 4: 0.95}
+
+
+def verdict(now: dict[int, float], base: dict[int, float] = BASE) -> str:
+    return regression.judge(now, base, solve_at=0.9)["verdict"]
+
+
+def test_regression_rule_on_hand_built_cells():
+    assert verdict(BASE) == "ok"
+    assert verdict({s: a - 0.03 for s, a in BASE.items() if s != 4} | {4: 0.93}) == "regressed"  # all 5 lower: p = 1/32
+    assert verdict({s: a - 0.01 for s, a in BASE.items()} | {4: 0.94}) == "ok"  # all lower, by less than the floor
+    # four seeds 0.1 lower, one a hair higher: p = 2/32 (the hair is the smallest difference) -> not a drop
+    assert verdict({0: 0.50, 1: 0.35, 2: 0.60, 3: 0.45, 4: 0.951}) == "ok"
+    assert verdict(BASE | {4: 0.85}) == "regressed"  # one solved seed no longer solves: the solve rate fell
+    assert verdict(BASE | {0: 0.91}) == "improved"  # one more seed solves
+    assert verdict({s: a + 0.05 for s, a in BASE.items() if s != 4} | {4: 0.99}) == "improved"
+    # seeds that differ from the baseline's: the unpaired permutation test (1 of 252 splits as low)
+    moved = {s + 10: a - 0.3 for s, a in BASE.items() if s != 4} | {14: 0.40}
+    out = regression.judge(moved, BASE, 0.9)
+    assert out["test"] == "unpaired" and out["p_below"] == pytest.approx(1 / 252) and out["verdict"] == "regressed"
+
+
+def test_check_rows_missing_and_new():
+    records = [_record(0.70, s) for s in range(5)]
+    ((key, _),) = regression.cells(records).items()
+    base = {"cells": [{"task": key[0], "model": key[1], "mixer": "attention", "solve_at": 0.9, "seeds": list(range(5)),
+                       "accs": [0.75] * 5}]}
+    (row,) = regression.check(records, base)
+    assert row["verdict"] == "regressed" and row["p_below"] == 1 / 32 and row["delta"] == pytest.approx(-0.05)
+    assert regression.failed([row])
+    missing = {"cells": [{"task": "t", "model": "m", "seeds": [0], "accs": [0.5]}]}
+    rows = regression.check(records, missing)
+    assert sorted(r["verdict"] for r in rows) == ["missing", "new"] and regression.failed(rows)

@@ -35,7 +35,7 @@ def test_tiny_report_end_to_end_and_from_records(tmp_path):
     counts = {s: len(list((out / s / "records").glob("*.json"))) for s in rp.GRID_SECTIONS}
     assert counts == {"noise": 18, "mqar": 12, "heads": 12}  # 3 seeds per cell, one base and its twin
     assert (out / "noise" / "report-noise-tiny.md").is_file()  # each section's own leaderboard
-    assert "(n=3)" in text and "sla-gla" in text
+    assert "/3 solved)" in text and "(n=3)" in text and "sla-gla" in text
 
     # No training: the same Markdown, byte for byte, from the records alone.
     mtimes = {p: p.stat().st_mtime_ns for p in out.rglob("records/*.json")}
@@ -60,33 +60,38 @@ def test_tiny_report_end_to_end_and_from_records(tmp_path):
 # ---- verdict rules on hand-made aggregates --------------------------------------------------------
 
 
-def cell(acc: float, ci: float = 0.02, seeds: int = 3) -> dict:
-    return {"acc": acc, "acc_ci": ci, "seeds": seeds}
+def cell(acc: float, spread: float = 0.02, seeds: int = 6) -> dict:
+    """A cell whose seeds scatter around acc (seed i at acc + spread * (-1)^i * i / seeds)."""
+    accs = [acc + spread * (-1) ** i * i / seeds for i in range(seeds)]
+    return {"acc": sum(accs) / seeds, "seeds": seeds, "seed_ids": list(range(seeds)), "seed_accs": accs}
+
+
+def raw(accs: list[float]) -> dict:
+    return {"acc": sum(accs) / len(accs), "seeds": len(accs), "seed_ids": list(range(len(accs))), "seed_accs": accs}
+
+
+def test_majority_needs_more_than_half_of_the_votes():
+    assert rp._majority({"a": "for", "b": "for", "c": "against"}) == rp.SUPPORTED
+    assert rp._majority({"a": "for", "b": "against"}) == rp.INCONCLUSIVE  # a split is no majority
+    assert rp._majority({"a": "for", "b": "for", "c": "neither", "d": "neither"}) == rp.INCONCLUSIVE  # 2 of 4
+    assert rp._majority({"a": "against", "b": "against", "c": "for"}) == rp.NOT_SUPPORTED
+    assert rp._majority({}) == rp.INCONCLUSIVE
 
 
 def test_accuracy_verdict_rule():
-    up = [(cell(0.9), cell(0.5)), (cell(0.8), cell(0.5)), (cell(0.6), cell(0.59))]  # 2 of 3 wins, higher mean
+    near = (raw([0.61, 0.58] * 3), raw([0.58, 0.61] * 3))  # seeds that cross: p = 1
+    up = [(cell(0.9), cell(0.5)), (cell(0.8), cell(0.5)), near]  # 2 of 3 wins (every seed 0.3+ ahead), higher mean
     down = [(b, t) for t, b in up]
-    tie = [(cell(0.6, 0.2), cell(0.5, 0.2))] * 3
+    tie = [(raw([0.9, 0.3] * 3), raw([0.2, 0.8] * 3))] * 3  # 0.1 apart in mean, but the seeds cross
     assert rp.accuracy_verdict({"gla": up, "gdn": up, "retnet": tie})[0] == rp.SUPPORTED
     assert rp.accuracy_verdict({"gla": down, "gdn": down, "retnet": up})[0] == rp.NOT_SUPPORTED
     assert rp.accuracy_verdict({"gla": up, "gdn": down, "retnet": tie})[0] == rp.INCONCLUSIVE
     verdict, details = rp.accuracy_verdict({"gla": up})
     assert verdict == rp.SUPPORTED and details["gla"]["wins"] == 2 and details["gla"]["losses"] == 0
-    # Two seeds never make a significant difference, however far apart the means.
+    # Fewer than MIN_SEEDS seeds never make a significant difference, however far apart the means.
     two = [(cell(0.9, 0.01, seeds=2), cell(0.1, 0.01, seeds=2))] * 3
     assert rp.accuracy_verdict({"gla": two})[0] == rp.INCONCLUSIVE
     assert rp.accuracy_verdict({})[0] == rp.INCONCLUSIVE
-
-
-def test_slope_ci_exact_line_and_known_spread():
-    slope, ci = rp.slope_ci([1, 2, 3, 4], [0.1, 0.3, 0.5, 0.7])
-    assert slope == pytest.approx(0.2) and ci == pytest.approx(0.0, abs=1e-12)
-    # y = 0, 1, 0, 1 on x = 0..3: fit 0.2, 0.4, 0.6, 0.8; residual sum of squares 0.8 over 2 dof,
-    # sum of squared x deviations 5, t(2) = 4.303
-    slope, ci = rp.slope_ci([0, 1, 2, 3], [0, 1, 0, 1])
-    assert slope == pytest.approx(0.2) and ci == pytest.approx(4.303 * math.sqrt(0.8 / 2 / 5))
-    assert math.isnan(rp.slope_ci([1, 1, 1], [0, 1, 2])[0])
 
 
 def test_heads_verdict_rule():
@@ -105,7 +110,7 @@ def test_gates_verdict_rule():
     assert rp.gates_verdict({"L0 q": sharpening, "L0 k": sharpening, "L1 q": flat})[0] == rp.SUPPORTED
     assert rp.gates_verdict({"L0 q": flat, "L1 q": flat})[0] == rp.NOT_SUPPORTED  # a tiny, certain drop is not WTA
     assert rp.gates_verdict({"L0 q": noisy})[0] == rp.INCONCLUSIVE
-    assert rp.gates_verdict({"L0 q": [-0.3, -0.3]})[0] == rp.INCONCLUSIVE  # fewer than 3 runs
+    assert rp.gates_verdict({"L0 q": [-0.3, -0.3]})[0] == rp.INCONCLUSIVE  # fewer than MIN_SEEDS runs
 
 
 def sweep_summary(ratio: float, time_slope: float, memory_slope: float, base_time_slope: float = 1.0) -> dict:

@@ -4,20 +4,24 @@ The comparison grid takes a grid's tasks and [train] table unchanged (same budge
 seeds for everyone) and replaces its models by the variant and the baselines, all at the
 backbone parameters (d_model, n_layers, n_heads, mlp, ...) of the grid's first model; each
 mixer keeps its own default options. Cells are aggregated as in leaderboards (best lr on
-validation, mean +- 95% t interval over seeds). Per task the variant WINS against a baseline
-when its interval lies entirely above the baseline's, LOSES when entirely below, else TIES
-(with one seed the intervals are points: use 3+ seeds for verdicts that mean something).
+validation, per-seed accuracies, solve rate, bootstrap interval of the mean). Per task the
+variant WINS against a baseline when the leaderboards' exact test (paired by seed, since the
+comparison grid gives every mixer the same seeds) rejects equal accuracy at 5% with the variant
+ahead, LOSES when it rejects with the variant behind, else TIES. With n paired seeds the smallest
+p is 2^(1-n): fewer than 6 seeds can only tie.
 """
 
 from __future__ import annotations
 
 import json
-import math
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
 from slabench.errors import SlabenchError
+from slabench.runners import stats
+from slabench.runners.leaderboard import md_table, pct, solved_cell
+from slabench.runners.plots import save, yerr
 
 
 def with_models(grid: dict[str, Any], mixers: list[str]) -> dict[str, Any]:
@@ -46,14 +50,13 @@ def compare_grid(grid: dict[str, Any], variant: str, against: list[str]) -> dict
     }, [variant, *against])
 
 
-def _bounds(row: dict[str, Any]) -> tuple[float, float]:
-    h = 0.0 if math.isnan(row["acc_ci"]) else row["acc_ci"]
-    return row["acc"] - h, row["acc"] + h
-
-
-def verdict(variant: dict[str, Any], baseline: dict[str, Any]) -> str:
-    (vlo, vhi), (blo, bhi) = _bounds(variant), _bounds(baseline)
-    return "win" if vlo > bhi else "loss" if vhi < blo else "tie"
+def verdict(variant: dict[str, Any], baseline: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """'win', 'loss' or 'tie' of the variant's row against a baseline's, and the test behind it."""
+    test = stats.compare(dict(zip(variant["seed_ids"], variant["seed_accs"])),
+                         dict(zip(baseline["seed_ids"], baseline["seed_accs"])))
+    if test["p"] >= stats.ALPHA:
+        return "tie", test
+    return ("win" if test["delta"] > 0 else "loss"), test
 
 
 def summarise(board: dict[str, Any], variant: str, against: list[str]) -> dict[str, Any]:
@@ -73,56 +76,43 @@ def summarise(board: dict[str, Any], variant: str, against: list[str]) -> dict[s
                 if v is None or b not in by_mixer:
                     continue
                 row = by_mixer[b]
-                outcome = verdict(v, row)
+                outcome, test = verdict(v, row)
                 totals[b][outcome] += 1
-                versus.append({"baseline": b, "delta": v["acc"] - row["acc"], "variant_ci": v["acc_ci"],
-                               "baseline_ci": row["acc_ci"], "verdict": outcome})
+                versus.append({"baseline": b, "delta": v["acc"] - row["acc"], "test": test["test"], "p": test["p"],
+                               "pairs": test["n"], "verdict": outcome})
             models = [by_mixer[m] for m in [variant, *against] if m in by_mixer]
             tasks.append({"task": task, "backbone": dict(size), "models": models, "versus": versus})
     return {"variant": variant, "against": against, "ranked_by": board["ranked_by"], "tasks": tasks,
             "totals": totals, "failures": board["failures"], "runs": board["runs"]}
 
 
-def _pct(x: float | None, ci: float | None = None) -> str:
-    if x is None or math.isnan(x):
-        return "-"
-    return f"{100 * x:.1f}" + ("" if ci is None or math.isnan(ci) else f" ± {100 * ci:.1f}")
-
-
-def _size(x: int | None) -> str:
-    return "n/a" if x is None else f"{x:,}"
-
-
-MODEL_COLUMNS = ["mixer", "params", "state size", "acc % (95% CI)", "exact %", "seeds"]
-VERSUS_COLUMNS = ["variant vs", "Δ acc (pp)", "verdict"]
+MODEL_COLUMNS = ["mixer", "params", "state size", "solved (95% CI)", "acc % (95% CI)", "exact %", "seeds"]
+VERSUS_COLUMNS = ["variant vs", "Δ acc (pp)", "test", "p", "verdict"]
 
 
 def model_cells(r: dict[str, Any]) -> list[str]:
-    return [r["mixer"], f"{r['params']:,}" if r["params"] else "-", _size(r["state_size"]), _pct(r["acc"], r["acc_ci"]),
-            _pct(r["exact"]), str(r["seeds"])]
+    return [r["mixer"], f"{r['params']:,}" if r["params"] else "-", "n/a" if r["state_size"] is None else f"{r['state_size']:,}",
+            solved_cell(r), pct(r["acc"], r["acc_lo"], r["acc_hi"]), pct(r["exact"]), str(r["seeds"])]
 
 
 def versus_cells(v: dict[str, Any]) -> list[str]:
-    return [v["baseline"], f"{100 * v['delta']:+.1f}", v["verdict"]]
-
-
-def _md_table(header: list[str], rows: list[list[str]]) -> list[str]:
-    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] + [
-        "| " + " | ".join(c.replace("|", "\\|") for c in r) + " |" for r in rows]
+    return [v["baseline"], f"{100 * v['delta']:+.1f}", f"{v['test']} (n={v['pairs']})", f"{v['p']:.3g}", v["verdict"]]
 
 
 def to_markdown(summary: dict[str, Any], plot: Path | None) -> str:
     out = [f"# Compare: {summary['variant']}", "",
-           (f"Generated by `slabench compare` from {summary['runs']} run records. Accuracy: {summary['ranked_by']}; "
-            "± is the 95% t interval over seeds. Win/loss: the variant's interval lies entirely above/below the "
-            "baseline's; otherwise a tie."), "", "## Win / tie / loss per baseline", ""]
-    out += _md_table(["baseline", "win", "tie", "loss"],
-                     [[b, str(t["win"]), str(t["tie"]), str(t["loss"])] for b, t in summary["totals"].items()]) + [""]
+           (f"Generated by `slabench compare` from {summary['runs']} run records. Rows: {summary['ranked_by']}; "
+            "intervals are 95% (Wilson for solve rates, bootstrap over seeds for mean accuracy). Win / loss: an "
+            "exact permutation test (paired by seed) rejects equal accuracy at 5%, the variant ahead / behind; "
+            "otherwise a tie. With n paired seeds the smallest p is 2^(1-n), so fewer than 6 seeds can only tie."),
+           "", "## Win / tie / loss per baseline", ""]
+    out += [md_table(["baseline", "win", "tie", "loss"],
+                     [[b, str(t["win"]), str(t["tie"]), str(t["loss"])] for b, t in summary["totals"].items()]), ""]
     for t in summary["tasks"]:
         size = ", ".join(f"{k}={v}" for k, v in t["backbone"].items())
         out += [f"## {t['task']}", "", f"Backbone: {size}.", ""]
-        out += _md_table(MODEL_COLUMNS, [model_cells(r) for r in t["models"]]) + [""]
-        out += _md_table(VERSUS_COLUMNS, [versus_cells(v) for v in t["versus"]]) + [""]
+        out += [md_table(MODEL_COLUMNS, [model_cells(r) for r in t["models"]]), ""]
+        out += [md_table(VERSUS_COLUMNS, [versus_cells(v) for v in t["versus"]]), ""]
     if plot is not None:
         out += ["## Plot", "", f"![{plot.stem}]({plot.name})", ""]
     if summary["failures"]:
@@ -132,10 +122,8 @@ def to_markdown(summary: dict[str, Any], plot: Path | None) -> str:
 
 
 def plot_compare(summary: dict[str, Any], path: Path) -> Path | None:
-    """Grouped bars: one group per task (and backbone), one bar per mixer, 95% CI error bars."""
-    import matplotlib
-
-    matplotlib.use("Agg")
+    """Grouped bars: one group per task (and backbone), one bar per mixer with its 95% bootstrap
+    interval, and every seed as a dot on its bar."""
     import matplotlib.pyplot as plt
 
     if not summary["tasks"]:
@@ -145,23 +133,22 @@ def plot_compare(summary: dict[str, Any], path: Path) -> Path | None:
     fig, ax = plt.subplots(figsize=(max(6.4, 1.2 * n * len(mixers) / 2), 4.2))
     width = 0.8 / len(mixers)
     for i, m in enumerate(mixers):
-        xs, ys, errs = [], [], []
+        xs, rows = [], []
         for j, t in enumerate(summary["tasks"]):
             row = next((r for r in t["models"] if r["mixer"] == m), None)
             if row is not None:
                 xs.append(j + (i - (len(mixers) - 1) / 2) * width)
-                ys.append(100 * row["acc"])
-                errs.append(0 if math.isnan(row["acc_ci"]) else 100 * row["acc_ci"])
+                rows.append(row)
         label = m if len(m) < 40 else "…" + m[-38:]
-        ax.bar(xs, ys, width, yerr=errs, capsize=3, label=label)
+        ax.bar(xs, [100 * r["acc"] for r in rows], width, yerr=yerr(rows), capsize=3, label=label)
+        for x, r in zip(xs, rows):
+            ax.scatter([x] * len(r["seed_accs"]), [100 * a for a in r["seed_accs"]], s=10, color="black", zorder=3,
+                       label="one seed" if i == 0 and x == xs[0] else None)
     ax.set_xticks(range(n), [t["task"] if len(t["task"]) < 40 else t["task"][:38] + "…" for t in summary["tasks"]],
                   fontsize=7, rotation=10)
-    ax.set(ylabel="test accuracy %", ylim=(0, 102), title=f"{summary['variant']} vs baselines")
+    ax.set(ylabel="test accuracy % (mean, 95% CI)", ylim=(0, 102), title=f"{summary['variant']} vs baselines")
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save(fig, path)
 
 
 def write_compare(records: list[dict[str, Any]], variant: str, against: list[str], out_dir: Path) -> tuple[dict, dict]:
@@ -174,7 +161,7 @@ def write_compare(records: list[dict[str, Any]], variant: str, against: list[str
     plot = plot_compare(summary, out_dir / "compare.png")
     paths = {"md": out_dir / "compare.md", "json": out_dir / "compare.json"}
     paths["md"].write_text(to_markdown(summary, plot))
-    paths["json"].write_text(json.dumps(summary, indent=1, default=str))
+    paths["json"].write_text(json.dumps(summary, indent=1, default=str) + "\n")
     if plot is not None:
         paths["png"] = plot
     write_leaderboard(board, out_dir, "leaderboard")

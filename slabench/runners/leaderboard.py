@@ -1,12 +1,18 @@
-"""Leaderboards rebuilt from run records: aggregate seeds, pick the lr, rank, write files.
+"""Leaderboards rebuilt from run records: per-seed outcomes, solve rates, tests, ranks, files.
 
-Accuracy is micro accuracy over scored test positions (exact match reported beside it). For
-every (task, model) cell the learning rate is the one with the best mean *validation* accuracy
-(the full sweep stays in the JSON's `fixed_lr` view), seeds are aggregated as mean +- 95%
-Student-t interval, and models are ranked per task by mean test accuracy with ties where
-intervals overlap: going down the table, a model shares the rank of the group above it while
-its interval overlaps that group's best model's, else its rank is its position. The overall
-table ranks by mean rank across tasks.
+A cell is one (task, model, train settings other than lr); its learning rate is the one with
+the best mean *validation* accuracy (the full sweep stays in the JSON's `fixed_lr` view). A cell
+keeps every seed's test accuracy and reports (statistics in `slabench.runners.stats`):
+
+- solved: seeds whose test accuracy reaches `solve_at`; solve rate k/n with a Wilson interval;
+- acc: mean test accuracy (micro, over scored positions) with a bootstrap interval, and median;
+- time to solve: Kaplan-Meier median over seeds of the first evaluated step whose validation
+  accuracy reaches `solve_at` (runs that never do are censored at their last step).
+
+Rows are sorted by solve rate, then mean accuracy. Cells with fewer than `min_seeds` seeds are
+printed but unranked. Going down the ranked rows, a row shares the rank of the group above while
+an exact test (paired by seed when the two cells ran the same seeds) cannot separate it from the
+group's top row at 5%; otherwise its rank is its position. So a rank never beats a row above it.
 """
 
 from __future__ import annotations
@@ -18,46 +24,14 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from slabench.config import RunSpec
+from slabench.config import LEADERBOARD_SETTINGS, RunSpec, TrainSpec
+from slabench.errors import SlabenchError
+from slabench.runners import stats
 
-# Two-sided 95% quantiles of Student's t for 1..30 degrees of freedom; 1.96 beyond.
-T975 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
-        2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042]
-RANKED_BY = "mean test accuracy (micro, over scored positions) at the lr with the best mean validation accuracy"
-
-
-def mean_ci(xs: list[float]) -> tuple[float, float]:
-    """Mean and half-width of the 95% t interval (nan half-width for a single value)."""
-    n = len(xs)
-    if n == 0:
-        return math.nan, math.nan
-    mean = sum(xs) / n
-    if n == 1:
-        return mean, math.nan
-    sd = math.sqrt(sum((x - mean) ** 2 for x in xs) / (n - 1))
-    t = T975[n - 2] if n - 1 <= len(T975) else 1.96
-    return mean, t * sd / math.sqrt(n)
-
-
-def tie_ranks(rows: list[dict[str, Any]], key: str = "acc", ci: str = "acc_ci") -> list[int]:
-    """Competition ranks of `rows` (sorted by `key`, best first) with ties where intervals overlap.
-
-    Walking down, a row ties with the group above it if its interval overlaps the interval of
-    that group's first (best) row; otherwise it opens a group ranked by its position. So ranks
-    never improve going down the table. (The earlier rule, 1 + the number of rows entirely
-    above, gave a model with an interval as wide as [0, 100] rank 1 at the bottom of a table.)
-    """
-    def bounds(r: dict[str, Any]) -> tuple[float, float]:
-        h = 0.0 if math.isnan(r[ci]) else r[ci]
-        return r[key] - h, r[key] + h
-
-    ranks: list[int] = []
-    leader, rank = None, 0
-    for i, r in enumerate(rows):
-        if leader is None or bounds(r)[1] < bounds(leader)[0]:  # below the group's best: a new group
-            leader, rank = r, i + 1
-        ranks.append(rank)
-    return ranks
+RANKED_BY = ("solve rate (seeds whose test accuracy reaches solve_at), then mean test accuracy (micro, over "
+             "scored positions), at the lr with the best mean validation accuracy")
+TEST = ("exact permutation test, two-sided: sign flips of the per-seed differences when both cells ran the same "
+        "seeds (same data streams), else a permutation of the pooled seeds between the cells")
 
 
 def _acc(record: dict[str, Any], metric: str) -> float | None:
@@ -75,94 +49,211 @@ def record_machines(records: list[dict[str, Any]]) -> list[str]:
     return sorted({r["environment"]["device"] for r in records if r.get("environment")})
 
 
-def aggregate(records: list[dict[str, Any]]) -> dict[str, Any]:
-    """Per-task ranked rows, the overall ranking, the per-lr view and the failures."""
-    cells: dict[tuple[str, str], dict[float, list[dict[str, Any]]]] = defaultdict(lambda: defaultdict(list))
-    for r in records:
-        spec = RunSpec.from_dict(r["spec"])
-        cells[(spec.task.label(), spec.model.label())][spec.train.lr].append(r)
+def time_to_solve(record: dict[str, Any], solve_at: float) -> tuple[int, bool]:
+    """(first evaluated step with validation accuracy >= solve_at, True), or (last step, False)."""
+    curve = record["metrics"].get("curve") or []
+    for point in curve:
+        if point.get("val_acc") is not None and point["val_acc"] >= solve_at:
+            return point["step"], True
+    last = curve[-1]["step"] if curve else record["metrics"].get("steps", 0)
+    return last, False
 
-    fixed_lr, by_task = [], defaultdict(list)
+
+def learning_curve(runs: list[dict[str, Any]]) -> dict[str, list[float]]:
+    """Median and range over seeds of validation accuracy per evaluated step; a run that
+    stopped early keeps its last value to the end of the cell's longest run."""
+    curves = [{p["step"]: p["val_acc"] for p in r["metrics"].get("curve") or [] if p.get("val_acc") is not None}
+              for r in runs if r["status"] == "ok"]
+    curves = [c for c in curves if c]
+    steps = sorted({s for c in curves for s in c})
+    out: dict[str, list[float]] = {"step": steps, "median": [], "lo": [], "hi": []}
+    for s in steps:
+        vals = [c[max(t for t in c if t <= s)] if any(t <= s for t in c) else None for c in curves]
+        vals = [v for v in vals if v is not None]
+        out["median"].append(stats.median(vals))
+        out["lo"].append(min(vals))
+        out["hi"].append(max(vals))
+    return out
+
+
+def cell_stats(runs: list[dict[str, Any]], solve_at: float) -> dict[str, Any]:
+    """The outcome statistics of one cell's runs (one lr): per-seed values and summaries."""
+    ok = sorted((r for r in runs if _acc(r, "test_acc") is not None), key=lambda r: r["seed"])
+    accs = [_acc(r, "test_acc") for r in ok]
+    solved = sum(a >= solve_at for a in accs)
+    acc_lo, acc_hi = stats.bootstrap_mean(accs)
+    solve_lo, solve_hi = stats.wilson(solved, len(accs))
+    times = [time_to_solve(r, solve_at) if r["status"] == "ok" else (r["metrics"].get("steps", 0), False) for r in ok]
+    good = [r for r in ok if r["status"] == "ok"]
+    return {
+        "seeds": len(ok),
+        "seed_ids": [r["seed"] for r in ok],
+        "seed_accs": accs,
+        "acc": stats.mean(accs),
+        "acc_lo": acc_lo,
+        "acc_hi": acc_hi,
+        "acc_median": stats.median(accs),
+        "solved": solved,
+        "solve_rate": solved / len(accs) if accs else math.nan,
+        "solve_lo": solve_lo,
+        "solve_hi": solve_hi,
+        "solve_step": stats.km_median([t for t, _ in times], [s for _, s in times]),
+        "val_acc": stats.mean([_acc(r, "val_acc") for r in ok]),
+        "exact": stats.mean([_acc(r, "test_exact") for r in ok]),
+        "diverged": sum(r["status"] == "diverged" for r in runs),
+        "failed": len(runs) - len(ok),
+        "params": good[0]["model"]["params"] if good else None,
+        "state_size": good[0]["model"]["state_size"] if good else None,
+        "steps": stats.mean([r["metrics"]["steps"] for r in good]),
+        "train_seconds": stats.mean([r["timings"]["train_seconds"] for r in good]),
+        "tokens_per_s": stats.mean([r["timings"]["tokens_per_s"] for r in good]),
+        "overlap": max((r["metrics"].get("train_test_overlap") or 0.0 for r in good), default=None),
+        "kernel_paths": sorted({f"{k}:{v}" for r in good for k, v in (r.get("kernel_paths") or {}).items()}),
+        "curve": learning_curve(ok),
+    }
+
+
+def _seed_scores(row: dict[str, Any]) -> dict[int, float]:
+    return dict(zip(row["seed_ids"], row["seed_accs"]))
+
+
+def sort_key(row: dict[str, Any]) -> tuple[float, float]:
+    """The point estimate rows are ordered by, best first: solve rate, then mean accuracy."""
+    return -row["solve_rate"], -row["acc"]
+
+
+def rank_rows(rows: list[dict[str, Any]], min_seeds: int) -> list[dict[str, Any]]:
+    """Rows sorted by `sort_key`, ranked ones (>= min_seeds seeds) first; sets `rank` (None
+    when unranked), `rank_p` (the test's p against its group's top row) and `rank_test`."""
+    ranked = sorted((r for r in rows if r["seeds"] >= min_seeds), key=sort_key)
+    unranked = sorted((r for r in rows if r["seeds"] < min_seeds), key=sort_key)
+    leader, rank = None, 0
+    for i, r in enumerate(ranked):
+        test = stats.compare(_seed_scores(r), _seed_scores(leader)) if leader else None
+        if test is None or test["p"] < stats.ALPHA:  # separable from the group's top: a new group
+            leader, rank = r, i + 1
+        r.update(rank=rank, rank_p=test["p"] if test else None, rank_test=test["test"] if test else None)
+    for r in unranked:
+        r.update(rank=None, rank_p=None, rank_test=None)
+    return ranked + unranked
+
+
+def _settings(records: list[dict[str, Any]], overrides: dict[str, Any]) -> dict[str, Any]:
+    """solve_at and min_seeds: the records' own (they must agree), unless overridden."""
+    out = {}
+    for name in LEADERBOARD_SETTINGS:
+        if overrides.get(name) is not None:
+            out[name] = overrides[name]
+            continue
+        values = {RunSpec.from_dict(r["spec"]).train.__dict__[name] for r in records} or {TrainSpec.__dataclass_fields__[name].default}
+        if len(values) > 1:
+            raise SlabenchError(f"[train] {name}: the records disagree ({', '.join(map(str, sorted(values)))}); "
+                                f"pass --{name.replace('_', '-')} or rebuild them apart")
+        out[name] = values.pop()
+    TrainSpec(**out)  # the same range checks as a grid's
+    return out
+
+
+def _varying_train(specs: list[RunSpec]) -> list[str]:
+    """Train fields (besides lr and the leaderboard settings) that differ between records of the
+    same task and model: such records are different cells, never pooled."""
+    by_cell: dict[tuple[str, str], set] = defaultdict(set)
+    for s in specs:
+        by_cell[(s.task.label(), s.model.label())].add(s.train)
+    fields = [f for f in TrainSpec.__dataclass_fields__ if f not in ("lr", *LEADERBOARD_SETTINGS)]
+    return [f for f in fields if any(len({getattr(t, f) for t in ts}) > 1 for ts in by_cell.values())]
+
+
+def aggregate(records: list[dict[str, Any]], solve_at: float | None = None, min_seeds: int | None = None) -> dict[str, Any]:
+    """Per-task ranked rows, the overall table, the per-lr view, the failures and the warnings."""
+    settings = _settings(records, {"solve_at": solve_at, "min_seeds": min_seeds})
+    specs = [RunSpec.from_dict(r["spec"]) for r in records]
+    varying = _varying_train(specs)
+    cells: dict[tuple[str, str], dict[float, list[dict[str, Any]]]] = defaultdict(lambda: defaultdict(list))
+    for r, spec in zip(records, specs):
+        train = ", ".join(f"{f}={getattr(spec.train, f)}" for f in varying)
+        model = spec.model.label() + (f" [{train}]" if train else "")
+        cells[(spec.task.label(), model)][spec.train.lr].append(r)
+
+    fixed_lr, by_task, warnings = [], defaultdict(list), []
     for (task, model), by_lr in sorted(cells.items()):
         options = []
         for lr, runs in sorted(by_lr.items()):
-            ok = [r for r in runs if _acc(r, "test_acc") is not None]
-            val, _ = mean_ci([_acc(r, "val_acc") for r in ok])
-            acc, acc_ci = mean_ci([_acc(r, "test_acc") for r in ok])
-            exact, _ = mean_ci([0.0 if r["status"] == "diverged" else r["metrics"]["test_exact"] for r in ok])
-            good = [r for r in ok if r["status"] == "ok"]
             spec = RunSpec.from_dict(runs[0]["spec"])
-            row = {
-                "task": task,
-                "task_name": spec.task.name,
-                "task_params": dict(spec.task.params),
-                "model": model,
-                "mixer": spec.model.name,
-                "model_params": dict(spec.model.params),
-                "lr": lr,
-                "seeds": len(ok),
-                "diverged": sum(r["status"] == "diverged" for r in runs),
-                "failed": len(runs) - len(ok),
-                "val_acc": val,
-                "acc": acc,
-                "acc_ci": acc_ci,
-                "exact": exact,
-                "params": good[0]["model"]["params"] if good else None,
-                "state_size": good[0]["model"]["state_size"] if good else None,
-                "steps": mean_ci([r["metrics"]["steps"] for r in good])[0],
-                "train_seconds": mean_ci([r["timings"]["train_seconds"] for r in good])[0],
-                "tokens_per_s": mean_ci([r["timings"]["tokens_per_s"] for r in good])[0],
-                "overlap": max((r["metrics"].get("train_test_overlap") or 0.0 for r in good), default=None),
-                "kernel_paths": sorted({f"{k}:{v}" for r in good for k, v in (r.get("kernel_paths") or {}).items()}),
-            }
-            fixed_lr.append(row)
-            if ok:
+            row = {"task": task, "task_name": spec.task.name, "task_params": dict(spec.task.params), "model": model,
+                   "mixer": spec.model.name, "model_params": dict(spec.model.params), "lr": lr,
+                   **cell_stats(runs, settings["solve_at"])}
+            fixed_lr.append({k: v for k, v in row.items() if k != "curve"})
+            if row["seeds"]:
                 options.append(row)
-        if options:
-            best = max(options, key=lambda o: (o["val_acc"], -o["lr"]))
-            by_task[task].append({**best, "best_lr": best["lr"], "lrs": [o["lr"] for o in options]})
+        if not options:
+            continue
+        best = max(options, key=lambda o: (o["val_acc"], -o["lr"]))
+        lrs = [o["lr"] for o in options]
+        edge = len(lrs) > 1 and best["lr"] in (min(lrs), max(lrs))
+        by_task[task].append({**best, "best_lr": best["lr"], "lrs": lrs, "lr_edge": edge})
+        if edge:
+            warnings.append(f"{model} on {task}: the chosen lr {best['lr']:g} is at the edge of the sweep "
+                            f"({', '.join(f'{x:g}' for x in lrs)}); a wider sweep may do better")
+    one_lr = sorted({r["model"] for rows in by_task.values() for r in rows if len(r["lrs"]) == 1})
+    if one_lr:
+        warnings.append(f"one learning rate only (not chosen on validation) for {len(one_lr)} of "
+                        f"{len({r['model'] for rows in by_task.values() for r in rows})} models")
 
-    for rows in by_task.values():
-        rows.sort(key=lambda r: -r["acc"])
-        for row, rank in zip(rows, tie_ranks(rows)):
-            row["rank"] = rank
-
-    ranks = defaultdict(list)
-    for rows in by_task.values():
-        for row in rows:
-            ranks[row["model"]].append(row)
-    overall = []
-    for model, rows in ranks.items():
-        overall.append({
-            "model": model,
-            "mixer": rows[0]["mixer"],
-            "mean_rank": sum(r["rank"] for r in rows) / len(rows),
-            "mean_acc": sum(r["acc"] for r in rows) / len(rows),
-            "tasks": len(rows),
-            "params": rows[0]["params"],
-        })
-    overall.sort(key=lambda o: (o["mean_rank"], -o["mean_acc"]))
+    for task in by_task:
+        by_task[task] = rank_rows(by_task[task], settings["min_seeds"])
+    unranked = sum(r["rank"] is None for rows in by_task.values() for r in rows)
+    if unranked:
+        warnings.append(f"{unranked} cells have fewer than min_seeds = {settings['min_seeds']} seeds: printed, "
+                        "not ranked")
+    paired_n = [r["seeds"] for rows in by_task.values() for r in rows if r["rank"] is not None]
+    if paired_n and stats.min_paired_p(min(paired_n)) >= stats.ALPHA:
+        warnings.append(f"with {min(paired_n)} paired seeds the smallest two-sided p is "
+                        f"{stats.min_paired_p(min(paired_n)):.4g}: no two rows can be separated at 5% "
+                        "(6 seeds are the fewest that can)")
 
     failures = [
-        {"key": r["key"], "model": RunSpec.from_dict(r["spec"]).model.label(), "task": RunSpec.from_dict(r["spec"]).task.label(),
-         "seed": r["seed"], "status": r["status"], "error": r.get("error")}
-        for r in records if r["status"] != "ok"
+        {"key": r["key"], "model": s.model.label(), "task": s.task.label(), "seed": r["seed"], "status": r["status"],
+         "error": r.get("error")}
+        for r, s in zip(records, specs) if r["status"] != "ok"
     ]
-    machines = record_machines(records)
-    return {"ranked_by": RANKED_BY, "tasks": dict(by_task), "overall": overall, "fixed_lr": fixed_lr,
-            "failures": failures, "machines": machines, "runs": len(records)}
+    return {"ranked_by": RANKED_BY, "test": TEST, **settings, "tasks": dict(by_task),
+            "overall": overall(by_task), "fixed_lr": fixed_lr, "warnings": warnings, "failures": failures,
+            "machines": record_machines(records), "runs": len(records)}
+
+
+def overall(by_task: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """Per model across tasks: the pooled solve rate (Wilson interval) and the mean of its
+    cells' mean accuracies (bootstrap over seeds within each task), sorted like task rows."""
+    rows_of: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for rows in by_task.values():
+        for row in rows:
+            rows_of[row["model"]].append(row)
+    out = []
+    for model, rows in rows_of.items():
+        n, k = sum(r["seeds"] for r in rows), sum(r["solved"] for r in rows)
+        lo, hi = stats.wilson(k, n)
+        acc_lo, acc_hi = stats.bootstrap_mean_of_means([r["seed_accs"] for r in rows])
+        out.append({"model": model, "mixer": rows[0]["mixer"], "tasks": len(rows), "runs": n, "solved": k,
+                    "solve_rate": k / n if n else math.nan, "solve_lo": lo, "solve_hi": hi,
+                    "acc": stats.mean([r["acc"] for r in rows]), "acc_lo": acc_lo, "acc_hi": acc_hi,
+                    "params": rows[0]["params"]})
+    return sorted(out, key=lambda o: (-o["tasks"], *sort_key(o)))
 
 
 # ---- writing ----------------------------------------------------------------------------------
 
 
-def _pct(x: float | None, ci: float | None = None) -> str:
+def pct(x: float | None, lo: float | None = None, hi: float | None = None) -> str:
+    """'87.5' or, with an interval, '87.5 [61.2, 99.0]' (percent, one decimal; '-' for none)."""
     if x is None or math.isnan(x):
         return "-"
-    return f"{100 * x:.1f}" + ("" if ci is None or math.isnan(ci) else f" ± {100 * ci:.1f}")
+    if lo is None or hi is None or math.isnan(lo) or math.isnan(hi):
+        return f"{100 * x:.1f}"
+    return f"{100 * x:.1f} [{100 * lo:.1f}, {100 * hi:.1f}]"
 
 
-def _num(x: float | int | None) -> str:
+def num(x: float | int | None) -> str:
     if x is None or (isinstance(x, float) and math.isnan(x)):
         return "-"
     for unit, size in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
@@ -171,45 +262,93 @@ def _num(x: float | int | None) -> str:
     return f"{x:.0f}" if isinstance(x, int) or float(x).is_integer() else f"{x:.3g}"
 
 
-TASK_COLUMNS = ["rank", "model", "params", "state size", "acc % (95% CI)", "exact %", "best lr", "seeds",
-                "steps", "wall s", "tokens/s"]
+def solved_cell(row: dict[str, Any]) -> str:
+    """'3/5 [23, 88]': seeds solved of seeds, Wilson interval of the rate in percent."""
+    if not row["seeds"]:
+        return "-"
+    return f"{row['solved']}/{row['seeds']} [{100 * row['solve_lo']:.0f}, {100 * row['solve_hi']:.0f}]"
+
+
+def seeds_cell(row: dict[str, Any]) -> str:
+    """Every seed's test accuracy in percent, in seed order."""
+    return " ".join(f"{100 * a:.1f}" for a in row["seed_accs"]) or "-"
+
+
+def solve_step_cell(row: dict[str, Any]) -> str:
+    if row["solve_step"] is not None:
+        return num(row["solve_step"])
+    return f"> {num(row['steps'])}" if row["seeds"] else "-"
+
+
+TASK_COLUMNS = ["rank", "model", "params", "state size", "solved (95% CI)", "acc % (95% CI)", "median %",
+                "seeds' acc %", "steps to solve", "exact %", "best lr", "steps", "wall s", "tokens/s"]
 
 
 def task_row_cells(row: dict[str, Any]) -> list[str]:
-    seeds = f"{row['seeds']}" + (f" ({row['diverged']} div.)" if row["diverged"] else "") + (
-        f" ({row['failed']} failed)" if row["failed"] else "")
-    return [str(row["rank"]), row["model"], _num(row["params"]), _num(row["state_size"]), _pct(row["acc"], row["acc_ci"]),
-            _pct(row["exact"]), f"{row['best_lr']:g}", seeds, _num(row["steps"]), f"{row['train_seconds']:.1f}",
-            _num(row["tokens_per_s"])]
+    rank = "-" if row["rank"] is None else str(row["rank"])
+    notes = (f" ({row['diverged']} div.)" if row["diverged"] else "") + (f" ({row['failed']} failed)" if row["failed"] else "")
+    lr = f"{row['best_lr']:g}" + (" (edge)" if row.get("lr_edge") else "")
+    return [rank, row["model"], num(row["params"]), num(row["state_size"]), solved_cell(row) + notes,
+            pct(row["acc"], row["acc_lo"], row["acc_hi"]), pct(row["acc_median"]), seeds_cell(row),
+            solve_step_cell(row), pct(row["exact"]), lr, num(row["steps"]), f"{row['train_seconds']:.1f}",
+            num(row["tokens_per_s"])]
 
 
-def _md_table(header: list[str], rows: list[list[str]]) -> str:
+def md_table(header: list[str], rows: list[list[str]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(c.replace("|", "\\|") for c in r) + " |" for r in rows]
     return "\n".join(lines)
 
 
-def to_markdown(name: str, board: dict[str, Any], plots: list[Path]) -> str:
+def to_markdown(name: str, board: dict[str, Any], plots: dict[str, list[Path]]) -> str:
     out = [f"# Leaderboard: {name}", "",
-           f"Generated by `slabench leaderboard` from {board['runs']} run records; do not edit by hand.",
-           f"Ranked by {board['ranked_by']}; ± is the 95% t interval over seeds; equal ranks are ties "
-           "(overlapping intervals).", f"Machines: {', '.join(board['machines']) or '-'}.", ""]
-    out += ["## Overall (mean rank across tasks)", "",
-            _md_table(["model", "mean rank", "mean acc %", "tasks", "params"],
-                      [[o["model"], f"{o['mean_rank']:.2f}", _pct(o["mean_acc"]), str(o["tasks"]), _num(o["params"])]
-                       for o in board["overall"]]), ""]
+           f"Generated by `slabench leaderboard` from {board['runs']} run records; do not edit by hand.", "",
+           f"- Sorted by {board['ranked_by']}.",
+           f"- A run is solved when its test accuracy reaches solve_at = {board['solve_at']:g}. Intervals are 95%: "
+           "Wilson for solve rates, percentile bootstrap over seeds (10,000 resamples, fixed seed) for mean accuracy.",
+           "- Ranks: going down, a row shares the rank of the group above while the test cannot separate it from the "
+           f"group's top row at 5%, else its rank is its position; cells with fewer than min_seeds = "
+           f"{board['min_seeds']} seeds are not ranked (-). Test: {board['test']}.",
+           "- Steps to solve: Kaplan-Meier median over seeds of the first evaluated step with validation accuracy "
+           ">= solve_at (runs that never get there are censored at their last step; '> N': fewer than half did).",
+           f"- Machines: {', '.join(board['machines']) or '-'}.", ""]
+    if board["warnings"]:
+        out += ["**Warnings**", ""] + [f"- {w}" for w in board["warnings"]] + [""]
+    out += ["## Overall (across tasks)", "",
+            "Pooled solve rate over every run of the model's cells, and the mean of its cells' mean accuracies.", "",
+            md_table(["model", "tasks", "solved (95% CI)", "mean acc % (95% CI)", "params"],
+                     [[o["model"], str(o["tasks"]), f"{o['solved']}/{o['runs']} [{100 * o['solve_lo']:.0f}, "
+                       f"{100 * o['solve_hi']:.0f}]", pct(o["acc"], o["acc_lo"], o["acc_hi"]), num(o["params"])]
+                      for o in board["overall"]]), ""]
     for task, rows in board["tasks"].items():
         overlap = max((r["overlap"] or 0.0) for r in rows)
-        out += [f"## {task}", "", _md_table(TASK_COLUMNS, [task_row_cells(r) for r in rows]), "",
+        out += [f"## {task}", "", md_table(TASK_COLUMNS, [task_row_cells(r) for r in rows]), "",
                 f"Train/test overlap (fraction of test examples also drawn in training, max over runs): {overlap:.4f}.", ""]
-    if plots:
-        out += ["## Plots", ""] + [f"![{p.stem}]({p.name})" for p in plots] + [""]
+        out += [f"![{p.stem}]({p.name})" for p in plots.get(task, [])] + ([""] if plots.get(task) else [])
+    if plots.get(""):
+        out += ["## Plots across tasks", ""] + [f"![{p.stem}]({p.name})" for p in plots[""]] + [""]
     if board["failures"]:
         out += ["## Runs that did not finish ok", "",
-                _md_table(["model", "task", "seed", "status", "error"],
-                          [[f["model"], f["task"], str(f["seed"]), f["status"], (f["error"] or "")[:200]] for f in board["failures"]]),
-                ""]
+                md_table(["model", "task", "seed", "status", "error"],
+                         [[f["model"], f["task"], str(f["seed"]), f["status"], (f["error"] or "").splitlines()[-1][:200]
+                           if f["error"] else ""] for f in board["failures"]]), ""]
     return "\n".join(out)
+
+
+CSV_COLUMNS = ["task", "rank", "model", "mixer", "params", "state_size", "seeds", "solved", "solve_rate", "solve_lo",
+               "solve_hi", "acc", "acc_lo", "acc_hi", "acc_median", "seed_accs", "solve_step", "exact", "val_acc",
+               "best_lr", "lr_edge", "diverged", "failed", "steps", "train_seconds", "tokens_per_s"]
+
+
+def _finite(x: Any) -> Any:
+    """x with NaN floats as None, so the JSON is standard (null, not NaN)."""
+    if isinstance(x, float) and math.isnan(x):
+        return None
+    if isinstance(x, dict):
+        return {k: _finite(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_finite(v) for v in x]
+    return x
 
 
 def write_leaderboard(board: dict[str, Any], out_dir: Path, name: str) -> dict[str, Path]:
@@ -221,14 +360,11 @@ def write_leaderboard(board: dict[str, Any], out_dir: Path, name: str) -> dict[s
     plots = make_plots(board, out_dir, name)
     paths = {"md": out_dir / f"{name}.md", "csv": out_dir / f"{name}.csv", "json": out_dir / f"{name}.json"}
     paths["md"].write_text(to_markdown(name, board, plots))
-    paths["json"].write_text(json.dumps({"name": name, **board}, indent=1, default=str))
+    paths["json"].write_text(json.dumps(_finite({"name": name, **board}), indent=1, default=str, allow_nan=False) + "\n")
     with paths["csv"].open("w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["task", "rank", "model", "mixer", "params", "state_size", "acc", "acc_ci95", "exact", "val_acc",
-                    "best_lr", "seeds", "diverged", "failed", "steps", "train_seconds", "tokens_per_s"])
-        for task, rows in board["tasks"].items():
+        w.writerow(CSV_COLUMNS)
+        for rows in board["tasks"].values():
             for r in rows:
-                w.writerow([task, r["rank"], r["model"], r["mixer"], r["params"], r["state_size"], r["acc"], r["acc_ci"],
-                            r["exact"], r["val_acc"], r["best_lr"], r["seeds"], r["diverged"], r["failed"], r["steps"],
-                            r["train_seconds"], r["tokens_per_s"]])
+                w.writerow([" ".join(f"{a:.6g}" for a in r[c]) if c == "seed_accs" else r[c] for c in CSV_COLUMNS])
     return paths

@@ -1,5 +1,10 @@
-"""PNG plots for a leaderboard: accuracy vs each task parameter that varies (seq_len, pairs,
-noise, ...), vs state size, and vs d_model when a grid sweeps it."""
+"""PNG plots for a leaderboard.
+
+Per task: test accuracy per model (mean with its 95% bootstrap interval, every seed as a dot)
+beside steps to solve, and validation-accuracy learning curves (median and range over seeds).
+Across tasks: accuracy vs each task parameter that varies (seq_len, pairs, noise, ...), vs state
+size, and vs d_model when a grid sweeps it.
+"""
 
 from __future__ import annotations
 
@@ -14,20 +19,89 @@ matplotlib.use("Agg")  # files only; never needs a display
 import matplotlib.pyplot as plt  # noqa: E402
 
 
-def _save(fig: Any, path: Path) -> Path:
+def save(fig: Any, path: Path, dpi: int = 110) -> Path:
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=dpi)
     plt.close(fig)
     return path
 
 
-def _errorbar(ax: Any, xs: list, rows: list[dict[str, Any]], label: str) -> None:
-    ys = [100 * r["acc"] for r in rows]
-    err = [0 if math.isnan(r["acc_ci"]) else 100 * r["acc_ci"] for r in rows]
-    ax.errorbar(xs, ys, yerr=err, marker="o", capsize=3, label=label)
+def yerr(rows: list[dict[str, Any]]) -> list[list[float]]:
+    """Asymmetric error bars (percent) from each row's acc_lo / acc_hi; none where undefined."""
+    def gap(r: dict[str, Any], bound: str) -> float:
+        return 0.0 if r[bound] is None or math.isnan(r[bound]) else 100 * abs(r["acc"] - r[bound])
+    return [[gap(r, "acc_lo") for r in rows], [gap(r, "acc_hi") for r in rows]]
 
 
-def make_plots(board: dict[str, Any], out_dir: Path, name: str) -> list[Path]:
+def _short(model: str, rows: list[dict[str, Any]]) -> str:
+    """A model's label without the parameters every row of the table shares."""
+    shared = set.intersection(*(set(r["model_params"].items()) for r in rows))
+    own = ", ".join(f"{k}={v}" for k, v in sorted(set(next(r for r in rows if r["model"] == model)["model_params"].items()) - shared))
+    mixer = next(r for r in rows if r["model"] == model)["mixer"]
+    extra = model.split(" [", 1)[1].rstrip("]") if " [" in model else ""
+    return mixer + (f"({own})" if own else "") + (f" [{extra}]" if extra else "")
+
+
+def task_plots(task: str, rows: list[dict[str, Any]], out_dir: Path, stem: str) -> list[Path]:
+    """Accuracy per model with seeds as dots, steps to solve, and learning curves for one task."""
+    labels = [_short(r["model"], rows) for r in rows]
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(11, 0.9 + 0.45 * max(4, len(rows))),
+                                 gridspec_kw={"width_ratios": [3, 2]}, sharey=True)
+    ys = list(range(len(rows)))[::-1]  # best row on top
+    ax.errorbar([100 * r["acc"] for r in rows], ys, xerr=yerr(rows), fmt="D", color="black", capsize=4,
+                label="mean, 95% bootstrap CI")
+    for y, r in zip(ys, rows):
+        ax.scatter([100 * a for a in r["seed_accs"]], [y + 0.18] * len(r["seed_accs"]), s=14, alpha=0.6, color="tab:blue",
+                   label="one seed" if y == ys[0] else None)
+    solve_at = rows[0].get("solve_at")
+    if solve_at is not None:
+        ax.axvline(100 * solve_at, color="grey", linestyle=":", label=f"solve_at {100 * solve_at:g}%")
+    ax.set(xlabel="test accuracy %", xlim=(-2, 102), title=task if len(task) < 70 else task[:68] + "…")
+    ax.set_yticks(ys, [f"{lab} ({'-' if r['rank'] is None else r['rank']})" for lab, r in zip(labels, rows)], fontsize=8)
+    ax.legend(fontsize=7, loc="lower left")
+    ax.grid(alpha=0.3, axis="x")
+    solved = [(y, r) for y, r in zip(ys, rows) if r["solve_step"] is not None]
+    bx.barh([y for y, _ in solved], [r["solve_step"] for _, r in solved], color="tab:green", alpha=0.7)
+    for y, r in zip(ys, rows):
+        bx.text(0, y, f" {r['solved']}/{r['seeds']} solved" + ("" if r["solve_step"] is not None else ", median not reached"),
+                va="center", fontsize=7)
+    bx.set(xlabel="steps to solve (Kaplan-Meier median over seeds)", title="time to solve")
+    bx.grid(alpha=0.3, axis="x")
+    paths = [save(fig, out_dir / f"{stem}.png")]
+
+    # One small panel per model (overlaid bands of nine models are unreadable).
+    cols = min(3, len(rows))
+    nrows = math.ceil(len(rows) / cols)
+    fig, axes = plt.subplots(nrows, cols, figsize=(3.6 * cols, 2.4 * nrows + 0.5), sharex=True, sharey=True,
+                             squeeze=False)
+    for ax, lab, r in zip(axes.flat, labels, rows):
+        c = r["curve"]
+        ax.plot(c["step"], [100 * v for v in c["median"]], color="tab:blue", label="median")
+        ax.fill_between(c["step"], [100 * v for v in c["lo"]], [100 * v for v in c["hi"]], color="tab:blue", alpha=0.2,
+                        label="range over seeds")
+        if solve_at is not None:
+            ax.axhline(100 * solve_at, color="grey", linestyle=":")
+        ax.set_title(f"{lab}: {r['solved']}/{r['seeds']} solved", fontsize=8)
+        ax.set_ylim(-2, 102)
+        ax.grid(alpha=0.3)
+    for ax in axes.flat[len(rows):]:
+        ax.axis("off")
+    for ax in axes[-1]:
+        ax.set_xlabel("step")
+    for ax in axes[:, 0]:
+        ax.set_ylabel("val. acc %")
+    axes.flat[0].legend(fontsize=7, loc="lower right")
+    fig.suptitle(f"validation accuracy over training: {task if len(task) < 70 else task[:68] + '…'}", fontsize=9)
+    paths.append(save(fig, out_dir / f"{stem}-curves.png"))
+    return paths
+
+
+def make_plots(board: dict[str, Any], out_dir: Path, name: str) -> dict[str, list[Path]]:
+    """task -> its plots, and '' -> the plots across tasks."""
+    out: dict[str, list[Path]] = {}
+    for i, (task, rows) in enumerate(board["tasks"].items()):
+        rows = [{**r, "solve_at": board["solve_at"]} for r in rows]
+        out[task] = task_plots(task, rows, out_dir, f"{name}-task{i + 1}-{rows[0]['task_name']}")
     rows = [r for task_rows in board["tasks"].values() for r in task_rows]
     paths: list[Path] = []
 
@@ -51,12 +125,14 @@ def make_plots(board: dict[str, Any], out_dir: Path, name: str) -> list[Path]:
             for (model, rest), lrows in sorted(lines.items()):
                 lrows.sort(key=lambda r: r["task_params"][param])
                 label = model if len(rests) == 1 else f"{model} [{', '.join(f'{k}={v}' for k, v in rest)}]"
-                _errorbar(ax, [r["task_params"][param] for r in lrows], lrows, label)
-            ax.set(xlabel=param, ylabel="test accuracy %", title=f"{family}: accuracy vs {param}", ylim=(-2, 102))
+                ax.errorbar([r["task_params"][param] for r in lrows], [100 * r["acc"] for r in lrows], yerr=yerr(lrows),
+                            marker="o", capsize=3, label=label)
+            ax.set(xlabel=param, ylabel="test accuracy % (mean, 95% CI)", title=f"{family}: accuracy vs {param}",
+                   ylim=(-2, 102))
             if param == "seq_len":
                 ax.set_xscale("log", base=2)
             ax.legend(fontsize=7)
-            paths.append(_save(fig, out_dir / f"{name}-{family}-acc-vs-{param}.png"))
+            paths.append(save(fig, out_dir / f"{name}-{family}-acc-vs-{param}.png"))
 
     # Accuracy vs recurrent state size (one point per task x model cell).
     sized = [r for r in rows if r["state_size"]]
@@ -66,11 +142,12 @@ def make_plots(board: dict[str, Any], out_dir: Path, name: str) -> list[Path]:
         for r in sized:
             by_mixer[r["mixer"]].append(r)
         for mixer, mrows in sorted(by_mixer.items()):
-            ax.scatter([r["state_size"] for r in mrows], [100 * r["acc"] for r in mrows], label=mixer)
-        ax.set(xscale="log", xlabel="state size (elements per sequence)", ylabel="test accuracy %",
+            ax.errorbar([r["state_size"] for r in mrows], [100 * r["acc"] for r in mrows], yerr=yerr(mrows), fmt="o",
+                        capsize=3, label=mixer)
+        ax.set(xscale="log", xlabel="state size (elements per sequence)", ylabel="test accuracy % (mean, 95% CI)",
                title="accuracy vs state size", ylim=(-2, 102))
         ax.legend(fontsize=7)
-        paths.append(_save(fig, out_dir / f"{name}-acc-vs-state.png"))
+        paths.append(save(fig, out_dir / f"{name}-acc-vs-state.png"))
 
     # Accuracy vs d_model, when a grid sweeps it (mean over task cells).
     widths = {r["model_params"].get("d_model") for r in rows}
@@ -87,5 +164,6 @@ def make_plots(board: dict[str, Any], out_dir: Path, name: str) -> list[Path]:
         ax.set(xscale="log", xlabel="d_model", ylabel="test accuracy % (mean over tasks)",
                title="accuracy vs d_model", ylim=(-2, 102))
         ax.legend(fontsize=7)
-        paths.append(_save(fig, out_dir / f"{name}-acc-vs-d_model.png"))
-    return paths
+        paths.append(save(fig, out_dir / f"{name}-acc-vs-d_model.png"))
+    out[""] = paths
+    return out

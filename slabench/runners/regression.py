@@ -1,18 +1,16 @@
 """The accuracy-regression check behind `slabench ci` and `pytest -m regression`.
 
-The `ci` preset runs with fixed seeds; its per-cell results (mean and seed spread of test
-accuracy per task x model) are compared with a committed baseline, leaderboards/ci/baseline.json.
+The `ci` preset runs with fixed seeds; each cell's per-seed test accuracies (task x model) are
+compared with a committed baseline, leaderboards/ci/baseline.json, by the leaderboards'
+statistics (`slabench.runners.stats`), seed by seed:
 
-Rule: a cell REGRESSES when  now < baseline - tolerance,  with
-
-    tolerance = max(K * std / sqrt(n), FLOOR)        K = 3, FLOOR = 0.02
-
-std: the sample standard deviation of the baseline's per-seed accuracies, n: its seed count.
-std / sqrt(n) is the standard error of the baseline mean, so 3 of them is a wide band for a
-rerun on other hardware or library versions (same seeds, nondeterministic float sums); the floor
-keeps cells whose seeds agree exactly (attention at ~100%) from failing on one flipped answer.
-A cell above baseline + tolerance is IMPROVED (reported, not a failure: run `--update` to raise
-the bar). A baseline cell with no result now (or only failed runs) is MISSING and fails.
+- REGRESSED when fewer seeds reach solve_at than in the baseline (the solve rate fell), or when
+  the one-sided exact paired test (sign flips of now - baseline over the seeds; a permutation
+  test if the seeds differ) says now is below the baseline at 5% *and* the mean fell by more
+  than FLOOR. With 5 seeds the test needs every seed lower (p = 1/32); FLOOR keeps float-sum
+  differences on other hardware (all seeds a few answers apart) from failing.
+- IMPROVED by the mirror rule (reported, not a failure: run `--update` to raise the bar).
+- MISSING when a baseline cell has no result now (or only failed runs): fails too.
 """
 
 from __future__ import annotations
@@ -26,14 +24,15 @@ from typing import Any
 
 from slabench.config import RunSpec
 from slabench.errors import SlabenchError
+from slabench.runners import stats
 
-K, FLOOR = 3.0, 0.02
-RULE = f"regressed when now < baseline - max({K:g} * std / sqrt(n), {FLOOR}) (std: baseline seed std, n: seeds)"
-DEFAULT_BASELINE = Path("leaderboards/ci/baseline.json")
+FLOOR = 0.02
+RULE = (f"regressed when fewer seeds reach solve_at, or a one-sided paired exact test says now < baseline at 5% "
+        f"and the mean fell by > {FLOOR:g}")
 
 
 def cells(records: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:
-    """(task label, model label) -> {mixer, accs (per seed, sorted by seed), mean, std, n, failed}."""
+    """(task label, model label) -> {mixer, accs and seeds (sorted by seed), mean, std, n, solve_at, failed}."""
     runs: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
     for r in records:
         spec = RunSpec.from_dict(r["spec"])
@@ -42,18 +41,32 @@ def cells(records: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]
     for key, rs in sorted(runs.items()):
         rs.sort(key=lambda r: r["seed"])
         # Diverged runs score 0 (as in leaderboards); failed runs say nothing and are counted apart.
-        accs = [0.0 if r["status"] == "diverged" else r["metrics"]["test_acc"] for r in rs if r["status"] != "failed"]
-        n = len(accs)
-        mean = sum(accs) / n if n else math.nan
+        kept = [r for r in rs if r["status"] != "failed"]
+        accs = [0.0 if r["status"] == "diverged" else r["metrics"]["test_acc"] for r in kept]
+        n, mean = len(accs), stats.mean(accs)
         std = math.sqrt(sum((a - mean) ** 2 for a in accs) / (n - 1)) if n > 1 else 0.0
-        out[key] = {"task": key[0], "model": key[1], "mixer": RunSpec.from_dict(rs[0]["spec"]).model.name,
-                    "accs": accs, "seeds": [r["seed"] for r in rs if r["status"] != "failed"], "mean": mean,
-                    "std": std, "n": n, "failed": len(rs) - n}
+        spec = RunSpec.from_dict(rs[0]["spec"])
+        out[key] = {"task": key[0], "model": key[1], "mixer": spec.model.name, "accs": accs,
+                    "seeds": [r["seed"] for r in kept], "mean": mean, "std": std, "n": n,
+                    "solve_at": spec.train.solve_at, "failed": len(rs) - n}
     return out
 
 
-def tolerance(std: float, n: int) -> float:
-    return max(K * std / math.sqrt(max(n, 1)), FLOOR)
+def judge(now: dict[int, float], base: dict[int, float], solve_at: float) -> dict[str, Any]:
+    """The verdict of one cell, {seed: acc} now against the baseline's: ok, regressed or improved,
+    with the counts and tests behind it."""
+    solved_now, solved_base = sum(a >= solve_at for a in now.values()), sum(a >= solve_at for a in base.values())
+    below, above = stats.compare(now, base, "less"), stats.compare(now, base, "greater")
+    delta = stats.mean(list(now.values())) - stats.mean(list(base.values()))
+    rate_now, rate_base = solved_now / len(now), solved_base / len(base)
+    if rate_now < rate_base or (below["p"] < stats.ALPHA and delta < -FLOOR):
+        verdict = "regressed"
+    elif rate_now > rate_base or (above["p"] < stats.ALPHA and delta > FLOOR):
+        verdict = "improved"
+    else:
+        verdict = "ok"
+    return {"verdict": verdict, "delta": delta, "p_below": below["p"], "test": below["test"],
+            "solved_now": solved_now, "solved_base": solved_base}
 
 
 def make_baseline(records: list[dict[str, Any]], preset: str) -> dict[str, Any]:
@@ -65,7 +78,7 @@ def make_baseline(records: list[dict[str, Any]], preset: str) -> dict[str, Any]:
         "generated": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "machines": envs,
         "versions": versions,
-        "cells": [{k: c[k] for k in ("task", "model", "mixer", "mean", "std", "n", "seeds", "accs")}
+        "cells": [{k: c[k] for k in ("task", "model", "mixer", "solve_at", "mean", "std", "n", "seeds", "accs")}
                   for c in cells(records).values()],
     }
 
@@ -80,7 +93,7 @@ def load_baseline(path: Path) -> dict[str, Any]:
         raise SlabenchError(f"--baseline: '{path}' does not exist; create it with `slabench ci --update`")
     try:
         baseline = json.loads(path.read_text())
-        missing = [k for c in baseline["cells"] for k in ("task", "model", "mean", "std", "n") if k not in c]
+        missing = [k for c in baseline["cells"] for k in ("task", "model", "seeds", "accs") if k not in c]
         if missing:
             raise KeyError(missing[0])
     except (json.JSONDecodeError, KeyError, TypeError) as e:
@@ -101,22 +114,18 @@ def check(records: list[dict[str, Any]], baseline: dict[str, Any]) -> list[dict[
     rows = []
     for b in baseline["cells"]:
         c = now.pop((b["task"], b["model"]), None)
-        tol = tolerance(b["std"], b["n"])
-        mean = c["mean"] if c and c["n"] else math.nan
-        if math.isnan(mean):
-            verdict = "missing"
-        elif mean < b["mean"] - tol:
-            verdict = "regressed"
-        elif mean > b["mean"] + tol:
-            verdict = "improved"
-        else:
-            verdict = "ok"
-        rows.append({"task": b["task"], "model": b["model"], "mixer": b.get("mixer", b["model"]), "baseline": b["mean"],
-                     "now": mean, "delta": mean - b["mean"], "tolerance": tol, "verdict": verdict,
-                     "failed": c["failed"] if c else 0})
+        row = {"task": b["task"], "model": b["model"], "mixer": b.get("mixer", b["model"]),
+               "baseline": stats.mean(b["accs"]), "now": math.nan, "delta": math.nan, "p_below": math.nan,
+               "solved_now": 0, "solved_base": 0, "verdict": "missing", "failed": c["failed"] if c else 0}
+        if c and c["n"]:
+            solve_at = b.get("solve_at", c["solve_at"])
+            row.update(judge(dict(zip(c["seeds"], c["accs"])), dict(zip(b["seeds"], b["accs"])), solve_at),
+                       now=c["mean"])
+        rows.append(row)
     for c in now.values():
         rows.append({"task": c["task"], "model": c["model"], "mixer": c["mixer"], "baseline": math.nan, "now": c["mean"],
-                     "delta": math.nan, "tolerance": math.nan, "verdict": "new", "failed": c["failed"]})
+                     "delta": math.nan, "p_below": math.nan, "solved_now": 0, "solved_base": 0, "verdict": "new",
+                     "failed": c["failed"]})
     rows.sort(key=lambda r: (r["task"], *_order(r["model"], r["mixer"])))
     return rows
 

@@ -15,8 +15,9 @@ The grids are ordinary presets run by `slabench.runners.grid.run_grid`, one reco
 per section under the report's --out, so a rerun skips finished runs and `slabench leaderboard
 <out>/<section>` rebuilds each section's leaderboard. The Markdown depends on the records and the
 sweep file only (no clock, no paths of the machine), so `--from-records` reproduces it byte for
-byte. Accuracy is mean test accuracy over seeds ± the 95% t interval (`leaderboard.mean_ci`);
-diverged runs score 0 and failed runs are left out, as in the leaderboards.
+byte. Statistics are the leaderboards' (`slabench.runners.stats`): mean test accuracy over seeds
+with its 95% bootstrap interval and the seeds solved; twin vs base by the exact test paired by
+seed; diverged runs score 0 and failed runs are left out, as in the leaderboards.
 """
 
 from __future__ import annotations
@@ -36,7 +37,9 @@ import matplotlib.pyplot as plt
 
 from slabench.config import RunSpec, expand_grid, load_preset
 from slabench.errors import SlabenchError
-from slabench.runners.leaderboard import T975, aggregate, mean_ci, record_machines
+from slabench.runners import stats
+from slabench.runners.leaderboard import aggregate, record_machines
+from slabench.runners.plots import yerr
 
 SCALES = ("tiny", "full")
 GRID_SECTIONS = ("noise", "mqar", "heads")
@@ -59,17 +62,13 @@ def section_specs(section: str, scale: str) -> tuple[str, list[RunSpec]]:
 # ---- verdict rules (pure functions on aggregates, unit-tested on hand-made ones) --------------
 
 
-def _bounds(row: dict[str, Any]) -> tuple[float, float]:
-    """A cell's 95% interval; with fewer than MIN_SEEDS seeds an unbounded one (never significant)."""
-    if row["seeds"] < MIN_SEEDS or math.isnan(row["acc_ci"]):
-        return -math.inf, math.inf
-    return row["acc"] - row["acc_ci"], row["acc"] + row["acc_ci"]
-
-
 def compare_cells(twin: dict[str, Any], base: dict[str, Any]) -> str:
-    """'win' if the twin's interval lies entirely above the base's, 'loss' if below, else 'tie'."""
-    (tlo, thi), (blo, bhi) = _bounds(twin), _bounds(base)
-    return "win" if tlo > bhi else "loss" if thi < blo else "tie"
+    """'win' if the exact test (paired by seed) rejects equal accuracy at 5% with the twin ahead,
+    'loss' if behind, else 'tie'; a cell with fewer than MIN_SEEDS seeds is never significant."""
+    if min(twin["seeds"], base["seeds"]) < MIN_SEEDS:
+        return "tie"
+    test = stats.compare(dict(zip(twin["seed_ids"], twin["seed_accs"])), dict(zip(base["seed_ids"], base["seed_accs"])))
+    return "tie" if test["p"] >= stats.ALPHA else "win" if test["delta"] > 0 else "loss"
 
 
 def _majority(per_base: dict[str, str]) -> str:
@@ -86,15 +85,17 @@ def _majority(per_base: dict[str, str]) -> str:
 
 ACCURACY_RULE = (
     "For each base, over the conditions (columns) where both ran: the base counts *for* the claim if "
-    "the SLA twin's mean accuracy across conditions exceeds the base's and the twin wins (95% intervals "
-    f"over >= {MIN_SEEDS} seeds do not overlap, twin above) in at least half of them; *against* if the "
+    "the SLA twin's mean accuracy across conditions exceeds the base's and the twin wins (an exact permutation "
+    f"test paired by seed rejects equal accuracy at 5%, >= {MIN_SEEDS} seeds per cell, twin ahead) in at least "
+    "half of them; *against* if the "
     "reverse (lower mean and losses in at least half); else neither. Supported if a majority of the bases "
-    "count for, not supported if a majority count against, else inconclusive."
+    "count for, not supported if a majority count against, else inconclusive. With n paired seeds the test's "
+    "smallest p is 2^(1-n), so a cell needs 6 seeds before the twin can win or lose."
 )
 
 
 def accuracy_verdict(pairs: dict[str, list[tuple[dict[str, Any], dict[str, Any]]]]) -> tuple[str, dict[str, dict]]:
-    """pairs: base -> [(twin cell, base cell) per condition]; a cell has acc, acc_ci, seeds."""
+    """pairs: base -> [(twin cell, base cell) per condition]; a cell has acc, seeds, seed_ids, seed_accs."""
     details = {}
     for base, cells in sorted(pairs.items()):
         if not cells:
@@ -110,18 +111,12 @@ def accuracy_verdict(pairs: dict[str, list[tuple[dict[str, Any], dict[str, Any]]
     return _majority({b: d["vote"] for b, d in details.items()}), details
 
 
-def slope_ci(xs: list[float], ys: list[float]) -> tuple[float, float]:
-    """Least-squares slope of y on x and the half-width of its 95% t interval (nan if undefined)."""
-    n = len(xs)
-    if n < 3 or len(set(xs)) < 2:
-        return math.nan, math.nan
-    mx, my = sum(xs) / n, sum(ys) / n
-    sxx = sum((x - mx) ** 2 for x in xs)
-    slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sxx
-    resid = sum((y - my - slope * (x - mx)) ** 2 for x, y in zip(xs, ys))
-    se = math.sqrt(resid / (n - 2) / sxx)
-    t = T975[n - 3] if n - 2 <= len(T975) else 1.96
-    return slope, t * se
+slope_ci = stats.slope_ci
+
+
+def mean_ci(xs: list[float]) -> tuple[float, float, float]:
+    """Mean and its 95% bootstrap interval (nan bounds for fewer than 2 values)."""
+    return (stats.mean(xs), *stats.bootstrap_mean(xs))
 
 
 HEADS_RULE = (
@@ -157,10 +152,10 @@ def gates_verdict(deltas: dict[str, list[float]]) -> tuple[str, dict[str, dict]]
     """deltas: series name -> per-run (final - initial) normalised entropy."""
     details = {}
     for name, ds in sorted(deltas.items()):
-        mean, ci = mean_ci(ds)
-        vote = ("neither" if len(ds) < MIN_SEEDS or math.isnan(ci) else "for" if mean + ci < -MIN_DROP else
-                "against" if mean - ci > -MIN_DROP else "neither")
-        details[name] = {"delta": mean, "delta_ci": ci, "runs": len(ds), "vote": vote}
+        mean, lo, hi = mean_ci(ds)
+        vote = ("neither" if len(ds) < MIN_SEEDS or math.isnan(lo) else "for" if hi < -MIN_DROP else
+                "against" if lo > -MIN_DROP else "neither")
+        details[name] = {"delta": mean, "delta_lo": lo, "delta_hi": hi, "runs": len(ds), "vote": vote}
     return _majority({n: d["vote"] for n, d in details.items()}), details
 
 
@@ -292,16 +287,16 @@ def gate_series(records: list[dict[str, Any]]) -> dict[tuple[str, int, int, str]
 # ---- formatting and plots ---------------------------------------------------------------------
 
 
-def _pct(x: float, ci: float | None = None) -> str:
+def _pct(x: float, lo: float | None = None, hi: float | None = None) -> str:
     if x is None or math.isnan(x):
         return "-"
-    return f"{100 * x:.1f}" + ("" if ci is None or math.isnan(ci) else f" ± {100 * ci:.1f}")
+    return f"{100 * x:.1f}" + ("" if lo is None or hi is None or math.isnan(lo) else f" [{100 * lo:.1f}, {100 * hi:.1f}]")
 
 
-def _f(x: float | None, ci: float | None = None, fmt: str = ".3f") -> str:
+def _f(x: float | None, lo: float | None = None, hi: float | None = None, fmt: str = ".3f") -> str:
     if x is None or math.isnan(x):
         return "-"
-    return f"{x:{fmt}}" + ("" if ci is None or math.isnan(ci) else f" ± {ci:{fmt}}")
+    return f"{x:{fmt}}" + ("" if lo is None or hi is None or math.isnan(lo) else f" [{lo:{fmt}}, {hi:{fmt}}]")
 
 
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:
@@ -319,7 +314,8 @@ def _accuracy_table(cells: list[dict[str, Any]], condition: Callable[[dict[str, 
     conds = sorted({condition(c) for c in cells})
     mixers = sorted({c["mixer"] for c in cells}, key=lambda m: (m.removeprefix("sla-"), m))
     index = {(c["mixer"], condition(c)): c for c in cells}
-    rows = [[m] + [_pct(index[(m, k)]["acc"], index[(m, k)]["acc_ci"]) + f" (n={index[(m, k)]['seeds']})"
+    rows = [[m] + [_pct(index[(m, k)]["acc"], index[(m, k)]["acc_lo"], index[(m, k)]["acc_hi"])
+                   + f" ({index[(m, k)]['solved']}/{index[(m, k)]['seeds']} solved)"
                    if (m, k) in index else "-" for k in conds] for m in mixers]
     return _table(["mixer"] + [label(k) for k in conds], rows)
 
@@ -329,7 +325,7 @@ def _plot_lines(ax: Any, cells: list[dict[str, Any]], x_of: Callable[[dict[str, 
         pts = sorted((x_of(c), c) for c in cells if c["mixer"] == mixer and select(c))
         if pts:
             ax.errorbar([x for x, _ in pts], [100 * c["acc"] for _, c in pts],
-                        yerr=[0 if math.isnan(c["acc_ci"]) else 100 * c["acc_ci"] for _, c in pts],
+                        yerr=yerr([c for _, c in pts]),
                         marker="o", capsize=3, label=mixer, linestyle="--" if mixer.startswith("sla-") else "-")
     ax.set_xlabel(xlabel)
     ax.set_ylabel("test accuracy %")
@@ -359,8 +355,8 @@ def noise_section(records: list[dict[str, Any]], out_dir: Path, stem: str) -> tu
     verdict, details = accuracy_verdict(_twin_pairs(cells, _noise_condition))
     lines = ["## 1. Retrieval under noise (claim 1)", "",
              ("Needle in a haystack whose filler tokens are replaced, with probability `noise`, by uniform tokens "
-             "(keys and values included). Test accuracy % (micro, over scored value tokens), mean ± 95% CI over "
-             "seeds, per (noise, seq_len):"), ""]
+             "(keys and values included). Test accuracy % (micro, over scored value tokens), mean [95% bootstrap CI] and seeds solved "
+             "(test accuracy >= the grid's solve_at), per (noise, seq_len):"), ""]
     lines += _accuracy_table(cells, _noise_condition, lambda k: f"noise {k[0]:g}, T {k[1]}") + [""]
     if cells:
         noises = defaultdict(set)
@@ -389,7 +385,7 @@ def mqar_section(records: list[dict[str, Any]], out_dir: Path, stem: str) -> tup
     cells = _cells(records)
     verdict, details = accuracy_verdict(_twin_pairs(cells, _d_model_condition))
     lines = ["## 2. MQAR recall vs d_model and state size (claim 1 without noise)", "",
-             "Multi-query associative recall; test accuracy %, mean ± 95% CI over seeds, per d_model:", ""]
+             "Multi-query associative recall; test accuracy %, mean [95% bootstrap CI] and seeds solved, per d_model:", ""]
     lines += _accuracy_table(cells, _d_model_condition, lambda d: f"d_model {d}") + [""]
     sizes = sorted({(c["mixer"], c["model_params"]["d_model"], c["state_size"]) for c in cells if c["state_size"]})
     if sizes:
@@ -412,7 +408,7 @@ def heads_section(records: list[dict[str, Any]], out_dir: Path, stem: str) -> tu
     gains = paired_gains(records)
     verdict, details = heads_verdict(gains)
     lines = ["## 3. Gain vs number of heads (claim 2)", "",
-             "MQAR at fixed d_model; test accuracy %, mean ± 95% CI over seeds, per heads H:", ""]
+             "MQAR at fixed d_model; test accuracy %, mean [95% bootstrap CI] and seeds solved, per heads H:", ""]
     lines += _accuracy_table(cells, _heads_condition, lambda h: f"H {h}") + [""]
     hs = sorted({h for pts in gains.values() for h, _ in pts})
     rows = []
@@ -426,9 +422,10 @@ def heads_section(records: list[dict[str, Any]], out_dir: Path, stem: str) -> tu
     if gains:
         fig, ax = plt.subplots(figsize=(5, 4))
         for base, pts in gains.items():
-            stats = [(h, *mean_ci([x for hh, x in pts if hh == h])) for h in hs if any(hh == h for hh, _ in pts)]
-            ax.errorbar([h for h, _, _ in stats], [100 * m for _, m, _ in stats],
-                        yerr=[0 if math.isnan(c) else 100 * c for _, _, c in stats], marker="o", capsize=3,
+            per_h = [(h, *mean_ci([x for hh, x in pts if hh == h])) for h in hs if any(hh == h for hh, _ in pts)]
+            ax.errorbar([h for h, *_ in per_h], [100 * m for _, m, _, _ in per_h],
+                        yerr=[[0 if math.isnan(lo) else 100 * (m - lo) for _, m, lo, _ in per_h],
+                              [0 if math.isnan(hi) else 100 * (hi - m) for _, m, _, hi in per_h]], marker="o", capsize=3,
                         label=f"sla-{base} - {base}")
         ax.axhline(0, color="grey", lw=0.8)
         ax.set_xscale("log", base=2)
@@ -438,7 +435,7 @@ def heads_section(records: list[dict[str, Any]], out_dir: Path, stem: str) -> tu
         ax.grid(alpha=0.3)
         lines += [f"![heads]({_save(fig, out_dir / f'{stem}-heads.png')})", ""]
     votes = _table(["base", "slope (gain per doubling of H)", "points", "vote"],
-                   [[b, _f(d["slope"], d["slope_ci"]), str(d["points"]), d["vote"]] for b, d in details.items()])
+                   [[b, _f(d["slope"], d["slope"] - d["slope_ci"], d["slope"] + d["slope_ci"]), str(d["points"]), d["vote"]] for b, d in details.items()])
     lines += _verdict_lines(verdict, HEADS_RULE, votes + [""])
     return lines, verdict
 
@@ -451,12 +448,12 @@ def gates_section(records: list[dict[str, Any]], out_dir: Path, stem: str) -> tu
     lines = ["## 4. Gate dynamics (claim 3)", "",
              ("From the curves of every SLA run above (logged at each evaluation): normalised gate entropy "
              "(entropy / log H; 1 = uniform, 0 = one-hot) and mean largest gate. Initial = first evaluation, "
-             "final = last; mean ± 95% CI over runs."), ""]
+             "final = last; mean [95% bootstrap CI] over runs."), ""]
     rows = []
     for (m, h, layer, g), curves in series.items():
         d = details[f"{m} H{h} layer {layer} {g}-gate"]
         rows.append([m, str(h), str(layer), g, str(d["runs"]), _f(*mean_ci([c[0]["entropy"] for c in curves])),
-                     _f(*mean_ci([c[-1]["entropy"] for c in curves])), _f(d["delta"], d["delta_ci"]),
+                     _f(*mean_ci([c[-1]["entropy"] for c in curves])), _f(d["delta"], d["delta_lo"], d["delta_hi"]),
                      _f(*mean_ci([c[0]["max"] for c in curves])), _f(*mean_ci([c[-1]["max"] for c in curves])),
                      d["vote"]])
     lines += _table(["mixer", "H", "layer", "gate", "runs", "initial entropy", "final entropy", "change",
@@ -524,7 +521,7 @@ def cost_section(records: list[dict[str, Any]], speed_dir: Path) -> tuple[list[s
     pairs = sorted(m[4:] for m in by_mixer if m.startswith("sla-") and m[4:] in by_mixer)
     if pairs:
         def stat(mixer: str, key: str) -> float:
-            return mean_ci([r["timings"][key] for r in by_mixer[mixer]])[0]
+            return stats.mean([r["timings"][key] for r in by_mixer[mixer]])
 
         lines += [("Training runs of the sections above (mean over all their runs; packed several per device, so "
                   "indicative only):"), ""]
@@ -556,8 +553,8 @@ def _runs_lines(records: dict[str, list[dict[str, Any]]], every: list[dict[str, 
             scores[(spec.task.label(), spec.model.label())].append(score)
     split = sum(1 for v in scores.values() if max(v) >= BIMODAL_HIGH and min(v) <= BIMODAL_LOW)
     lines[0] += (f" {split} of {len(scores)} (task, model) cells have seeds both at >= {BIMODAL_HIGH:.0%} and at "
-                 f"<= {BIMODAL_LOW:.0%} test accuracy: a run either learns the task or stays near chance; with "
-                 "3 seeds their intervals span most of [0, 100], and deciding them takes more seeds.")
+                 f"<= {BIMODAL_LOW:.0%} test accuracy: a run either learns the task or stays near chance, so cells are "
+                 "summarised by seeds solved, and deciding between them takes more seeds.")
     failed = sorted((s, RunSpec.from_dict(r["spec"]).model.label(), r["seed"], (r["error"] or "").splitlines()[0][:100])
                     for s in GRID_SECTIONS for r in records.get(s, []) if r["status"] == "failed")
     if failed:

@@ -1,0 +1,176 @@
+"""Statistics for run outcomes: intervals that stay in [0, 1], exact tests, time to solve.
+
+Recall runs are bimodal (a run solves the task or stays near chance), seeds are few, and
+accuracies are bounded, so nothing here assumes normality:
+
+- a solve rate k/n gets a Wilson score interval;
+- a mean accuracy gets a seeded percentile-bootstrap interval (it lies within the data's range,
+  so within [0, 1]);
+- two cells are compared by exact permutation tests: sign flips of the per-seed differences
+  when both arms ran the same seeds (slabench seeds a run's data stream with its seed, so the
+  arms saw the same batches), else a permutation of the pooled values between the arms;
+- time to solve is a Kaplan-Meier median, runs that never solve censored at their last step.
+
+Every function is deterministic (fixed bootstrap seed), so rebuilt leaderboards are byte-identical.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Sequence
+
+import numpy as np
+
+ALPHA = 0.05
+Z975 = 1.959963984540054  # two-sided 95% normal quantile
+BOOTSTRAP_SEED, BOOTSTRAP_RESAMPLES = 0, 10_000
+EXACT_LIMIT = 1 << 16  # enumerate at most this many arrangements; beyond, a seeded Monte Carlo
+MONTE_CARLO = 20_000
+EPS = 1e-12  # statistics within EPS of the observed one count as "as extreme" (float sums)
+
+
+def mean(xs: Sequence[float]) -> float:
+    return sum(xs) / len(xs) if xs else math.nan
+
+
+def median(xs: Sequence[float]) -> float:
+    s = sorted(xs)
+    return (s[(len(s) - 1) // 2] + s[len(s) // 2]) / 2 if s else math.nan
+
+
+def wilson(k: int, n: int) -> tuple[float, float]:
+    """95% Wilson score interval of a proportion k/n (nan, nan for n = 0)."""
+    if n == 0:
+        return math.nan, math.nan
+    p, z2 = k / n, Z975**2
+    centre = (p + z2 / (2 * n)) / (1 + z2 / n)
+    half = Z975 * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / (1 + z2 / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def bootstrap_mean(xs: Sequence[float], seed: int = BOOTSTRAP_SEED, resamples: int = BOOTSTRAP_RESAMPLES) -> tuple[float, float]:
+    """95% percentile-bootstrap interval of the mean of xs (nan, nan with fewer than 2 values)."""
+    if len(xs) < 2:
+        return math.nan, math.nan
+    x = np.asarray(xs, dtype=np.float64)  # [n]
+    idx = np.random.default_rng(seed).integers(0, len(x), size=(resamples, len(x)))  # [R, n]
+    means = x[idx].mean(axis=1)  # [R]
+    lo, hi = np.quantile(means, [0.025, 0.975])
+    # Clamped to the data's range: a float mean of equal values can land one ulp outside it.
+    return max(float(lo), float(x.min())), min(float(hi), float(x.max()))
+
+
+def bootstrap_mean_of_means(groups: Sequence[Sequence[float]], seed: int = BOOTSTRAP_SEED,
+                            resamples: int = BOOTSTRAP_RESAMPLES) -> tuple[float, float]:
+    """95% percentile-bootstrap interval of the mean of group means, resampling within each group
+    (a model's seeds within each task); nan, nan when no group has 2 values."""
+    groups = [np.asarray(g, dtype=np.float64) for g in groups if len(g)]
+    if not groups or all(len(g) < 2 for g in groups):
+        return math.nan, math.nan
+    rng = np.random.default_rng(seed)
+    means = np.zeros(resamples)  # [R]
+    for g in groups:
+        means += g[rng.integers(0, len(g), size=(resamples, len(g)))].mean(axis=1) / len(groups)
+    lo, hi = np.quantile(means, [0.025, 0.975])
+    floor, ceil = sum(float(g.min()) for g in groups) / len(groups), sum(float(g.max()) for g in groups) / len(groups)
+    return max(float(lo), floor), min(float(hi), ceil)
+
+
+def km_median(times: Sequence[float], solved: Sequence[bool]) -> float | None:
+    """Kaplan-Meier median of time to solve: the first solve time at which the estimated
+    fraction still unsolved falls to 1/2 or below. A run that never solved is censored at its
+    last time (at risk until then, never an event). None when fewer than half are known to solve."""
+    at_risk, surviving = len(times), 1.0
+    for t in sorted(set(times)):
+        events = sum(1 for tt, s in zip(times, solved) if tt == t and s)
+        if events:
+            surviving *= 1 - events / at_risk
+            if surviving <= 0.5 + EPS:
+                return t
+        at_risk -= sum(1 for tt in times if tt == t)
+    return None
+
+
+def _p_value(observed: float, stats: np.ndarray, alternative: str) -> float:
+    if alternative == "two-sided":
+        return float(np.mean(np.abs(stats) >= abs(observed) - EPS))
+    if alternative == "less":
+        return float(np.mean(stats <= observed + EPS))
+    return float(np.mean(stats >= observed - EPS))
+
+
+def sign_flip_p(diffs: Sequence[float], alternative: str = "two-sided") -> float:
+    """Exact paired permutation test: p-value of sum(diffs) among all 2^n sign flips (a seeded
+    Monte Carlo beyond EXACT_LIMIT). alternative 'less' asks whether the differences are below 0.
+    With n pairs the smallest two-sided p is 2^(1-n): 6 pairs are needed to reach 5%."""
+    d = np.asarray(diffs, dtype=np.float64)  # [n]
+    if len(d) == 0:
+        return 1.0
+    if 2 ** len(d) <= EXACT_LIMIT:
+        signs = np.array(list(itertools.product((1.0, -1.0), repeat=len(d))))  # [2^n, n]
+    else:
+        signs = np.random.default_rng(BOOTSTRAP_SEED).choice((1.0, -1.0), size=(MONTE_CARLO, len(d)))
+    return _p_value(float(d.sum()), signs @ d, alternative)
+
+
+def permutation_p(a: Sequence[float], b: Sequence[float], alternative: str = "two-sided") -> float:
+    """Exact two-sample permutation test of mean(a) - mean(b) over every split of the pooled
+    values into groups of len(a) and len(b) (a seeded Monte Carlo beyond EXACT_LIMIT)."""
+    if not a or not b:
+        return 1.0
+    pooled = np.asarray([*a, *b], dtype=np.float64)  # [na + nb]
+    na, n = len(a), len(pooled)
+    if math.comb(n, na) <= EXACT_LIMIT:
+        masks = np.zeros((math.comb(n, na), n), dtype=bool)  # [splits, n]
+        for i, chosen in enumerate(itertools.combinations(range(n), na)):
+            masks[i, list(chosen)] = True
+    else:
+        rng = np.random.default_rng(BOOTSTRAP_SEED)
+        masks = np.argsort(rng.random((MONTE_CARLO, n)), axis=1) < na
+    stats = (masks @ pooled) / na - (~masks @ pooled) / (n - na)
+    return _p_value(mean(a) - mean(b), stats, alternative)
+
+
+def compare(a: dict[int, float], b: dict[int, float], alternative: str = "two-sided") -> dict[str, object]:
+    """Test arm a against arm b, each {seed: accuracy}: paired sign flips over the seeds both ran
+    when they ran the same seeds, else the unpaired permutation test. Returns the test's name,
+    its p-value, the pairs or sizes, and mean(a) - mean(b)."""
+    if a and set(a) == set(b):
+        diffs = [a[s] - b[s] for s in sorted(a)]
+        return {"test": "paired", "p": sign_flip_p(diffs, alternative), "n": len(diffs), "delta": mean(diffs)}
+    xa, xb = list(a.values()), list(b.values())
+    return {"test": "unpaired", "p": permutation_p(xa, xb, alternative), "n": min(len(xa), len(xb)),
+            "delta": mean(xa) - mean(xb)}
+
+
+def separable(a: dict[int, float], b: dict[int, float]) -> bool:
+    """Whether the two-sided test of `compare` rejects equal accuracy at ALPHA."""
+    return compare(a, b)["p"] < ALPHA
+
+
+def min_paired_p(n: int) -> float:
+    """The smallest two-sided p the paired test can give with n pairs."""
+    return 2.0 ** (1 - n) if n else 1.0
+
+
+def slope_ci(xs: Sequence[float], ys: Sequence[float]) -> tuple[float, float]:
+    """Least-squares slope of y on x and the half-width of its 95% t interval (nan if undefined).
+    Used for log-log cost slopes and gain-vs-heads trends, not for bounded accuracies."""
+    n = len(xs)
+    if n < 3 or len(set(xs)) < 2:
+        return math.nan, math.nan
+    mx, my = mean(xs), mean(ys)
+    sxx = sum((x - mx) ** 2 for x in xs)
+    slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sxx
+    resid = sum((y - my - slope * (x - mx)) ** 2 for x, y in zip(xs, ys))
+    return slope, t975(n - 2) * math.sqrt(resid / (n - 2) / sxx)
+
+
+# Two-sided 95% quantiles of Student's t for 1..30 degrees of freedom; 1.96 beyond.
+_T975 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
+         2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042]
+
+
+def t975(df: int) -> float:
+    return _T975[df - 1] if df <= len(_T975) else Z975

@@ -1,0 +1,81 @@
+"""The statistics every leaderboard, comparison, regression check and report uses, against
+values computed by hand (or read off the exact distributions)."""
+
+import math
+
+import pytest
+
+from slabench.runners import stats
+
+
+def test_wilson_interval_by_hand():
+    # 3 of 5: centre (0.6 + z^2/10) / (1 + z^2/5), half z sqrt(0.048 + z^2/100) / (1 + z^2/5), z = 1.96
+    assert stats.wilson(3, 5) == pytest.approx((0.2307, 0.8824), abs=1e-4)  # the tabulated values
+    # 0 of 3: lower bound 0, upper (z^2/3) / (1 + z^2/3) = 0.5615
+    assert stats.wilson(0, 3) == pytest.approx((0.0, 0.5615), abs=1e-4)
+    lo, hi = stats.wilson(5, 5)
+    assert hi == 1.0 and lo == pytest.approx(0.5655, abs=1e-4)  # 5 of 5: 5 / (5 + z^2)
+    assert all(math.isnan(x) for x in stats.wilson(0, 0))
+
+
+def test_bootstrap_interval_matches_the_exact_resampling_distribution():
+    # Means of 2 draws from {0, 1}: 0, 0.5, 1 with probabilities 1/4, 1/2, 1/4 -> 2.5% and 97.5% at 0 and 1.
+    assert stats.bootstrap_mean([0.0, 1.0]) == (0.0, 1.0)
+    # Means of 4 draws from {0, 0, 0, 1}: K/4 with K ~ Binomial(4, 1/4); P(K <= 2) = 0.949 < 0.975 < P(K <= 3)
+    # = 0.996, and P(K = 0) = 0.316 > 0.025: the interval is [0, 0.75].
+    assert stats.bootstrap_mean([0.0, 0.0, 0.0, 1.0]) == (0.0, 0.75)
+    assert stats.bootstrap_mean([0.3, 0.3, 0.3]) == (0.3, 0.3)
+    assert stats.bootstrap_mean([0.1, 0.9, 0.5]) == stats.bootstrap_mean([0.1, 0.9, 0.5])  # seeded: repeatable
+    assert all(math.isnan(x) for x in stats.bootstrap_mean([0.5]))
+    # Within the data's range, so within [0, 1] for accuracies, however bimodal.
+    lo, hi = stats.bootstrap_mean([0.99, 0.01, 0.41])
+    assert 0.01 <= lo < hi <= 0.99
+    # Groups resampled apart: each of {0, 1} twice gives the interval of each mean, averaged.
+    assert stats.bootstrap_mean_of_means([[0.0, 1.0], [0.5, 0.5]]) == (0.25, 0.75)
+
+
+def test_sign_flip_test_by_enumeration():
+    # 1, 2, 3: only all-plus and all-minus reach |sum| = 6 among 8 sign patterns
+    assert stats.sign_flip_p([1, 2, 3]) == 0.25
+    # 1, 2, 3, -4 (sum 2): of the 16 sums +-1 +-2 +-3 +-4, only the two zeros are below 2 in size
+    assert stats.sign_flip_p([1, 2, 3, -4]) == 14 / 16
+    assert stats.sign_flip_p([0.1, 0.2, 0.3, 0.4, 0.5, 0.6]) == 2 / 64
+    assert stats.sign_flip_p([-1, -2, -3, -4, -5], "less") == 1 / 32
+    assert stats.sign_flip_p([-1, -2, -3, -4, -5], "greater") == 1.0
+    assert stats.sign_flip_p([0.0, 0.0, 0.0]) == 1.0
+    assert stats.min_paired_p(5) == 1 / 16 and stats.min_paired_p(6) == 1 / 32
+
+
+def test_permutation_test_by_enumeration():
+    # pooled 1, 2, 3, 4 split 2 + 2: mean differences -2, -1, 0, 0, 1, 2; |observed| = 2 twice
+    assert stats.permutation_p([1, 2], [3, 4]) == pytest.approx(1 / 3)
+    assert stats.permutation_p([1, 2], [3, 4], "less") == pytest.approx(1 / 6)
+    # 5 against 5, fully apart: 2 of the C(10, 5) = 252 splits are as extreme
+    assert stats.permutation_p([0.9] * 5, [0.1] * 5) == pytest.approx(2 / 252)
+
+
+def test_compare_pairs_by_seed_only_when_the_seeds_match():
+    a, b = {0: 0.9, 1: 0.8, 2: 0.7}, {0: 0.5, 1: 0.4, 2: 0.3}
+    paired = stats.compare(a, b)
+    assert paired["test"] == "paired" and paired["p"] == 0.25 and paired["delta"] == pytest.approx(0.4)
+    unpaired = stats.compare(a, {5: 0.5, 6: 0.4, 7: 0.3})
+    assert unpaired["test"] == "unpaired" and unpaired["p"] == pytest.approx(2 / 20)
+    six = {s: 0.99 for s in range(6)}
+    assert stats.separable(six, {s: 0.5 for s in range(6)}) and not stats.separable(six, six)
+
+
+def test_kaplan_meier_median_time_to_solve():
+    assert stats.km_median([100, 200, 300, 400], [True] * 4) == 200  # S: 3/4, 2/4 -> 1/2 at 200
+    # 100 solved (S = 3/4); 200 censored; at 300 one of the two left solves (S = 3/8): median 300
+    assert stats.km_median([100, 200, 300, 300], [True, False, True, False]) == 300
+    assert stats.km_median([100, 500, 500], [True, False, False]) is None  # S stays at 2/3
+    assert stats.km_median([100, 200], [True, False]) == 100  # S = 1/2 exactly counts
+    assert stats.km_median([], []) is None
+
+
+def test_slope_ci_exact_line_and_known_spread():
+    slope, ci = stats.slope_ci([1, 2, 3, 4], [0.1, 0.3, 0.5, 0.7])
+    assert slope == pytest.approx(0.2) and ci == pytest.approx(0.0, abs=1e-12)
+    # residual sum of squares 0.8 over 2 dof, sum of squared x deviations 5, t(2) = 4.303
+    slope, ci = stats.slope_ci([0, 1, 2, 3], [0, 1, 0, 1])
+    assert slope == pytest.approx(0.2) and ci == pytest.approx(4.303 * math.sqrt(0.8 / 2 / 5))
