@@ -194,6 +194,10 @@ def expand_grid(grid: dict[str, Any]) -> tuple[str, list[RunSpec]]:
     train_table = dict(grid.get("train", {}))
     seeds = train_table.pop("seeds", [0])
     seeds = seeds if isinstance(seeds, list) else [seeds]
+    require(bool(seeds), "[train]", "seeds = [] runs nothing; give at least one seed, e.g. seeds = [0, 1, 2]")
+    budgets = [k for k in ("steps", "tokens", "seconds") if k in train_table]
+    require(len(budgets) <= 1, "[train]", f"{' and '.join(budgets)} are each a budget; set exactly one of steps, "
+                                          "tokens or seconds")
     for s in seeds:
         require(isinstance(s, int) and 0 <= s < SEED_LIMIT, "[train]", f"seeds: {s!r} must be an int in [0, 2**31)")
     train_fields = dataclass_params(TrainSpec)
@@ -225,6 +229,8 @@ def expand_grid(grid: dict[str, Any]) -> tuple[str, list[RunSpec]]:
             MIXERS.get(mname)
             typed = check_params(f"model '{mname}'", model_params(mname), combo)
             bb, options = split_backbone(typed)
+            for size in ("d_model", "n_layers", "n_heads"):
+                require(getattr(bb, size) >= 1, f"model '{mname}'", f"{size}={getattr(bb, size)} must be >= 1")
             build_mixer(mname, bb.d_model, bb.n_heads, **options)  # cheap: catches d_model % n_heads etc.
             models.append(ModelSpec(mname, _items(typed)))
 

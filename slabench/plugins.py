@@ -60,8 +60,12 @@ def is_reference(name: str) -> bool:
 
 def _load_file(ref: str, path_text: str) -> Any:
     path = Path(path_text).expanduser().resolve()
+    if path.is_dir():
+        raise SlabenchError(f"plugin '{ref}': '{path_text}' is a directory; expected path/to/file.py:ClassName")
     if not path.is_file():
         raise SlabenchError(f"plugin '{ref}': file '{path_text}' does not exist")
+    if path.suffix != ".py":
+        raise SlabenchError(f"plugin '{ref}': '{path_text}' is not a Python file; expected path/to/file.py:ClassName")
     key = str(path)
     if key not in _file_modules:
         digest = hashlib.sha1(key.encode()).hexdigest()[:8]
@@ -83,12 +87,15 @@ def load_reference(ref: str) -> type:
     where, _, attr = ref.rpartition(":")
     if not where or not attr:
         raise SlabenchError(f"plugin '{ref}': expected 'path/to/file.py:ClassName' or 'package.module:ClassName'")
-    if where.endswith(".py") or "/" in where or os.sep in where:
+    if where.endswith(".py") or "/" in where or os.sep in where or Path(where).is_file():
         module = _load_file(ref, where)
     else:
         try:
             module = importlib.import_module(where)
         except Exception as e:  # noqa: BLE001
+            if Path(where).is_dir():
+                raise SlabenchError(f"plugin '{ref}': '{where}' is a directory; expected path/to/file.py:ClassName") \
+                    from None
             raise SlabenchError(f"plugin '{ref}': module '{where}' cannot be imported: {_one_line(e)}") from None
     obj = module
     for part in attr.split("."):
@@ -191,6 +198,9 @@ class MixerRegistry(Registry):
             except Exception as e:  # noqa: BLE001
                 raise SlabenchError(f"plugin '{name}' (entry point {ep.value}): loading failed: {_one_line(e)}") from None
             return validate(obj, name)
+        if name.endswith(".py") or "/" in name or os.sep in name:
+            raise SlabenchError(f"unknown model '{name}': to load a mixer from a file, name its class too, as "
+                                f"'{name}:ClassName'")
         return None
 
 

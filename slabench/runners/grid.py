@@ -47,7 +47,9 @@ def resolve_device(device: str) -> str:
     return device
 
 
-def failed_record(spec: RunSpec, message: str, device: str) -> dict[str, Any]:
+def failed_record(spec: RunSpec, message: str, device: str, trace: str | None = None) -> dict[str, Any]:
+    """The record of a run that raised: `error` is one line for tables, `traceback` the whole
+    story (e.g. the line of a plugin that fails only at long sequences)."""
     return {
         "schema": 1,
         "key": spec.key(),
@@ -55,6 +57,7 @@ def failed_record(spec: RunSpec, message: str, device: str) -> dict[str, Any]:
         "seed": spec.seed,
         "status": "failed",
         "error": message,
+        "traceback": trace,
         "metrics": {},
         "environment": environment(device),
         "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -71,8 +74,8 @@ def run_safely(spec_dict: dict[str, Any], device: str, on_step: Callable[[int, i
     except Exception as e:  # noqa: BLE001 - failure isolation is the point
         if isinstance(e, torch.cuda.OutOfMemoryError):
             torch.cuda.empty_cache()
-        tail = traceback.format_exc().strip().splitlines()[-1]
-        return failed_record(spec, f"{type(e).__name__}: {e}".strip()[:2000] or tail, device)
+        trace = traceback.format_exc()
+        return failed_record(spec, f"{type(e).__name__}: {e}".strip()[:2000], device, trace)
 
 
 # ---- local pool -------------------------------------------------------------------------------
@@ -167,7 +170,7 @@ def _run_ray(specs: list[RunSpec], out: Path, device: str, workers: int, on_even
         try:
             record = ray.get(done[0])
         except Exception as e:  # noqa: BLE001 - a lost worker or node
-            record = failed_record(spec, f"ray task failed: {type(e).__name__}: {e}", device)
+            record = failed_record(spec, f"ray task failed: {type(e).__name__}: {e}", device, traceback.format_exc())
         write_record(out, record)  # the driver owns the files: workers may be on other nodes
         on_event("end", spec, record)
 
