@@ -80,11 +80,11 @@ class ModelSpec:
 
 @dataclass(frozen=True)
 class TrainSpec:
-    """Training settings. Exactly one budget is used: `steps`, else `tokens`, else `seconds`."""
+    """Training settings. One budget: `steps`, or `tokens`, or `seconds` (a grid sets at most one)."""
 
-    steps: int = field(default=300, metadata={"help": "optimizer steps (the budget unless tokens/seconds is set)"})
-    tokens: int = field(default=0, metadata={"help": "budget in training tokens (overrides steps)"})
-    seconds: float = field(default=0.0, metadata={"help": "budget in wall-clock seconds (overrides steps)"})
+    steps: int = field(default=300, metadata={"help": "budget in optimizer steps (the default budget)"})
+    tokens: int = field(default=0, metadata={"help": "budget in training tokens (instead of steps)"})
+    seconds: float = field(default=0.0, metadata={"help": "budget in wall-clock seconds (instead of steps)"})
     batch_size: int = field(default=64, metadata={"help": "sequences per step"})
     lr: float = field(default=1e-3, metadata={"help": "peak learning rate (AdamW)"})
     weight_decay: float = field(default=0.1, metadata={"help": "AdamW weight decay on matrices"})
