@@ -136,12 +136,16 @@ class RunSpec:
 
     def key(self) -> str:
         """Stable hash of everything that determines the result (not the grid's name), plus
-        the task's version, so a changed task distribution never reuses old records."""
+        the task's version and a plugin mixer's source hash, so a changed task distribution or
+        an edited plugin never reuses old records."""
+        from slabench.plugins import source_digest
         from slabench.tasks import TASKS
 
         d = self.to_dict()
         d.pop("grid")
         d["task_version"] = TASKS.get(self.task.name).version
+        if (digest := source_digest(self.model.name)) is not None:  # None for built-in mixers: keys unchanged
+            d["mixer_source"] = digest
         blob = json.dumps(d, sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 

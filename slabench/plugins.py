@@ -20,8 +20,9 @@ Loading validates the class once (build it with d_model=32, n_heads=2; run forwa
 [2, 8, 32]) and raises a one-line `SlabenchError` naming the problem. A class without its own
 `state_size` gets one that returns None (shown as n/a), and `diagnostics()` defaults to {}.
 
-Records are keyed by the reference, not the file's contents: after editing a plugin, use a new
-`--out` (`slabench compare` does this by default: its output folder name carries a content hash).
+A plugin's run key includes a hash of its source file (`source_digest`), so after an edit its runs
+are new runs, never the old records reused; `slabench compare` also names its default output
+folder by that hash.
 """
 
 from __future__ import annotations
@@ -202,6 +203,31 @@ class MixerRegistry(Registry):
             raise SlabenchError(f"unknown model '{name}': to load a mixer from a file, name its class too, as "
                                 f"'{name}:ClassName'")
         return None
+
+
+SLABENCH_DIR = Path(__file__).resolve().parent
+_digests: dict[tuple[str, int, int], str] = {}  # (path, mtime_ns, size) -> digest
+
+
+def source_digest(name: str) -> str | None:
+    """sha256 (16 hex digits) of the file that defines mixer `name`, or None for slabench's own
+    mixers (their version is the code's git commit, in every record's environment)."""
+    from slabench.models import MIXERS
+
+    base = name[4:] if name.startswith("sla-") and len(name) > 4 else name
+    try:
+        cls = MIXERS.get(base)
+    except SlabenchError:  # `sla-` is part of a plain name
+        cls = MIXERS.get(name)
+    file = inspect.getsourcefile(cls)
+    if file is None or Path(file).resolve().is_relative_to(SLABENCH_DIR):
+        return None
+    path = Path(file).resolve()
+    stat = path.stat()
+    tag = (str(path), stat.st_mtime_ns, stat.st_size)
+    if tag not in _digests:
+        _digests[tag] = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+    return _digests[tag]
 
 
 def _reference_of(cls: type) -> str | None:

@@ -1,6 +1,7 @@
 """The command line as a newcomer meets it: where `run` writes, one-line errors for bad grids and
 plugins, failed runs that keep their traceback, readable tables and help, the plan of a grid."""
 
+import hashlib
 import json
 import textwrap
 
@@ -223,3 +224,28 @@ def test_profile_on_cpu_prints_no_profiler_log(capfd):
     assert result["kernels"] and result["device_us_per_call"] > 0
     captured = capfd.readouterr()
     assert "USDT" not in captured.err and "ERROR" not in captured.err and "profiler_start" not in captured.err
+
+
+# ---- an edited plugin is a new run -------------------------------------------------------------
+
+
+def test_plugin_source_hash_is_in_the_key_and_the_record(tmp_path, tiny_grid):
+    plugin = tmp_path / "mine.py"
+    plugin.write_text(textwrap.dedent(LONG_T_FAILS).replace("> 8", "> 64"))
+    grid = {**_grid(), "models": [{"name": f"{plugin}:FailsAtLongT", "d_model": 16, "n_heads": 2, "n_layers": 1}]}
+    (spec,) = expand_grid(grid)[1]
+    before = spec.key()
+    plugin.write_text(plugin.read_text().replace("> 64", "> 128"))  # the same spec, an edited mixer
+    assert spec.key() != before
+
+    # Built-in mixers keep their keys: the committed smoke records are still found.
+    committed = next((config.PRESETS_DIR.parents[1] / "leaderboards/records/smoke/records").glob("*.json"))
+    record = json.loads(committed.read_text())
+    assert config.RunSpec.from_dict(record["spec"]).key() == record["key"]
+
+    out = tmp_path / "out"
+    result = CliRunner().invoke(main, ["run", str(tiny_grid(steps=2, seeds=(0,))), "--mixer", f"{plugin}:FailsAtLongT",
+                                       "--out", str(out), *FAST, "--quiet"])
+    assert result.exit_code == 0, result.output
+    (run,) = load_records(out).records.values()
+    assert run["model"]["mixer_source"] == hashlib.sha256(plugin.read_bytes()).hexdigest()[:16]

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from slabench import kernels
 from slabench.config import SEED_LIMIT, RunSpec, TrainSpec
 from slabench.errors import SlabenchError
+from slabench.plugins import source_digest
 from slabench.runners.environment import environment
 from slabench.tasks import IGNORE, Batch
 
@@ -295,7 +296,8 @@ def train(spec: RunSpec, device: str | torch.device = "cpu", on_step: Callable[[
         "status": status,
         "error": error,
         "metrics": metrics,
-        "model": {"params": model.num_params(), "state_size": model.state_size(task.seq_len)},
+        "model": {"params": model.num_params(), "state_size": model.state_size(task.seq_len),
+                  "mixer_source": source_digest(spec.model.name)},
         "timings": {
             "train_seconds": train_seconds,
             "eval_seconds": eval_seconds,
