@@ -169,11 +169,13 @@ class GridRemaining(ProgressColumn):
 
 
 def _run_pending(name: str, specs: list, out_dir: Path, device: str, workers: int, quiet: bool,
-                 backend: str = "local", retry_failed: bool = False) -> tuple[list[dict[str, Any]], int, int]:
+                 backend: str = "local", retry_failed: bool = False,
+                 outputs: Any = None) -> tuple[list[dict[str, Any]], int, int]:
     """Run the specs not yet recorded under out_dir, with a progress bar and one line per
     finished run unless quiet; return (the records of all of `specs`, runs done now, runs skipped)."""
     from slabench.runners.grid import plan, resolve_device, run_grid
     from slabench.runners.records import load_records, write_grid
+    from slabench.runners.train import NO_OUTPUTS
 
     pending, recorded, corrupt = plan(specs, out_dir, retry_failed)
     for path, reason in corrupt:
@@ -211,7 +213,8 @@ def _run_pending(name: str, specs: list, out_dir: Path, device: str, workers: in
 
     try:
         with progress:
-            run_grid(pending, out_dir, backend=backend, device=device, workers=workers, on_event=on_event)
+            run_grid(pending, out_dir, backend=backend, device=device, workers=workers, on_event=on_event,
+                     outputs=outputs or NO_OUTPUTS)
     except KeyboardInterrupt:
         console.print(f"[yellow]interrupted: finished runs are recorded under {out_dir}; rerun the same command to resume[/]")
         sys.exit(130)
@@ -273,12 +276,16 @@ def _print_plan(name: str, specs: list, out_dir: Path, device: str, workers: int
 @click.option("--quiet", is_flag=True, help="no progress output")
 @click.option("--json", "as_json", is_flag=True, help="print a JSON summary on stdout")
 @click.option("--dry-run", is_flag=True, help="print the plan (runs to do, already recorded, estimated time); train nothing")
+@click.option("--log-dir", type=click.Path(file_okay=False),
+              help="TensorBoard logs, one subfolder per run (<key>): loss, lr, validation accuracy, diagnostics "
+                   "(extra: pip install 'slabench[tb]')")
+@click.option("--save-checkpoints", is_flag=True, help="save each run's best-validation weights as <out>/checkpoints/<key>.pt")
 @click.option("--mixer", "mixers", multiple=True,
               help="replace the grid's models by this mixer (repeatable; e.g. path/to/file.py:Class) at its first "
                    "model's backbone")
 def run(grid_file: str | None, preset: str | None, out: str | None, leaderboard_dir: str | None, backend: str,
         device: str, workers: int, retry_failed: bool, quiet: bool, as_json: bool, dry_run: bool,
-        mixers: tuple[str, ...]) -> None:
+        log_dir: str | None, save_checkpoints: bool, mixers: tuple[str, ...]) -> None:
     """Run a grid (GRID_FILE or --preset), resuming from existing records, and rank the results."""
     from slabench.config import expand_grid, load_grid_file, load_preset
     from slabench.runners.grid import resolve_device
@@ -299,8 +306,13 @@ def run(grid_file: str | None, preset: str | None, out: str | None, leaderboard_
     if dry_run:
         _print_plan(name, specs, out_dir, device, workers, retry_failed, as_json)
         return
+    from slabench.runners.train import RunOutputs, check_tensorboard
+
+    if log_dir is not None:
+        check_tensorboard()  # fail here, not in every run
+    outputs = RunOutputs(log_dir, str(out_dir / "checkpoints") if save_checkpoints else None)
     records, ran, skipped = _run_pending(name, specs, out_dir, device, workers, quiet or as_json, backend,
-                                         retry_failed)
+                                         retry_failed, outputs)
     board = aggregate(records)
     paths = write_leaderboard(board, out_dir, name)
     if leaderboard_dir is not None:

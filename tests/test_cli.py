@@ -249,3 +249,43 @@ def test_plugin_source_hash_is_in_the_key_and_the_record(tmp_path, tiny_grid):
     assert result.exit_code == 0, result.output
     (run,) = load_records(out).records.values()
     assert run["model"]["mixer_source"] == hashlib.sha256(plugin.read_bytes()).hexdigest()[:16]
+
+
+# ---- TensorBoard logs and checkpoints, on request ------------------------------------------------
+
+
+def test_log_dir_and_checkpoints_read_back(tmp_path, tiny_grid):
+    pytest.importorskip("tensorboard")
+    import torch
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from slabench.runners.train import TEST_SEED, evaluate
+
+    out, logs = tmp_path / "out", tmp_path / "tb"
+    grid = tiny_grid(steps=10, seeds=(0,), models=("sla-gla",))  # eval_every 5; sla-gla has gate diagnostics
+    result = CliRunner().invoke(main, ["run", str(grid), "--out", str(out), "--log-dir", str(logs),
+                                       "--save-checkpoints", *FAST, "--quiet"])
+    assert result.exit_code == 0, result.output
+    (record,) = load_records(out).records.values()
+    assert [p.name for p in logs.iterdir()] == [record["key"]]  # one subfolder per run
+
+    events = EventAccumulator(str(logs / record["key"])).Reload()
+    loss = events.Scalars("train/loss")
+    assert [e.step for e in loss] == list(range(1, 11))
+    assert loss[-1].value == pytest.approx(record["metrics"]["final_train_loss"], rel=1e-6)
+    curve = record["metrics"]["curve"]
+    assert [(e.step, e.value) for e in events.Scalars("val/acc")] == \
+        [(c["step"], pytest.approx(c["val_acc"], rel=1e-6)) for c in curve]
+    entropy = events.Scalars("diagnostics/layer0/gate_entropy")
+    assert [e.value for e in entropy] == [pytest.approx(c["layer0/gate_entropy"], rel=1e-6) for c in curve]
+    assert events.Scalars("test/acc")[0].value == pytest.approx(record["metrics"]["test_acc"], rel=1e-6)
+    assert len(events.Scalars("train/lr")) == 10
+
+    # The checkpoint holds the weights the test accuracy was measured with.
+    saved = torch.load(record["checkpoint"], weights_only=True)
+    spec = config.RunSpec.from_dict(saved["spec"])
+    task = spec.task.build_test()
+    model = spec.model.build(task.vocab_size, task.seq_len)
+    model.load_state_dict(saved["state_dict"])
+    test = task.sample(spec.train.test_size, torch.Generator().manual_seed(TEST_SEED), "cpu")
+    assert evaluate(model, test, None)["acc"] == record["metrics"]["test_acc"]
