@@ -10,7 +10,7 @@ from click.testing import CliRunner
 from rich.progress import Progress
 
 from slabench import config
-from slabench.cli import GridRemaining, main
+from slabench.cli import main
 from slabench.config import expand_grid
 from slabench.errors import SlabenchError
 from slabench.runners.records import load_records
@@ -203,6 +203,8 @@ def test_dry_run_plans_without_training(tmp_path, tiny_grid):
 
 def test_remaining_time_is_the_mean_pace_since_the_start():
     """2 of 6 runs done after 18 s (both at once, as with 2 workers): 36 s left, not ~0."""
+    from slabench.cli import GridRemaining
+
     now = [0.0]
     progress = Progress(GridRemaining(), get_time=lambda: now[0])
     task_id = progress.add_task("grid", total=6)
@@ -289,3 +291,28 @@ def test_log_dir_and_checkpoints_read_back(tmp_path, tiny_grid):
     model.load_state_dict(saved["state_dict"])
     test = task.sample(spec.train.test_size, torch.Generator().manual_seed(TEST_SEED), "cpu")
     assert evaluate(model, test, None)["acc"] == record["metrics"]["test_acc"]
+
+
+def test_sigint_mid_grid_keeps_finished_records(tmp_path, tiny_grid):
+    """Ctrl-C (SIGINT to the process group) after the first record: exit 130, a line saying how to
+    resume, every finished record intact and found again by the plan."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    grid, out = tiny_grid(steps=40), tmp_path / "out"
+    cmd = [sys.executable, "-m", "slabench", "run", str(grid), "--out", str(out), *FAST]
+    proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and not list(out.glob("records/*.json")):
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGINT)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    assert "interrupted: finished runs are recorded" in stderr and "Traceback" not in stderr
+    found = load_records(out)
+    assert 1 <= len(found.records) < 3 and not found.corrupt
+    plan = json.loads(CliRunner().invoke(main, ["run", str(grid), "--out", str(out), "--dry-run", "--json"]).stdout)
+    assert plan["recorded"] == len(found.records)
