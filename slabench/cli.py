@@ -127,7 +127,7 @@ def show(task_name: str, assignments: tuple[str, ...], num: int, seed: int) -> N
 NARROW_COLUMNS = ("rank", "model", "acc % (95% CI)", "exact %", "seeds", "steps")
 
 
-def _board_table(board: dict[str, Any]) -> list[Table]:
+def _board_table(board: dict[str, Any], every_column: bool = False) -> list[Table]:
     from slabench.runners.leaderboard import TASK_COLUMNS, task_row_cells
 
     tables = []
@@ -139,7 +139,7 @@ def _board_table(board: dict[str, Any]) -> list[Table]:
         table = Table(title=task, caption=f"all models: {caption}" if caption else None)
         # Below ~120 columns the full table truncates every cell to "…": keep the essentials
         # there (the Markdown, CSV and JSON files always have every column).
-        wide = out_console.width >= 120 or not out_console.is_terminal
+        wide = every_column or out_console.width >= 120
         keep = [i for i, col in enumerate(TASK_COLUMNS) if wide or col in NARROW_COLUMNS]
         for i in keep:
             col = TASK_COLUMNS[i]
@@ -323,7 +323,7 @@ def run(grid_file: str | None, preset: str | None, out: str | None, leaderboard_
                                "ran": ran, "failed": failed, "leaderboard": {k: str(v) for k, v in paths.items()},
                                "overall": board["overall"]}, indent=1, default=str))
     elif not quiet:
-        _print_table(*_board_table(board))
+        _print_table(*_board_table(board, every_column=not out_console.is_terminal))
         click.echo(f"leaderboard: {paths['md']}")
     if failed:
         console.print(f"[red]{len(failed)} run(s) failed[/]: " + "; ".join(f"{f['model']} seed {f['seed']}: {f['error']}"
@@ -350,7 +350,7 @@ def leaderboard(results_dir: str, name: str | None, out_dir: str | None) -> None
     name = name or (grids[0] if len(grids) == 1 else Path(results_dir).name)
     board = aggregate(records)
     paths = write_leaderboard(board, Path(out_dir or results_dir), name)
-    _print_table(*_board_table(board))
+    _print_table(*_board_table(board, every_column=not out_console.is_terminal))
     click.echo(f"leaderboard: {paths['md']}")
 
 

@@ -210,19 +210,23 @@ _digests: dict[tuple[str, int, int], str] = {}  # (path, mtime_ns, size) -> dige
 
 
 def source_digest(name: str) -> str | None:
-    """sha256 (16 hex digits) of the file that defines mixer `name`, or None for slabench's own
-    mixers (their version is the code's git commit, in every record's environment)."""
+    """sha256 (16 hex digits) of the file that defines mixer `name`; None for slabench's own
+    mixers (their version is the code's git commit, in every record's environment) and for a
+    name that resolves to nothing here."""
     from slabench.models import MIXERS
 
     base = name[4:] if name.startswith("sla-") and len(name) > 4 else name
-    try:
-        cls = MIXERS.get(base)
-    except SlabenchError:  # `sla-` is part of a plain name
-        cls = MIXERS.get(name)
-    file = inspect.getsourcefile(cls)
-    if file is None or Path(file).resolve().is_relative_to(SLABENCH_DIR):
+    where = base.rpartition(":")[0]
+    if where.endswith(".py"):  # a file reference: hash the file without importing it
+        file = where
+    else:
+        try:
+            file = inspect.getsourcefile(MIXERS.get(base))
+        except (SlabenchError, TypeError):  # unknown here, or a class without a source file
+            return None
+    path = Path(file).expanduser().resolve() if file else None
+    if path is None or not path.is_file() or path.is_relative_to(SLABENCH_DIR):
         return None
-    path = Path(file).resolve()
     stat = path.stat()
     tag = (str(path), stat.st_mtime_ns, stat.st_size)
     if tag not in _digests:

@@ -178,6 +178,16 @@ def test_tables_are_not_cut_when_stdout_is_not_a_terminal():
     assert "after warmup: constant then linear decay over the last 20% (wsd), cosine, constant" in result.stdout
 
 
+def test_piped_leaderboard_has_every_column(tmp_path):
+    from slabench.runners.leaderboard import TASK_COLUMNS
+
+    records = config.PRESETS_DIR.parents[1] / "leaderboards/records/smoke"
+    result = CliRunner().invoke(main, ["leaderboard", str(records), "--out-dir", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    header = next(line for line in result.stdout.splitlines() if "rank" in line)
+    assert all(col.split()[0] in header for col in TASK_COLUMNS) and "…" not in result.stdout
+
+
 def test_train_options_lists_every_train_key():
     from dataclasses import fields
 
