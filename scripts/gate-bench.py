@@ -1,4 +1,4 @@
-"""Issue #7 measurement: the fused SLA gate alone, fwd+bwd, against the unfused torch gate.
+"""Speed measurement: the fused SLA gate alone, fwd+bwd, against the unfused torch gate.
 
 Times `sla_gate_triton` at each row block and warp count (the knobs `sla_gate.BN`,
 `sla_gate.WARPS`) and the reference (two nn.Linear, softmax, scaling: what the gate was before

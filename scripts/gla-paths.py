@@ -1,4 +1,4 @@
-"""Issue #7 measurement: which path is fastest for the gla ops at the suite's shapes?
+"""Speed measurement: which path is fastest for the gla ops at the suite's shapes?
 
 Times every fast candidate of 'gla' and 'simple_gla' (fwd+bwd, eager and CUDA-graph replay) at
 the sweep's and the presets' shapes, whatever dispatch's shape rules say, and prints one JSON

@@ -1,4 +1,4 @@
-"""Issue #6 measurement: do N training processes on one GPU overlap?
+"""Packing measurement: do N training processes on one GPU overlap?
 
 N worker processes each train the same quick-preset run (model and task chosen below) exactly as
 `runners.train.train` steps it (fresh batches from the task's stream, lr set, CUDA-graph step),

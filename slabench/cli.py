@@ -9,9 +9,13 @@ from typing import Any
 
 import click
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.markup import escape
+from rich.measure import Measurement
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
+from slabench.config import RunSpec
 from slabench.errors import SlabenchError
 
 console = Console(stderr=True)
@@ -35,13 +39,25 @@ def main() -> None:
     """Benchmark sequence-mixing mechanisms on synthetic recall tasks."""
 
 
+def _print_table(*tables: Table) -> None:
+    """Print tables on stdout; into a pipe or a CI log (no terminal, so no width to fit) at
+    their natural width, so no cell is cut to "…"."""
+    for table in tables:
+        if out_console.is_terminal:
+            out_console.print(table)
+            continue
+        natural = Measurement.get(out_console, out_console.options.update_width(10**6), table).maximum
+        Console(width=max(out_console.width, natural)).print(table)
+
+
 def _params_table(title: str, rows: list[tuple[str, list]]) -> Table:
     table = Table(title=title, show_lines=True)
     for col in ("name", "parameters (default)"):
         table.add_column(col)
     for name, params in rows:
-        table.add_row(name, "\n".join(f"{p.name}: {p.describe_type()} = {p.default!r}" + (f"  [dim]{p.help}[/]" if p.help else "")
-                                      for p in params))
+        # Help and types are plain text ("blocks of [mixer, MLP]"): escape them, or rich reads markup.
+        table.add_row(name, "\n".join(escape(f"{p.name}: {p.describe_type()} = {p.default!r}")
+                                      + (f"  [dim]{escape(p.help)}[/]" if p.help else "") for p in params))
     return table
 
 
@@ -57,7 +73,7 @@ def tasks(as_json: bool) -> None:
     from slabench.tasks import TASKS, task_params
 
     rows = [(n, task_params(n)) for n in TASKS.names()]
-    out_console.print(_params_json(rows)) if as_json else out_console.print(_params_table("tasks", rows))
+    click.echo(_params_json(rows)) if as_json else _print_table(_params_table("tasks", rows))
 
 
 @main.command()
@@ -67,7 +83,28 @@ def models(as_json: bool) -> None:
     from slabench.models import MIXERS, model_params
 
     rows = [(n, model_params(n)) for n in MIXERS.names()]
-    click.echo(_params_json(rows)) if as_json else out_console.print(_params_table("models", rows))
+    click.echo(_params_json(rows)) if as_json else _print_table(_params_table("models", rows))
+
+
+@main.command("train-options")
+@click.option("--json", "as_json", is_flag=True, help="machine-readable output")
+def train_options(as_json: bool) -> None:
+    """List every key of a grid's [train] table with its type, default and meaning."""
+    from slabench.config import TrainSpec
+    from slabench.params import Param, dataclass_params
+
+    params = [*dataclass_params(TrainSpec), Param("seeds", list[int], [0], "one run per seed (a list)")]
+    if as_json:
+        click.echo(_params_json([("train", params)]))
+        return
+    table = Table(title=escape("[train] keys"),
+                  caption="A list value runs every element (a cartesian product); of several lr, each cell keeps "
+                          "the best on validation.")
+    for col in ("key", "type", "default", "meaning"):
+        table.add_column(col)
+    for p in params:
+        table.add_row(p.name, escape(p.describe_type()), escape(repr(p.default)), escape(p.help))
+    _print_table(table)
 
 
 @main.command()
@@ -90,7 +127,7 @@ def show(task_name: str, assignments: tuple[str, ...], num: int, seed: int) -> N
 NARROW_COLUMNS = ("rank", "model", "solved (95% CI)", "acc % (95% CI)", "seeds' acc %")
 
 
-def _board_table(board: dict[str, Any]) -> list[Table]:
+def _board_table(board: dict[str, Any], every_column: bool = False) -> list[Table]:
     from slabench.runners.leaderboard import TASK_COLUMNS, task_row_cells
 
     tables = []
@@ -102,7 +139,8 @@ def _board_table(board: dict[str, Any]) -> list[Table]:
         table = Table(title=task, caption=f"all models: {caption}" if caption else None)
         # Below ~120 columns the full table truncates every cell to "…": keep the essentials
         # there (the Markdown, CSV and JSON files always have every column).
-        keep = [i for i, col in enumerate(TASK_COLUMNS) if out_console.width >= 120 or col in NARROW_COLUMNS]
+        wide = every_column or out_console.width >= 120
+        keep = [i for i, col in enumerate(TASK_COLUMNS) if wide or col in NARROW_COLUMNS]
         for i in keep:
             col = TASK_COLUMNS[i]
             table.add_column(col, justify="left" if col == "model" else "right",
@@ -115,16 +153,34 @@ def _board_table(board: dict[str, Any]) -> list[Table]:
     return tables
 
 
+class GridRemaining(ProgressColumn):
+    """Time left in a grid: the mean pace since the grid started times the runs left.
+
+    Rich's own column extrapolates from the progress updates of the last 30 s only: runs that
+    finish together (one per worker) look like a burst of speed and the ETA falls 10x short.
+    """
+
+    def render(self, task: Any) -> Text:
+        if not task.completed or task.elapsed is None or task.total is None:
+            return Text("-:--:-- left", style="progress.remaining")
+        left = task.elapsed * (task.total - task.completed) / task.completed
+        hours, rest = divmod(round(left), 3600)
+        return Text(f"{hours}:{rest // 60:02d}:{rest % 60:02d} left", style="progress.remaining")
+
+
 def _run_pending(name: str, specs: list, out_dir: Path, device: str, workers: int, quiet: bool,
-                 backend: str = "local", retry_failed: bool = False) -> tuple[list[dict[str, Any]], int, int]:
+                 backend: str = "local", retry_failed: bool = False,
+                 outputs: Any = None) -> tuple[list[dict[str, Any]], int, int]:
     """Run the specs not yet recorded under out_dir, with a progress bar and one line per
     finished run unless quiet; return (the records of all of `specs`, runs done now, runs skipped)."""
     from slabench.runners.grid import plan, resolve_device, run_grid
-    from slabench.runners.records import load_records
+    from slabench.runners.records import load_records, write_grid
+    from slabench.runners.train import NO_OUTPUTS
 
     pending, recorded, corrupt = plan(specs, out_dir, retry_failed)
     for path, reason in corrupt:
         console.print(f"[yellow]corrupt record {path}: {reason}; its run will be redone[/]")
+    write_grid(out_dir, name, specs)
     if not quiet:
         console.print(f"[bold]{name}[/]: {len(specs)} runs, {len(recorded)} already recorded, {len(pending)} to run "
                       f"-> {out_dir}")
@@ -137,7 +193,7 @@ def _run_pending(name: str, specs: list, out_dir: Path, device: str, workers: in
             console.print("[dim]note: packed GPU runs time-slice the GPU without NVIDIA MPS (1.1x measured); "
                           "`nvidia-cuda-mps-control -d` starts it (leaderboards/speed/packing.md)[/]")
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                        TimeRemainingColumn(), console=console, disable=quiet)
+                        GridRemaining(), console=console, disable=quiet)
     bar = progress.add_task(name, total=len(pending))
     finished = [0]
 
@@ -157,7 +213,8 @@ def _run_pending(name: str, specs: list, out_dir: Path, device: str, workers: in
 
     try:
         with progress:
-            run_grid(pending, out_dir, backend=backend, device=device, workers=workers, on_event=on_event)
+            run_grid(pending, out_dir, backend=backend, device=device, workers=workers, on_event=on_event,
+                     outputs=outputs or NO_OUTPUTS)
     except KeyboardInterrupt:
         console.print(f"[yellow]interrupted: finished runs are recorded under {out_dir}; rerun the same command to resume[/]")
         sys.exit(130)
@@ -165,23 +222,70 @@ def _run_pending(name: str, specs: list, out_dir: Path, device: str, workers: in
     return [r for k, r in load_records(out_dir).records.items() if k in keys], len(pending), len(recorded)
 
 
+def _print_plan(name: str, specs: list, out_dir: Path, device: str, workers: int, retry_failed: bool,
+                as_json: bool) -> None:
+    """`run --dry-run`: what would run, what is recorded, and how long the rest should take,
+    estimated from the recorded runs of the same model and task (else of any)."""
+    from statistics import mean
+
+    from slabench.runners.grid import default_workers, plan
+    from slabench.runners.records import load_records
+
+    pending, recorded, _ = plan(specs, out_dir, retry_failed)
+    seconds: dict[tuple[str, str], list[float]] = {}
+    for r in load_records(out_dir).records.values():
+        if r["status"] == "ok":
+            spec = RunSpec.from_dict(r["spec"])
+            seconds.setdefault((spec.model.label(), spec.task.label()), []).append(r["timings"]["train_seconds"])
+    every = [t for ts in seconds.values() for t in ts]
+    workers = workers or default_workers(device, len(pending))
+    estimate = None
+    if pending and every:
+        per_run = [mean(seconds.get((s.model.label(), s.task.label()), every)) for s in pending]
+        estimate = sum(per_run) / min(workers, len(pending))
+    if as_json:
+        click.echo(json.dumps({"name": name, "out": str(out_dir), "runs": len(specs), "recorded": len(recorded),
+                               "pending": [s.to_dict() | {"key": s.key()} for s in pending], "workers": workers,
+                               "estimated_seconds": estimate}, indent=1, default=str))
+        return
+    table = Table(title=f"{name}: {len(specs)} runs, {len(recorded)} already recorded, {len(pending)} to run -> {out_dir}")
+    for col in ("model", "task", "lr", "seed"):
+        table.add_column(col)
+    for s in pending:
+        table.add_row(escape(s.model.label()), escape(s.task.label()), f"{s.train.lr:g}", str(s.seed))
+    _print_table(table)
+    if not pending:
+        click.echo("nothing to run")
+    elif estimate is None:
+        click.echo("estimated time: unknown until a run of this grid is recorded under --out")
+    else:
+        click.echo(f"estimated time: {estimate / 60:.1f} min on {workers} worker(s), from {len(every)} recorded run(s)")
+
+
 @main.command()
 @click.argument("grid_file", required=False, type=click.Path(dir_okay=False))
 @click.option("--preset", help="a shipped grid: smoke, ci, quick, paper")
-@click.option("--out", type=click.Path(file_okay=False), help="records and leaderboard (default runs/<name>/)")
+@click.option("--out", type=click.Path(file_okay=False),
+              help="records and the leaderboard <name>.md/.csv/.json (default runs/<name>/)")
 @click.option("--leaderboard-dir", type=click.Path(file_okay=False),
-              help="also write the leaderboard here (default: leaderboards/ for presets)")
+              help="also write the leaderboard here (e.g. leaderboards/ to regenerate a committed one)")
 @click.option("--backend", type=click.Choice(["local", "ray"]), default="local", show_default=True)
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N")
 @click.option("--workers", type=int, default=0, help="parallel runs (0 = all cores on CPU, several per GPU)")
 @click.option("--retry-failed", is_flag=True, help="rerun runs recorded as failed")
 @click.option("--quiet", is_flag=True, help="no progress output")
 @click.option("--json", "as_json", is_flag=True, help="print a JSON summary on stdout")
+@click.option("--dry-run", is_flag=True, help="print the plan (runs to do, already recorded, estimated time); train nothing")
+@click.option("--log-dir", type=click.Path(file_okay=False),
+              help="TensorBoard logs, one subfolder per run (<key>): loss, lr, validation accuracy, diagnostics "
+                   "(extra: pip install 'slabench[tb]')")
+@click.option("--save-checkpoints", is_flag=True, help="save each run's best-validation weights as <out>/checkpoints/<key>.pt")
 @click.option("--mixer", "mixers", multiple=True,
               help="replace the grid's models by this mixer (repeatable; e.g. path/to/file.py:Class) at its first "
                    "model's backbone")
 def run(grid_file: str | None, preset: str | None, out: str | None, leaderboard_dir: str | None, backend: str,
-        device: str, workers: int, retry_failed: bool, quiet: bool, as_json: bool, mixers: tuple[str, ...]) -> None:
+        device: str, workers: int, retry_failed: bool, quiet: bool, as_json: bool, dry_run: bool,
+        log_dir: str | None, save_checkpoints: bool, mixers: tuple[str, ...]) -> None:
     """Run a grid (GRID_FILE or --preset), resuming from existing records, and rank the results."""
     from slabench.config import expand_grid, load_grid_file, load_preset
     from slabench.runners.grid import resolve_device
@@ -199,22 +303,28 @@ def run(grid_file: str | None, preset: str | None, out: str | None, leaderboard_
         grid = with_models(grid, list(mixers))
     name, specs = expand_grid(grid)
     out_dir = Path(out or Path("runs") / name)
+    if dry_run:
+        _print_plan(name, specs, out_dir, device, workers, retry_failed, as_json)
+        return
+    from slabench.runners.train import RunOutputs, check_tensorboard
+
+    if log_dir is not None:
+        check_tensorboard()  # fail here, not in every run
+    outputs = RunOutputs(log_dir, str(out_dir / "checkpoints") if save_checkpoints else None)
     records, ran, skipped = _run_pending(name, specs, out_dir, device, workers, quiet or as_json, backend,
-                                         retry_failed)
+                                         retry_failed, outputs)
     board = aggregate(records)
-    paths = write_leaderboard(board, out_dir, "leaderboard")
-    lb_dir = Path(leaderboard_dir) if leaderboard_dir else (Path("leaderboards") if preset else None)
-    if lb_dir is not None:
-        paths = write_leaderboard(board, lb_dir, name)
+    paths = write_leaderboard(board, out_dir, name)
+    if leaderboard_dir is not None:
+        paths = write_leaderboard(board, Path(leaderboard_dir), name)
     failed = [f for f in board["failures"] if f["status"] == "failed"]
     if as_json:
         click.echo(json.dumps({"name": name, "out": str(out_dir), "runs": len(specs), "skipped": skipped,
                                "ran": ran, "failed": failed, "leaderboard": {k: str(v) for k, v in paths.items()},
                                "overall": board["overall"]}, indent=1, default=str))
     elif not quiet:
-        for table in _board_table(board):
-            out_console.print(table)
-        out_console.print(f"leaderboard: {paths['md']}")
+        _print_table(*_board_table(board, every_column=not out_console.is_terminal))
+        click.echo(f"leaderboard: {paths['md']}")
     if failed:
         console.print(f"[red]{len(failed)} run(s) failed[/]: " + "; ".join(f"{f['model']} seed {f['seed']}: {f['error']}"
                                                                       for f in failed[:5]))
@@ -243,9 +353,8 @@ def leaderboard(results_dir: str, name: str | None, out_dir: str | None, solve_a
     name = name or (grids[0] if len(grids) == 1 else Path(results_dir).name)
     board = aggregate(records, solve_at=solve_at, min_seeds=min_seeds)
     paths = write_leaderboard(board, Path(out_dir or results_dir), name)
-    for table in _board_table(board):
-        out_console.print(table)
-    out_console.print(f"leaderboard: {paths['md']}")
+    _print_table(*_board_table(board, every_column=not out_console.is_terminal))
+    click.echo(f"leaderboard: {paths['md']}")
 
 
 @main.command()
@@ -269,7 +378,7 @@ def doctor(devices: tuple[str, ...], dtypes: tuple[str, ...], as_json: bool) -> 
         table.add_column(col)
     for r in rows:
         table.add_row(r["op"], r["device"], r["dtype"], r["path"], "\n".join(r["fallbacks"]))
-    out_console.print(table)
+    _print_table(table)
 
 
 def _ints(flag: str, value: str | None, n: int | None = None) -> tuple[int, ...] | None:
@@ -331,17 +440,17 @@ def sweep(mixers: str | None, seq_lens: str | None, tokens: int | None, batch: i
         result = run_sweep(cfg, on_case=lambda desc: status.update(f"sweep: {desc}"),
                            on_partial=lambda partial: written.update(write_outputs(partial, Path(out))))
     paths = written
-    table = Table(title="targets (issue #7)")
+    table = Table(title="targets")
     for col in ("target", "measured", "pass"):
         table.add_column(col)
     for t in result["summary"]["targets"]:
         table.add_row(t["target"], "-" if t["value"] is None else f"{t['value']:.3g}",
                       "-" if t["pass"] is None else ("yes" if t["pass"] else "[red]no[/]"))
-    out_console.print(table)
+    _print_table(table)
     bad = [r for r in result["rows"] + result["train_steps"] if r["status"] != "ok"]
     for r in bad:
         console.print(f"[yellow]{r['mixer']} {r['mode']} B{r['batch']} T{r['seq_len']}: {r['status']} {r['error'] or ''}[/]")
-    out_console.print("wrote " + ", ".join(str(p) for p in paths.values()))
+    click.echo("wrote " + ", ".join(str(p) for p in paths.values()))
 
 
 @main.command()
@@ -377,7 +486,7 @@ def profile(mixer: str, shape: str, dtype: str | None, device: str, mode: str, t
     for k in result["kernels"][:top]:
         table.add_row(k["name"][:140], f"{k['per_call']:g}", f"{k['us_per_call']:.1f}",
                       f"{k['us_per_call'] / max(result['device_us_per_call'], 1e-9):.0%}")
-    out_console.print(table)
+    _print_table(table)
 
 
 @main.command()
@@ -423,7 +532,7 @@ def ci(baseline_path: str, out: str, update: bool, device: str, workers: int, qu
             table.add_row(r["model"], pp(r["baseline"]), pp(r["now"]), pp(r["delta"], "+"),
                           f"{r['solved_now']} / {r['solved_base']}", "-" if math.isnan(r["p_below"]) else f"{r['p_below']:.3g}",
                           f"[{colours[r['verdict']]}]{verdict}[/]")
-        out_console.print(table)
+        _print_table(table)
     if regression.failed(rows):
         bad = [f"{r['model']} ({r['verdict']})" for r in rows if r["verdict"] in ("regressed", "missing")]
         console.print(f"[red]accuracy regression[/]: {'; '.join(bad)}")
@@ -492,10 +601,10 @@ def compare(grid_file: str | None, variant: str, against: str, preset: str | Non
             colour = {"win": "green", "loss": "red"}.get(v["verdict"], "yellow")
             cells = versus_cells(v)
             versus.add_row(*cells[:-1], f"[{colour}]{cells[-1]}[/]")
-        out_console.print(table, versus)
+        _print_table(table, versus)
     totals = "; ".join(f"vs {b}: {t['win']} win / {t['tie']} tie / {t['loss']} loss" for b, t in summary["totals"].items())
-    out_console.print(totals)
-    out_console.print(f"compare: {paths['md']}")
+    click.echo(totals)
+    click.echo(f"compare: {paths['md']}")
     failed = [f for f in summary["failures"] if f["status"] == "failed"]
     if failed:
         console.print(f"[red]{len(failed)} run(s) failed[/]: " + "; ".join(f"{f['model']} seed {f['seed']}: {f['error']}"
@@ -551,5 +660,5 @@ def report_sla(out: str, report_path: str, from_records: bool, scale: str, speed
         table.add_column(col)
     for section, verdict in verdicts.items():
         table.add_row(section, verdict)
-    out_console.print(table)
-    out_console.print(f"report: {report_path}")
+    _print_table(table)
+    click.echo(f"report: {report_path}")

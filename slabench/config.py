@@ -80,11 +80,11 @@ class ModelSpec:
 
 @dataclass(frozen=True)
 class TrainSpec:
-    """Training settings. Exactly one budget is used: `steps`, else `tokens`, else `seconds`."""
+    """Training settings. One budget: `steps`, or `tokens`, or `seconds` (a grid sets at most one)."""
 
-    steps: int = field(default=300, metadata={"help": "optimizer steps (the budget unless tokens/seconds is set)"})
-    tokens: int = field(default=0, metadata={"help": "budget in training tokens (overrides steps)"})
-    seconds: float = field(default=0.0, metadata={"help": "budget in wall-clock seconds (overrides steps)"})
+    steps: int = field(default=300, metadata={"help": "budget in optimizer steps (the default budget)"})
+    tokens: int = field(default=0, metadata={"help": "budget in training tokens (instead of steps)"})
+    seconds: float = field(default=0.0, metadata={"help": "budget in wall-clock seconds (instead of steps)"})
     batch_size: int = field(default=64, metadata={"help": "sequences per step"})
     lr: float = field(default=1e-3, metadata={"help": "peak learning rate (AdamW)"})
     weight_decay: float = field(default=0.1, metadata={"help": "AdamW weight decay on matrices"})
@@ -144,7 +144,9 @@ class RunSpec:
 
     def key(self) -> str:
         """Stable hash of everything that determines the result (not the grid's name), plus
-        the task's version, so a changed task distribution never reuses old records."""
+        the task's version and a plugin mixer's source hash, so a changed task distribution or
+        an edited plugin never reuses old records."""
+        from slabench.plugins import source_digest
         from slabench.tasks import TASKS
 
         d = self.to_dict()
@@ -152,6 +154,8 @@ class RunSpec:
         for name in LEADERBOARD_SETTINGS:
             d["train"].pop(name)
         d["task_version"] = TASKS.get(self.task.name).version
+        if (digest := source_digest(self.model.name)) is not None:  # None for built-in mixers: keys unchanged
+            d["mixer_source"] = digest
         blob = json.dumps(d, sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
@@ -204,6 +208,10 @@ def expand_grid(grid: dict[str, Any]) -> tuple[str, list[RunSpec]]:
     train_table = dict(grid.get("train", {}))
     seeds = train_table.pop("seeds", [0])
     seeds = seeds if isinstance(seeds, list) else [seeds]
+    require(bool(seeds), "[train]", "seeds = [] runs nothing; give at least one seed, e.g. seeds = [0, 1, 2]")
+    budgets = [k for k in ("steps", "tokens", "seconds") if k in train_table]
+    require(len(budgets) <= 1, "[train]", f"{' and '.join(budgets)} are each a budget; set exactly one of steps, "
+                                          "tokens or seconds")
     for s in seeds:
         require(isinstance(s, int) and 0 <= s < SEED_LIMIT, "[train]", f"seeds: {s!r} must be an int in [0, 2**31)")
     train_fields = dataclass_params(TrainSpec)
@@ -235,6 +243,8 @@ def expand_grid(grid: dict[str, Any]) -> tuple[str, list[RunSpec]]:
             MIXERS.get(mname)
             typed = check_params(f"model '{mname}'", model_params(mname), combo)
             bb, options = split_backbone(typed)
+            for size in ("d_model", "n_layers", "n_heads"):
+                require(getattr(bb, size) >= 1, f"model '{mname}'", f"{size}={getattr(bb, size)} must be >= 1")
             build_mixer(mname, bb.d_model, bb.n_heads, **options)  # cheap: catches d_model % n_heads etc.
             models.append(ModelSpec(mname, _items(typed)))
 

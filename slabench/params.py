@@ -66,10 +66,12 @@ def coerce(where: str, param: Param, value: Any) -> Any:
         if value is None or (isinstance(value, str) and value.lower() == "none"):
             return None
         t = args[0]
+    if t in (bool, int, float) and isinstance(value, str):
+        # A quoted number in TOML ("100") is a typo as likely as not: say so instead of guessing.
+        # CLI values arrive here already parsed by `parse_assignments`.
+        raise SlabenchError(f"{where}: {param.name}={value!r} is a string; expected {param.describe_type()}")
     try:
         if t is bool:
-            if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no"):
-                return value.lower() in ("true", "1", "yes")
             if isinstance(value, bool):
                 return value
             raise ValueError
@@ -97,14 +99,20 @@ def check_params(where: str, params: list[Param], given: dict[str, Any]) -> dict
     return {k: coerce(where, known[k], v) for k, v in given.items()}
 
 
-def parse_assignments(items: tuple[str, ...] | list[str], where: str = "--set") -> dict[str, str]:
-    """`["a=1", "b=x"]` -> `{"a": "1", "b": "x"}` for CLI flags."""
+def parse_assignments(items: tuple[str, ...] | list[str], where: str = "--set") -> dict[str, Any]:
+    """`["a=1", "b=x", "c=true"]` -> `{"a": 1, "b": "x", "c": True}` for CLI flags: a value is
+    read as a TOML literal (as in a grid file), else kept as a bare string."""
+    from slabench.config import tomllib  # the stdlib's, or tomli before Python 3.11
+
     out = {}
     for item in items:
         if "=" not in item:
             raise SlabenchError(f"{where}: '{item}' is not of the form key=value")
-        k, v = item.split("=", 1)
-        out[k.strip()] = v.strip()
+        k, v = (x.strip() for x in item.split("=", 1))
+        try:
+            out[k] = tomllib.loads(f"v = {v}")["v"]
+        except tomllib.TOMLDecodeError:
+            out[k] = v
     return out
 
 

@@ -20,8 +20,9 @@ Loading validates the class once (build it with d_model=32, n_heads=2; run forwa
 [2, 8, 32]) and raises a one-line `SlabenchError` naming the problem. A class without its own
 `state_size` gets one that returns None (shown as n/a), and `diagnostics()` defaults to {}.
 
-Records are keyed by the reference, not the file's contents: after editing a plugin, use a new
-`--out` (`slabench compare` does this by default: its output folder name carries a content hash).
+A plugin's run key includes a hash of its source file (`source_digest`), so after an edit its runs
+are new runs, never the old records reused; `slabench compare` also names its default output
+folder by that hash.
 """
 
 from __future__ import annotations
@@ -60,8 +61,12 @@ def is_reference(name: str) -> bool:
 
 def _load_file(ref: str, path_text: str) -> Any:
     path = Path(path_text).expanduser().resolve()
+    if path.is_dir():
+        raise SlabenchError(f"plugin '{ref}': '{path_text}' is a directory; expected path/to/file.py:ClassName")
     if not path.is_file():
         raise SlabenchError(f"plugin '{ref}': file '{path_text}' does not exist")
+    if path.suffix != ".py":
+        raise SlabenchError(f"plugin '{ref}': '{path_text}' is not a Python file; expected path/to/file.py:ClassName")
     key = str(path)
     if key not in _file_modules:
         digest = hashlib.sha1(key.encode()).hexdigest()[:8]
@@ -83,12 +88,15 @@ def load_reference(ref: str) -> type:
     where, _, attr = ref.rpartition(":")
     if not where or not attr:
         raise SlabenchError(f"plugin '{ref}': expected 'path/to/file.py:ClassName' or 'package.module:ClassName'")
-    if where.endswith(".py") or "/" in where or os.sep in where:
+    if where.endswith(".py") or "/" in where or os.sep in where or Path(where).is_file():
         module = _load_file(ref, where)
     else:
         try:
             module = importlib.import_module(where)
         except Exception as e:  # noqa: BLE001
+            if Path(where).is_dir():
+                raise SlabenchError(f"plugin '{ref}': '{where}' is a directory; expected path/to/file.py:ClassName") \
+                    from None
             raise SlabenchError(f"plugin '{ref}': module '{where}' cannot be imported: {_one_line(e)}") from None
     obj = module
     for part in attr.split("."):
@@ -191,7 +199,39 @@ class MixerRegistry(Registry):
             except Exception as e:  # noqa: BLE001
                 raise SlabenchError(f"plugin '{name}' (entry point {ep.value}): loading failed: {_one_line(e)}") from None
             return validate(obj, name)
+        if name.endswith(".py") or "/" in name or os.sep in name:
+            raise SlabenchError(f"unknown model '{name}': to load a mixer from a file, name its class too, as "
+                                f"'{name}:ClassName'")
         return None
+
+
+SLABENCH_DIR = Path(__file__).resolve().parent
+_digests: dict[tuple[str, int, int], str] = {}  # (path, mtime_ns, size) -> digest
+
+
+def source_digest(name: str) -> str | None:
+    """sha256 (16 hex digits) of the file that defines mixer `name`; None for slabench's own
+    mixers (their version is the code's git commit, in every record's environment) and for a
+    name that resolves to nothing here."""
+    from slabench.models import MIXERS
+
+    base = name[4:] if name.startswith("sla-") and len(name) > 4 else name
+    where = base.rpartition(":")[0]
+    if where.endswith(".py"):  # a file reference: hash the file without importing it
+        file = where
+    else:
+        try:
+            file = inspect.getsourcefile(MIXERS.get(base))
+        except (SlabenchError, TypeError):  # unknown here, or a class without a source file
+            return None
+    path = Path(file).expanduser().resolve() if file else None
+    if path is None or not path.is_file() or path.is_relative_to(SLABENCH_DIR):
+        return None
+    stat = path.stat()
+    tag = (str(path), stat.st_mtime_ns, stat.st_size)
+    if tag not in _digests:
+        _digests[tag] = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+    return _digests[tag]
 
 
 def _reference_of(cls: type) -> str | None:

@@ -108,7 +108,7 @@ def test_generator_throughput(benchmark, name, params, batch, zoology):
 
 @pytest.mark.cuda
 def test_generation_costs_under_2_percent_of_a_training_step_on_cuda():
-    """Issue #4: drawing fresh MQAR batches on the GPU, as `train` does (Task.stream, blocks of
+    """Drawing fresh MQAR batches on the GPU, as `train` does (Task.stream, blocks of
     Task.stream_block batches), costs < 2% of a training step of the standard MQAR model (2 layers,
     d_model 128, seq_len 256, batch 256, attention, eager)."""
     if not torch.cuda.is_available():

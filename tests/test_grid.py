@@ -23,7 +23,7 @@ def test_run_then_rerun_skips_everything(tmp_path, tiny_grid):
     assert len(load_records(out).records) == 3
     second = json.loads(CliRunner().invoke(main, args).stdout)
     assert second["ran"] == 0 and second["skipped"] == 3
-    assert (out / "leaderboard.md").is_file()
+    assert (out / "tiny.md").is_file()  # the leaderboard, named after the grid
 
 
 def test_corrupt_record_is_reported_and_rerun(tmp_path, tiny_grid):

@@ -32,6 +32,7 @@ from slabench.config import RunSpec
 from slabench.errors import SlabenchError
 from slabench.runners.environment import environment
 from slabench.runners.records import load_records, write_record
+from slabench.runners.train import NO_OUTPUTS, RunOutputs
 
 Event = Callable[[str, RunSpec, dict[str, Any] | None], None]  # ("start" | "end", spec, record)
 GPU_RESERVE_BYTES = 2 * 2**30  # free memory a GPU must keep before another run starts on it
@@ -47,7 +48,9 @@ def resolve_device(device: str) -> str:
     return device
 
 
-def failed_record(spec: RunSpec, message: str, device: str) -> dict[str, Any]:
+def failed_record(spec: RunSpec, message: str, device: str, trace: str | None = None) -> dict[str, Any]:
+    """The record of a run that raised: `error` is one line for tables, `traceback` the whole
+    story (e.g. the line of a plugin that fails only at long sequences)."""
     return {
         "schema": 1,
         "key": spec.key(),
@@ -55,24 +58,26 @@ def failed_record(spec: RunSpec, message: str, device: str) -> dict[str, Any]:
         "seed": spec.seed,
         "status": "failed",
         "error": message,
+        "traceback": trace,
         "metrics": {},
         "environment": environment(device),
         "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
 
 
-def run_safely(spec_dict: dict[str, Any], device: str, on_step: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+def run_safely(spec_dict: dict[str, Any], device: str, on_step: Callable[[int, int], None] | None = None,
+               outputs: RunOutputs = NO_OUTPUTS) -> dict[str, Any]:
     """Train one run; any exception (out-of-memory included) becomes a `failed` record."""
     from slabench.runners.train import train
 
     spec = RunSpec.from_dict(spec_dict)
     try:
-        return train(spec, device, on_step)
+        return train(spec, device, on_step, outputs=outputs)
     except Exception as e:  # noqa: BLE001 - failure isolation is the point
         if isinstance(e, torch.cuda.OutOfMemoryError):
             torch.cuda.empty_cache()
-        tail = traceback.format_exc().strip().splitlines()[-1]
-        return failed_record(spec, f"{type(e).__name__}: {e}".strip()[:2000] or tail, device)
+        trace = traceback.format_exc()
+        return failed_record(spec, f"{type(e).__name__}: {e}".strip()[:2000], device, trace)
 
 
 # ---- local pool -------------------------------------------------------------------------------
@@ -92,12 +97,12 @@ def _init_worker(device: str, threads: int, counter: Any) -> None:
         _worker_device = device
 
 
-def _worker(spec_dict: dict[str, Any], out: str) -> dict[str, Any]:
+def _worker(spec_dict: dict[str, Any], out: str, outputs: RunOutputs) -> dict[str, Any]:
     if _worker_device.startswith("cuda"):
         torch.cuda.set_device(_worker_device)
         while torch.cuda.mem_get_info()[0] < GPU_RESERVE_BYTES:
             time.sleep(1.0)
-    record = run_safely(spec_dict, _worker_device)
+    record = run_safely(spec_dict, _worker_device, outputs=outputs)
     write_record(Path(out), record)
     return record
 
@@ -110,12 +115,13 @@ def default_workers(device: str, pending: int) -> int:
     return max(1, min(pending, per_gpu * gpus))
 
 
-def _run_local(specs: list[RunSpec], out: Path, device: str, workers: int, on_event: Event) -> None:
+def _run_local(specs: list[RunSpec], out: Path, device: str, workers: int, on_event: Event,
+               outputs: RunOutputs) -> None:
     if workers == 1:
         for spec in specs:
             on_event("start", spec, None)
             record = run_safely(spec.to_dict(), device,
-                                lambda s, n, spec=spec: on_event("step", spec, {"step": s, "total": n}))
+                                lambda s, n, spec=spec: on_event("step", spec, {"step": s, "total": n}), outputs)
             write_record(out, record)
             on_event("end", spec, record)
         return
@@ -130,7 +136,7 @@ def _run_local(specs: list[RunSpec], out: Path, device: str, workers: int, on_ev
             while todo or running:
                 while todo and len(running) < workers:
                     spec = todo.pop(0)
-                    running[pool.submit(_worker, spec.to_dict(), str(out))] = spec
+                    running[pool.submit(_worker, spec.to_dict(), str(out), outputs)] = spec
                     on_event("start", spec, None)
                 done, _ = wait(running, return_when=FIRST_COMPLETED)
                 for fut in done:
@@ -149,7 +155,8 @@ def _run_local(specs: list[RunSpec], out: Path, device: str, workers: int, on_ev
 # ---- ray --------------------------------------------------------------------------------------
 
 
-def _run_ray(specs: list[RunSpec], out: Path, device: str, workers: int, on_event: Event) -> None:
+def _run_ray(specs: list[RunSpec], out: Path, device: str, workers: int, on_event: Event,
+             outputs: RunOutputs) -> None:
     try:
         import ray
     except ImportError:
@@ -159,7 +166,7 @@ def _run_ray(specs: list[RunSpec], out: Path, device: str, workers: int, on_even
     remote = ray.remote(num_cpus=1, num_gpus=gpus)(run_safely)
     refs = {}
     for spec in specs:
-        refs[remote.remote(spec.to_dict(), "cuda" if gpus else "cpu")] = spec
+        refs[remote.remote(spec.to_dict(), "cuda" if gpus else "cpu", None, outputs)] = spec
         on_event("start", spec, None)
     while refs:
         done, _ = ray.wait(list(refs), num_returns=1)
@@ -167,7 +174,7 @@ def _run_ray(specs: list[RunSpec], out: Path, device: str, workers: int, on_even
         try:
             record = ray.get(done[0])
         except Exception as e:  # noqa: BLE001 - a lost worker or node
-            record = failed_record(spec, f"ray task failed: {type(e).__name__}: {e}", device)
+            record = failed_record(spec, f"ray task failed: {type(e).__name__}: {e}", device, traceback.format_exc())
         write_record(out, record)  # the driver owns the files: workers may be on other nodes
         on_event("end", spec, record)
 
@@ -194,14 +201,15 @@ def run_grid(
     device: str = "auto",
     workers: int = 0,
     on_event: Event = lambda kind, spec, record: None,
+    outputs: RunOutputs = NO_OUTPUTS,
 ) -> None:
     """Run every spec in `specs` (the caller passes the pending ones) and write their records."""
     device = resolve_device(device)
     out.mkdir(parents=True, exist_ok=True)
     workers = workers or default_workers(device, len(specs))
     if backend == "ray":
-        _run_ray(specs, out, device, workers, on_event)
+        _run_ray(specs, out, device, workers, on_event, outputs)
     elif backend == "local":
-        _run_local(specs, out, device, workers, on_event)
+        _run_local(specs, out, device, workers, on_event, outputs)
     else:
         raise SlabenchError(f"--backend {backend!r} is not allowed; choose local or ray")

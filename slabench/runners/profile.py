@@ -9,13 +9,42 @@ per call and the device time per call.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import re
+import sys
+import tempfile
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import torch
 from torch.profiler import DeviceType, ProfilerActivity, profile
 
 from slabench.runners.sweep import Shape, mixer_fns
+
+# Kineto, the profiler's C++ backend, logs to the process's stderr ("USDT: ... profiler_start",
+# "ERROR: ... gpuGetDeviceCount failed" on a machine without a GPU): lines like these.
+KINETO_LOG = re.compile(r"^(USDT|INFO|WARNING|ERROR):\d{4}-\d\d-\d\d [\d:]+ \d+:\d+ \S+\.cpp:\d+\]")
+
+
+@contextlib.contextmanager
+def _without_kineto_log() -> Iterator[None]:
+    """Capture file descriptor 2 while the profiler runs; pass on every line but Kineto's log."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile(mode="w+b") as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            captured.seek(0)
+            kept = [line for line in captured.read().decode(errors="replace").splitlines() if not KINETO_LOG.match(line)]
+            if kept:
+                print("\n".join(kept), file=sys.stderr)
 
 
 def profile_mixer(name: str, shape: Shape, device: str, dtype: str = "bf16", backward: bool = True,
@@ -33,14 +62,15 @@ def profile_mixer(name: str, shape: Shape, device: str, dtype: str = "bf16", bac
     if gpu:
         torch.cuda.synchronize(dev)
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if gpu else [])
-    with profile(activities=activities) as prof:
+    with _without_kineto_log(), profile(activities=activities) as prof:
         t0 = time.perf_counter()
         for _ in range(calls):
             fn()
         if gpu:
             torch.cuda.synchronize(dev)
         wall_us = 1e6 * (time.perf_counter() - t0)  # profiler overhead included
-    events = prof.key_averages(group_by_input_shape=by_op)
+    with _without_kineto_log():
+        events = prof.key_averages(group_by_input_shape=by_op)
     if gpu and by_op:  # the innermost host op that launched each kernel gets its device time
         rows = [(f"{e.key} {e.input_shapes}", e.count, e.self_device_time_total) for e in events
                 if e.device_type == DeviceType.CPU and e.self_device_time_total > 0]

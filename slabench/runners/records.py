@@ -36,6 +36,16 @@ def write_record(out: Path, record: dict[str, Any]) -> Path:
     return path
 
 
+def write_grid(out: Path, name: str, specs: list[Any]) -> Path:
+    """`<out>/grid.json`: the expanded grid (every RunSpec with its key) beside its records, so
+    a folder of results says what was asked for, not only what finished."""
+    path = out / "grid.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    blob = {"name": name, "runs": [{"key": s.key(), **s.to_dict()} for s in specs]}
+    path.write_text(json.dumps(blob, indent=1, default=str) + "\n")
+    return path
+
+
 @dataclass
 class RecordSet:
     records: dict[str, dict[str, Any]] = field(default_factory=dict)  # key -> record

@@ -427,7 +427,7 @@ def summarise(result: dict[str, Any]) -> dict[str, Any]:
 
 
 def targets(summary: dict[str, Any], ms: Callable, train_rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The acceptance points of issue #7, each with the measured value and pass/fail (None when
+    """The speed targets (SLA cost ratios, memory slope), each with the measured value and pass/fail (None when
     not measured). Mixer-level points are given for eager calls and for CUDA-graph replays
     (launch overhead removed, as in a CUDA-graph training step) where those were timed."""
     out = []
@@ -520,7 +520,7 @@ def markdown(result: dict[str, Any]) -> str:
     ]
     tg = summ["targets"]
     if any(t["value"] is not None for t in tg):
-        lines += ["## Targets (issue #7)", "", "| target | measured | pass |", "| --- | ---: | :---: |"]
+        lines += ["## Targets", "", "| target | measured | pass |", "| --- | ---: | :---: |"]
         for t in tg:
             ok = "-" if t["pass"] is None else ("yes" if t["pass"] else "**no**")
             lines.append(f"| {t['target']} | {_num(t['value'])} | {ok} |")

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import math
 import time
+from dataclasses import dataclass
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any, Callable
 
 import torch
@@ -19,6 +21,7 @@ import torch.nn.functional as F
 from slabench import kernels
 from slabench.config import SEED_LIMIT, RunSpec, TrainSpec
 from slabench.errors import SlabenchError
+from slabench.plugins import source_digest
 from slabench.runners.environment import environment
 from slabench.tasks import IGNORE, Batch
 
@@ -177,13 +180,41 @@ class TrainStep:
         return static_loss
 
 
+@dataclass(frozen=True)
+class RunOutputs:
+    """What a run writes besides its record, on request (`slabench run --log-dir`, `--save-checkpoints`)."""
+
+    log_dir: str | None = None  # TensorBoard event files of the run under <log_dir>/<key>/
+    checkpoint_dir: str | None = None  # the best-validation weights at <checkpoint_dir>/<key>.pt
+
+
+NO_OUTPUTS = RunOutputs()
+
+
+def check_tensorboard() -> None:
+    """TensorBoard logging needs the `tensorboard` package (the `tb` extra): say so in one line."""
+    import importlib.util
+
+    if importlib.util.find_spec("tensorboard") is None:
+        raise SlabenchError("--log-dir needs the tensorboard package: pip install 'slabench[tb]'")
+
+
+def tensorboard_writer(log_dir: str | Path):
+    check_tensorboard()
+    from torch.utils.tensorboard import SummaryWriter
+
+    return SummaryWriter(str(log_dir))
+
+
 def train(spec: RunSpec, device: str | torch.device = "cpu", on_step: Callable[[int, int], None] | None = None,
-          train_path: str = "auto") -> dict[str, Any]:
-    """Train `spec` on `device`; return the run record (see DESIGN.md, RunRecord).
+          train_path: str = "auto", outputs: RunOutputs = NO_OUTPUTS) -> dict[str, Any]:
+    """Train `spec` on `device`; return the run record (docs/architecture.md, "The run record").
 
     on_step(step, total) is called after every optimizer step (for progress bars).
     train_path: 'eager', 'cuda-graph' (see `TrainStep`) or 'auto' (CUDA graphs on CUDA, else
     eager); the path that actually ran is recorded as record['train_path'].
+    outputs: TensorBoard scalars (training loss and lr every step; validation accuracy and the
+    mixer's diagnostics at every evaluation; test accuracy at the end) and a checkpoint.
     """
     device = torch.device(device)
     if device.type == "cuda" and device.index is None:
@@ -233,6 +264,13 @@ def train(spec: RunSpec, device: str | torch.device = "cpu", on_step: Callable[[
         return cfg.lr
 
     batches = task.stream(cfg.batch_size, _generator(spec.seed, device), device)  # blocks of batches on GPU
+    writer = tensorboard_writer(Path(outputs.log_dir) / spec.key()) if outputs.log_dir else None
+    step_losses: list[torch.Tensor] = []  # device scalars since the last flush: no sync per step
+
+    def flush_losses(last_step: int) -> None:
+        for i, value in enumerate(torch.stack(step_losses).tolist() if step_losses else []):
+            writer.add_scalar("train/loss", value, last_step - len(step_losses) + 1 + i)
+        step_losses.clear()
     curve: list[dict[str, Any]] = []
     best_val, best_state, status, error = -1.0, None, "ok", None
     train_loss, eval_seconds, step = float("nan"), 0.0, 0
@@ -242,16 +280,22 @@ def train(spec: RunSpec, device: str | torch.device = "cpu", on_step: Callable[[
         if cfg.seconds and elapsed >= cfg.seconds:
             break
         progress = elapsed / cfg.seconds if cfg.seconds else step / total
-        train_step.set_lr(lr_at(progress))
+        lr = lr_at(progress)
+        train_step.set_lr(lr)
         batch = next(batches)
         if test_hashes is not None:
             train_hashes.append(_row_hashes(batch.inputs, mult))
         loss = train_step(batch.inputs, batch.labels)
         step += 1
+        if writer is not None:
+            step_losses.append(loss.detach().clone())  # a CUDA graph reuses its loss tensor
+            writer.add_scalar("train/lr", lr, step)
         if on_step:
             on_step(step, total)
         if step % cfg.eval_every == 0 or step == total:
             fold_overlap()
+            if writer is not None:
+                flush_losses(step)
             # Checked here rather than every step: reading the loss forces a GPU sync.
             train_loss = loss.item()
             if not math.isfinite(train_loss):
@@ -261,12 +305,18 @@ def train(spec: RunSpec, device: str | torch.device = "cpu", on_step: Callable[[
             v = evaluate(model, val, autocast)
             eval_seconds += time.perf_counter() - t0
             curve.append({"step": step, "train_loss": train_loss, "val_acc": v["acc"], **model.diagnostics()})
+            if writer is not None:
+                for name, value in curve[-1].items():
+                    if name not in ("step", "train_loss"):
+                        writer.add_scalar("val/acc" if name == "val_acc" else f"diagnostics/{name}", value, step)
             if v["acc"] > best_val:
                 best_val = v["acc"]
                 best_state = {k: t.detach().clone() for k, t in model.state_dict().items()}
             if cfg.stop_at and v["acc"] >= cfg.stop_at:
                 break
     fold_overlap()  # the steps after the last evaluation (a seconds budget)
+    if writer is not None:
+        flush_losses(step)
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     train_seconds = time.perf_counter() - start
@@ -287,6 +337,16 @@ def train(spec: RunSpec, device: str | torch.device = "cpu", on_step: Callable[[
             final_train_loss=train_loss,
             train_test_overlap=float(seen_test.double().mean()) if test_hashes is not None else None,
         )
+        if writer is not None:
+            writer.add_scalar("test/acc", result["acc"], step)
+            writer.add_scalar("test/exact", result["exact"], step)
+    if writer is not None:
+        writer.close()
+    checkpoint = None
+    if outputs.checkpoint_dir and status == "ok":  # the weights the test accuracy was measured with
+        checkpoint = Path(outputs.checkpoint_dir) / f"{spec.key()}.pt"
+        checkpoint.parent.mkdir(parents=True, exist_ok=True)
+        torch.save({"spec": spec.to_dict(), "state_dict": model.state_dict()}, checkpoint)
     return {
         "schema": 1,
         "key": spec.key(),
@@ -295,7 +355,8 @@ def train(spec: RunSpec, device: str | torch.device = "cpu", on_step: Callable[[
         "status": status,
         "error": error,
         "metrics": metrics,
-        "model": {"params": model.num_params(), "state_size": model.state_size(task.seq_len)},
+        "model": {"params": model.num_params(), "state_size": model.state_size(task.seq_len),
+                  "mixer_source": source_digest(spec.model.name)},
         "timings": {
             "train_seconds": train_seconds,
             "eval_seconds": eval_seconds,
@@ -307,5 +368,6 @@ def train(spec: RunSpec, device: str | torch.device = "cpu", on_step: Callable[[
         "kernel_paths": kernels.paths_used(),
         "train_path": train_step.path,
         "train_path_fallback": train_step.fallback,
+        "checkpoint": str(checkpoint) if checkpoint else None,
         "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }

@@ -1,21 +1,23 @@
 #!/usr/bin/env bash
-# One call on the lent GPU: install offline, restore what earlier calls brought back, run the
-# named steps under one deadline, and bring the results back as two tarballs.
+# Measurement steps on a GPU machine without network access, under one deadline: install from
+# local wheels, restore caches and records brought back from an earlier machine, run the named
+# steps, and leave the results in $OUT as two tarballs:
 #
-#   run(command="OUT=$OUT bash scripts/gpu-session.sh packing sweep", carry=[".wheels", ".gpu"])
+#   OUT=results bash scripts/gpu-steps.sh packing sweep
 #
-# .gpu/ (ignored) holds what the last call returned: autotune.tgz (Triton's chosen configs, a
+# .gpu/ (ignored) holds what the last machine returned: autotune.tgz (Triton's chosen configs, a
 # few KB: the next machine compiles one config per kernel instead of autotuning them all) and
-# state.tgz (run records and logs, so resumable grids go on where they stopped). Unpack a
-# reply's files into .gpu/ before the next call. The Triton cache itself (~73 MB gzipped) is
-# too large to travel. Every step writes under $STATE; state.tgz is refreshed every minute, so
-# a call cut off at its limit still returns what finished.
+# state.tgz (run records and logs, so resumable grids go on where they stopped). The Triton cache
+# itself (~73 MB gzipped) is too large to carry. Every step writes under $STATE; state.tgz is
+# refreshed every minute, so a job cut off at its time limit (BUDGET seconds) still leaves what
+# finished.
 #
-# Steps: tests (issues #4, #5: the CUDA tests, then `slabench doctor`), quick (the quick preset,
-# resumable), packing (issue #6: quick's seed-0 third one at a time and packed, compiled first; then all of quick packed),
-# sweep (issue #7), report (issue #9: slabench report sla --scale full, resumable), probe (issue #6:
-# scripts/packing-probe.py), profile (issue #7: slabench profile), gla-paths and gate-bench (issue #7:
-# scripts/gla-paths.py, scripts/gate-bench.py), delta-paths (scripts/delta-paths.py), grid=FILE (any grid).
+# Steps: tests (the CUDA tests, then `slabench doctor`), quick (the quick preset, resumable),
+# packing (quick's seed-0 third one at a time and packed, kernels compiled first; then all of quick
+# packed: leaderboards/speed/packing.md), sweep (slabench sweep: docs/speed.md), report (slabench
+# report sla --scale full, resumable), probe (scripts/packing-probe.py), profile (slabench profile),
+# gla-paths and gate-bench (scripts/gla-paths.py, scripts/gate-bench.py), delta-paths
+# (scripts/delta-paths.py), grid=FILE (any grid).
 set -uo pipefail
 OUT=${OUT:-gpu-out}; mkdir -p "$OUT"
 DEADLINE=$((SECONDS + ${BUDGET:-560}))
@@ -43,7 +45,7 @@ log() { echo "$(date -u +%H:%M:%S) $*" | tee -a "$STATE/logs/steps.txt"; }
 run_grid() {
   local name=$1 workers=$2; shift 2
   timeout "$(left)" slabench run "$@" --device cuda --workers "$workers" --out "$STATE/$name" \
-    --leaderboard-dir "$STATE/$name" --json > "$STATE/logs/$name.json" 2> "$STATE/logs/$name.err"
+    --json > "$STATE/logs/$name.json" 2> "$STATE/logs/$name.err"
 }
 # MPS=1: start NVIDIA's Multi-Process Service, so the runs of a packed grid (one process each)
 # share the GPU's SMs at once instead of time-slicing it (leaderboards/speed/packing.md).
@@ -67,7 +69,7 @@ for step in "$@"; do
       COLUMNS=200 timeout "$(left)" slabench doctor --device cuda --dtype float32 --dtype bfloat16 \
         > "$STATE/logs/doctor.txt" 2>&1
       log "doctor: rc $? in $((SECONDS - t0)) s" ;;
-    packing)  # issue #6: the same 18 runs (quick, seed 0) one at a time and packed, kernels compiled first
+    packing)  # the same 18 runs (quick, seed 0) one at a time and packed, kernels compiled first
       # quick_seed0 NAME WORKERS [SED]: quick's seed-0 third (edited by SED) as grid NAME.
       quick_seed0() {
         sed "s/^seeds = .*/seeds = [0]/; s/^name = \"quick\"/name = \"$1\"/; ${3:-}" slabench/presets/quick.toml > "/tmp/$1.toml"
@@ -92,18 +94,18 @@ for step in "$@"; do
       timeout "$(left)" slabench report sla --scale full --device cuda --workers "${PACK:-8}" --out "$STATE/sla-report" \
         --report "$STATE/sla-report.md" --speed-dir leaderboards/speed --quiet ${REPORT_ARGS:-} > "$STATE/logs/report.log" 2>&1
       log "report: rc $? in $((SECONDS - t0)) s" ;;
-    probe)  # issue #6: do N training processes overlap on the GPU? (scripts/packing-probe.py)
+    probe)  # do N training processes overlap on the GPU? (scripts/packing-probe.py)
       timeout "$(left)" python scripts/packing-probe.py ${PROBE_ARGS:-} > "$STATE/logs/packing-probe.jsonl" 2> "$STATE/logs/packing-probe.err"
       log "packing probe ${PROBE_ARGS:-}: rc $? in $((SECONDS - t0)) s" ;;
-    profile)  # issue #7: kernels per mixer call (slabench profile), at the small and a long shape
+    profile)  # kernels per mixer call (slabench profile), at the small and a long shape
       for m in ${PROFILE_MIXERS:-attention gla sla-gla}; do for s in ${PROFILE_SHAPES:-64,256,8,16 8,8192,8,16}; do
         COLUMNS=250 timeout "$(left)" slabench profile "$m" --shape "$s" --device cuda ${PROFILE_ARGS:-} >> "$STATE/logs/profile.txt" 2>&1
       done; done
       log "profile: rc $? in $((SECONDS - t0)) s" ;;
-    gla-paths)  # issue #7: every fla path of the gla ops timed at the suite's shapes
+    gla-paths)  # every fla path of the gla ops timed at the suite's shapes
       timeout "$(left)" python scripts/gla-paths.py ${GLA_PATHS_SHAPES:-} > "$STATE/logs/gla-paths.jsonl" 2> "$STATE/logs/gla-paths.err"
       log "gla paths: rc $? in $((SECONDS - t0)) s" ;;
-    gate-bench)  # issue #7: the fused SLA gate per rows per program and warps vs the unfused torch gate
+    gate-bench)  # the fused SLA gate per rows per program and warps vs the unfused torch gate
       timeout "$(left)" python scripts/gate-bench.py ${GATE_SHAPES:-} > "$STATE/logs/gate-bench.jsonl" 2> "$STATE/logs/gate-bench.err"
       log "gate bench: rc $? in $((SECONDS - t0)) s" ;;
     delta-paths)  # the delta-rule paths (project kernel at chunk 32 and 64, fla, reference) beside gla's

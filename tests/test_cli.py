@@ -1,0 +1,328 @@
+"""The command line as a newcomer meets it: where `run` writes, one-line errors for bad grids and
+plugins, failed runs that keep their traceback, readable tables and help, the plan of a grid."""
+
+import hashlib
+import json
+import textwrap
+
+import pytest
+from click.testing import CliRunner
+from rich.progress import Progress
+
+from slabench import config
+from slabench.cli import main
+from slabench.config import expand_grid
+from slabench.errors import SlabenchError
+from slabench.runners.records import load_records
+
+FAST = ["--device", "cpu", "--workers", "1"]
+
+
+def _one_line_error(args: list[str], *words: str) -> str:
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output and result.exception is None or isinstance(result.exception, SystemExit)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    for w in words:
+        assert w in lines[0], lines[0]
+    return lines[0]
+
+
+def _grid(**train) -> dict:
+    """A minimal parsed grid; `train` overrides the [train] table."""
+    return {"name": "g", "train": {"seeds": [0], **train},
+            "tasks": [{"name": "mqar", "vocab_size": 32, "seq_len": 16, "num_kv_pairs": 2}],
+            "models": [{"name": "attention", "d_model": 16, "n_heads": 2, "n_layers": 1}]}
+
+
+# ---- where `run` writes, and what it names the leaderboard ---------------------------------------
+
+
+def test_preset_run_writes_under_out_only(tmp_path, tiny_grid, monkeypatch):
+    """A shipped preset writes records and its leaderboard under runs/<name>/ of the working
+    directory, never a leaderboards/ folder (which in a checkout holds the committed ones)."""
+    presets = tmp_path / "presets"
+    presets.mkdir()
+    tiny_grid(name="tiny", steps=5, seeds=(0,)).rename(presets / "tiny.toml")
+    monkeypatch.setattr(config, "PRESETS_DIR", presets)
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    result = CliRunner().invoke(main, ["run", "--preset", "tiny", *FAST, "--json"])
+    assert result.exit_code == 0, result.output
+    assert not (work / "leaderboards").exists()
+    out = work / "runs" / "tiny"
+    assert json.loads(result.stdout)["leaderboard"]["md"] == "runs/tiny/tiny.md"
+    assert (out / "tiny.md").read_text().splitlines()[0].endswith("tiny")  # titled by the grid, not "leaderboard"
+    assert not list(out.glob("leaderboard.*"))
+    assert json.loads((out / "grid.json").read_text())["runs"][0]["key"] in load_records(out).records
+
+    # Regenerating a committed leaderboard is explicit.
+    again = CliRunner().invoke(main, ["run", "--preset", "tiny", *FAST, "--leaderboard-dir", "boards", "--quiet"])
+    assert again.exit_code == 0, again.output
+    assert (work / "boards" / "tiny.md").is_file()
+
+
+# ---- bad grids: one line, exit 2 ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("train, words", [
+    ({"steps": 20, "tokens": 1000}, ["steps and tokens", "exactly one"]),
+    ({"tokens": 1000, "seconds": 5.0}, ["tokens and seconds"]),
+    ({"seeds": []}, ["seeds", "at least one"]),
+    ({"steps": "100"}, ["steps='100'", "int"]),
+    ({"lr": "1e-3"}, ["lr='1e-3'", "float"]),
+])
+def test_bad_train_tables_name_the_field(train, words):
+    with pytest.raises(SlabenchError) as e:
+        expand_grid(_grid(**train))
+    for w in words:
+        assert w in str(e.value)
+
+
+@pytest.mark.parametrize("model, words", [
+    ({"n_layers": 0}, ["n_layers=0", ">= 1"]),
+    ({"mlp": "no"}, ["mlp='no'", "bool"]),
+])
+def test_bad_models_name_the_field(model, words):
+    grid = _grid()
+    grid["models"][0].update(model)
+    with pytest.raises(SlabenchError) as e:
+        expand_grid(grid)
+    for w in words:
+        assert w in str(e.value)
+
+
+def test_bad_grid_file_is_one_line_from_the_cli(tmp_path):
+    path = tmp_path / "g.toml"
+    path.write_text('name = "g"\n[train]\nsteps = 20\ntokens = 1000\n[[tasks]]\nname = "mqar"\n'
+                    '[[models]]\nname = "gla"\n')
+    _one_line_error(["run", str(path), "--out", str(tmp_path / "out")], "steps and tokens")
+    assert not (tmp_path / "out").exists()
+
+
+def test_cli_values_are_typed_like_toml():
+    """`--set` values are read as TOML literals, so numbers pass and a bad word names the type."""
+    ok = CliRunner().invoke(main, ["show", "mqar", "--set", "seq_len=32", "--set", "num_kv_pairs=4",
+                                   "--set", "random_non_queries=false", "-n", "1"])
+    assert ok.exit_code == 0, ok.output
+    _one_line_error(["show", "mqar", "--set", "seq_len=long"], "seq_len='long'", "int")
+
+
+# ---- plugins named wrongly: one line each ------------------------------------------------------
+
+
+@pytest.mark.parametrize("make, mixer, words", [
+    (lambda d: (d / "config.toml").write_text("x = 1\n"), "config.toml:Foo", ["not a Python file", "file.py:ClassName"]),
+    (lambda d: (d / "some_dir").mkdir(), "some_dir:Foo", ["is a directory", "file.py:ClassName"]),
+    (lambda d: (d / "mod.py").write_text("\n"), "mod.py", ["'mod.py:ClassName'"]),
+])
+def test_misnamed_plugins_are_one_line(tmp_path, tiny_grid, monkeypatch, make, mixer, words):
+    grid = tiny_grid()
+    monkeypatch.chdir(tmp_path)
+    make(tmp_path)
+    _one_line_error(["run", str(grid), "--mixer", mixer, *FAST], *words)
+
+
+# ---- a run that raises keeps its traceback -----------------------------------------------------
+
+LONG_T_FAILS = """
+import torch
+from torch import nn
+
+
+class FailsAtLongT(nn.Module):
+    def __init__(self, d_model, n_heads):
+        super().__init__()
+        self.proj = nn.Linear(d_model, d_model)
+
+    def forward(self, x):
+        if x.shape[1] > 8:  # passes the plugin probe (T = 8), fails in training (T = 16)
+            raise RuntimeError("too long for me")
+        return self.proj(x)
+"""
+
+
+def test_failed_run_keeps_its_traceback(tmp_path, tiny_grid):
+    plugin = tmp_path / "fails.py"
+    plugin.write_text(textwrap.dedent(LONG_T_FAILS))
+    out = tmp_path / "out"
+    result = CliRunner().invoke(main, ["run", str(tiny_grid(seeds=(0,))), "--mixer", f"{plugin}:FailsAtLongT",
+                                       "--out", str(out), *FAST, "--quiet"])
+    assert result.exit_code == 1, result.output
+    (record,) = load_records(out).records.values()
+    assert record["status"] == "failed" and record["error"] == "RuntimeError: too long for me"
+    assert f'File "{plugin}", line 13, in forward' in record["traceback"]  # the raise, in the plugin
+    assert "raise RuntimeError" in record["traceback"]
+
+
+# ---- help text and tables ----------------------------------------------------------------------
+
+
+def test_models_and_tasks_keep_bracketed_help_and_valid_json():
+    table = CliRunner().invoke(main, ["models"])
+    assert table.exit_code == 0 and "blocks of [mixer, MLP]" in table.stdout
+    models = json.loads(CliRunner().invoke(main, ["models", "--json"]).stdout)
+    assert models["gla"]["n_layers"]["help"] == "blocks of [mixer, MLP]"
+    tasks = json.loads(CliRunner().invoke(main, ["tasks", "--json"]).stdout)  # was wrapped at 80 columns
+    assert "in [0, 1)" in tasks["noisy-recall"]["noise"]["help"]
+    assert "[0, 1)" in CliRunner().invoke(main, ["tasks"]).stdout
+
+
+def test_tables_are_not_cut_when_stdout_is_not_a_terminal():
+    """Piped (CliRunner's stdout is not a terminal): every cell whole, however wide the row."""
+    result = CliRunner().invoke(main, ["train-options"])
+    assert result.exit_code == 0
+    assert "…" not in result.stdout
+    assert "after warmup: constant then linear decay over the last 20% (wsd), cosine, constant" in result.stdout
+
+
+def test_piped_leaderboard_has_every_column(tmp_path):
+    from slabench.runners.leaderboard import TASK_COLUMNS
+
+    records = config.PRESETS_DIR.parents[1] / "leaderboards/records/smoke"
+    result = CliRunner().invoke(main, ["leaderboard", str(records), "--out-dir", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    header = next(line for line in result.stdout.splitlines() if "rank" in line)
+    assert all(col.split()[0] in header for col in TASK_COLUMNS) and "…" not in result.stdout
+
+
+def test_train_options_lists_every_train_key():
+    from dataclasses import fields
+
+    options = json.loads(CliRunner().invoke(main, ["train-options", "--json"]).stdout)["train"]
+    assert set(options) == {f.name for f in fields(config.TrainSpec)} | {"seeds"}
+    assert options["grad_clip"]["default"] == 1.0 and options["schedule"]["type"] == "'wsd' | 'cosine' | 'constant'"
+
+
+def test_dry_run_plans_without_training(tmp_path, tiny_grid):
+    grid, out = tiny_grid(steps=5), tmp_path / "out"
+    args = ["--out", str(out), "--dry-run", "--json", *FAST]
+    summary = json.loads(CliRunner().invoke(main, ["run", str(grid), *args]).stdout)
+    assert summary["runs"] == 3 and summary["recorded"] == 0 and len(summary["pending"]) == 3
+    assert summary["estimated_seconds"] is None and not load_records(out).records
+    assert CliRunner().invoke(main, ["run", str(grid), "--out", str(out), "--quiet", *FAST]).exit_code == 0
+
+    more = json.loads(CliRunner().invoke(main, ["run", str(tiny_grid(steps=5, seeds=(0, 1, 2, 3))), *args]).stdout)
+    assert more["recorded"] == 3 and [p["seed"] for p in more["pending"]] == [3]
+    # One worker, one pending run: as long as the mean of the same model's recorded runs.
+    times = [r["timings"]["train_seconds"] for r in load_records(out).records.values()]
+    assert len(times) == 3 and more["estimated_seconds"] == pytest.approx(sum(times) / 3)
+
+
+def test_remaining_time_is_the_mean_pace_since_the_start():
+    """2 of 6 runs done after 18 s (both at once, as with 2 workers): 36 s left, not ~0."""
+    from slabench.cli import GridRemaining
+
+    now = [0.0]
+    progress = Progress(GridRemaining(), get_time=lambda: now[0])
+    task_id = progress.add_task("grid", total=6)
+    for t, done in [(2.0, 0.2), (9.0, 0.4), (17.9, 1), (18.0, 2)]:
+        now[0] = t
+        progress.update(task_id, completed=done)
+    text = GridRemaining().render(progress.tasks[0]).plain
+    assert text == "0:00:36 left"
+
+
+# ---- profile on a CPU --------------------------------------------------------------------------
+
+
+def test_profile_on_cpu_prints_no_profiler_log(capfd):
+    from slabench.runners.profile import profile_mixer
+    from slabench.runners.sweep import Shape
+
+    result = profile_mixer("linear", Shape(1, 8, 2, 4), "cpu", "fp32", backward=False, calls=1)
+    assert result["kernels"] and result["device_us_per_call"] > 0
+    captured = capfd.readouterr()
+    assert "USDT" not in captured.err and "ERROR" not in captured.err and "profiler_start" not in captured.err
+
+
+# ---- an edited plugin is a new run -------------------------------------------------------------
+
+
+def test_plugin_source_hash_is_in_the_key_and_the_record(tmp_path, tiny_grid):
+    plugin = tmp_path / "mine.py"
+    plugin.write_text(textwrap.dedent(LONG_T_FAILS).replace("> 8", "> 64"))
+    grid = {**_grid(), "models": [{"name": f"{plugin}:FailsAtLongT", "d_model": 16, "n_heads": 2, "n_layers": 1}]}
+    (spec,) = expand_grid(grid)[1]
+    before = spec.key()
+    plugin.write_text(plugin.read_text().replace("> 64", "> 128"))  # the same spec, an edited mixer
+    assert spec.key() != before
+
+    # Built-in mixers keep their keys: the committed smoke records are still found.
+    committed = next((config.PRESETS_DIR.parents[1] / "leaderboards/records/smoke/records").glob("*.json"))
+    record = json.loads(committed.read_text())
+    assert config.RunSpec.from_dict(record["spec"]).key() == record["key"]
+
+    out = tmp_path / "out"
+    result = CliRunner().invoke(main, ["run", str(tiny_grid(steps=2, seeds=(0,))), "--mixer", f"{plugin}:FailsAtLongT",
+                                       "--out", str(out), *FAST, "--quiet"])
+    assert result.exit_code == 0, result.output
+    (run,) = load_records(out).records.values()
+    assert run["model"]["mixer_source"] == hashlib.sha256(plugin.read_bytes()).hexdigest()[:16]
+
+
+# ---- TensorBoard logs and checkpoints, on request ------------------------------------------------
+
+
+def test_log_dir_and_checkpoints_read_back(tmp_path, tiny_grid):
+    pytest.importorskip("tensorboard")
+    import torch
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from slabench.runners.train import TEST_SEED, evaluate
+
+    out, logs = tmp_path / "out", tmp_path / "tb"
+    grid = tiny_grid(steps=10, seeds=(0,), models=("sla-gla",))  # eval_every 5; sla-gla has gate diagnostics
+    result = CliRunner().invoke(main, ["run", str(grid), "--out", str(out), "--log-dir", str(logs),
+                                       "--save-checkpoints", *FAST, "--quiet"])
+    assert result.exit_code == 0, result.output
+    (record,) = load_records(out).records.values()
+    assert [p.name for p in logs.iterdir()] == [record["key"]]  # one subfolder per run
+
+    events = EventAccumulator(str(logs / record["key"])).Reload()
+    loss = events.Scalars("train/loss")
+    assert [e.step for e in loss] == list(range(1, 11))
+    assert loss[-1].value == pytest.approx(record["metrics"]["final_train_loss"], rel=1e-6)
+    curve = record["metrics"]["curve"]
+    assert [(e.step, e.value) for e in events.Scalars("val/acc")] == \
+        [(c["step"], pytest.approx(c["val_acc"], rel=1e-6)) for c in curve]
+    entropy = events.Scalars("diagnostics/layer0/gate_entropy")
+    assert [e.value for e in entropy] == [pytest.approx(c["layer0/gate_entropy"], rel=1e-6) for c in curve]
+    assert events.Scalars("test/acc")[0].value == pytest.approx(record["metrics"]["test_acc"], rel=1e-6)
+    assert len(events.Scalars("train/lr")) == 10
+
+    # The checkpoint holds the weights the test accuracy was measured with.
+    saved = torch.load(record["checkpoint"], weights_only=True)
+    spec = config.RunSpec.from_dict(saved["spec"])
+    task = spec.task.build_test()
+    model = spec.model.build(task.vocab_size, task.seq_len)
+    model.load_state_dict(saved["state_dict"])
+    test = task.sample(spec.train.test_size, torch.Generator().manual_seed(TEST_SEED), "cpu")
+    assert evaluate(model, test, None)["acc"] == record["metrics"]["test_acc"]
+
+
+def test_sigint_mid_grid_keeps_finished_records(tmp_path, tiny_grid):
+    """Ctrl-C (SIGINT to the process group) after the first record: exit 130, a line saying how to
+    resume, every finished record intact and found again by the plan."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    grid, out = tiny_grid(steps=40), tmp_path / "out"
+    cmd = [sys.executable, "-m", "slabench", "run", str(grid), "--out", str(out), *FAST]
+    proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and not list(out.glob("records/*.json")):
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGINT)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    assert "interrupted: finished runs are recorded" in stderr and "Traceback" not in stderr
+    found = load_records(out)
+    assert 1 <= len(found.records) < 3 and not found.corrupt
+    plan = json.loads(CliRunner().invoke(main, ["run", str(grid), "--out", str(out), "--dry-run", "--json"]).stdout)
+    assert plan["recorded"] == len(found.records)
