@@ -92,7 +92,7 @@ def test_readme_grid_expands(tmp_path):
     path.write_text(grid)
     result = CliRunner().invoke(main, ["run", str(path), "--dry-run", "--json", "--out", str(tmp_path / "out")])
     assert result.exit_code == 0, result.output
-    assert json.loads(result.stdout)["runs"] == 2 * 3 * 2 * 3  # kv pairs x models x lr x seeds
+    assert json.loads(result.stdout)["runs"] == 2 * 3 * 3 * 6  # kv pairs x models x lr x seeds
 
 
 def test_readme_python_runs():
