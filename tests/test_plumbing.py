@@ -109,8 +109,73 @@ def test_best_checkpoint_and_early_stop_follow_validation(monkeypatch, one_threa
     assert torch.equal(at_test[0], at_val[1])  # the weights of step 4, the best validation
     assert not torch.equal(at_test[0], at_val[-1])  # training went on after it
 
-    m, at_val, _ = _run_with_scripted_validation(monkeypatch, [0.1, 0.6, 0.95, 0.2, 0.2], 0.9)
-    assert m["steps"] == 6 and len(at_val) == 3 and m["val_acc"] == 0.95  # the first at or above 0.9
+    m, at_val, _ = _run_with_scripted_validation(monkeypatch, [0.1, 0.6, 0.9, 0.2, 0.2], 0.9)
+    assert m["steps"] == 6 and len(at_val) == 3 and m["val_acc"] == 0.9  # reaching the threshold stops it
+
+
+class _CopyModel(torch.nn.Module):
+    """Predicts, at every position, the input token itself (logits one-hot on it)."""
+
+    def __init__(self, vocab: int):
+        super().__init__()
+        self.vocab, self.w = vocab, torch.nn.Parameter(torch.zeros(1))
+
+    def forward(self, inputs):  # [B, T] -> [B, T, V]
+        return F.one_hot(inputs, self.vocab).float() + 0 * self.w
+
+
+def test_evaluate_accuracy_exact_match_and_slices_by_hand(monkeypatch):
+    """Micro accuracy over scored positions (not a mean of per-row accuracies), exact match per
+    row, and both per slice value, on a batch whose answers are counted here; chunked
+    evaluation (2 rows a pass) must not change them."""
+    from slabench.tasks import Batch
+
+    I = IGNORE
+    inputs = torch.tensor([[1, 2, 3, 4], [5, 6, 7, 8], [1, 1, 1, 1]])
+    labels = torch.tensor([[I, 2, 9, I], [I, I, 7, 8], [1, I, I, I]])  # right: 1 of 2, 2 of 2, 1 of 1
+    data = Batch(inputs, labels, {"k": torch.tensor([1, 2, 1])})
+    monkeypatch.setattr(train_mod, "EVAL_CHUNK", 2)
+    r = train_mod.evaluate(_CopyModel(10), data, None)
+    assert r["acc"] == pytest.approx(4 / 5) and r["exact"] == pytest.approx(2 / 3) and r["n"] == 3
+    assert r["slices"]["k=1"] == {"acc": pytest.approx(2 / 3), "exact": 0.5, "n": 2}
+    assert r["slices"]["k=2"] == {"acc": 1.0, "exact": 1.0, "n": 1}
+
+
+def _lrs(monkeypatch, **train_kw) -> list[float]:
+    """The learning rate set before each optimizer step of a 10-step run."""
+    seen, real = [], train_mod.TrainStep.set_lr
+    monkeypatch.setattr(train_mod.TrainStep, "set_lr", lambda self, lr: (seen.append(lr), real(self, lr))[1])
+    task = TaskSpec("mqar", (("num_kv_pairs", 2), ("seq_len", 16), ("vocab_size", 32)))
+    model = ModelSpec("attention", (("d_model", 16), ("n_heads", 2), ("n_layers", 1)))
+    cfg = TrainSpec(steps=10, batch_size=4, eval_every=10, val_size=4, test_size=4, lr=0.01, **train_kw)
+    train_mod.train(RunSpec("t", task, model, cfg, 0), "cpu")
+    monkeypatch.undo()
+    return seen
+
+
+def test_learning_rate_schedules_by_hand(monkeypatch, one_thread):
+    """progress = step / 10 before each step; warmup 10% ramps from 0; 'wsd' decays linearly to
+    0 over the last 20%; 'cosine' follows half a cosine after warmup."""
+    approx = lambda xs: pytest.approx(xs, abs=1e-12)
+    assert _lrs(monkeypatch, schedule="wsd") == approx([0.0] + [0.01] * 8 + [0.005])  # 0.9: 0.01 * 0.1 / 0.2
+    assert _lrs(monkeypatch, schedule="constant") == approx([0.0] + [0.01] * 9)
+    cosine = [0.0] + [0.005 * (1 + math.cos(math.pi * (s / 10 - 0.1) / 0.9)) for s in range(1, 10)]
+    assert _lrs(monkeypatch, schedule="cosine") == approx(cosine)
+    assert _lrs(monkeypatch, schedule="constant", warmup=0.5) == approx([0.0, 0.002, 0.004, 0.006, 0.008] + [0.01] * 5)
+
+
+def test_weight_decay_on_matrices_only():
+    """Norm weights and biases are not decayed; embeddings, projections and the conv are."""
+    model = build_model("sla-gla", vocab_size=16, d_model=16, n_layers=1, n_heads=2)
+    opt = train_mod.make_optimizer(model, TrainSpec(weight_decay=0.1), torch.device("cpu"))
+    names = {id(p): n for n, p in model.named_parameters()}
+    decayed = {names[id(p)] for g in opt.param_groups if g["weight_decay"] == 0.1 for p in g["params"]}
+    plain = {names[id(p)] for g in opt.param_groups if g["weight_decay"] == 0.0 for p in g["params"]}
+    assert decayed | plain == set(names.values()) and not decayed & plain
+    assert {"embed.weight", "head.weight", "blocks.0.mixer.qkv_proj.weight", "blocks.0.mixer.conv.conv.weight",
+            "blocks.0.mixer.q_gate.down.weight"} <= decayed
+    assert plain == {"blocks.0.norm1.weight", "blocks.0.norm2.weight", "norm.weight", "blocks.0.mixer.o_norm.weight",
+                     "blocks.0.mixer.gk_proj.1.bias", "blocks.0.mixer.q_gate.up.bias", "blocks.0.mixer.k_gate.up.bias"}
 
 
 # --- SLA gate wiring, recomputed from the weights ---------------------------------------------------

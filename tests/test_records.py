@@ -99,3 +99,54 @@ def test_load_records_flags_each_kind_of_bad_file(tmp_path):
     assert set(reasons) == set(bad)
     for key, (_, why) in bad.items():
         assert why in reasons[key], (key, reasons[key])
+
+
+# --- resume plan and failure isolation (slabench.runners.grid) --------------------------------------
+
+
+def _specs(n: int):
+    from slabench.config import ModelSpec, RunSpec, TaskSpec, TrainSpec
+
+    task = TaskSpec("mqar", (("num_kv_pairs", 2), ("seq_len", 16), ("vocab_size", 32)))
+    model = ModelSpec("attention", (("d_model", 16), ("n_heads", 2), ("n_layers", 1)))
+    return [RunSpec("t", task, model, TrainSpec(steps=4, batch_size=4, eval_every=2, val_size=4, test_size=4), s)
+            for s in range(n)]
+
+
+def test_plan_skips_recorded_runs_and_retries_only_failed_ones(tmp_path):
+    from slabench.runners.grid import plan
+
+    specs = _specs(4)
+    for spec, status in zip(specs[:3], ["ok", "failed", "diverged"]):
+        rec = {**_record(spec.key(), 0.5), "status": status}
+        if status != "ok":
+            rec["metrics"] = {}
+        write_record(tmp_path, rec)
+    (tmp_path / "records" / "zz.json").write_text("{")  # a corrupt file is listed, never planned around
+    pending, recorded, corrupt = plan(specs, tmp_path)
+    assert pending == specs[3:] and recorded == specs[:3] and [p.name for p, _ in corrupt] == ["zz.json"]
+    pending, recorded, _ = plan(specs, tmp_path, retry_failed=True)
+    assert pending == [specs[1], specs[3]] and recorded == [specs[0], specs[2]]  # diverged is a result
+
+
+def test_a_run_that_raises_becomes_a_failed_record_and_the_grid_goes_on(tmp_path, monkeypatch):
+    from slabench.runners import train as train_mod
+    from slabench.runners.grid import run_grid
+
+    real = train_mod.train
+
+    def flaky(spec, device, on_step=None, **kw):
+        if spec.seed == 1:
+            raise RuntimeError("boom in run 1")
+        return real(spec, device, on_step, **kw)
+
+    monkeypatch.setattr(train_mod, "train", flaky)
+    specs = _specs(3)
+    run_grid(specs, tmp_path, device="cpu", workers=1)
+    got = load_records(tmp_path)
+    assert not got.corrupt and set(got.records) == {s.key() for s in specs}
+    statuses = {r["seed"]: r["status"] for r in got.records.values()}
+    assert statuses == {0: "ok", 1: "failed", 2: "ok"}
+    failed = got.records[specs[1].key()]
+    assert "RuntimeError" in failed["error"] and "boom in run 1" in failed["error"]
+    assert type(specs[1]).from_dict(failed["spec"]) == specs[1]
