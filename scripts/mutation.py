@@ -132,7 +132,8 @@ CORE_MUTANTS = [
       'if record["status"] == "ok" and "test_acc" not in record:', "an ok record without a score is trusted"),
     M("replace-as-rename", "slabench/runners/records.py", "os.replace(tmp, path)", "os.rename(tmp, path)",
       "rename instead of replace",
-      equivalent="on POSIX os.rename also replaces the target atomically within one directory"),
+      equivalent="on POSIX os.rename also replaces the target atomically within one directory (the "
+      "rename-failure test injects its failure into os.replace, so it fails this mutant all the same)"),
     # --- grid ----------------------------------------------------------------------------------
     M("retry-all", "slabench/runners/grid.py", 'if not (retry_failed and r["status"] == "failed")',
       'if not (retry_failed and r["status"] != "ok")', "--retry-failed also reruns diverged runs (a result)"),
@@ -248,6 +249,15 @@ def apply(tree: Path, m: Mutant) -> str:
     return text
 
 
+def machine() -> str:
+    try:
+        cpuinfo = Path("/proc/cpuinfo").read_text()
+        name = next(line.split(":", 1)[1].strip() for line in cpuinfo.splitlines() if line.startswith("model name"))
+    except (OSError, StopIteration):
+        name = platform.machine()
+    return f"{name}, {os.cpu_count()} cores"
+
+
 def report(results: list[tuple[Mutant, str, str, float]], seconds: float) -> str:
     scored = [r for r in results if not r[0].equivalent]
     killed = sum(r[1] != "passed" for r in scored)
@@ -262,8 +272,7 @@ def report(results: list[tuple[Mutant, str, str, float]], seconds: float) -> str
         "",
         (f"Result: **{killed} of {len(scored)} killed ({100 * killed / max(len(scored), 1):.0f}%)**, "
          f"plus {len(results) - len(scored)} equivalent mutant(s) run and left out of the score. "
-         f"{datetime.now(timezone.utc):%Y-%m-%d}, {platform.processor() or platform.machine()}, "
-         f"{os.cpu_count()} cores, {seconds / 60:.0f} min."),
+         f"{datetime.now(timezone.utc):%Y-%m-%d}, {machine()}, {seconds / 60:.0f} min."),
         "",
         "| mutant | file | bug it stands for | result | caught by |",
         "| --- | --- | --- | --- | --- |",

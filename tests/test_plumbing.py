@@ -53,7 +53,9 @@ def test_validation_test_and_training_rows_are_disjoint(monkeypatch, one_thread)
     monkeypatch.setattr(train_mod.TrainStep, "__call__", spy_step)
     task = TaskSpec("mqar", (("num_kv_pairs", 4), ("seq_len", 32), ("vocab_size", 64)))
     model = ModelSpec("attention", (("d_model", 16), ("n_heads", 2), ("n_layers", 1)))
-    cfg = TrainSpec(steps=6, batch_size=16, eval_every=2, val_size=24, test_size=40)
+    # Equal sizes: a set drawn from the other's seed would then be the very same rows (with
+    # different sizes the samplers' draws differ, and a shared seed would go unseen).
+    cfg = TrainSpec(steps=6, batch_size=16, eval_every=2, val_size=32, test_size=32)
     record = train_mod.train(RunSpec("t", task, model, cfg, 3), "cpu")
     assert record["status"] == "ok"
 
@@ -62,7 +64,7 @@ def test_validation_test_and_training_rows_are_disjoint(monkeypatch, one_thread)
     assert all(torch.equal(e, during[0]) for e in during)  # one fixed validation set
     val, test = _rows(during[0]), _rows(final)
     train_rows = set().union(*map(_rows, trained))
-    assert len(val) == 24 and len(test) == 40 and len(train_rows) == 96
+    assert len(val) == 32 and len(test) == 32 and len(train_rows) == 96
     assert not val & test, "validation shares rows with the test set"
     assert not val & train_rows and not test & train_rows
 
