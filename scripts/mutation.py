@@ -266,7 +266,8 @@ def report(results: list[tuple[Mutant, str, str, float]], seconds: float) -> str
         "",
         "Plausible bugs planted one at a time in the core modules (`scripts/mutation.py` lists each",
         "edit and why it matters); for each, the test files mapped to the module run with `-x`. A mutant",
-        "is killed when they fail. Rerun with",
+        "is killed when they fail. The list is written beside the tests that kill it, so add a mutant",
+        "for every bug that gets past the suite: that keeps the score meaningful. Rerun with",
         "",
         "    python scripts/mutation.py",
         "",
@@ -330,7 +331,7 @@ def main() -> None:
             print(f"{m.id:28} {verdict:9} {seconds:5.0f} s  {first}", flush=True)
     text = report(results, time.perf_counter() - start)
     scored = [r for r in results if not r[0].equivalent]
-    print(text.split("\n")[8])
+    print(next(line for line in text.splitlines() if line.startswith("Result:")))
     if not args.only:
         Path(args.out).write_text(text)
         print(f"wrote {args.out}")
