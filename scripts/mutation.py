@@ -1,0 +1,342 @@
+"""Mutation check: plant plausible bugs in the core modules, one at a time, and see whether the
+tests that cover each module catch them.
+
+Each mutant is a source edit (file, original snippet, mutated snippet, why it matters). The
+script copies the working tree (tracked and untracked, non-ignored files) to a temporary
+directory, checks that the mapped tests pass there unmutated, then for each mutant applies the
+edit, runs the mapped test files with `-x` and restores the file. A mutant is killed when the
+tests fail (or time out), survives when they pass. Equivalent mutants (edits that cannot
+change behaviour) are run too but left out of the score; each says why it is equivalent.
+
+    python scripts/mutation.py                   # all mutants, writes docs/mutation.md
+    python scripts/mutation.py --only dispatch   # mutants whose id contains 'dispatch'; no doc written
+    python scripts/mutation.py --list            # the mutants and their tests, nothing run
+
+Not part of the default test run: a full pass takes tens of minutes on a 2-core machine.
+An original snippet that is no longer found exactly once in its file is an error: update the
+list when the code it mutates changes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+TIMEOUT_S = 900  # per mutant; a mutant that hangs the tests counts as killed
+
+# Module (file or folder prefix) -> the test files that must catch a bug in it, fastest first.
+TESTS = {
+    "slabench/tasks/": ["tests/test_tasks.py"],
+    "slabench/runners/train.py": ["tests/test_plumbing.py", "tests/test_train.py"],
+    "slabench/runners/records.py": ["tests/test_records.py", "tests/test_grid.py"],
+    "slabench/runners/grid.py": ["tests/test_records.py", "tests/test_grid.py"],
+    "slabench/kernels/dispatch.py": ["tests/test_dispatch.py", "tests/test_kernels.py"],
+    "slabench/kernels/sla_gate.py": ["tests/test_plumbing.py", "tests/test_kernels.py", "tests/test_mixers.py"],
+    "slabench/models/linear.py": ["tests/test_plumbing.py", "tests/test_mixers.py"],
+    "slabench/models/sla.py": ["tests/test_plumbing.py", "tests/test_mixers.py"],
+    # Statistics and decision rules: mapped with their mutants (STATISTICS_MUTANTS below).
+    "slabench/runners/leaderboard.py": ["tests/test_leaderboard.py"],
+    "slabench/runners/compare.py": ["tests/test_compare.py"],
+    "slabench/runners/regression.py": ["tests/test_regression.py"],
+    "slabench/runners/report.py": ["tests/test_report.py"],
+}
+
+
+@dataclass(frozen=True)
+class Mutant:
+    id: str
+    file: str
+    original: str
+    mutated: str
+    why: str  # the bug it stands for
+    equivalent: str = ""  # non-empty: why no test can tell it apart (left out of the score)
+
+
+M = Mutant
+CORE_MUTANTS = [
+    # --- tasks ---------------------------------------------------------------------------------
+    M("mqar-labels-shifted", "slabench/tasks/mqar.py", "labels.scatter_(1, qpos, values)",
+      "labels.scatter_(1, qpos + 1, values)", "the answer is scored one position after its query"),
+    M("mqar-pairs-swapped", "slabench/tasks/mqar.py", "torch.stack([keys, values], dim=2)",
+      "torch.stack([values, keys], dim=2)", "context written value-then-key"),
+    M("mqar-query-is-value", "slabench/tasks/mqar.py", "inputs.scatter_(1, qpos, keys)",
+      "inputs.scatter_(1, qpos, values)", "the query shows the value, not the key"),
+    M("mqar-gap-law", "slabench/tasks/mqar.py", "p = self.power_a * gaps ** (self.power_a - 1)",
+      "p = self.power_a * gaps ** self.power_a", "query gaps drawn from the wrong power law"),
+    M("ar-query-pair", "slabench/tasks/ar.py", "labels[:, -1] = values.gather(1, which).squeeze(1)",
+      "labels[:, -1] = values.gather(1, (which + 1) % K).squeeze(1)", "the label is another pair's value"),
+    M("distinct-redraw-index", "slabench/tasks/sampling.py", "redo = dup if redo is None else redo[dup]",
+      "redo = dup", "rows redrawn a second time land on the wrong rows: duplicate keys survive"),
+    M("alias-table", "slabench/tasks/sampling.py", "scaled[big] -= 1 - scaled[s]", "scaled[big] -= scaled[s]",
+      "Walker's alias table built wrong: gap (depth) distribution skewed"),
+    M("first-appearance-last", "slabench/tasks/sampling.py", "new[:, 1:] = values[:, 1:] != values[:, :-1]",
+      "new[:, :-1] = values[:, 1:] != values[:, :-1]", "the last appearance of a value taken as its first"),
+    M("first-appearance-descending", "slabench/tasks/sampling.py", "values, order = stream.sort(dim=1, stable=True)",
+      "values, order = stream.sort(dim=1, stable=True, descending=True)", "flipped sort order",
+      equivalent="a stable sort keeps equal values in position order either way, so each run of equal values "
+      "still starts at its earliest position"),
+    # --- train ---------------------------------------------------------------------------------
+    M("val-uses-test-seed", "slabench/runners/train.py",
+      "val = task.sample(cfg.val_size, _generator(VAL_SEED, device), device)",
+      "val = task.sample(cfg.val_size, _generator(TEST_SEED, device), device)",
+      "lr choice and early stopping see the test set"),
+    M("early-stop-on-test", "slabench/runners/train.py", "v = evaluate(model, val, autocast)",
+      "v = evaluate(model, test, autocast)", "checkpoint and early stop chosen on the test set"),
+    M("train-seed-ignored", "slabench/runners/train.py",
+      "batches = task.stream(cfg.batch_size, _generator(spec.seed, device), device)",
+      "batches = task.stream(cfg.batch_size, _generator(0, device), device)",
+      "every seed trains on the same batches: seeds are not independent"),
+    M("best-checkpoint-dropped", "slabench/runners/train.py", "model.load_state_dict(best_state)", "pass",
+      "the test score is of the last weights, not the best on validation"),
+    M("stop-at-strict", "slabench/runners/train.py", 'if cfg.stop_at and v["acc"] >= cfg.stop_at:',
+      'if cfg.stop_at and v["acc"] > cfg.stop_at:', "a run reaching the target accuracy trains on"),
+    M("eval-macro-accuracy", "slabench/runners/train.py",
+      '"acc": float(correct[sel].sum() / scored[sel].sum().clamp(min=1)),',
+      '"acc": float((correct[sel] / scored[sel].clamp(min=1)).mean()),',
+      "per-row mean of accuracies instead of micro accuracy over scored positions"),
+    M("eval-exact-any", "slabench/runners/train.py", '"exact": float((correct[sel] == scored[sel]).double().mean()),',
+      '"exact": float((correct[sel] > 0).double().mean()),', "exact match counts a row with one right answer"),
+    M("overlap-count", "slabench/runners/train.py", "float(seen_test.double().mean())",
+      "float(seen_test.double().sum())", "train/test overlap reported as a count, not a fraction"),
+    M("warmup-skipped", "slabench/runners/train.py", "return cfg.lr * progress / cfg.warmup", "return cfg.lr",
+      "no learning-rate warmup"),
+    M("wsd-decay", "slabench/runners/train.py", "return cfg.lr * (1 - progress) / WSD_DECAY",
+      "return cfg.lr * (1 - progress)", "wsd decays from a fifth of the peak"),
+    M("decay-on-vectors", "slabench/runners/train.py", "decay = [p for p in model.parameters() if p.dim() >= 2]",
+      "decay = [p for p in model.parameters() if p.dim() >= 1]", "weight decay on norms and biases"),
+    M("overlap-fold-kept", "slabench/runners/train.py", "            train_hashes.clear()\n", "",
+      "train hashes kept after folding",
+      equivalent="isin against all training rows so far marks the same test rows (it only costs time)"),
+    # --- records -------------------------------------------------------------------------------
+    M("write-not-atomic", "slabench/runners/records.py",
+      '    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".partial")\n'
+      '    with os.fdopen(fd, "w") as f:\n',
+      '    tmp = path\n    with open(path, "w") as f:\n',
+      "a write that dies half-way leaves a truncated record and loses the old one"),
+    M("write-no-rename", "slabench/runners/records.py", "    os.replace(tmp, path)\n", "",
+      "the record stays in its temporary file: finished runs are never found"),
+    M("check-key-dropped", "slabench/runners/records.py", 'if record["key"] != path.stem:',
+      'if record["key"] != path.stem and False:', "a record filed under another key is trusted"),
+    M("check-ok-needs-acc-dropped", "slabench/runners/records.py",
+      'if record["status"] == "ok" and "test_acc" not in record["metrics"]:',
+      'if record["status"] == "ok" and "test_acc" not in record:', "an ok record without a score is trusted"),
+    M("replace-as-rename", "slabench/runners/records.py", "os.replace(tmp, path)", "os.rename(tmp, path)",
+      "rename instead of replace",
+      equivalent="on POSIX os.rename also replaces the target atomically within one directory (the "
+      "rename-failure test injects its failure into os.replace, so it fails this mutant all the same)"),
+    # --- grid ----------------------------------------------------------------------------------
+    M("retry-all", "slabench/runners/grid.py", 'if not (retry_failed and r["status"] == "failed")',
+      'if not (retry_failed and r["status"] != "ok")', "--retry-failed also reruns diverged runs (a result)"),
+    M("plan-swapped", "slabench/runners/grid.py", "(recorded if s.key() in done_keys else pending).append(s)",
+      "(pending if s.key() in done_keys else recorded).append(s)", "resume reruns finished runs, skips new ones"),
+    M("failure-not-isolated", "slabench/runners/grid.py", "        return failed_record(spec, f\"{type(e).__name__}",
+      "        raise\n        return failed_record(spec, f\"{type(e).__name__}", "one failing run kills the grid"),
+    M("record-not-written", "slabench/runners/grid.py",
+      "            write_record(out, record)\n            on_event(\"end\", spec, record)\n        return",
+      "            on_event(\"end\", spec, record)\n        return", "the in-process runner writes no records"),
+    # --- dispatch engine -----------------------------------------------------------------------
+    M("dispatch-or", "slabench/kernels/dispatch.py", "if not (err_out <= tol and err_grad <= tol):",
+      "if not (err_out <= tol or err_grad <= tol):", "a path with wrong gradients (or outputs) is accepted"),
+    M("rel-rms-cancels", "slabench/kernels/dispatch.py",
+      "return ((a - b).norm() / b.norm().clamp_min(1e-30)).item()",
+      "return ((a - b).sum().abs() / b.norm().clamp_min(1e-30)).item()",
+      "errors of opposite sign cancel: every kernel comparison passes"),
+    M("rel-rms-absolute", "slabench/kernels/dispatch.py",
+      "return ((a - b).norm() / b.norm().clamp_min(1e-30)).item()", "return ((a - b).norm()).item()",
+      "absolute error: tolerances depend on the scale of the data"),
+    M("grad-best-not-worst", "slabench/kernels/dispatch.py",
+      "err_grad = max(rel_rms(a, b) for a, b in zip(grads, ref_grads))",
+      "err_grad = min(rel_rms(a, b) for a, b in zip(grads, ref_grads))",
+      "one right gradient hides the wrong ones"),
+    M("probe-error-escapes", "slabench/kernels/dispatch.py",
+      "except Exception as e:  # noqa: BLE001  (any failure: compile, launch, no backward)",
+      "except ValueError as e:  # (any failure: compile, launch, no backward)",
+      "a fast path that crashes crashes the run instead of falling back"),
+    M("tolerance-fixed", "slabench/kernels/dispatch.py", "tol = PROBE_TOL.get(dtype, 5e-3)", "tol = 5e-3",
+      "bf16 paths judged at the float32 tolerance"),
+    M("choice-ignores-dims", "slabench/kernels/dispatch.py", "key = (device.type, dtype, _forced(), dims)",
+      "key = (device.type, dtype, _forced())", "a path probed at one head width is used at another"),
+    M("only-ignored", "slabench/kernels/dispatch.py", "if name in op.only and (why := op.only[name](dims)):",
+      "if False and (why := op.only[name](dims)):", "a shape-bound kernel used outside its shapes"),
+    M("paths-not-recorded", "slabench/kernels/dispatch.py", "    _used.setdefault(op_name, set()).add(name)\n", "",
+      "records do not say which kernel ran"),
+    M("forced-ignored", "slabench/kernels/dispatch.py", 'if key[2] == "reference":', 'if key[2] == "forced":',
+      "SLABENCH_KERNEL_PATH=reference does not force the reference"),
+    # --- SLA gate wiring -----------------------------------------------------------------------
+    M("k-gate-reads-q", "slabench/models/linear.py", "gate(self.k_gate, k_raw, k)", "gate(self.k_gate, q_raw, k)",
+      "the key gate reads the query"),
+    M("q-gate-scales-k", "slabench/models/linear.py", "gate(self.q_gate, q_raw, q), k if",
+      "gate(self.q_gate, q_raw, k), k if", "the query gate scales the key"),
+    M("gates-read-mapped", "slabench/models/linear.py", "q, k = self.apply_head_gates(x, q_raw, k_raw, q, k)",
+      "q, k = self.apply_head_gates(x, q, k, q, k)", "gates read phi(q), phi(k) instead of the raw q, k"),
+    M("gate-source-x-ignored", "slabench/models/linear.py",
+      'return self.q_gate(x, q), k if self.k_gate is None else self.k_gate(x, k)',
+      'return self.q_gate(x, q), k',
+      "the x-source ablation drops the key gate"),
+    M("gate-softmax-over-time", "slabench/kernels/sla_gate.py",
+      "gates = torch.softmax(logits.to(torch.promote_types(logits.dtype, torch.float32)) / tau, dim=-1)",
+      "gates = torch.softmax(logits.to(torch.promote_types(logits.dtype, torch.float32)) / tau, dim=-2)",
+      "heads do not compete: softmax over time"),
+    M("gate-temperature-ignored", "slabench/kernels/sla_gate.py",
+      "gates = torch.softmax(logits.to(torch.promote_types(logits.dtype, torch.float32)) / tau, dim=-1)",
+      "gates = torch.softmax(logits.to(torch.promote_types(logits.dtype, torch.float32)), dim=-1)",
+      "gate_temp has no effect"),
+    M("head-gate-no-bias", "slabench/models/sla.py",
+      "kernels.sla_gate(src, x, self.down.weight, self.up.weight, self.up.bias, self.temp)",
+      "kernels.sla_gate(src, x, self.down.weight, self.up.weight, 0 * self.up.bias, self.temp)",
+      "the gate's learned head bias is dropped"),
+]
+
+# Statistics and decision rules (leaderboard, compare, regression, report): their mutants
+# belong with the tests of those rules, and are added here with them.
+STATISTICS_MUTANTS: list[Mutant] = []
+
+MUTANTS = CORE_MUTANTS + STATISTICS_MUTANTS
+
+
+def tests_for(file: str) -> list[str]:
+    matches = [tests for prefix, tests in TESTS.items() if file.startswith(prefix)]
+    if not matches:
+        raise SystemExit(f"no tests mapped for {file}: add it to TESTS")
+    return matches[0]
+
+
+def copy_tree(dest: Path) -> None:
+    """The working tree as git sees it: tracked files plus untracked ones that are not ignored."""
+    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=ROOT, check=True,
+                           capture_output=True, text=True).stdout.split("\0")
+    for rel in filter(None, files):
+        src = ROOT / rel
+        if src.is_file():
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / rel)
+
+
+def run_tests(tree: Path, tests: list[str]) -> tuple[str, str, float]:
+    """('passed' | 'failed' | 'timeout', first failing test or '', seconds)."""
+    env = {**os.environ, "PYTHONPATH": str(tree)}  # the copy's package, not the editable install
+    cmd = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", "-m", "not cuda", *tests]
+    start = time.perf_counter()
+    try:
+        proc = subprocess.run(cmd, cwd=tree, env=env, capture_output=True, text=True, timeout=TIMEOUT_S, check=False)
+    except subprocess.TimeoutExpired:
+        return "timeout", "", time.perf_counter() - start
+    seconds = time.perf_counter() - start
+    if proc.returncode == 0:
+        return "passed", "", seconds
+    first = next((line.split(" ", 1)[1].split(" - ")[0] for line in proc.stdout.splitlines()
+                  if line.startswith(("FAILED ", "ERROR "))), f"exit {proc.returncode}")
+    return "failed", first, seconds
+
+
+def apply(tree: Path, m: Mutant) -> str:
+    """Plant the mutant in the copy; return the file's original text."""
+    path = tree / m.file
+    text = path.read_text()
+    if text.count(m.original) != 1:
+        raise SystemExit(f"{m.id}: the original snippet occurs {text.count(m.original)} times in {m.file}, not once")
+    path.write_text(text.replace(m.original, m.mutated))
+    return text
+
+
+def machine() -> str:
+    try:
+        cpuinfo = Path("/proc/cpuinfo").read_text()
+        name = next(line.split(":", 1)[1].strip() for line in cpuinfo.splitlines() if line.startswith("model name"))
+    except (OSError, StopIteration):
+        name = platform.machine()
+    return f"{name}, {os.cpu_count()} cores"
+
+
+def report(results: list[tuple[Mutant, str, str, float]], seconds: float) -> str:
+    scored = [r for r in results if not r[0].equivalent]
+    killed = sum(r[1] != "passed" for r in scored)
+    lines = [
+        "# Mutation check",
+        "",
+        "Plausible bugs planted one at a time in the core modules (`scripts/mutation.py` lists each",
+        "edit and why it matters); for each, the test files mapped to the module run with `-x`. A mutant",
+        "is killed when they fail. The list is written beside the tests that kill it, so add a mutant",
+        "for every bug that gets past the suite: that keeps the score meaningful. Rerun with",
+        "",
+        "    python scripts/mutation.py",
+        "",
+        (f"Result: **{killed} of {len(scored)} killed ({100 * killed / max(len(scored), 1):.0f}%)**, "
+         f"plus {len(results) - len(scored)} equivalent mutant(s) run and left out of the score. "
+         f"{datetime.now(timezone.utc):%Y-%m-%d}, {machine()}, {seconds / 60:.0f} min."),
+        "",
+        "| mutant | file | bug it stands for | result | caught by |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for m, status, first, _ in results:
+        if m.equivalent:
+            result = "equivalent (survived)" if status == "passed" else "equivalent, yet killed"
+        else:
+            result = {"passed": "**survived**", "failed": "killed", "timeout": "killed (timeout)"}[status]
+        lines.append(f"| {m.id} | `{m.file.removeprefix('slabench/')}` | {m.why} | {result} | {first or '-'} |")
+    survivors = [m for m, status, _, _ in results if status == "passed" and not m.equivalent]
+    lines += ["", "## Survivors", ""]
+    lines += [f"- `{m.id}`: {m.why}." for m in survivors] or ["None."]
+    lines += ["", "## Equivalent mutants", ""]
+    lines += [f"- `{m.id}` ({m.why}): {m.equivalent}." for m in MUTANTS if m.equivalent] or ["None."]
+    lines += ["", "## Statistics and decision rules", "",
+              "The leaderboard, compare, regression and report modules have their own slot",
+              f"(`STATISTICS_MUTANTS`, {len(STATISTICS_MUTANTS)} mutants now), mapped to their test files.", ""]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", default="", help="run the mutants whose id contains this")
+    parser.add_argument("--list", action="store_true", help="list the mutants and their tests, run nothing")
+    parser.add_argument("--out", default=str(ROOT / "docs" / "mutation.md"), help="report file (full runs only)")
+    args = parser.parse_args()
+    chosen = [m for m in MUTANTS if args.only in m.id]
+    if args.list:
+        for m in chosen:
+            print(f"{m.id:28} {m.file:34} {' '.join(tests_for(m.file))}")
+        return
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="slabench-mutation-") as tmp:
+        tree = Path(tmp)
+        copy_tree(tree)
+        probe = subprocess.run([sys.executable, "-c", "import slabench; print(slabench.__file__)"], cwd=tree,
+                               env={**os.environ, "PYTHONPATH": str(tree)}, capture_output=True, text=True, check=True)
+        if not probe.stdout.strip().startswith(str(tree)):
+            raise SystemExit(f"the copy's package is shadowed by {probe.stdout.strip()}")
+        for tests in sorted({tuple(tests_for(m.file)) for m in chosen}):
+            status, first, seconds = run_tests(tree, list(tests))
+            print(f"baseline {' '.join(tests)}: {status} {first} ({seconds:.0f} s)", flush=True)
+            if status != "passed":
+                raise SystemExit("the unmutated tree fails its tests: fix that first")
+        results = []
+        for m in chosen:
+            original = apply(tree, m)
+            try:
+                status, first, seconds = run_tests(tree, tests_for(m.file))
+            finally:
+                (tree / m.file).write_text(original)
+            results.append((m, status, first, seconds))
+            verdict = "SURVIVED" if status == "passed" else "killed"
+            print(f"{m.id:28} {verdict:9} {seconds:5.0f} s  {first}", flush=True)
+    text = report(results, time.perf_counter() - start)
+    scored = [r for r in results if not r[0].equivalent]
+    print(next(line for line in text.splitlines() if line.startswith("Result:")))
+    if not args.only:
+        Path(args.out).write_text(text)
+        print(f"wrote {args.out}")
+    sys.exit(0 if all(r[1] != "passed" for r in scored) else 1)
+
+
+if __name__ == "__main__":
+    main()
