@@ -44,11 +44,16 @@ TESTS = {
     "slabench/kernels/sla_gate.py": ["tests/test_plumbing.py", "tests/test_kernels.py", "tests/test_mixers.py"],
     "slabench/models/linear.py": ["tests/test_plumbing.py", "tests/test_mixers.py"],
     "slabench/models/sla.py": ["tests/test_plumbing.py", "tests/test_mixers.py"],
-    # Statistics and decision rules: mapped with their mutants (STATISTICS_MUTANTS below).
+    # Statistics and decision rules (STATISTICS_MUTANTS below): the rule tests only, since the
+    # files' end-to-end tests retrain the ci preset or the tiny report, minutes per mutant.
+    "slabench/runners/stats.py": ["tests/test_stats.py", "tests/test_leaderboard.py"],
     "slabench/runners/leaderboard.py": ["tests/test_leaderboard.py"],
-    "slabench/runners/compare.py": ["tests/test_compare.py"],
-    "slabench/runners/regression.py": ["tests/test_regression.py"],
-    "slabench/runners/report.py": ["tests/test_report.py"],
+    "slabench/runners/compare.py": ["tests/test_compare.py::test_verdict_by_the_paired_test"],
+    "slabench/runners/regression.py": ["tests/test_regression.py::test_regression_rule_on_hand_built_cells",
+                                       "tests/test_regression.py::test_check_rows_missing_and_new"],
+    "slabench/runners/report.py": ["tests/test_report.py::test_majority_needs_more_than_half_of_the_votes",
+                                   "tests/test_report.py::test_accuracy_verdict_rule",
+                                   "tests/test_report.py::test_gates_verdict_rule"],
 }
 
 
@@ -197,9 +202,69 @@ CORE_MUTANTS = [
       "the gate's learned head bias is dropped"),
 ]
 
-# Statistics and decision rules (leaderboard, compare, regression, report): their mutants
-# belong with the tests of those rules, and are added here with them.
-STATISTICS_MUTANTS: list[Mutant] = []
+# Statistics and decision rules (stats, leaderboard, compare, regression, report).
+STATISTICS_MUTANTS = [
+    # --- stats ---------------------------------------------------------------------------------
+    M("stat-wilson-z", "slabench/runners/stats.py", "p, z2 = k / n, Z975**2", "p, z2 = k / n, Z975",
+      "the Wilson interval built with z instead of z squared"),
+    M("stat-bootstrap-unseeded", "slabench/runners/stats.py",
+      "idx = np.random.default_rng(seed).integers(0, len(x), size=(resamples, len(x)))",
+      "idx = np.random.default_rng().integers(0, len(x), size=(resamples, len(x)))",
+      "an unseeded bootstrap: rebuilt leaderboards differ"),
+    M("stat-sign-flip-one-sided", "slabench/runners/stats.py",
+      "return float(np.mean(np.abs(stats) >= abs(observed) - EPS))", "return float(np.mean(stats >= abs(observed) - EPS))",
+      "the two-sided test counts one tail: half the p-value, twice the false separations"),
+    M("stat-permutation-sums", "slabench/runners/stats.py",
+      "stats = (masks @ pooled) / na - (~masks @ pooled) / (n - na)", "stats = (masks @ pooled) - (~masks @ pooled)",
+      "the unpaired test compares sums, not means (wrong for unequal group sizes)"),
+    M("stat-always-unpaired", "slabench/runners/stats.py", "if a and set(a) == set(b):", "if False:",
+      "arms on the same seeds compared unpaired"),
+    M("stat-km-censored-as-solved", "slabench/runners/stats.py",
+      "events = sum(1 for tt, s in zip(times, solved) if tt == t and s)",
+      "events = sum(1 for tt, s in zip(times, solved) if tt == t)", "runs that never solve count as solved at the budget"),
+    M("stat-km-risk-set", "slabench/runners/stats.py", "at_risk -= sum(1 for tt in times if tt == t)", "at_risk -= 0",
+      "the Kaplan-Meier risk set never shrinks"),
+    # --- leaderboard ---------------------------------------------------------------------------
+    M("lb-sort-by-accuracy", "slabench/runners/leaderboard.py", 'return -row["solve_rate"], -row["acc"]',
+      'return -row["acc"], -row["solve_rate"]', "rows ordered by mean accuracy, not the solve rate the header names"),
+    M("lb-tie-with-previous-row", "slabench/runners/leaderboard.py",
+      "test = stats.compare(_seed_scores(r), _seed_scores(leader)) if leader else None",
+      "test = stats.compare(_seed_scores(r), _seed_scores(ranked[i - 1])) if leader else None",
+      "ties chained row to row: a row far below the top still shares its rank"),
+    M("lb-min-seeds-strict", "slabench/runners/leaderboard.py",
+      'ranked = sorted((r for r in rows if r["seeds"] >= min_seeds), key=sort_key)',
+      'ranked = sorted((r for r in rows if r["seeds"] > min_seeds), key=sort_key)',
+      "a cell with exactly min_seeds seeds left unranked"),
+    M("lb-lr-on-test", "slabench/runners/leaderboard.py", 'best = max(options, key=lambda o: (o["val_acc"], -o["lr"]))',
+      'best = max(options, key=lambda o: (o["acc"], -o["lr"]))', "the learning rate chosen on the test set"),
+    M("lb-solved-strict", "slabench/runners/leaderboard.py", "solved = sum(a >= solve_at for a in accs)",
+      "solved = sum(a > solve_at for a in accs)", "a run exactly at solve_at does not count as solved"),
+    M("lb-diverged-dropped", "slabench/runners/leaderboard.py",
+      'if record["status"] == "diverged":\n        return 0.0', 'if record["status"] == "diverged":\n        return None',
+      "diverged runs dropped instead of scoring 0: the model looks better"),
+    M("lb-pool-train-settings", "slabench/runners/leaderboard.py",
+      "return [f for f in fields if any(len({getattr(t, f) for t in ts}) > 1 for ts in by_cell.values())]",
+      "return []", "records of different budgets pooled into one cell"),
+    # --- compare, regression, report -----------------------------------------------------------
+    M("cmp-verdict-sign", "slabench/runners/compare.py", 'return ("win" if test["delta"] > 0 else "loss"), test',
+      'return ("win" if test["delta"] < 0 else "loss"), test', "win and loss swapped"),
+    M("cmp-alpha-10pc", "slabench/runners/compare.py", 'if test["p"] >= stats.ALPHA:', 'if test["p"] >= 0.1:',
+      "verdicts at the 10% level"),
+    M("reg-two-sided", "slabench/runners/regression.py",
+      'below, above = stats.compare(now, base, "less"), stats.compare(now, base, "greater")',
+      'below, above = stats.compare(now, base), stats.compare(now, base, "greater")',
+      "a two-sided test for a one-sided question: with 5 seeds no drop is ever found"),
+    M("reg-no-floor", "slabench/runners/regression.py", 'below["p"] < stats.ALPHA and delta < -FLOOR',
+      'below["p"] < stats.ALPHA and delta < 0', "hardware noise of a few answers fails the check"),
+    M("reg-solve-rate-ignored", "slabench/runners/regression.py", "if rate_now < rate_base or (", "if False or (",
+      "a seed that stops solving passes the check"),
+    M("rep-majority-half", "slabench/runners/report.py", 'if votes.count("for") > n / 2:',
+      'if votes.count("for") >= n / 2:', "a split vote counts as support"),
+    M("rep-gates-lower-bound", "slabench/runners/report.py", 'else "for" if hi < -MIN_DROP else',
+      'else "for" if lo < -MIN_DROP else', "sharpening claimed from the interval's lower end"),
+    M("rep-win-on-loss", "slabench/runners/report.py", 'else "win" if test["delta"] > 0 else "loss"',
+      'else "win" if test["delta"] != 0 else "loss"', "a significant loss counted as a win"),
+]
 
 MUTANTS = CORE_MUTANTS + STATISTICS_MUTANTS
 
@@ -290,8 +355,10 @@ def report(results: list[tuple[Mutant, str, str, float]], seconds: float) -> str
     lines += ["", "## Equivalent mutants", ""]
     lines += [f"- `{m.id}` ({m.why}): {m.equivalent}." for m in MUTANTS if m.equivalent] or ["None."]
     lines += ["", "## Statistics and decision rules", "",
-              "The leaderboard, compare, regression and report modules have their own slot",
-              f"(`STATISTICS_MUTANTS`, {len(STATISTICS_MUTANTS)} mutants now), mapped to their test files.", ""]
+              f"`STATISTICS_MUTANTS` ({len(STATISTICS_MUTANTS)} of the mutants above) plant bugs in the statistics, "
+              "the leaderboard's rules, `compare`'s verdict, the `ci` regression rule and the report's votes; "
+              "their tests are the rule tests on hand-built tables (the end-to-end tests that retrain a preset "
+              "are left out, to keep a mutant at seconds).", ""]
     return "\n".join(lines)
 
 

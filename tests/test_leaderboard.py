@@ -33,6 +33,15 @@ def test_rank_rule_sorts_by_solve_rate_then_accuracy_and_ties_only_when_the_test
     same = row("same", [0.97, 0.975, 0.98, 0.97, 0.975, 0.981])  # 5 zero differences: not separable from close
     low = row("low", [0.5] * 6)
     assert ranks([low, same, top, close]) == [("top", 1), ("same", 2), ("close", 2), ("low", 4)]
+    # Solve rate first: 3 of 6 solved (mean 0.525) above 0 of 6 at a higher mean (0.85).
+    half, near = row("half", [0.95, 0.95, 0.95, 0.1, 0.1, 0.1]), row("near", [0.85] * 6)
+    assert [r["model"] for r in rank_rows([near, half], 2)] == ["half", "near"]
+
+
+def test_ties_are_judged_against_the_group_top_not_the_row_above():
+    # b ties with a (p = 1), c ties with b (p = 4/64) but not with a (every seed lower: p = 2/64)
+    a, b, c = row("a", [0.99] * 6), row("b", [0.99] * 5 + [0.5]), row("c", [0.5] * 6)
+    assert ranks([c, b, a]) == [("a", 1), ("b", 1), ("c", 3)]
 
 
 def test_a_wide_bimodal_row_never_ranks_above_a_tight_better_one():
@@ -131,6 +140,7 @@ def test_leaderboard_settings_come_from_the_records_and_must_agree():
     records = [_record("a", 1e-3, s, 0.85, 0.85) for s in range(2)]
     assert aggregate(records)["solve_at"] == 0.9 and aggregate(records)["tasks"][TASK.label()][0]["solved"] == 0
     assert aggregate(records, solve_at=0.8)["tasks"][TASK.label()][0]["solved"] == 2
+    assert aggregate(records, solve_at=0.85)["tasks"][TASK.label()][0]["solved"] == 2  # reaching it counts
     spec = RunSpec("g", TASK, ModelSpec("b"), TrainSpec(steps=1, solve_at=0.5), 0)
     records.append({**_record("b", 1e-3, 0, 0.5, 0.5), "spec": spec.to_dict()})
     with pytest.raises(SlabenchError, match="solve_at: the records disagree"):

@@ -50,6 +50,8 @@ def test_permutation_test_by_enumeration():
     # pooled 1, 2, 3, 4 split 2 + 2: mean differences -2, -1, 0, 0, 1, 2; |observed| = 2 twice
     assert stats.permutation_p([1, 2], [3, 4]) == pytest.approx(1 / 3)
     assert stats.permutation_p([1, 2], [3, 4], "less") == pytest.approx(1 / 6)
+    # 1 against 3 (pooled 1..4): mean differences -2, -2/3, 2/3, 2 -> p = 2/4 (sums would give 1/4)
+    assert stats.permutation_p([1], [2, 3, 4]) == 0.5
     # 5 against 5, fully apart: 2 of the C(10, 5) = 252 splits are as extreme
     assert stats.permutation_p([0.9] * 5, [0.1] * 5) == pytest.approx(2 / 252)
 
