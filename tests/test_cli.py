@@ -315,7 +315,10 @@ def test_sigint_mid_grid_keeps_finished_records(tmp_path, tiny_grid):
     # Runs long enough (8 of about a second or more) that the signal lands mid-grid on a fast machine.
     grid, out = tiny_grid(steps=300, seeds=tuple(range(8))), tmp_path / "out"
     cmd = [sys.executable, "-m", "slabench", "run", str(grid), "--out", str(out), *FAST]
-    proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # SIG_DFL in the child: a shell that starts jobs in the background (no job control) passes
+    # SIGINT down as ignored, and Python then never raises KeyboardInterrupt.
+    proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 120
     while time.time() < deadline and not list(out.glob("records/*.json")):
         time.sleep(0.05)
