@@ -39,6 +39,7 @@ from slabench.config import RunSpec, expand_grid, load_preset
 from slabench.errors import SlabenchError
 from slabench.runners import stats
 from slabench.runners.leaderboard import aggregate, record_machines
+from slabench.runners.leaderboard import pct as _pct
 from slabench.runners.plots import yerr
 
 SCALES = ("tiny", "full")
@@ -111,9 +112,6 @@ def accuracy_verdict(pairs: dict[str, list[tuple[dict[str, Any], dict[str, Any]]
     return _majority({b: d["vote"] for b, d in details.items()}), details
 
 
-slope_ci = stats.slope_ci
-
-
 def mean_ci(xs: list[float]) -> tuple[float, float, float]:
     """Mean and its 95% bootstrap interval (nan bounds for fewer than 2 values)."""
     return (stats.mean(xs), *stats.bootstrap_mean(xs))
@@ -131,7 +129,7 @@ def heads_verdict(gains: dict[str, list[tuple[int, float]]]) -> tuple[str, dict[
     """gains: base -> [(H, paired per-seed gain)]."""
     details = {}
     for base, points in sorted(gains.items()):
-        slope, ci = slope_ci([math.log2(h) for h, _ in points], [g for _, g in points])
+        slope, ci = stats.slope_ci([math.log2(h) for h, _ in points], [g for _, g in points])
         vote = ("neither" if math.isnan(ci) else "for" if slope - ci > 0 else
                 "against" if slope + ci < MIN_SLOPE else "neither")
         details[base] = {"slope": slope, "slope_ci": ci, "points": len(points), "vote": vote}
@@ -285,12 +283,6 @@ def gate_series(records: list[dict[str, Any]]) -> dict[tuple[str, int, int, str]
 
 
 # ---- formatting and plots ---------------------------------------------------------------------
-
-
-def _pct(x: float, lo: float | None = None, hi: float | None = None) -> str:
-    if x is None or math.isnan(x):
-        return "-"
-    return f"{100 * x:.1f}" + ("" if lo is None or hi is None or math.isnan(lo) else f" [{100 * lo:.1f}, {100 * hi:.1f}]")
 
 
 def _f(x: float | None, lo: float | None = None, hi: float | None = None, fmt: str = ".3f") -> str:
