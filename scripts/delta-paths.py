@@ -1,7 +1,7 @@
 """Times the delta-rule paths (fwd+bwd, eager and CUDA-graph replay; the reference at T 256
 only) at the sweep's shapes, and prints one JSON line per (path, shape). The project
-kernel is timed at chunk lengths 32 and 64 (`triton_delta_rule@C`): these rows set
-`delta_fused.C`.
+kernel is timed at chunk lengths 32 and 64 (`triton_delta_rule@C`, `DeltaRuleConfig(chunk_size=C)`):
+these rows set its default (slabench/kernels/delta_rule/fused.py).
 
     python scripts/delta-paths.py [B,T,H,Dk,Dv ...]     (default: SHAPES)
 """
@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import json
 import sys
+from functools import partial
 
 import torch
 import torch.nn.functional as F
 
-from slabench.kernels import delta_fused, dispatch
+from slabench.kernels import dispatch
+from slabench.kernels.delta_rule.fused import DeltaRuleConfig, delta_rule_fused
 from slabench.runners import timing
 
 # (B, T, H, Dk, Dv): the sweep at d_model 128, 8 heads (gdn keys 16, values 32 wide), 65536 tokens
@@ -30,11 +32,9 @@ def main(shapes):
         g = (F.logsigmoid(torch.randn(B, T, H, device="cuda") + 3) / 16).requires_grad_()
         beta = torch.rand(B, T, H, device="cuda", dtype=torch.bfloat16).requires_grad_()
         do = torch.randn_like(v)
-        paths = [(f"triton_delta_rule@{c}", delta_fused.delta_rule_fused, c) for c in (32, 64)]
-        paths += [(p, fn, None) for p, fn in dispatch.OPS["delta_rule"].candidates[1:] if T <= 256 or p != "reference"]
-        for path, fn, chunk in paths:
-            if chunk:
-                delta_fused.C = chunk
+        paths = [(f"triton_delta_rule@{c}", partial(delta_rule_fused, config=DeltaRuleConfig(chunk_size=c))) for c in (32, 64)]
+        paths += [(p, fn) for p, fn in dispatch.OPS["delta_rule"].candidates[1:] if T <= 256 or p != "reference"]
+        for path, fn in paths:
             args = (q, k, v, g, beta)
 
             def step(fn=fn, args=args, do=do):
@@ -47,7 +47,6 @@ def main(shapes):
             except Exception as e:  # noqa: BLE001  (a path that cannot run here is a row too)
                 row["error"] = f"{type(e).__name__}: {str(e).splitlines()[0][:120] if str(e) else ''}"
             print(json.dumps(row), flush=True)
-    delta_fused.C = 64
 
 
 if __name__ == "__main__":

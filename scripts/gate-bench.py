@@ -1,7 +1,7 @@
 """Speed measurement: the fused SLA gate alone, fwd+bwd, against the unfused torch gate.
 
-Times `sla_gate_triton` at each row block and warp count (the knobs `sla_gate.BN`,
-`sla_gate.WARPS`) and the reference (two nn.Linear, softmax, scaling: what the gate was before
+Times `sla_gate_triton` at each row block and warp count (`SLAGateConfig(block_rows, num_warps)`,
+slabench/kernels/sla_gate/fused.py) and the reference (two nn.Linear, softmax, scaling: what the gate was before
 it was fused), eager and CUDA-graph replay, bf16 activations with float32 weights as under
 autocast. Prints one JSON line per (shape, path).
 
@@ -10,16 +10,15 @@ autocast. Prints one JSON line per (shape, path).
 
 from __future__ import annotations
 
-import importlib
 import json
 import sys
+from functools import partial
 
 import torch
 
+from slabench.kernels.sla_gate.fused import SLAGateConfig, sla_gate_triton
+from slabench.kernels.sla_gate.reference import sla_gate_reference
 from slabench.runners import timing
-
-sla_gate = importlib.import_module("slabench.kernels.sla_gate")  # the module: `slabench.kernels.sla_gate` is the op
-DEFAULTS = sla_gate.BN, sla_gate.WARPS
 
 # (B, T, H, D, R, C): the sweep's small and 4096 shapes (the key is H * D = 128 wide), gating q
 # itself (gla, C 0) or a mapped q (linear: C = 128); the quick preset's models (4 heads of 16).
@@ -35,11 +34,10 @@ def main(shapes):
         ws = [torch.randn(*s, device="cuda", requires_grad=True) for s in ((R, C), (H, R), (H,))]
         dy = torch.randn(B, T, H, D, device="cuda", dtype=torch.bfloat16)
         leaves = [src] + ([] if same else [x]) + ws
-        paths = [("reference", sla_gate.sla_gate_reference, None, None)]
-        paths += [(f"triton@bn{n}w{w}", sla_gate.sla_gate_triton, n, w) for n in (16, 32, 64, 128) for w in (2, 4, 8)]
-        for name, fn, bn, warps in paths:
-            sla_gate.BN, sla_gate.WARPS = bn or DEFAULTS[0], warps or DEFAULTS[1]
-
+        paths = [("reference", sla_gate_reference)]
+        paths += [(f"triton@bn{n}w{w}", partial(sla_gate_triton, config=SLAGateConfig(block_rows=n, num_warps=w)))
+                  for n in (16, 32, 64, 128) for w in (2, 4, 8)]
+        for name, fn in paths:
             def step(fn=fn, src=src, x=x, ws=ws, leaves=leaves, dy=dy):
                 with torch.autocast("cuda", torch.bfloat16):
                     y, _ = fn(src, x, *ws, 0.7)

@@ -3,7 +3,8 @@
 Times every fast candidate of 'gla' and 'simple_gla' (fwd+bwd, eager and CUDA-graph replay) at
 the sweep's and the presets' shapes, whatever dispatch's shape rules say, and prints one JSON
 line per (op, path, shape). The project's short-sequence kernel is timed at 1, 2 and 4 warps
-(`triton_gla_short@wN`): these rows set `gla_fused.SHORT_T` and the warps in `gla_fused._meta`.
+(`triton_gla_short@wN`, `GLAShortConfig(num_warps=N)`): these rows set `SHORT_T` and the warps
+in `_meta` (slabench/kernels/gla/short.py).
 
     python scripts/gla-paths.py [B,T,H,Dk,Dv ...]     (default: SHAPES)
 """
@@ -12,11 +13,13 @@ from __future__ import annotations
 
 import json
 import sys
+from functools import partial
 
 import torch
 import torch.nn.functional as F
 
-from slabench.kernels import dispatch, gla_fused
+from slabench.kernels import dispatch
+from slabench.kernels.gla.short import GLAShortConfig
 from slabench.runners import timing
 
 # (B, T, H, Dk, Dv): the sweep's small shape (gla keys are d_model/2 wide), the quick preset's MQAR
@@ -38,11 +41,9 @@ def main(shapes):
         for shape in shapes:
             q, k, v, g = inputs(*shape, per_channel=op_name == "gla")
             do = torch.randn_like(v)
-            paths = [(f"{p}@w{w}", fn, w) if p == "triton_gla_short" else (p, fn, None)
+            paths = [(f"{p}@w{w}", partial(fn, config=GLAShortConfig(num_warps=w))) if p == "triton_gla_short" else (p, fn)
                      for p, fn in op.candidates[:-1] for w in ((1, 2, 4) if p == "triton_gla_short" else (None,))]
-            for path, fn, warps in paths:
-                gla_fused.WARPS = warps
-
+            for path, fn in paths:
                 def step(fn=fn, args=(q, k, v, g), do=do, scale=shape[3] ** -0.5):
                     o, _ = fn(*args, scale, False)
                     return torch.autograd.grad(o, args, do)

@@ -57,7 +57,7 @@ def test_dispatch_uses_fast_paths_on_cuda(dtype):
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=["fp32", "bf16"])
 def test_gla_short_odd_shapes_and_strided_inputs(dtype):
     """The compiled short-sequence kernel (tl.dot in tf32 / bf16) vs float64, every decay form."""
-    from slabench.kernels.gla_fused import gla_short
+    from slabench.kernels.gla.short import gla_short
 
     tol_out, tol_grad = TOL[dtype]
     for B, T, H, Dk, Dv, decay in [(3, 37, 3, 8, 20, "channel"), (2, 250, 4, 16, 32, "head"), (2, 100, 2, 64, 64, "none"),
@@ -87,7 +87,7 @@ DELTA_SHAPES = [(2, 63, 3, 20, 20, 1.0), (4, 256, 8, 16, 32, 1.0), (1, 1000, 2, 
 @pytest.mark.parametrize("B,T,H,Dk,Dv,decay", DELTA_SHAPES, ids=["B{}-T{}-H{}-Dk{}-Dv{}-g{}".format(*s) for s in DELTA_SHAPES])
 def test_delta_rule_odd_shapes_and_head_dims(B, T, H, Dk, Dv, decay, dtype):
     """The compiled delta-rule kernel vs float64, on strided q, k, v (the split of one projection)."""
-    from slabench.kernels.delta_fused import delta_rule_fused
+    from slabench.kernels.delta_rule.fused import delta_rule_fused
 
     tol_out, tol_grad = TOL[dtype]
     h = torch.randn(B, T, H * (2 * Dk + Dv), device="cuda")
@@ -111,7 +111,8 @@ def test_delta_rule_odd_shapes_and_head_dims(B, T, H, Dk, Dv, decay, dtype):
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=["fp32", "bf16"])
 def test_triton_sla_gate_odd_shapes(dtype):
     """The compiled fused gate vs float64: gating src itself or a separate x, odd H, D, rank, C."""
-    from slabench.kernels.sla_gate import sla_gate_reference, sla_gate_triton
+    from slabench.kernels.sla_gate.fused import sla_gate_triton
+    from slabench.kernels.sla_gate.reference import sla_gate_reference
 
     # float32 products are exact ("ieee"); bf16 rounds the projections' inputs as autocast does.
     tol_out, tol_grad = {torch.float32: (1e-5, 1e-5), torch.bfloat16: (1.5e-2, 3e-2)}[dtype]

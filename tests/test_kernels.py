@@ -8,9 +8,9 @@ import torch.nn.functional as F
 
 from slabench import kernels
 from slabench.kernels import dispatch
-from slabench.kernels.delta_rule import delta_rule_chunk, delta_rule_recurrent
-from slabench.kernels.gla import gla_chunk, gla_recurrent
-from slabench.kernels.sla_gate import sla_gate_reference
+from slabench.kernels.delta_rule.reference import delta_rule_chunk, delta_rule_recurrent
+from slabench.kernels.gla.reference import gla_chunk, gla_recurrent
+from slabench.kernels.sla_gate.reference import sla_gate_reference
 
 B, T, H, DK, DV = 2, 63, 3, 20, 12
 
@@ -150,11 +150,11 @@ def test_dispatch_probes_each_head_dims_once(monkeypatch):
 def test_short_gla_kernel_is_offered_for_short_sequences_and_narrow_heads_only():
     """dims (Dk, Dv, T <= SHORT_T): the one-program-per-head kernel walks T sequentially and keeps
     its state in registers, so long sequences and wide heads go to fla's chunk kernels."""
-    from slabench.kernels import gla_fused
+    from slabench.kernels.gla.short import SHORT_T
 
     applies = dispatch.OPS["gla"].only["triton_gla_short"]
     assert applies((16, 32, True)) is None and applies((32, 32, True)) is None
     assert "T <= " in applies((16, 32, False)) and "head dims" in applies((64, 32, True))
-    x = torch.zeros(1, gla_fused.SHORT_T + 1, 2, 16)
+    x = torch.zeros(1, SHORT_T + 1, 2, 16)
     assert dispatch.OPS["gla"].dims_of([x, x, x]) == (16, 16, False)
     assert dispatch.OPS["simple_gla"].dims_of([x[:, :5], x[:, :5], x[:, :5, :, :8]]) == (16, 8, True)

@@ -15,8 +15,8 @@ import torch
 import torch.nn.functional as F
 
 from slabench import kernels
-from slabench.kernels.delta_rule import delta_rule_recurrent
-from slabench.kernels.gla import gla_recurrent
+from slabench.kernels.delta_rule.reference import delta_rule_recurrent
+from slabench.kernels.gla.reference import gla_recurrent
 from slabench.models import build_mixer
 
 B, T, H, D = 2, 128, 4, 16

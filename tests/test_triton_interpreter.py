@@ -1,13 +1,13 @@
 """The project's Triton kernels on CPU, through Triton's interpreter, against float64 references.
 
-- The short-sequence gla kernel (`slabench.kernels.gla_fused`): outputs, final states and
+- The short-sequence gla kernel (`slabench.kernels.gla.short`): outputs, final states and
   gradients of q, k, v and the decay, at odd shapes (T not a multiple of the chunk, head dims
   not powers of two), every decay form, strided inputs (the split of one projection, as the
   mixers pass them) and decays strong enough to overflow a factorised form.
-- The chunked gated delta rule (`slabench.kernels.delta_fused`): outputs, final states and
+- The chunked gated delta rule (`slabench.kernels.delta_rule.fused`): outputs, final states and
   gradients of q, k, v, g and beta against the step-by-step oracle, at T = 63 with head dim
   20 (one partial chunk), at T a multiple of the chunk, and with g = 0 (DeltaNet).
-- The fused SLA gate (`slabench.kernels.sla_gate`) on strided src and x, gating src itself or a
+- The fused SLA gate (`slabench.kernels.sla_gate.fused`) on strided src and x, gating src itself or a
   separate x: output, gates and the gradients of src, x and the three weights.
 
 The interpreter is switched on by TRITON_INTERPRET=1 when a kernel is defined, so the checks
@@ -41,8 +41,8 @@ def errors(B, T, H, Dk, Dv, decay, strided) -> dict[str, float]:
     import torch.nn.functional as F
 
     from slabench.kernels.dispatch import rel_rms
-    from slabench.kernels.gla import gla_chunk
-    from slabench.kernels.gla_fused import gla_short
+    from slabench.kernels.gla.reference import gla_chunk
+    from slabench.kernels.gla.short import gla_short
 
     gen = torch.Generator().manual_seed(0)
     h = torch.randn(B, T, H * (2 * Dk + Dv), generator=gen, dtype=torch.float64)  # one projection
@@ -74,8 +74,8 @@ def delta_errors(B, T, H, Dk, Dv, decay, strided) -> dict[str, float]:
     import torch
     import torch.nn.functional as F
 
-    from slabench.kernels.delta_fused import delta_rule_fused
-    from slabench.kernels.delta_rule import delta_rule_recurrent
+    from slabench.kernels.delta_rule.fused import delta_rule_fused
+    from slabench.kernels.delta_rule.reference import delta_rule_recurrent
     from slabench.kernels.dispatch import rel_rms
 
     gen = torch.Generator().manual_seed(0)
@@ -108,7 +108,8 @@ def sla_gate_errors(B, T, H, D, R, C) -> dict[str, float]:
     import torch
 
     from slabench.kernels.dispatch import rel_rms
-    from slabench.kernels.sla_gate import sla_gate_reference, sla_gate_triton
+    from slabench.kernels.sla_gate.fused import sla_gate_triton
+    from slabench.kernels.sla_gate.reference import sla_gate_reference
 
     same, C = C is None, C or H * D
     gen = torch.Generator().manual_seed(0)
@@ -162,16 +163,16 @@ def _compile_for_hopper(kernel, pointers: dict[str, str], floats: set[str], meta
 def test_project_triton_kernels_compile_for_hopper(Dk, Dv, g_mode):
     triton = pytest.importorskip("triton")
     pytest.importorskip("triton.backends.nvidia")
-    from slabench.kernels import gla_fused
-    from slabench.kernels.sla_gate import _sla_gate_bwd, _sla_gate_fwd, blocks
+    from slabench.kernels.gla import short
+    from slabench.kernels.sla_gate.fused import _sla_gate_bwd, _sla_gate_fwd, blocks
 
     meta = {"Dk": Dk, "Dv": Dv, "BK": max(16, triton.next_power_of_2(Dk)), "BV": max(16, triton.next_power_of_2(Dv)),
-            "CS": gla_fused.C, "G_MODE": g_mode}
+            "CS": short.C, "G_MODE": g_mode}
     bf16 = {a: "*bf16" for a in ("q", "k", "v", "o", "do", "dq", "dk", "dv", "src", "x", "y", "dy", "dx", "dsrc")}
     fp32 = {a: "*fp32" for a in ("g", "ht", "dq32", "dg", "wd", "wu", "bu", "gates", "dgates", "dw")}
     pointers = {**bf16, **fp32}
-    kernels = [(gla_fused._gla_fwd, {**meta, "STORE_STATE": True}, pointers), (gla_fused._gla_bwd_dq, meta, pointers),
-               (gla_fused._gla_bwd_dkv, meta, pointers)]
+    kernels = [(short._gla_fwd, {**meta, "STORE_STATE": True}, pointers), (short._gla_bwd_dq, meta, pointers),
+               (short._gla_bwd_dkv, meta, pointers)]
     # The SLA gate at some (H, D): bf16 reading a separate x (C = 3 Dk), float32 (ieee products) gating src itself.
     H, D, R = Dk // 4, Dv, 8
     all_fp32 = {a: "*fp32" for a in pointers}
@@ -190,14 +191,14 @@ def test_delta_rule_kernels_compile_for_hopper(Dk, Dv, dtype):
     pytest.importorskip("triton.backends.nvidia")
     import torch
 
-    from slabench.kernels import delta_fused
+    from slabench.kernels.delta_rule import fused
 
-    meta = delta_fused._meta(Dk, Dv, torch.bfloat16 if dtype == "bf16" else torch.float32)
-    walk = {**meta, "BV": delta_fused._value_block(meta["BV"])}  # the two walks take value blocks
+    meta = fused._meta(Dk, Dv, torch.bfloat16 if dtype == "bf16" else torch.float32)
+    walk = {**meta, "BV": fused._value_block(meta["BV"])}  # the two walks take value blocks
     pointers = {a: f"*{dtype}" for a in ("q", "k", "v", "beta", "o", "do", "dq", "dk", "dv", "dbeta")}
     pointers |= {a: "*fp32" for a in ("g", "u", "w", "h", "ht", "dvn", "dh", "dg")}
-    for kernel, kmeta in ((delta_fused._prepare, meta), (delta_fused._forward, {**walk, "STORE_STATE": True}),
-                          (delta_fused._backward_state, walk), (delta_fused._backward_chunk, meta)):
+    for kernel, kmeta in ((fused._prepare, meta), (fused._forward, {**walk, "STORE_STATE": True}),
+                          (fused._backward_state, walk), (fused._backward_chunk, meta)):
         compiled = _compile_for_hopper(kernel, pointers, {"scale"}, kmeta)
         assert ".entry" in compiled.asm["ptx"] and compiled.asm["cubin"], kernel.__name__
 

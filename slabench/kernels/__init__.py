@@ -9,55 +9,27 @@
     short_conv(x, weight) -> silu(causal depthwise conv of x [B, T, C] over time), weight [C, W]
     rms_norm_gated(x, g, weight, eps) -> x / rms(x) * weight * silu(g), g optional
 
-state: [B, H, Dk, Dv] when output_final_state, else None. Which implementation runs is chosen
-by `dispatch` (project Triton where it suits the shape -> fla -> reference, probed once per
-process): gla on sequences up to 1024 tokens runs `gla_fused` (one program per batch and head),
-longer ones fla's chunk kernels. `paths_used()` names the paths that ran and `doctor()` explains
-the choices.
+state: [B, H, Dk, Dv] when output_final_state, else None. Each op has a folder (`gla/`,
+`delta_rule/`, `sla_gate/`, `conv/`, `norm/`): its pure-torch reference, the project's Triton
+kernel where there is one, fla's kernels as adapters, and in `__init__.py` the op's declaration
+(candidates in order, probe inputs, the dims it specialises on) and its public function.
+`dispatch` picks a path per device, dtype and dims (project Triton where it suits the shape ->
+fla -> reference, probed once per process); `paths_used()` names the paths that ran and
+`doctor()` explains the choices. `slabench.kernels.gla` is the op function: import the folder's
+modules by their full name (`from slabench.kernels.gla.short import gla_short`).
 """
 
 from __future__ import annotations
 
-import torch
+from slabench.kernels.conv import SHORT_CONV, short_conv, short_conv_reference
+from slabench.kernels.delta_rule import DELTA_RULE, delta_rule, delta_rule_chunk, delta_rule_recurrent
+from slabench.kernels.dispatch import OPS, doctor, paths_used, register, reset_paths_used, select
+from slabench.kernels.gla import GLA, SIMPLE_GLA, gla, gla_chunk, gla_recurrent
+from slabench.kernels.norm import RMS_NORM_GATED, rms_norm_gated, rms_norm_gated_reference
+from slabench.kernels.sla_gate import SLA_GATE, sla_gate, sla_gate_reference
 
-from slabench.kernels.delta_rule import delta_rule_chunk, delta_rule_recurrent
-from slabench.kernels.dispatch import OPS, call, doctor, paths_used, reset_paths_used, select
-from slabench.kernels.gla import gla_chunk, gla_recurrent
-from slabench.kernels.layers import rms_norm_gated_reference, short_conv_reference
-from slabench.kernels.sla_gate import sla_gate_reference
-
-
-def gla(q, k, v, g=None, scale: float | None = None, output_final_state: bool = False):
-    """Gated linear attention; per-channel g runs op 'gla', per-head or no decay op 'simple_gla'."""
-    scale = q.shape[-1] ** -0.5 if scale is None else scale
-    op = "gla" if g is not None and g.dim() == 4 else "simple_gla"
-    return call(op, q, k, v, g, scale, output_final_state)
-
-
-def delta_rule(q, k, v, g, beta, scale: float | None = None, output_final_state: bool = False):
-    """Gated delta rule (fla's chunk_gated_delta_rule with use_qk_l2norm_in_kernel=False)."""
-    scale = q.shape[-1] ** -0.5 if scale is None else scale
-    return call("delta_rule", q, k, v, g, beta, scale, output_final_state)
-
-
-def sla_gate(src: torch.Tensor, x: torch.Tensor | None, w_down: torch.Tensor, w_up: torch.Tensor, b_up: torch.Tensor,
-             tau: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """SLA head gate: gates = softmax((src W_down^T W_up^T + b_up) / tau over H), y = x * gates.
-
-    src [B, T, C], x [B, T, H, D] (None: src split into H heads), W_down [R, C], W_up [H, R],
-    b_up [H] -> (y [B, T, H, D], gates [B, T, H] float32)."""
-    return call("sla_gate", src, x, w_down, w_up, b_up, tau=tau)
-
-
-def short_conv(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-    """silu(causal depthwise conv over time): x [B, T, C], weight [C, W] -> [B, T, C]."""
-    return call("short_conv", x, weight)
-
-
-def rms_norm_gated(x: torch.Tensor, g: torch.Tensor | None, weight: torch.Tensor, eps: float) -> torch.Tensor:
-    """RMSNorm over the last dim of x [..., D] times weight [D], times silu(g [..., D]) if g is given."""
-    return call("rms_norm_gated", x, g, weight, eps=eps)
-
+# Every op, in the order `doctor` lists them; a new op's folder adds its declaration here.
+register(GLA, SIMPLE_GLA, DELTA_RULE, SLA_GATE, SHORT_CONV, RMS_NORM_GATED)
 
 __all__ = [
     "OPS",

@@ -1,19 +1,17 @@
-"""Pick, per op, device type, dtype and head dims, the fastest path that runs and agrees with
-the reference.
+"""Pick, per op, device type, dtype and dims, the fastest path that runs and agrees with the
+reference: the selection engine. The ops themselves are declared in their folders (`gla/`,
+`delta_rule/`, `sla_gate/`, `conv/`, `norm/`) and registered in `slabench/kernels/__init__.py`.
 
-Candidates are tried in order (a project Triton kernel where one suits the shape, fla's chunk
-kernel native to the op, fla's fused recurrent kernel, then the pure-torch reference). A
-candidate may apply to some shapes only (`Op.only`): the project's one-program-per-head gla
-kernel takes short sequences, where fla's chunk kernels are bound by their launches. The
-project's delta-rule kernel comes before fla's chunk_gated_delta_rule, whose backward fla-core
-0.6.0 refuses on Hopper under Triton < 3.7.1. On first use in a process each candidate is
-PROBED: forward and backward on a small random input with the call's head dims, outside any
-autocast, compared against the reference run in float32 on the same inputs (relative RMS error). The head dims are part of the key because Triton specialises kernels on
-them: fla 0.6.0's chunk_gla backward fails to compile for keys 4 wide (d_model 64, 8 heads)
-while 8 and up work. A candidate that raises or disagrees is skipped and the reason kept;
-`doctor()` reports them, and `paths_used()` names what actually ran, for run records. On CPU
-only the reference is tried: fla's Triton kernels need a GPU driver.
-`SLABENCH_KERNEL_PATH=reference` forces the reference everywhere.
+An `Op` lists its candidates in order of preference, the pure-torch reference last. A candidate
+may apply to some shapes only (`Op.only`). On first use in a process each candidate is PROBED:
+forward and backward on a small random input with the call's dims, outside any autocast,
+compared against the reference run in float32 on the same inputs (relative RMS error). The dims
+(head dims, and whatever else an op's kernels specialise on) are part of the key because Triton
+specialises kernels on them: a path that compiles at one width can fail at another. A candidate
+that raises or disagrees is skipped and the reason kept; `doctor()` reports them, and
+`paths_used()` names what actually ran, for run records. On CPU only the reference is tried:
+fla's Triton kernels need a GPU driver. `SLABENCH_KERNEL_PATH=reference` forces the reference
+everywhere.
 """
 
 from __future__ import annotations
@@ -23,143 +21,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
-import torch.nn.functional as F
 
 from slabench.errors import SlabenchError
-from slabench.kernels import delta_fused, gla_fused
-from slabench.kernels.delta_rule import delta_rule_chunk
-from slabench.kernels.gla import gla_chunk
-from slabench.kernels.layers import rms_norm_gated_reference, short_conv_reference
-from slabench.kernels.sla_gate import sla_gate_reference, sla_gate_triton
-
-# --- fla adapters: every candidate takes the op's own arguments -----------------------------
-
-
-def _fla_chunk_gla(q, k, v, g, scale, output_final_state):
-    from fla.ops.gla import chunk_gla
-
-    return chunk_gla(q, k, v, g, scale=scale, output_final_state=output_final_state)
-
-
-def _fla_fused_recurrent_gla(q, k, v, g, scale, output_final_state):
-    from fla.ops.gla import fused_recurrent_gla
-
-    return fused_recurrent_gla(q, k, v, gk=g, scale=scale, output_final_state=output_final_state)
-
-
-def _fla_chunk_simple_gla(q, k, v, g, scale, output_final_state):
-    from fla.ops.simple_gla import chunk_simple_gla
-
-    return chunk_simple_gla(q, k, v, g=g, scale=scale, output_final_state=output_final_state)
-
-
-def _fla_chunk_gla_expanded(q, k, v, g, scale, output_final_state):
-    # A per-head (or absent) decay is a per-channel decay that repeats over Dk.
-    g = q.new_zeros(q.shape, dtype=torch.float32) if g is None else g[..., None].float().expand(q.shape)
-    return _fla_chunk_gla(q, k, v, g.contiguous(), scale, output_final_state)
-
-
-def _fla_fused_recurrent_simple_gla(q, k, v, g, scale, output_final_state):
-    from fla.ops.simple_gla import fused_recurrent_simple_gla
-
-    return fused_recurrent_simple_gla(q, k, v, g=g, scale=scale, output_final_state=output_final_state)
-
-
-def _fla_chunk_gated_delta_rule(q, k, v, g, beta, scale, output_final_state):
-    from fla.ops.gated_delta_rule import chunk_gated_delta_rule
-
-    return chunk_gated_delta_rule(q, k, v, g, beta, scale=scale, output_final_state=output_final_state,
-                                  use_qk_l2norm_in_kernel=False)
-
-
-def _fla_fused_recurrent_gated_delta_rule(q, k, v, g, beta, scale, output_final_state):
-    from fla.ops.gated_delta_rule import fused_recurrent_gated_delta_rule
-
-    return fused_recurrent_gated_delta_rule(q, k, v, g=g, beta=beta, scale=scale,
-                                            output_final_state=output_final_state, use_qk_l2norm_in_kernel=False)
-
-
-def _fla_short_conv(x, weight):
-    from fla.modules.causal_conv1d import causal_conv1d
-
-    return causal_conv1d(x, weight=weight, activation="silu", backend="triton")[0]
-
-
-def _fla_rms_norm_gated(x, g, weight, eps):
-    from fla.modules.norm.fused_norm_gate import rms_norm_gated
-    from fla.modules.norm.layernorm import rms_norm
-
-    if g is None:
-        return rms_norm(x, weight, None, eps=eps)
-    return rms_norm_gated(x, g, weight, None, activation="swish", eps=eps)
-
-
-# The references compute in float32 on purpose: keep autocast from lowering their matmuls.
-
-
-def _ref_gla(q, k, v, g, scale, output_final_state):
-    with torch.autocast(q.device.type, enabled=False):
-        return gla_chunk(q, k, v, g, scale, output_final_state)
-
-
-def _ref_delta_rule(q, k, v, g, beta, scale, output_final_state):
-    with torch.autocast(q.device.type, enabled=False):
-        return delta_rule_chunk(q, k, v, g, beta, scale, output_final_state)
-
-
-# --- probe inputs: small, odd-sized, with real decays -------------------------------------
-
-
-def _probe_gla(device, dtype, dims, per_channel: bool):
-    gen = torch.Generator(device="cpu").manual_seed(0)
-    (B, T, H), (Dk, Dv) = (2, 100, 2), dims[:2]
-    q, k, v = (torch.randn(B, T, H, d, generator=gen) for d in (Dk, Dk, Dv))
-    shape = (B, T, H, Dk) if per_channel else (B, T, H)
-    g = F.logsigmoid(torch.randn(*shape, generator=gen) + 3) / 4
-    return [x.to(device, dtype) for x in (q, k, v)] + [g.to(device, torch.float32)], {"scale": Dk**-0.5}
-
-
-def _probe_delta_rule(device, dtype, dims):
-    gen = torch.Generator(device="cpu").manual_seed(0)
-    (B, T, H), (Dk, Dv) = (2, 100, 2), dims
-    q, k = (F.normalize(torch.randn(B, T, H, Dk, generator=gen), dim=-1) for _ in range(2))
-    v = torch.randn(B, T, H, Dv, generator=gen)
-    g = F.logsigmoid(torch.randn(B, T, H, generator=gen) + 3) / 4
-    beta = torch.rand(B, T, H, generator=gen)
-    return [x.to(device, dtype) for x in (q, k, v)] + [g.to(device, torch.float32), beta.to(device, dtype)], {
-        "scale": Dk**-0.5
-    }
-
-
-def _probe_sla_gate(device, dtype, dims):
-    gen = torch.Generator(device="cpu").manual_seed(0)
-    C, H, D, R, same = dims
-    src, x = torch.randn(3, 50, C, generator=gen), torch.randn(3, 50, H, D, generator=gen)
-    w_down, w_up = torch.randn(R, C, generator=gen) / C**0.5, torch.randn(H, R, generator=gen) / R**0.5
-    b_up = torch.randn(H, generator=gen)
-    return [src.to(device, dtype), None if same else x.to(device, dtype)] + [
-        w.to(device, torch.float32) for w in (w_down, w_up, b_up)], {"tau": 0.7}  # float32 weights, as under autocast
-
-
-def _sla_gate_dims(args) -> tuple[int, int, int, int, bool]:
-    """(C, H, D, R, x is src) of src [B, T, C], x [B, T, H, D] or None, W_up [H, R]."""
-    src, x, _, w_up = args[:4]
-    H, R = w_up.shape
-    return src.shape[-1], H, src.shape[-1] // H if x is None else x.shape[-1], R, x is None
-
-
-def _probe_short_conv(device, dtype, dims):
-    gen = torch.Generator(device="cpu").manual_seed(0)
-    C, W = dims
-    x, weight = torch.randn(2, 100, C, generator=gen), torch.randn(C, W, generator=gen) / W**0.5
-    return [x.to(device, dtype), weight.to(device, torch.float32)], {}  # float32 weight, as under autocast
-
-
-def _probe_rms_norm_gated(device, dtype, dims):
-    gen = torch.Generator(device="cpu").manual_seed(0)
-    D, gated = dims
-    x, g, weight = torch.randn(3, 50, D, generator=gen), torch.randn(3, 50, D, generator=gen), 1 + torch.rand(D, generator=gen)
-    return [x.to(device, dtype), g.to(device, dtype) if gated else None, weight.to(device, torch.float32)], {"eps": 1e-6}
 
 
 @dataclass
@@ -167,11 +30,9 @@ class Op:
     name: str
     candidates: list[tuple[str, Callable]]  # in order of preference; the last is the reference
     probe_inputs: Callable  # (device, dtype, dims) -> (tensor args, keyword args)
+    dims_of: Callable[[tuple], tuple]  # a call's args -> the dims its kernels specialise on (part of the key)
+    default_dims: tuple  # the dims `doctor` probes
     returns_state: bool = True  # (out, state) pairs: only `out` is compared
-    # The dims a call specialises kernels on, from its args: (Dk, Dv) of q [B, T, H, Dk] and
-    # v [B, T, H, Dv]; the SLA gate's `_sla_gate_dims`. `doctor` probes default_dims.
-    dims_of: Callable = lambda args: (args[0].shape[-1], args[2].shape[-1])
-    default_dims: tuple[int, int] = (32, 32)
     # candidate name -> (dims -> why it does not apply to them, or None): shape-bound paths
     only: dict[str, Callable[[tuple], str | None]] = field(default_factory=dict)
     choice: dict = field(default_factory=dict)  # (device type, dtype, forced, dims) -> (name, fn, reasons)
@@ -181,64 +42,13 @@ class Op:
         return self.candidates[-1][1]
 
 
-def _gla_dims(args) -> tuple[int, int, bool]:
-    """(Dk, Dv, short): head dims of q [B, T, H, Dk], v [B, T, H, Dv], and T <= gla_fused.SHORT_T."""
-    return args[0].shape[-1], args[2].shape[-1], args[0].shape[1] <= gla_fused.SHORT_T
+OPS: dict[str, Op] = {}  # name -> op, in the order `doctor` lists them
 
 
-OPS: dict[str, Op] = {
-    "gla": Op(
-        "gla",
-        [("triton_gla_short", gla_fused.gla_short), ("fla_chunk_gla", _fla_chunk_gla),
-         ("fla_fused_recurrent_gla", _fla_fused_recurrent_gla), ("reference", _ref_gla)],
-        lambda device, dtype, dims: _probe_gla(device, dtype, dims, per_channel=True),
-        dims_of=_gla_dims,
-        default_dims=(32, 32, True),
-        only={"triton_gla_short": gla_fused.unsuited},
-    ),
-    "simple_gla": Op(
-        "simple_gla",
-        [("triton_gla_short", gla_fused.gla_short), ("fla_chunk_simple_gla", _fla_chunk_simple_gla),
-         ("fla_chunk_gla", _fla_chunk_gla_expanded), ("fla_fused_recurrent_simple_gla", _fla_fused_recurrent_simple_gla),
-         ("reference", _ref_gla)],
-        lambda device, dtype, dims: _probe_gla(device, dtype, dims, per_channel=False),
-        dims_of=_gla_dims,
-        default_dims=(32, 32, True),
-        only={"triton_gla_short": gla_fused.unsuited},
-    ),
-    "delta_rule": Op(
-        "delta_rule",
-        [("triton_delta_rule", delta_fused.delta_rule_fused), ("fla_chunk_gated_delta_rule", _fla_chunk_gated_delta_rule),
-         ("fla_fused_recurrent_gated_delta_rule", _fla_fused_recurrent_gated_delta_rule),
-         ("reference", _ref_delta_rule)],
-        _probe_delta_rule,
-        only={"triton_delta_rule": delta_fused.unsuited},
-    ),
-    "sla_gate": Op(
-        "sla_gate",
-        [("triton_sla_gate", sla_gate_triton), ("reference", sla_gate_reference)],
-        _probe_sla_gate,
-        returns_state=False,
-        dims_of=_sla_gate_dims,
-        default_dims=(40, 5, 8, 8, True),
-    ),
-    "short_conv": Op(
-        "short_conv",
-        [("fla_causal_conv1d", _fla_short_conv), ("reference", short_conv_reference)],
-        _probe_short_conv,
-        returns_state=False,
-        dims_of=lambda args: (args[0].shape[-1], args[1].shape[-1]),  # (channels, width)
-        default_dims=(48, 4),
-    ),
-    "rms_norm_gated": Op(
-        "rms_norm_gated",
-        [("fla_fused_norm_gate", _fla_rms_norm_gated), ("reference", rms_norm_gated_reference)],
-        _probe_rms_norm_gated,
-        returns_state=False,
-        dims_of=lambda args: (args[0].shape[-1], int(args[1] is not None)),  # (D, gated)
-        default_dims=(32, 1),
-    ),
-}
+def register(*ops: Op) -> None:
+    """Make `ops` known to `select`, `call` and `doctor`."""
+    OPS.update((op.name, op) for op in ops)
+
 
 # Relative RMS error a candidate may show against the float32 reference in the probe: loose
 # enough for bf16 rounding, tight enough that any real bug (errors of order one) fails.

@@ -31,6 +31,8 @@ docs/speed.md). The final state is returned without a gradient.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
 try:
@@ -39,8 +41,14 @@ try:
 except ImportError:  # triton is optional on non-Linux platforms; the reference still works
     triton = None
 
-C = 32  # chunk length: 64 measured 1.6-1.9x slower fwd+bwd on an H200 (the substitution is serial in C)
 MAX_HEAD_DIM = 128  # widest head the kernels hold in registers (the backward holds S and dS whole)
+
+
+@dataclass(frozen=True)
+class DeltaRuleConfig:
+    """Tuning of the four kernels (scripts/delta-paths.py sweeps them)."""
+
+    chunk_size: int = 32  # 64 measured 1.6-1.9x slower fwd+bwd on an H200 (the substitution is serial in C)
 
 
 def unsuited(dims: tuple[int, int]) -> str | None:
@@ -235,11 +243,11 @@ def _strides(x: torch.Tensor) -> tuple[int, int, int]:
     return x.stride(0), x.stride(1), x.stride(2)
 
 
-def _meta(Dk: int, Dv: int, dtype: torch.dtype) -> dict:
+def _meta(Dk: int, Dv: int, dtype: torch.dtype, config: DeltaRuleConfig = DeltaRuleConfig()) -> dict:
     """Block sizes; float32 inputs get tf32x3 products, near float32 (tf32 would cost them ~1e-3
     relative; ieee products did not compile the backward at Dv 128 within 5 minutes)."""
     BK, BV = max(16, triton.next_power_of_2(Dk)), max(16, triton.next_power_of_2(Dv))
-    return {"Dk": Dk, "Dv": Dv, "BK": BK, "BV": BV, "BT": C, "PREC": "tf32x3" if dtype == torch.float32 else "tf32"}
+    return {"Dk": Dk, "Dv": Dv, "BK": BK, "BV": BV, "BT": config.chunk_size, "PREC": "tf32x3" if dtype == torch.float32 else "tf32"}
 
 
 def _value_block(BV: int) -> int:
@@ -251,12 +259,12 @@ class DeltaRuleFused(torch.autograd.Function):
     """`delta_rule` in four Triton kernels; same contract as `delta_rule_chunk`."""
 
     @staticmethod
-    def forward(ctx, q, k, v, g, beta, scale: float, output_final_state: bool):
+    def forward(ctx, q, k, v, g, beta, scale: float, output_final_state: bool, config: DeltaRuleConfig):
         q, k, v = (x if x.stride(-1) == 1 else x.contiguous() for x in (q, k, v))
         B, T, H, Dk = q.shape
         Dv = v.shape[-1]
-        N = triton.cdiv(T, C)
-        meta = _meta(Dk, Dv, q.dtype)
+        N = triton.cdiv(T, config.chunk_size)
+        meta = _meta(Dk, Dv, q.dtype, config)
         BVw = _value_block(meta["BV"])
         f32 = {"device": q.device, "dtype": torch.float32}
         u, w = torch.empty(B * H, T, Dv, **f32), torch.empty(B * H, T, Dk, **f32)
@@ -268,7 +276,7 @@ class DeltaRuleFused(torch.autograd.Function):
             q, k, g, u, w, o, h, h if ht is None else ht, T, H, scale,
             *_strides(q), *_strides(k), *_strides(g), *_strides(o), STORE_STATE=output_final_state, **{**meta, "BV": BVw})
         ctx.save_for_backward(q, k, v, g, beta, w, h)
-        ctx.scale = scale
+        ctx.scale, ctx.config = scale, config
         if ht is not None:
             ctx.mark_non_differentiable(ht)
         return o, ht
@@ -279,8 +287,8 @@ class DeltaRuleFused(torch.autograd.Function):
         do = do if do.stride(-1) == 1 else do.contiguous()
         B, T, H, Dk = q.shape
         Dv = v.shape[-1]
-        N = triton.cdiv(T, C)
-        meta = _meta(Dk, Dv, q.dtype)
+        N = triton.cdiv(T, ctx.config.chunk_size)
+        meta = _meta(Dk, Dv, q.dtype, ctx.config)
         BVw = _value_block(meta["BV"])
         dvn = torch.empty(B * H, T, Dv, device=q.device, dtype=torch.float32)
         dh = torch.empty(B * H, N, Dk, Dv, device=q.device, dtype=torch.float32)
@@ -293,10 +301,10 @@ class DeltaRuleFused(torch.autograd.Function):
         _backward_chunk[(N, B * H)](
             q, k, v, g, beta, do, h, dh, dvn, dq, dk, dv, dg, dbeta, T, H, ctx.scale,
             *_strides(q), *_strides(k), *_strides(v), *_strides(g), *_strides(beta), *_strides(do), **meta)
-        return dq, dk, dv, dg, dbeta, None, None
+        return dq, dk, dv, dg, dbeta, None, None, None
 
 
-def delta_rule_fused(q, k, v, g, beta, scale=None, output_final_state=False):
+def delta_rule_fused(q, k, v, g, beta, scale=None, output_final_state=False, config: DeltaRuleConfig = DeltaRuleConfig()):
     """`delta_rule` through `DeltaRuleFused`: (o [B, T, H, Dv] in q's dtype, final state [B, H, Dk, Dv] float32 or None)."""
     scale = q.shape[-1] ** -0.5 if scale is None else scale
-    return DeltaRuleFused.apply(q, k, v, g, beta, scale, output_final_state)
+    return DeltaRuleFused.apply(q, k, v, g, beta, scale, output_final_state, config)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from slabench.kernels.gla import _upcast
+from slabench.kernels.gla.reference import _upcast
 
 
 def delta_rule_recurrent(q, k, v, g, beta, scale=None, output_final_state=False):

@@ -1,12 +1,12 @@
 """Gated linear attention for short sequences: one Triton program per (batch, head).
 
-Same op as `gla_chunk` (fla's layout, q, k [B, T, H, Dk], v [B, T, H, Dv], decay g None,
+Same op as `gla_chunk` in `reference.py` (fla's layout, q, k [B, T, H, Dk], v [B, T, H, Dv], decay g None,
 [B, T, H] or [B, T, H, Dk]). At synthetic-task sizes fla's chunk_gla is bound by its ~10
 kernel launches per direction, not by work: at B64 T256 H8 Dk8 Dv16 on an H100 it takes
 0.40 ms fwd+bwd even replayed from a CUDA graph. Here each program walks its sequence in
 chunks of C = 16 tokens with the state [Dk, Dv] in registers, so the forward is one kernel
 and the backward two (dq in a forward sweep, then dk, dv, dg in a reverse sweep). The walk is
-sequential in T, so `dispatch` uses this path for short sequences only (`SHORT_T`).
+sequential in T, so the op offers this path for short sequences only (`SHORT_T`).
 
 Per chunk, with b the cumulative log decay from the chunk start (inclusive) and b_C its total:
 
@@ -23,6 +23,8 @@ The final state is returned without a gradient.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
 try:
@@ -34,7 +36,13 @@ except ImportError:  # triton is optional on non-Linux platforms; the reference 
 C = 16  # chunk length: the smallest tl.dot size
 MAX_HEAD_DIM = 32  # wider heads spill registers: at Dk = Dv = 64 this path was 1.9x fla's chunk_gla (H100)
 SHORT_T = 1024  # longest T this path takes; beyond it fla's chunk-parallel kernels win (docs/speed.md)
-WARPS: int | None = None  # None: chosen by state size in `_meta`; scripts/gla-paths.py sets it to compare
+
+
+@dataclass(frozen=True)
+class GLAShortConfig:
+    """Launch settings of the three kernels (scripts/gla-paths.py sweeps them)."""
+
+    num_warps: int | None = None  # None: chosen by state size in `_meta`
 
 
 def unsuited(dims: tuple[int, int, bool]) -> str | None:
@@ -189,7 +197,7 @@ class GLAShort(torch.autograd.Function):
     """`gla` for short sequences in three Triton kernels; same contract as `gla_chunk`."""
 
     @staticmethod
-    def forward(ctx, q, k, v, g, scale: float, output_final_state: bool):
+    def forward(ctx, q, k, v, g, scale: float, output_final_state: bool, config: GLAShortConfig):
         q, k, v = (x if x.stride(-1) == 1 else x.contiguous() for x in (q, k, v))
         B, T, H, Dk = q.shape
         Dv = v.shape[-1]
@@ -197,12 +205,12 @@ class GLAShort(torch.autograd.Function):
         g = None if g is None else g.float().contiguous()
         o = torch.empty(B, T, H, Dv, device=q.device, dtype=q.dtype)
         ht = torch.empty(B, H, Dk, Dv, device=q.device, dtype=torch.float32) if output_final_state else None
-        meta = _meta(Dk, Dv, g_mode)
+        meta = _meta(Dk, Dv, g_mode, config)
         _gla_fwd[(B * H,)](q, k, v, q if g is None else g, o, ht if ht is not None else o, T, H, scale,
                            *_strides(q), *_strides(k), *_strides(v), *_strides(g), *_strides(o),
                            STORE_STATE=output_final_state, **meta)
         ctx.save_for_backward(q, k, v, g)
-        ctx.scale, ctx.g_mode = scale, g_mode
+        ctx.scale, ctx.g_mode, ctx.config = scale, g_mode, config
         if ht is not None:
             ctx.mark_non_differentiable(ht)
         return o, ht
@@ -213,7 +221,7 @@ class GLAShort(torch.autograd.Function):
         do = do if do.stride(-1) == 1 else do.contiguous()
         B, T, H, Dk = q.shape
         Dv = v.shape[-1]
-        meta = _meta(Dk, Dv, ctx.g_mode)
+        meta = _meta(Dk, Dv, ctx.g_mode, ctx.config)
         strides = (*_strides(q), *_strides(k), *_strides(v), *_strides(g), *_strides(do))
         gp = q if g is None else g
         dq32 = torch.empty(B, H, T, Dk, device=q.device, dtype=torch.float32)
@@ -223,17 +231,17 @@ class GLAShort(torch.autograd.Function):
         dg = None if g is None else torch.empty_like(g)
         _gla_bwd_dkv[(B * H,)](q, k, v, gp, do, dq32, dq, dk, dv, dq32 if dg is None else dg, T, H, ctx.scale,
                                *strides, **meta)
-        return dq, dk, dv, dg, None, None
+        return dq, dk, dv, dg, None, None, None
 
 
-def _meta(Dk: int, Dv: int, g_mode: int) -> dict:
+def _meta(Dk: int, Dv: int, g_mode: int, config: GLAShortConfig) -> dict:
     """Block sizes, and warps by state size: 2 up to a [16, 32] state, 4 from [32, 32] (fastest
     of 1, 2, 4 on an H100 at B64 T256 H8 Dk8, B128 T128 H4 Dk16 Dv32 and B64 T256 H2 Dk32 Dv32)."""
     BK, BV = max(16, triton.next_power_of_2(Dk)), max(16, triton.next_power_of_2(Dv))
-    return {"Dk": Dk, "Dv": Dv, "BK": BK, "BV": BV, "CS": C, "G_MODE": g_mode, "num_warps": WARPS or (4 if BK * BV >= 1024 else 2)}
+    return {"Dk": Dk, "Dv": Dv, "BK": BK, "BV": BV, "CS": C, "G_MODE": g_mode, "num_warps": config.num_warps or (4 if BK * BV >= 1024 else 2)}
 
 
-def gla_short(q, k, v, g=None, scale=None, output_final_state=False):
+def gla_short(q, k, v, g=None, scale=None, output_final_state=False, config: GLAShortConfig = GLAShortConfig()):
     """`gla` through `GLAShort`: (o [B, T, H, Dv] in q's dtype, final state [B, H, Dk, Dv] float32 or None)."""
     scale = q.shape[-1] ** -0.5 if scale is None else scale
-    return GLAShort.apply(q, k, v, g, scale, output_final_state)
+    return GLAShort.apply(q, k, v, g, scale, output_final_state, config)

@@ -1,12 +1,6 @@
-"""The SLA head gate: a low-rank projection to one logit per head, softmax over the heads,
-then each head of q (or k) scaled by its gate.
+"""The SLA head gate fused in Triton; same op as `sla_gate_reference` (`reference.py`).
 
-    logits = (src W_down^T) W_up^T + b_up     src: [B, T, C] -> [B, T, H]   (W_down: [R, C], W_up: [H, R])
-    gates  = softmax(logits / tau, over H)
-    y      = x * gates[..., None]              x: [B, T, H, D]; None means src itself, split into H heads
-
-`sla_gate_reference` is plain torch (two nn.Linear calls and a softmax). `SLAGateTriton` does the
-whole gate in one pass over the rows (b, t), forward and backward: the two projections, the
+`SLAGateTriton` does the whole gate in one pass over the rows (b, t), forward and backward: the two projections, the
 softmax and the scaling, and in the backward the gradients of src, x and the three weights. The
 unfused gate was about twenty small kernels per mixer (projections, weight casts, their
 gradients, the softmax and the scaling); at synthetic-task sizes those launches, not the
@@ -19,24 +13,15 @@ in place. Gates come back in float32 for diagnostics.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
-import torch.nn.functional as F
 
 try:
     import triton
     import triton.language as tl
 except ImportError:  # triton is optional on non-Linux platforms; the reference still works
     triton = None
-
-
-def sla_gate_reference(src: torch.Tensor, x: torch.Tensor | None, w_down: torch.Tensor, w_up: torch.Tensor,
-                       b_up: torch.Tensor, tau: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """(y [B, T, H, D], gates [B, T, H]) from src [B, T, C], x [B, T, H, D] or None, W_down [R, C],
-    W_up [H, R], b_up [H]."""
-    logits = F.linear(F.linear(src, w_down), w_up, b_up)  # [B, T, H]
-    gates = torch.softmax(logits.to(torch.promote_types(logits.dtype, torch.float32)) / tau, dim=-1)  # [B, T, H]
-    x = src.unflatten(-1, (w_up.shape[0], -1)) if x is None else x  # [B, T, H, D]
-    return x * gates[..., None].to(x.dtype), gates
 
 
 if triton is not None:
@@ -142,8 +127,12 @@ if triton is not None:
             tl.store(dsrc + rows[:, None] * C + c[None, :], ds_c.to(dsrc.dtype.element_ty), mask=row_c)
 
 
-# Rows per program and warps; scripts/gate-bench.py measured the choice on an H100 (docs/speed.md).
-BN, WARPS = 64, 4
+@dataclass(frozen=True)
+class SLAGateConfig:
+    """Launch settings; scripts/gate-bench.py measured the defaults on an H100 (docs/speed.md)."""
+
+    block_rows: int = 64  # (b, t) rows per program
+    num_warps: int = 4
 
 
 def _rows(t: torch.Tensor) -> torch.Tensor:
@@ -154,12 +143,12 @@ def _rows(t: torch.Tensor) -> torch.Tensor:
     return t if t.stride(-1) == 1 and (B == 1 or t.stride(0) == T * t.stride(1)) else t.contiguous()
 
 
-def blocks(C: int, H: int, D: int, R: int) -> dict[str, int]:
+def blocks(C: int, H: int, D: int, R: int, config: SLAGateConfig = SLAGateConfig()) -> dict[str, int]:
     """Block sizes: rows per program, columns of src per step, padded rank, heads and head dim
     (tl.dot needs 16 or more along every dim)."""
     p2 = triton.next_power_of_2
-    return {"BN": BN, "BC": max(16, min(64, p2(C))), "BR": max(16, p2(R)), "BH": p2(H), "BD": max(16, p2(D)),
-            "num_warps": WARPS}
+    return {"BN": config.block_rows, "BC": max(16, min(64, p2(C))), "BR": max(16, p2(R)), "BH": p2(H), "BD": max(16, p2(D)),
+            "num_warps": config.num_warps}
 
 
 def _precision(dtype: torch.dtype) -> str:
@@ -172,7 +161,7 @@ class SLAGateTriton(torch.autograd.Function):
     """The fused gate; same contract as `sla_gate_reference`."""
 
     @staticmethod
-    def forward(ctx, src, x, w_down, w_up, b_up, tau: float):
+    def forward(ctx, src, x, w_down, w_up, b_up, tau: float, config: SLAGateConfig):
         B, T, C = src.shape
         H, R = w_up.shape
         D = C // H if x is None else x.shape[-1]
@@ -182,12 +171,12 @@ class SLAGateTriton(torch.autograd.Function):
         N = B * T
         y = torch.empty(B, T, H, D, device=src.device, dtype=xd.dtype)
         gates = torch.empty(B, T, H, device=src.device, dtype=torch.float32)
-        meta = blocks(C, H, D, R)
+        meta = blocks(C, H, D, R, config)
         _sla_gate_fwd[(triton.cdiv(N, meta["BN"]),)](src2, xd, w_down, w_up, b_up, y, gates, N, 1.0 / tau, src2.stride(1),
                                                     xd.stride(1), C, H, D, R, PREC=_precision(src.dtype), **meta)
         ctx.save_for_backward(src2, x2, w_down, w_up, b_up)
         ctx.set_materialize_grads(False)  # gates are mostly unused: no zeros for their gradient
-        ctx.tau, ctx.D = tau, D
+        ctx.tau, ctx.D, ctx.config = tau, D, config
         return y, gates
 
     @staticmethod
@@ -200,7 +189,7 @@ class SLAGateTriton(torch.autograd.Function):
         dy = torch.zeros(B, T, H, D, device=src.device, dtype=xd.dtype) if dy is None else dy.contiguous()
         dsrc = torch.empty(B, T, C, device=src.device, dtype=src.dtype)
         dx = dsrc if same else torch.empty(B, T, H, D, device=src.device, dtype=x.dtype)  # unused when same
-        meta = blocks(C, H, D, R)
+        meta = blocks(C, H, D, R, ctx.config)
         grid = triton.cdiv(N, meta["BN"])
         dw = torch.empty(grid, R * C + H * R + H, device=src.device, dtype=torch.float32)  # per block of rows
         has_dg = dgates is not None
@@ -209,8 +198,9 @@ class SLAGateTriton(torch.autograd.Function):
                                xd.stride(1), C, H, D, R, same, has_dg, PREC=_precision(src.dtype), **meta)
         dwd, dwu, db = dw.sum(0).split([R * C, H * R, H])
         return (dsrc, None if same else dx, dwd.view(R, C).to(w_down.dtype), dwu.view(H, R).to(w_up.dtype),
-                db.to(b_up.dtype), None)
+                db.to(b_up.dtype), None, None)
 
 
-def sla_gate_triton(src, x, w_down, w_up, b_up, tau: float) -> tuple[torch.Tensor, torch.Tensor]:
-    return SLAGateTriton.apply(src, x, w_down, w_up, b_up, tau)
+def sla_gate_triton(src, x, w_down, w_up, b_up, tau: float,
+                    config: SLAGateConfig = SLAGateConfig()) -> tuple[torch.Tensor, torch.Tensor]:
+    return SLAGateTriton.apply(src, x, w_down, w_up, b_up, tau, config)

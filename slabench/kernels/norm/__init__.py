@@ -1,0 +1,43 @@
+"""The (gated) RMS norm after a recurrent kernel, op 'rms_norm_gated'.
+
+    rms_norm_gated(x, g, weight, eps) -> x / rms(x) * weight * silu(g), g optional
+
+As with the short conv (`slabench/kernels/conv/`), ATen builds it from several small kernels
+per call, which at synthetic-task sizes cost as much as the work, so on CUDA fla's fused Triton
+norm (`fla_adapters.py`) comes before the reference (`reference.py`). The dims a call
+specialises on are (D, gated).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from slabench.kernels.dispatch import Op, call
+from slabench.kernels.norm.fla_adapters import fla_rms_norm_gated
+from slabench.kernels.norm.reference import rms_norm_gated_reference
+
+
+def _probe(device, dtype, dims):
+    """Small, odd-sized inputs; a float32 weight, as under autocast."""
+    gen = torch.Generator(device="cpu").manual_seed(0)
+    D, gated = dims
+    x, g, weight = torch.randn(3, 50, D, generator=gen), torch.randn(3, 50, D, generator=gen), 1 + torch.rand(D, generator=gen)
+    return [x.to(device, dtype), g.to(device, dtype) if gated else None, weight.to(device, torch.float32)], {"eps": 1e-6}
+
+
+RMS_NORM_GATED = Op(
+    "rms_norm_gated",
+    [("fla_fused_norm_gate", fla_rms_norm_gated), ("reference", rms_norm_gated_reference)],
+    _probe,
+    dims_of=lambda args: (args[0].shape[-1], int(args[1] is not None)),  # (D, gated)
+    default_dims=(32, 1),
+    returns_state=False,
+)
+
+
+def rms_norm_gated(x: torch.Tensor, g: torch.Tensor | None, weight: torch.Tensor, eps: float) -> torch.Tensor:
+    """RMSNorm over the last dim of x [..., D] times weight [D], times silu(g [..., D]) if g is given."""
+    return call("rms_norm_gated", x, g, weight, eps=eps)
+
+
+__all__ = ["RMS_NORM_GATED", "rms_norm_gated", "rms_norm_gated_reference"]

@@ -1,0 +1,56 @@
+"""The SLA head gate, op 'sla_gate': softmax over heads of low-rank logits, scaling each head.
+
+    sla_gate(src, x, w_down, w_up, b_up, tau) -> (x * softmax(low-rank logits of src / tau)[..., None], gates)
+
+`reference.py` holds the plain-torch gate, `fused.py` the project's Triton kernel (forward and
+backward in one pass over the rows each); fla has no such op. The dims a call specialises on
+are (C, H, D, R, x is src).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from slabench.kernels.dispatch import Op, call
+from slabench.kernels.sla_gate.fused import sla_gate_triton
+from slabench.kernels.sla_gate.reference import sla_gate_reference
+
+
+def _probe(device, dtype, dims):
+    """Small, odd-sized inputs; float32 weights, as under autocast."""
+    gen = torch.Generator(device="cpu").manual_seed(0)
+    C, H, D, R, same = dims
+    src, x = torch.randn(3, 50, C, generator=gen), torch.randn(3, 50, H, D, generator=gen)
+    w_down, w_up = torch.randn(R, C, generator=gen) / C**0.5, torch.randn(H, R, generator=gen) / R**0.5
+    b_up = torch.randn(H, generator=gen)
+    return [src.to(device, dtype), None if same else x.to(device, dtype)] + [
+        w.to(device, torch.float32) for w in (w_down, w_up, b_up)], {"tau": 0.7}
+
+
+def _dims(args) -> tuple[int, int, int, int, bool]:
+    """(C, H, D, R, x is src) of src [B, T, C], x [B, T, H, D] or None, W_up [H, R]."""
+    src, x, _, w_up = args[:4]
+    H, R = w_up.shape
+    return src.shape[-1], H, src.shape[-1] // H if x is None else x.shape[-1], R, x is None
+
+
+SLA_GATE = Op(
+    "sla_gate",
+    [("triton_sla_gate", sla_gate_triton), ("reference", sla_gate_reference)],
+    _probe,
+    dims_of=_dims,
+    default_dims=(40, 5, 8, 8, True),
+    returns_state=False,
+)
+
+
+def sla_gate(src: torch.Tensor, x: torch.Tensor | None, w_down: torch.Tensor, w_up: torch.Tensor, b_up: torch.Tensor,
+             tau: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """SLA head gate: gates = softmax((src W_down^T W_up^T + b_up) / tau over H), y = x * gates.
+
+    src [B, T, C], x [B, T, H, D] (None: src split into H heads), W_down [R, C], W_up [H, R],
+    b_up [H] -> (y [B, T, H, D], gates [B, T, H] float32)."""
+    return call("sla_gate", src, x, w_down, w_up, b_up, tau=tau)
+
+
+__all__ = ["SLA_GATE", "sla_gate", "sla_gate_reference"]
