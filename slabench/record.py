@@ -57,14 +57,11 @@ class SliceMetrics(TypedDict):
     n: int  # test examples in the slice
 
 
-class _MetricsRequired(TypedDict):
+class Metrics(TypedDict, total=False):
+    """Every key in an `ok` record; `steps` and `curve` only in a `diverged` one; none in a `failed` one."""
+
     steps: int  # optimizer steps taken (fewer than the budget after an early stop)
     curve: list[CurvePoint]  # one point per evaluation, in step order
-
-
-class Metrics(_MetricsRequired, total=False):
-    """Absent in a `failed` record (`{}`); `steps` and `curve` only in a `diverged` one."""
-
     test_acc: float  # micro accuracy over scored test positions, best-validation weights, in [0, 1]
     test_exact: float  # fraction of test examples with every scored position right
     val_acc: float  # best validation accuracy (the lr choice and early stopping use it)
