@@ -411,14 +411,16 @@ def _ints(flag: str, value: str | None, n: int | None = None) -> tuple[int, ...]
 @click.option("--repeats", type=int, help="timed calls per case (default: as many as fit in ~0.3 s, 10 to 100)")
 @click.option("--out", type=click.Path(file_okay=False), default="leaderboards/speed", show_default=True)
 @click.option("--quick", is_flag=True, help="two lengths, 5 repeats: a smoke test of the sweep")
+@click.option("--targets", "targets_file", type=click.Path(dir_okay=False),
+              help="TOML of [[target]] tables to check (default: slabench/runners/sweep/targets.toml)")
 def sweep(mixers: str | None, seq_lens: str | None, tokens: int | None, batch: int | None, d_model: int | None,
           heads: int | None, shapes: tuple[str, ...], dtype: str | None, device: str, mode: str, cuda_graph: bool,
-          train_step: bool, repeats: int | None, out: str, quick: bool) -> None:
+          train_step: bool, repeats: int | None, out: str, quick: bool, targets_file: str | None) -> None:
     """Time and measure the memory of every mixer alone over sequence lengths (and the training step);
     write <out>/<device>.md, .csv, .json and plots."""
     import torch
 
-    from slabench.runners.sweep import default_config, run_sweep, write_outputs
+    from slabench.runners.sweep import default_config, load_targets, run_sweep, write_outputs
 
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -434,11 +436,13 @@ def sweep(mixers: str | None, seq_lens: str | None, tokens: int | None, batch: i
                        else ()),
         train_step=train_step or None, repeats=repeats,
     )
+    targets = load_targets(targets_file) if targets_file else None
     written: dict[str, Path] = {}
     with console.status("sweep") as status:
         # Files are rewritten after every shape: a sweep cut short keeps what it measured.
         result = run_sweep(cfg, on_case=lambda desc: status.update(f"sweep: {desc}"),
-                           on_partial=lambda partial: written.update(write_outputs(partial, Path(out))))
+                           on_partial=lambda partial: written.update(write_outputs(partial, Path(out))),
+                           targets=targets)
     paths = written
     table = Table(title="targets")
     for col in ("target", "measured", "pass"):

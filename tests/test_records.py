@@ -6,10 +6,12 @@ The failures are real ones at the two places a write can stop: while the JSON is
 """
 
 import json
+from collections import Counter
 from pathlib import Path
 
 import pytest
 
+from slabench.record import Environment, Metrics, ModelInfo, RunRecord, Timings
 from slabench.runners import records
 from slabench.runners.records import load_records, record_path, write_record
 
@@ -150,3 +152,20 @@ def test_a_run_that_raises_becomes_a_failed_record_and_the_grid_goes_on(tmp_path
     failed = got.records[specs[1].key()]
     assert "RuntimeError" in failed["error"] and "boom in run 1" in failed["error"]
     assert type(specs[1]).from_dict(failed["spec"]) == specs[1]
+
+
+def test_committed_records_load_and_lack_only_what_the_schema_says():
+    """Every record under leaderboards/records loads; older ones lack only the keys slabench.record
+    lists as absent from older records."""
+    loaded = load_records(Path(__file__).parents[1] / "leaderboards/records")
+    assert not loaded.corrupt and len(loaded.records) > 100
+    lacking: Counter = Counter()
+    for r in loaded.records.values():
+        parts = [("", r, RunRecord)] + [(p + ".", r[p], t) for p, t in
+                                        (("metrics", Metrics), ("model", ModelInfo), ("timings", Timings),
+                                         ("environment", Environment)) if p in r]
+        for prefix, d, schema in parts:
+            every = schema.__required_keys__ | schema.__optional_keys__
+            assert schema.__required_keys__ <= set(d) <= every, (r["key"], prefix)
+            lacking.update(prefix + k for k in every - set(d))
+    assert set(lacking) <= {"traceback", "checkpoint", "model.mixer_source", "environment.mps"}, lacking

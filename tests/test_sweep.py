@@ -5,6 +5,7 @@ step against eager and a quick GPU sweep."""
 import csv
 import json
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -15,7 +16,8 @@ from slabench.cli import main
 from slabench.config import TrainSpec
 from slabench.errors import SlabenchError
 from slabench.models import build_model
-from slabench.runners import sweep, timing
+from slabench.runners import timing
+from slabench.runners.sweep import analyse, analysis, cases, config, load_targets, render
 from slabench.runners.train import TrainStep, make_optimizer
 from slabench.tasks import IGNORE, build_task
 
@@ -63,7 +65,7 @@ def test_cpu_sweep_writes_sane_files(tmp_path, one_thread):
 def test_slopes_fit_one_kernel_path_only():
     """Dispatch switches kernels with T; a slope across the switch would measure the switch. The
     fit takes the largest run of lengths with the same paths (then the one reaching longest T)."""
-    from slabench.runners.sweep import same_path_run
+    from slabench.runners.sweep.analysis import same_path_run
 
     short, chunk = {"gla": "triton_gla_short"}, {"gla": "fla_chunk_gla"}
     rows = [{"seq_len": t, "kernel_paths": short if t <= 1024 else chunk} for t in (256, 1024, 4096, 8192, 65536)]
@@ -82,24 +84,24 @@ def test_loglog_slope_recovers_known_slope():
     xs = [256, 1024, 4096, 16384, 65536]
     noise = (1 + 0.02 * torch.randn(len(xs), generator=gen)).tolist()
     ys = [3e-4 * x**1.5 * n for x, n in zip(xs, noise)]
-    assert sweep.loglog_slope(xs, ys) == pytest.approx(1.5, abs=0.02)
-    assert sweep.loglog_slope(xs, [7.0] * len(xs)) == pytest.approx(0.0, abs=1e-12)
-    assert sweep.loglog_slope([256], [1.0]) is None  # one point: no fit
-    assert sweep.loglog_slope(xs, [1.0, None, 4.0, None, None]) == pytest.approx(math.log(4) / math.log(16))
+    assert analysis.loglog_slope(xs, ys) == pytest.approx(1.5, abs=0.02)
+    assert analysis.loglog_slope(xs, [7.0] * len(xs)) == pytest.approx(0.0, abs=1e-12)
+    assert analysis.loglog_slope([256], [1.0]) is None  # one point: no fit
+    assert analysis.loglog_slope(xs, [1.0, None, 4.0, None, None]) == pytest.approx(math.log(4) / math.log(16))
 
 
 def test_crossover_interpolates_in_log_log():
     # ratio fast/slow = 2 at T=1024 and 0.5 at T=4096: crossing 1 exactly half-way in log T.
-    c = sweep.crossover([256, 1024, 4096, 16384], [4, 4, 4, 4], [1, 2, 8, 32])
+    c = analysis.crossover([256, 1024, 4096, 16384], [4, 4, 4, 4], [1, 2, 8, 32])
     assert c["from_T"] == 4096 and c["estimate"] == pytest.approx(2048)
-    assert sweep.crossover([256, 1024], [1, 1], [2, 2])["from_T"] == 256  # faster everywhere
-    assert sweep.crossover([256, 1024], [3, 3], [2, 2])["from_T"] is None  # slower everywhere
+    assert analysis.crossover([256, 1024], [1, 1], [2, 2])["from_T"] == 256  # faster everywhere
+    assert analysis.crossover([256, 1024], [3, 3], [2, 2])["from_T"] is None  # slower everywhere
     # faster at 1024 but slower again at 4096: the crossover is the last one
-    assert sweep.crossover([256, 1024, 4096, 8192], [2, 1, 3, 1], [1, 2, 2, 2])["from_T"] == 8192
+    assert analysis.crossover([256, 1024, 4096, 8192], [2, 1, 3, 1], [1, 2, 2, 2])["from_T"] == 8192
 
 
 def test_oom_and_failure_become_rows():
-    cfg = sweep.default_config("cpu", quick=True)
+    cfg = config.default_config("cpu", quick=True)
 
     def oom():
         raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 64.00 GiB")
@@ -107,9 +109,75 @@ def test_oom_and_failure_become_rows():
     def broken():
         raise RuntimeError("Triton Error [CUDA]: an illegal memory access")
 
-    assert sweep._timed(lambda: oom, torch.device("cpu"), cfg)["status"] == "oom"
-    r = sweep._timed(lambda: broken, torch.device("cpu"), cfg)
+    assert cases.time_case(lambda: oom, torch.device("cpu"), cfg)["status"] == "oom"
+    r = cases.time_case(lambda: broken, torch.device("cpu"), cfg)
     assert r["status"] == "failed" and "illegal memory access" in r["error"] and r["median_ms"] is None
+
+
+SPEED = Path(__file__).parents[1] / "leaderboards/speed/nvidia-h100-80gb-hbm3"
+
+
+def test_committed_sweep_rebuilds_byte_identical():
+    """The .md, .csv and .json under leaderboards/speed come from the saved JSON alone, byte for byte."""
+    result = json.loads(SPEED.with_suffix(".json").read_text())
+    text = render(result)
+    for ext in ("md", "csv", "json"):
+        with SPEED.with_suffix(f".{ext}").open(newline="") as f:
+            assert text[ext] == f.read(), ext
+
+
+def test_default_targets_reproduce_the_committed_targets():
+    result = json.loads(SPEED.with_suffix(".json").read_text())
+    committed = result["summary"]["targets"]
+    again = analyse(result, load_targets())["targets"]
+    assert [(t["target"], t["pass"]) for t in again] == [(t["target"], t["pass"]) for t in committed]
+    assert [t["value"] for t in again] == pytest.approx([t["value"] for t in committed], rel=1e-12)
+
+
+def test_a_targets_file_against_hand_computed_ratios(tmp_path):
+    result = json.loads(SPEED.with_suffix(".json").read_text())
+    path = tmp_path / "mine.toml"
+    path.write_text('''
+[[target]]
+name = "every twin at the small shape, eager"
+quantity = "time-ratio"
+mixer = "sla-X"
+baseline = "X"
+mode = "fwdbwd"
+shape = [64, 256, 8, 16]
+at_most = 1.4
+
+[[target]]
+name = "sla-gla over attention, replayed, T >= 16384"
+quantity = "time-ratio"
+mixer = "sla-gla"
+baseline = "attention"
+mode = "fwdbwd-graph"
+min_seq_len = 16384
+below = 0.36
+''')
+    ms = {(r["mixer"], r["mode"], r["batch"], r["seq_len"]): r["median_ms"] for r in result["rows"]}
+    twins = [ms[(f"sla-{x}", "fwdbwd", 64, 256)] / ms[(x, "fwdbwd", 64, 256)] for x in ("gdn", "gla", "linear", "retnet")]
+    long = [ms[("sla-gla", "fwdbwd-graph", 65536 // t, t)] / ms[("attention", "fwdbwd-graph", 65536 // t, t)]
+            for t in (16384, 65536)]
+    got = analyse(result, load_targets(path))["targets"]
+    assert [t["value"] for t in got] == pytest.approx([max(twins), max(long)])
+    assert [t["pass"] for t in got] == [max(twins) <= 1.4, max(long) < 0.36]
+
+
+@pytest.mark.parametrize("body, field", [
+    ('quantity = "speed"\nmode = "fwdbwd"\nat_most = 1', "quantity"),
+    ('quantity = "time-ratio"\nmode = "fwdbwd"\nat_most = 1', "baseline"),
+    ('quantity = "time-ratio"\nbaseline = "X"\nmode = "fwdbwd"\nmin_seq_len = 8\nat_most = 1', "mixer"),
+    ('quantity = "memory-slope"\nmode = "fwdbwd"\nat_most = 1\nbelow = 1', "at_most"),
+    ('quantity = "memory-slope"\nmode = "eager"\nat_most = 1', "mode"),
+])
+def test_bad_targets_file_is_one_line_error(tmp_path, body, field):
+    path = tmp_path / "bad.toml"
+    path.write_text(f'[[target]]\nname = "t"\nmixer = "sla-gla"\n{body}\n')
+    result = CliRunner().invoke(main, ["sweep", "--device", "cpu", "--targets", str(path), "--out", str(tmp_path)])
+    assert result.exit_code == 2 and f"{field}:" in result.output, result.output
+    assert len(result.output.strip().splitlines()) == 1
 
 
 def test_cuda_graph_path_needs_cuda():

@@ -3,6 +3,7 @@
 import torch
 
 from slabench.config import ModelSpec, RunSpec, TaskSpec, TrainSpec
+from slabench.record import SCHEMA_VERSION, CurvePoint, Environment, Metrics, ModelInfo, RunRecord, Timings
 from slabench.runners.train import train
 
 TASK = TaskSpec("mqar", (("num_kv_pairs", 4), ("seq_len", 32), ("vocab_size", 64)))
@@ -52,3 +53,22 @@ def test_train_test_overlap_matches_a_brute_force_count():
     expected = sum(tuple(r) in seen for r in test_rows) / 16
     assert 0 < expected < 1
     assert record["metrics"]["train_test_overlap"] == expected
+
+
+def _fits(d: dict, schema: type) -> bool:
+    return schema.__required_keys__ <= set(d) <= schema.__required_keys__ | schema.__optional_keys__
+
+
+def test_record_has_exactly_the_schemas_keys():
+    """What `train` writes and what slabench.record documents are the same keys, part by part."""
+    torch.set_num_threads(1)
+    spec = RunSpec("t", TaskSpec("mqar", (("num_kv_pairs", 2), ("seq_len", 16), ("vocab_size", 32))),
+                   ModelSpec("sla-gla", (("d_model", 16), ("n_heads", 2), ("n_layers", 1))),
+                   TrainSpec(steps=4, batch_size=8, eval_every=2, val_size=16, test_size=16), 0)
+    record = train(spec, "cpu")
+    assert record["schema"] == SCHEMA_VERSION and set(record) == set(RunRecord.__annotations__) - {"traceback"}
+    for part, schema in (("metrics", Metrics), ("model", ModelInfo), ("timings", Timings), ("environment", Environment)):
+        assert set(record[part]) == set(schema.__required_keys__ | schema.__optional_keys__), part
+    point = record["metrics"]["curve"][0]
+    assert set(CurvePoint.__optional_keys__) <= set(point) and all(isinstance(v, float) for k, v in point.items()
+                                                                   if k != "step")

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from slabench.errors import SlabenchError
+from slabench.record import RunRecord
 from slabench.runners import stats
 from slabench.runners.leaderboard import md_table, pct, solved_cell
 from slabench.runners.plots import save, yerr
@@ -151,7 +152,7 @@ def plot_compare(summary: dict[str, Any], path: Path) -> Path | None:
     return save(fig, path)
 
 
-def write_compare(records: list[dict[str, Any]], variant: str, against: list[str], out_dir: Path) -> tuple[dict, dict]:
+def write_compare(records: list[RunRecord], variant: str, against: list[str], out_dir: Path) -> tuple[dict, dict]:
     """Write compare.md, compare.json, compare.png (and the full leaderboard) into out_dir."""
     from slabench.runners.leaderboard import aggregate, write_leaderboard
 

@@ -26,6 +26,7 @@ from typing import Any
 
 from slabench.config import LEADERBOARD_SETTINGS, RunSpec, TrainSpec
 from slabench.errors import SlabenchError
+from slabench.record import RunRecord
 from slabench.runners import stats
 
 RANKED_BY = ("solve rate (seeds whose test accuracy reaches solve_at), then mean test accuracy (micro, over "
@@ -34,7 +35,7 @@ TEST = ("exact permutation test, two-sided: sign flips of the per-seed differenc
         "seeds (same data streams), else a permutation of the pooled seeds between the cells")
 
 
-def _acc(record: dict[str, Any], metric: str) -> float | None:
+def _acc(record: RunRecord, metric: str) -> float | None:
     """A run's score: diverged runs score 0 (the setting failed to train); failed runs are
     excluded (they say nothing about the model) and listed separately."""
     if record["status"] == "diverged":
@@ -44,12 +45,12 @@ def _acc(record: dict[str, Any], metric: str) -> float | None:
     return record["metrics"][metric]
 
 
-def record_machines(records: list[dict[str, Any]]) -> list[str]:
+def record_machines(records: list[RunRecord]) -> list[str]:
     """The devices the records ran on (their environment's device name), sorted."""
     return sorted({r["environment"]["device"] for r in records if r.get("environment")})
 
 
-def time_to_solve(record: dict[str, Any], solve_at: float) -> tuple[int, bool]:
+def time_to_solve(record: RunRecord, solve_at: float) -> tuple[int, bool]:
     """(first evaluated step with validation accuracy >= solve_at, True), or (last step, False)."""
     curve = record["metrics"].get("curve") or []
     for point in curve:
@@ -138,7 +139,7 @@ def rank_rows(rows: list[dict[str, Any]], min_seeds: int) -> list[dict[str, Any]
     return ranked + unranked
 
 
-def _settings(records: list[dict[str, Any]], overrides: dict[str, Any]) -> dict[str, Any]:
+def _settings(records: list[RunRecord], overrides: dict[str, Any]) -> dict[str, Any]:
     """solve_at and min_seeds: the records' own (they must agree), unless overridden."""
     out = {}
     for name in LEADERBOARD_SETTINGS:
@@ -164,7 +165,7 @@ def _varying_train(specs: list[RunSpec]) -> list[str]:
     return [f for f in fields if any(len({getattr(t, f) for t in ts}) > 1 for ts in by_cell.values())]
 
 
-def aggregate(records: list[dict[str, Any]], solve_at: float | None = None, min_seeds: int | None = None) -> dict[str, Any]:
+def aggregate(records: list[RunRecord], solve_at: float | None = None, min_seeds: int | None = None) -> dict[str, Any]:
     """Per-task ranked rows, the overall table, the per-lr view, the failures and the warnings."""
     settings = _settings(records, {"solve_at": solve_at, "min_seeds": min_seeds})
     specs = [RunSpec.from_dict(r["spec"]) for r in records]

@@ -21,7 +21,8 @@ from typing import Any
 import torch
 from torch.profiler import DeviceType, ProfilerActivity, profile
 
-from slabench.runners.sweep import Shape, mixer_fns
+from slabench.runners.sweep.cases import mixer_fns
+from slabench.runners.sweep.config import Shape
 
 # Kineto, the profiler's C++ backend, logs to the process's stderr ("USDT: ... profiler_start",
 # "ERROR: ... gpuGetDeviceCount failed" on a machine without a GPU): lines like these.

@@ -4,6 +4,9 @@ A record is written to a temporary file in the same directory and renamed into p
 process killed at any moment leaves either no record or a complete one (at worst a stray
 `.tmp-*.partial`, which readers ignore). Files that still fail to
 parse (e.g. edited or truncated by hand) are reported as corrupt and their runs are redone.
+
+What a record holds, and what older records lack, is `slabench.record`. Reading checks only the
+keys every record has always had, so older records load as they are.
 """
 
 from __future__ import annotations
@@ -15,14 +18,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-STATUSES = ("ok", "diverged", "failed")
+from slabench.record import STATUSES, RunRecord
 
 
 def record_path(out: Path, key: str) -> Path:
     return out / "records" / f"{key}.json"
 
 
-def write_record(out: Path, record: dict[str, Any]) -> Path:
+def write_record(out: Path, record: RunRecord) -> Path:
     path = record_path(out, record["key"])
     path.parent.mkdir(parents=True, exist_ok=True)
     # Not named *.json: a writer killed mid-write leaves a temporary that no reader takes for
@@ -48,7 +51,7 @@ def write_grid(out: Path, name: str, specs: list[Any]) -> Path:
 
 @dataclass
 class RecordSet:
-    records: dict[str, dict[str, Any]] = field(default_factory=dict)  # key -> record
+    records: dict[str, RunRecord] = field(default_factory=dict)  # key -> record
     corrupt: list[tuple[Path, str]] = field(default_factory=list)  # (path, reason)
 
 

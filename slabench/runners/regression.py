@@ -24,6 +24,7 @@ from typing import Any
 
 from slabench.config import RunSpec
 from slabench.errors import SlabenchError
+from slabench.record import RunRecord
 from slabench.runners import stats
 
 FLOOR = 0.02
@@ -31,7 +32,7 @@ RULE = (f"regressed when fewer seeds reach solve_at, or a one-sided paired exact
         f"and the mean fell by > {FLOOR:g}")
 
 
-def cells(records: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:
+def cells(records: list[RunRecord]) -> dict[tuple[str, str], dict[str, Any]]:
     """(task label, model label) -> {mixer, accs and seeds (sorted by seed), mean, std, n, solve_at, failed}."""
     runs: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
     for r in records:
@@ -69,7 +70,7 @@ def judge(now: dict[int, float], base: dict[int, float], solve_at: float) -> dic
             "solved_now": solved_now, "solved_base": solved_base}
 
 
-def make_baseline(records: list[dict[str, Any]], preset: str) -> dict[str, Any]:
+def make_baseline(records: list[RunRecord], preset: str) -> dict[str, Any]:
     envs = sorted({r["environment"]["device"] for r in records if r.get("environment")})
     versions = sorted({f"torch {r['environment'].get('torch')}" for r in records if r.get("environment")})
     return {
@@ -107,7 +108,7 @@ def _order(model: str, mixer: str) -> tuple[str, int]:
     return model.replace(mixer, base, 1), int(mixer.startswith("sla-"))
 
 
-def check(records: list[dict[str, Any]], baseline: dict[str, Any]) -> list[dict[str, Any]]:
+def check(records: list[RunRecord], baseline: dict[str, Any]) -> list[dict[str, Any]]:
     """One row per baseline cell (plus cells new since the baseline), each with a verdict:
     ok, improved, regressed, missing or new. The check fails on regressed or missing."""
     now = cells(records)

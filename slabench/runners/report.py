@@ -37,6 +37,7 @@ import matplotlib.pyplot as plt
 
 from slabench.config import RunSpec, expand_grid, load_preset
 from slabench.errors import SlabenchError
+from slabench.record import RunRecord
 from slabench.runners import stats
 from slabench.runners.leaderboard import aggregate, record_machines
 from slabench.runners.leaderboard import pct as _pct
@@ -211,7 +212,7 @@ def cost_verdict(summary: dict[str, Any] | None) -> tuple[str, dict[str, Any] | 
 # ---- analysis of records ----------------------------------------------------------------------
 
 
-def _cells(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _cells(records: list[RunRecord]) -> list[dict[str, Any]]:
     """Every aggregated (task, model) cell of a section (one lr per grid, so the best-lr row)."""
     return [row for rows in aggregate(records)["tasks"].values() for row in rows] if records else []
 
@@ -242,7 +243,7 @@ def _score(r: dict[str, Any]) -> float | None:
     return 0.0 if r["status"] == "diverged" else r["metrics"]["test_acc"] if r["status"] == "ok" else None
 
 
-def paired_gains(records: list[dict[str, Any]]) -> dict[str, list[tuple[int, float]]]:
+def paired_gains(records: list[RunRecord]) -> dict[str, list[tuple[int, float]]]:
     """base -> [(H, twin acc - base acc)] for every seed and H where both ran (same task too)."""
     acc = {}
     for r in records:
@@ -260,7 +261,7 @@ def paired_gains(records: list[dict[str, Any]]) -> dict[str, list[tuple[int, flo
 GATE_KEY = re.compile(r"layer(\d+)/(k?gate)_(entropy|max)$")
 
 
-def gate_series(records: list[dict[str, Any]]) -> dict[tuple[str, int, int, str], list[list[dict[str, float]]]]:
+def gate_series(records: list[RunRecord]) -> dict[tuple[str, int, int, str], list[list[dict[str, float]]]]:
     """(mixer, heads, layer, 'q' | 'k') -> per run, its curve [{step, entropy, max}] (SLA runs that are ok).
     Heads are kept apart: the max gate of H heads starts near 1/H."""
     out: dict[tuple[str, int, int, str], list[list[dict[str, float]]]] = defaultdict(list)
@@ -342,7 +343,7 @@ def _votes_table(details: dict[str, dict]) -> list[str]:
 # ---- sections ---------------------------------------------------------------------------------
 
 
-def noise_section(records: list[dict[str, Any]], out_dir: Path, stem: str) -> tuple[list[str], str]:
+def noise_section(records: list[RunRecord], out_dir: Path, stem: str) -> tuple[list[str], str]:
     cells = _cells(records)
     verdict, details = accuracy_verdict(_twin_pairs(cells, _noise_condition))
     lines = ["## 1. Retrieval under noise (claim 1)", "",
@@ -373,7 +374,7 @@ def noise_section(records: list[dict[str, Any]], out_dir: Path, stem: str) -> tu
     return lines, verdict
 
 
-def mqar_section(records: list[dict[str, Any]], out_dir: Path, stem: str) -> tuple[list[str], str]:
+def mqar_section(records: list[RunRecord], out_dir: Path, stem: str) -> tuple[list[str], str]:
     cells = _cells(records)
     verdict, details = accuracy_verdict(_twin_pairs(cells, _d_model_condition))
     lines = ["## 2. MQAR recall vs d_model and state size (claim 1 without noise)", "",
@@ -395,7 +396,7 @@ def mqar_section(records: list[dict[str, Any]], out_dir: Path, stem: str) -> tup
     return lines, verdict
 
 
-def heads_section(records: list[dict[str, Any]], out_dir: Path, stem: str) -> tuple[list[str], str]:
+def heads_section(records: list[RunRecord], out_dir: Path, stem: str) -> tuple[list[str], str]:
     cells = _cells(records)
     gains = paired_gains(records)
     verdict, details = heads_verdict(gains)
@@ -432,7 +433,7 @@ def heads_section(records: list[dict[str, Any]], out_dir: Path, stem: str) -> tu
     return lines, verdict
 
 
-def gates_section(records: list[dict[str, Any]], out_dir: Path, stem: str) -> tuple[list[str], str]:
+def gates_section(records: list[RunRecord], out_dir: Path, stem: str) -> tuple[list[str], str]:
     series = gate_series(records)
     deltas = {f"{m} H{h} layer {layer} {g}-gate": [c[-1]["entropy"] - c[0]["entropy"] for c in curves]
               for (m, h, layer, g), curves in series.items()}
@@ -488,7 +489,7 @@ def latest_sweep(speed_dir: Path) -> tuple[Path, dict[str, Any]] | None:
     return path, data
 
 
-def cost_section(records: list[dict[str, Any]], speed_dir: Path) -> tuple[list[str], str]:
+def cost_section(records: list[RunRecord], speed_dir: Path) -> tuple[list[str], str]:
     lines = ["## 5. Cost: time and memory (claim 4)", ""]
     sweep = latest_sweep(speed_dir)
     verdict, c = cost_verdict(sweep[1]["summary"] if sweep else None)

@@ -22,6 +22,7 @@ from slabench import kernels
 from slabench.config import SEED_LIMIT, RunSpec, TrainSpec
 from slabench.errors import SlabenchError
 from slabench.plugins import source_digest
+from slabench.record import SCHEMA_VERSION, CurvePoint, Metrics, RunRecord
 from slabench.runners.environment import environment
 from slabench.tasks import IGNORE, Batch
 
@@ -207,8 +208,8 @@ def tensorboard_writer(log_dir: str | Path):
 
 
 def train(spec: RunSpec, device: str | torch.device = "cpu", on_step: Callable[[int, int], None] | None = None,
-          train_path: str = "auto", outputs: RunOutputs = NO_OUTPUTS) -> dict[str, Any]:
-    """Train `spec` on `device`; return the run record (docs/architecture.md, "The run record").
+          train_path: str = "auto", outputs: RunOutputs = NO_OUTPUTS) -> RunRecord:
+    """Train `spec` on `device`; return its run record (`slabench.record.RunRecord`).
 
     on_step(step, total) is called after every optimizer step (for progress bars).
     train_path: 'eager', 'cuda-graph' (see `TrainStep`) or 'auto' (CUDA graphs on CUDA, else
@@ -271,7 +272,7 @@ def train(spec: RunSpec, device: str | torch.device = "cpu", on_step: Callable[[
         for i, value in enumerate(torch.stack(step_losses).tolist() if step_losses else []):
             writer.add_scalar("train/loss", value, last_step - len(step_losses) + 1 + i)
         step_losses.clear()
-    curve: list[dict[str, Any]] = []
+    curve: list[CurvePoint] = []
     best_val, best_state, status, error = -1.0, None, "ok", None
     train_loss, eval_seconds, step = float("nan"), 0.0, 0
     start = time.perf_counter()
@@ -322,7 +323,7 @@ def train(spec: RunSpec, device: str | torch.device = "cpu", on_step: Callable[[
     train_seconds = time.perf_counter() - start
     step_seconds = max(train_seconds - eval_seconds, 1e-9)
 
-    metrics: dict[str, Any] = {"steps": step, "curve": curve}
+    metrics: Metrics = {"steps": step, "curve": curve}
     if status == "ok":
         if best_state is None:  # a seconds budget that ended before the first evaluation
             best_val = evaluate(model, val, autocast)["acc"]
@@ -348,7 +349,7 @@ def train(spec: RunSpec, device: str | torch.device = "cpu", on_step: Callable[[
         checkpoint.parent.mkdir(parents=True, exist_ok=True)
         torch.save({"spec": spec.to_dict(), "state_dict": model.state_dict()}, checkpoint)
     return {
-        "schema": 1,
+        "schema": SCHEMA_VERSION,
         "key": spec.key(),
         "spec": spec.to_dict(),
         "seed": spec.seed,
