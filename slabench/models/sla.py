@@ -72,8 +72,8 @@ def sla_twin(cls: type) -> type:
     """The SLA twin of a `LinearMixer` subclass: its mixing with softmax head gates on q and k.
 
     The twin's options dataclass extends the base's: the same fields in the same order (the
-    output norm defaulting to 'layer' instead), then the gate's. `sla_twin` reads no signature,
-    so a base with keyword-only or required options works as any other.
+    output norm defaulting to 'layer' instead), then the gate's (`SLAGateOptions`); a base with
+    required or keyword-only options gets its twin like any other.
     """
     base = cls.Options
     # The twin's output norm defaults to 'layer': a per-head norm would divide the query gate
