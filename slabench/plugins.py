@@ -121,7 +121,8 @@ def _options_from_signature(cls: type) -> dict[str, Any]:
         if p.name in ("self", "d_model", "n_heads") or p.kind in (p.VAR_KEYWORD, p.VAR_POSITIONAL):
             continue
         default = {} if p.default is p.empty else {"default": p.default}
-        specs.append((p.name, hints.get(p.name, Any if p.default is p.empty else type(p.default)), dataclasses.field(**default)))
+        kind = hints.get(p.name, Any if p.default is p.empty else type(p.default))
+        specs.append((p.name, kind, dataclasses.field(**default)))
     # kw_only: an option without a default may follow one with a default, as in a signature.
     options = dataclasses.make_dataclass(f"{cls.__name__}Options", specs, frozen=True, kw_only=True,
                                          namespace={"__module__": cls.__module__})
