@@ -8,27 +8,37 @@ SLA twin for free: `slabench compare --mixer examples/my_variant.py:GatedLinear`
 `--mixer sla-examples/my_variant.py:GatedLinear` both work. See docs/new-variant.md.
 """
 
+from dataclasses import dataclass, field
 from typing import Literal
 
 import torch.nn.functional as F
 from torch import nn
 
 from slabench import kernels
-from slabench.models import LinearMixer
+from slabench.models import LinearMixer, shared_option
+
+
+@dataclass(frozen=True)
+class GatedLinearOptions:
+    # Its own options first, then the five every LinearMixer reads, at this mixer's defaults.
+    gate_normalizer: float = field(default=16.0, metadata={"help": "divides the forget gate's logsigmoid"})
+    expand_k: float = shared_option("expand_k", 0.5)
+    expand_v: float = shared_option("expand_v", 1.0)
+    conv_size: int = shared_option("conv_size", 4)
+    output_gate: bool = shared_option("output_gate", True)
+    output_norm: Literal["head", "layer", "none"] = shared_option("output_norm", "head")
 
 
 class GatedLinear(LinearMixer):
-    def __init__(self, d_model: int, n_heads: int, gate_normalizer: float = 16.0, expand_k: float = 0.5,
-                 expand_v: float = 1.0, conv_size: int = 4, output_gate: bool = True,
-                 output_norm: Literal["head", "layer", "none"] = "head"):
-        super().__init__(d_model, n_heads, expand_k=expand_k, expand_v=expand_v, conv_size=conv_size,
-                         output_gate=output_gate, output_norm=output_norm)
-        self.gate_normalizer = gate_normalizer
+    Options = GatedLinearOptions
+
+    def __init__(self, d_model: int, n_heads: int, options: GatedLinearOptions | None = None):
+        super().__init__(d_model, n_heads, options)  # sets self.options (the defaults when None)
         self.decay_proj = nn.Linear(d_model, n_heads)  # one forget-gate logit per head
 
     def qkv(self, x):  # x [B, T, D]
         q, k, v = self.project(x)  # [B, T, H, Dk], [B, T, H, Dk], [B, T, H, Dv]
-        g = F.logsigmoid(self.decay_proj(x).float()) / self.gate_normalizer  # [B, T, H], log decay <= 0
+        g = F.logsigmoid(self.decay_proj(x).float()) / self.options.gate_normalizer  # [B, T, H], log decay <= 0
         return q, k, v, {"g": g}
 
     def mix(self, q, k, v, extras, output_final_state=False):

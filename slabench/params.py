@@ -1,14 +1,13 @@
 """Typed parameters for tasks, mixers and training specs.
 
-Tasks and specs are frozen dataclasses; mixers declare their options as keyword arguments.
-`check_params` turns user input (CLI `key=value`, TOML) into typed values, and rejects unknown
-keys and wrong types with a one-line error that names the field and what it accepts.
+Tasks, specs and mixer options are frozen dataclasses. `check_params` turns user input (CLI
+`key=value`, TOML) into typed values, and rejects unknown keys and wrong types with a one-line
+error that names the field and what it accepts.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import typing
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -38,18 +37,6 @@ def dataclass_params(cls: type) -> list[Param]:
             continue
         default = f.default if f.default is not dataclasses.MISSING else None
         out.append(Param(f.name, hints[f.name], default, f.metadata.get("help", "")))
-    return out
-
-
-def signature_params(fn: Any, skip: tuple[str, ...] = ("self", "d_model", "n_heads")) -> list[Param]:
-    """Keyword options of a callable (a mixer's `__init__`) as `Param`s."""
-    hints = typing.get_type_hints(fn)
-    out = []
-    for p in inspect.signature(fn).parameters.values():
-        if p.name in skip or p.kind in (p.VAR_KEYWORD, p.VAR_POSITIONAL):
-            continue
-        default = None if p.default is inspect.Parameter.empty else p.default
-        out.append(Param(p.name, hints.get(p.name, type(default)), default))
     return out
 
 

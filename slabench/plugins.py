@@ -1,8 +1,10 @@
 """User mixers as plugins: load, validate, and resolve them by name in any process.
 
-A plugin mixer is a class `MyMixer(d_model, n_heads, **options)` (every option with a default)
-whose `forward(x [B, T, D])` returns [B, T, D]. Anywhere a mixer name is accepted (grid files,
-`run --mixer`, `compare --mixer`) it can be named by:
+A plugin mixer is a class built as `MyMixer(d_model, n_heads, options)`, `options` an instance of
+its `Options` (a frozen dataclass, every field with a default), whose `forward(x [B, T, D])`
+returns [B, T, D]. A class built as `MyMixer(d_model, n_heads, **options)` works too: its keyword
+options become the fields of an `Options` dataclass when it is loaded. Anywhere a mixer name is
+accepted (grid files, `run --mixer`, `compare --mixer`) it can be named by:
 
     path/to/file.py:MyMixer      a Python file (relative to the working directory, or absolute)
     pkg.mod:MyMixer              an importable module
@@ -27,6 +29,7 @@ folder by that hash.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import importlib
 import importlib.metadata
@@ -35,6 +38,7 @@ import inspect
 import json
 import os
 import sys
+import typing
 from pathlib import Path
 from typing import Any
 
@@ -108,24 +112,66 @@ def load_reference(ref: str) -> type:
     return validate(obj, ref)
 
 
+def _options_from_signature(cls: type) -> dict[str, Any]:
+    """For a class built as `cls(d_model, n_heads, **options)`: an `Options` dataclass of its
+    keyword options and an `__init__` that takes one, for the subclass `validate` returns."""
+    hints = typing.get_type_hints(cls.__init__)
+    specs = []
+    for p in inspect.signature(cls.__init__).parameters.values():
+        if p.name in ("self", "d_model", "n_heads") or p.kind in (p.VAR_KEYWORD, p.VAR_POSITIONAL):
+            continue
+        default = {} if p.default is p.empty else {"default": p.default}
+        kind = hints.get(p.name, Any if p.default is p.empty else type(p.default))
+        specs.append((p.name, kind, dataclasses.field(**default)))
+    # kw_only: an option without a default may follow one with a default, as in a signature.
+    options = dataclasses.make_dataclass(f"{cls.__name__}Options", specs, frozen=True, kw_only=True,
+                                         namespace={"__module__": cls.__module__})
+
+    def __init__(self, d_model: int, n_heads: int, options: Any = None):
+        options = type(self).Options() if options is None else options
+        cls.__init__(self, d_model, n_heads, **{f.name: getattr(options, f.name) for f in dataclasses.fields(options)})
+
+    return {"Options": options, "__init__": __init__}
+
+
 def validate(cls: Any, ref: str) -> type:
-    """Check the mixer contract on a tiny input; return the class, wrapped to fill in a missing
-    `state_size` (None) or `diagnostics` ({}). One-line SlabenchError on any violation."""
+    """Check the mixer contract on a tiny input; return the class, wrapped to take its options
+    as a dataclass when it takes them as keywords, and to fill in a missing `state_size` (None)
+    or `diagnostics` ({}). One-line SlabenchError on any violation."""
     import torch
     from torch import nn
 
     from slabench.models.base import Mixer
+    from slabench.models.linear_base import LinearMixer
 
     if cls in _checked:
         return _checked[cls]
     if not (inspect.isclass(cls) and issubclass(cls, nn.Module)):
         raise SlabenchError(f"plugin '{ref}': {cls!r} is not a torch.nn.Module subclass")
     name = cls.__name__
+    extra: dict[str, Any] = {}
+    if "options" in inspect.signature(cls.__init__).parameters:
+        options = getattr(cls, "Options", None)
+        if not (dataclasses.is_dataclass(options) and options.__dataclass_params__.frozen):
+            raise SlabenchError(f"plugin '{ref}': {name}.Options must be a frozen dataclass of its options "
+                                "(@dataclass(frozen=True)), since its constructor takes `options`")
+    elif issubclass(cls, LinearMixer):
+        raise SlabenchError(f"plugin '{ref}': {name} subclasses LinearMixer, which takes its options as a dataclass: "
+                            f"set {name}.Options and define __init__(self, d_model, n_heads, options=None) "
+                            "(docs/new-variant.md)")
+    else:
+        extra.update(_options_from_signature(cls))
+    if getattr(cls, "state_size", Mixer.state_size) is Mixer.state_size:
+        extra["state_size"] = lambda self, seq_len: None  # unknown: reported as n/a
+    if not hasattr(cls, "diagnostics"):
+        extra["diagnostics"] = lambda self: {}
+    out = type(name, (cls,), {**extra, "__module__": cls.__module__, "__doc__": cls.__doc__}) if extra else cls
+
     try:
-        mixer = cls(PROBE_D_MODEL, PROBE_HEADS)
+        mixer = out(PROBE_D_MODEL, PROBE_HEADS, out.Options())
     except Exception as e:  # noqa: BLE001
         raise SlabenchError(f"plugin '{ref}': constructor {name}(d_model={PROBE_D_MODEL}, n_heads={PROBE_HEADS}) "
-                            f"failed ({_one_line(e)}); expected {name}(d_model, n_heads, **options with defaults)") from None
+                            f"failed ({_one_line(e)}); every option needs a default") from None
     x = torch.randn(*PROBE_SHAPE, generator=torch.Generator().manual_seed(0))  # [B, T, D]
     try:
         y = mixer(x)
@@ -135,13 +181,6 @@ def validate(cls: Any, ref: str) -> type:
         got = list(y.shape) if isinstance(y, torch.Tensor) else type(y).__name__
         raise SlabenchError(f"plugin '{ref}': forward(x [2, 8, 32]) returned {got}; expected a tensor of the "
                             "input's shape [B, T, D]")
-
-    extra: dict[str, Any] = {}
-    if getattr(cls, "state_size", Mixer.state_size) is Mixer.state_size:
-        extra["state_size"] = lambda self, seq_len: None  # unknown: reported as n/a
-    if not hasattr(cls, "diagnostics"):
-        extra["diagnostics"] = lambda self: {}
-    out = type(name, (cls,), {**extra, "__module__": cls.__module__, "__doc__": cls.__doc__}) if extra else cls
     _checked[cls] = out
     return out
 

@@ -2,12 +2,17 @@
 state size against the real state, SLA diagnostics and options."""
 
 import inspect
+import math
+from dataclasses import dataclass, field, fields
+from typing import Literal
 
 import pytest
 import torch
 
+from slabench import kernels
 from slabench.errors import SlabenchError
-from slabench.models import MIXERS, LinearMixer, build_mixer, mixer_params
+from slabench.kernels import gla_recurrent
+from slabench.models import MIXERS, LinearMixer, build_mixer, mixer_params, shared_option, sla_twin
 
 NAMES = MIXERS.names()
 LINEAR = [n for n in NAMES if issubclass(MIXERS.get(n), LinearMixer)]
@@ -124,3 +129,42 @@ def test_bad_options_raise_one_line():
         make("gla", expand_k=0.3)
     with pytest.raises(SlabenchError, match="normalize"):
         make("linear", normalize=True, feature_map="identity")
+
+
+@dataclass(frozen=True)
+class FixedDecayOptions:
+    decay: float  # required: no default
+    expand_k: float = shared_option("expand_k", 1.0)
+    expand_v: float = shared_option("expand_v", 1.0)
+    conv_size: int = shared_option("conv_size", 4)
+    output_gate: bool = shared_option("output_gate", False)
+    output_norm: Literal["head", "layer", "none"] = shared_option("output_norm", "head")
+    q_scale: float = field(default=1.0, kw_only=True)
+
+
+class FixedDecay(LinearMixer):
+    """Linear attention with one fixed decay, scaled queries: a required and a keyword-only option."""
+
+    Options = FixedDecayOptions
+
+    def mix(self, q, k, v, extras, output_final_state=False):
+        g = torch.full(q.shape[:3], math.log(self.options.decay), dtype=q.dtype)  # [B, T, H]
+        return kernels.gla(q, k, v, g, scale=self.options.q_scale, output_final_state=output_final_state)
+
+
+def test_sla_twin_of_a_base_with_required_and_keyword_only_options(monkeypatch):
+    monkeypatch.setitem(MIXERS._items, "sla-fixed-decay", sla_twin(FixedDecay))
+    gates = ["gate_rank", "gate_temp", "gate_q_only", "gate_source"]
+    assert [p.name for p in mixer_params("sla-fixed-decay")] == [f.name for f in fields(FixedDecayOptions)] + gates
+    assert MIXERS.get("sla-fixed-decay").Options(decay=0.5).output_norm == "layer"
+    with pytest.raises(SlabenchError, match="option 'decay' has no default"):
+        make("sla-fixed-decay")
+    # Without an output norm the forward is o_proj of the kernel's output: check it against the
+    # oracle run with the decay and the q scale the options gave, on the gated q and k.
+    m = make("sla-fixed-decay", decay=0.5, q_scale=0.25, gate_rank=3, output_norm="none").double()
+    assert m.q_gate.down.out_features == 3 and m.k_gate is not None
+    x = torch.randn(2, 17, 32, dtype=torch.float64)
+    q_raw, k_raw, v, _ = m.qkv(x)
+    q, k = m.apply_head_gates(x, q_raw, k_raw, q_raw, k_raw)
+    o, _ = gla_recurrent(q, k, v, torch.full(q.shape[:3], math.log(0.5), dtype=torch.float64), scale=0.25)
+    torch.testing.assert_close(m(x), m.o_proj(o.reshape(2, 17, -1)), rtol=1e-9, atol=1e-9)

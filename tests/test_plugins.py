@@ -128,3 +128,45 @@ def test_entry_point(plugin_file, monkeypatch, tmp_path):
                         lambda group=None: [ep] if group == plugins.ENTRY_POINT_GROUP else [])
     model = build_model("ep-good", vocab_size=8, d_model=32, n_heads=2)
     assert type(model.mixers[0]).__name__ == "Good"
+
+
+DECLARED = """
+from dataclasses import dataclass, field
+
+from torch import nn
+
+from slabench.models import Mixer
+from slabench.models.linear import LinearAttention
+
+
+@dataclass(frozen=True)
+class ScaleOptions:
+    scale: float = field(default=1.0, metadata={"help": "multiplies the output"})
+
+
+class Declared(Mixer):
+    Options = ScaleOptions
+
+    def __init__(self, d_model, n_heads, options=None):
+        super().__init__(d_model, n_heads, options)
+        self.proj = nn.Linear(d_model, d_model)
+
+    def forward(self, x):
+        return self.options.scale * self.proj(x)
+
+
+class KeywordLinear(LinearAttention):
+    def __init__(self, d_model, n_heads, width: int = 3):
+        super().__init__(d_model, n_heads)
+"""
+
+
+def test_plugin_declaring_its_options_dataclass(tmp_path):
+    path = tmp_path / "declared.py"
+    path.write_text(textwrap.dedent(DECLARED))
+    model = build_model(f"{path}:Declared", vocab_size=8, d_model=32, n_heads=2, scale=0.5)
+    assert model.mixers[0].options.scale == 0.5
+    with pytest.raises(SlabenchError, match="scale=True is not a valid float"):
+        build_model(f"{path}:Declared", vocab_size=8, scale=True)
+    # A LinearMixer subclass taking keyword options is told how to declare them.
+    assert "subclasses LinearMixer, which takes its options as a dataclass" in _one_line_error(f"{path}:KeywordLinear")

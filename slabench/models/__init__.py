@@ -2,23 +2,25 @@
 
 `build_model(name, vocab_size=..., **params)` returns an `LM` whose layers use mixer `name`.
 Backbone parameters (d_model, n_layers, n_heads, mlp, pos_emb, max_len, tie_head) are common to every
-mixer; any other keyword is a mixer option, checked against the mixer's signature.
+mixer; any other keyword is a mixer option, checked against the fields of the mixer's `Options`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field, fields
 from typing import Any, Literal
 
+from slabench.errors import SlabenchError
 from slabench.models.attention import Attention
+from slabench.models.base import Mixer
 from slabench.models.gdn import DeltaNet, GatedDeltaNet
 from slabench.models.gla import GLA
-from slabench.models.linear import LinearAttention, LinearMixer
-from slabench.models.retnet import RetNet
-from slabench.models.sla import HeadGate, sla_twin
-from slabench.models.base import Mixer
+from slabench.models.linear import LinearAttention
+from slabench.models.linear_base import LinearMixer, shared_option
 from slabench.models.lm import LM
-from slabench.params import Param, check_params, dataclass_params, signature_params
+from slabench.models.retnet import RetNet
+from slabench.models.sla import HeadGate, SLAGateOptions, sla_twin
+from slabench.params import Param, check_params, dataclass_params
 from slabench.plugins import MixerRegistry
 from slabench.registry import Registry
 
@@ -44,8 +46,8 @@ class Backbone:
 
 
 def mixer_params(name: str) -> list[Param]:
-    """The options of mixer `name` (its constructor's keyword arguments)."""
-    return signature_params(MIXERS.get(name).__init__)
+    """The options of mixer `name`: the fields of its `Options` dataclass."""
+    return dataclass_params(MIXERS.get(name).Options)
 
 
 def model_params(name: str) -> list[Param]:
@@ -53,9 +55,19 @@ def model_params(name: str) -> list[Param]:
     return dataclass_params(Backbone) + mixer_params(name)
 
 
+def mixer_options(name: str, **given: Any) -> Any:
+    """Mixer `name`'s `Options` from user values; unknown, mistyped or missing ones raise one line."""
+    cls = MIXERS.get(name)
+    typed = check_params(f"model '{name}'", mixer_params(name), given)
+    missing = [f.name for f in fields(cls.Options)
+               if f.name not in typed and f.default is MISSING and f.default_factory is MISSING]
+    if missing:
+        raise SlabenchError(f"model '{name}': option '{missing[0]}' has no default; set it")
+    return cls.Options(**typed)
+
+
 def build_mixer(name: str, d_model: int, n_heads: int, **options: Any) -> Mixer:
-    options = check_params(f"model '{name}'", mixer_params(name), options)
-    return MIXERS.get(name)(d_model, n_heads, **options)
+    return MIXERS.get(name)(d_model, n_heads, mixer_options(name, **options))
 
 
 def split_backbone(typed: dict[str, Any]) -> tuple[Backbone, dict[str, Any]]:
@@ -67,12 +79,13 @@ def split_backbone(typed: dict[str, Any]) -> tuple[Backbone, dict[str, Any]]:
 def build_model(name: str, vocab_size: int, **params: Any) -> LM:
     """An LM with mixer `name`; unknown or invalid parameters raise a one-line error."""
     cls = MIXERS.get(name)
-    bb, options = split_backbone(check_params(f"model '{name}'", model_params(name), params))
+    bb, given = split_backbone(check_params(f"model '{name}'", model_params(name), params))
+    options = mixer_options(name, **given)
     return LM(
         vocab_size,
         bb.d_model,
         bb.n_layers,
-        lambda: cls(bb.d_model, bb.n_heads, **options),
+        lambda: cls(bb.d_model, bb.n_heads, options),
         mlp=bb.mlp,
         pos_emb=bb.pos_emb,
         max_len=bb.max_len,
@@ -81,6 +94,6 @@ def build_model(name: str, vocab_size: int, **params: Any) -> LM:
 
 
 __all__ = [
-    "LM", "MIXERS", "Backbone", "HeadGate", "LinearMixer", "Mixer", "build_mixer", "build_model", "mixer_params",
-    "model_params", "sla_twin", "split_backbone",
+    "LM", "MIXERS", "Backbone", "HeadGate", "LinearMixer", "Mixer", "SLAGateOptions", "build_mixer", "build_model",
+    "mixer_options", "mixer_params", "model_params", "shared_option", "sla_twin", "split_backbone",
 ]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -22,17 +24,24 @@ def rotary(x: torch.Tensor, base: float = 10000.0) -> torch.Tensor:
     return torch.cat([rotated, x[..., 2 * half :]], dim=-1)
 
 
+@dataclass(frozen=True)
+class AttentionOptions:
+    rotary: bool = field(default=True, metadata={"help": "rotary positions on q and k"})
+    window: int = field(default=0, metadata={"help": "attend to the last `window` tokens only (0: full causal)"})
+
+
 class Attention(Mixer):
-    """Multi-head causal self-attention through `F.scaled_dot_product_attention`.
+    """Multi-head causal self-attention through `F.scaled_dot_product_attention`, optionally
+    over a sliding window."""
 
-    window: if > 0, each token attends to the last `window` tokens only (sliding window).
-    """
+    Options = AttentionOptions
 
-    def __init__(self, d_model: int, n_heads: int, rotary: bool = True, window: int = 0):
-        super().__init__(d_model, n_heads)
+    def __init__(self, d_model: int, n_heads: int, options: AttentionOptions | None = None):
+        super().__init__(d_model, n_heads, options)
+        window = self.options.window
         require(d_model % n_heads == 0, "attention", f"d_model={d_model} must be divisible by n_heads={n_heads}")
         require(window >= 0, "attention", f"window={window} must be >= 0 (0 = full causal)")
-        self.use_rotary, self.window = rotary, window
+        self.use_rotary, self.window = self.options.rotary, window
         self.qkv = nn.Linear(d_model, 3 * d_model, bias=False)
         self.out = nn.Linear(d_model, d_model, bias=False)
 

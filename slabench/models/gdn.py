@@ -15,6 +15,7 @@ effective write strength from beta to beta * g^2 (and the value written to beta 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Literal
 
 import torch
@@ -22,22 +23,23 @@ import torch.nn.functional as F
 from torch import nn
 
 from slabench import kernels
-from slabench.models.linear import LinearMixer
+from slabench.models.linear_base import LinearMixer, shared_option
+
+
+@dataclass(frozen=True)
+class GatedDeltaNetOptions:
+    expand_k: float = shared_option("expand_k", 1.0)
+    expand_v: float = shared_option("expand_v", 2.0)
+    conv_size: int = shared_option("conv_size", 4)
+    output_gate: bool = shared_option("output_gate", True)
+    output_norm: Literal["head", "layer", "none"] = shared_option("output_norm", "head")
 
 
 class GatedDeltaNet(LinearMixer):
-    def __init__(
-        self,
-        d_model: int,
-        n_heads: int,
-        expand_k: float = 1.0,
-        expand_v: float = 2.0,
-        conv_size: int = 4,
-        output_gate: bool = True,
-        output_norm: Literal["head", "layer", "none"] = "head",
-    ):
-        super().__init__(d_model, n_heads, expand_k=expand_k, expand_v=expand_v, conv_size=conv_size,
-                         output_gate=output_gate, output_norm=output_norm)
+    Options = GatedDeltaNetOptions
+
+    def __init__(self, d_model: int, n_heads: int, options: GatedDeltaNetOptions | None = None):
+        super().__init__(d_model, n_heads, options)
         H = n_heads
         self.a_proj = nn.Linear(d_model, H, bias=False)
         self.b_proj = nn.Linear(d_model, H, bias=False)
@@ -59,6 +61,15 @@ class GatedDeltaNet(LinearMixer):
         return kernels.delta_rule(q, k, v, extras["g"], extras["beta"], output_final_state=output_final_state)
 
 
+@dataclass(frozen=True)
+class DeltaNetOptions:
+    expand_k: float = shared_option("expand_k", 1.0)
+    expand_v: float = shared_option("expand_v", 1.0)
+    conv_size: int = shared_option("conv_size", 4)
+    output_gate: bool = shared_option("output_gate", False)
+    output_norm: Literal["head", "layer", "none"] = shared_option("output_norm", "head")
+
+
 class DeltaNet(LinearMixer):
     """DeltaNet (Yang et al. 2024): the delta rule without a decay, on the same kernel.
 
@@ -68,18 +79,10 @@ class DeltaNet(LinearMixer):
     The kernel op takes a log decay: zeros here (g = 0 is plain DeltaNet).
     """
 
-    def __init__(
-        self,
-        d_model: int,
-        n_heads: int,
-        expand_k: float = 1.0,
-        expand_v: float = 1.0,
-        conv_size: int = 4,
-        output_gate: bool = False,
-        output_norm: Literal["head", "layer", "none"] = "head",
-    ):
-        super().__init__(d_model, n_heads, expand_k=expand_k, expand_v=expand_v, conv_size=conv_size,
-                         output_gate=output_gate, output_norm=output_norm)
+    Options = DeltaNetOptions
+
+    def __init__(self, d_model: int, n_heads: int, options: DeltaNetOptions | None = None):
+        super().__init__(d_model, n_heads, options)
         self.b_proj = nn.Linear(d_model, n_heads, bias=False)
 
     def qkv(self, x):

@@ -9,38 +9,38 @@ init), with its swish output gate and per-head norm.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Literal
 
 import torch.nn.functional as F
 from torch import nn
 
 from slabench import kernels
-from slabench.models.linear import LinearMixer
+from slabench.models.linear_base import LinearMixer, shared_option
 from slabench.params import require
 
 
-class GLA(LinearMixer):
-    """gate_low_rank_dim: rank of the decay projection; gate_logit_normalizer: divides logsigmoid."""
+@dataclass(frozen=True)
+class GLAOptions:
+    gate_low_rank_dim: int = field(default=16, metadata={"help": "rank of the decay projection"})
+    gate_logit_normalizer: float = field(default=16.0, metadata={"help": "divides the decay's logsigmoid"})
+    expand_k: float = shared_option("expand_k", 0.5)
+    expand_v: float = shared_option("expand_v", 1.0)
+    conv_size: int = shared_option("conv_size", 4)
+    output_gate: bool = shared_option("output_gate", True)
+    output_norm: Literal["head", "layer", "none"] = shared_option("output_norm", "head")
 
-    def __init__(
-        self,
-        d_model: int,
-        n_heads: int,
-        gate_low_rank_dim: int = 16,
-        gate_logit_normalizer: float = 16.0,
-        expand_k: float = 0.5,
-        expand_v: float = 1.0,
-        conv_size: int = 4,
-        output_gate: bool = True,
-        output_norm: Literal["head", "layer", "none"] = "head",
-    ):
-        super().__init__(d_model, n_heads, expand_k=expand_k, expand_v=expand_v, conv_size=conv_size,
-                         output_gate=output_gate, output_norm=output_norm)
-        require(gate_low_rank_dim >= 1, "gla", f"gate_low_rank_dim={gate_low_rank_dim} must be >= 1")
-        require(gate_logit_normalizer > 0, "gla", f"gate_logit_normalizer={gate_logit_normalizer} must be > 0")
-        self.normalizer = gate_logit_normalizer
-        self.gk_proj = nn.Sequential(nn.Linear(d_model, gate_low_rank_dim, bias=False),
-                                     nn.Linear(gate_low_rank_dim, self.key_dim))
+
+class GLA(LinearMixer):
+    Options = GLAOptions
+
+    def __init__(self, d_model: int, n_heads: int, options: GLAOptions | None = None):
+        super().__init__(d_model, n_heads, options)
+        rank, normalizer = self.options.gate_low_rank_dim, self.options.gate_logit_normalizer
+        require(rank >= 1, "gla", f"gate_low_rank_dim={rank} must be >= 1")
+        require(normalizer > 0, "gla", f"gate_logit_normalizer={normalizer} must be > 0")
+        self.normalizer = normalizer
+        self.gk_proj = nn.Sequential(nn.Linear(d_model, rank, bias=False), nn.Linear(rank, self.key_dim))
 
     def qkv(self, x):
         q, k, v = self.project(x)

@@ -9,32 +9,33 @@ output gate and a per-head norm, like fla's MultiScaleRetention.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Literal
 
 import torch
 
 from slabench import kernels
 from slabench.models.attention import rotary as rotate
-from slabench.models.linear import LinearMixer
+from slabench.models.linear_base import LinearMixer, shared_option
+
+
+@dataclass(frozen=True)
+class RetNetOptions:
+    # Applied after the SLA gates read q and k; a rotation keeps their norm.
+    rotary: bool = field(default=True, metadata={"help": "rotary positions on q and k"})
+    expand_k: float = shared_option("expand_k", 1.0)
+    expand_v: float = shared_option("expand_v", 2.0)
+    conv_size: int = shared_option("conv_size", 4)
+    output_gate: bool = shared_option("output_gate", True)
+    output_norm: Literal["head", "layer", "none"] = shared_option("output_norm", "head")
 
 
 class RetNet(LinearMixer):
-    """rotary: rotate q and k (applied after the SLA gates read them, it keeps their norm)."""
+    Options = RetNetOptions
 
-    def __init__(
-        self,
-        d_model: int,
-        n_heads: int,
-        rotary: bool = True,
-        expand_k: float = 1.0,
-        expand_v: float = 2.0,
-        conv_size: int = 4,
-        output_gate: bool = True,
-        output_norm: Literal["head", "layer", "none"] = "head",
-    ):
-        super().__init__(d_model, n_heads, expand_k=expand_k, expand_v=expand_v, conv_size=conv_size,
-                         output_gate=output_gate, output_norm=output_norm)
-        self.rotary = rotary
+    def __init__(self, d_model: int, n_heads: int, options: RetNetOptions | None = None):
+        super().__init__(d_model, n_heads, options)
+        self.rotary = self.options.rotary
         log_gamma = torch.log1p(-(2.0 ** (-5.0 - torch.arange(n_heads, dtype=torch.float32))))  # [H]
         self.register_buffer("log_gamma", log_gamma, persistent=False)
 

@@ -9,15 +9,16 @@ gates respond to their magnitude. W is low rank (d_in -> rank -> H). Head h then
 (G^Q_h phi(Q_h)) (G^K_h phi(K_h))^T V_h with the base mixer's decay or delta rule.
 
 `HeadGate` is the gate; `sla_twin(MixerClass)` turns any `LinearMixer` subclass into its SLA
-twin by adding the gate options to its signature and switching the gate on.
+twin: its options are the base's plus `SLAGateOptions`, and its constructor switches the gate on.
 """
 
 from __future__ import annotations
 
-import inspect
+import dataclasses
 import math
 import typing
-from typing import Literal
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 import torch
 from torch import nn
@@ -56,37 +57,42 @@ class HeadGate(nn.Module):
         return {f"{prefix}gate_entropy": entropy / norm, f"{prefix}gate_max": g.max(-1).values.mean().item()}
 
 
+@dataclass(frozen=True)
+class SLAGateOptions:
+    """The options an SLA twin adds to its base mixer's."""
+
+    gate_rank: int = field(default=8, metadata={"help": "rank of the low-rank head projection"})
+    gate_temp: float = field(default=1.0, metadata={"help": "softmax temperature tau"})
+    gate_q_only: bool = field(default=False, metadata={"help": "no key gate"})
+    gate_source: Literal["qk", "x"] = field(default="qk", metadata={
+        "help": "what the gates read: 'qk' the full q and k (the paper), 'x' the layer input (an ablation)"})
+
+
 def sla_twin(cls: type) -> type:
-    """The SLA twin of a `LinearMixer` subclass: same options plus the gate's.
+    """The SLA twin of a `LinearMixer` subclass: its mixing with softmax head gates on q and k.
 
-    gate_rank: rank of the low-rank head projection; gate_temp: softmax temperature tau;
-    gate_q_only: no key gate; gate_source: 'qk' (gates read the full q and k, the paper) or
-    'x' (both read the layer input, an ablation). The twin's output norm defaults to 'layer':
-    a per-head norm would divide the query gate (one scalar per head and token) back out.
+    The twin's options dataclass extends the base's: the same fields in the same order (the
+    output norm defaulting to 'layer' instead), then the gate's (`SLAGateOptions`); a base with
+    required or keyword-only options gets its twin like any other.
     """
-    base_init = cls.__init__
+    base = cls.Options
+    # The twin's output norm defaults to 'layer': a per-head norm would divide the query gate
+    # (one scalar per head and token) back out.
+    norm = field(default="layer", metadata={"help": "RMSNorm over all heads ('layer'), per head ('head': divides the "
+                                                    "q gate back out) or 'none'"})
+    # Dataclass fields are collected base class first: with SLAGateOptions listed first among the
+    # bases, its fields come after the base mixer's, and output_norm, redeclared, keeps its place.
+    # kw_only lets that new default stand before a required option of the base.
+    options = dataclasses.make_dataclass(
+        f"SLA{base.__name__}", [("output_norm", typing.get_type_hints(base)["output_norm"], norm)],
+        bases=(SLAGateOptions, base), frozen=True, kw_only=True, namespace={"__module__": cls.__module__},
+    )
 
-    def __init__(
-        self,
-        d_model: int,
-        n_heads: int,
-        gate_rank: int = 8,
-        gate_temp: float = 1.0,
-        gate_q_only: bool = False,
-        gate_source: Literal["qk", "x"] = "qk",
-        **options,
-    ):
-        options.setdefault("output_norm", "layer")
-        base_init(self, d_model, n_heads, **options)
-        self.enable_head_gates(gate_rank, gate_temp, gate_q_only, gate_source)
+    def __init__(self, d_model: int, n_heads: int, options: Any = None):
+        cls.__init__(self, d_model, n_heads, options)
+        o = self.options
+        self.enable_head_gates(o.gate_rank, o.gate_temp, o.gate_q_only, o.gate_source)
 
-    # Advertise base options + gate options in the signature, which the CLI and configs read.
-    base_sig = inspect.signature(base_init)
-    own_sig = inspect.signature(__init__)
-    params = [p for p in base_sig.parameters.values() if p.kind != p.VAR_KEYWORD]
-    params = [p.replace(default="layer") if p.name == "output_norm" else p for p in params]
-    params += [p for n, p in own_sig.parameters.items() if n.startswith("gate_")]
-    __init__.__signature__ = base_sig.replace(parameters=params)
-    __init__.__annotations__ = {**typing.get_type_hints(base_init), **typing.get_type_hints(__init__)}
-    doc = f"SLA twin of `{cls.__name__}`: its mixing with softmax head gates on q and k.\n\n{sla_twin.__doc__}"
-    return type(f"SLA{cls.__name__}", (cls,), {"__init__": __init__, "__doc__": doc, "__module__": cls.__module__})
+    doc = f"SLA twin of `{cls.__name__}`: its mixing with softmax head gates on q and k."
+    return type(f"SLA{cls.__name__}", (cls,), {"Options": options, "__init__": __init__, "__doc__": doc,
+                                              "__module__": cls.__module__})
