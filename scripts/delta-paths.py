@@ -1,7 +1,7 @@
 """Times the delta-rule paths (fwd+bwd, eager and CUDA-graph replay; the reference at T 256
 only) at the sweep's shapes, and prints one JSON line per (path, shape). The project
-kernel is timed at chunk lengths 32 and 64 (`triton_delta_rule@C`): these rows set
-`delta_fused.C`.
+kernel is timed with its walks over value blocks of 32 and of 16 columns
+(`triton_delta_rule@walkN`): these rows set `delta_fused._value_block`.
 
     python scripts/delta-paths.py [B,T,H,Dk,Dv ...]     (default: SHAPES)
 """
@@ -23,6 +23,7 @@ SHAPES = [(64, 256, 8, 16, 32), (256, 256, 8, 16, 32), (16, 4096, 8, 16, 32), (4
 
 
 def main(shapes):
+    value_block = delta_fused._value_block
     for shape in shapes:
         B, T, H, Dk, Dv = shape
         q, k = (F.normalize(torch.randn(B, T, H, Dk, device="cuda"), dim=-1).bfloat16().requires_grad_() for _ in range(2))
@@ -30,11 +31,11 @@ def main(shapes):
         g = (F.logsigmoid(torch.randn(B, T, H, device="cuda") + 3) / 16).requires_grad_()
         beta = torch.rand(B, T, H, device="cuda", dtype=torch.bfloat16).requires_grad_()
         do = torch.randn_like(v)
-        paths = [(f"triton_delta_rule@{c}", delta_fused.delta_rule_fused, c) for c in (32, 64)]
+        paths = [(f"triton_delta_rule@walk{n}", delta_fused.delta_rule_fused, n) for n in (32, 16)]
         paths += [(p, fn, None) for p, fn in dispatch.OPS["delta_rule"].candidates[1:] if T <= 256 or p != "reference"]
-        for path, fn, chunk in paths:
-            if chunk:
-                delta_fused.C = chunk
+        for path, fn, walk in paths:
+            if walk:
+                delta_fused._value_block = lambda BV, walk=walk: min(BV, walk)
             args = (q, k, v, g, beta)
 
             def step(fn=fn, args=args, do=do):
@@ -47,7 +48,7 @@ def main(shapes):
             except Exception as e:  # noqa: BLE001  (a path that cannot run here is a row too)
                 row["error"] = f"{type(e).__name__}: {str(e).splitlines()[0][:120] if str(e) else ''}"
             print(json.dumps(row), flush=True)
-    delta_fused.C = 64
+    delta_fused._value_block = value_block
 
 
 if __name__ == "__main__":

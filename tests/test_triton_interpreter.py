@@ -195,8 +195,9 @@ def test_delta_rule_kernels_compile_for_hopper(Dk, Dv, dtype):
     meta = delta_fused._meta(Dk, Dv, torch.bfloat16 if dtype == "bf16" else torch.float32)
     walk = {**meta, "BV": delta_fused._value_block(meta["BV"])}  # the two walks take value blocks
     pointers = {a: f"*{dtype}" for a in ("q", "k", "v", "beta", "o", "do", "dq", "dk", "dv", "dbeta")}
-    pointers |= {a: "*fp32" for a in ("g", "u", "w", "h", "ht", "dvn", "dh", "dg")}
+    pointers |= {a: "*fp32" for a in ("g", "tinv", "u", "uv", "vn", "w", "h", "ht", "dvn", "dhl", "dh", "dg")}
     for kernel, kmeta in ((delta_fused._prepare, meta), (delta_fused._forward, {**walk, "STORE_STATE": True}),
+                          (delta_fused._output, meta), (delta_fused._backward_local, meta),
                           (delta_fused._backward_state, walk), (delta_fused._backward_chunk, meta)):
         compiled = _compile_for_hopper(kernel, pointers, {"scale"}, kmeta)
         assert ".entry" in compiled.asm["ptx"] and compiled.asm["cubin"], kernel.__name__
