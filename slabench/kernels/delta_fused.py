@@ -48,6 +48,9 @@ except ImportError:  # triton is optional on non-Linux platforms; the reference 
     triton = None
 
 C = 32  # chunk length: `_prepare` splits it into the UT transform's two 16 x 16 blocks
+# Warps per program of `_prepare`, the two walks and `_backward_chunk`: on an H200 1 or 2 for the
+# walks and 8 for `_backward_chunk` measured slower; 2 for `_prepare` faster (docs/speed.md).
+WARPS = {"prepare": 4, "walk": 4, "chunk": 4}
 MAX_HEAD_DIM = 128  # widest head the kernels hold in registers (the backward holds S and dS whole)
 
 
@@ -150,10 +153,14 @@ if triton is not None:
         vv = tl.program_id(1) * BV + tl.arange(0, BV)
         mS = (kk[:, None] < Dk) & (vv[None, :] < Dv)
         S = tl.zeros([BK, BV], dtype=tl.float32)
+        kn, gn = _load(k, sk_t, c, T, kk, Dk), _load_row(g, sg_t, c, T)
+        wn, un = _load(w, Dk, c, T, kk, Dk), _load(uv, Dv, c, T, vv, Dv)
         for n in range(N):
             t = n * BT + c
-            kc, gc = _load(k, sk_t, t, T, kk, Dk), _load_row(g, sg_t, t, T)
-            wc, uc = _load(w, Dk, t, T, kk, Dk), _load(uv, Dv, t, T, vv, Dv)
+            kc, gc, wc, uc = kn, gn, wn, un
+            # the next chunk's inputs, loaded while this chunk computes (they do not depend on S)
+            kn, gn = _load(k, sk_t, t + BT, T, kk, Dk), _load_row(g, sg_t, t + BT, T)
+            wn, un = _load(w, Dk, t + BT, T, kk, Dk), _load(uv, Dv, t + BT, T, vv, Dv)
             bC = tl.sum(gc, axis=0)
             kd = kc * tl.exp(bC - tl.cumsum(gc, axis=0))[:, None]  # K e^{b_C - b}
             tl.store(h + n * Dk * Dv + kk[:, None] * Dv + vv[None, :], S, mask=mS)
@@ -219,12 +226,19 @@ if triton is not None:
         vv = tl.program_id(1) * BV + tl.arange(0, BV)
         mS = (kk[:, None] < Dk) & (vv[None, :] < Dv)
         dS = tl.zeros([BK, BV], dtype=tl.float32)
+        t = (N - 1) * BT + c
+        kn, gn, wn = _load(k, sk_t, t, T, kk, Dk), _load_row(g, sg_t, t, T), _load(w, Dk, t, T, kk, Dk)
+        dvln, dSln = _load(dvn, Dv, t, T, vv, Dv), tl.load(dhl + (N - 1) * Dk * Dv + kk[:, None] * Dv + vv[None, :], mask=mS, other=0.0)
         for m in range(N):
             n = N - 1 - m
             t = n * BT + c
-            kc, gc = _load(k, sk_t, t, T, kk, Dk), _load_row(g, sg_t, t, T)
-            wc, dvl = _load(w, Dk, t, T, kk, Dk), _load(dvn, Dv, t, T, vv, Dv)
-            dSl = tl.load(dhl + n * Dk * Dv + kk[:, None] * Dv + vv[None, :], mask=mS, other=0.0)
+            kc, gc, wc, dvl, dSl = kn, gn, wn, dvln, dSln
+            # the previous chunk's inputs, loaded while this chunk computes (after chunk 0, chunk 0 again, unused)
+            p = tl.maximum(n - 1, 0)
+            tp = p * BT + c
+            kn, gn = _load(k, sk_t, tp, T, kk, Dk), _load_row(g, sg_t, tp, T)
+            wn, dvln = _load(w, Dk, tp, T, kk, Dk), _load(dvn, Dv, tp, T, vv, Dv)
+            dSln = tl.load(dhl + p * Dk * Dv + kk[:, None] * Dv + vv[None, :], mask=mS, other=0.0)
             bC = tl.sum(gc, axis=0)
             kd = kc * tl.exp(bC - tl.cumsum(gc, axis=0))[:, None]  # K e^{b_C - b}
             tl.store(dh + n * Dk * Dv + kk[:, None] * Dv + vv[None, :], dS, mask=mS)
@@ -338,9 +352,10 @@ class DeltaRuleFused(torch.autograd.Function):
         o = torch.empty(B, T, H, Dv, device=q.device, dtype=q.dtype)
         ht = torch.empty(B, H, Dk, Dv, **f32) if output_final_state else None
         _prepare[(N, B * H)](k, v, g, beta, tinv, uv, w, T, H, *_strides(k), *_strides(v), *_strides(g), *_strides(beta),
-                             **meta)
+                             num_warps=WARPS["prepare"], **meta)
         _forward[(B * H, triton.cdiv(Dv, walk["BV"]))](
-            k, g, uv, w, h, h if ht is None else ht, T, H, *_strides(k), *_strides(g), STORE_STATE=output_final_state, **walk)
+            k, g, uv, w, h, h if ht is None else ht, T, H, *_strides(k), *_strides(g), STORE_STATE=output_final_state,
+            num_warps=WARPS["walk"], **walk)
         _output[(N, B * H)](q, k, g, uv, h, o, T, H, scale, *_strides(q), *_strides(k), *_strides(g), *_strides(o), **meta)
         ctx.save_for_backward(q, k, v, g, beta, tinv, w, uv, h)
         ctx.scale = scale
@@ -362,13 +377,14 @@ class DeltaRuleFused(torch.autograd.Function):
         _backward_local[(N, B * H)](q, k, g, do, dvn, dhl, T, H, ctx.scale,
                                     *_strides(q), *_strides(k), *_strides(g), *_strides(do), **meta)
         _backward_state[(B * H, triton.cdiv(Dv, walk["BV"]))](
-            k, g, w, dvn, dhl, dh, T, H, *_strides(k), *_strides(g), **walk)
+            k, g, w, dvn, dhl, dh, T, H, *_strides(k), *_strides(g), num_warps=WARPS["walk"], **walk)
         dq, dk = (torch.empty(B, T, H, Dk, device=q.device, dtype=x.dtype) for x in (q, k))  # contiguous
         dv = torch.empty(B, T, H, Dv, device=q.device, dtype=v.dtype)
         dg, dbeta = torch.empty(B, T, H, device=q.device, dtype=g.dtype), torch.empty(B, T, H, device=q.device, dtype=beta.dtype)
         _backward_chunk[(N, B * H)](
             q, k, v, g, beta, do, tinv, w, vn, h, dh, dvn, dq, dk, dv, dg, dbeta, T, H, ctx.scale,
-            *_strides(q), *_strides(k), *_strides(v), *_strides(g), *_strides(beta), *_strides(do), **meta)
+            *_strides(q), *_strides(k), *_strides(v), *_strides(g), *_strides(beta), *_strides(do),
+            num_warps=WARPS["chunk"], **meta)
         return dq, dk, dv, dg, dbeta, None, None
 
 
