@@ -1,7 +1,8 @@
 """Times the delta-rule paths (fwd+bwd, eager and CUDA-graph replay; the reference at T 256
 only) at the sweep's shapes, and prints one JSON line per (path, shape). The project
-kernel is timed at chunk lengths 32 and 64 (`triton_delta_rule@C`, `DeltaRuleConfig(chunk_size=C)`):
-these rows set its default (slabench/kernels/delta_rule/fused.py).
+kernel is timed with its walks over value blocks of 32 and of 16 columns
+(`triton_delta_rule@walkN`, `DeltaRuleConfig(walk_block=N)`): these rows set its default
+(slabench/kernels/delta_rule/fused.py).
 
     python scripts/delta-paths.py [B,T,H,Dk,Dv ...]     (default: SHAPES)
 """
@@ -32,7 +33,8 @@ def main(shapes):
         g = (F.logsigmoid(torch.randn(B, T, H, device="cuda") + 3) / 16).requires_grad_()
         beta = torch.rand(B, T, H, device="cuda", dtype=torch.bfloat16).requires_grad_()
         do = torch.randn_like(v)
-        paths = [(f"triton_delta_rule@{c}", partial(delta_rule_fused, config=DeltaRuleConfig(chunk_size=c))) for c in (32, 64)]
+        paths = [(f"triton_delta_rule@walk{n}", partial(delta_rule_fused, config=DeltaRuleConfig(walk_block=n)))
+                 for n in (32, 16)]
         paths += [(p, fn) for p, fn in dispatch.OPS["delta_rule"].candidates[1:] if T <= 256 or p != "reference"]
         for path, fn in paths:
             args = (q, k, v, g, beta)

@@ -194,10 +194,11 @@ def test_delta_rule_kernels_compile_for_hopper(Dk, Dv, dtype):
     from slabench.kernels.delta_rule import fused
 
     meta = fused._meta(Dk, Dv, torch.bfloat16 if dtype == "bf16" else torch.float32)
-    walk = {**meta, "BV": fused._value_block(meta["BV"])}  # the two walks take value blocks
+    walk = {**meta, "BV": min(meta["BV"], fused.DeltaRuleConfig().walk_block)}  # the two walks take value blocks
     pointers = {a: f"*{dtype}" for a in ("q", "k", "v", "beta", "o", "do", "dq", "dk", "dv", "dbeta")}
-    pointers |= {a: "*fp32" for a in ("g", "u", "w", "h", "ht", "dvn", "dh", "dg")}
+    pointers |= {a: "*fp32" for a in ("g", "tinv", "u", "uv", "vn", "w", "h", "ht", "dvn", "dhl", "dh", "dg")}
     for kernel, kmeta in ((fused._prepare, meta), (fused._forward, {**walk, "STORE_STATE": True}),
+                          (fused._output, meta), (fused._backward_local, meta),
                           (fused._backward_state, walk), (fused._backward_chunk, meta)):
         compiled = _compile_for_hopper(kernel, pointers, {"scale"}, kmeta)
         assert ".entry" in compiled.asm["ptx"] and compiled.asm["cubin"], kernel.__name__

@@ -1,4 +1,4 @@
-"""Gated delta rule in Triton: the chunked WY / UT form, forward and backward in four kernels.
+"""Gated delta rule in Triton: the chunked WY / UT form, forward and backward in six kernels.
 
 Same op as `delta_rule_chunk` (fla's layout: q, k [B, T, H, Dk], v [B, T, H, Dv], log decay g
 and write strength beta [B, T, H]); g = 0 is plain DeltaNet. Per chunk of C tokens, with b the
@@ -6,27 +6,35 @@ cumulative log decay from the chunk start (inclusive), b_C its total, Gamma_ij =
 (j <= i; every exponent <= 0 since g <= 0) and S the state entering the chunk:
 
     M     = strictly lower part of diag(beta) K K^T * Gamma       the chunk's Householder products
-    Tinv  = (I + M)^-1                                           the UT transform, by substitution
+    Tinv  = (I + M)^-1                                           the UT transform, blocked
     u     = Tinv (beta V),  w = Tinv (beta K e^b)                pseudo-values and decayed keys
     v_new = u - w S                                             what each token still has to write
     o     = scale (Q e^b) S + tril(scale Q K^T * Gamma) v_new
     S    <- e^{b_C} S + (K e^{b_C - b})^T v_new
 
-Tinv is built row by row (row i = e_i - sum_{j<i} M_ij row_j): forward substitution stays as
-well conditioned as the solve itself, where the nilpotent product (I - M)(I + M^2)(I + M^4)...
-sums terms that grow like binomials when keys align, and cancels them in floating point.
+Tinv is blocked in 16 x 16 blocks: with M's diagonal blocks M11, M22 and its lower block M21,
 
-Kernels (grid in brackets): `_prepare` [chunks, B*H] computes u and w in parallel over chunks;
-`_forward` [B*H, value blocks] walks the chunks carrying S (the columns of S evolve
-independently, so value blocks run as separate programs), writes o and keeps each chunk's
-entering state for the backward. `_backward_state` [B*H, value blocks] walks the chunks in
-reverse carrying dS, the gradient of the state leaving a chunk:
+    Tinv = [[T11, 0], [T21, T22]],   Tii = (I + Mii)^-1,   T21 = -T22 M21 T11
+
+(the lower block of (I + M) Tinv = I). The diagonal blocks are solved by forward substitution
+(row i = e_i - sum_{j<i} M_ij row_j: 15 serial steps on 16 x 16 tiles, both blocks at once), which
+stays as well conditioned as the solve itself, where the nilpotent product (I - M)(I + M^2)...
+sums terms that grow like binomials when keys align and cancels them in floating point; the
+off-diagonal block takes two tensor-core products.
+
+Kernels (grid in brackets). Forward: `_prepare` [chunks, B*H] stores Tinv, u and w; `_forward`
+[B*H, value blocks] walks the chunks carrying S (the columns of S evolve independently, so value
+blocks run as separate programs), keeps each chunk's entering state and overwrites u with v_new;
+`_output` [chunks, B*H] computes o from them. Backward: `_backward_local` [chunks, B*H] computes the
+parts of the reverse walk that need no state, A^T dO and (scale Q e^b)^T dO (A = tril(scale Q K^T *
+Gamma)); `_backward_state` [B*H, value blocks] walks the chunks in reverse carrying dS, the
+gradient of the state leaving a chunk:
 
     dv_new = A^T dO + (K e^{b_C - b}) dS,   dS <- (scale Q e^b)^T dO + e^{b_C} dS - w^T dv_new
 
-and `_backward_chunk` [chunks, B*H] then has everything a chunk needs (S, dS, dv_new) to give
-dq, dk, dv, dbeta and dg in parallel, recomputing Tinv, u, w and v_new (derivation in
-docs/speed.md). The final state is returned without a gradient.
+and `_backward_chunk` [chunks, B*H] then has everything a chunk needs (S, dS, dv_new, Tinv, w,
+v_new) to give dq, dk, dv, dbeta and dg in parallel (derivation in docs/speed.md). The walks
+hold two products per chunk on their serial path. The final state is returned without a gradient.
 """
 
 from __future__ import annotations
@@ -41,14 +49,21 @@ try:
 except ImportError:  # triton is optional on non-Linux platforms; the reference still works
     triton = None
 
-MAX_HEAD_DIM = 128  # widest head the kernels hold in registers (the backward holds S and dS whole)
+C = 32  # chunk length: `_prepare` splits it into the UT transform's two 16 x 16 blocks
 
 
 @dataclass(frozen=True)
 class DeltaRuleConfig:
-    """Tuning of the four kernels (scripts/delta-paths.py sweeps them)."""
+    """Launch settings (scripts/delta-paths.py sweeps them). On an H200 1 or 2 warps for the walks and
+    8 for `_backward_chunk` measured slower than 4; 2 for `_prepare` faster, not yet checked against
+    the references on the GPU (docs/speed.md)."""
 
-    chunk_size: int = 32  # 64 measured 1.6-1.9x slower fwd+bwd on an H200 (the substitution is serial in C)
+    prepare_warps: int = 4
+    walk_warps: int = 4
+    chunk_warps: int = 4
+    walk_block: int = 32  # value columns per program of the two walks (the state's columns evolve independently)
+
+MAX_HEAD_DIM = 128  # widest head the kernels hold in registers (the backward holds S and dS whole)
 
 
 def unsuited(dims: tuple[int, int]) -> str | None:
@@ -60,13 +75,13 @@ if triton is not None:
 
     @triton.jit
     def _load(ptr, stride_t, t, T, d, D):
-        """A [C, BD] chunk of a [T, D] slice (rows t, columns d; zero outside) in float32."""
+        """A [len(t), BD] block of a [T, D] slice (rows t, columns d; zero outside) in float32."""
         return tl.load(ptr + t[:, None] * stride_t + d[None, :], mask=(t[:, None] < T) & (d[None, :] < D),
                        other=0.0).to(tl.float32)
 
     @triton.jit
     def _load_row(ptr, stride_t, t, T):
-        """A [C] chunk of a [T] slice (g or beta; zero outside) in float32."""
+        """A [len(t)] block of a [T] slice (g or beta; zero outside) in float32."""
         return tl.load(ptr + t * stride_t, mask=t < T, other=0.0).to(tl.float32)
 
     @triton.jit
@@ -77,100 +92,174 @@ if triton is not None:
         return tl.exp(tl.where(keep, b[:, None] - b[None, :], float("-inf")))
 
     @triton.jit
-    def _ut(kc, b, bc, PREC: tl.constexpr):
-        """(Tinv = (I + M)^-1, M, K K^T), M = strictly lower diag(beta) K K^T * Gamma, all [C, C]."""
-        KK = tl.dot(kc, tl.trans(kc), input_precision=PREC)
-        M = bc[:, None] * KK * _decay(b, True)
-        r = tl.arange(0, kc.shape[0])
-        Tinv = tl.where(r[:, None] == r[None, :], 1.0, 0.0)
-        for i in range(1, kc.shape[0]):  # rows j < i are final; row i is still e_i
-            m_i = tl.sum(tl.where(r[:, None] == i, M, 0.0), axis=0)  # [C]: M_ij, zero for j >= i
-            Tinv -= tl.where(r[:, None] == i, tl.sum(m_i[:, None] * Tinv, axis=0)[None, :], 0.0)
-        return Tinv, M, KK
+    def _solve_pair(M1, M2):
+        """(I + M1)^-1 and (I + M2)^-1 of strictly lower [C/2, C/2] M1, M2 by forward substitution,
+        the two in one loop so that their serial steps overlap."""
+        r = tl.arange(0, M1.shape[0])
+        X1 = tl.where(r[:, None] == r[None, :], 1.0, 0.0)
+        X2 = X1
+        for i in range(1, M1.shape[0]):  # rows j < i are final; row i is still e_i
+            row = r[:, None] == i
+            m1 = tl.sum(tl.where(row, M1, 0.0), axis=0)  # [C/2]: M_ij, zero for j >= i
+            m2 = tl.sum(tl.where(row, M2, 0.0), axis=0)
+            X1 -= tl.where(row, tl.sum(m1[:, None] * X1, axis=0)[None, :], 0.0)
+            X2 -= tl.where(row, tl.sum(m2[:, None] * X2, axis=0)[None, :], 0.0)
+        return X1, X2
 
     @triton.jit
-    def _prepare(k, v, g, beta, u, w, T, H,
+    def _prepare(k, v, g, beta, tinv, u, w, T, H,
                  sk_b, sk_t, sk_h, sv_b, sv_t, sv_h, sg_b, sg_t, sg_h, sb_b, sb_t, sb_h,
                  Dk: tl.constexpr, Dv: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr, BT: tl.constexpr,
                  PREC: tl.constexpr):
-        """u = Tinv (beta V) [B*H, T, Dv] and w = Tinv (beta K e^b) [B*H, T, Dk], float32."""
+        """Tinv [B*H, N*C, C], u = Tinv (beta V) [B*H, T, Dv] and w = Tinv (beta K e^b) [B*H, T, Dk], float32,
+        with the chunk's two halves (rows t1, t2) as separate blocks."""
         i_n, i_bh = tl.program_id(0), tl.program_id(1)
         i_b, i_h = i_bh // H, i_bh % H
-        kk, vv, t = tl.arange(0, BK), tl.arange(0, BV), i_n * BT + tl.arange(0, BT)
-        kc = _load(k + i_b * sk_b + i_h * sk_h, sk_t, t, T, kk, Dk)  # [BT, BK]
-        vc = _load(v + i_b * sv_b + i_h * sv_h, sv_t, t, T, vv, Dv)  # [BT, BV]
-        b = tl.cumsum(_load_row(g + i_b * sg_b + i_h * sg_h, sg_t, t, T), axis=0)  # [BT]
-        bc = _load_row(beta + i_b * sb_b + i_h * sb_h, sb_t, t, T)  # [BT]
-        Tinv, _, _ = _ut(kc, b, bc, PREC)
-        uc = tl.dot(Tinv, vc * bc[:, None], input_precision=PREC)
-        wc = tl.dot(Tinv, kc * (bc * tl.exp(b))[:, None], input_precision=PREC)
-        tl.store(u + i_bh * T * Dv + t[:, None] * Dv + vv[None, :], uc, mask=(t[:, None] < T) & (vv[None, :] < Dv))
-        tl.store(w + i_bh * T * Dk + t[:, None] * Dk + kk[None, :], wc, mask=(t[:, None] < T) & (kk[None, :] < Dk))
+        k, v = k + i_b * sk_b + i_h * sk_h, v + i_b * sv_b + i_h * sv_h
+        g, beta = g + i_b * sg_b + i_h * sg_h, beta + i_b * sb_b + i_h * sb_h
+        kk, vv, r = tl.arange(0, BK), tl.arange(0, BV), tl.arange(0, BT // 2)
+        t1 = i_n * BT + r
+        t2 = t1 + BT // 2
+        k1, k2 = _load(k, sk_t, t1, T, kk, Dk), _load(k, sk_t, t2, T, kk, Dk)  # [BT/2, BK]
+        v1, v2 = _load(v, sv_t, t1, T, vv, Dv), _load(v, sv_t, t2, T, vv, Dv)  # [BT/2, BV]
+        g1, g2 = _load_row(g, sg_t, t1, T), _load_row(g, sg_t, t2, T)
+        b1 = tl.cumsum(g1, axis=0)  # [BT/2]
+        b2 = tl.sum(g1, axis=0) + tl.cumsum(g2, axis=0)
+        be1, be2 = _load_row(beta, sb_t, t1, T), _load_row(beta, sb_t, t2, T)
+        M11 = be1[:, None] * tl.dot(k1, tl.trans(k1), input_precision=PREC) * _decay(b1, True)  # [BT/2, BT/2]
+        M22 = be2[:, None] * tl.dot(k2, tl.trans(k2), input_precision=PREC) * _decay(b2, True)
+        M21 = be2[:, None] * tl.dot(k2, tl.trans(k1), input_precision=PREC) * tl.exp(b2[:, None] - b1[None, :])
+        T11, T22 = _solve_pair(M11, M22)
+        T21 = -tl.dot(T22, tl.dot(M21, T11, input_precision=PREC), input_precision=PREC)
+        tinv += (i_bh * tl.cdiv(T, BT) + i_n) * BT * BT
+        tl.store(tinv + r[:, None] * BT + r[None, :], T11)
+        tl.store(tinv + r[:, None] * BT + BT // 2 + r[None, :], tl.zeros_like(T11))
+        tl.store(tinv + (BT // 2 + r[:, None]) * BT + r[None, :], T21)
+        tl.store(tinv + (BT // 2 + r[:, None]) * BT + BT // 2 + r[None, :], T22)
+        vb1, vb2 = v1 * be1[:, None], v2 * be2[:, None]
+        kb1, kb2 = k1 * (be1 * tl.exp(b1))[:, None], k2 * (be2 * tl.exp(b2))[:, None]
+        u1 = tl.dot(T11, vb1, input_precision=PREC)
+        u2 = tl.dot(T21, vb1, input_precision=PREC) + tl.dot(T22, vb2, input_precision=PREC)
+        w1 = tl.dot(T11, kb1, input_precision=PREC)
+        w2 = tl.dot(T21, kb1, input_precision=PREC) + tl.dot(T22, kb2, input_precision=PREC)
+        u, w = u + i_bh * T * Dv, w + i_bh * T * Dk
+        mv, mk = vv[None, :] < Dv, kk[None, :] < Dk
+        tl.store(u + t1[:, None] * Dv + vv[None, :], u1, mask=(t1[:, None] < T) & mv)
+        tl.store(u + t2[:, None] * Dv + vv[None, :], u2, mask=(t2[:, None] < T) & mv)
+        tl.store(w + t1[:, None] * Dk + kk[None, :], w1, mask=(t1[:, None] < T) & mk)
+        tl.store(w + t2[:, None] * Dk + kk[None, :], w2, mask=(t2[:, None] < T) & mk)
 
     @triton.jit
-    def _forward(q, k, g, u, w, o, h, ht, T, H, scale,
-                 sq_b, sq_t, sq_h, sk_b, sk_t, sk_h, sg_b, sg_t, sg_h, so_b, so_t, so_h,
+    def _forward(k, g, uv, w, h, ht, T, H, sk_b, sk_t, sk_h, sg_b, sg_t, sg_h,
                  Dk: tl.constexpr, Dv: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr, BT: tl.constexpr,
                  PREC: tl.constexpr, STORE_STATE: tl.constexpr):
-        """o for value columns of block program_id(1); h [B*H, N, Dk, Dv]: the state entering each chunk."""
+        """The state walk for value columns of block program_id(1): h [B*H, N, Dk, Dv], the state entering
+        each chunk, and uv [B*H, T, Dv]: u in, v_new out (each element read before it is written)."""
         i_bh = tl.program_id(0)
         i_b, i_h = i_bh // H, i_bh % H
-        q, k, g = q + i_b * sq_b + i_h * sq_h, k + i_b * sk_b + i_h * sk_h, g + i_b * sg_b + i_h * sg_h
-        o += i_b * so_b + i_h * so_h
-        u, w = u + i_bh * T * Dv, w + i_bh * T * Dk
+        k, g = k + i_b * sk_b + i_h * sk_h, g + i_b * sg_b + i_h * sg_h
+        uv, w = uv + i_bh * T * Dv, w + i_bh * T * Dk
         N = tl.cdiv(T, BT)
         h += i_bh * N * Dk * Dv
         kk, c = tl.arange(0, BK), tl.arange(0, BT)
         vv = tl.program_id(1) * BV + tl.arange(0, BV)
         mS = (kk[:, None] < Dk) & (vv[None, :] < Dv)
         S = tl.zeros([BK, BV], dtype=tl.float32)
+        kn, gn = _load(k, sk_t, c, T, kk, Dk), _load_row(g, sg_t, c, T)
+        wn, un = _load(w, Dk, c, T, kk, Dk), _load(uv, Dv, c, T, vv, Dv)
         for n in range(N):
             t = n * BT + c
-            qc, kc = _load(q, sq_t, t, T, kk, Dk), _load(k, sk_t, t, T, kk, Dk)
-            gc = _load_row(g, sg_t, t, T)
-            b, bC = tl.cumsum(gc, axis=0), tl.sum(gc, axis=0)
-            wc, uc = _load(w, Dk, t, T, kk, Dk), _load(u, Dv, t, T, vv, Dv)
+            kc, gc, wc, uc = kn, gn, wn, un
+            # the next chunk's inputs, loaded while this chunk computes (they do not depend on S)
+            kn, gn = _load(k, sk_t, t + BT, T, kk, Dk), _load_row(g, sg_t, t + BT, T)
+            wn, un = _load(w, Dk, t + BT, T, kk, Dk), _load(uv, Dv, t + BT, T, vv, Dv)
+            bC = tl.sum(gc, axis=0)
+            kd = kc * tl.exp(bC - tl.cumsum(gc, axis=0))[:, None]  # K e^{b_C - b}
             tl.store(h + n * Dk * Dv + kk[:, None] * Dv + vv[None, :], S, mask=mS)
             v_new = uc - tl.dot(wc, S, input_precision=PREC)  # [BT, BV]
-            A = tl.dot(qc, tl.trans(kc), input_precision=PREC) * _decay(b, False)  # [BT, BT]
-            oc = scale * (tl.dot(qc * tl.exp(b)[:, None], S, input_precision=PREC) + tl.dot(A, v_new, input_precision=PREC))
-            tl.store(o + t[:, None] * so_t + vv[None, :], oc.to(o.dtype.element_ty), mask=(t[:, None] < T) & (vv[None, :] < Dv))
-            S = S * tl.exp(bC) + tl.dot(tl.trans(kc * tl.exp(bC - b)[:, None]), v_new, input_precision=PREC)
+            tl.store(uv + t[:, None] * Dv + vv[None, :], v_new, mask=(t[:, None] < T) & (vv[None, :] < Dv))
+            S = S * tl.exp(bC) + tl.dot(tl.trans(kd), v_new, input_precision=PREC)
         if STORE_STATE:
             tl.store(ht + i_bh * Dk * Dv + kk[:, None] * Dv + vv[None, :], S, mask=mS)
 
     @triton.jit
-    def _backward_state(q, k, g, w, do, dvn, dh, T, H, scale,
+    def _output(q, k, g, vn, h, o, T, H, scale, sq_b, sq_t, sq_h, sk_b, sk_t, sk_h, sg_b, sg_t, sg_h, so_b, so_t, so_h,
+                Dk: tl.constexpr, Dv: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr, BT: tl.constexpr,
+                PREC: tl.constexpr):
+        """o [B, T, H, Dv] of one chunk from its entering state and v_new."""
+        i_n, i_bh = tl.program_id(0), tl.program_id(1)
+        i_b, i_h = i_bh // H, i_bh % H
+        kk, vv, t = tl.arange(0, BK), tl.arange(0, BV), i_n * BT + tl.arange(0, BT)
+        qc = _load(q + i_b * sq_b + i_h * sq_h, sq_t, t, T, kk, Dk)  # [BT, BK]
+        kc = _load(k + i_b * sk_b + i_h * sk_h, sk_t, t, T, kk, Dk)
+        b = tl.cumsum(_load_row(g + i_b * sg_b + i_h * sg_h, sg_t, t, T), axis=0)  # [BT]
+        v_new = _load(vn + i_bh * T * Dv, Dv, t, T, vv, Dv)  # [BT, BV]
+        state = (i_bh * tl.cdiv(T, BT) + i_n) * Dk * Dv + kk[:, None] * Dv + vv[None, :]
+        S = tl.load(h + state, mask=(kk[:, None] < Dk) & (vv[None, :] < Dv), other=0.0)  # [BK, BV]
+        A = tl.dot(qc, tl.trans(kc), input_precision=PREC) * _decay(b, False)  # [BT, BT]
+        oc = scale * (tl.dot(qc * tl.exp(b)[:, None], S, input_precision=PREC) + tl.dot(A, v_new, input_precision=PREC))
+        o += i_b * so_b + i_h * so_h
+        tl.store(o + t[:, None] * so_t + vv[None, :], oc.to(o.dtype.element_ty), mask=(t[:, None] < T) & (vv[None, :] < Dv))
+
+    @triton.jit
+    def _backward_local(q, k, g, do, dvn, dhl, T, H, scale,
                         sq_b, sq_t, sq_h, sk_b, sk_t, sk_h, sg_b, sg_t, sg_h, so_b, so_t, so_h,
                         Dk: tl.constexpr, Dv: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr, BT: tl.constexpr,
                         PREC: tl.constexpr):
-        """Reverse walk: dv_new [B*H, T, Dv] and dh [B*H, N, Dk, Dv], the gradient of the state leaving each chunk."""
+        """The reverse walk's terms that need no state: dvn = A^T dO [B*H, T, Dv] and
+        dhl = (scale Q e^b)^T dO [B*H, N, Dk, Dv] of one chunk."""
+        i_n, i_bh = tl.program_id(0), tl.program_id(1)
+        i_b, i_h = i_bh // H, i_bh % H
+        kk, vv, t = tl.arange(0, BK), tl.arange(0, BV), i_n * BT + tl.arange(0, BT)
+        qc = _load(q + i_b * sq_b + i_h * sq_h, sq_t, t, T, kk, Dk)  # [BT, BK]
+        kc = _load(k + i_b * sk_b + i_h * sk_h, sk_t, t, T, kk, Dk)
+        b = tl.cumsum(_load_row(g + i_b * sg_b + i_h * sg_h, sg_t, t, T), axis=0)  # [BT]
+        doc = _load(do + i_b * so_b + i_h * so_h, so_t, t, T, vv, Dv)  # [BT, BV]
+        A = scale * tl.dot(qc, tl.trans(kc), input_precision=PREC) * _decay(b, False)  # [BT, BT]
+        tl.store(dvn + i_bh * T * Dv + t[:, None] * Dv + vv[None, :], tl.dot(tl.trans(A), doc, input_precision=PREC),
+                 mask=(t[:, None] < T) & (vv[None, :] < Dv))
+        dS = tl.dot(tl.trans(qc * (scale * tl.exp(b))[:, None]), doc, input_precision=PREC)  # [BK, BV]
+        state = (i_bh * tl.cdiv(T, BT) + i_n) * Dk * Dv + kk[:, None] * Dv + vv[None, :]
+        tl.store(dhl + state, dS, mask=(kk[:, None] < Dk) & (vv[None, :] < Dv))
+
+    @triton.jit
+    def _backward_state(k, g, w, dvn, dhl, dh, T, H, sk_b, sk_t, sk_h, sg_b, sg_t, sg_h,
+                        Dk: tl.constexpr, Dv: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr, BT: tl.constexpr,
+                        PREC: tl.constexpr):
+        """Reverse walk: dvn [B*H, T, Dv] (A^T dO in, dv_new out) and dh [B*H, N, Dk, Dv], the gradient
+        of the state leaving each chunk."""
         i_bh = tl.program_id(0)
         i_b, i_h = i_bh // H, i_bh % H
-        q, k, g = q + i_b * sq_b + i_h * sq_h, k + i_b * sk_b + i_h * sk_h, g + i_b * sg_b + i_h * sg_h
-        do += i_b * so_b + i_h * so_h
+        k, g = k + i_b * sk_b + i_h * sk_h, g + i_b * sg_b + i_h * sg_h
         w, dvn = w + i_bh * T * Dk, dvn + i_bh * T * Dv
         N = tl.cdiv(T, BT)
-        dh += i_bh * N * Dk * Dv
+        dh, dhl = dh + i_bh * N * Dk * Dv, dhl + i_bh * N * Dk * Dv
         kk, c = tl.arange(0, BK), tl.arange(0, BT)
         vv = tl.program_id(1) * BV + tl.arange(0, BV)
+        mS = (kk[:, None] < Dk) & (vv[None, :] < Dv)
         dS = tl.zeros([BK, BV], dtype=tl.float32)
+        t = (N - 1) * BT + c
+        kn, gn, wn = _load(k, sk_t, t, T, kk, Dk), _load_row(g, sg_t, t, T), _load(w, Dk, t, T, kk, Dk)
+        dvln, dSln = _load(dvn, Dv, t, T, vv, Dv), tl.load(dhl + (N - 1) * Dk * Dv + kk[:, None] * Dv + vv[None, :], mask=mS, other=0.0)
         for m in range(N):
             n = N - 1 - m
             t = n * BT + c
-            qc, kc = _load(q, sq_t, t, T, kk, Dk), _load(k, sk_t, t, T, kk, Dk)
-            gc = _load_row(g, sg_t, t, T)
-            b, bC = tl.cumsum(gc, axis=0), tl.sum(gc, axis=0)
-            wc, doc = _load(w, Dk, t, T, kk, Dk), _load(do, so_t, t, T, vv, Dv)
-            tl.store(dh + n * Dk * Dv + kk[:, None] * Dv + vv[None, :], dS, mask=(kk[:, None] < Dk) & (vv[None, :] < Dv))
-            A = scale * tl.dot(qc, tl.trans(kc), input_precision=PREC) * _decay(b, False)  # [BT, BT]
-            dv_new = tl.dot(tl.trans(A), doc, input_precision=PREC) + tl.dot(kc * tl.exp(bC - b)[:, None], dS, input_precision=PREC)
+            kc, gc, wc, dvl, dSl = kn, gn, wn, dvln, dSln
+            # the previous chunk's inputs, loaded while this chunk computes (after chunk 0, chunk 0 again, unused)
+            p = tl.maximum(n - 1, 0)
+            tp = p * BT + c
+            kn, gn = _load(k, sk_t, tp, T, kk, Dk), _load_row(g, sg_t, tp, T)
+            wn, dvln = _load(w, Dk, tp, T, kk, Dk), _load(dvn, Dv, tp, T, vv, Dv)
+            dSln = tl.load(dhl + p * Dk * Dv + kk[:, None] * Dv + vv[None, :], mask=mS, other=0.0)
+            bC = tl.sum(gc, axis=0)
+            kd = kc * tl.exp(bC - tl.cumsum(gc, axis=0))[:, None]  # K e^{b_C - b}
+            tl.store(dh + n * Dk * Dv + kk[:, None] * Dv + vv[None, :], dS, mask=mS)
+            dv_new = dvl + tl.dot(kd, dS, input_precision=PREC)  # [BT, BV]
             tl.store(dvn + t[:, None] * Dv + vv[None, :], dv_new, mask=(t[:, None] < T) & (vv[None, :] < Dv))
-            dS = (dS * tl.exp(bC) + tl.dot(tl.trans(qc * (scale * tl.exp(b))[:, None]), doc, input_precision=PREC)
-                  - tl.dot(tl.trans(wc), dv_new, input_precision=PREC))
+            dS = dS * tl.exp(bC) + dSl - tl.dot(tl.trans(wc), dv_new, input_precision=PREC)
 
     @triton.jit
-    def _backward_chunk(q, k, v, g, beta, do, h, dh, dvn, dq, dk, dv, dg, dbeta, T, H, scale,
+    def _backward_chunk(q, k, v, g, beta, do, tinv, w, vn, h, dh, dvn, dq, dk, dv, dg, dbeta, T, H, scale,
                         sq_b, sq_t, sq_h, sk_b, sk_t, sk_h, sv_b, sv_t, sv_h, sg_b, sg_t, sg_h, sb_b, sb_t, sb_h,
                         so_b, so_t, so_h,
                         Dk: tl.constexpr, Dv: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr, BT: tl.constexpr,
@@ -193,12 +282,14 @@ if triton is not None:
         state = (i_bh * N + i_n) * Dk * Dv + kk[:, None] * Dv + vv[None, :]
         S, dS = tl.load(h + state, mask=mS, other=0.0), tl.load(dh + state, mask=mS, other=0.0)  # [BK, BV]
         dv_new = _load(dvn + i_bh * T * Dv, Dv, t, T, vv, Dv)  # [BT, BV]
-        # forward quantities of the chunk
-        Tinv, M, KK = _ut(kc, b, bc, PREC)  # [BT, BT]
+        # forward quantities of the chunk, as the forward left them
+        Tinv = tl.load(tinv + (i_bh * N + i_n) * BT * BT + c[:, None] * BT + c[None, :])  # [BT, BT]
+        wc = _load(w + i_bh * T * Dk, Dk, t, T, kk, Dk)  # [BT, BK]
+        v_new = _load(vn + i_bh * T * Dv, Dv, t, T, vv, Dv)  # [BT, BV]
+        u = v_new + tl.dot(wc, S, input_precision=PREC)
+        KK = tl.dot(kc, tl.trans(kc), input_precision=PREC)
+        M = bc[:, None] * KK * _decay(b, True)  # [BT, BT]
         Kb = kc * (bc * eb)[:, None]
-        u = tl.dot(Tinv, vc * bc[:, None], input_precision=PREC)
-        wc = tl.dot(Tinv, Kb, input_precision=PREC)
-        v_new = u - tl.dot(wc, S, input_precision=PREC)  # [BT, BV]
         causal = c[:, None] >= c[None, :]
         A = scale * tl.dot(qc, tl.trans(kc), input_precision=PREC) * _decay(b, False)  # [BT, BT]
         # o = (scale Q e^b) S + A v_new
@@ -243,39 +334,37 @@ def _strides(x: torch.Tensor) -> tuple[int, int, int]:
     return x.stride(0), x.stride(1), x.stride(2)
 
 
-def _meta(Dk: int, Dv: int, dtype: torch.dtype, config: DeltaRuleConfig = DeltaRuleConfig()) -> dict:
+def _meta(Dk: int, Dv: int, dtype: torch.dtype) -> dict:
     """Block sizes; float32 inputs get tf32x3 products, near float32 (tf32 would cost them ~1e-3
     relative; ieee products did not compile the backward at Dv 128 within 5 minutes)."""
     BK, BV = max(16, triton.next_power_of_2(Dk)), max(16, triton.next_power_of_2(Dv))
-    return {"Dk": Dk, "Dv": Dv, "BK": BK, "BV": BV, "BT": config.chunk_size, "PREC": "tf32x3" if dtype == torch.float32 else "tf32"}
-
-
-def _value_block(BV: int) -> int:
-    """Value columns per program of the two walks (the state's columns evolve independently)."""
-    return min(BV, 32)
+    return {"Dk": Dk, "Dv": Dv, "BK": BK, "BV": BV, "BT": C, "PREC": "tf32x3" if dtype == torch.float32 else "tf32"}
 
 
 class DeltaRuleFused(torch.autograd.Function):
-    """`delta_rule` in four Triton kernels; same contract as `delta_rule_chunk`."""
+    """`delta_rule` in six Triton kernels; same contract as `delta_rule_chunk`."""
 
     @staticmethod
     def forward(ctx, q, k, v, g, beta, scale: float, output_final_state: bool, config: DeltaRuleConfig):
         q, k, v = (x if x.stride(-1) == 1 else x.contiguous() for x in (q, k, v))
         B, T, H, Dk = q.shape
         Dv = v.shape[-1]
-        N = triton.cdiv(T, config.chunk_size)
-        meta = _meta(Dk, Dv, q.dtype, config)
-        BVw = _value_block(meta["BV"])
+        N = triton.cdiv(T, C)
+        meta = _meta(Dk, Dv, q.dtype)
+        walk = {**meta, "BV": min(meta["BV"], config.walk_block)}
         f32 = {"device": q.device, "dtype": torch.float32}
-        u, w = torch.empty(B * H, T, Dv, **f32), torch.empty(B * H, T, Dk, **f32)
+        tinv = torch.empty(B * H, N * C, C, **f32)
+        uv, w = torch.empty(B * H, T, Dv, **f32), torch.empty(B * H, T, Dk, **f32)
         h = torch.empty(B * H, N, Dk, Dv, **f32)
         o = torch.empty(B, T, H, Dv, device=q.device, dtype=q.dtype)
         ht = torch.empty(B, H, Dk, Dv, **f32) if output_final_state else None
-        _prepare[(N, B * H)](k, v, g, beta, u, w, T, H, *_strides(k), *_strides(v), *_strides(g), *_strides(beta), **meta)
-        _forward[(B * H, triton.cdiv(Dv, BVw))](
-            q, k, g, u, w, o, h, h if ht is None else ht, T, H, scale,
-            *_strides(q), *_strides(k), *_strides(g), *_strides(o), STORE_STATE=output_final_state, **{**meta, "BV": BVw})
-        ctx.save_for_backward(q, k, v, g, beta, w, h)
+        _prepare[(N, B * H)](k, v, g, beta, tinv, uv, w, T, H, *_strides(k), *_strides(v), *_strides(g), *_strides(beta),
+                             num_warps=config.prepare_warps, **meta)
+        _forward[(B * H, triton.cdiv(Dv, walk["BV"]))](
+            k, g, uv, w, h, h if ht is None else ht, T, H, *_strides(k), *_strides(g), STORE_STATE=output_final_state,
+            num_warps=config.walk_warps, **walk)
+        _output[(N, B * H)](q, k, g, uv, h, o, T, H, scale, *_strides(q), *_strides(k), *_strides(g), *_strides(o), **meta)
+        ctx.save_for_backward(q, k, v, g, beta, tinv, w, uv, h)
         ctx.scale, ctx.config = scale, config
         if ht is not None:
             ctx.mark_non_differentiable(ht)
@@ -283,24 +372,26 @@ class DeltaRuleFused(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, do, dht):
-        q, k, v, g, beta, w, h = ctx.saved_tensors
+        q, k, v, g, beta, tinv, w, vn, h = ctx.saved_tensors
         do = do if do.stride(-1) == 1 else do.contiguous()
         B, T, H, Dk = q.shape
         Dv = v.shape[-1]
-        N = triton.cdiv(T, ctx.config.chunk_size)
-        meta = _meta(Dk, Dv, q.dtype, ctx.config)
-        BVw = _value_block(meta["BV"])
+        N = triton.cdiv(T, C)
+        meta = _meta(Dk, Dv, q.dtype)
+        walk = {**meta, "BV": min(meta["BV"], ctx.config.walk_block)}
         dvn = torch.empty(B * H, T, Dv, device=q.device, dtype=torch.float32)
-        dh = torch.empty(B * H, N, Dk, Dv, device=q.device, dtype=torch.float32)
-        _backward_state[(B * H, triton.cdiv(Dv, BVw))](
-            q, k, g, w, do, dvn, dh, T, H, ctx.scale, *_strides(q), *_strides(k), *_strides(g), *_strides(do),
-            **{**meta, "BV": BVw})
+        dhl, dh = (torch.empty(B * H, N, Dk, Dv, device=q.device, dtype=torch.float32) for _ in range(2))
+        _backward_local[(N, B * H)](q, k, g, do, dvn, dhl, T, H, ctx.scale,
+                                    *_strides(q), *_strides(k), *_strides(g), *_strides(do), **meta)
+        _backward_state[(B * H, triton.cdiv(Dv, walk["BV"]))](
+            k, g, w, dvn, dhl, dh, T, H, *_strides(k), *_strides(g), num_warps=ctx.config.walk_warps, **walk)
         dq, dk = (torch.empty(B, T, H, Dk, device=q.device, dtype=x.dtype) for x in (q, k))  # contiguous
         dv = torch.empty(B, T, H, Dv, device=q.device, dtype=v.dtype)
         dg, dbeta = torch.empty(B, T, H, device=q.device, dtype=g.dtype), torch.empty(B, T, H, device=q.device, dtype=beta.dtype)
         _backward_chunk[(N, B * H)](
-            q, k, v, g, beta, do, h, dh, dvn, dq, dk, dv, dg, dbeta, T, H, ctx.scale,
-            *_strides(q), *_strides(k), *_strides(v), *_strides(g), *_strides(beta), *_strides(do), **meta)
+            q, k, v, g, beta, do, tinv, w, vn, h, dh, dvn, dq, dk, dv, dg, dbeta, T, H, ctx.scale,
+            *_strides(q), *_strides(k), *_strides(v), *_strides(g), *_strides(beta), *_strides(do),
+            num_warps=ctx.config.chunk_warps, **meta)
         return dq, dk, dv, dg, dbeta, None, None, None
 
 
