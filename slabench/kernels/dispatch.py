@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from slabench.errors import SlabenchError
-from slabench.kernels import delta_fused, gla_fused
+from slabench.kernels import delta_fused, fold, gla_fused
 from slabench.kernels.delta_rule import delta_rule_chunk
 from slabench.kernels.gla import gla_chunk
 from slabench.kernels.layers import rms_norm_gated_reference, short_conv_reference
@@ -325,6 +325,8 @@ def select(op_name: str, device: torch.device | str, dtype: torch.dtype,
 
 def call(op_name: str, *args, **kwargs):
     """Run `op_name` through the selected path for the device, dtype and head dims of its args."""
+    if (level := fold.vmap_level(args)) is not None:  # a batched run's members (kernels/fold.py)
+        return fold.call_folded(op_name, call, level, args, kwargs)
     op = OPS[op_name]
     x = args[0]  # its device and dtype pick the path
     name, fn, _ = select(op_name, x.device, x.dtype, op.dims_of(args))
