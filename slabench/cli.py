@@ -93,9 +93,7 @@ def train_options(as_json: bool) -> None:
     from slabench.config import TrainSpec
     from slabench.params import Param, dataclass_params
 
-    params = [*dataclass_params(TrainSpec), Param("seeds", list[int], [0], "one run per seed (a list)"),
-              Param("fold", "int | 'auto'", 1, "runs differing only in seed and lr train as one model, this many a "
-                                              "model (docs/batched.md); not a list; run --fold overrides it")]
+    params = [*dataclass_params(TrainSpec), Param("seeds", list[int], [0], "one run per seed (a list)")]
     if as_json:
         click.echo(_params_json([("train", params)]))
         return

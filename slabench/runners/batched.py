@@ -98,13 +98,12 @@ class Member:
     done: bool = False
 
 
-def _member(spec: RunSpec, vocab: int, max_len: int, batch_size: int, test_size: int, device: torch.device,
-            task) -> Member:
+def _member(spec: RunSpec, task, vocab: int, max_len: int, device: torch.device) -> Member:
     torch.manual_seed(spec.seed)  # the init its single run gets (train() seeds the same way)
     model = spec.model.build(vocab, max_len).to(device)
-    return Member(spec, model, make_optimizer(model, spec.train, device),
-                  task.stream(batch_size, _generator(spec.seed, device), device), dict(model.named_parameters()),
-                  torch.zeros(test_size, dtype=torch.bool, device=device))
+    stream = task.stream(spec.train.batch_size, _generator(spec.seed, device), device)
+    return Member(spec, model, make_optimizer(model, spec.train, device), stream, dict(model.named_parameters()),
+                  torch.zeros(spec.train.test_size, dtype=torch.bool, device=device))
 
 
 def _step(active: list[Member], inputs: torch.Tensor, labels: torch.Tensor, autocast: torch.dtype | None,
@@ -134,8 +133,8 @@ def train_batched(specs: list[RunSpec], device: str | torch.device = "cpu",
                   outputs: RunOutputs = NO_OUTPUTS) -> list[dict[str, Any]]:
     """Train `specs` (one `fold_key`) as one batched model; return their records, each also
     handed to `on_record` as soon as its run ends."""
-    if len({fold_key(s) for s in specs}) != 1:
-        raise ValueError("a fold takes runs that differ only in seed and lr")
+    if len({fold_key(s) for s in specs}) != 1 or specs[0].train.seconds:
+        raise ValueError("a fold takes runs that differ only in seed and lr, on a steps or tokens budget")
     device = torch.device(device)
     if device.type == "cuda":
         device = torch.device("cuda", torch.cuda.current_device()) if device.index is None else device
@@ -146,7 +145,7 @@ def train_batched(specs: list[RunSpec], device: str | torch.device = "cpu",
     task, test_task = specs[0].task.build(), specs[0].task.build_test()
     autocast = torch.bfloat16 if (cfg.dtype == "bfloat16" and device.type == "cuda") else None
     vocab, max_len = max(task.vocab_size, test_task.vocab_size), max(task.seq_len, test_task.seq_len)
-    members = [_member(s, vocab, max_len, cfg.batch_size, cfg.test_size, device, task) for s in specs]
+    members = [_member(s, task, vocab, max_len, device) for s in specs]
     val = task.sample(cfg.val_size, _generator(VAL_SEED, device), device)
     test = test_task.sample(cfg.test_size, _generator(TEST_SEED, device), device)
     mult = _hash_multipliers(task.seq_len, device)
