@@ -10,6 +10,9 @@ Backends:
 - ray (optional extra): the same RunSpecs as Ray tasks (fractional GPUs); the driver writes
   the records.
 
+With `fold` N > 1 (local backend), runs that differ only in seed and lr train N at a time as one
+batched model (runners/batched.py), each still writing its own record when it ends.
+
 Each run writes its record atomically as soon as it ends, so killing the grid at any moment
 loses no finished run; rerunning skips what is recorded.
 """
@@ -87,7 +90,8 @@ def run_fold_safely(spec_dicts: list[dict[str, Any]], device: str, write: Callab
     fold raises (a plugin mixer vmap cannot batch, out of memory at N times the batch), its runs
     not yet recorded train one at a time, each isolated by `run_safely` (their records say fold 1)."""
     if len(spec_dicts) == 1:
-        return write(run_safely(spec_dicts[0], device, outputs=outputs))
+        write(run_safely(spec_dicts[0], device, outputs=outputs))
+        return
     from slabench.runners.batched import train_batched
 
     specs, written = [RunSpec.from_dict(d) for d in spec_dicts], set()
@@ -252,11 +256,12 @@ def run_grid(
     (runners/batched.py; local backend only; 'auto' picks by device)."""
     device = resolve_device(device)
     out.mkdir(parents=True, exist_ok=True)
-    workers = workers or default_workers(device, len(specs))
+    # TensorBoard's per-step logs are written by single runs only: --log-dir trains unfolded.
+    fold = 1 if outputs.log_dir or backend != "local" else resolve_fold(fold, device)
+    workers = workers or default_workers(device, len(fold_groups(specs, fold)))
     if backend == "ray":
         _run_ray(specs, out, device, workers, on_event, outputs)
     elif backend == "local":
-        # TensorBoard's per-step logs are written by single runs only: --log-dir trains unfolded.
-        _run_local(specs, out, device, workers, on_event, outputs, 1 if outputs.log_dir else resolve_fold(fold, device))
+        _run_local(specs, out, device, workers, on_event, outputs, fold)
     else:
         raise SlabenchError(f"--backend {backend!r} is not allowed; choose local or ray")
