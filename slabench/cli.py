@@ -170,7 +170,7 @@ class GridRemaining(ProgressColumn):
 
 def _run_pending(name: str, specs: list, out_dir: Path, device: str, workers: int, quiet: bool,
                  backend: str = "local", retry_failed: bool = False,
-                 outputs: Any = None) -> tuple[list[dict[str, Any]], int, int]:
+                 outputs: Any = None, fold: int | str = 1) -> tuple[list[dict[str, Any]], int, int]:
     """Run the specs not yet recorded under out_dir, with a progress bar and one line per
     finished run unless quiet; return (the records of all of `specs`, runs done now, runs skipped)."""
     from slabench.runners.grid import plan, resolve_device, run_grid
@@ -214,7 +214,7 @@ def _run_pending(name: str, specs: list, out_dir: Path, device: str, workers: in
     try:
         with progress:
             run_grid(pending, out_dir, backend=backend, device=device, workers=workers, on_event=on_event,
-                     outputs=outputs or NO_OUTPUTS)
+                     outputs=outputs or NO_OUTPUTS, fold=fold)
     except KeyboardInterrupt:
         console.print(f"[yellow]interrupted: finished runs are recorded under {out_dir}; rerun the same command to resume[/]")
         sys.exit(130)
@@ -273,6 +273,8 @@ def _print_plan(name: str, specs: list, out_dir: Path, device: str, workers: int
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N")
 @click.option("--workers", type=int, default=0, help="parallel runs (0 = all cores on CPU, several per GPU)")
 @click.option("--retry-failed", is_flag=True, help="rerun runs recorded as failed")
+@click.option("--fold", help="train runs differing only in seed and lr as one model, N a model: an int >= 1 or auto "
+                             "(the grid's [train] fold, else 1; docs/batched.md)")
 @click.option("--quiet", is_flag=True, help="no progress output")
 @click.option("--json", "as_json", is_flag=True, help="print a JSON summary on stdout")
 @click.option("--dry-run", is_flag=True, help="print the plan (runs to do, already recorded, estimated time); train nothing")
@@ -284,10 +286,10 @@ def _print_plan(name: str, specs: list, out_dir: Path, device: str, workers: int
               help="replace the grid's models by this mixer (repeatable; e.g. path/to/file.py:Class) at its first "
                    "model's backbone")
 def run(grid_file: str | None, preset: str | None, out: str | None, leaderboard_dir: str | None, backend: str,
-        device: str, workers: int, retry_failed: bool, quiet: bool, as_json: bool, dry_run: bool,
+        device: str, workers: int, retry_failed: bool, fold: str | None, quiet: bool, as_json: bool, dry_run: bool,
         log_dir: str | None, save_checkpoints: bool, mixers: tuple[str, ...]) -> None:
     """Run a grid (GRID_FILE or --preset), resuming from existing records, and rank the results."""
-    from slabench.config import expand_grid, load_grid_file, load_preset
+    from slabench.config import check_fold, expand_grid, grid_fold, load_grid_file, load_preset
     from slabench.runners.grid import resolve_device
     from slabench.runners.leaderboard import aggregate, write_leaderboard
 
@@ -302,6 +304,7 @@ def run(grid_file: str | None, preset: str | None, out: str | None, leaderboard_
 
         grid = with_models(grid, list(mixers))
     name, specs = expand_grid(grid)
+    fold = grid_fold(grid) if fold is None else check_fold(int(fold) if fold.isdigit() else fold, "--fold")
     out_dir = Path(out or Path("runs") / name)
     if dry_run:
         _print_plan(name, specs, out_dir, device, workers, retry_failed, as_json)
@@ -312,7 +315,7 @@ def run(grid_file: str | None, preset: str | None, out: str | None, leaderboard_
         check_tensorboard()  # fail here, not in every run
     outputs = RunOutputs(log_dir, str(out_dir / "checkpoints") if save_checkpoints else None)
     records, ran, skipped = _run_pending(name, specs, out_dir, device, workers, quiet or as_json, backend,
-                                         retry_failed, outputs)
+                                         retry_failed, outputs, fold)
     board = aggregate(records)
     paths = write_leaderboard(board, out_dir, name)
     if leaderboard_dir is not None:

@@ -194,6 +194,19 @@ def load_preset(name: str) -> dict[str, Any]:
     return load_grid_file(path)
 
 
+def check_fold(value: Any, where: str) -> int | Literal["auto"]:
+    """fold: runs that differ only in seed and lr train as one model, up to `fold` a model
+    (runners/batched.py). It changes no result, so it is in no run key."""
+    ok = value == "auto" or (isinstance(value, int) and not isinstance(value, bool) and value >= 1)
+    require(ok, where, f"fold={value!r} is not allowed; give an int >= 1 or 'auto'")
+    return value
+
+
+def grid_fold(grid: dict[str, Any]) -> int | Literal["auto"]:
+    """The grid's `[train] fold` (default 1: every run on its own)."""
+    return check_fold(grid.get("train", {}).get("fold", 1), "[train]")
+
+
 def expand_grid(grid: dict[str, Any]) -> tuple[str, list[RunSpec]]:
     """Validate a parsed grid and expand it into RunSpecs (deduplicated, in a stable order)."""
     from slabench.models import MIXERS, build_mixer, model_params, split_backbone
@@ -206,6 +219,7 @@ def expand_grid(grid: dict[str, Any]) -> tuple[str, list[RunSpec]]:
     require(isinstance(grid.get("models"), list) and grid["models"], "grid", "at least one [[models]] table is required")
 
     train_table = dict(grid.get("train", {}))
+    check_fold(train_table.pop("fold", 1), "[train]")  # how runs execute, not what they are: no RunSpec field
     seeds = train_table.pop("seeds", [0])
     seeds = seeds if isinstance(seeds, list) else [seeds]
     require(bool(seeds), "[train]", "seeds = [] runs nothing; give at least one seed, e.g. seeds = [0, 1, 2]")

@@ -125,4 +125,5 @@ class RunRecord(_RecordRequired, total=False):
     kernel_paths: dict[str, str]  # op -> the path that ran ("reference", "fla_chunk_gla", ...)
     train_path: str  # "eager" or "cuda-graph" (the whole step captured and replayed)
     train_path_fallback: str | None  # why CUDA-graph capture fell back to eager; None: it did not
+    fold: int  # runs trained together as one batched model (runners/batched.py); 1 alone. Absent: older record
     checkpoint: str | None  # path of the best-validation weights (`run --save-checkpoints`); absent: older record

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 import torch
 
 from slabench.errors import SlabenchError
+from slabench.kernels import fold
 
 
 @dataclass
@@ -135,6 +136,8 @@ def select(op_name: str, device: torch.device | str, dtype: torch.dtype,
 
 def call(op_name: str, *args, **kwargs):
     """Run `op_name` through the selected path for the device, dtype and head dims of its args."""
+    if (level := fold.vmap_level(args)) is not None:  # a batched run's members (kernels/fold.py)
+        return fold.call_folded(op_name, call, level, args, kwargs)
     op = OPS[op_name]
     x = args[0]  # its device and dtype pick the path
     name, fn, _ = select(op_name, x.device, x.dtype, op.dims_of(args))

@@ -74,3 +74,12 @@ def environment(device: torch.device | str) -> dict[str, object]:
         "mps": mps_active() if torch.device(device).type == "cuda" else None,
         "host": platform.node(),
     }
+
+
+def peak_memory_bytes(device: torch.device) -> int:
+    """Peak CUDA memory allocated on `device`, or the process's peak RSS on CPU."""
+    if device.type == "cuda":
+        return int(torch.cuda.max_memory_allocated(device))
+    import resource
+
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024  # Linux: KiB

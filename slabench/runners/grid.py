@@ -10,6 +10,9 @@ Backends:
 - ray (optional extra): the same RunSpecs as Ray tasks (fractional GPUs); the driver writes
   the records.
 
+With `fold` N > 1 (local backend), runs that differ only in seed and lr train N at a time as one
+batched model (runners/batched.py), each still writing its own record when it ends.
+
 Each run writes its record atomically as soon as it ends, so killing the grid at any moment
 loses no finished run; rerunning skips what is recorded.
 """
@@ -30,8 +33,9 @@ import torch
 
 from slabench.config import RunSpec
 from slabench.errors import SlabenchError
+from slabench.runners.batched import fold_groups, resolve_fold
 from slabench.runners.environment import environment
-from slabench.runners.records import load_records, write_record
+from slabench.runners.records import load_records, record_path, write_record
 from slabench.runners.train import NO_OUTPUTS, RunOutputs
 
 Event = Callable[[str, RunSpec, dict[str, Any] | None], None]  # ("start" | "end", spec, record)
@@ -80,6 +84,32 @@ def run_safely(spec_dict: dict[str, Any], device: str, on_step: Callable[[int, i
         return failed_record(spec, f"{type(e).__name__}: {e}".strip()[:2000], device, trace)
 
 
+def run_fold_safely(spec_dicts: list[dict[str, Any]], device: str, write: Callable[[dict[str, Any]], None],
+                    outputs: RunOutputs = NO_OUTPUTS) -> None:
+    """Train runs as one fold (runners/batched.py), `write` each record as its run ends. If the
+    fold raises (a plugin mixer vmap cannot batch, out of memory at N times the batch), its runs
+    not yet recorded train one at a time, each isolated by `run_safely` (their records say fold 1)."""
+    if len(spec_dicts) == 1:
+        write(run_safely(spec_dicts[0], device, outputs=outputs))
+        return
+    from slabench.runners.batched import train_batched
+
+    specs, written = [RunSpec.from_dict(d) for d in spec_dicts], set()
+
+    def finished(record: dict[str, Any]) -> None:
+        written.add(record["key"])
+        write(record)
+
+    try:
+        train_batched(specs, device, finished, outputs)
+    except Exception:  # noqa: BLE001 - failure isolation is the point
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+        for spec in specs:
+            if spec.key() not in written:
+                write(run_safely(spec.to_dict(), device, outputs=outputs))
+
+
 # ---- local pool -------------------------------------------------------------------------------
 
 _worker_device = "cpu"
@@ -97,14 +127,20 @@ def _init_worker(device: str, threads: int, counter: Any) -> None:
         _worker_device = device
 
 
-def _worker(spec_dict: dict[str, Any], out: str, outputs: RunOutputs) -> dict[str, Any]:
+def _worker(spec_dicts: list[dict[str, Any]], out: str, outputs: RunOutputs) -> list[dict[str, Any]]:
+    """Train one fold (a single run when fold is 1); each record is written as its run ends."""
     if _worker_device.startswith("cuda"):
         torch.cuda.set_device(_worker_device)
         while torch.cuda.mem_get_info()[0] < GPU_RESERVE_BYTES:
             time.sleep(1.0)
-    record = run_safely(spec_dict, _worker_device, outputs=outputs)
-    write_record(Path(out), record)
-    return record
+    records: list[dict[str, Any]] = []
+
+    def finished(record: dict[str, Any]) -> None:
+        write_record(Path(out), record)  # now: a worker killed later in the fold loses no finished run
+        records.append(record)
+
+    run_fold_safely(spec_dicts, _worker_device, finished, outputs)
+    return records
 
 
 def default_workers(device: str, pending: int) -> int:
@@ -116,38 +152,49 @@ def default_workers(device: str, pending: int) -> int:
 
 
 def _run_local(specs: list[RunSpec], out: Path, device: str, workers: int, on_event: Event,
-               outputs: RunOutputs) -> None:
+               outputs: RunOutputs, fold: int) -> None:
+    by_key = {s.key(): s for s in specs}
+
+    def finished(record: dict[str, Any]) -> None:
+        write_record(out, record)
+        on_event("end", by_key[record["key"]], record)
+
+    todo = fold_groups(specs, fold)  # runs that train as one model; single runs when fold is 1
     if workers == 1:
-        for spec in specs:
-            on_event("start", spec, None)
-            record = run_safely(spec.to_dict(), device,
-                                lambda s, n, spec=spec: on_event("step", spec, {"step": s, "total": n}), outputs)
-            write_record(out, record)
-            on_event("end", spec, record)
+        for group in todo:
+            for spec in group:
+                on_event("start", spec, None)
+            if len(group) > 1:
+                run_fold_safely([s.to_dict() for s in group], device, finished, outputs)
+                continue
+            spec = group[0]
+            finished(run_safely(spec.to_dict(), device,
+                                lambda s, n, spec=spec: on_event("step", spec, {"step": s, "total": n}), outputs))
         return
     threads = max(1, (os.cpu_count() or 1) // workers) if device == "cpu" else 1
     ctx = mp.get_context("spawn")  # CUDA cannot be used in forked children
-    todo = list(specs)
     while todo:
         counter = ctx.Value("i", 0)
         pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(device, threads, counter))
-        running: dict[Any, RunSpec] = {}
+        running: dict[Any, list[RunSpec]] = {}
         try:
             while todo or running:
                 while todo and len(running) < workers:
-                    spec = todo.pop(0)
-                    running[pool.submit(_worker, spec.to_dict(), str(out), outputs)] = spec
-                    on_event("start", spec, None)
+                    group = todo.pop(0)
+                    running[pool.submit(_worker, [s.to_dict() for s in group], str(out), outputs)] = group
+                    for spec in group:
+                        on_event("start", spec, None)
                 done, _ = wait(running, return_when=FIRST_COMPLETED)
                 for fut in done:
-                    spec = running.pop(fut)
-                    on_event("end", spec, fut.result())
+                    running.pop(fut)
+                    for record in fut.result():
+                        on_event("end", by_key[record["key"]], record)
         except BrokenProcessPool as e:
-            # A worker died (killed, segfault): record the runs in flight as failed, go on.
-            for spec in running.values():
-                record = failed_record(spec, f"worker process died: {e}", device)
-                write_record(out, record)
-                on_event("end", spec, record)
+            # A worker died (killed, segfault): record its runs in flight as failed (a fold's
+            # finished runs are already recorded), go on.
+            for spec in (s for group in running.values() for s in group):
+                if not record_path(out, spec.key()).exists():
+                    finished(failed_record(spec, f"worker process died: {e}", device))
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
 
@@ -202,14 +249,19 @@ def run_grid(
     workers: int = 0,
     on_event: Event = lambda kind, spec, record: None,
     outputs: RunOutputs = NO_OUTPUTS,
+    fold: int | Literal["auto"] = 1,
 ) -> None:
-    """Run every spec in `specs` (the caller passes the pending ones) and write their records."""
+    """Run every spec in `specs` (the caller passes the pending ones) and write their records.
+    fold: runs that differ only in seed and lr train as one model, up to `fold` a model
+    (runners/batched.py; local backend only; 'auto' picks by device)."""
     device = resolve_device(device)
     out.mkdir(parents=True, exist_ok=True)
-    workers = workers or default_workers(device, len(specs))
+    # TensorBoard's per-step logs are written by single runs only: --log-dir trains unfolded.
+    fold = 1 if outputs.log_dir or backend != "local" else resolve_fold(fold, device)
+    workers = workers or default_workers(device, len(fold_groups(specs, fold)))
     if backend == "ray":
         _run_ray(specs, out, device, workers, on_event, outputs)
     elif backend == "local":
-        _run_local(specs, out, device, workers, on_event, outputs)
+        _run_local(specs, out, device, workers, on_event, outputs, fold)
     else:
         raise SlabenchError(f"--backend {backend!r} is not allowed; choose local or ray")

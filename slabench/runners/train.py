@@ -23,7 +23,7 @@ from slabench.config import SEED_LIMIT, RunSpec, TrainSpec
 from slabench.errors import SlabenchError
 from slabench.plugins import source_digest
 from slabench.record import SCHEMA_VERSION, CurvePoint, Metrics, RunRecord
-from slabench.runners.environment import environment
+from slabench.runners.environment import environment, peak_memory_bytes
 from slabench.tasks import IGNORE, Batch
 
 VAL_SEED, TEST_SEED = SEED_LIMIT + 1, SEED_LIMIT + 2
@@ -77,14 +77,6 @@ def evaluate(model: torch.nn.Module, data: Batch, autocast: torch.dtype | None) 
     return out
 
 
-def _peak_memory(device: torch.device) -> int:
-    if device.type == "cuda":
-        return int(torch.cuda.max_memory_allocated(device))
-    import resource
-
-    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024  # Linux: KiB
-
-
 def make_optimizer(model: torch.nn.Module, cfg: TrainSpec, device: torch.device, capturable: bool = False):
     """AdamW, weight decay on matrices only. capturable: state and lr live on the device (a
     tensor lr, updated in place), so the step can run inside a CUDA graph."""
@@ -97,6 +89,17 @@ def make_optimizer(model: torch.nn.Module, cfg: TrainSpec, device: torch.device,
         capturable=capturable,
         foreach=True if capturable else None,
     )
+
+
+def lr_at(cfg: TrainSpec, progress: float) -> float:
+    """The learning rate at `progress` (fraction of the budget): linear warmup, then the schedule."""
+    if progress < cfg.warmup:
+        return cfg.lr * progress / cfg.warmup
+    if cfg.schedule == "cosine":
+        return cfg.lr * 0.5 * (1 + math.cos(math.pi * (progress - cfg.warmup) / (1 - cfg.warmup)))
+    if cfg.schedule == "wsd" and progress > 1 - WSD_DECAY:
+        return cfg.lr * (1 - progress) / WSD_DECAY
+    return cfg.lr
 
 
 class TrainStep:
@@ -255,15 +258,6 @@ def train(spec: RunSpec, device: str | torch.device = "cpu", on_step: Callable[[
     total = cfg.tokens // tokens_per_step if cfg.tokens else cfg.steps
     total = max(total, 1) if not cfg.seconds else 10**9
 
-    def lr_at(progress: float) -> float:
-        if progress < cfg.warmup:
-            return cfg.lr * progress / cfg.warmup
-        if cfg.schedule == "cosine":
-            return cfg.lr * 0.5 * (1 + math.cos(math.pi * (progress - cfg.warmup) / (1 - cfg.warmup)))
-        if cfg.schedule == "wsd" and progress > 1 - WSD_DECAY:
-            return cfg.lr * (1 - progress) / WSD_DECAY
-        return cfg.lr
-
     batches = task.stream(cfg.batch_size, _generator(spec.seed, device), device)  # blocks of batches on GPU
     writer = tensorboard_writer(Path(outputs.log_dir) / spec.key()) if outputs.log_dir else None
     step_losses: list[torch.Tensor] = []  # device scalars since the last flush: no sync per step
@@ -281,7 +275,7 @@ def train(spec: RunSpec, device: str | torch.device = "cpu", on_step: Callable[[
         if cfg.seconds and elapsed >= cfg.seconds:
             break
         progress = elapsed / cfg.seconds if cfg.seconds else step / total
-        lr = lr_at(progress)
+        lr = lr_at(cfg, progress)
         train_step.set_lr(lr)
         batch = next(batches)
         if test_hashes is not None:
@@ -320,23 +314,49 @@ def train(spec: RunSpec, device: str | torch.device = "cpu", on_step: Callable[[
         flush_losses(step)
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-    train_seconds = time.perf_counter() - start
-    step_seconds = max(train_seconds - eval_seconds, 1e-9)
+    ended = Ended(step, curve, status, error, best_val, best_state, train_loss,
+                  float(seen_test.double().mean()) if test_hashes is not None else None,
+                  time.perf_counter() - start, eval_seconds, train_step.path, train_step.fallback)
+    return run_record(spec, model, val, test, autocast, device, ended, outputs, writer)
 
-    metrics: Metrics = {"steps": step, "curve": curve}
-    if status == "ok":
-        if best_state is None:  # a seconds budget that ended before the first evaluation
+
+@dataclass
+class Ended:
+    """How a run's training loop ended: what its record needs besides the model and the data."""
+
+    steps: int
+    curve: list[CurvePoint]
+    status: str  # 'ok' or 'diverged'
+    error: str | None
+    best_val: float  # -1 before the first evaluation
+    best_state: dict[str, torch.Tensor] | None  # the weights at best_val
+    train_loss: float  # at the last evaluation
+    overlap: float | None  # fraction of test examples seen in training; None when the lengths differ
+    train_seconds: float
+    eval_seconds: float  # of which validation
+    train_path: str  # that ran: 'eager' or 'cuda-graph'
+    fallback: str | None  # why CUDA-graph capture fell back to eager
+
+
+def run_record(spec: RunSpec, model: torch.nn.Module, val: Batch, test: Batch, autocast: torch.dtype | None,
+               device: torch.device, ended: Ended, outputs: RunOutputs = NO_OUTPUTS, writer=None) -> RunRecord:
+    """The record of a finished run: its best checkpoint (loaded into `model`) tested."""
+    seq_len, step, best_val = val.inputs.shape[1], ended.steps, ended.best_val
+    step_seconds = max(ended.train_seconds - ended.eval_seconds, 1e-9)
+    metrics: Metrics = {"steps": step, "curve": ended.curve}
+    if ended.status == "ok":
+        if ended.best_state is None:  # a seconds budget that ended before the first evaluation
             best_val = evaluate(model, val, autocast)["acc"]
         else:
-            model.load_state_dict(best_state)
+            model.load_state_dict(ended.best_state)
         result = evaluate(model, test, autocast)
         metrics.update(
             test_acc=result["acc"],
             test_exact=result["exact"],
             val_acc=best_val,
             slices=result["slices"],
-            final_train_loss=train_loss,
-            train_test_overlap=float(seen_test.double().mean()) if test_hashes is not None else None,
+            final_train_loss=ended.train_loss,
+            train_test_overlap=ended.overlap,
         )
         if writer is not None:
             writer.add_scalar("test/acc", result["acc"], step)
@@ -344,7 +364,7 @@ def train(spec: RunSpec, device: str | torch.device = "cpu", on_step: Callable[[
     if writer is not None:
         writer.close()
     checkpoint = None
-    if outputs.checkpoint_dir and status == "ok":  # the weights the test accuracy was measured with
+    if outputs.checkpoint_dir and ended.status == "ok":  # the weights the test accuracy was measured with
         checkpoint = Path(outputs.checkpoint_dir) / f"{spec.key()}.pt"
         checkpoint.parent.mkdir(parents=True, exist_ok=True)
         torch.save({"spec": spec.to_dict(), "state_dict": model.state_dict()}, checkpoint)
@@ -353,22 +373,23 @@ def train(spec: RunSpec, device: str | torch.device = "cpu", on_step: Callable[[
         "key": spec.key(),
         "spec": spec.to_dict(),
         "seed": spec.seed,
-        "status": status,
-        "error": error,
+        "status": ended.status,
+        "error": ended.error,
         "metrics": metrics,
-        "model": {"params": model.num_params(), "state_size": model.state_size(task.seq_len),
+        "model": {"params": model.num_params(), "state_size": model.state_size(seq_len),
                   "mixer_source": source_digest(spec.model.name)},
         "timings": {
-            "train_seconds": train_seconds,
-            "eval_seconds": eval_seconds,
+            "train_seconds": ended.train_seconds,
+            "eval_seconds": ended.eval_seconds,
             "step_ms": 1000 * step_seconds / max(step, 1),
-            "tokens_per_s": step * tokens_per_step / step_seconds,
-            "peak_memory_bytes": _peak_memory(device),
+            "tokens_per_s": step * spec.train.batch_size * seq_len / step_seconds,
+            "peak_memory_bytes": peak_memory_bytes(device),
         },
         "environment": environment(device),
         "kernel_paths": kernels.paths_used(),
-        "train_path": train_step.path,
-        "train_path_fallback": train_step.fallback,
+        "train_path": ended.train_path,
+        "train_path_fallback": ended.fallback,
+        "fold": 1,  # runs trained together as one batched model (runners/batched.py)
         "checkpoint": str(checkpoint) if checkpoint else None,
         "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }

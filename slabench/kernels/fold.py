@@ -1,0 +1,64 @@
+"""Kernel ops inside `torch.func.vmap`: the member dimension of a batched run (runners/batched.py).
+
+A batched run trains N models as one: their parameters stacked on a leading member dimension
+and the model's forward vmapped over it. vmap refuses the custom autograd Functions behind the
+Triton and fla kernels, and one kernel call for all members is faster than N anyway. So a kernel
+op called under vmap leaves the transform: its batched arguments are unwrapped to plain
+[N, ...] tensors and the op runs outside it, with autograd recording as usual, then its
+outputs are wrapped back as batched.
+
+- per-sequence ops (every tensor argument has a leading batch dimension: gla, delta_rule):
+  the members fold into the batch, [N, B, ...] -> [N * B, ...], one call for all. Each
+  sequence is computed on its own, so a member's output is the one its single run computes.
+- ops with weights (sla_gate, short_conv, rms_norm_gated): a member's weights must meet its
+  own rows only, so the op runs once per member on that member's slice, exactly as in a single
+  run. (These ops are cheap beside the mixing itself.)
+
+This uses functorch's internal unwrap/wrap calls (torch 2.13): the public alternative (an
+autograd.Function with a `vmap` staticmethod around each op) would have to recompute the
+kernel's forward in its backward.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import torch
+from torch._C._functorch import _add_batch_dim, _unwrap_batched, is_batchedtensor, maybe_get_level
+from torch._functorch.pyfunctorch import temporarily_pop_interpreter_stack
+from torch.utils._pytree import tree_map
+
+PER_SEQUENCE_OPS = frozenset({"gla", "simple_gla", "delta_rule"})
+
+
+def vmap_level(args: tuple) -> int | None:
+    """The vmap level of the batched tensors among `args`, or None outside vmap."""
+    levels = [maybe_get_level(a) for a in args if isinstance(a, torch.Tensor) and is_batchedtensor(a)]
+    return max(levels) if levels else None
+
+
+def _members(arg: Any, level: int) -> torch.Tensor | None:
+    """A batched tensor at `level` as a plain [N, ...] tensor; None for anything else."""
+    if isinstance(arg, torch.Tensor) and is_batchedtensor(arg) and maybe_get_level(arg) == level:
+        value, dim = _unwrap_batched(arg, level)
+        return value.movedim(dim, 0)
+    return None
+
+
+def call_folded(op_name: str, call: Callable, level: int, args: tuple, kwargs: dict) -> Any:
+    """`call(op_name, *args, **kwargs)` for vmapped args, run outside vmap (see the module doc)."""
+    members = [_members(a, level) for a in args]
+    n = next(m.shape[0] for m in members if m is not None)
+    with temporarily_pop_interpreter_stack():
+        if op_name in PER_SEQUENCE_OPS:
+            flat = [a if m is None else m.flatten(0, 1) for a, m in zip(args, members)]  # [N * B, ...]
+            # A tensor shared by all members (a buffer) still needs a row per member's sequence.
+            flat = [a.repeat(n, *[1] * (a.dim() - 1)) if m is None and isinstance(a, torch.Tensor) else a
+                    for a, m in zip(flat, members)]
+            out = call(op_name, *flat, **kwargs)
+            out = tree_map(lambda t: t.unflatten(0, (n, -1)) if isinstance(t, torch.Tensor) else t, out)  # [N, B, ...]
+        else:
+            outs = [call(op_name, *[a if m is None else m[i] for a, m in zip(args, members)], **kwargs)
+                    for i in range(n)]
+            out = tree_map(lambda *ts: torch.stack(ts) if isinstance(ts[0], torch.Tensor) else ts[0], *outs)
+    return tree_map(lambda t: _add_batch_dim(t, 0, level) if isinstance(t, torch.Tensor) else t, out)

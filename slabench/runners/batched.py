@@ -1,0 +1,205 @@
+"""Train several runs as one batched model: runs that differ only in seed and learning rate.
+
+Deciding a mechanism question takes hundreds of runs that differ only in seed and lr; at
+synthetic-task sizes one run's step is launch-bound, so N runs folded into one step cost less
+than N steps. Each member of a fold is the run it stands for:
+
+- its own model, built under its own seed exactly as `train` builds it; its parameters stay
+  leaves of that model, stacked into [N, ...] each step, so each member keeps the project's
+  AdamW (its own lr schedule, weight decay and gradient clipping, `make_optimizer`) unchanged;
+- its own training stream, from its own seed: the batches its single run would see;
+- one forward for all: `torch.func.vmap` of `functional_call` over the stacked parameters and
+  the stacked batches [N, B, T]. Kernel ops under vmap run outside it on the members' rows
+  (kernels/fold.py), so the Triton kernels need no vmap support. The loss is the sum of the
+  members' losses: each member's parameters get exactly its own loss's gradient, and a member
+  whose loss is not finite does not reach the others;
+- its own evaluations (its own model, unbatched: the same numbers and gate diagnostics as a
+  single run), its own early stop and divergence, and its own record, handed to `on_record`
+  the moment it finishes. A finished member leaves the stack; the others go on.
+
+Member records match single runs' up to float rounding (the batched matrix products add in
+another order): equal steps and early stops, test accuracy within 1e-6 in the tests. Timings
+are the fold's: a member's wall time is that of the fold it ran in (`fold` in its record).
+Runs with a `seconds` budget are never folded: the budget counts steps of wall time, which
+folding changes.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable, Literal
+
+import torch
+import torch.nn.functional as F
+from torch.func import functional_call, vmap
+
+from slabench import kernels
+from slabench.config import RunSpec
+from slabench.runners.train import (
+    NO_OUTPUTS,
+    TEST_SEED,
+    VAL_SEED,
+    Ended,
+    RunOutputs,
+    _generator,
+    _hash_multipliers,
+    _row_hashes,
+    evaluate,
+    lr_at,
+    make_optimizer,
+    run_record,
+)
+from slabench.tasks import IGNORE
+
+AUTO_FOLD_CUDA = 32  # an H200 ran one model at batch 128 x 32 at 0.64 ms a run (1.24 ms at x 1): ~2x, no more
+
+
+def resolve_fold(fold: int | Literal["auto"], device: str) -> int:
+    """'auto': AUTO_FOLD_CUDA on a GPU, 1 on CPU (where a folded step costs what its runs do)."""
+    if fold == "auto":
+        return AUTO_FOLD_CUDA if str(device).startswith("cuda") else 1
+    return fold
+
+
+def fold_key(spec: RunSpec) -> Any:
+    """Runs with equal keys can train as one: equal task, model and training settings but lr."""
+    if spec.train.seconds:
+        return spec  # a wall-clock budget: never folded (see the module doc)
+    return spec.task, spec.model, replace(spec.train, lr=1.0)
+
+
+def fold_groups(specs: list[RunSpec], fold: int) -> list[list[RunSpec]]:
+    """specs in groups of at most `fold` that can train as one, in the order they come."""
+    buckets: dict[Any, list[RunSpec]] = {}
+    for spec in specs:
+        buckets.setdefault(fold_key(spec), []).append(spec)
+    return [runs[i : i + fold] for runs in buckets.values() for i in range(0, len(runs), fold)]
+
+
+@dataclass
+class Member:
+    """One run of a fold and its training state (the loop variables of `train`)."""
+
+    spec: RunSpec
+    model: torch.nn.Module
+    opt: torch.optim.Optimizer
+    batches: Any  # its training stream
+    params: dict[str, torch.nn.Parameter]
+    seen_test: torch.Tensor  # [test_size] bool: test rows met in training
+    train_hashes: list[torch.Tensor] = field(default_factory=list)  # [B] per step since the last evaluation
+    curve: list[dict[str, Any]] = field(default_factory=list)
+    best_val: float = -1.0
+    best_state: dict[str, torch.Tensor] | None = None
+    status: str = "ok"
+    error: str | None = None
+    train_loss: float = float("nan")
+    done: bool = False
+
+
+def _member(spec: RunSpec, task, vocab: int, max_len: int, device: torch.device) -> Member:
+    torch.manual_seed(spec.seed)  # the init its single run gets (train() seeds the same way)
+    model = spec.model.build(vocab, max_len).to(device)
+    stream = task.stream(spec.train.batch_size, _generator(spec.seed, device), device)
+    return Member(spec, model, make_optimizer(model, spec.train, device), stream, dict(model.named_parameters()),
+                  torch.zeros(spec.train.test_size, dtype=torch.bool, device=device))
+
+
+def _step(active: list[Member], inputs: torch.Tensor, labels: torch.Tensor, autocast: torch.dtype | None,
+          grad_clip: float) -> torch.Tensor:
+    """One optimizer step of every active member: inputs, labels [N, B, T] -> losses [N] (not synced)."""
+    base = active[0].model  # the module functional_call runs; every member has its structure
+    stacked = {name: torch.stack([m.params[name] for m in active]) for name in active[0].params}  # [N, ...]
+
+    def loss_of(params: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        with torch.autocast(x.device.type, dtype=autocast, enabled=autocast is not None):
+            logits = functional_call(base, params, (x,))  # [B, T, V]
+        return F.cross_entropy(logits.float().flatten(0, 1), y.flatten(), ignore_index=IGNORE)
+
+    losses = vmap(loss_of)(stacked, inputs, labels)  # [N]
+    for m in active:
+        m.opt.zero_grad(set_to_none=True)
+    losses.sum().backward()  # d(sum)/d(loss_i) = 1: member i's gradient is its own loss's
+    for m in active:
+        if grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(m.model.parameters(), grad_clip)
+        m.opt.step()
+    return losses.detach()
+
+
+def train_batched(specs: list[RunSpec], device: str | torch.device = "cpu",
+                  on_record: Callable[[dict[str, Any]], None] = lambda record: None,
+                  outputs: RunOutputs = NO_OUTPUTS) -> list[dict[str, Any]]:
+    """Train `specs` (one `fold_key`) as one batched model; return their records, each also
+    handed to `on_record` as soon as its run ends."""
+    if len({fold_key(s) for s in specs}) != 1 or specs[0].train.seconds:
+        raise ValueError("a fold takes runs that differ only in seed and lr, on a steps or tokens budget")
+    device = torch.device(device)
+    if device.type == "cuda":
+        device = torch.device("cuda", torch.cuda.current_device()) if device.index is None else device
+        torch.cuda.set_device(device)
+        torch.cuda.reset_peak_memory_stats(device)
+    kernels.reset_paths_used()
+    cfg = specs[0].train  # every setting but lr is shared
+    task, test_task = specs[0].task.build(), specs[0].task.build_test()
+    autocast = torch.bfloat16 if (cfg.dtype == "bfloat16" and device.type == "cuda") else None
+    vocab, max_len = max(task.vocab_size, test_task.vocab_size), max(task.seq_len, test_task.seq_len)
+    members = [_member(s, task, vocab, max_len, device) for s in specs]
+    val = task.sample(cfg.val_size, _generator(VAL_SEED, device), device)
+    test = test_task.sample(cfg.test_size, _generator(TEST_SEED, device), device)
+    mult = _hash_multipliers(task.seq_len, device)
+    test_hashes = _row_hashes(test.inputs, mult) if test_task.seq_len == task.seq_len else None
+    total = max(cfg.tokens // (cfg.batch_size * task.seq_len) if cfg.tokens else cfg.steps, 1)
+
+    records: list[dict[str, Any]] = []
+    active, step, eval_seconds, start = members, 0, 0.0, time.perf_counter()
+    while active:
+        for m in active:
+            for group in m.opt.param_groups:
+                group["lr"] = lr_at(m.spec.train, step / total)
+        batches = [next(m.batches) for m in active]
+        if test_hashes is not None:
+            for m, b in zip(active, batches):
+                m.train_hashes.append(_row_hashes(b.inputs, mult))
+        inputs = torch.stack([b.inputs for b in batches])  # [N, B, T]
+        labels = torch.stack([b.labels for b in batches])  # [N, B, T]
+        losses = _step(active, inputs, labels, autocast, cfg.grad_clip)  # [N]
+        step += 1
+        if step % cfg.eval_every and step != total:
+            continue
+        t0 = time.perf_counter()
+        for m, loss in zip(active, losses.tolist()):  # one sync per evaluation, as in train()
+            _evaluate(m, loss, step, total, val, test_hashes, autocast)
+        eval_seconds += time.perf_counter() - t0
+        for m in active:
+            if m.done:
+                if device.type == "cuda":
+                    torch.cuda.synchronize(device)
+                overlap = float(m.seen_test.double().mean()) if test_hashes is not None else None
+                ended = Ended(step, m.curve, m.status, m.error, m.best_val, m.best_state, m.train_loss, overlap,
+                              time.perf_counter() - start, eval_seconds, "eager", None)
+                record = {**run_record(m.spec, m.model, val, test, autocast, device, ended, outputs),
+                          "fold": len(specs)}
+                records.append(record)
+                on_record(record)
+        active = [m for m in active if not m.done]
+    return records
+
+
+def _evaluate(m: Member, loss: float, step: int, total: int, val, test_hashes: torch.Tensor | None,
+              autocast: torch.dtype | None) -> None:
+    """A member's evaluation: train()'s, on the member's own model."""
+    if m.train_hashes:
+        m.seen_test.logical_or_(torch.isin(test_hashes, torch.cat(m.train_hashes)))
+        m.train_hashes.clear()
+    m.train_loss = loss
+    if not math.isfinite(loss):
+        m.status, m.error, m.done = "diverged", f"non-finite training loss ({loss}) by step {step}", True
+        return
+    v = evaluate(m.model, val, autocast)
+    m.curve.append({"step": step, "train_loss": loss, "val_acc": v["acc"], **m.model.diagnostics()})
+    if v["acc"] > m.best_val:
+        m.best_val = v["acc"]
+        m.best_state = {k: t.detach().clone() for k, t in m.model.state_dict().items()}
+    m.done = step == total or bool(m.spec.train.stop_at and v["acc"] >= m.spec.train.stop_at)

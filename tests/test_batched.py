@@ -1,0 +1,222 @@
+"""Batched runs (runners/batched.py): N runs that differ in seed and lr, trained as one model,
+give the records of N single runs; a grid with fold resumes, and a killed fold keeps its
+finished records."""
+
+import json
+
+import pytest
+import torch
+from click.testing import CliRunner
+from torch.func import vmap
+
+from slabench.cli import main
+from slabench.config import ModelSpec, RunSpec, TaskSpec, TrainSpec, expand_grid, load_grid_file
+from slabench.kernels.fold import call_folded, vmap_level
+from slabench.runners.batched import fold_groups, train_batched
+from slabench.runners.records import load_records
+from slabench.runners.train import train
+
+TASK = TaskSpec("mqar", (("num_kv_pairs", 2), ("seq_len", 16), ("vocab_size", 32)))
+FAST = ["--device", "cpu", "--workers", "1"]
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Models this small run fastest on one thread, and a second one only spins on a busy machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _spec(seed: int, lr: float = 1e-2, mixer: str = "attention", **train_kw) -> RunSpec:
+    model = ModelSpec(mixer, (("d_model", 16), ("n_heads", 2), ("n_layers", 1)))
+    train_kw = {"steps": 40, "batch_size": 16, "eval_every": 4, "val_size": 32, "test_size": 64, "warmup": 0.0,
+                **train_kw}
+    return RunSpec("t", TASK, model, TrainSpec(lr=lr, **train_kw), seed)
+
+
+def _assert_same_runs(singles: list[dict], folded: list[dict]) -> None:
+    by_key = {r["key"]: r for r in folded}
+    assert sorted(by_key) == sorted(r["key"] for r in singles)
+    for one in singles:
+        many = by_key[one["key"]]
+        assert (many["fold"], one["fold"]) == (len(singles), 1)
+        assert (many["status"], many["error"], many["seed"]) == (one["status"], one["error"], one["seed"])
+        m, s = many["metrics"], one["metrics"]
+        assert m["steps"] == s["steps"]
+        assert [c["step"] for c in m["curve"]] == [c["step"] for c in s["curve"]]
+        assert [c["val_acc"] for c in m["curve"]] == [c["val_acc"] for c in s["curve"]]
+        for a, b in zip(m["curve"], s["curve"]):  # losses and gate diagnostics, up to float rounding
+            assert a.keys() == b.keys() and all(a[k] == pytest.approx(b[k], rel=1e-4, abs=1e-5) for k in a)
+        if one["status"] == "ok":
+            assert abs(m["test_acc"] - s["test_acc"]) <= 1e-6 and abs(m["test_exact"] - s["test_exact"]) <= 1e-6
+            assert (m["val_acc"], m["slices"], m["train_test_overlap"]) == (s["val_acc"], s["slices"],
+                                                                             s["train_test_overlap"])
+        assert set(many) == set(one)  # the same schema
+
+
+def test_folded_runs_match_single_runs_with_early_stops_and_a_divergence():
+    """Five runs as one model: three seeds at one lr, one at another, one at an lr that diverges.
+    They stop early at different steps (measured on the single runs: 24, 28, 32 and 40 steps) and
+    the diverging one is recorded as diverged at the first evaluation while the others go on."""
+    specs = [_spec(seed, lr, stop_at=0.15) for seed, lr in ((0, 1e-2), (1, 3e-2), (2, 1e-2), (3, 1e-2), (4, 1e4))]
+    singles = [train(s) for s in specs]
+    finished: list[dict] = []
+    folded = train_batched(specs, "cpu", on_record=finished.append)
+    assert finished == folded
+    _assert_same_runs(singles, folded)
+    statuses = [r["status"] for r in singles]
+    assert statuses.count("diverged") == 1 and singles[-1]["status"] == "diverged"
+    assert len({r["metrics"]["steps"] for r in singles if r["status"] == "ok"}) >= 3  # different early stops
+    steps = [r["metrics"]["steps"] for r in folded]
+    assert steps == sorted(steps)  # each record handed over when its run ended, not at the end of the fold
+
+
+@pytest.mark.parametrize("mixer", ["sla-gdn", "sla-retnet"])
+def test_folded_kernel_ops_match_single_runs(mixer):
+    """Mixers on the kernel ops (delta_rule, simple_gla with a decay from a buffer, sla_gate,
+    short_conv, rms_norm_gated), which run outside vmap on the members' rows."""
+    specs = [_spec(0, mixer=mixer, steps=8), _spec(1, lr=3e-2, mixer=mixer, steps=8)]
+    _assert_same_runs([train(s) for s in specs], train_batched(specs, "cpu"))
+
+
+class _Square(torch.autograd.Function):
+    """x * x * w with an old-style forward: like the Triton kernels' Functions, vmap refuses it."""
+
+    @staticmethod
+    def forward(ctx, x, w):
+        ctx.save_for_backward(x, w)
+        return x * x * w
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, w = ctx.saved_tensors
+        return 2 * x * w * grad, x * x * grad
+
+
+@pytest.mark.parametrize("op", ["gla", "short_conv"])  # folded into the batch / run once per member
+def test_kernel_op_under_vmap_runs_outside_it_with_exact_gradients(op):
+    x = torch.randn(3, 4, 5, dtype=torch.float64, requires_grad=True)  # [N, B, D]
+    w = torch.randn(3, 5, dtype=torch.float64, requires_grad=True)  # [N, D]: one per member
+    shared = torch.randn(4, 5, dtype=torch.float64)  # the same for every member
+
+    def call(name, a, b, c):
+        assert name == op and vmap_level((a, b, c)) is None  # plain tensors
+        return _Square.apply(a, b * c), None
+
+    def member(a, b):
+        args = (a, b[None] if op == "short_conv" else b.expand_as(a), shared)
+        out, state = call_folded(op, call, vmap_level(args), args, {})
+        assert state is None
+        return out
+
+    with pytest.raises(RuntimeError, match="setup_context"):
+        vmap(lambda a, b: _Square.apply(a, b))(x, w)
+    out = vmap(member)(x, w)  # [N, B, D]
+    torch.testing.assert_close(out, x * x * (w[:, None] * shared), rtol=0, atol=0)  # the op's own arithmetic
+    out.sum().backward()
+    torch.testing.assert_close(x.grad, 2 * x * w[:, None] * shared)
+    torch.testing.assert_close(w.grad, (x * x * shared).sum(1))
+
+
+def test_fold_groups_join_only_runs_that_differ_in_seed_and_lr():
+    a = [_spec(s, lr) for lr in (1e-2, 3e-2) for s in (0, 1, 2)]
+    other_steps = [_spec(0, steps=20), _spec(1, steps=20)]
+    clock = [_spec(0, seconds=1.0), _spec(1, seconds=1.0)]  # a wall-clock budget: never folded
+    groups = fold_groups(a + other_steps + clock, 4)
+    assert groups == [a[:4], a[4:], other_steps, clock[:1], clock[1:]]
+    assert fold_groups(a, 1) == [[s] for s in a]
+
+
+GRID = """
+name = "folded"
+[train]
+steps = 8
+batch_size = 8
+eval_every = 4
+val_size = 16
+test_size = 16
+lr = [0.01, 0.03]
+seeds = [0, 1]
+{fold}
+[[tasks]]
+name = "mqar"
+vocab_size = 32
+seq_len = 16
+num_kv_pairs = 2
+[[models]]
+name = "sla-retnet"
+d_model = 16
+n_layers = 1
+n_heads = 2
+"""
+
+
+def test_grid_fold_resumes_and_writes_exactly_the_expected_records(tmp_path):
+    grid, plain = tmp_path / "g.toml", tmp_path / "plain.toml"
+    grid.write_text(GRID.format(fold="fold = 3"))
+    plain.write_text(GRID.format(fold=""))
+    out = tmp_path / "out"
+    _, specs = expand_grid(load_grid_file(grid))
+    _, unfolded = expand_grid(load_grid_file(plain))
+    assert [s.key() for s in specs] == [s.key() for s in unfolded]  # fold is in no run key
+    result = CliRunner().invoke(main, ["run", str(grid), "--out", str(out), *FAST, "--quiet"])
+    assert result.exit_code == 0, result.output
+    records = load_records(out).records
+    assert sorted(records) == sorted(s.key() for s in specs)
+    assert sorted(r["fold"] for r in records.values()) == [1, 3, 3, 3]  # 4 runs of one cell: 3 + 1
+    assert all(r["status"] == "ok" for r in records.values())
+
+    # Resume: lose two records; --fold 2 (over the grid's 3) redoes exactly those, as one fold.
+    lost = sorted(records)[:2]
+    for key in lost:
+        (out / "records" / f"{key}.json").unlink()
+    result = CliRunner().invoke(main, ["run", str(grid), "--out", str(out), *FAST, "--json", "--fold", "2"])
+    assert result.exit_code == 0, result.output
+    assert (json.loads(result.stdout)["ran"], json.loads(result.stdout)["skipped"]) == (2, 2)
+    again = load_records(out).records
+    assert sorted(again) == sorted(records)
+    assert [again[k]["fold"] for k in lost] == [2, 2]
+    for key in set(records) - set(lost):
+        assert again[key] == records[key]  # untouched
+
+
+@pytest.mark.parametrize("args, fold, word", [(["--fold", "0"], "", "--fold"), (["--fold", "many"], "", "--fold"),
+                                              ([], "fold = [1, 2]", "[train]"), ([], 'fold = "4"', "[train]")])
+def test_bad_fold_is_one_line_exit_2(tmp_path, args, fold, word):
+    grid = tmp_path / "g.toml"
+    grid.write_text(GRID.format(fold=fold))
+    result = CliRunner().invoke(main, ["run", str(grid), "--out", str(tmp_path / "o"), *FAST, *args])
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and word in lines[0] and "fold=" in lines[0] and "'auto'" in lines[0], lines
+
+
+def test_sigkill_mid_fold_keeps_the_finished_records(tmp_path):
+    """One member diverges at the first evaluation and is recorded at once; killing the process
+    (SIGKILL: no handler runs) while the other three train on leaves that record whole."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    grid = tmp_path / "g.toml"
+    grid.write_text(GRID.format(fold="fold = 4\nwarmup = 0.0").replace("steps = 8", "steps = 100000")
+                    .replace("lr = [0.01, 0.03]", "lr = [0.01, 10000.0]"))
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "slabench", "run", str(grid), "--out", str(out), *FAST, "--quiet"]
+    proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None and len(load_records(out).records) < 2:
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == -signal.SIGKILL, stderr
+    found = load_records(out)
+    assert not found.corrupt and len(found.records) == 2, found
+    assert {r["status"] for r in found.records.values()} == {"diverged"}
+    assert {r["fold"] for r in found.records.values()} == {4}
+    plan = json.loads(CliRunner().invoke(main, ["run", str(grid), "--out", str(out), "--dry-run", "--json"]).stdout)
+    assert (plan["recorded"], len(plan["pending"])) == (2, 2)
