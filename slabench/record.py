@@ -12,8 +12,8 @@ lack are in the `total=False` half of each type; readers take them with `.get`:
 - a `failed` record has only `key`, `spec`, `seed`, `status`, `error`, `traceback`, an empty
   `metrics`, `environment` and `timestamp`; a `diverged` one has `metrics.steps` and
   `metrics.curve` only;
-- records written before these fields existed lack `model.mixer_source` and `checkpoint` (every
-  record under `leaderboards/records/` lacks both), `environment.mps` (about half of them), and
+- records written before these fields existed lack `model.mixer_source`, `checkpoint` and `fold`
+  (every record under `leaderboards/records/` lacks all three), `environment.mps` (about half of them), and
   `spec.train.solve_at` / `min_seeds` (read as the `TrainSpec` defaults by `RunSpec.from_dict`).
 
 Adding a field: add it to the `total=False` half of its type with a comment saying what it is,

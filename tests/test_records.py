@@ -168,4 +168,4 @@ def test_committed_records_load_and_lack_only_what_the_schema_says():
             every = schema.__required_keys__ | schema.__optional_keys__
             assert schema.__required_keys__ <= set(d) <= every, (r["key"], prefix)
             lacking.update(prefix + k for k in every - set(d))
-    assert set(lacking) <= {"traceback", "checkpoint", "model.mixer_source", "environment.mps"}, lacking
+    assert set(lacking) <= {"traceback", "checkpoint", "fold", "model.mixer_source", "environment.mps"}, lacking
