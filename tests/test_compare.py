@@ -7,7 +7,8 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from slabench.cli import main
-from slabench.runners.compare import compare_grid, verdict
+from slabench.runners.compare import compare_grid
+from slabench.runners.stats import verdict
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -81,3 +81,32 @@ def test_slope_ci_exact_line_and_known_spread():
     # residual sum of squares 0.8 over 2 dof, sum of squared x deviations 5, t(2) = 4.303
     slope, ci = stats.slope_ci([0, 1, 2, 3], [0, 1, 0, 1])
     assert slope == pytest.approx(0.2) and ci == pytest.approx(4.303 * math.sqrt(0.8 / 2 / 5))
+
+
+def test_median_sd_and_mean_interval_by_hand():
+    assert stats.median([3.0, 1.0, 2.0]) == 2.0 and stats.median([4.0, 1.0, 2.0, 3.0]) == 2.5
+    assert math.isnan(stats.median([]))
+    # 2, 4, 4, 4, 5, 5, 7, 9: mean 5, squared deviations sum to 32 over 7 degrees of freedom
+    assert stats.sd([2, 4, 4, 4, 5, 5, 7, 9]) == pytest.approx(math.sqrt(32 / 7))
+    assert stats.sd([0.5]) == 0.0
+    # the bootstrap interval of 0, 1 is [0, 1] (see above); its mean is 0.5
+    assert stats.mean_ci([0.0, 1.0]) == (0.5, 0.0, 1.0)
+    mean, lo, hi = stats.mean_ci([0.3])
+    assert mean == 0.3 and math.isnan(lo) and math.isnan(hi)
+
+
+def test_verdict_between_cells():
+    def cell(accs, seeds=None):
+        return {"seed_ids": seeds or list(range(len(accs))), "seed_accs": accs}
+
+    high, low = cell([0.9] * 6), cell([0.5] * 6)
+    assert stats.seed_scores(cell([0.1, 0.2], [7, 3])) == {7: 0.1, 3: 0.2}
+    # 6 pairs all one way: p = 2 / 64 < 0.05
+    outcome, test = stats.verdict(high, low)
+    assert outcome == "win" and test["p"] == 2 / 64 and test["delta"] == pytest.approx(0.4)
+    assert stats.verdict(low, high)[0] == "loss"
+    # the same cells under a 7-seed minimum only tie; 5 pairs can only tie (smallest p 1/16)
+    assert stats.verdict(high, low, min_seeds=7)[0] == "tie"
+    assert stats.verdict(cell([0.99] * 5), cell([0.01] * 5))[0] == "tie"
+    # no seeds in one cell: a tie, never an error
+    assert stats.verdict(cell([]), low)[0] == "tie"

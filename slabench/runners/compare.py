@@ -21,8 +21,8 @@ from typing import Any
 from slabench.errors import SlabenchError
 from slabench.record import RunRecord
 from slabench.runners import stats
-from slabench.runners.leaderboard import md_table, pct, solved_cell
-from slabench.runners.plots import save, yerr
+from slabench.runners.leaderboard import solved_cell
+from slabench.runners.output import md_table, pct, plt, save_figure, yerr
 
 
 def with_models(grid: dict[str, Any], mixers: list[str]) -> dict[str, Any]:
@@ -51,15 +51,6 @@ def compare_grid(grid: dict[str, Any], variant: str, against: list[str]) -> dict
     }, [variant, *against])
 
 
-def verdict(variant: dict[str, Any], baseline: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-    """'win', 'loss' or 'tie' of the variant's row against a baseline's, and the test behind it."""
-    test = stats.compare(dict(zip(variant["seed_ids"], variant["seed_accs"])),
-                         dict(zip(baseline["seed_ids"], baseline["seed_accs"])))
-    if test["p"] >= stats.ALPHA:
-        return "tie", test
-    return ("win" if test["delta"] > 0 else "loss"), test
-
-
 def summarise(board: dict[str, Any], variant: str, against: list[str]) -> dict[str, Any]:
     """Per task of `board` (from `aggregate`): every model's row, and the variant's delta and
     verdict against each baseline."""
@@ -77,7 +68,7 @@ def summarise(board: dict[str, Any], variant: str, against: list[str]) -> dict[s
                 if v is None or b not in by_mixer:
                     continue
                 row = by_mixer[b]
-                outcome, test = verdict(v, row)
+                outcome, test = stats.verdict(v, row)
                 totals[b][outcome] += 1
                 versus.append({"baseline": b, "delta": v["acc"] - row["acc"], "test": test["test"], "p": test["p"],
                                "pairs": test["n"], "verdict": outcome})
@@ -125,8 +116,6 @@ def to_markdown(summary: dict[str, Any], plot: Path | None) -> str:
 def plot_compare(summary: dict[str, Any], path: Path) -> Path | None:
     """Grouped bars: one group per task (and backbone), one bar per mixer with its 95% bootstrap
     interval, and every seed as a dot on its bar."""
-    import matplotlib.pyplot as plt
-
     if not summary["tasks"]:
         return None
     mixers = [summary["variant"], *summary["against"]]
@@ -149,7 +138,7 @@ def plot_compare(summary: dict[str, Any], path: Path) -> Path | None:
                   fontsize=7, rotation=10)
     ax.set(ylabel="test accuracy % (mean, 95% CI)", ylim=(0, 102), title=f"{summary['variant']} vs baselines")
     ax.legend(fontsize=7)
-    return save(fig, path)
+    return save_figure(fig, path)
 
 
 def write_compare(records: list[RunRecord], variant: str, against: list[str], out_dir: Path) -> tuple[dict, dict]:

@@ -28,6 +28,7 @@ from slabench.config import LEADERBOARD_SETTINGS, RunSpec, TrainSpec
 from slabench.errors import SlabenchError
 from slabench.record import RunRecord
 from slabench.runners import stats
+from slabench.runners.output import md_table, num, pct, rate
 
 RANKED_BY = ("solve rate (seeds whose test accuracy reaches solve_at), then mean test accuracy (micro, over "
              "scored positions), at the lr with the best mean validation accuracy")
@@ -35,7 +36,7 @@ TEST = ("exact permutation test, two-sided: sign flips of the per-seed differenc
         "seeds (same data streams), else a permutation of the pooled seeds between the cells")
 
 
-def _acc(record: RunRecord, metric: str) -> float | None:
+def score(record: RunRecord, metric: str = "test_acc") -> float | None:
     """A run's score: diverged runs score 0 (the setting failed to train); failed runs are
     excluded (they say nothing about the model) and listed separately."""
     if record["status"] == "diverged":
@@ -79,8 +80,8 @@ def learning_curve(runs: list[dict[str, Any]]) -> dict[str, list[float]]:
 
 def cell_stats(runs: list[dict[str, Any]], solve_at: float) -> dict[str, Any]:
     """The outcome statistics of one cell's runs (one lr): per-seed values and summaries."""
-    ok = sorted((r for r in runs if _acc(r, "test_acc") is not None), key=lambda r: r["seed"])
-    accs = [_acc(r, "test_acc") for r in ok]
+    ok = sorted((r for r in runs if score(r, "test_acc") is not None), key=lambda r: r["seed"])
+    accs = [score(r, "test_acc") for r in ok]
     solved = sum(a >= solve_at for a in accs)
     acc_lo, acc_hi = stats.bootstrap_mean(accs)
     solve_lo, solve_hi = stats.wilson(solved, len(accs))
@@ -99,8 +100,8 @@ def cell_stats(runs: list[dict[str, Any]], solve_at: float) -> dict[str, Any]:
         "solve_lo": solve_lo,
         "solve_hi": solve_hi,
         "solve_step": stats.km_median([t for t, _ in times], [s for _, s in times]),
-        "val_acc": stats.mean([_acc(r, "val_acc") for r in ok]),
-        "exact": stats.mean([_acc(r, "test_exact") for r in ok]),
+        "val_acc": stats.mean([score(r, "val_acc") for r in ok]),
+        "exact": stats.mean([score(r, "test_exact") for r in ok]),
         "diverged": sum(r["status"] == "diverged" for r in runs),
         "failed": len(runs) - len(ok),
         "params": good[0]["model"]["params"] if good else None,
@@ -112,10 +113,6 @@ def cell_stats(runs: list[dict[str, Any]], solve_at: float) -> dict[str, Any]:
         "kernel_paths": sorted({f"{k}:{v}" for r in good for k, v in (r.get("kernel_paths") or {}).items()}),
         "curve": learning_curve(ok),
     }
-
-
-def _seed_scores(row: dict[str, Any]) -> dict[int, float]:
-    return dict(zip(row["seed_ids"], row["seed_accs"]))
 
 
 def sort_key(row: dict[str, Any]) -> tuple[float, float]:
@@ -130,7 +127,7 @@ def rank_rows(rows: list[dict[str, Any]], min_seeds: int) -> list[dict[str, Any]
     unranked = sorted((r for r in rows if r["seeds"] < min_seeds), key=sort_key)
     leader, rank = None, 0
     for i, r in enumerate(ranked):
-        test = stats.compare(_seed_scores(r), _seed_scores(leader)) if leader else None
+        test = stats.compare(stats.seed_scores(r), stats.seed_scores(leader)) if leader else None
         if test is None or test["p"] < stats.ALPHA:  # separable from the group's top: a new group
             leader, rank = r, i + 1
         r.update(rank=rank, rank_p=test["p"] if test else None, rank_test=test["test"] if test else None)
@@ -245,29 +242,9 @@ def overall(by_task: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
 # ---- writing ----------------------------------------------------------------------------------
 
 
-def pct(x: float | None, lo: float | None = None, hi: float | None = None) -> str:
-    """'87.5' or, with an interval, '87.5 [61.2, 99.0]' (percent, one decimal; '-' for none)."""
-    if x is None or math.isnan(x):
-        return "-"
-    if lo is None or hi is None or math.isnan(lo) or math.isnan(hi):
-        return f"{100 * x:.1f}"
-    return f"{100 * x:.1f} [{100 * lo:.1f}, {100 * hi:.1f}]"
-
-
-def num(x: float | int | None) -> str:
-    if x is None or (isinstance(x, float) and math.isnan(x)):
-        return "-"
-    for unit, size in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
-        if abs(x) >= size:
-            return f"{x / size:.1f}{unit}"
-    return f"{x:.0f}" if isinstance(x, int) or float(x).is_integer() else f"{x:.3g}"
-
-
 def solved_cell(row: dict[str, Any]) -> str:
     """'3/5 [23, 88]': seeds solved of seeds, Wilson interval of the rate in percent."""
-    if not row["seeds"]:
-        return "-"
-    return f"{row['solved']}/{row['seeds']} [{100 * row['solve_lo']:.0f}, {100 * row['solve_hi']:.0f}]"
+    return rate(row["solved"], row["seeds"], row["solve_lo"], row["solve_hi"]) if row["seeds"] else "-"
 
 
 def seeds_cell(row: dict[str, Any]) -> str:
@@ -295,12 +272,6 @@ def task_row_cells(row: dict[str, Any]) -> list[str]:
             num(row["tokens_per_s"])]
 
 
-def md_table(header: list[str], rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(c.replace("|", "\\|") for c in r) + " |" for r in rows]
-    return "\n".join(lines)
-
-
 def to_markdown(name: str, board: dict[str, Any], plots: dict[str, list[Path]]) -> str:
     out = [f"# Leaderboard: {name}", "",
            f"Generated by `slabench leaderboard` from {board['runs']} run records; do not edit by hand.", "",
@@ -318,8 +289,8 @@ def to_markdown(name: str, board: dict[str, Any], plots: dict[str, list[Path]]) 
     out += ["## Overall (across tasks)", "",
             "Pooled solve rate over every run of the model's cells, and the mean of its cells' mean accuracies.", "",
             md_table(["model", "tasks", "solved (95% CI)", "mean acc % (95% CI)", "params"],
-                     [[o["model"], str(o["tasks"]), f"{o['solved']}/{o['runs']} [{100 * o['solve_lo']:.0f}, "
-                       f"{100 * o['solve_hi']:.0f}]", pct(o["acc"], o["acc_lo"], o["acc_hi"]), num(o["params"])]
+                     [[o["model"], str(o["tasks"]), rate(o["solved"], o["runs"], o["solve_lo"], o["solve_hi"]),
+                       pct(o["acc"], o["acc_lo"], o["acc_hi"]), num(o["params"])]
                       for o in board["overall"]]), ""]
     for task, rows in board["tasks"].items():
         overlap = max((r["overlap"] or 0.0) for r in rows)

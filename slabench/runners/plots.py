@@ -13,24 +13,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")  # files only; never needs a display
-import matplotlib.pyplot as plt  # noqa: E402
-
-
-def save(fig: Any, path: Path, dpi: int = 110) -> Path:
-    fig.tight_layout()
-    fig.savefig(path, dpi=dpi)
-    plt.close(fig)
-    return path
-
-
-def yerr(rows: list[dict[str, Any]]) -> list[list[float]]:
-    """Asymmetric error bars (percent) from each row's acc_lo / acc_hi; none where undefined."""
-    def gap(r: dict[str, Any], bound: str) -> float:
-        return 0.0 if r[bound] is None or math.isnan(r[bound]) else 100 * abs(r["acc"] - r[bound])
-    return [[gap(r, "acc_lo") for r in rows], [gap(r, "acc_hi") for r in rows]]
+from slabench.runners.output import plt, save_figure, yerr
 
 
 def _short(model: str, rows: list[dict[str, Any]]) -> str:
@@ -67,7 +50,7 @@ def task_plots(task: str, rows: list[dict[str, Any]], out_dir: Path, stem: str) 
                 va="center", fontsize=7)
     bx.set(xlabel="steps to solve (Kaplan-Meier median over seeds)", title="time to solve")
     bx.grid(alpha=0.3, axis="x")
-    paths = [save(fig, out_dir / f"{stem}.png")]
+    paths = [save_figure(fig, out_dir / f"{stem}.png")]
 
     # One small panel per model (overlaid bands of nine models are unreadable).
     cols = min(3, len(rows))
@@ -92,7 +75,7 @@ def task_plots(task: str, rows: list[dict[str, Any]], out_dir: Path, stem: str) 
         ax.set_ylabel("val. acc %")
     axes.flat[0].legend(fontsize=7, loc="lower right")
     fig.suptitle(f"validation accuracy over training: {task if len(task) < 70 else task[:68] + '…'}", fontsize=9)
-    paths.append(save(fig, out_dir / f"{stem}-curves.png"))
+    paths.append(save_figure(fig, out_dir / f"{stem}-curves.png"))
     return paths
 
 
@@ -132,7 +115,7 @@ def make_plots(board: dict[str, Any], out_dir: Path, name: str) -> dict[str, lis
             if param == "seq_len":
                 ax.set_xscale("log", base=2)
             ax.legend(fontsize=7)
-            paths.append(save(fig, out_dir / f"{name}-{family}-acc-vs-{param}.png"))
+            paths.append(save_figure(fig, out_dir / f"{name}-{family}-acc-vs-{param}.png"))
 
     # Accuracy vs recurrent state size (one point per task x model cell).
     sized = [r for r in rows if r["state_size"]]
@@ -147,7 +130,7 @@ def make_plots(board: dict[str, Any], out_dir: Path, name: str) -> dict[str, lis
         ax.set(xscale="log", xlabel="state size (elements per sequence)", ylabel="test accuracy % (mean, 95% CI)",
                title="accuracy vs state size", ylim=(-2, 102))
         ax.legend(fontsize=7)
-        paths.append(save(fig, out_dir / f"{name}-acc-vs-state.png"))
+        paths.append(save_figure(fig, out_dir / f"{name}-acc-vs-state.png"))
 
     # Accuracy vs d_model, when a grid sweeps it (mean over task cells).
     widths = {r["model_params"].get("d_model") for r in rows}
@@ -164,6 +147,6 @@ def make_plots(board: dict[str, Any], out_dir: Path, name: str) -> dict[str, lis
         ax.set(xscale="log", xlabel="d_model", ylabel="test accuracy % (mean over tasks)",
                title="accuracy vs d_model", ylim=(-2, 102))
         ax.legend(fontsize=7)
-        paths.append(save(fig, out_dir / f"{name}-acc-vs-d_model.png"))
+        paths.append(save_figure(fig, out_dir / f"{name}-acc-vs-d_model.png"))
     out[""] = paths
     return out

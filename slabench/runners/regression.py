@@ -26,6 +26,7 @@ from slabench.config import RunSpec
 from slabench.errors import SlabenchError
 from slabench.record import RunRecord
 from slabench.runners import stats
+from slabench.runners.leaderboard import record_machines
 
 FLOOR = 0.02
 RULE = (f"regressed when fewer seeds reach solve_at, or a one-sided paired exact test says now < baseline at 5% "
@@ -45,10 +46,9 @@ def cells(records: list[RunRecord]) -> dict[tuple[str, str], dict[str, Any]]:
         kept = [r for r in rs if r["status"] != "failed"]
         accs = [0.0 if r["status"] == "diverged" else r["metrics"]["test_acc"] for r in kept]
         n, mean = len(accs), stats.mean(accs)
-        std = math.sqrt(sum((a - mean) ** 2 for a in accs) / (n - 1)) if n > 1 else 0.0
         spec = RunSpec.from_dict(rs[0]["spec"])
         out[key] = {"task": key[0], "model": key[1], "mixer": spec.model.name, "accs": accs,
-                    "seeds": [r["seed"] for r in kept], "mean": mean, "std": std, "n": n,
+                    "seeds": [r["seed"] for r in kept], "mean": mean, "std": stats.sd(accs), "n": n,
                     "solve_at": spec.train.solve_at, "failed": len(rs) - n}
     return out
 
@@ -71,13 +71,12 @@ def judge(now: dict[int, float], base: dict[int, float], solve_at: float) -> dic
 
 
 def make_baseline(records: list[RunRecord], preset: str) -> dict[str, Any]:
-    envs = sorted({r["environment"]["device"] for r in records if r.get("environment")})
     versions = sorted({f"torch {r['environment'].get('torch')}" for r in records if r.get("environment")})
     return {
         "preset": preset,
         "rule": RULE,
         "generated": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "machines": envs,
+        "machines": record_machines(records),
         "versions": versions,
         "cells": [{k: c[k] for k in ("task", "model", "mixer", "solve_at", "mean", "std", "n", "seeds", "accs")}
                   for c in cells(records).values()],

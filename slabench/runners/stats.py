@@ -9,6 +9,7 @@ accuracies are bounded, so nothing here assumes normality:
 - two cells are compared by exact permutation tests: sign flips of the per-seed differences
   when both arms ran the same seeds (slabench seeds a run's data stream with its seed, so the
   arms saw the same batches), else a permutation of the pooled values between the arms;
+- the verdict between two cells (win, tie or loss) is that test at ALPHA, two-sided;
 - time to solve is a Kaplan-Meier median, runs that never solve censored at their last step.
 
 Every function is deterministic (fixed bootstrap seed), so rebuilt leaderboards are byte-identical.
@@ -18,7 +19,8 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -37,6 +39,14 @@ def mean(xs: Sequence[float]) -> float:
 def median(xs: Sequence[float]) -> float:
     s = sorted(xs)
     return (s[(len(s) - 1) // 2] + s[len(s) // 2]) / 2 if s else math.nan
+
+
+def sd(xs: Sequence[float]) -> float:
+    """Sample standard deviation (n - 1 in the denominator); 0 for fewer than 2 values."""
+    if len(xs) < 2:
+        return 0.0
+    m = mean(xs)
+    return math.sqrt(sum((x - m) ** 2 for x in xs) / (len(xs) - 1))
 
 
 def wilson(k: int, n: int) -> tuple[float, float]:
@@ -59,6 +69,11 @@ def bootstrap_mean(xs: Sequence[float], seed: int = BOOTSTRAP_SEED, resamples: i
     lo, hi = np.quantile(means, [0.025, 0.975])
     # Clamped to the data's range: a float mean of equal values can land one ulp outside it.
     return max(float(lo), float(x.min())), min(float(hi), float(x.max()))
+
+
+def mean_ci(xs: Sequence[float]) -> tuple[float, float, float]:
+    """Mean and its 95% bootstrap interval (nan bounds for fewer than 2 values)."""
+    return (mean(xs), *bootstrap_mean(xs))
 
 
 def bootstrap_mean_of_means(groups: Sequence[Sequence[float]], seed: int = BOOTSTRAP_SEED,
@@ -147,6 +162,21 @@ def compare(a: dict[int, float], b: dict[int, float], alternative: str = "two-si
 def separable(a: dict[int, float], b: dict[int, float]) -> bool:
     """Whether the two-sided test of `compare` rejects equal accuracy at ALPHA."""
     return compare(a, b)["p"] < ALPHA
+
+
+def seed_scores(cell: Mapping[str, Any]) -> dict[int, float]:
+    """A cell's {seed: test accuracy}, from its `seed_ids` and `seed_accs` (a leaderboard row)."""
+    return dict(zip(cell["seed_ids"], cell["seed_accs"]))
+
+
+def verdict(a: Mapping[str, Any], b: Mapping[str, Any], min_seeds: int = 1) -> tuple[str, dict[str, object]]:
+    """'win', 'loss' or 'tie' of cell a against cell b, and the test behind it: win when the
+    two-sided test of `compare` on their per-seed accuracies rejects equal accuracy at ALPHA with
+    a ahead, loss with a behind, else tie. A cell with fewer than min_seeds seeds only ties."""
+    test = compare(seed_scores(a), seed_scores(b))
+    if min(len(a["seed_accs"]), len(b["seed_accs"])) < min_seeds or test["p"] >= ALPHA:
+        return "tie", test
+    return ("win" if test["delta"] > 0 else "loss"), test
 
 
 def min_paired_p(n: int) -> float:
