@@ -135,14 +135,15 @@ class GridView:
             self.progress.update(self.bar, completed=event.done)
         elif isinstance(event, (RunFinished, RunFailed)):
             self.progress.update(self.bar, completed=event.done)
+            if self.quiet:
+                return
             record, spec = event.record, event.spec
             status = record["status"]
             detail = (f"acc {100 * record['metrics']['test_acc']:.1f}%  {record['timings']['train_seconds']:.1f}s"
                       if status == "ok" else (record.get("error") or "")[:160])
             colour = {"ok": "green", "diverged": "yellow"}.get(status, "red")
-            if not self.quiet:
-                console.print(f"[{colour}]{status:8s}[/] {spec.model.label()} | {spec.task.label()} | "
-                              f"lr {spec.train.lr:g} seed {spec.seed}  {detail}")
+            console.print(f"[{colour}]{status:8s}[/] {spec.model.label()} | {spec.task.label()} | "
+                          f"lr {spec.train.lr:g} seed {spec.seed}  {detail}")
 
 
 def print_estimate(plan: Estimate) -> None:
