@@ -213,7 +213,7 @@ def test_dry_run_plans_without_training(tmp_path, tiny_grid):
 
 def test_remaining_time_is_the_mean_pace_since_the_start():
     """2 of 6 runs done after 18 s (both at once, as with 2 workers): 36 s left, not ~0."""
-    from slabench.cli import GridRemaining
+    from slabench.cli.render import GridRemaining
 
     now = [0.0]
     progress = Progress(GridRemaining(), get_time=lambda: now[0])

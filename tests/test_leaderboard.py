@@ -218,17 +218,17 @@ def test_terminal_table_keeps_essential_columns_when_narrow(monkeypatch):
     """At 80 columns the full table truncates every cell to '…'; the narrow one keeps its cells whole."""
     from rich.console import Console
 
-    from slabench import cli
+    from slabench.cli import render
 
     rows = [{"rank": 1, "mixer": "sla-gla", "model": "sla-gla", "model_params": {"d_model": 128, "n_heads": 4},
              "params": 207800, "state_size": 5600, "acc": 0.405, "acc_lo": 0.011, "acc_hi": 0.99, "acc_median": 0.2,
              "seed_accs": [0.011, 0.2, 0.99], "solved": 1, "solve_lo": 0.06, "solve_hi": 0.79, "solve_step": None,
              "exact": 0.306, "best_lr": 1e-3, "seeds": 3, "diverged": 0, "failed": 0, "steps": 1400,
              "train_seconds": 5.0, "tokens_per_s": 4.7e6}]
-    for width, columns in ((80, list(cli.NARROW_COLUMNS)), (160, None)):
+    for width, columns in ((80, list(render.NARROW_COLUMNS)), (160, None)):
         console = Console(width=width, record=True)
-        monkeypatch.setattr(cli, "out_console", console)
-        (table,) = cli._board_table({"tasks": {"mqar": rows}})
+        monkeypatch.setattr(render, "out_console", console)
+        (table,) = render.board_tables({"tasks": {"mqar": rows}})
         console.print(table)
         text = console.export_text()
         assert [c.header for c in table.columns] == (columns or [c.header for c in table.columns])

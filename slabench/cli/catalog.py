@@ -1,0 +1,67 @@
+"""What slabench knows, printed from the code: `tasks`, `models`, `train-options` and `show`."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from slabench.cli import render
+from slabench.cli.options import json_option
+from slabench.errors import SlabenchError
+
+
+def _params_json(rows: list[tuple[str, list]]) -> str:
+    return json.dumps({name: {p.name: {"type": p.describe_type(), "default": p.default, "help": p.help} for p in params}
+                       for name, params in rows}, indent=1, default=str)
+
+
+@click.command()
+@json_option()
+def tasks(as_json: bool) -> None:
+    """List registered tasks with their parameters and defaults."""
+    from slabench.tasks import TASKS, task_params
+
+    rows = [(n, task_params(n)) for n in TASKS.names()]
+    click.echo(_params_json(rows)) if as_json else render.print_tables(render.params_table("tasks", rows))
+
+
+@click.command()
+@json_option()
+def models(as_json: bool) -> None:
+    """List registered mixers with their parameters (backbone first) and defaults."""
+    from slabench.models import MIXERS, model_params
+
+    rows = [(n, model_params(n)) for n in MIXERS.names()]
+    click.echo(_params_json(rows)) if as_json else render.print_tables(render.params_table("models", rows))
+
+
+@click.command("train-options")
+@json_option()
+def train_options(as_json: bool) -> None:
+    """List every key of a grid's [train] table with its type, default and meaning."""
+    from slabench.config import TrainSpec
+    from slabench.params import Param, dataclass_params
+
+    params = [*dataclass_params(TrainSpec), Param("seeds", list[int], [0], "one run per seed (a list)")]
+    if as_json:
+        click.echo(_params_json([("train", params)]))
+        return
+    render.print_tables(render.train_options_table(params))
+
+
+@click.command()
+@click.argument("task_name", metavar="TASK")
+@click.option("--set", "assignments", multiple=True, metavar="KEY=VALUE", help="task parameter (repeatable)")
+@click.option("-n", "num", type=int, default=3, show_default=True, help="examples to show")
+@click.option("--seed", type=int, default=0, show_default=True)
+def show(task_name: str, assignments: tuple[str, ...], num: int, seed: int) -> None:
+    """Print decoded examples of TASK, scored positions highlighted with their targets."""
+    from slabench.params import parse_assignments
+    from slabench.tasks import build_task
+    from slabench.tasks.show import render_examples
+
+    if num < 1:
+        raise SlabenchError(f"-n={num} must be >= 1")
+    task = build_task(task_name, **parse_assignments(assignments))
+    render.out_console.print(render_examples(task, n=num, seed=seed))

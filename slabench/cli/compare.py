@@ -1,0 +1,62 @@
+"""`compare`: a mixer against baselines on a grid's tasks, budgets and seeds."""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+from pathlib import Path
+
+import click
+
+from slabench.cli import render
+from slabench.cli.grid import run_pending
+from slabench.cli.options import device_option, grid_file_argument, out_option, quiet_option, workers_option
+from slabench.errors import SlabenchError
+
+
+def _variant_digest(variant: str) -> str:
+    """Short hash of the variant's source file (or its name): a default --out per version of
+    the plugin, so an edited plugin never reuses the records of the old one."""
+    where = variant.removeprefix("sla-").rpartition(":")[0]
+    path = Path(where)
+    blob = path.read_bytes() if where and path.is_file() else variant.encode()
+    return hashlib.sha256(blob + variant.encode()).hexdigest()[:8]
+
+
+@click.command()
+@grid_file_argument()
+@click.option("--mixer", "variant", required=True,
+              help="the variant: path/to/file.py:Class, pkg.mod:Class, a registered name, or sla-<any of those>")
+@click.option("--against", required=True, help="comma-separated baseline mixers, e.g. gla,sla-gla,attention")
+@click.option("--preset", help="a shipped grid whose tasks and train settings to use (default: quick)")
+@out_option("records and compare.md/.json/.png (default runs/compare/<class>-<hash of its file>)")
+@device_option()
+@workers_option()
+@quiet_option("only the tables")
+def compare(grid_file: str | None, variant: str, against: str, preset: str | None, out: str | None, device: str,
+            workers: int, quiet: bool) -> None:
+    """Compare a mixer with baselines on a grid's tasks, budgets and seeds (GRID_FILE or --preset).
+
+    Models are replaced by the variant and the baselines at the backbone of the grid's first model.
+    """
+    from slabench.config import expand_grid, load_grid_file, load_preset
+    from slabench.runners.compare import compare_grid, write_compare
+
+    if grid_file is not None and preset is not None:
+        raise SlabenchError("give at most one of GRID_FILE or --preset NAME")
+    baselines = [a.strip() for a in against.split(",") if a.strip()]
+    grid = load_grid_file(grid_file) if grid_file else load_preset(preset or "quick")
+    name, specs = expand_grid(compare_grid(grid, variant, baselines))
+    stem = variant.rsplit(":", 1)[-1] if ":" in variant else variant
+    out_dir = Path(out or Path("runs") / "compare" / f"{stem}-{_variant_digest(variant)}")
+    records, _, _ = run_pending(name, specs, out_dir, device, workers, quiet)
+    summary, paths = write_compare(records, variant, baselines, out_dir)
+    for t in summary["tasks"]:
+        render.print_tables(*render.compare_tables(t))
+    totals = "; ".join(f"vs {b}: {t['win']} win / {t['tie']} tie / {t['loss']} loss" for b, t in summary["totals"].items())
+    click.echo(totals)
+    click.echo(f"compare: {paths['md']}")
+    failed = [f for f in summary["failures"] if f["status"] == "failed"]
+    if failed:
+        render.print_failures(failed)
+        sys.exit(1)

@@ -1,0 +1,62 @@
+"""Options several commands share, declared once with their checks. A failed check raises
+SlabenchError, which the `slabench` group prints as one line (exit 2)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from slabench.errors import SlabenchError
+
+Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
+
+
+def json_option(help: str = "machine-readable output") -> Decorator:
+    return click.option("--json", "as_json", is_flag=True, help=help)
+
+
+def device_option(default: str = "auto", help: str = "auto, cpu, cuda or cuda:N") -> Decorator:
+    return click.option("--device", default=default, show_default=True, help=help)
+
+
+def workers_option(default: int = 0, minimum: int = 0,
+                   help: str = "parallel runs (0 = all cores on CPU, several per GPU)") -> Decorator:
+    def check(ctx: click.Context, param: click.Parameter, value: int) -> int:
+        if value < minimum:
+            raise SlabenchError(f"--workers={value} must be >= {minimum}")
+        return value
+
+    return click.option("--workers", type=int, default=default, show_default=bool(default), help=help, callback=check)
+
+
+def out_option(help: str | None = None, default: str | None = None) -> Decorator:
+    """--out, a directory; shown with its default where it has one."""
+    return click.option("--out", type=click.Path(file_okay=False), default=default, show_default=default is not None,
+                        help=help)
+
+
+def grid_file_argument() -> Decorator:
+    return click.argument("grid_file", required=False, type=click.Path(dir_okay=False))
+
+
+def quiet_option(help: str) -> Decorator:
+    return click.option("--quiet", is_flag=True, help=help)
+
+
+def retry_failed_option() -> Decorator:
+    return click.option("--retry-failed", is_flag=True, help="rerun runs recorded as failed")
+
+
+def parse_ints(flag: str, value: str | None, n: int | None = None) -> tuple[int, ...] | None:
+    """A comma-separated list of integers (exactly n where given), or None when not given."""
+    if value is None:
+        return None
+    try:
+        out = tuple(int(v) for v in value.split(",") if v.strip())
+    except ValueError:
+        raise SlabenchError(f"{flag}={value!r} must be comma-separated integers") from None
+    if not out or (n is not None and len(out) != n):
+        raise SlabenchError(f"{flag}={value!r} must be {n or 'one or more'} comma-separated integers")
+    return out

@@ -1,0 +1,154 @@
+"""Run a grid as one job: plan it against its records, run what is missing, and report what
+happens as events (plain dataclasses: the CLI renders them; any other caller may ignore them).
+
+`execute` is the whole of `slabench run`'s work before the leaderboard: it writes
+<out>/grid.json, skips recorded runs (resume), runs the rest through `runners.grid.run_grid`
+(local pool or Ray) and returns the records of the grid. `estimate` is `run --dry-run`: the same
+plan, with the time the pending runs should take.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from statistics import mean
+from typing import TYPE_CHECKING, Any, Literal
+
+from slabench.config import RunSpec
+from slabench.runners.records import load_records, write_grid
+
+if TYPE_CHECKING:
+    from slabench.runners.train import RunOutputs
+
+# runners.grid and runners.train (torch) are imported when a grid is planned, not with the
+# events: the CLI imports this module at startup.
+
+
+@dataclass(frozen=True)
+class GridPlanned:
+    """The grid is planned and grid.json written; nothing has run yet."""
+
+    name: str
+    out: Path
+    runs: int
+    recorded: int
+    pending: int
+    corrupt: list[tuple[Path, str]]  # record files that could not be read: their runs are redone
+    packed_without_mps: bool  # several runs share a GPU with no NVIDIA MPS daemon: they time-slice it
+
+
+@dataclass(frozen=True)
+class RunStarted:
+    spec: RunSpec
+
+
+@dataclass(frozen=True)
+class RunProgress:
+    """A training step of an in-process run (one worker); the pool reports only whole runs."""
+
+    spec: RunSpec
+    step: int
+    total: int
+    done: float  # runs of the grid finished, plus this run's fraction
+
+
+@dataclass(frozen=True)
+class RunFinished:
+    """A run ended with a result: `ok`, or `diverged` (a result too, not an error)."""
+
+    spec: RunSpec
+    record: dict[str, Any]
+    done: int  # runs of the grid finished, this one included
+
+
+@dataclass(frozen=True)
+class RunFailed:
+    """A run raised; its record holds the error and the traceback, and the grid goes on."""
+
+    spec: RunSpec
+    record: dict[str, Any]
+    done: int
+
+
+Event = GridPlanned | RunStarted | RunProgress | RunFinished | RunFailed
+
+
+@dataclass(frozen=True)
+class GridResult:
+    records: list[dict[str, Any]]  # of every run of the grid, recorded earlier or now
+    ran: int
+    skipped: int
+
+
+def execute(name: str, specs: list[RunSpec], out: Path, device: str = "auto", workers: int = 0,
+            backend: Literal["local", "ray"] = "local", retry_failed: bool = False, outputs: RunOutputs | None = None,
+            fold: int | str = 1, on_event: Callable[[Event], None] = lambda event: None) -> GridResult:
+    """Run the specs not yet recorded under `out`, one record each, calling `on_event` as runs
+    start, step and end. A KeyboardInterrupt passes through: finished runs stay recorded."""
+    from slabench.runners.grid import plan, resolve_device, run_grid
+    from slabench.runners.train import NO_OUTPUTS
+
+    device = resolve_device(device)  # a bad --device fails before grid.json is written
+    pending, recorded, corrupt = plan(specs, out, retry_failed)
+    write_grid(out, name, specs)
+    on_event(GridPlanned(name, out, len(specs), len(recorded), len(pending), corrupt,
+                         _packed_without_mps(backend, device, workers, len(pending))))
+    finished = 0
+
+    def relay(kind: str, spec: RunSpec, record: dict[str, Any] | None) -> None:
+        nonlocal finished
+        if kind == "start":
+            on_event(RunStarted(spec))
+        elif kind == "step":
+            on_event(RunProgress(spec, record["step"], record["total"], finished + record["step"] / record["total"]))
+        else:
+            finished += 1
+            on_event((RunFailed if record["status"] == "failed" else RunFinished)(spec, record, finished))
+
+    run_grid(pending, out, backend=backend, device=device, workers=workers, on_event=relay,
+             outputs=outputs or NO_OUTPUTS, fold=fold)
+    keys = {s.key() for s in specs}
+    return GridResult([r for k, r in load_records(out).records.items() if k in keys], len(pending), len(recorded))
+
+
+def _packed_without_mps(backend: str, device: str, workers: int, pending: int) -> bool:
+    if backend != "local" or not device.startswith("cuda") or workers == 1 or pending < 2:
+        return False
+    from slabench.runners.environment import mps_active
+
+    return not mps_active()
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """What `execute` would do: the runs to do, and their time estimated from the recorded runs
+    of the same model and task (else of any); `seconds` is None until a run is recorded."""
+
+    name: str
+    out: Path
+    runs: int
+    recorded: int
+    pending: list[RunSpec]
+    workers: int
+    seconds: float | None
+    from_runs: int  # recorded runs the estimate comes from
+
+
+def estimate(name: str, specs: list[RunSpec], out: Path, device: str, workers: int = 0,
+             retry_failed: bool = False) -> Estimate:
+    from slabench.runners.grid import default_workers, plan
+
+    pending, recorded, _ = plan(specs, out, retry_failed)
+    seconds: dict[tuple[str, str], list[float]] = {}
+    for r in load_records(out).records.values():
+        if r["status"] == "ok":
+            spec = RunSpec.from_dict(r["spec"])
+            seconds.setdefault((spec.model.label(), spec.task.label()), []).append(r["timings"]["train_seconds"])
+    every = [t for ts in seconds.values() for t in ts]
+    workers = workers or default_workers(device, len(pending))
+    total = None
+    if pending and every:
+        per_run = [mean(seconds.get((s.model.label(), s.task.label()), every)) for s in pending]
+        total = sum(per_run) / min(workers, len(pending))
+    return Estimate(name, out, len(specs), len(recorded), pending, workers, total, len(every))
