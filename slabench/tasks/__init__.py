@@ -11,9 +11,10 @@ from slabench.params import Param, check_params, dataclass_params
 from slabench.registry import Registry
 from slabench.tasks.ar import AR
 from slabench.tasks.base import IGNORE, Batch, Task
+from slabench.tasks.fuzzy_recall import FuzzyRecall
 from slabench.tasks.mqar import MQAR
 from slabench.tasks.needle import Needle
-from slabench.tasks.recall import FuzzyRecall, NoisyRecall
+from slabench.tasks.noisy_recall import NoisyRecall
 from slabench.tasks.selective_copy import SelectiveCopy
 
 TASKS: Registry[type[Task]] = Registry("task")
