@@ -12,9 +12,11 @@ key is labelled with the value bound to it most recently before the query: the u
 updated key, else the original. Queries sit at even offsets 2 * gap of the query region, gaps
 distinct, drawn with MQAR's power law (`power_a`); non-query positions hold 0 or random tokens.
 
-This is Zoology's `forgetting_mqar` with one change: an example queries either all U updated
+This is Zoology's `forgetting_mqar` with two changes: an example queries either all U updated
 keys or all K - U keys that were not updated (each with probability 1/2; all updated ones when
-U = K), so that the per-example slices are exact. Zoology queries all K keys.
+U = K), so that the per-example slices are exact, where Zoology queries all K keys; and a new
+value always differs from the key's previous one (Zoology's generator compares it with another
+key's value, so some of its updates rebind the same value).
 
 Slices: `updated` (1: the example's queries ask for updated keys), `gap_bucket` (decile of the
 mean distance, in tokens, from a query back to the value of its key's latest binding, as a
