@@ -45,7 +45,8 @@ def mqar_overwrite_params(draw):
 
 @st.composite
 def mqar_compositional_params(draw):
-    L, g = draw(st.integers(2, 3)), draw(st.integers(2, 3))
+    L = draw(st.integers(2, 3))
+    g = draw(st.integers(2, 5 - L))  # grids of 4, 9 and 8 keys
     K = g**L
     return {
         "num_kv_pairs": K,
