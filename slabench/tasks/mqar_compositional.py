@@ -32,7 +32,7 @@ from slabench.tasks.sampling import distinct_ints, power_law_sampler, shuffle_ro
 @dataclass(frozen=True)
 class MQARCompositional(Task):
     vocab_size: int = field(default=64, metadata={"help": "tokens: 0, one band per key slot, then values"})
-    seq_len: int = field(default=64, metadata={"help": "tokens per example"})
+    seq_len: int = field(default=32, metadata={"help": "tokens per example"})
     num_kv_pairs: int = field(
         default=4, metadata={"help": "keys: a full grid, so a perfect key_len-th power (4, 9, ...)"}
     )

@@ -39,7 +39,7 @@ class MQAROverwrite(Task):
     vocab_size: int = field(
         default=64, metadata={"help": "tokens; keys use the first half (0 excluded), values the second"}
     )
-    seq_len: int = field(default=64, metadata={"help": "tokens per example (even)"})
+    seq_len: int = field(default=32, metadata={"help": "tokens per example (even)"})
     num_kv_pairs: int = field(default=4, metadata={"help": "distinct keys, each bound once in the context"})
     num_updates: int = field(default=2, metadata={"help": "keys bound again to a new value after the context"})
     power_a: float = field(default=0.01, metadata={"help": "power-law exponent of query gaps, in (0, 1] (Zoology)"})
