@@ -14,6 +14,7 @@ import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from test_task_oracles import NEW_CASES
 
 from slabench.errors import SlabenchError
 from slabench.tasks import IGNORE, TASKS, build_task
@@ -246,6 +247,7 @@ CASES = {
     "noisy-recall": (noisy_recall_params(), check_noisy_recall),
     "fuzzy-recall": (fuzzy_recall_params(), check_fuzzy_recall),
     "selective-copy": (selective_copy_params(), check_selective_copy),
+    **NEW_CASES,
 }
 
 

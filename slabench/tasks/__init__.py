@@ -11,10 +11,18 @@ from slabench.params import Param, check_params, dataclass_params
 from slabench.registry import Registry
 from slabench.tasks.ar import AR
 from slabench.tasks.base import IGNORE, Batch, Task
+from slabench.tasks.compression import Compression
+from slabench.tasks.fuzzy_recall import FuzzyRecall
+from slabench.tasks.majority import Majority
+from slabench.tasks.memorization import Memorization
 from slabench.tasks.mqar import MQAR
+from slabench.tasks.mqar_compositional import MQARCompositional
+from slabench.tasks.mqar_overwrite import MQAROverwrite
 from slabench.tasks.needle import Needle
-from slabench.tasks.recall import FuzzyRecall, NoisyRecall
+from slabench.tasks.noisy_recall import NoisyRecall
+from slabench.tasks.parity import Parity
 from slabench.tasks.selective_copy import SelectiveCopy
+from slabench.tasks.state_tracking import StateTracking
 
 TASKS: Registry[type[Task]] = Registry("task")
 TASKS.register("mqar", MQAR)
@@ -23,6 +31,13 @@ TASKS.register("needle", Needle)
 TASKS.register("noisy-recall", NoisyRecall)
 TASKS.register("fuzzy-recall", FuzzyRecall)
 TASKS.register("selective-copy", SelectiveCopy)
+TASKS.register("mqar-overwrite", MQAROverwrite)
+TASKS.register("mqar-compositional", MQARCompositional)
+TASKS.register("parity", Parity)
+TASKS.register("majority", Majority)
+TASKS.register("state-tracking", StateTracking)
+TASKS.register("compression", Compression)
+TASKS.register("memorization", Memorization)
 
 
 def task_params(name: str) -> list[Param]:

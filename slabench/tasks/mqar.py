@@ -18,14 +18,13 @@ default).
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass, field
 
 import torch
 
 from slabench.params import require
 from slabench.tasks.base import IGNORE, Batch, Task
-from slabench.tasks.sampling import alias_table, distinct_ints, weighted_distinct
+from slabench.tasks.sampling import distinct_ints, power_law_probs, power_law_sampler, weighted_distinct
 
 
 @dataclass(frozen=True)
@@ -59,19 +58,21 @@ class MQAR(Task):
         )
         require(0 < self.power_a <= 1, w, f"power_a={self.power_a} must be in (0, 1]")
 
+    @property
+    def space(self) -> int:
+        """Query slots: S = (seq_len - 2KP) / 2."""
+        return (self.seq_len - 2 * self.num_kv_pairs * self.num_passes) // 2
+
     def gap_probs(self) -> torch.Tensor:
-        """[S] float64 probability of each query gap 0..S-1, S = (seq_len - 2KP) / 2 (Zoology's formula)."""
-        space = (self.seq_len - 2 * self.num_kv_pairs * self.num_passes) // 2
-        gaps = torch.arange(1, space + 1, dtype=torch.float64)
-        p = self.power_a * gaps ** (self.power_a - 1)
-        return p / p.sum()
+        """[S] float64 probability of each query gap 0..S-1 (Zoology's formula)."""
+        return power_law_probs(self.space, self.power_a)
 
     def sample(self, batch_size: int, generator: torch.Generator, device: torch.device | str = "cpu") -> Batch:
         B, T, K, V = batch_size, self.seq_len, self.num_kv_pairs, self.vocab_size
         half, ctx = V // 2, 2 * K * self.num_passes
         keys = 1 + distinct_ints(B, half - 1, K, generator, device)  # [B, K] in [1, V/2)
         values = half + distinct_ints(B, V - half, K, generator, device)  # [B, K] in [V/2, V)
-        probs, table = _gap_sampler(self, torch.device(device))
+        probs, table = power_law_sampler(self.space, self.power_a, torch.device(device))
         gaps = weighted_distinct(probs, B, K, generator, table)  # [B, K]
         qpos = ctx + 2 * gaps  # [B, K] positions of the query keys
 
@@ -90,10 +91,3 @@ class MQAR(Task):
         }
         return Batch(inputs, labels, slices)
 
-
-@functools.lru_cache(maxsize=32)
-def _gap_sampler(task: MQAR, device: torch.device) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
-    """The gap probabilities on `device` and their alias table, built once per task and device:
-    `sample` runs every training step, and the table's construction is a host loop."""
-    probs = task.gap_probs().to(device)
-    return probs, alias_table(probs)

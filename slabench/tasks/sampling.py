@@ -6,6 +6,8 @@ the (small) number of items drawn per row, never over the batch.
 
 from __future__ import annotations
 
+import functools
+
 import torch
 
 
@@ -172,3 +174,22 @@ def subset_mask(batch: int, n: int, k: int, generator: torch.Generator, device: 
 def depth_bucket(pos: torch.Tensor, span: int) -> torch.Tensor:
     """Decile 0..9 of positions pos [B] in range(span + 1) (0 = start, 9 = end)."""
     return (pos * 10 // max(span, 1)).clamp(max=9)
+
+
+def power_law_probs(space: int, power_a: float) -> torch.Tensor:
+    """[S] float64 probability of each query gap 0..S-1, proportional to a * (gap + 1) ** (a - 1)
+    (Zoology's MQAR query placement; a = 1 is uniform)."""
+    gaps = torch.arange(1, space + 1, dtype=torch.float64)
+    p = power_a * gaps ** (power_a - 1)
+    return p / p.sum()
+
+
+@functools.lru_cache(maxsize=32)
+def power_law_sampler(
+    space: int, power_a: float, device: torch.device
+) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+    """`power_law_probs` on `device` and their alias table (for `weighted_distinct`), built once
+    per shape and device: samplers run every training step, and the table's construction is a
+    host loop."""
+    probs = power_law_probs(space, power_a).to(device)
+    return probs, alias_table(probs)
