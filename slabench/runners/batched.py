@@ -53,14 +53,11 @@ from slabench.runners.train import (
 )
 from slabench.tasks import IGNORE
 
-AUTO_FOLD_CUDA = 32  # an H200 ran one model at batch 128 x 32 at 0.64 ms a run (1.24 ms at x 1): ~2x, no more
-
-
 def resolve_fold(fold: int | Literal["auto"], device: str) -> int:
-    """'auto': AUTO_FOLD_CUDA on a GPU, 1 on CPU (where a folded step costs what its runs do)."""
-    if fold == "auto":
-        return AUTO_FOLD_CUDA if str(device).startswith("cuda") else 1
-    return fold
+    """'auto': the fold measured fastest, 1 today on both CPU and GPU. On an H200 a fold of 6 gla
+    runs (eager: a folded step is not captured in a CUDA graph) took 67 s where the same 6 runs
+    one at a time, each a captured graph, took 22 s with their compile (docs/batched.md)."""
+    return 1 if fold == "auto" else fold
 
 
 def fold_key(spec: RunSpec) -> Any:
