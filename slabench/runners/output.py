@@ -51,9 +51,11 @@ def rate(k: int, n: int, lo: float, hi: float) -> str:
     return f"{k}/{n} [{100 * lo:.0f}, {100 * hi:.0f}]"
 
 
-def md_table(header: list[str], rows: list[list[str]]) -> str:
-    """A Markdown table; a '|' inside a cell is escaped so it cannot split the cell."""
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+def md_table(header: list[str], rows: list[list[str]], align: list[str] | None = None) -> str:
+    """A Markdown table; a '|' inside a cell is escaped so it cannot split the cell. `align`: one
+    rule per column ('---', '---:' right, ':---:' centred), for tables of numbers."""
+    rule = "|" + "---|" * len(header) if align is None else "| " + " | ".join(align) + " |"
+    lines = ["| " + " | ".join(header) + " |", rule]
     lines += ["| " + " | ".join(c.replace("|", "\\|") for c in r) + " |" for r in rows]
     return "\n".join(lines)
 

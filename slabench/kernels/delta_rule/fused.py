@@ -73,11 +73,7 @@ def unsuited(dims: tuple[int, int]) -> str | None:
 
 if triton is not None:
 
-    @triton.jit
-    def _load(ptr, stride_t, t, T, d, D):
-        """A [len(t), BD] block of a [T, D] slice (rows t, columns d; zero outside) in float32."""
-        return tl.load(ptr + t[:, None] * stride_t + d[None, :], mask=(t[:, None] < T) & (d[None, :] < D),
-                       other=0.0).to(tl.float32)
+    from slabench.kernels.tiles import load_tile as _load
 
     @triton.jit
     def _load_row(ptr, stride_t, t, T):

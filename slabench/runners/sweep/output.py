@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from slabench.runners import timing
+from slabench.runners.output import interval, md_table
 from slabench.runners.sweep.analysis import paths_label
 from slabench.runners.sweep.config import MODE_TITLES, MODES
 
@@ -30,10 +31,6 @@ def _mem(r: dict[str, Any] | None) -> str:
     if r["status"] != "ok":
         return r["status"]
     return "n/a" if r["peak_mem_bytes"] is None else f"{r['peak_mem_bytes'] / MIB:.3g}"
-
-
-def _num(x: float | None, fmt: str = ".3g") -> str:
-    return "-" if x is None else format(x, fmt)
 
 
 def markdown(result: dict[str, Any]) -> str:
@@ -66,44 +63,36 @@ def markdown(result: dict[str, Any]) -> str:
     ]
     tg = summ["targets"]
     if any(t["value"] is not None for t in tg):
-        lines += ["## Targets", "", "| target | measured | pass |", "| --- | ---: | :---: |"]
-        for t in tg:
-            ok = "-" if t["pass"] is None else ("yes" if t["pass"] else "**no**")
-            lines.append(f"| {t['target']} | {_num(t['value'])} | {ok} |")
-        lines.append("")
+        verdicts = ["-" if t["pass"] is None else ("yes" if t["pass"] else "**no**") for t in tg]
+        lines += ["## Targets", "", md_table(["target", "measured", "pass"],
+                                              [[t["target"], interval(t["value"], fmt=".3g"), ok] for t, ok in zip(tg, verdicts)],
+                                              ["---", "---:", ":---:"]), ""]
 
     def row_for(name, mode, s):
         found = [r for r in rows if r["mixer"] == name and r["mode"] == mode
                  and (r["batch"], r["seq_len"], r["heads"], r["head_dim"]) == s]
         return found[0] if found else None
 
-    header = "| mixer | " + " | ".join(f"B{b} T{t} H{h} D{d}" for b, t, h, d in shapes) + " |"
-    rule = "| --- |" + " ---: |" * len(shapes)
-    for mode in ("fwdbwd", "fwdbwd-graph", "fwd"):
-        if not any(r["mode"] == mode for r in rows):
-            continue
-        lines += [f"## {MODE_TITLES[mode]} time (ms)", "", header, rule]
-        lines += [f"| {n} | " + " | ".join(_cell(row_for(n, mode, s)) for s in shapes) + " |" for n in mixers]
-        lines.append("")
-    for mode in ("fwdbwd", "fwd"):
-        if not any(r["mode"] == mode for r in rows):
-            continue
-        lines += [f"## {MODE_TITLES[mode]} peak memory (MiB)", "", header, rule]
-        lines += [f"| {n} | " + " | ".join(_mem(row_for(n, mode, s)) for s in shapes) + " |" for n in mixers]
-        lines.append("")
+    header = ["mixer"] + [f"B{b} T{t} H{h} D{d}" for b, t, h, d in shapes]
+    align = ["---"] + ["---:"] * len(shapes)
+    for title, cell, modes in (("time (ms)", _cell, ("fwdbwd", "fwdbwd-graph", "fwd")),
+                               ("peak memory (MiB)", _mem, ("fwdbwd", "fwd"))):
+        for mode in (m for m in modes if any(r["mode"] == m for r in rows)):
+            table = [[n] + [cell(row_for(n, mode, s)) for s in shapes] for n in mixers]
+            lines += [f"## {MODE_TITLES[mode]} {title}", "", md_table(header, table, align), ""]
 
     ov = summ["sla_overhead"]
     if ov:
-        lines += ["## SLA overhead (sla-X time / X time)", "",
-                  "| X | mode | " + " | ".join(f"B{b} T{t}" for b, t, _, _ in shapes) + " |",
-                  "| --- | --- |" + " ---: |" * len(shapes)]
+        table = []
         for base, mode in dict.fromkeys((o["base"], o["mode"]) for o in ov):
             cells = []
             for s in shapes:
                 found = [o["ratio"] for o in ov if o["base"] == base and o["mode"] == mode and tuple(o["shape"]) == s]
                 cells.append(f"{found[0]:.3f}" if found else "-")
-            lines.append(f"| {base} | {mode} | " + " | ".join(cells) + " |")
-        lines.append("")
+            table.append([base, mode] + cells)
+        lines += ["## SLA overhead (sla-X time / X time)", "",
+                  md_table(["X", "mode"] + [f"B{b} T{t}" for b, t, _, _ in shapes], table,
+                           ["---", "---"] + ["---:"] * len(shapes)), ""]
 
     for mode, cross in summ["crossover_sla_gla_vs_attention"].items():
         # int(T): a result read back from JSON has its lengths as string keys
@@ -123,12 +112,11 @@ def markdown(result: dict[str, Any]) -> str:
               "(linear mixers, and attention's memory with SDPA's fused kernels), ~2 quadratic. Each is "
               "fitted over the longest stretch of lengths that ran the same kernels: dispatch switches "
               "kernels with T, and a fit across the switch would measure the switch."), "",
-              "| mixer | mode | time slope | memory slope | T fitted | kernel paths |",
-              "| --- | --- | ---: | ---: | --- | --- |"]
-    lines += [f"| {s['mixer']} | {s['mode']} | {_num(s['time'], '.2f')} | {_num(s['memory'], '.2f')} | "
-              f"{'-'.join(map(str, s.get('T') or [])) or '-'} | {s.get('kernel_paths') or '-'} |"
-              for s in summ["slopes"]]
-    lines.append("")
+              md_table(["mixer", "mode", "time slope", "memory slope", "T fitted", "kernel paths"],
+                       [[s["mixer"], s["mode"], interval(s["time"], fmt=".2f"), interval(s["memory"], fmt=".2f"),
+                         "-".join(map(str, s.get("T") or [])) or "-", s.get("kernel_paths") or "-"]
+                        for s in summ["slopes"]],
+                       ["---", "---", "---:", "---:", "---", "---"]), ""]
 
     tr = result["train_steps"]
     if tr:
@@ -138,21 +126,17 @@ def markdown(result: dict[str, Any]) -> str:
                   f"seq_len {ts['seq_len']}, batch {ts['batch']}, vocab {ts['vocab_size']}; forward, loss, backward, "
                   "clipping and AdamW; data sampling not timed. Peak memory: whole process (model, optimizer, graph "
                   "pool)."), "",
-                  "| mixer | path | ms [p20, p80] | M tokens/s | peak MiB | note |", "| --- | --- | ---: | ---: | ---: | --- |"]
-        for r in tr:
-            tps = _num(r["tokens_per_s"] / 1e6 if r["tokens_per_s"] else None)
-            note = r["fallback"] or (r["error"] or "")
-            lines.append(f"| {r['mixer']} | {r['mode']} | {_cell(r)} | {tps} | {_mem(r)} | {note} |")
-        lines.append("")
+                  md_table(["mixer", "path", "ms [p20, p80]", "M tokens/s", "peak MiB", "note"],
+                           [[r["mixer"], r["mode"], _cell(r),
+                             interval(r["tokens_per_s"] / 1e6 if r["tokens_per_s"] else None, fmt=".3g"), _mem(r),
+                             r["fallback"] or (r["error"] or "")] for r in tr],
+                           ["---", "---", "---:", "---:", "---:", "---"]), ""]
     return "\n".join(lines)
 
 
 def plots(result: dict[str, Any], out_dir: Path, slug: str) -> list[Path]:
     """Log-log plots of time and of peak memory against T (length sweep), one line per mixer."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from slabench.runners.output import plt, save_figure
 
     rows = [r for r in result["rows"] if r["sweep"] == "length"]
     paths = []
@@ -172,11 +156,7 @@ def plots(result: dict[str, Any], out_dir: Path, slug: str) -> list[Path]:
                    title=f"{MODE_TITLES[mode]} {what}")
             ax.legend(fontsize=7)
         fig.suptitle(f"{result['machine']['device']}, {result['config']['dtype']}", fontsize=9)
-        fig.tight_layout()
-        path = out_dir / f"{slug}-{what}.png"
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
-        paths.append(path)
+        paths.append(save_figure(fig, out_dir / f"{slug}-{what}.png"))
     return paths
 
 
