@@ -22,19 +22,29 @@ from slabench.runners import timing
 
 # (B, T, H, Dk, Dv): the sweep at d_model 128, 8 heads (gdn keys 16, values 32 wide), 65536 tokens
 # per call, and its extra B64 T256 shape.
-SHAPES = [(64, 256, 8, 16, 32), (256, 256, 8, 16, 32), (16, 4096, 8, 16, 32), (4, 16384, 8, 16, 32), (1, 65536, 8, 16, 32)]
+SHAPES = [
+    (64, 256, 8, 16, 32),
+    (256, 256, 8, 16, 32),
+    (16, 4096, 8, 16, 32),
+    (4, 16384, 8, 16, 32),
+    (1, 65536, 8, 16, 32),
+]
 
 
 def main(shapes):
     for shape in shapes:
         B, T, H, Dk, Dv = shape
-        q, k = (F.normalize(torch.randn(B, T, H, Dk, device="cuda"), dim=-1).bfloat16().requires_grad_() for _ in range(2))
+        q, k = (
+            F.normalize(torch.randn(B, T, H, Dk, device="cuda"), dim=-1).bfloat16().requires_grad_() for _ in range(2)
+        )
         v = torch.randn(B, T, H, Dv, device="cuda", dtype=torch.bfloat16, requires_grad=True)
         g = (F.logsigmoid(torch.randn(B, T, H, device="cuda") + 3) / 16).requires_grad_()
         beta = torch.rand(B, T, H, device="cuda", dtype=torch.bfloat16).requires_grad_()
         do = torch.randn_like(v)
-        paths = [(f"triton_delta_rule@walk{n}", partial(delta_rule_fused, config=DeltaRuleConfig(walk_block=n)))
-                 for n in (32, 16)]
+        paths = [
+            (f"triton_delta_rule@walk{n}", partial(delta_rule_fused, config=DeltaRuleConfig(walk_block=n)))
+            for n in (32, 16)
+        ]
         paths += [(p, fn) for p, fn in dispatch.OPS["delta_rule"].candidates[1:] if T <= 256 or p != "reference"]
         for path, fn in paths:
             args = (q, k, v, g, beta)
@@ -42,11 +52,12 @@ def main(shapes):
             def step(fn=fn, args=args, do=do):
                 o, _ = fn(*args, args[0].shape[-1] ** -0.5, False)
                 return torch.autograd.grad(o, args, do)
+
             row = {"path": path, "shape": "B{} T{} H{} Dk{} Dv{}".format(*shape)}
             try:
                 row["eager_ms"] = timing.measure(step, "cuda", memory=False).median_ms
                 row["graph_ms"] = timing.measure(timing.cuda_graph(step, "cuda"), "cuda", memory=False).median_ms
-            except Exception as e:  # noqa: BLE001  (a path that cannot run here is a row too)
+            except Exception as e:
                 row["error"] = f"{type(e).__name__}: {str(e).splitlines()[0][:120] if str(e) else ''}"
             print(json.dumps(row), flush=True)
 

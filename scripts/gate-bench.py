@@ -22,8 +22,13 @@ from slabench.runners import timing
 
 # (B, T, H, D, R, C): the sweep's small and 4096 shapes (the key is H * D = 128 wide), gating q
 # itself (gla, C 0) or a mapped q (linear: C = 128); the quick preset's models (4 heads of 16).
-SHAPES = [(64, 256, 8, 16, 8, 0), (64, 256, 8, 16, 8, 128), (16, 4096, 8, 16, 8, 0), (16, 4096, 8, 16, 8, 128),
-          (128, 128, 4, 16, 8, 0)]
+SHAPES = [
+    (64, 256, 8, 16, 8, 0),
+    (64, 256, 8, 16, 8, 128),
+    (16, 4096, 8, 16, 8, 0),
+    (16, 4096, 8, 16, 8, 128),
+    (128, 128, 4, 16, 8, 0),
+]
 
 
 def main(shapes):
@@ -35,18 +40,23 @@ def main(shapes):
         dy = torch.randn(B, T, H, D, device="cuda", dtype=torch.bfloat16)
         leaves = [src] + ([] if same else [x]) + ws
         paths = [("reference", sla_gate_reference)]
-        paths += [(f"triton@bn{n}w{w}", partial(sla_gate_triton, config=SLAGateConfig(block_rows=n, num_warps=w)))
-                  for n in (16, 32, 64, 128) for w in (2, 4, 8)]
+        paths += [
+            (f"triton@bn{n}w{w}", partial(sla_gate_triton, config=SLAGateConfig(block_rows=n, num_warps=w)))
+            for n in (16, 32, 64, 128)
+            for w in (2, 4, 8)
+        ]
         for name, fn in paths:
+
             def step(fn=fn, src=src, x=x, ws=ws, leaves=leaves, dy=dy):
                 with torch.autocast("cuda", torch.bfloat16):
                     y, _ = fn(src, x, *ws, 0.7)
                 return torch.autograd.grad(y, leaves, dy)
+
             row = {"path": name, "shape": f"B{B} T{T} H{H} D{D} R{R} C{C}" + (" x=src" if same else "")}
             try:
                 row["eager_ms"] = timing.measure(step, "cuda", memory=False).median_ms
                 row["graph_ms"] = timing.measure(timing.cuda_graph(step, "cuda"), "cuda", memory=False).median_ms
-            except Exception as e:  # noqa: BLE001  (a config that cannot compile is a row too)
+            except Exception as e:
                 row["error"] = f"{type(e).__name__}: {str(e).splitlines()[0][:160] if str(e) else ''}"
             print(json.dumps(row), flush=True)
 

@@ -24,8 +24,17 @@ from slabench.runners import timing
 
 # (B, T, H, Dk, Dv): the sweep's small shape (gla keys are d_model/2 wide), the quick preset's MQAR
 # and needle models (d_model 128, 4 heads), and two lengths of the sweep at 65536 tokens per call.
-SHAPES = [(64, 256, 8, 8, 16), (128, 128, 4, 16, 32), (128, 256, 4, 16, 32), (64, 256, 2, 64, 64), (128, 512, 8, 8, 16), (64, 1024, 8, 8, 16),
-          (32, 2048, 8, 8, 16), (16, 4096, 8, 8, 16), (8, 8192, 8, 16, 16)]
+SHAPES = [
+    (64, 256, 8, 8, 16),
+    (128, 128, 4, 16, 32),
+    (128, 256, 4, 16, 32),
+    (64, 256, 2, 64, 64),
+    (128, 512, 8, 8, 16),
+    (64, 1024, 8, 8, 16),
+    (32, 2048, 8, 8, 16),
+    (16, 4096, 8, 8, 16),
+    (8, 8192, 8, 16, 16),
+]
 
 
 def inputs(B, T, H, Dk, Dv, per_channel):
@@ -41,17 +50,22 @@ def main(shapes):
         for shape in shapes:
             q, k, v, g = inputs(*shape, per_channel=op_name == "gla")
             do = torch.randn_like(v)
-            paths = [(f"{p}@w{w}", partial(fn, config=GLAShortConfig(num_warps=w))) if p == "triton_gla_short" else (p, fn)
-                     for p, fn in op.candidates[:-1] for w in ((1, 2, 4) if p == "triton_gla_short" else (None,))]
+            paths = [
+                (f"{p}@w{w}", partial(fn, config=GLAShortConfig(num_warps=w))) if p == "triton_gla_short" else (p, fn)
+                for p, fn in op.candidates[:-1]
+                for w in ((1, 2, 4) if p == "triton_gla_short" else (None,))
+            ]
             for path, fn in paths:
+
                 def step(fn=fn, args=(q, k, v, g), do=do, scale=shape[3] ** -0.5):
                     o, _ = fn(*args, scale, False)
                     return torch.autograd.grad(o, args, do)
+
                 row = {"op": op_name, "path": path, "shape": "B{} T{} H{} Dk{} Dv{}".format(*shape)}
                 try:
                     row["eager_ms"] = timing.measure(step, "cuda", memory=False).median_ms
                     row["graph_ms"] = timing.measure(timing.cuda_graph(step, "cuda"), "cuda", memory=False).median_ms
-                except Exception as e:  # noqa: BLE001  (a path that cannot run here is a row too)
+                except Exception as e:
                     row["error"] = f"{type(e).__name__}: {str(e).splitlines()[0][:120] if str(e) else ''}"
                 print(json.dumps(row), flush=True)
 

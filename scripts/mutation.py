@@ -38,22 +38,34 @@ TIMEOUT_S = 900  # per mutant; a mutant that hangs the tests counts as killed
 TESTS = {
     "slabench/tasks/": ["tests/test_tasks.py"],
     "slabench/runners/train.py": ["tests/test_plumbing.py", "tests/test_train.py"],
+    "slabench/runners/step.py": ["tests/test_plumbing.py", "tests/test_train.py"],
     "slabench/runners/records.py": ["tests/test_records.py", "tests/test_grid.py"],
     "slabench/runners/grid.py": ["tests/test_records.py", "tests/test_grid.py"],
     "slabench/kernels/dispatch.py": ["tests/test_dispatch.py", "tests/test_kernels.py"],
-    "slabench/kernels/sla_gate/reference.py": ["tests/test_plumbing.py", "tests/test_kernels.py", "tests/test_mixers.py"],
-    "slabench/models/linear.py": ["tests/test_plumbing.py", "tests/test_mixers.py"],
+    "slabench/kernels/sla_gate/reference.py": [
+        "tests/test_plumbing.py",
+        "tests/test_kernels.py",
+        "tests/test_mixers.py",
+    ],
+    "slabench/models/linear_base.py": ["tests/test_plumbing.py", "tests/test_mixers.py"],
     "slabench/models/sla.py": ["tests/test_plumbing.py", "tests/test_mixers.py"],
     # Statistics and decision rules (STATISTICS_MUTANTS below): the rule tests only, since the
     # files' end-to-end tests retrain the ci preset or the tiny report, minutes per mutant.
-    "slabench/runners/stats.py": ["tests/test_stats.py", "tests/test_leaderboard.py",
-                                  "tests/test_compare.py::test_verdict_by_the_paired_test"],
+    "slabench/runners/stats.py": [
+        "tests/test_stats.py",
+        "tests/test_leaderboard.py",
+        "tests/test_compare.py::test_verdict_by_the_paired_test",
+    ],
     "slabench/runners/leaderboard.py": ["tests/test_leaderboard.py"],
-    "slabench/runners/regression.py": ["tests/test_regression.py::test_regression_rule_on_hand_built_cells",
-                                       "tests/test_regression.py::test_check_rows_missing_and_new"],
-    "slabench/runners/report_rules.py": ["tests/test_report_rules.py::test_majority_needs_more_than_half_of_the_votes",
-                                         "tests/test_report_rules.py::test_accuracy_verdict_rule",
-                                         "tests/test_report_rules.py::test_gates_verdict_rule"],
+    "slabench/runners/regression.py": [
+        "tests/test_regression.py::test_regression_rule_on_hand_built_cells",
+        "tests/test_regression.py::test_check_rows_missing_and_new",
+    ],
+    "slabench/runners/report_rules.py": [
+        "tests/test_report_rules.py::test_majority_needs_more_than_half_of_the_votes",
+        "tests/test_report_rules.py::test_accuracy_verdict_rule",
+        "tests/test_report_rules.py::test_gates_verdict_rule",
+    ],
 }
 
 
@@ -70,200 +82,507 @@ class Mutant:
 M = Mutant
 CORE_MUTANTS = [
     # --- tasks ---------------------------------------------------------------------------------
-    M("mqar-labels-shifted", "slabench/tasks/mqar.py", "labels.scatter_(1, qpos, values)",
-      "labels.scatter_(1, qpos + 1, values)", "the answer is scored one position after its query"),
-    M("mqar-pairs-swapped", "slabench/tasks/mqar.py", "torch.stack([keys, values], dim=2)",
-      "torch.stack([values, keys], dim=2)", "context written value-then-key"),
-    M("mqar-query-is-value", "slabench/tasks/mqar.py", "inputs.scatter_(1, qpos, keys)",
-      "inputs.scatter_(1, qpos, values)", "the query shows the value, not the key"),
-    M("mqar-gap-law", "slabench/tasks/sampling.py", "p = power_a * gaps ** (power_a - 1)",
-      "p = power_a * gaps ** power_a", "query gaps drawn from the wrong power law"),
-    M("ar-query-pair", "slabench/tasks/ar.py", "labels[:, -1] = values.gather(1, which).squeeze(1)",
-      "labels[:, -1] = values.gather(1, (which + 1) % K).squeeze(1)", "the label is another pair's value"),
-    M("distinct-redraw-index", "slabench/tasks/sampling.py", "redo = dup if redo is None else redo[dup]",
-      "redo = dup", "rows redrawn a second time land on the wrong rows: duplicate keys survive"),
-    M("alias-table", "slabench/tasks/sampling.py", "scaled[big] -= 1 - scaled[s]", "scaled[big] -= scaled[s]",
-      "Walker's alias table built wrong: gap (depth) distribution skewed"),
-    M("first-appearance-last", "slabench/tasks/sampling.py", "new[:, 1:] = values[:, 1:] != values[:, :-1]",
-      "new[:, :-1] = values[:, 1:] != values[:, :-1]", "the last appearance of a value taken as its first"),
-    M("first-appearance-descending", "slabench/tasks/sampling.py", "values, order = stream.sort(dim=1, stable=True)",
-      "values, order = stream.sort(dim=1, stable=True, descending=True)", "flipped sort order",
-      equivalent="a stable sort keeps equal values in position order either way, so each run of equal values "
-      "still starts at its earliest position"),
+    M(
+        "mqar-labels-shifted",
+        "slabench/tasks/mqar.py",
+        "labels.scatter_(1, qpos, values)",
+        "labels.scatter_(1, qpos + 1, values)",
+        "the answer is scored one position after its query",
+    ),
+    M(
+        "mqar-pairs-swapped",
+        "slabench/tasks/mqar.py",
+        "torch.stack([keys, values], dim=2)",
+        "torch.stack([values, keys], dim=2)",
+        "context written value-then-key",
+    ),
+    M(
+        "mqar-query-is-value",
+        "slabench/tasks/mqar.py",
+        "inputs.scatter_(1, qpos, keys)",
+        "inputs.scatter_(1, qpos, values)",
+        "the query shows the value, not the key",
+    ),
+    M(
+        "mqar-gap-law",
+        "slabench/tasks/sampling.py",
+        "p = power_a * gaps ** (power_a - 1)",
+        "p = power_a * gaps ** power_a",
+        "query gaps drawn from the wrong power law",
+    ),
+    M(
+        "ar-query-pair",
+        "slabench/tasks/ar.py",
+        "labels[:, -1] = values.gather(1, which).squeeze(1)",
+        "labels[:, -1] = values.gather(1, (which + 1) % K).squeeze(1)",
+        "the label is another pair's value",
+    ),
+    M(
+        "distinct-redraw-index",
+        "slabench/tasks/sampling.py",
+        "redo = dup if redo is None else redo[dup]",
+        "redo = dup",
+        "rows redrawn a second time land on the wrong rows: duplicate keys survive",
+    ),
+    M(
+        "alias-table",
+        "slabench/tasks/sampling.py",
+        "scaled[big] -= 1 - scaled[s]",
+        "scaled[big] -= scaled[s]",
+        "Walker's alias table built wrong: gap (depth) distribution skewed",
+    ),
+    M(
+        "first-appearance-last",
+        "slabench/tasks/sampling.py",
+        "new[:, 1:] = values[:, 1:] != values[:, :-1]",
+        "new[:, :-1] = values[:, 1:] != values[:, :-1]",
+        "the last appearance of a value taken as its first",
+    ),
+    M(
+        "first-appearance-descending",
+        "slabench/tasks/sampling.py",
+        "values, order = stream.sort(dim=1, stable=True)",
+        "values, order = stream.sort(dim=1, stable=True, descending=True)",
+        "flipped sort order",
+        equivalent="a stable sort keeps equal values in position order either way, so each run of equal values "
+        "still starts at its earliest position",
+    ),
     # --- train ---------------------------------------------------------------------------------
-    M("val-uses-test-seed", "slabench/runners/train.py",
-      "val = task.sample(cfg.val_size, _generator(VAL_SEED, device), device)",
-      "val = task.sample(cfg.val_size, _generator(TEST_SEED, device), device)",
-      "lr choice and early stopping see the test set"),
-    M("early-stop-on-test", "slabench/runners/train.py", "v = evaluate(model, val, autocast)",
-      "v = evaluate(model, test, autocast)", "checkpoint and early stop chosen on the test set"),
-    M("train-seed-ignored", "slabench/runners/train.py",
-      "batches = task.stream(cfg.batch_size, _generator(spec.seed, device), device)",
-      "batches = task.stream(cfg.batch_size, _generator(0, device), device)",
-      "every seed trains on the same batches: seeds are not independent"),
-    M("best-checkpoint-dropped", "slabench/runners/train.py", "model.load_state_dict(best_state)", "pass",
-      "the test score is of the last weights, not the best on validation"),
-    M("stop-at-strict", "slabench/runners/train.py", 'if cfg.stop_at and v["acc"] >= cfg.stop_at:',
-      'if cfg.stop_at and v["acc"] > cfg.stop_at:', "a run reaching the target accuracy trains on"),
-    M("eval-macro-accuracy", "slabench/runners/train.py",
-      '"acc": float(correct[sel].sum() / scored[sel].sum().clamp(min=1)),',
-      '"acc": float((correct[sel] / scored[sel].clamp(min=1)).mean()),',
-      "per-row mean of accuracies instead of micro accuracy over scored positions"),
-    M("eval-exact-any", "slabench/runners/train.py", '"exact": float((correct[sel] == scored[sel]).double().mean()),',
-      '"exact": float((correct[sel] > 0).double().mean()),', "exact match counts a row with one right answer"),
-    M("overlap-count", "slabench/runners/train.py", "float(seen_test.double().mean())",
-      "float(seen_test.double().sum())", "train/test overlap reported as a count, not a fraction"),
-    M("warmup-skipped", "slabench/runners/train.py", "return cfg.lr * progress / cfg.warmup", "return cfg.lr",
-      "no learning-rate warmup"),
-    M("wsd-decay", "slabench/runners/train.py", "return cfg.lr * (1 - progress) / WSD_DECAY",
-      "return cfg.lr * (1 - progress)", "wsd decays from a fifth of the peak"),
-    M("decay-on-vectors", "slabench/runners/train.py", "decay = [p for p in model.parameters() if p.dim() >= 2]",
-      "decay = [p for p in model.parameters() if p.dim() >= 1]", "weight decay on norms and biases"),
-    M("overlap-fold-kept", "slabench/runners/train.py", "            train_hashes.clear()\n", "",
-      "train hashes kept after folding",
-      equivalent="isin against all training rows so far marks the same test rows (it only costs time)"),
+    M(
+        "val-uses-test-seed",
+        "slabench/runners/train.py",
+        "val = task.sample(cfg.val_size, _generator(VAL_SEED, device), device)",
+        "val = task.sample(cfg.val_size, _generator(TEST_SEED, device), device)",
+        "lr choice and early stopping see the test set",
+    ),
+    M(
+        "early-stop-on-test",
+        "slabench/runners/train.py",
+        "v = evaluate(model, val, autocast)",
+        "v = evaluate(model, test, autocast)",
+        "checkpoint and early stop chosen on the test set",
+    ),
+    M(
+        "train-seed-ignored",
+        "slabench/runners/train.py",
+        "batches = task.stream(cfg.batch_size, _generator(spec.seed, device), device)",
+        "batches = task.stream(cfg.batch_size, _generator(0, device), device)",
+        "every seed trains on the same batches: seeds are not independent",
+    ),
+    M(
+        "best-checkpoint-dropped",
+        "slabench/runners/train.py",
+        "model.load_state_dict(ended.best_state)",
+        "pass",
+        "the test score is of the last weights, not the best on validation",
+    ),
+    M(
+        "stop-at-strict",
+        "slabench/runners/train.py",
+        'if cfg.stop_at and v["acc"] >= cfg.stop_at:',
+        'if cfg.stop_at and v["acc"] > cfg.stop_at:',
+        "a run reaching the target accuracy trains on",
+    ),
+    M(
+        "eval-macro-accuracy",
+        "slabench/runners/train.py",
+        '"acc": float(correct[sel].sum() / scored[sel].sum().clamp(min=1)),',
+        '"acc": float((correct[sel] / scored[sel].clamp(min=1)).mean()),',
+        "per-row mean of accuracies instead of micro accuracy over scored positions",
+    ),
+    M(
+        "eval-exact-any",
+        "slabench/runners/train.py",
+        '"exact": float((correct[sel] == scored[sel]).double().mean()),',
+        '"exact": float((correct[sel] > 0).double().mean()),',
+        "exact match counts a row with one right answer",
+    ),
+    M(
+        "overlap-count",
+        "slabench/runners/train.py",
+        "float(seen_test.double().mean())",
+        "float(seen_test.double().sum())",
+        "train/test overlap reported as a count, not a fraction",
+    ),
+    M(
+        "warmup-skipped",
+        "slabench/runners/step.py",
+        "return cfg.lr * progress / cfg.warmup",
+        "return cfg.lr",
+        "no learning-rate warmup",
+    ),
+    M(
+        "wsd-decay",
+        "slabench/runners/step.py",
+        "return cfg.lr * (1 - progress) / WSD_DECAY",
+        "return cfg.lr * (1 - progress)",
+        "wsd decays from a fifth of the peak",
+    ),
+    M(
+        "decay-on-vectors",
+        "slabench/runners/step.py",
+        "decay = [p for p in model.parameters() if p.dim() >= 2]",
+        "decay = [p for p in model.parameters() if p.dim() >= 1]",
+        "weight decay on norms and biases",
+    ),
+    M(
+        "overlap-fold-kept",
+        "slabench/runners/train.py",
+        "            train_hashes.clear()\n",
+        "",
+        "train hashes kept after folding",
+        equivalent="isin against all training rows so far marks the same test rows (it only costs time)",
+    ),
     # --- records -------------------------------------------------------------------------------
-    M("write-not-atomic", "slabench/runners/records.py",
-      '    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".partial")\n'
-      '    with os.fdopen(fd, "w") as f:\n',
-      '    tmp = path\n    with open(path, "w") as f:\n',
-      "a write that dies half-way leaves a truncated record and loses the old one"),
-    M("write-no-rename", "slabench/runners/records.py", "    os.replace(tmp, path)\n", "",
-      "the record stays in its temporary file: finished runs are never found"),
-    M("check-key-dropped", "slabench/runners/records.py", 'if record["key"] != path.stem:',
-      'if record["key"] != path.stem and False:', "a record filed under another key is trusted"),
-    M("check-ok-needs-acc-dropped", "slabench/runners/records.py",
-      'if record["status"] == "ok" and "test_acc" not in record["metrics"]:',
-      'if record["status"] == "ok" and "test_acc" not in record:', "an ok record without a score is trusted"),
-    M("replace-as-rename", "slabench/runners/records.py", "os.replace(tmp, path)", "os.rename(tmp, path)",
-      "rename instead of replace",
-      equivalent="on POSIX os.rename also replaces the target atomically within one directory (the "
-      "rename-failure test injects its failure into os.replace, so it fails this mutant all the same)"),
+    M(
+        "write-not-atomic",
+        "slabench/runners/records.py",
+        '    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".partial")\n'
+        '    with os.fdopen(fd, "w") as f:\n',
+        '    tmp = path\n    with open(path, "w") as f:\n',
+        "a write that dies half-way leaves a truncated record and loses the old one",
+    ),
+    M(
+        "write-no-rename",
+        "slabench/runners/records.py",
+        "    os.replace(tmp, path)\n",
+        "",
+        "the record stays in its temporary file: finished runs are never found",
+    ),
+    M(
+        "check-key-dropped",
+        "slabench/runners/records.py",
+        'if record["key"] != path.stem:',
+        'if record["key"] != path.stem and False:',
+        "a record filed under another key is trusted",
+    ),
+    M(
+        "check-ok-needs-acc-dropped",
+        "slabench/runners/records.py",
+        'if record["status"] == "ok" and "test_acc" not in record["metrics"]:',
+        'if record["status"] == "ok" and "test_acc" not in record:',
+        "an ok record without a score is trusted",
+    ),
+    M(
+        "replace-as-rename",
+        "slabench/runners/records.py",
+        "os.replace(tmp, path)",
+        "os.rename(tmp, path)",
+        "rename instead of replace",
+        equivalent="on POSIX os.rename also replaces the target atomically within one directory (the "
+        "rename-failure test injects its failure into os.replace, so it fails this mutant all the same)",
+    ),
     # --- grid ----------------------------------------------------------------------------------
-    M("retry-all", "slabench/runners/grid.py", 'if not (retry_failed and r["status"] == "failed")',
-      'if not (retry_failed and r["status"] != "ok")', "--retry-failed also reruns diverged runs (a result)"),
-    M("plan-swapped", "slabench/runners/grid.py", "(recorded if s.key() in done_keys else pending).append(s)",
-      "(pending if s.key() in done_keys else recorded).append(s)", "resume reruns finished runs, skips new ones"),
-    M("failure-not-isolated", "slabench/runners/grid.py", "        return failed_record(spec, f\"{type(e).__name__}",
-      "        raise\n        return failed_record(spec, f\"{type(e).__name__}", "one failing run kills the grid"),
-    M("record-not-written", "slabench/runners/grid.py",
-      "            write_record(out, record)\n            on_event(\"end\", spec, record)\n        return",
-      "            on_event(\"end\", spec, record)\n        return", "the in-process runner writes no records"),
+    M(
+        "retry-all",
+        "slabench/runners/grid.py",
+        'if not (retry_failed and r["status"] == "failed")',
+        'if not (retry_failed and r["status"] != "ok")',
+        "--retry-failed also reruns diverged runs (a result)",
+    ),
+    M(
+        "plan-swapped",
+        "slabench/runners/grid.py",
+        "(recorded if s.key() in done_keys else pending).append(s)",
+        "(pending if s.key() in done_keys else recorded).append(s)",
+        "resume reruns finished runs, skips new ones",
+    ),
+    M(
+        "failure-not-isolated",
+        "slabench/runners/grid.py",
+        '        return failed_record(spec, f"{type(e).__name__}',
+        '        raise\n        return failed_record(spec, f"{type(e).__name__}',
+        "one failing run kills the grid",
+    ),
+    M(
+        "record-not-written",
+        "slabench/runners/grid.py",
+        '        write_record(out, record)\n        on_event("end", by_key[record["key"]], record)',
+        '        on_event("end", by_key[record["key"]], record)',
+        "the in-process runner writes no records",
+    ),
     # --- dispatch engine -----------------------------------------------------------------------
-    M("dispatch-or", "slabench/kernels/dispatch.py", "if not (err_out <= tol and err_grad <= tol):",
-      "if not (err_out <= tol or err_grad <= tol):", "a path with wrong gradients (or outputs) is accepted"),
-    M("rel-rms-cancels", "slabench/kernels/dispatch.py",
-      "return ((a - b).norm() / b.norm().clamp_min(1e-30)).item()",
-      "return ((a - b).sum().abs() / b.norm().clamp_min(1e-30)).item()",
-      "errors of opposite sign cancel: every kernel comparison passes"),
-    M("rel-rms-absolute", "slabench/kernels/dispatch.py",
-      "return ((a - b).norm() / b.norm().clamp_min(1e-30)).item()", "return ((a - b).norm()).item()",
-      "absolute error: tolerances depend on the scale of the data"),
-    M("grad-best-not-worst", "slabench/kernels/dispatch.py",
-      "err_grad = max(rel_rms(a, b) for a, b in zip(grads, ref_grads))",
-      "err_grad = min(rel_rms(a, b) for a, b in zip(grads, ref_grads))",
-      "one right gradient hides the wrong ones"),
-    M("probe-error-escapes", "slabench/kernels/dispatch.py",
-      "except Exception as e:  # noqa: BLE001  (any failure: compile, launch, no backward)",
-      "except ValueError as e:  # (any failure: compile, launch, no backward)",
-      "a fast path that crashes crashes the run instead of falling back"),
-    M("tolerance-fixed", "slabench/kernels/dispatch.py", "tol = PROBE_TOL.get(dtype, 5e-3)", "tol = 5e-3",
-      "bf16 paths judged at the float32 tolerance"),
-    M("choice-ignores-dims", "slabench/kernels/dispatch.py", "key = (device.type, dtype, _forced(), dims)",
-      "key = (device.type, dtype, _forced())", "a path probed at one head width is used at another"),
-    M("only-ignored", "slabench/kernels/dispatch.py", "if name in op.only and (why := op.only[name](dims)):",
-      "if False and (why := op.only[name](dims)):", "a shape-bound kernel used outside its shapes"),
-    M("paths-not-recorded", "slabench/kernels/dispatch.py", "    _used.setdefault(op_name, set()).add(name)\n", "",
-      "records do not say which kernel ran"),
-    M("forced-ignored", "slabench/kernels/dispatch.py", 'if key[2] == "reference":', 'if key[2] == "forced":',
-      "SLABENCH_KERNEL_PATH=reference does not force the reference"),
+    M(
+        "dispatch-or",
+        "slabench/kernels/dispatch.py",
+        "if not (err_out <= tol and err_grad <= tol):",
+        "if not (err_out <= tol or err_grad <= tol):",
+        "a path with wrong gradients (or outputs) is accepted",
+    ),
+    M(
+        "rel-rms-cancels",
+        "slabench/kernels/dispatch.py",
+        "return ((a - b).norm() / b.norm().clamp_min(1e-30)).item()",
+        "return ((a - b).sum().abs() / b.norm().clamp_min(1e-30)).item()",
+        "errors of opposite sign cancel: every kernel comparison passes",
+    ),
+    M(
+        "rel-rms-absolute",
+        "slabench/kernels/dispatch.py",
+        "return ((a - b).norm() / b.norm().clamp_min(1e-30)).item()",
+        "return ((a - b).norm()).item()",
+        "absolute error: tolerances depend on the scale of the data",
+    ),
+    M(
+        "grad-best-not-worst",
+        "slabench/kernels/dispatch.py",
+        "err_grad = max(rel_rms(a, b) for a, b in zip(grads, ref_grads))",
+        "err_grad = min(rel_rms(a, b) for a, b in zip(grads, ref_grads))",
+        "one right gradient hides the wrong ones",
+    ),
+    M(
+        "probe-error-escapes",
+        "slabench/kernels/dispatch.py",
+        "        except Exception as e:\n            reasons.append(",
+        "        except ValueError as e:\n            reasons.append(",
+        "a fast path that crashes crashes the run instead of falling back",
+    ),
+    M(
+        "tolerance-fixed",
+        "slabench/kernels/dispatch.py",
+        "tol = PROBE_TOL.get(dtype, 5e-3)",
+        "tol = 5e-3",
+        "bf16 paths judged at the float32 tolerance",
+    ),
+    M(
+        "choice-ignores-dims",
+        "slabench/kernels/dispatch.py",
+        "key = (device.type, dtype, _forced(), dims)",
+        "key = (device.type, dtype, _forced())",
+        "a path probed at one head width is used at another",
+    ),
+    M(
+        "only-ignored",
+        "slabench/kernels/dispatch.py",
+        "if name in op.only and (why := op.only[name](dims)):",
+        "if False and (why := op.only[name](dims)):",
+        "a shape-bound kernel used outside its shapes",
+    ),
+    M(
+        "paths-not-recorded",
+        "slabench/kernels/dispatch.py",
+        "    _used.setdefault(op_name, set()).add(name)\n",
+        "",
+        "records do not say which kernel ran",
+    ),
+    M(
+        "forced-ignored",
+        "slabench/kernels/dispatch.py",
+        'if key[2] == "reference":',
+        'if key[2] == "forced":',
+        "SLABENCH_KERNEL_PATH=reference does not force the reference",
+    ),
     # --- SLA gate wiring -----------------------------------------------------------------------
-    M("k-gate-reads-q", "slabench/models/linear.py", "gate(self.k_gate, k_raw, k)", "gate(self.k_gate, q_raw, k)",
-      "the key gate reads the query"),
-    M("q-gate-scales-k", "slabench/models/linear.py", "gate(self.q_gate, q_raw, q), k if",
-      "gate(self.q_gate, q_raw, k), k if", "the query gate scales the key"),
-    M("gates-read-mapped", "slabench/models/linear.py", "q, k = self.apply_head_gates(x, q_raw, k_raw, q, k)",
-      "q, k = self.apply_head_gates(x, q, k, q, k)", "gates read phi(q), phi(k) instead of the raw q, k"),
-    M("gate-source-x-ignored", "slabench/models/linear.py",
-      'return self.q_gate(x, q), k if self.k_gate is None else self.k_gate(x, k)',
-      'return self.q_gate(x, q), k',
-      "the x-source ablation drops the key gate"),
-    M("gate-softmax-over-time", "slabench/kernels/sla_gate/reference.py",
-      "gates = torch.softmax(logits.to(torch.promote_types(logits.dtype, torch.float32)) / tau, dim=-1)",
-      "gates = torch.softmax(logits.to(torch.promote_types(logits.dtype, torch.float32)) / tau, dim=-2)",
-      "heads do not compete: softmax over time"),
-    M("gate-temperature-ignored", "slabench/kernels/sla_gate/reference.py",
-      "gates = torch.softmax(logits.to(torch.promote_types(logits.dtype, torch.float32)) / tau, dim=-1)",
-      "gates = torch.softmax(logits.to(torch.promote_types(logits.dtype, torch.float32)), dim=-1)",
-      "gate_temp has no effect"),
-    M("head-gate-no-bias", "slabench/models/sla.py",
-      "kernels.sla_gate(src, x, self.down.weight, self.up.weight, self.up.bias, self.temp)",
-      "kernels.sla_gate(src, x, self.down.weight, self.up.weight, 0 * self.up.bias, self.temp)",
-      "the gate's learned head bias is dropped"),
+    M(
+        "k-gate-reads-q",
+        "slabench/models/linear_base.py",
+        "gate(self.k_gate, k_raw, k)",
+        "gate(self.k_gate, q_raw, k)",
+        "the key gate reads the query",
+    ),
+    M(
+        "q-gate-scales-k",
+        "slabench/models/linear_base.py",
+        "gate(self.q_gate, q_raw, q), k if",
+        "gate(self.q_gate, q_raw, k), k if",
+        "the query gate scales the key",
+    ),
+    M(
+        "gates-read-mapped",
+        "slabench/models/linear_base.py",
+        "q, k = self.apply_head_gates(x, q_raw, k_raw, q, k)",
+        "q, k = self.apply_head_gates(x, q, k, q, k)",
+        "gates read phi(q), phi(k) instead of the raw q, k",
+    ),
+    M(
+        "gate-source-x-ignored",
+        "slabench/models/linear_base.py",
+        "return self.q_gate(x, q), k if self.k_gate is None else self.k_gate(x, k)",
+        "return self.q_gate(x, q), k",
+        "the x-source ablation drops the key gate",
+    ),
+    M(
+        "gate-softmax-over-time",
+        "slabench/kernels/sla_gate/reference.py",
+        "gates = torch.softmax(logits.to(torch.promote_types(logits.dtype, torch.float32)) / tau, dim=-1)",
+        "gates = torch.softmax(logits.to(torch.promote_types(logits.dtype, torch.float32)) / tau, dim=-2)",
+        "heads do not compete: softmax over time",
+    ),
+    M(
+        "gate-temperature-ignored",
+        "slabench/kernels/sla_gate/reference.py",
+        "gates = torch.softmax(logits.to(torch.promote_types(logits.dtype, torch.float32)) / tau, dim=-1)",
+        "gates = torch.softmax(logits.to(torch.promote_types(logits.dtype, torch.float32)), dim=-1)",
+        "gate_temp has no effect",
+    ),
+    M(
+        "head-gate-no-bias",
+        "slabench/models/sla.py",
+        "kernels.sla_gate(src, x, self.down.weight, self.up.weight, self.up.bias, self.temp)",
+        "kernels.sla_gate(src, x, self.down.weight, self.up.weight, 0 * self.up.bias, self.temp)",
+        "the gate's learned head bias is dropped",
+    ),
 ]
 
 # Statistics and decision rules (stats, leaderboard, compare, regression, report).
 STATISTICS_MUTANTS = [
     # --- stats ---------------------------------------------------------------------------------
-    M("stat-wilson-z", "slabench/runners/stats.py", "p, z2 = k / n, Z975**2", "p, z2 = k / n, Z975",
-      "the Wilson interval built with z instead of z squared"),
-    M("stat-bootstrap-unseeded", "slabench/runners/stats.py",
-      "idx = np.random.default_rng(seed).integers(0, len(x), size=(resamples, len(x)))",
-      "idx = np.random.default_rng().integers(0, len(x), size=(resamples, len(x)))",
-      "an unseeded bootstrap: rebuilt leaderboards differ"),
-    M("stat-sign-flip-one-sided", "slabench/runners/stats.py",
-      "return float(np.mean(np.abs(stats) >= abs(observed) - EPS))", "return float(np.mean(stats >= abs(observed) - EPS))",
-      "the two-sided test counts one tail: half the p-value, twice the false separations"),
-    M("stat-permutation-sums", "slabench/runners/stats.py",
-      "stats = (masks @ pooled) / na - (~masks @ pooled) / (n - na)", "stats = (masks @ pooled) - (~masks @ pooled)",
-      "the unpaired test compares sums, not means (wrong for unequal group sizes)"),
-    M("stat-always-unpaired", "slabench/runners/stats.py", "if a and set(a) == set(b):", "if False:",
-      "arms on the same seeds compared unpaired"),
-    M("stat-km-censored-as-solved", "slabench/runners/stats.py",
-      "events = sum(1 for tt, s in zip(times, solved) if tt == t and s)",
-      "events = sum(1 for tt, s in zip(times, solved) if tt == t)", "runs that never solve count as solved at the budget"),
-    M("stat-km-risk-set", "slabench/runners/stats.py", "at_risk -= sum(1 for tt in times if tt == t)", "at_risk -= 0",
-      "the Kaplan-Meier risk set never shrinks"),
+    M(
+        "stat-wilson-z",
+        "slabench/runners/stats.py",
+        "p, z2 = k / n, Z975**2",
+        "p, z2 = k / n, Z975",
+        "the Wilson interval built with z instead of z squared",
+    ),
+    M(
+        "stat-bootstrap-unseeded",
+        "slabench/runners/stats.py",
+        "idx = np.random.default_rng(seed).integers(0, len(x), size=(resamples, len(x)))",
+        "idx = np.random.default_rng().integers(0, len(x), size=(resamples, len(x)))",
+        "an unseeded bootstrap: rebuilt leaderboards differ",
+    ),
+    M(
+        "stat-sign-flip-one-sided",
+        "slabench/runners/stats.py",
+        "return float(np.mean(np.abs(stats) >= abs(observed) - EPS))",
+        "return float(np.mean(stats >= abs(observed) - EPS))",
+        "the two-sided test counts one tail: half the p-value, twice the false separations",
+    ),
+    M(
+        "stat-permutation-sums",
+        "slabench/runners/stats.py",
+        "stats = (masks @ pooled) / na - (~masks @ pooled) / (n - na)",
+        "stats = (masks @ pooled) - (~masks @ pooled)",
+        "the unpaired test compares sums, not means (wrong for unequal group sizes)",
+    ),
+    M(
+        "stat-always-unpaired",
+        "slabench/runners/stats.py",
+        "if a and set(a) == set(b):",
+        "if False:",
+        "arms on the same seeds compared unpaired",
+    ),
+    M(
+        "stat-km-censored-as-solved",
+        "slabench/runners/stats.py",
+        "events = sum(1 for tt, s in zip(times, solved) if tt == t and s)",
+        "events = sum(1 for tt, s in zip(times, solved) if tt == t)",
+        "runs that never solve count as solved at the budget",
+    ),
+    M(
+        "stat-km-risk-set",
+        "slabench/runners/stats.py",
+        "at_risk -= sum(1 for tt in times if tt == t)",
+        "at_risk -= 0",
+        "the Kaplan-Meier risk set never shrinks",
+    ),
     # --- leaderboard ---------------------------------------------------------------------------
-    M("lb-sort-by-accuracy", "slabench/runners/leaderboard.py", 'return -row["solve_rate"], -row["acc"]',
-      'return -row["acc"], -row["solve_rate"]', "rows ordered by mean accuracy, not the solve rate the header names"),
-    M("lb-tie-with-previous-row", "slabench/runners/leaderboard.py",
-      "test = stats.compare(stats.seed_scores(r), stats.seed_scores(leader)) if leader else None",
-      "test = stats.compare(stats.seed_scores(r), stats.seed_scores(ranked[i - 1])) if leader else None",
-      "ties chained row to row: a row far below the top still shares its rank"),
-    M("lb-min-seeds-strict", "slabench/runners/leaderboard.py",
-      'ranked = sorted((r for r in rows if r["seeds"] >= min_seeds), key=sort_key)',
-      'ranked = sorted((r for r in rows if r["seeds"] > min_seeds), key=sort_key)',
-      "a cell with exactly min_seeds seeds left unranked"),
-    M("lb-lr-on-test", "slabench/runners/leaderboard.py", 'best = max(options, key=lambda o: (o["val_acc"], -o["lr"]))',
-      'best = max(options, key=lambda o: (o["acc"], -o["lr"]))', "the learning rate chosen on the test set"),
-    M("lb-solved-strict", "slabench/runners/leaderboard.py", "solved = sum(a >= solve_at for a in accs)",
-      "solved = sum(a > solve_at for a in accs)", "a run exactly at solve_at does not count as solved"),
-    M("lb-diverged-dropped", "slabench/runners/leaderboard.py",
-      'if record["status"] == "diverged":\n        return 0.0', 'if record["status"] == "diverged":\n        return None',
-      "diverged runs dropped instead of scoring 0: the model looks better"),
-    M("lb-pool-train-settings", "slabench/runners/leaderboard.py",
-      "return [f for f in fields if any(len({getattr(t, f) for t in ts}) > 1 for ts in by_cell.values())]",
-      "return []", "records of different budgets pooled into one cell"),
+    M(
+        "lb-sort-by-accuracy",
+        "slabench/runners/leaderboard.py",
+        'return -row["solve_rate"], -row["acc"]',
+        'return -row["acc"], -row["solve_rate"]',
+        "rows ordered by mean accuracy, not the solve rate the header names",
+    ),
+    M(
+        "lb-tie-with-previous-row",
+        "slabench/runners/leaderboard.py",
+        "test = stats.compare(stats.seed_scores(r), stats.seed_scores(leader)) if leader else None",
+        "test = stats.compare(stats.seed_scores(r), stats.seed_scores(ranked[i - 1])) if leader else None",
+        "ties chained row to row: a row far below the top still shares its rank",
+    ),
+    M(
+        "lb-min-seeds-strict",
+        "slabench/runners/leaderboard.py",
+        'ranked = sorted((r for r in rows if r["seeds"] >= min_seeds), key=sort_key)',
+        'ranked = sorted((r for r in rows if r["seeds"] > min_seeds), key=sort_key)',
+        "a cell with exactly min_seeds seeds left unranked",
+    ),
+    M(
+        "lb-lr-on-test",
+        "slabench/runners/leaderboard.py",
+        'best = max(options, key=lambda o: (o["val_acc"], -o["lr"]))',
+        'best = max(options, key=lambda o: (o["acc"], -o["lr"]))',
+        "the learning rate chosen on the test set",
+    ),
+    M(
+        "lb-solved-strict",
+        "slabench/runners/leaderboard.py",
+        "solved = sum(a >= solve_at for a in accs)",
+        "solved = sum(a > solve_at for a in accs)",
+        "a run exactly at solve_at does not count as solved",
+    ),
+    M(
+        "lb-diverged-dropped",
+        "slabench/runners/leaderboard.py",
+        'if record["status"] == "diverged":\n        return 0.0',
+        'if record["status"] == "diverged":\n        return None',
+        "diverged runs dropped instead of scoring 0: the model looks better",
+    ),
+    M(
+        "lb-pool-train-settings",
+        "slabench/runners/leaderboard.py",
+        "return [f for f in fields if any(len({getattr(t, f) for t in ts}) > 1 for ts in by_cell.values())]",
+        "return []",
+        "records of different budgets pooled into one cell",
+    ),
     # --- compare, regression, report -----------------------------------------------------------
-    M("cmp-verdict-sign", "slabench/runners/stats.py", 'return ("win" if test["delta"] > 0 else "loss"), test',
-      'return ("win" if test["delta"] < 0 else "loss"), test', "win and loss swapped"),
-    M("cmp-alpha-10pc", "slabench/runners/stats.py", 'or test["p"] >= ALPHA:', 'or test["p"] >= 0.1:',
-      "verdicts at the 10% level"),
-    M("reg-two-sided", "slabench/runners/regression.py",
-      'below, above = stats.compare(now, base, "less"), stats.compare(now, base, "greater")',
-      'below, above = stats.compare(now, base), stats.compare(now, base, "greater")',
-      "a two-sided test for a one-sided question: with 5 seeds no drop is ever found"),
-    M("reg-no-floor", "slabench/runners/regression.py", 'below["p"] < stats.ALPHA and delta < -FLOOR',
-      'below["p"] < stats.ALPHA and delta < 0', "hardware noise of a few answers fails the check"),
-    M("reg-solve-rate-ignored", "slabench/runners/regression.py", "if rate_now < rate_base or (", "if False or (",
-      "a seed that stops solving passes the check"),
-    M("rep-majority-half", "slabench/runners/report_rules.py", 'if votes.count("for") > n / 2:',
-      'if votes.count("for") >= n / 2:', "a split vote counts as support"),
-    M("rep-gates-lower-bound", "slabench/runners/report_rules.py", 'else "for" if hi < -MIN_DROP else',
-      'else "for" if lo < -MIN_DROP else', "sharpening claimed from the interval's lower end"),
-    M("rep-win-on-loss", "slabench/runners/report_rules.py", "stats.verdict(t, b, MIN_SEEDS)[0]",
-      "stats.verdict(b, t, MIN_SEEDS)[0]", "twin and base swapped: a significant loss counted as a win"),
+    M(
+        "cmp-verdict-sign",
+        "slabench/runners/stats.py",
+        'return ("win" if test["delta"] > 0 else "loss"), test',
+        'return ("win" if test["delta"] < 0 else "loss"), test',
+        "win and loss swapped",
+    ),
+    M(
+        "cmp-alpha-10pc",
+        "slabench/runners/stats.py",
+        'or test["p"] >= ALPHA:',
+        'or test["p"] >= 0.1:',
+        "verdicts at the 10% level",
+    ),
+    M(
+        "reg-two-sided",
+        "slabench/runners/regression.py",
+        'below, above = stats.compare(now, base, "less"), stats.compare(now, base, "greater")',
+        'below, above = stats.compare(now, base), stats.compare(now, base, "greater")',
+        "a two-sided test for a one-sided question: with 5 seeds no drop is ever found",
+    ),
+    M(
+        "reg-no-floor",
+        "slabench/runners/regression.py",
+        'below["p"] < stats.ALPHA and delta < -FLOOR',
+        'below["p"] < stats.ALPHA and delta < 0',
+        "hardware noise of a few answers fails the check",
+    ),
+    M(
+        "reg-solve-rate-ignored",
+        "slabench/runners/regression.py",
+        "if rate_now < rate_base or (",
+        "if False or (",
+        "a seed that stops solving passes the check",
+    ),
+    M(
+        "rep-majority-half",
+        "slabench/runners/report_rules.py",
+        'if votes.count("for") > n / 2:',
+        'if votes.count("for") >= n / 2:',
+        "a split vote counts as support",
+    ),
+    M(
+        "rep-gates-lower-bound",
+        "slabench/runners/report_rules.py",
+        "            if hi < -MIN_DROP\n",
+        "            if lo < -MIN_DROP\n",
+        "sharpening claimed from the interval's lower end",
+    ),
+    M(
+        "rep-win-on-loss",
+        "slabench/runners/report_rules.py",
+        "stats.verdict(t, b, MIN_SEEDS)[0]",
+        "stats.verdict(b, t, MIN_SEEDS)[0]",
+        "twin and base swapped: a significant loss counted as a win",
+    ),
 ]
 
 MUTANTS = CORE_MUTANTS + STATISTICS_MUTANTS
@@ -278,8 +597,9 @@ def tests_for(file: str) -> list[str]:
 
 def copy_tree(dest: Path) -> None:
     """The working tree as git sees it: tracked files plus untracked ones that are not ignored."""
-    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=ROOT, check=True,
-                           capture_output=True, text=True).stdout.split("\0")
+    files = subprocess.run(
+        ["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=ROOT, check=True, capture_output=True, text=True
+    ).stdout.split("\0")
     for rel in filter(None, files):
         src = ROOT / rel
         if src.is_file():
@@ -299,8 +619,14 @@ def run_tests(tree: Path, tests: list[str]) -> tuple[str, str, float]:
     seconds = time.perf_counter() - start
     if proc.returncode == 0:
         return "passed", "", seconds
-    first = next((line.split(" ", 1)[1].split(" - ")[0] for line in proc.stdout.splitlines()
-                  if line.startswith(("FAILED ", "ERROR "))), f"exit {proc.returncode}")
+    first = next(
+        (
+            line.split(" ", 1)[1].split(" - ")[0]
+            for line in proc.stdout.splitlines()
+            if line.startswith(("FAILED ", "ERROR "))
+        ),
+        f"exit {proc.returncode}",
+    )
     return "failed", first, seconds
 
 
@@ -336,9 +662,11 @@ def report(results: list[tuple[Mutant, str, str, float]], seconds: float) -> str
         "",
         "    python scripts/mutation.py",
         "",
-        (f"Result: **{killed} of {len(scored)} killed ({100 * killed / max(len(scored), 1):.0f}%)**, "
-         f"plus {len(results) - len(scored)} equivalent mutant(s) run and left out of the score. "
-         f"{datetime.now(timezone.utc):%Y-%m-%d}, {machine()}, {seconds / 60:.0f} min."),
+        (
+            f"Result: **{killed} of {len(scored)} killed ({100 * killed / max(len(scored), 1):.0f}%)**, "
+            f"plus {len(results) - len(scored)} equivalent mutant(s) run and left out of the score. "
+            f"{datetime.now(timezone.utc):%Y-%m-%d}, {machine()}, {seconds / 60:.0f} min."
+        ),
         "",
         "| mutant | file | bug it stands for | result | caught by |",
         "| --- | --- | --- | --- | --- |",
@@ -354,11 +682,16 @@ def report(results: list[tuple[Mutant, str, str, float]], seconds: float) -> str
     lines += [f"- `{m.id}`: {m.why}." for m in survivors] or ["None."]
     lines += ["", "## Equivalent mutants", ""]
     lines += [f"- `{m.id}` ({m.why}): {m.equivalent}." for m in MUTANTS if m.equivalent] or ["None."]
-    lines += ["", "## Statistics and decision rules", "",
-              f"`STATISTICS_MUTANTS` ({len(STATISTICS_MUTANTS)} of the mutants above) plant bugs in the statistics, "
-              "the leaderboard's rules, `compare`'s verdict, the `ci` regression rule and the report's votes; "
-              "their tests are the rule tests on hand-built tables (the end-to-end tests that retrain a preset "
-              "are left out, to keep a mutant at seconds).", ""]
+    lines += [
+        "",
+        "## Statistics and decision rules",
+        "",
+        f"`STATISTICS_MUTANTS` ({len(STATISTICS_MUTANTS)} of the mutants above) plant bugs in the statistics, "
+        "the leaderboard's rules, `compare`'s verdict, the `ci` regression rule and the report's votes; "
+        "their tests are the rule tests on hand-built tables (the end-to-end tests that retrain a preset "
+        "are left out, to keep a mutant at seconds).",
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -377,8 +710,14 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="slabench-mutation-") as tmp:
         tree = Path(tmp)
         copy_tree(tree)
-        probe = subprocess.run([sys.executable, "-c", "import slabench; print(slabench.__file__)"], cwd=tree,
-                               env={**os.environ, "PYTHONPATH": str(tree)}, capture_output=True, text=True, check=True)
+        probe = subprocess.run(
+            [sys.executable, "-c", "import slabench; print(slabench.__file__)"],
+            cwd=tree,
+            env={**os.environ, "PYTHONPATH": str(tree)},
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         if not probe.stdout.strip().startswith(str(tree)):
             raise SystemExit(f"the copy's package is shadowed by {probe.stdout.strip()}")
         for tests in sorted({tuple(tests_for(m.file)) for m in chosen}):

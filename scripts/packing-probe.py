@@ -74,9 +74,12 @@ def profile_alone(model_name, task_name):
     kernels = [e for e in prof.key_averages() if e.device_type == DeviceType.CUDA]
     total = sum(e.self_device_time_total for e in kernels)
     top = sorted(kernels, key=lambda e: -e.self_device_time_total)[:12]
-    return {"wall_ms_per_step": 1e3 * wall / n, "device_ms_per_step": total / 1e3 / n,
-            "kernels_per_step": sum(e.count for e in kernels) / n,
-            "top": [(e.key[:80], e.count / n, round(e.self_device_time_total / n, 1)) for e in top]}
+    return {
+        "wall_ms_per_step": 1e3 * wall / n,
+        "device_ms_per_step": total / 1e3 / n,
+        "kernels_per_step": sum(e.count for e in kernels) / n,
+        "top": [(e.key[:80], e.count / n, round(e.self_device_time_total / n, 1)) for e in top],
+    }
 
 
 def main():
@@ -98,9 +101,19 @@ def main():
             p.join()
         rate = sum(1e3 / m for m in ms)
         base = base or rate
-        print(json.dumps({"model": args.model, "task": args.task, "procs": n,
-                          "ms_per_step": [round(m, 2) for m in ms], "steps_per_s": round(rate, 1),
-                          "vs_one": round(rate / base, 2)}), flush=True)
+        print(
+            json.dumps(
+                {
+                    "model": args.model,
+                    "task": args.task,
+                    "procs": n,
+                    "ms_per_step": [round(m, 2) for m in ms],
+                    "steps_per_s": round(rate, 1),
+                    "vs_one": round(rate / base, 2),
+                }
+            ),
+            flush=True,
+        )
     print(json.dumps({"profile_alone": profile_alone(args.model, args.task)}), flush=True)
 
 

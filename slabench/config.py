@@ -90,7 +90,8 @@ class TrainSpec:
     weight_decay: float = field(default=0.1, metadata={"help": "AdamW weight decay on matrices"})
     warmup: float = field(default=0.1, metadata={"help": "fraction of the budget spent in linear warmup"})
     schedule: Literal["wsd", "cosine", "constant"] = field(
-        default="wsd", metadata={"help": "after warmup: constant then linear decay over the last 20% (wsd), cosine, constant"}
+        default="wsd",
+        metadata={"help": "after warmup: constant then linear decay over the last 20% (wsd), cosine, constant"},
     )
     grad_clip: float = field(default=1.0, metadata={"help": "max gradient norm (0 = off)"})
     eval_every: int = field(default=50, metadata={"help": "steps between validation evaluations"})
@@ -111,7 +112,9 @@ class TrainSpec:
         require(0 <= self.warmup < 1, w, f"warmup={self.warmup} must be in [0, 1)")
         require(0 <= self.stop_at <= 1, w, f"stop_at={self.stop_at} must be in [0, 1]")
         require(0 < self.solve_at <= 1, w, f"solve_at={self.solve_at} must be in (0, 1] (a fraction of test accuracy)")
-        require(self.min_seeds >= 2, w, f"min_seeds={self.min_seeds} must be >= 2 (a rank needs a test, a test two seeds)")
+        require(
+            self.min_seeds >= 2, w, f"min_seeds={self.min_seeds} must be >= 2 (a rank needs a test, a test two seeds)"
+        )
 
 
 LEADERBOARD_SETTINGS = ("solve_at", "min_seeds")  # TrainSpec fields that no run's result depends on
@@ -129,7 +132,7 @@ class RunSpec:
         return asdict(self)
 
     @staticmethod
-    def from_dict(d: dict[str, Any]) -> "RunSpec":
+    def from_dict(d: dict[str, Any]) -> RunSpec:
         def items(x: Any) -> Items:
             return tuple((k, v) for k, v in x)
 
@@ -216,7 +219,9 @@ def expand_grid(grid: dict[str, Any]) -> tuple[str, list[RunSpec]]:
     name = grid.get("name")
     require(isinstance(name, str) and name != "", "grid", "'name' (a non-empty string) is required")
     require(isinstance(grid.get("tasks"), list) and grid["tasks"], "grid", "at least one [[tasks]] table is required")
-    require(isinstance(grid.get("models"), list) and grid["models"], "grid", "at least one [[models]] table is required")
+    require(
+        isinstance(grid.get("models"), list) and grid["models"], "grid", "at least one [[models]] table is required"
+    )
 
     train_table = dict(grid.get("train", {}))
     check_fold(train_table.pop("fold", 1), "[train]")  # how runs execute, not what they are: no RunSpec field
@@ -224,12 +229,17 @@ def expand_grid(grid: dict[str, Any]) -> tuple[str, list[RunSpec]]:
     seeds = seeds if isinstance(seeds, list) else [seeds]
     require(bool(seeds), "[train]", "seeds = [] runs nothing; give at least one seed, e.g. seeds = [0, 1, 2]")
     budgets = [k for k in ("steps", "tokens", "seconds") if k in train_table]
-    require(len(budgets) <= 1, "[train]", f"{' and '.join(budgets)} are each a budget; set exactly one of steps, "
-                                          "tokens or seconds")
+    require(
+        len(budgets) <= 1,
+        "[train]",
+        f"{' and '.join(budgets)} are each a budget; set exactly one of steps, tokens or seconds",
+    )
     for s in seeds:
         require(isinstance(s, int) and 0 <= s < SEED_LIMIT, "[train]", f"seeds: {s!r} must be an int in [0, 2**31)")
     train_fields = dataclass_params(TrainSpec)
-    check_params("[train]", train_fields, {k: (v[0] if isinstance(v, list) and v else v) for k, v in train_table.items()})
+    check_params(
+        "[train]", train_fields, {k: (v[0] if isinstance(v, list) and v else v) for k, v in train_table.items()}
+    )
     trains = [TrainSpec(**check_params("[train]", train_fields, t)) for t in _expand(train_table)]
 
     tasks: list[TaskSpec] = []
@@ -262,7 +272,5 @@ def expand_grid(grid: dict[str, Any]) -> tuple[str, list[RunSpec]]:
             build_mixer(mname, bb.d_model, bb.n_heads, **options)  # cheap: catches d_model % n_heads etc.
             models.append(ModelSpec(mname, _items(typed)))
 
-    specs = [
-        RunSpec(name, t, m, tr, s) for t, m, tr, s in itertools.product(tasks, models, trains, seeds)
-    ]
+    specs = [RunSpec(name, t, m, tr, s) for t, m, tr, s in itertools.product(tasks, models, trains, seeds)]
     return name, list(dict.fromkeys(specs))

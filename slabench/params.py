@@ -46,7 +46,9 @@ def coerce(where: str, param: Param, value: Any) -> Any:
     if typing.get_origin(t) is Literal:
         allowed = typing.get_args(t)
         if value not in allowed:
-            raise SlabenchError(f"{where}: {param.name}={value!r} is not allowed; choose one of {', '.join(map(repr, allowed))}")
+            raise SlabenchError(
+                f"{where}: {param.name}={value!r} is not allowed; choose one of {', '.join(map(repr, allowed))}"
+            )
         return value
     if typing.get_origin(t) in (typing.Union, getattr(__import__("types"), "UnionType", None)):
         args = [a for a in typing.get_args(t) if a is not type(None)]

@@ -80,7 +80,7 @@ def _load_file(ref: str, path_text: str) -> Any:
         sys.modules[mod_name] = module  # dataclasses and pickling look classes up here
         try:
             spec.loader.exec_module(module)
-        except Exception as e:  # noqa: BLE001 - any error in user code becomes one line
+        except Exception as e:
             del sys.modules[mod_name]
             raise SlabenchError(f"plugin '{ref}': importing '{path_text}' failed: {_one_line(e)}") from None
         _file_modules[key] = module
@@ -97,17 +97,21 @@ def load_reference(ref: str) -> type:
     else:
         try:
             module = importlib.import_module(where)
-        except Exception as e:  # noqa: BLE001
+        except Exception as e:
             if Path(where).is_dir():
-                raise SlabenchError(f"plugin '{ref}': '{where}' is a directory; expected path/to/file.py:ClassName") \
-                    from None
+                raise SlabenchError(
+                    f"plugin '{ref}': '{where}' is a directory; expected path/to/file.py:ClassName"
+                ) from None
             raise SlabenchError(f"plugin '{ref}': module '{where}' cannot be imported: {_one_line(e)}") from None
     obj = module
     for part in attr.split("."):
         if not hasattr(obj, part):
-            classes = sorted(n for n, v in vars(module).items() if inspect.isclass(v) and v.__module__ == module.__name__)
-            raise SlabenchError(f"plugin '{ref}': '{where}' defines no class '{attr}'; classes there: "
-                                f"{', '.join(classes) or '(none)'}")
+            classes = sorted(
+                n for n, v in vars(module).items() if inspect.isclass(v) and v.__module__ == module.__name__
+            )
+            raise SlabenchError(
+                f"plugin '{ref}': '{where}' defines no class '{attr}'; classes there: {', '.join(classes) or '(none)'}"
+            )
         obj = getattr(obj, part)
     return validate(obj, ref)
 
@@ -124,8 +128,9 @@ def _options_from_signature(cls: type) -> dict[str, Any]:
         kind = hints.get(p.name, Any if p.default is p.empty else type(p.default))
         specs.append((p.name, kind, dataclasses.field(**default)))
     # kw_only: an option without a default may follow one with a default, as in a signature.
-    options = dataclasses.make_dataclass(f"{cls.__name__}Options", specs, frozen=True, kw_only=True,
-                                         namespace={"__module__": cls.__module__})
+    options = dataclasses.make_dataclass(
+        f"{cls.__name__}Options", specs, frozen=True, kw_only=True, namespace={"__module__": cls.__module__}
+    )
 
     def __init__(self, d_model: int, n_heads: int, options: Any = None):
         options = type(self).Options() if options is None else options
@@ -153,12 +158,16 @@ def validate(cls: Any, ref: str) -> type:
     if "options" in inspect.signature(cls.__init__).parameters:
         options = getattr(cls, "Options", None)
         if not (dataclasses.is_dataclass(options) and options.__dataclass_params__.frozen):
-            raise SlabenchError(f"plugin '{ref}': {name}.Options must be a frozen dataclass of its options "
-                                "(@dataclass(frozen=True)), since its constructor takes `options`")
+            raise SlabenchError(
+                f"plugin '{ref}': {name}.Options must be a frozen dataclass of its options "
+                "(@dataclass(frozen=True)), since its constructor takes `options`"
+            )
     elif issubclass(cls, LinearMixer):
-        raise SlabenchError(f"plugin '{ref}': {name} subclasses LinearMixer, which takes its options as a dataclass: "
-                            f"set {name}.Options and define __init__(self, d_model, n_heads, options=None) "
-                            "(docs/new-variant.md)")
+        raise SlabenchError(
+            f"plugin '{ref}': {name} subclasses LinearMixer, which takes its options as a dataclass: "
+            f"set {name}.Options and define __init__(self, d_model, n_heads, options=None) "
+            "(docs/new-variant.md)"
+        )
     else:
         extra.update(_options_from_signature(cls))
     if getattr(cls, "state_size", Mixer.state_size) is Mixer.state_size:
@@ -169,18 +178,21 @@ def validate(cls: Any, ref: str) -> type:
 
     try:
         mixer = out(PROBE_D_MODEL, PROBE_HEADS, out.Options())
-    except Exception as e:  # noqa: BLE001
-        raise SlabenchError(f"plugin '{ref}': constructor {name}(d_model={PROBE_D_MODEL}, n_heads={PROBE_HEADS}) "
-                            f"failed ({_one_line(e)}); every option needs a default") from None
+    except Exception as e:
+        raise SlabenchError(
+            f"plugin '{ref}': constructor {name}(d_model={PROBE_D_MODEL}, n_heads={PROBE_HEADS}) "
+            f"failed ({_one_line(e)}); every option needs a default"
+        ) from None
     x = torch.randn(*PROBE_SHAPE, generator=torch.Generator().manual_seed(0))  # [B, T, D]
     try:
         y = mixer(x)
-    except Exception as e:  # noqa: BLE001
+    except Exception as e:
         raise SlabenchError(f"plugin '{ref}': forward(x [2, 8, 32]) failed: {_one_line(e)}") from None
     if not isinstance(y, torch.Tensor) or tuple(y.shape) != PROBE_SHAPE:
         got = list(y.shape) if isinstance(y, torch.Tensor) else type(y).__name__
-        raise SlabenchError(f"plugin '{ref}': forward(x [2, 8, 32]) returned {got}; expected a tensor of the "
-                            "input's shape [B, T, D]")
+        raise SlabenchError(
+            f"plugin '{ref}': forward(x [2, 8, 32]) returned {got}; expected a tensor of the input's shape [B, T, D]"
+        )
     _checked[cls] = out
     return out
 
@@ -189,8 +201,10 @@ def sla_twin_of(cls: type, ref: str) -> type:
     from slabench.models import LinearMixer, sla_twin
 
     if not issubclass(cls, LinearMixer):
-        raise SlabenchError(f"plugin 'sla-{ref}': {cls.__name__} is not a slabench.models.LinearMixer subclass, so it "
-                            "has no SLA twin (implement qkv() and mix() on a LinearMixer to get one)")
+        raise SlabenchError(
+            f"plugin 'sla-{ref}': {cls.__name__} is not a slabench.models.LinearMixer subclass, so it "
+            "has no SLA twin (implement qkv() and mix() on a LinearMixer to get one)"
+        )
     if cls not in _twins:
         _twins[cls] = validate(sla_twin(cls), f"sla-{ref}")
     return _twins[cls]
@@ -235,12 +249,15 @@ class MixerRegistry(Registry):
         if ep is not None:
             try:
                 obj = ep.load()
-            except Exception as e:  # noqa: BLE001
-                raise SlabenchError(f"plugin '{name}' (entry point {ep.value}): loading failed: {_one_line(e)}") from None
+            except Exception as e:
+                raise SlabenchError(
+                    f"plugin '{name}' (entry point {ep.value}): loading failed: {_one_line(e)}"
+                ) from None
             return validate(obj, name)
         if name.endswith(".py") or "/" in name or os.sep in name:
-            raise SlabenchError(f"unknown model '{name}': to load a mixer from a file, name its class too, as "
-                                f"'{name}:ClassName'")
+            raise SlabenchError(
+                f"unknown model '{name}': to load a mixer from a file, name its class too, as '{name}:ClassName'"
+            )
         return None
 
 

@@ -7,7 +7,8 @@ closest one, so a typo never silently runs something else.
 from __future__ import annotations
 
 import difflib
-from typing import Callable, Generic, Iterator, TypeVar
+from collections.abc import Callable, Iterator
+from typing import Generic, TypeVar
 
 from slabench.errors import SlabenchError
 

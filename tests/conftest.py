@@ -31,11 +31,19 @@ n_heads = 2
 def tiny_grid(tmp_path):
     """Write a seconds-long grid TOML (MQAR, d_model 16, one layer) under tmp_path; its path."""
 
-    def write(name: str = "tiny", steps: int = 10, lr: float = 1e-3, seeds: tuple[int, ...] = (0, 1, 2),
-              models: tuple[str, ...] = ("attention",)) -> Path:
+    def write(
+        name: str = "tiny",
+        steps: int = 10,
+        lr: float = 1e-3,
+        seeds: tuple[int, ...] = (0, 1, 2),
+        models: tuple[str, ...] = ("attention",),
+    ) -> Path:
         path = tmp_path / f"{name}.toml"
-        path.write_text(TINY_GRID.format(name=name, steps=steps, lr=lr, seeds=list(seeds),
-                                         models="[" + ", ".join(f'"{m}"' for m in models) + "]"))
+        path.write_text(
+            TINY_GRID.format(
+                name=name, steps=steps, lr=lr, seeds=list(seeds), models="[" + ", ".join(f'"{m}"' for m in models) + "]"
+            )
+        )
         return path
 
     return write

@@ -31,8 +31,15 @@ def one_thread():
 
 def _spec(seed: int, lr: float = 1e-2, mixer: str = "attention", **train_kw) -> RunSpec:
     model = ModelSpec(mixer, (("d_model", 16), ("n_heads", 2), ("n_layers", 1)))
-    train_kw = {"steps": 40, "batch_size": 16, "eval_every": 4, "val_size": 32, "test_size": 64, "warmup": 0.0,
-                **train_kw}
+    train_kw = {
+        "steps": 40,
+        "batch_size": 16,
+        "eval_every": 4,
+        "val_size": 32,
+        "test_size": 64,
+        "warmup": 0.0,
+        **train_kw,
+    }
     return RunSpec("t", TASK, model, TrainSpec(lr=lr, **train_kw), seed)
 
 
@@ -51,8 +58,11 @@ def _assert_same_runs(singles: list[dict], folded: list[dict]) -> None:
             assert a.keys() == b.keys() and all(a[k] == pytest.approx(b[k], rel=1e-4, abs=1e-5) for k in a)
         if one["status"] == "ok":
             assert abs(m["test_acc"] - s["test_acc"]) <= 1e-6 and abs(m["test_exact"] - s["test_exact"]) <= 1e-6
-            assert (m["val_acc"], m["slices"], m["train_test_overlap"]) == (s["val_acc"], s["slices"],
-                                                                             s["train_test_overlap"])
+            assert (m["val_acc"], m["slices"], m["train_test_overlap"]) == (
+                s["val_acc"],
+                s["slices"],
+                s["train_test_overlap"],
+            )
         assert set(many) == set(one)  # the same schema
 
 
@@ -182,8 +192,15 @@ def test_grid_fold_resumes_and_writes_exactly_the_expected_records(tmp_path):
         assert again[key] == records[key]  # untouched
 
 
-@pytest.mark.parametrize("args, fold, word", [(["--fold", "0"], "", "--fold"), (["--fold", "many"], "", "--fold"),
-                                              ([], "fold = [1, 2]", "[train]"), ([], 'fold = "4"', "[train]")])
+@pytest.mark.parametrize(
+    "args, fold, word",
+    [
+        (["--fold", "0"], "", "--fold"),
+        (["--fold", "many"], "", "--fold"),
+        ([], "fold = [1, 2]", "[train]"),
+        ([], 'fold = "4"', "[train]"),
+    ],
+)
 def test_bad_fold_is_one_line_exit_2(tmp_path, args, fold, word):
     grid = tmp_path / "g.toml"
     grid.write_text(GRID.format(fold=fold))
@@ -203,8 +220,11 @@ def test_sigkill_mid_fold_keeps_the_finished_records(tmp_path):
     import time
 
     grid = tmp_path / "g.toml"
-    grid.write_text(GRID.format(fold="fold = 4\nwarmup = 0.0").replace("steps = 8", "steps = 100000")
-                    .replace("lr = [0.01, 0.03]", "lr = [0.01, 10000.0]"))
+    grid.write_text(
+        GRID.format(fold="fold = 4\nwarmup = 0.0")
+        .replace("steps = 8", "steps = 100000")
+        .replace("lr = [0.01, 0.03]", "lr = [0.01, 10000.0]")
+    )
     out = tmp_path / "out"
     cmd = [sys.executable, "-m", "slabench", "run", str(grid), "--out", str(out), *FAST, "--quiet"]
     proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)

@@ -21,7 +21,7 @@ FAST = ["--device", "cpu", "--workers", "1"]
 def _one_line_error(args: list[str], *words: str) -> str:
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 2, result.output
-    assert "Traceback" not in result.output and result.exception is None or isinstance(result.exception, SystemExit)
+    assert ("Traceback" not in result.output and result.exception is None) or isinstance(result.exception, SystemExit)
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
     for w in words:
@@ -31,9 +31,12 @@ def _one_line_error(args: list[str], *words: str) -> str:
 
 def _grid(**train) -> dict:
     """A minimal parsed grid; `train` overrides the [train] table."""
-    return {"name": "g", "train": {"seeds": [0], **train},
-            "tasks": [{"name": "mqar", "vocab_size": 32, "seq_len": 16, "num_kv_pairs": 2}],
-            "models": [{"name": "attention", "d_model": 16, "n_heads": 2, "n_layers": 1}]}
+    return {
+        "name": "g",
+        "train": {"seeds": [0], **train},
+        "tasks": [{"name": "mqar", "vocab_size": 32, "seq_len": 16, "num_kv_pairs": 2}],
+        "models": [{"name": "attention", "d_model": 16, "n_heads": 2, "n_layers": 1}],
+    }
 
 
 # ---- where `run` writes, and what it names the leaderboard ---------------------------------------
@@ -67,13 +70,16 @@ def test_preset_run_writes_under_out_only(tmp_path, tiny_grid, monkeypatch):
 # ---- bad grids: one line, exit 2 ---------------------------------------------------------------
 
 
-@pytest.mark.parametrize("train, words", [
-    ({"steps": 20, "tokens": 1000}, ["steps and tokens", "exactly one"]),
-    ({"tokens": 1000, "seconds": 5.0}, ["tokens and seconds"]),
-    ({"seeds": []}, ["seeds", "at least one"]),
-    ({"steps": "100"}, ["steps='100'", "int"]),
-    ({"lr": "1e-3"}, ["lr='1e-3'", "float"]),
-])
+@pytest.mark.parametrize(
+    "train, words",
+    [
+        ({"steps": 20, "tokens": 1000}, ["steps and tokens", "exactly one"]),
+        ({"tokens": 1000, "seconds": 5.0}, ["tokens and seconds"]),
+        ({"seeds": []}, ["seeds", "at least one"]),
+        ({"steps": "100"}, ["steps='100'", "int"]),
+        ({"lr": "1e-3"}, ["lr='1e-3'", "float"]),
+    ],
+)
 def test_bad_train_tables_name_the_field(train, words):
     with pytest.raises(SlabenchError) as e:
         expand_grid(_grid(**train))
@@ -81,10 +87,13 @@ def test_bad_train_tables_name_the_field(train, words):
         assert w in str(e.value)
 
 
-@pytest.mark.parametrize("model, words", [
-    ({"n_layers": 0}, ["n_layers=0", ">= 1"]),
-    ({"mlp": "no"}, ["mlp='no'", "bool"]),
-])
+@pytest.mark.parametrize(
+    "model, words",
+    [
+        ({"n_layers": 0}, ["n_layers=0", ">= 1"]),
+        ({"mlp": "no"}, ["mlp='no'", "bool"]),
+    ],
+)
 def test_bad_models_name_the_field(model, words):
     grid = _grid()
     grid["models"][0].update(model)
@@ -96,16 +105,30 @@ def test_bad_models_name_the_field(model, words):
 
 def test_bad_grid_file_is_one_line_from_the_cli(tmp_path):
     path = tmp_path / "g.toml"
-    path.write_text('name = "g"\n[train]\nsteps = 20\ntokens = 1000\n[[tasks]]\nname = "mqar"\n'
-                    '[[models]]\nname = "gla"\n')
+    path.write_text(
+        'name = "g"\n[train]\nsteps = 20\ntokens = 1000\n[[tasks]]\nname = "mqar"\n[[models]]\nname = "gla"\n'
+    )
     _one_line_error(["run", str(path), "--out", str(tmp_path / "out")], "steps and tokens")
     assert not (tmp_path / "out").exists()
 
 
 def test_cli_values_are_typed_like_toml():
     """`--set` values are read as TOML literals, so numbers pass and a bad word names the type."""
-    ok = CliRunner().invoke(main, ["show", "mqar", "--set", "seq_len=32", "--set", "num_kv_pairs=4",
-                                   "--set", "random_non_queries=false", "-n", "1"])
+    ok = CliRunner().invoke(
+        main,
+        [
+            "show",
+            "mqar",
+            "--set",
+            "seq_len=32",
+            "--set",
+            "num_kv_pairs=4",
+            "--set",
+            "random_non_queries=false",
+            "-n",
+            "1",
+        ],
+    )
     assert ok.exit_code == 0, ok.output
     _one_line_error(["show", "mqar", "--set", "seq_len=long"], "seq_len='long'", "int")
 
@@ -113,11 +136,18 @@ def test_cli_values_are_typed_like_toml():
 # ---- plugins named wrongly: one line each ------------------------------------------------------
 
 
-@pytest.mark.parametrize("make, mixer, words", [
-    (lambda d: (d / "config.toml").write_text("x = 1\n"), "config.toml:Foo", ["not a Python file", "file.py:ClassName"]),
-    (lambda d: (d / "some_dir").mkdir(), "some_dir:Foo", ["is a directory", "file.py:ClassName"]),
-    (lambda d: (d / "mod.py").write_text("\n"), "mod.py", ["'mod.py:ClassName'"]),
-])
+@pytest.mark.parametrize(
+    "make, mixer, words",
+    [
+        (
+            lambda d: (d / "config.toml").write_text("x = 1\n"),
+            "config.toml:Foo",
+            ["not a Python file", "file.py:ClassName"],
+        ),
+        (lambda d: (d / "some_dir").mkdir(), "some_dir:Foo", ["is a directory", "file.py:ClassName"]),
+        (lambda d: (d / "mod.py").write_text("\n"), "mod.py", ["'mod.py:ClassName'"]),
+    ],
+)
 def test_misnamed_plugins_are_one_line(tmp_path, tiny_grid, monkeypatch, make, mixer, words):
     grid = tiny_grid()
     monkeypatch.chdir(tmp_path)
@@ -148,8 +178,10 @@ def test_failed_run_keeps_its_traceback(tmp_path, tiny_grid):
     plugin = tmp_path / "fails.py"
     plugin.write_text(textwrap.dedent(LONG_T_FAILS))
     out = tmp_path / "out"
-    result = CliRunner().invoke(main, ["run", str(tiny_grid(seeds=(0,))), "--mixer", f"{plugin}:FailsAtLongT",
-                                       "--out", str(out), *FAST, "--quiet"])
+    result = CliRunner().invoke(
+        main,
+        ["run", str(tiny_grid(seeds=(0,))), "--mixer", f"{plugin}:FailsAtLongT", "--out", str(out), *FAST, "--quiet"],
+    )
     assert result.exit_code == 1, result.output
     (record,) = load_records(out).records.values()
     assert record["status"] == "failed" and record["error"] == "RuntimeError: too long for me"
@@ -179,7 +211,7 @@ def test_tables_are_not_cut_when_stdout_is_not_a_terminal():
 
 
 def test_piped_leaderboard_has_every_column(tmp_path):
-    from slabench.runners.leaderboard import TASK_COLUMNS
+    from slabench.runners.leaderboard_files import TASK_COLUMNS
 
     records = config.PRESETS_DIR.parents[1] / "leaderboards/records/smoke"
     result = CliRunner().invoke(main, ["leaderboard", str(records), "--out-dir", str(tmp_path)])
@@ -256,8 +288,19 @@ def test_plugin_source_hash_is_in_the_key_and_the_record(tmp_path, tiny_grid):
     assert config.RunSpec.from_dict(record["spec"]).key() == record["key"]
 
     out = tmp_path / "out"
-    result = CliRunner().invoke(main, ["run", str(tiny_grid(steps=2, seeds=(0,))), "--mixer", f"{plugin}:FailsAtLongT",
-                                       "--out", str(out), *FAST, "--quiet"])
+    result = CliRunner().invoke(
+        main,
+        [
+            "run",
+            str(tiny_grid(steps=2, seeds=(0,))),
+            "--mixer",
+            f"{plugin}:FailsAtLongT",
+            "--out",
+            str(out),
+            *FAST,
+            "--quiet",
+        ],
+    )
     assert result.exit_code == 0, result.output
     (run,) = load_records(out).records.values()
     assert run["model"]["mixer_source"] == hashlib.sha256(plugin.read_bytes()).hexdigest()[:16]
@@ -275,8 +318,9 @@ def test_log_dir_and_checkpoints_read_back(tmp_path, tiny_grid):
 
     out, logs = tmp_path / "out", tmp_path / "tb"
     grid = tiny_grid(steps=10, seeds=(0,), models=("sla-gla",))  # eval_every 5; sla-gla has gate diagnostics
-    result = CliRunner().invoke(main, ["run", str(grid), "--out", str(out), "--log-dir", str(logs),
-                                       "--save-checkpoints", *FAST, "--quiet"])
+    result = CliRunner().invoke(
+        main, ["run", str(grid), "--out", str(out), "--log-dir", str(logs), "--save-checkpoints", *FAST, "--quiet"]
+    )
     assert result.exit_code == 0, result.output
     (record,) = load_records(out).records.values()
     assert [p.name for p in logs.iterdir()] == [record["key"]]  # one subfolder per run
@@ -286,8 +330,9 @@ def test_log_dir_and_checkpoints_read_back(tmp_path, tiny_grid):
     assert [e.step for e in loss] == list(range(1, 11))
     assert loss[-1].value == pytest.approx(record["metrics"]["final_train_loss"], rel=1e-6)
     curve = record["metrics"]["curve"]
-    assert [(e.step, e.value) for e in events.Scalars("val/acc")] == \
-        [(c["step"], pytest.approx(c["val_acc"], rel=1e-6)) for c in curve]
+    assert [(e.step, e.value) for e in events.Scalars("val/acc")] == [
+        (c["step"], pytest.approx(c["val_acc"], rel=1e-6)) for c in curve
+    ]
     entropy = events.Scalars("diagnostics/layer0/gate_entropy")
     assert [e.value for e in entropy] == [pytest.approx(c["layer0/gate_entropy"], rel=1e-6) for c in curve]
     assert events.Scalars("test/acc")[0].value == pytest.approx(record["metrics"]["test_acc"], rel=1e-6)
@@ -317,8 +362,14 @@ def test_sigint_mid_grid_keeps_finished_records(tmp_path, tiny_grid):
     cmd = [sys.executable, "-m", "slabench", "run", str(grid), "--out", str(out), *FAST]
     # SIG_DFL in the child: a shell that starts jobs in the background (no job control) passes
     # SIGINT down as ignored, and Python then never raises KeyboardInterrupt.
-    proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    proc = subprocess.Popen(
+        cmd,
+        start_new_session=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     deadline = time.time() + 120
     while time.time() < deadline and not list(out.glob("records/*.json")):
         time.sleep(0.05)

@@ -17,8 +17,21 @@ def test_compare_example_against_gla(tmp_path, monkeypatch):
     shutil.copy(ROOT / "examples" / "my_variant.py", tmp_path / "my_variant.py")
     monkeypatch.chdir(tmp_path)  # a relative plugin path, resolved again by the spawned workers
     out = tmp_path / "out"
-    args = ["compare", str(ROOT / "examples" / "tiny.toml"), "--mixer", "my_variant.py:GatedLinear",
-            "--against", "gla", "--out", str(out), "--device", "cpu", "--workers", "2", "--quiet"]
+    args = [
+        "compare",
+        str(ROOT / "examples" / "tiny.toml"),
+        "--mixer",
+        "my_variant.py:GatedLinear",
+        "--against",
+        "gla",
+        "--out",
+        str(out),
+        "--device",
+        "cpu",
+        "--workers",
+        "2",
+        "--quiet",
+    ]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     summary = json.loads((out / "compare.json").read_text())
@@ -34,12 +47,20 @@ def test_compare_example_against_gla(tmp_path, monkeypatch):
 
 
 def test_compare_grid_keeps_tasks_train_and_first_backbone():
-    grid = {"name": "g", "train": {"steps": 5, "seeds": [0, 1]}, "tasks": [{"name": "mqar"}],
-            "models": [{"name": "attention", "d_model": 48, "n_heads": 4, "mlp": False, "num_kv_heads": 1},
-                       {"name": "gla", "d_model": 64}]}
+    grid = {
+        "name": "g",
+        "train": {"steps": 5, "seeds": [0, 1]},
+        "tasks": [{"name": "mqar"}],
+        "models": [
+            {"name": "attention", "d_model": 48, "n_heads": 4, "mlp": False, "num_kv_heads": 1},
+            {"name": "gla", "d_model": 64},
+        ],
+    }
     g = compare_grid(grid, "v.py:V", ["gla", "attention"])
     assert g["train"] == grid["train"] and g["tasks"] == grid["tasks"]
-    assert g["models"] == [{"name": n, "d_model": 48, "n_heads": 4, "mlp": False} for n in ("v.py:V", "gla", "attention")]
+    assert g["models"] == [
+        {"name": n, "d_model": 48, "n_heads": 4, "mlp": False} for n in ("v.py:V", "gla", "attention")
+    ]
 
 
 def _row(accs: list[float], seeds: list[int] | None = None) -> dict:
@@ -65,8 +86,19 @@ def test_run_with_a_plugin_mixer(tmp_path):
     variant = tmp_path / "my_variant.py"
     shutil.copy(ROOT / "examples" / "my_variant.py", variant)
     out = tmp_path / "out"
-    args = ["run", str(ROOT / "examples" / "tiny.toml"), "--mixer", f"{variant}:GatedLinear", "--out", str(out),
-            "--device", "cpu", "--workers", "1", "--json"]
+    args = [
+        "run",
+        str(ROOT / "examples" / "tiny.toml"),
+        "--mixer",
+        f"{variant}:GatedLinear",
+        "--out",
+        str(out),
+        "--device",
+        "cpu",
+        "--workers",
+        "1",
+        "--json",
+    ]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     (row,) = json.loads(result.stdout)["overall"]

@@ -78,8 +78,14 @@ def _probe(device, dtype, dims):
 
 
 def _fake_op(candidates) -> Op:
-    return Op("fake", candidates + [("reference", _reference)], _probe, returns_state=False,
-              dims_of=lambda args: (args[0].shape[-1],), default_dims=(50,))
+    return Op(
+        "fake",
+        candidates + [("reference", _reference)],
+        _probe,
+        returns_state=False,
+        dims_of=lambda args: (args[0].shape[-1],),
+        default_dims=(50,),
+    )
 
 
 @pytest.fixture
@@ -104,9 +110,14 @@ def test_compare_measures_output_and_gradient_separately(register):
     assert dispatch.compare(op, _reference, args, kwargs) == (0.0, 0.0)
 
 
-@pytest.mark.parametrize("bad,why", [(_raises, "RuntimeError: kernel failed to compile"),
-                                     (_wrong_output, "disagrees with reference"),
-                                     (_wrong_grad, "disagrees with reference")])
+@pytest.mark.parametrize(
+    "bad,why",
+    [
+        (_raises, "RuntimeError: kernel failed to compile"),
+        (_wrong_output, "disagrees with reference"),
+        (_wrong_grad, "disagrees with reference"),
+    ],
+)
 def test_a_bad_candidate_is_skipped_for_the_next_good_one(register, bad, why):
     register([("bad", bad), ("good", _slightly_off)])
     name, fn, reasons = dispatch.select("fake", "cuda", torch.float32)
@@ -207,7 +218,11 @@ def test_cpu_gla_through_dispatch_matches_the_recurrence_by_hand():
 def test_cpu_sla_gate_through_dispatch_by_hand():
     gen = torch.Generator().manual_seed(0)
     src, x = torch.randn(2, 5, 12, generator=gen), torch.randn(2, 5, 3, 7, generator=gen)
-    w_down, w_up, b_up = torch.randn(4, 12, generator=gen), torch.randn(3, 4, generator=gen), torch.randn(3, generator=gen)
+    w_down, w_up, b_up = (
+        torch.randn(4, 12, generator=gen),
+        torch.randn(3, 4, generator=gen),
+        torch.randn(3, generator=gen),
+    )
     y, gates = kernels.sla_gate(src, x, w_down, w_up, b_up, 0.5)
     logits = torch.einsum("btc,rc,hr->bth", src.double(), w_down.double(), w_up.double()) + b_up.double()
     e = (logits / 0.5).exp()

@@ -26,7 +26,9 @@ class Fails(nn.Module):
 def test_events_in_order_then_resume(tmp_path, tiny_grid, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "fails.py").write_text(textwrap.dedent(FAILS))
-    name, specs = expand_grid(load_grid_file(str(tiny_grid(steps=3, seeds=(0,), models=("attention", "fails.py:Fails")))))
+    name, specs = expand_grid(
+        load_grid_file(str(tiny_grid(steps=3, seeds=(0,), models=("attention", "fails.py:Fails"))))
+    )
     out = tmp_path / "out"
     events = []
     result = execute(name, specs, out, device="cpu", workers=1, on_event=events.append)
@@ -35,13 +37,21 @@ def test_events_in_order_then_resume(tmp_path, tiny_grid, monkeypatch):
     assert planned == GridPlanned(name, out, runs=2, recorded=0, pending=2, corrupt=[], packed_without_mps=False)
     ok, failed = specs
     assert [(type(e), e.spec) for e in runs] == [
-        (RunStarted, ok), (RunProgress, ok), (RunProgress, ok), (RunProgress, ok), (RunFinished, ok),
-        (RunStarted, failed), (RunFailed, failed)]
+        (RunStarted, ok),
+        (RunProgress, ok),
+        (RunProgress, ok),
+        (RunProgress, ok),
+        (RunFinished, ok),
+        (RunStarted, failed),
+        (RunFailed, failed),
+    ]
     assert [e.done for e in runs if not isinstance(e, RunStarted)] == [1 / 3, 2 / 3, 1, 1, 2]
     assert [(e.step, e.total) for e in runs if isinstance(e, RunProgress)] == [(1, 3), (2, 3), (3, 3)]
     assert runs[-1].record["error"] == "RuntimeError: no" and runs[4].record["status"] == "ok"
     assert (result.ran, result.skipped) == (2, 0)
-    assert sorted(r["key"] for r in result.records) == sorted(load_records(out).records) == sorted(s.key() for s in specs)
+    assert (
+        sorted(r["key"] for r in result.records) == sorted(load_records(out).records) == sorted(s.key() for s in specs)
+    )
 
     again = []
     result = execute(name, specs, out, device="cpu", workers=1, on_event=again.append)

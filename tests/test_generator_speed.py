@@ -123,8 +123,9 @@ def test_generation_costs_under_2_percent_of_a_training_step_on_cuda():
     device = torch.device("cuda", torch.cuda.current_device())
     model = build_model("attention", vocab_size=8192, d_model=128, n_layers=2, n_heads=8).to(device)
     cfg = TrainSpec(dtype="bfloat16")
-    train_step = TrainStep(model, make_optimizer(model, cfg, device, capturable=False), cfg, device,
-                           torch.bfloat16, "eager")
+    train_step = TrainStep(
+        model, make_optimizer(model, cfg, device, capturable=False), cfg, device, torch.bfloat16, "eager"
+    )
     block = task.stream_block(256, device)
     batches = task.stream(256, gen, device)
 
@@ -139,6 +140,8 @@ def test_generation_costs_under_2_percent_of_a_training_step_on_cuda():
     single_ms = measure(lambda: task.sample(256, gen, device), device, memory=False).median_ms
     sample_ms = measure(one_block, device, memory=False).median_ms / block
     step_ms = measure(step, device, memory=False).median_ms
-    print(f"\nmqar B256 T256 K16: one sample call {single_ms:.3f} ms; per batch in blocks of {block} "
-          f"{sample_ms:.4f} ms; training step {step_ms:.3f} ms; ratio {sample_ms / step_ms:.4f}")
+    print(
+        f"\nmqar B256 T256 K16: one sample call {single_ms:.3f} ms; per batch in blocks of {block} "
+        f"{sample_ms:.4f} ms; training step {step_ms:.3f} ms; ratio {sample_ms / step_ms:.4f}"
+    )
     assert sample_ms / step_ms < 0.02

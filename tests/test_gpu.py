@@ -60,11 +60,18 @@ def test_gla_short_odd_shapes_and_strided_inputs(dtype):
     from slabench.kernels.gla.short import gla_short
 
     tol_out, tol_grad = TOL[dtype]
-    for B, T, H, Dk, Dv, decay in [(3, 37, 3, 8, 20, "channel"), (2, 250, 4, 16, 32, "head"), (2, 100, 2, 64, 64, "none"),
-                                   (4, 1024, 2, 4, 16, "channel")]:
+    for B, T, H, Dk, Dv, decay in [
+        (3, 37, 3, 8, 20, "channel"),
+        (2, 250, 4, 16, 32, "head"),
+        (2, 100, 2, 64, 64, "none"),
+        (4, 1024, 2, 4, 16, "channel"),
+    ]:
         h = torch.randn(B, T, H * (2 * Dk + Dv), device="cuda")
-        g = {"none": None, "head": F.logsigmoid(torch.randn(B, T, H, device="cuda") + 2),
-             "channel": F.logsigmoid(torch.randn(B, T, H, Dk, device="cuda") + 2) / 4}[decay]
+        g = {
+            "none": None,
+            "head": F.logsigmoid(torch.randn(B, T, H, device="cuda") + 2),
+            "channel": F.logsigmoid(torch.randn(B, T, H, Dk, device="cuda") + 2) / 4,
+        }[decay]
         do = torch.randn(B, T, H, Dv, device="cuda")
         outs = []
         for fn, dt in ((gla_short, dtype), (kernels.gla_chunk, torch.float64)):
@@ -79,12 +86,20 @@ def test_gla_short_odd_shapes_and_strided_inputs(dtype):
 
 
 # (B, T, H, Dk, Dv, decay scale): partial chunks, head dims 16 to 128, g = 0 (DeltaNet), long T
-DELTA_SHAPES = [(2, 63, 3, 20, 20, 1.0), (4, 256, 8, 16, 32, 1.0), (1, 1000, 2, 32, 64, 1.0), (2, 200, 2, 64, 64, 0.0),
-                (1, 130, 2, 128, 128, 1.0), (1, 4100, 1, 16, 16, 0.1)]
+DELTA_SHAPES = [
+    (2, 63, 3, 20, 20, 1.0),
+    (4, 256, 8, 16, 32, 1.0),
+    (1, 1000, 2, 32, 64, 1.0),
+    (2, 200, 2, 64, 64, 0.0),
+    (1, 130, 2, 128, 128, 1.0),
+    (1, 4100, 1, 16, 16, 0.1),
+]
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=["fp32", "bf16"])
-@pytest.mark.parametrize("B,T,H,Dk,Dv,decay", DELTA_SHAPES, ids=["B{}-T{}-H{}-Dk{}-Dv{}-g{}".format(*s) for s in DELTA_SHAPES])
+@pytest.mark.parametrize(
+    "B,T,H,Dk,Dv,decay", DELTA_SHAPES, ids=["B{}-T{}-H{}-Dk{}-Dv{}-g{}".format(*s) for s in DELTA_SHAPES]
+)
 def test_delta_rule_odd_shapes_and_head_dims(B, T, H, Dk, Dv, decay, dtype):
     """The compiled delta-rule kernel vs float64, on strided q, k, v (the split of one projection)."""
     from slabench.kernels.delta_rule.fused import delta_rule_fused
@@ -97,7 +112,10 @@ def test_delta_rule_odd_shapes_and_head_dims(B, T, H, Dk, Dv, decay, dtype):
     outs = []
     for fn, dt in ((delta_rule_fused, dtype), (kernels.delta_rule_chunk, torch.float64)):
         hh = h.to(dtype).to(dt).requires_grad_()  # the reference sees the same rounded inputs
-        gg, bb = g.to(torch.float32 if fn is delta_rule_fused else dt).requires_grad_(), beta.to(dtype).to(dt).requires_grad_()
+        gg, bb = (
+            g.to(torch.float32 if fn is delta_rule_fused else dt).requires_grad_(),
+            beta.to(dtype).to(dt).requires_grad_(),
+        )
         q, k, v = (x.reshape(B, T, H, -1) for x in hh.split([H * Dk, H * Dk, H * Dv], -1))  # strided views
         q, k = F.normalize(q, dim=-1), F.normalize(k, dim=-1)
         o, _ = fn(q, k, v, gg, bb)
@@ -119,8 +137,11 @@ def test_triton_sla_gate_odd_shapes(dtype):
     for H, D, R, C in [(1, 3, 1, None), (3, 20, 5, None), (8, 16, 8, 200), (12, 64, 8, None), (4, 8, 16, 33)]:
         same, C = C is None, C or H * D
         src, x = torch.randn(3, 37, C, device="cuda"), torch.randn(3, 37, H, D, device="cuda")
-        w = [torch.randn(R, C, device="cuda") / C**0.5, torch.randn(H, R, device="cuda") / R**0.5,
-             torch.randn(H, device="cuda")]
+        w = [
+            torch.randn(R, C, device="cuda") / C**0.5,
+            torch.randn(H, R, device="cuda") / R**0.5,
+            torch.randn(H, device="cuda"),
+        ]
         dy = torch.randn(3, 37, H, D, device="cuda")
         outs = []
         for f, dt in ((sla_gate_triton, dtype), (sla_gate_reference, torch.float64)):
@@ -174,7 +195,8 @@ def test_gla_trains_with_keys_4_wide():
 
     task = TaskSpec("mqar", (("num_kv_pairs", 4), ("seq_len", 64), ("vocab_size", 64)))
     model = ModelSpec("sla-gla", (("d_model", 64), ("n_heads", 8), ("n_layers", 2)))
-    record = train(RunSpec("t", task, model, TrainSpec(steps=20, eval_every=10, batch_size=32, dtype="bfloat16"), 0),
-                   "cuda")
+    record = train(
+        RunSpec("t", task, model, TrainSpec(steps=20, eval_every=10, batch_size=32, dtype="bfloat16"), 0), "cuda"
+    )
     assert record["status"] == "ok", record["error"]
     assert set(record["kernel_paths"]) == {"gla", "rms_norm_gated", "short_conv", "sla_gate"}

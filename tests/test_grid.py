@@ -40,7 +40,9 @@ def test_corrupt_record_is_reported_and_rerun(tmp_path, tiny_grid):
 
 def test_diverging_run_is_recorded_and_grid_completes(tmp_path, tiny_grid):
     grid, out = tiny_grid(steps=10, lr=1e30), tmp_path / "out"
-    result = CliRunner().invoke(main, ["run", str(grid), "--out", str(out), "--device", "cpu", "--workers", "1", "--json"])
+    result = CliRunner().invoke(
+        main, ["run", str(grid), "--out", str(out), "--device", "cpu", "--workers", "1", "--json"]
+    )
     assert result.exit_code == 0, result.output  # diverged is a result, not a failure
     records = load_records(out).records.values()
     assert len(records) == 3 and {r["status"] for r in records} == {"diverged"}
@@ -64,8 +66,20 @@ def test_bad_input_is_one_line_without_traceback(tmp_path):
 def test_sigkill_mid_grid_then_resume(tmp_path, tiny_grid):
     """A real SIGKILL of a running grid, then a rerun: exactly the expected records, no duplicates."""
     grid, out = tiny_grid(steps=150), tmp_path / "out"
-    cmd = [sys.executable, "-m", "slabench", "run", str(grid), "--out", str(out), "--device", "cpu", "--workers", "1",
-           "--quiet"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "slabench",
+        "run",
+        str(grid),
+        "--out",
+        str(out),
+        "--device",
+        "cpu",
+        "--workers",
+        "1",
+        "--quiet",
+    ]
     proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
     while time.time() < deadline and len(list(out.glob("records/*.json"))) < 1:

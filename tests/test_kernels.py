@@ -17,7 +17,10 @@ B, T, H, DK, DV = 2, 63, 3, 20, 12
 
 def inputs(decay: str, seed: int = 0) -> dict[str, torch.Tensor]:
     gen = torch.Generator().manual_seed(seed)
-    r = lambda *s: torch.randn(*s, generator=gen, dtype=torch.float64)
+
+    def r(*s):
+        return torch.randn(*s, generator=gen, dtype=torch.float64)
+
     x = {"q": r(B, T, H, DK), "k": r(B, T, H, DK), "v": r(B, T, H, DV)}
     if decay == "channel":
         x["g"] = F.logsigmoid(3 * r(B, T, H, DK))
@@ -73,10 +76,15 @@ def test_delta_rule_matches_fla_naive():
 
 def test_sla_gate_reference_gradcheck_and_sums_to_one():
     gen = torch.Generator().manual_seed(0)
-    r = lambda *s: torch.randn(*s, generator=gen, dtype=torch.float64, requires_grad=True)
+
+    def r(*s):
+        return torch.randn(*s, generator=gen, dtype=torch.float64, requires_grad=True)
+
     src, x, w_down, w_up, b_up = r(2, 5, 12), r(2, 5, 3, 7), r(2, 12), r(3, 2), r(3)
     assert torch.autograd.gradcheck(lambda *a: sla_gate_reference(*a, 0.7)[0], (src, x, w_down, w_up, b_up))
-    assert torch.autograd.gradcheck(lambda *a: sla_gate_reference(a[0], None, *a[1:], 0.7)[0], (src, w_down, w_up, b_up))
+    assert torch.autograd.gradcheck(
+        lambda *a: sla_gate_reference(a[0], None, *a[1:], 0.7)[0], (src, w_down, w_up, b_up)
+    )
     y, gates = sla_gate_reference(src, x, w_down, w_up, b_up, 0.7)
     torch.testing.assert_close(gates.sum(-1), torch.ones(2, 5, dtype=gates.dtype))
     torch.testing.assert_close(gates, torch.softmax((src @ w_down.T @ w_up.T + b_up) / 0.7, -1))

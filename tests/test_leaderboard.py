@@ -9,7 +9,8 @@ from click.testing import CliRunner
 from slabench.cli import main
 from slabench.config import ModelSpec, RunSpec, TaskSpec, TrainSpec
 from slabench.errors import SlabenchError
-from slabench.runners.leaderboard import aggregate, rank_rows, write_leaderboard
+from slabench.runners.leaderboard import aggregate, rank_rows
+from slabench.runners.leaderboard_files import write_leaderboard
 from slabench.runners.records import load_records, write_record
 
 TASK = TaskSpec("mqar", (("num_kv_pairs", 2), ("seq_len", 16), ("vocab_size", 32)))
@@ -19,8 +20,14 @@ ROOT = Path(__file__).resolve().parents[1]
 def row(name: str, accs: list[float], seeds: list[int] | None = None) -> dict:
     """A leaderboard row with per-seed accuracies (solve_at 0.9)."""
     seeds = list(range(len(accs))) if seeds is None else seeds
-    return {"model": name, "seeds": len(accs), "seed_ids": seeds, "seed_accs": accs, "acc": sum(accs) / len(accs),
-            "solve_rate": sum(a >= 0.9 for a in accs) / len(accs)}
+    return {
+        "model": name,
+        "seeds": len(accs),
+        "seed_ids": seeds,
+        "seed_accs": accs,
+        "acc": sum(accs) / len(accs),
+        "solve_rate": sum(a >= 0.9 for a in accs) / len(accs),
+    }
 
 
 def ranks(rows: list[dict], min_seeds: int = 2) -> list[tuple[str, int | None]]:
@@ -52,11 +59,18 @@ def test_a_wide_bimodal_row_never_ranks_above_a_tight_better_one():
     assert ranks([wide, tight]) == [("tight", 1), ("wide", 1)]  # 3 seeds cannot separate: a tie, listed below
     assert ranks([wide, tight], min_seeds=5) == [("tight", None), ("wide", None)]  # too few seeds: unranked
     # With 8 seeds, 2 of them solved, the test separates it (p = 8/256): strictly below.
-    tight8, wide8 = row("tight", [0.97, 0.975, 0.98, 0.97, 0.975, 0.98, 0.97, 0.975]), row("wide", [0.99] + [0.01] * 6 + [0.99])
+    tight8, wide8 = (
+        row("tight", [0.97, 0.975, 0.98, 0.97, 0.975, 0.98, 0.97, 0.975]),
+        row("wide", [0.99] + [0.01] * 6 + [0.99]),
+    )
     assert ranks([wide8, tight8]) == [("tight", 1), ("wide", 2)]
     # A row ranked below can never carry a better rank than one above it, whatever the spreads.
-    rows = [row(f"m{i}", accs) for i, accs in enumerate([[0.99, 0.01, 0.99, 0.01, 0.99, 0.01], [0.95] * 6,
-                                                         [0.9, 0.3, 0.8, 0.2, 0.6, 0.4], [0.02] * 6, [0.99] * 6])]
+    rows = [
+        row(f"m{i}", accs)
+        for i, accs in enumerate(
+            [[0.99, 0.01, 0.99, 0.01, 0.99, 0.01], [0.95] * 6, [0.9, 0.3, 0.8, 0.2, 0.6, 0.4], [0.02] * 6, [0.99] * 6]
+        )
+    ]
     got = [r["rank"] for r in rank_rows(rows, 2)]
     assert got == sorted(got)
 
@@ -69,10 +83,16 @@ def _record(model: str, lr: float, seed: int, val: float, test: float, status: s
     spec = RunSpec("g", TASK, ModelSpec(model, (("d_model", 16),)), TrainSpec(steps=1, lr=lr), seed)
     metrics = {} if status == "failed" else {"test_acc": test, "val_acc": val, "test_exact": test, "steps": 1}
     return {
-        "key": spec.key(), "spec": spec.to_dict(), "seed": seed, "status": status, "metrics": metrics,
-        "model": {"params": 10, "state_size": 4}, "error": "boom" if status != "ok" else None,
+        "key": spec.key(),
+        "spec": spec.to_dict(),
+        "seed": seed,
+        "status": status,
+        "metrics": metrics,
+        "model": {"params": 10, "state_size": 4},
+        "error": "boom" if status != "ok" else None,
         "timings": {"train_seconds": 1.0, "tokens_per_s": 100.0},
-        "environment": {"device": "cpu"}, "kernel_paths": {},
+        "environment": {"device": "cpu"},
+        "kernel_paths": {},
     }
 
 
@@ -101,8 +121,11 @@ def test_equal_validation_picks_the_smaller_lr_and_a_middle_choice_is_no_edge():
 
 
 def test_diverged_scores_zero_and_failed_is_excluded_but_listed():
-    records = [_record("a", 1e-3, 0, 0.8, 0.8), _record("a", 1e-3, 1, 0, 0, "diverged"),
-               _record("a", 1e-3, 2, 0, 0, "failed")]
+    records = [
+        _record("a", 1e-3, 0, 0.8, 0.8),
+        _record("a", 1e-3, 1, 0, 0, "diverged"),
+        _record("a", 1e-3, 2, 0, 0, "failed"),
+    ]
     row = aggregate(records)["tasks"][TASK.label()][0]
     assert row["acc"] == pytest.approx(0.4) and row["seeds"] == 2 and row["diverged"] == 1 and row["failed"] == 1
     assert row["seed_accs"] == [0.8, 0.0] and row["rank"] is None  # 2 seeds < min_seeds 5
@@ -152,11 +175,33 @@ def test_leaderboard_settings_come_from_the_records_and_must_agree():
 
 
 def test_quick_records_rebuild_with_bounded_intervals_monotone_ranks_and_plots(tmp_path):
-    result = CliRunner().invoke(main, ["leaderboard", str(ROOT / "leaderboards" / "records" / "quick"), "--out-dir",
-                                       str(tmp_path), "--name", "q", "--min-seeds", "3"])
+    result = CliRunner().invoke(
+        main,
+        [
+            "leaderboard",
+            str(ROOT / "leaderboards" / "records" / "quick"),
+            "--out-dir",
+            str(tmp_path),
+            "--name",
+            "q",
+            "--min-seeds",
+            "3",
+        ],
+    )
     assert result.exit_code == 0, result.output
     data = json.loads((tmp_path / "q.json").read_text())
-    keys = ("acc", "acc_lo", "acc_hi", "acc_median", "solved", "solve_rate", "solve_lo", "solve_hi", "seed_accs", "rank")
+    keys = (
+        "acc",
+        "acc_lo",
+        "acc_hi",
+        "acc_median",
+        "solved",
+        "solve_rate",
+        "solve_lo",
+        "solve_hi",
+        "seed_accs",
+        "rank",
+    )
     for rows in data["tasks"].values():
         for r in rows:
             assert all(k in r for k in keys)
@@ -167,7 +212,7 @@ def test_quick_records_rebuild_with_bounded_intervals_monotone_ranks_and_plots(t
         ranked = [r for r in rows if r["rank"] is not None]
         order = [(-r["solve_rate"], -r["acc"]) for r in ranked]
         assert order == sorted(order) and [r["rank"] for r in ranked] == sorted(r["rank"] for r in ranked)
-        assert rows[:len(ranked)] == ranked  # unranked cells (sla-gdn lost a run: 2 seeds) come last
+        assert rows[: len(ranked)] == ranked  # unranked cells (sla-gdn lost a run: 2 seeds) come last
     needle = next(rows for task, rows in data["tasks"].items() if task.startswith("needle"))
     linear, sla_retnet = (next(r for r in needle if r["mixer"] == m) for m in ("linear", "sla-retnet"))
     assert linear["rank"] <= sla_retnet["rank"] and needle.index(linear) < needle.index(sla_retnet)
@@ -205,9 +250,14 @@ def test_write_leaderboard_files(tmp_path):
 def test_committed_leaderboards_rebuild_byte_identical(tmp_path):
     """The committed leaderboards are exactly what their committed records give."""
     lb = ROOT / "leaderboards"
-    for records, committed, name in ((lb / "records" / "smoke", lb, "smoke"), (lb / "records" / "quick", lb, "quick"),
-                                     *((lb / "records" / "sla-report" / s, lb / "records" / "sla-report" / s,
-                                        f"report-{s}-full") for s in ("noise", "mqar", "heads"))):
+    for records, committed, name in (
+        (lb / "records" / "smoke", lb, "smoke"),
+        (lb / "records" / "quick", lb, "quick"),
+        *(
+            (lb / "records" / "sla-report" / s, lb / "records" / "sla-report" / s, f"report-{s}-full")
+            for s in ("noise", "mqar", "heads")
+        ),
+    ):
         result = CliRunner().invoke(main, ["leaderboard", str(records), "--out-dir", str(tmp_path), "--name", name])
         assert result.exit_code == 0, result.output
         for suffix in ("md", "json", "csv"):
@@ -220,11 +270,33 @@ def test_terminal_table_keeps_essential_columns_when_narrow(monkeypatch):
 
     from slabench.cli import render
 
-    rows = [{"rank": 1, "mixer": "sla-gla", "model": "sla-gla", "model_params": {"d_model": 128, "n_heads": 4},
-             "params": 207800, "state_size": 5600, "acc": 0.405, "acc_lo": 0.011, "acc_hi": 0.99, "acc_median": 0.2,
-             "seed_accs": [0.011, 0.2, 0.99], "solved": 1, "solve_lo": 0.06, "solve_hi": 0.79, "solve_step": None,
-             "exact": 0.306, "best_lr": 1e-3, "seeds": 3, "diverged": 0, "failed": 0, "steps": 1400,
-             "train_seconds": 5.0, "tokens_per_s": 4.7e6}]
+    rows = [
+        {
+            "rank": 1,
+            "mixer": "sla-gla",
+            "model": "sla-gla",
+            "model_params": {"d_model": 128, "n_heads": 4},
+            "params": 207800,
+            "state_size": 5600,
+            "acc": 0.405,
+            "acc_lo": 0.011,
+            "acc_hi": 0.99,
+            "acc_median": 0.2,
+            "seed_accs": [0.011, 0.2, 0.99],
+            "solved": 1,
+            "solve_lo": 0.06,
+            "solve_hi": 0.79,
+            "solve_step": None,
+            "exact": 0.306,
+            "best_lr": 1e-3,
+            "seeds": 3,
+            "diverged": 0,
+            "failed": 0,
+            "steps": 1400,
+            "train_seconds": 5.0,
+            "tokens_per_s": 4.7e6,
+        }
+    ]
     for width, columns in ((80, list(render.NARROW_COLUMNS)), (160, None)):
         console = Console(width=width, record=True)
         monkeypatch.setattr(render, "out_console", console)
@@ -236,18 +308,32 @@ def test_terminal_table_keeps_essential_columns_when_narrow(monkeypatch):
     assert len(table.columns) == 14
 
 
-@pytest.mark.parametrize("setting, message", [
-    ("solve_at = 0", "train: solve_at=0.0 must be in (0, 1]"),
-    ("solve_at = 1.5", "train: solve_at=1.5 must be in (0, 1]"),
-    ("min_seeds = 0", "train: min_seeds=0 must be >= 2"),
-    ("min_seeds = 1", "train: min_seeds=1 must be >= 2 (a rank needs a test, a test two seeds)"),
-])
+@pytest.mark.parametrize(
+    "setting, message",
+    [
+        ("solve_at = 0", "train: solve_at=0.0 must be in (0, 1]"),
+        ("solve_at = 1.5", "train: solve_at=1.5 must be in (0, 1]"),
+        ("min_seeds = 0", "train: min_seeds=0 must be >= 2"),
+        ("min_seeds = 1", "train: min_seeds=1 must be >= 2 (a rank needs a test, a test two seeds)"),
+    ],
+)
 def test_bad_leaderboard_settings_are_one_line_errors(tmp_path, setting, message):
     grid = tmp_path / "g.toml"
-    grid.write_text(f'name = "g"\n[train]\nsteps = 1\n{setting}\n[[tasks]]\nname = "mqar"\n[[models]]\nname = "attention"\n')
+    grid.write_text(
+        f'name = "g"\n[train]\nsteps = 1\n{setting}\n[[tasks]]\nname = "mqar"\n[[models]]\nname = "attention"\n'
+    )
     result = CliRunner().invoke(main, ["run", str(grid), "--out", str(tmp_path / "out"), "--device", "cpu"])
     assert result.exit_code == 2 and message in result.output and "Traceback" not in result.output, result.output
     assert len(result.output.strip().splitlines()) == 1
-    bad = CliRunner().invoke(main, ["leaderboard", str(ROOT / "leaderboards" / "records" / "smoke"), "--out-dir",
-                                    str(tmp_path), "--min-seeds", "1"])
+    bad = CliRunner().invoke(
+        main,
+        [
+            "leaderboard",
+            str(ROOT / "leaderboards" / "records" / "smoke"),
+            "--out-dir",
+            str(tmp_path),
+            "--min-seeds",
+            "1",
+        ],
+    )
     assert bad.exit_code == 2 and "min_seeds=1 must be >= 2" in bad.output

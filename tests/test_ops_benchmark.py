@@ -4,7 +4,8 @@ By default (`--benchmark-disable` in pyproject) each runs once as a plain test, 
 check of its result. As a speed regression check against a saved run:
 
     python -m pytest tests/test_ops_benchmark.py --benchmark-enable --benchmark-autosave
-    python -m pytest tests/test_ops_benchmark.py --benchmark-enable --benchmark-compare --benchmark-compare-fail=median:20%
+    python -m pytest tests/test_ops_benchmark.py --benchmark-enable --benchmark-compare \
+        --benchmark-compare-fail=median:20%
 
 Torch runs on one thread here: on a shared 2-core machine two OpenMP threads make timings of
 small ops swing by an order of magnitude. Each benchmark times forward and backward.
@@ -47,7 +48,10 @@ def _bench(benchmark, fn, xs):
 
 def test_bench_gla(benchmark):
     q, k, v, g = _inputs((B, T, H, D), (B, T, H, D), (B, T, H, D), (B, T, H, D))
-    fn = lambda q, k, v, g: kernels.gla(q, k, v, F.logsigmoid(g + 3))[0]  # [B, T, H, D]
+
+    def fn(q, k, v, g):
+        return kernels.gla(q, k, v, F.logsigmoid(g + 3))[0]  # [B, T, H, D]
+
     out, grads = _bench(benchmark, fn, [q, k, v, g])
     with torch.no_grad():
         ref = gla_recurrent(q.double(), k.double(), v.double(), F.logsigmoid(g.double() + 3), D**-0.5)[0]
@@ -59,20 +63,30 @@ def test_bench_delta_rule(benchmark):
     q, k, v, g, beta = _inputs((B, T, H, D), (B, T, H, D), (B, T, H, D), (B, T, H), (B, T, H))
 
     def fn(q, k, v, g, beta):
-        return kernels.delta_rule(F.normalize(q, dim=-1), F.normalize(k, dim=-1), v, F.logsigmoid(g + 3),
-                                  torch.sigmoid(beta))[0]
+        return kernels.delta_rule(
+            F.normalize(q, dim=-1), F.normalize(k, dim=-1), v, F.logsigmoid(g + 3), torch.sigmoid(beta)
+        )[0]
 
     out, grads = _bench(benchmark, fn, [q, k, v, g, beta])
     with torch.no_grad():
-        ref = delta_rule_recurrent(F.normalize(q.double(), dim=-1), F.normalize(k.double(), dim=-1), v.double(),
-                                   F.logsigmoid(g.double() + 3), torch.sigmoid(beta.double()), D**-0.5)[0]
+        ref = delta_rule_recurrent(
+            F.normalize(q.double(), dim=-1),
+            F.normalize(k.double(), dim=-1),
+            v.double(),
+            F.logsigmoid(g.double() + 3),
+            torch.sigmoid(beta.double()),
+            D**-0.5,
+        )[0]
     torch.testing.assert_close(out.double(), ref, rtol=1e-4, atol=1e-4)
     assert all(torch.isfinite(x).all() for x in grads)
 
 
 def test_bench_sla_gate(benchmark):
     src, x, w_down, w_up, b_up = _inputs((8, 512, H * D), (8, 512, H, D), (8, H * D), (H, 8), (H,))
-    fn = lambda *a: kernels.sla_gate(a[0], a[1], *a[2:], 0.7)[0]
+
+    def fn(*a):
+        return kernels.sla_gate(a[0], a[1], *a[2:], 0.7)[0]
+
     out, (_, _, _, _, db) = _bench(benchmark, fn, [src, x, w_down, w_up, b_up])
     with torch.no_grad():  # by hand in float64, not through the reference the CPU path runs
         s, xx, wd, wu, bu = (t.double() for t in (src, x, w_down, w_up, b_up))

@@ -71,12 +71,15 @@ def test_file_reference_builds_and_trains_a_step(plugin_file):
     assert model.blocks[0].mixer.proj.weight.grad is not None
 
 
-@pytest.mark.parametrize("cls, expected", [
-    ("WrongShape", "returned [2, 8, 3]; expected a tensor of the input's shape"),
-    ("NeedsWidth", "constructor NeedsWidth(d_model=32, n_heads=2) failed"),
-    ("Crashes", "forward(x [2, 8, 32]) failed: RuntimeError: boom"),
-    ("Missing", "defines no class 'Missing'; classes there: Crashes, Good, NeedsWidth, WrongShape"),
-])
+@pytest.mark.parametrize(
+    "cls, expected",
+    [
+        ("WrongShape", "returned [2, 8, 3]; expected a tensor of the input's shape"),
+        ("NeedsWidth", "constructor NeedsWidth(d_model=32, n_heads=2) failed"),
+        ("Crashes", "forward(x [2, 8, 32]) failed: RuntimeError: boom"),
+        ("Missing", "defines no class 'Missing'; classes there: Crashes, Good, NeedsWidth, WrongShape"),
+    ],
+)
 def test_bad_plugins_give_one_line_errors(plugin_file, cls, expected):
     assert expected in _one_line_error(f"{plugin_file}:{cls}")
 
@@ -86,7 +89,9 @@ def test_missing_file_module_and_broken_file(tmp_path):
     assert "module 'no_such_pkg_xyz.mod' cannot be imported" in _one_line_error("no_such_pkg_xyz.mod:X")
     broken = tmp_path / "broken.py"
     broken.write_text("import torch\nraise ImportError('needs a package\\nthat is missing')\n")
-    assert "importing" in _one_line_error(f"{broken}:X") and "ImportError: needs a package" in _one_line_error(f"{broken}:X")
+    assert "importing" in _one_line_error(f"{broken}:X") and "ImportError: needs a package" in _one_line_error(
+        f"{broken}:X"
+    )
 
 
 def test_sla_twin_only_for_linear_mixers(plugin_file):
@@ -124,8 +129,9 @@ def test_register_mixer(plugin_file, monkeypatch):
 def test_entry_point(plugin_file, monkeypatch, tmp_path):
     monkeypatch.syspath_prepend(str(plugin_file.parent))
     ep = importlib.metadata.EntryPoint(name="ep-good", value="my_mixers:Good", group=plugins.ENTRY_POINT_GROUP)
-    monkeypatch.setattr(importlib.metadata, "entry_points",
-                        lambda group=None: [ep] if group == plugins.ENTRY_POINT_GROUP else [])
+    monkeypatch.setattr(
+        importlib.metadata, "entry_points", lambda group=None: [ep] if group == plugins.ENTRY_POINT_GROUP else []
+    )
     model = build_model("ep-good", vocab_size=8, d_model=32, n_heads=2)
     assert type(model.mixers[0]).__name__ == "Good"
 

@@ -16,6 +16,7 @@ from slabench.tasks import IGNORE, build_task
 
 REAL_EVALUATE = train_mod.evaluate
 
+
 @pytest.fixture
 def one_thread():
     """Steps this small gain nothing from a second thread, and lose 5-10x to one on a busy
@@ -132,7 +133,7 @@ def test_evaluate_accuracy_exact_match_and_slices_by_hand(monkeypatch):
     evaluation (2 rows a pass) must not change them."""
     from slabench.tasks import Batch
 
-    I = IGNORE
+    I = IGNORE  # noqa: E741  (reads as the ignore marker in the label grid below)
     inputs = torch.tensor([[1, 2, 3, 4], [5, 6, 7, 8], [1, 1, 1, 1]])
     labels = torch.tensor([[I, 2, 9, I], [I, I, 7, 8], [1, I, I, I]])  # right: 1 of 2, 2 of 2, 1 of 1
     data = Batch(inputs, labels, {"k": torch.tensor([1, 2, 1])})
@@ -158,7 +159,10 @@ def _lrs(monkeypatch, **train_kw) -> list[float]:
 def test_learning_rate_schedules_by_hand(monkeypatch, one_thread):
     """progress = step / 10 before each step; warmup 10% ramps from 0; 'wsd' decays linearly to
     0 over the last 20%; 'cosine' follows half a cosine after warmup."""
-    approx = lambda xs: pytest.approx(xs, abs=1e-12)
+
+    def approx(xs):
+        return pytest.approx(xs, abs=1e-12)
+
     assert _lrs(monkeypatch, schedule="wsd") == approx([0.0] + [0.01] * 8 + [0.005])  # 0.9: 0.01 * 0.1 / 0.2
     assert _lrs(monkeypatch, schedule="constant") == approx([0.0] + [0.01] * 9)
     cosine = [0.0] + [0.005 * (1 + math.cos(math.pi * (s / 10 - 0.1) / 0.9)) for s in range(1, 10)]
@@ -174,10 +178,22 @@ def test_weight_decay_on_matrices_only():
     decayed = {names[id(p)] for g in opt.param_groups if g["weight_decay"] == 0.1 for p in g["params"]}
     plain = {names[id(p)] for g in opt.param_groups if g["weight_decay"] == 0.0 for p in g["params"]}
     assert decayed | plain == set(names.values()) and not decayed & plain
-    assert {"embed.weight", "head.weight", "blocks.0.mixer.qkv_proj.weight", "blocks.0.mixer.conv.conv.weight",
-            "blocks.0.mixer.q_gate.down.weight"} <= decayed
-    assert plain == {"blocks.0.norm1.weight", "blocks.0.norm2.weight", "norm.weight", "blocks.0.mixer.o_norm.weight",
-                     "blocks.0.mixer.gk_proj.1.bias", "blocks.0.mixer.q_gate.up.bias", "blocks.0.mixer.k_gate.up.bias"}
+    assert {
+        "embed.weight",
+        "head.weight",
+        "blocks.0.mixer.qkv_proj.weight",
+        "blocks.0.mixer.conv.conv.weight",
+        "blocks.0.mixer.q_gate.down.weight",
+    } <= decayed
+    assert plain == {
+        "blocks.0.norm1.weight",
+        "blocks.0.norm2.weight",
+        "norm.weight",
+        "blocks.0.mixer.o_norm.weight",
+        "blocks.0.mixer.gk_proj.1.bias",
+        "blocks.0.mixer.q_gate.up.bias",
+        "blocks.0.mixer.k_gate.up.bias",
+    }
 
 
 # --- SLA gate wiring, recomputed from the weights ---------------------------------------------------
@@ -196,8 +212,9 @@ def test_sla_linear_forward_by_hand(feature_map):
     result is causal linear attention. A gate wired to the wrong tensor changes the output."""
     torch.manual_seed(0)
     B, T, D, H = 2, 7, 12, 3
-    m = build_mixer("sla-linear", D, H, conv_size=0, output_norm="none", feature_map=feature_map, gate_rank=2,
-                    gate_temp=0.7).double()
+    m = build_mixer(
+        "sla-linear", D, H, conv_size=0, output_norm="none", feature_map=feature_map, gate_rank=2, gate_temp=0.7
+    ).double()
     with torch.no_grad():  # non-trivial gate biases, different for q and k
         m.q_gate.up.bias.copy_(torch.tensor([0.5, -1.0, 0.2]))
         m.k_gate.up.bias.copy_(torch.tensor([-0.3, 0.8, 0.0]))

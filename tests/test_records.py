@@ -111,8 +111,10 @@ def _specs(n: int):
 
     task = TaskSpec("mqar", (("num_kv_pairs", 2), ("seq_len", 16), ("vocab_size", 32)))
     model = ModelSpec("attention", (("d_model", 16), ("n_heads", 2), ("n_layers", 1)))
-    return [RunSpec("t", task, model, TrainSpec(steps=4, batch_size=4, eval_every=2, val_size=4, test_size=4), s)
-            for s in range(n)]
+    return [
+        RunSpec("t", task, model, TrainSpec(steps=4, batch_size=4, eval_every=2, val_size=4, test_size=4), s)
+        for s in range(n)
+    ]
 
 
 def test_plan_skips_recorded_runs_and_retries_only_failed_ones(tmp_path):
@@ -161,9 +163,11 @@ def test_committed_records_load_and_lack_only_what_the_schema_says():
     assert not loaded.corrupt and len(loaded.records) > 100
     lacking: Counter = Counter()
     for r in loaded.records.values():
-        parts = [("", r, RunRecord)] + [(p + ".", r[p], t) for p, t in
-                                        (("metrics", Metrics), ("model", ModelInfo), ("timings", Timings),
-                                         ("environment", Environment)) if p in r]
+        parts = [("", r, RunRecord)] + [
+            (p + ".", r[p], t)
+            for p, t in (("metrics", Metrics), ("model", ModelInfo), ("timings", Timings), ("environment", Environment))
+            if p in r
+        ]
         for prefix, d, schema in parts:
             every = schema.__required_keys__ | schema.__optional_keys__
             assert schema.__required_keys__ <= set(d) <= every, (r["key"], prefix)

@@ -64,7 +64,7 @@ def _record(acc: float, seed: int, status: str = "ok") -> dict:
 
 def test_cells_keep_every_seed_and_leave_failed_runs_out():
     records = [_record(0.70, 0), _record(0.72, 1), _record(0.0, 2, "failed"), _record(0.0, 3, "diverged")]
-    ((key, c),) = regression.cells(records).items()
+    ((_key, c),) = regression.cells(records).items()
     assert c["n"] == 3 and c["failed"] == 1 and c["seeds"] == [0, 1, 3] and c["accs"] == [0.70, 0.72, 0.0]
     assert c["mean"] == pytest.approx(1.42 / 3) and c["solve_at"] == 0.9
 
@@ -94,8 +94,18 @@ def test_regression_rule_on_hand_built_cells():
 def test_check_rows_missing_and_new():
     records = [_record(0.70, s) for s in range(5)]
     ((key, _),) = regression.cells(records).items()
-    base = {"cells": [{"task": key[0], "model": key[1], "mixer": "attention", "solve_at": 0.9, "seeds": list(range(5)),
-                       "accs": [0.75] * 5}]}
+    base = {
+        "cells": [
+            {
+                "task": key[0],
+                "model": key[1],
+                "mixer": "attention",
+                "solve_at": 0.9,
+                "seeds": list(range(5)),
+                "accs": [0.75] * 5,
+            }
+        ]
+    }
     (row,) = regression.check(records, base)
     assert row["verdict"] == "regressed" and row["p_below"] == 1 / 32 and row["delta"] == pytest.approx(-0.05)
     assert regression.failed([row])

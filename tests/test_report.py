@@ -11,14 +11,32 @@ from click.testing import CliRunner
 from slabench.cli import main
 from slabench.runners import report as rp
 
-SECTION_TITLES = ["## 1. Retrieval under noise", "## 2. MQAR recall", "## 3. Gain vs number of heads",
-                  "## 4. Gate dynamics", "## 5. Cost"]
+SECTION_TITLES = [
+    "## 1. Retrieval under noise",
+    "## 2. MQAR recall",
+    "## 3. Gain vs number of heads",
+    "## 4. Gate dynamics",
+    "## 5. Cost",
+]
 
 
 def test_tiny_report_end_to_end_and_from_records(tmp_path):
     out, md, speed = tmp_path / "runs", tmp_path / "lb" / "sla-report.md", tmp_path / "speed"
-    args = ["report", "sla", "--scale", "tiny", "--out", str(out), "--report", str(md), "--speed-dir", str(speed),
-            "--device", "cpu", "--quiet"]
+    args = [
+        "report",
+        "sla",
+        "--scale",
+        "tiny",
+        "--out",
+        str(out),
+        "--report",
+        str(md),
+        "--speed-dir",
+        str(speed),
+        "--device",
+        "cpu",
+        "--quiet",
+    ]
     result = CliRunner().invoke(main, args + ["--workers", "2"])
     assert result.exit_code == 0, result.output
     text = md.read_text()
@@ -62,8 +80,22 @@ def test_committed_report_regenerates_from_committed_records(tmp_path):
     root = Path(__file__).resolve().parent.parent
     committed = root / "leaderboards" / "sla-report.md"
     md = tmp_path / "sla-report.md"
-    result = CliRunner().invoke(main, ["report", "sla", "--from-records", "--scale", "full", "--quiet",
-                                       "--out", str(root / "leaderboards" / "records" / "sla-report"),
-                                       "--report", str(md), "--speed-dir", str(root / "leaderboards" / "speed")])
+    result = CliRunner().invoke(
+        main,
+        [
+            "report",
+            "sla",
+            "--from-records",
+            "--scale",
+            "full",
+            "--quiet",
+            "--out",
+            str(root / "leaderboards" / "records" / "sla-report"),
+            "--report",
+            str(md),
+            "--speed-dir",
+            str(root / "leaderboards" / "speed"),
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert md.read_text() == committed.read_text()

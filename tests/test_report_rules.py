@@ -63,12 +63,19 @@ def test_gates_verdict_rule():
 
 
 def sweep_summary(ratio: float, time_slope: float, memory_slope: float, base_time_slope: float = 1.0) -> dict:
-    return {"sla_overhead": [{"base": b, "mode": m, "shape": [1, t, 8, 16], "sweep": "length", "ratio": ratio * f}
-                             for b in ("gla", "gdn") for m in ("fwdbwd", "fwdbwd-graph") for t, f in ((256, 1.0), (4096, 1.0))],
-            "slopes": [{"mixer": x, "mode": "fwdbwd", "time": time_slope, "memory": memory_slope}
-                       for x in ("sla-gla", "sla-gdn")]
-                      + [{"mixer": x, "mode": "fwdbwd", "time": base_time_slope, "memory": 1.0} for x in ("gla", "gdn")]
-                      + [{"mixer": "attention", "mode": "fwdbwd", "time": 2.0, "memory": 2.0}]}
+    return {
+        "sla_overhead": [
+            {"base": b, "mode": m, "shape": [1, t, 8, 16], "sweep": "length", "ratio": ratio * f}
+            for b in ("gla", "gdn")
+            for m in ("fwdbwd", "fwdbwd-graph")
+            for t, f in ((256, 1.0), (4096, 1.0))
+        ],
+        "slopes": [
+            {"mixer": x, "mode": "fwdbwd", "time": time_slope, "memory": memory_slope} for x in ("sla-gla", "sla-gdn")
+        ]
+        + [{"mixer": x, "mode": "fwdbwd", "time": base_time_slope, "memory": 1.0} for x in ("gla", "gdn")]
+        + [{"mixer": "attention", "mode": "fwdbwd", "time": 2.0, "memory": 2.0}],
+    }
 
 
 def test_cost_verdict_rule(tmp_path):
@@ -86,9 +93,13 @@ def test_cost_verdict_rule(tmp_path):
     assert rp.cost_summary(sweep_summary(1.1, 1.0, 1.0))["mode"] == "fwdbwd-graph"
 
     # The section reads the latest sweep JSON (by its timestamp) and states its verdict.
-    for name, stamp, ratio in (("old.json", "2026-01-01T00:00:00+00:00", 3.0), ("new.json", "2026-02-01T00:00:00+00:00", 1.1)):
-        (tmp_path / name).write_text(json.dumps({"timestamp": stamp, "machine": {"device": "cuda"},
-                                                 "summary": sweep_summary(ratio, 1.0, 1.0)}))
+    for name, stamp, ratio in (
+        ("old.json", "2026-01-01T00:00:00+00:00", 3.0),
+        ("new.json", "2026-02-01T00:00:00+00:00", 1.1),
+    ):
+        (tmp_path / name).write_text(
+            json.dumps({"timestamp": stamp, "machine": {"device": "cuda"}, "summary": sweep_summary(ratio, 1.0, 1.0)})
+        )
     (tmp_path / "notes.json").write_text("{}")  # not a sweep: ignored
     lines, verdict = cost_section([], tmp_path)
     assert verdict == rp.SUPPORTED and "From `new.json`" in "\n".join(lines)

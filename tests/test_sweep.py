@@ -35,8 +35,21 @@ def one_thread():
 
 
 def test_cpu_sweep_writes_sane_files(tmp_path, one_thread):
-    args = ["sweep", "--device", "cpu", "--mixers", "attention,sla-gla", "--seq-lens", "32,64", "--tokens", "128",
-            "--repeats", "2", "--out", str(tmp_path)]
+    args = [
+        "sweep",
+        "--device",
+        "cpu",
+        "--mixers",
+        "attention,sla-gla",
+        "--seq-lens",
+        "32,64",
+        "--tokens",
+        "128",
+        "--repeats",
+        "2",
+        "--out",
+        str(tmp_path),
+    ]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     slug = timing.device_slug("cpu")
@@ -44,15 +57,18 @@ def test_cpu_sweep_writes_sane_files(tmp_path, one_thread):
     rows = data["rows"]
     assert len(rows) == 2 * 2 * 2  # mixers x lengths x modes, one row each
     assert {(r["mixer"], r["seq_len"], r["mode"]) for r in rows} == {
-        (m, t, mode) for m in ("attention", "sla-gla") for t in (32, 64) for mode in ("fwd", "fwdbwd")}
+        (m, t, mode) for m in ("attention", "sla-gla") for t in (32, 64) for mode in ("fwd", "fwdbwd")
+    }
     for r in rows:
         assert r["status"] == "ok" and r["batch"] == 128 // r["seq_len"]  # tokens per call held constant
         assert 0 < r["p20_ms"] <= r["median_ms"] <= r["p80_ms"]
         assert r["peak_mem_bytes"] is None  # not measurable per call on CPU: reported as n/a
         # each row names the paths its own case ran (none for attention: SDPA is no slabench op)
-        assert r["kernel_paths"] == ({} if r["mixer"] == "attention" else
-                                     {"gla": "reference", "rms_norm_gated": "reference", "short_conv": "reference",
-                                      "sla_gate": "reference"})
+        assert r["kernel_paths"] == (
+            {}
+            if r["mixer"] == "attention"
+            else {"gla": "reference", "rms_norm_gated": "reference", "short_conv": "reference", "sla_gate": "reference"}
+        )
     assert data["machine"]["kernel_paths"]["gla"] == "reference"
     with (tmp_path / f"{slug}.csv").open() as f:
         assert len(list(csv.DictReader(f))) == len(rows)
@@ -137,7 +153,7 @@ def test_default_targets_reproduce_the_committed_targets():
 def test_a_targets_file_against_hand_computed_ratios(tmp_path):
     result = json.loads(SPEED.with_suffix(".json").read_text())
     path = tmp_path / "mine.toml"
-    path.write_text('''
+    path.write_text("""
 [[target]]
 name = "every twin at the small shape, eager"
 quantity = "time-ratio"
@@ -155,23 +171,30 @@ baseline = "attention"
 mode = "fwdbwd-graph"
 min_seq_len = 16384
 below = 0.36
-''')
+""")
     ms = {(r["mixer"], r["mode"], r["batch"], r["seq_len"]): r["median_ms"] for r in result["rows"]}
-    twins = [ms[(f"sla-{x}", "fwdbwd", 64, 256)] / ms[(x, "fwdbwd", 64, 256)] for x in ("gdn", "gla", "linear", "retnet")]
-    long = [ms[("sla-gla", "fwdbwd-graph", 65536 // t, t)] / ms[("attention", "fwdbwd-graph", 65536 // t, t)]
-            for t in (16384, 65536)]
+    twins = [
+        ms[(f"sla-{x}", "fwdbwd", 64, 256)] / ms[(x, "fwdbwd", 64, 256)] for x in ("gdn", "gla", "linear", "retnet")
+    ]
+    long = [
+        ms[("sla-gla", "fwdbwd-graph", 65536 // t, t)] / ms[("attention", "fwdbwd-graph", 65536 // t, t)]
+        for t in (16384, 65536)
+    ]
     got = analyse(result, load_targets(path))["targets"]
     assert [t["value"] for t in got] == pytest.approx([max(twins), max(long)])
     assert [t["pass"] for t in got] == [max(twins) <= 1.4, max(long) < 0.36]
 
 
-@pytest.mark.parametrize("body, field", [
-    ('quantity = "speed"\nmode = "fwdbwd"\nat_most = 1', "quantity"),
-    ('quantity = "time-ratio"\nmode = "fwdbwd"\nat_most = 1', "baseline"),
-    ('quantity = "time-ratio"\nbaseline = "X"\nmode = "fwdbwd"\nmin_seq_len = 8\nat_most = 1', "mixer"),
-    ('quantity = "memory-slope"\nmode = "fwdbwd"\nat_most = 1\nbelow = 1', "at_most"),
-    ('quantity = "memory-slope"\nmode = "eager"\nat_most = 1', "mode"),
-])
+@pytest.mark.parametrize(
+    "body, field",
+    [
+        ('quantity = "speed"\nmode = "fwdbwd"\nat_most = 1', "quantity"),
+        ('quantity = "time-ratio"\nmode = "fwdbwd"\nat_most = 1', "baseline"),
+        ('quantity = "time-ratio"\nbaseline = "X"\nmode = "fwdbwd"\nmin_seq_len = 8\nat_most = 1', "mixer"),
+        ('quantity = "memory-slope"\nmode = "fwdbwd"\nat_most = 1\nbelow = 1', "at_most"),
+        ('quantity = "memory-slope"\nmode = "eager"\nat_most = 1', "mode"),
+    ],
+)
 def test_bad_targets_file_is_one_line_error(tmp_path, body, field):
     path = tmp_path / "bad.toml"
     path.write_text(f'[[target]]\nname = "t"\nmixer = "sla-gla"\n{body}\n')
@@ -184,8 +207,7 @@ def test_cuda_graph_path_needs_cuda():
     model = build_model("attention", vocab_size=16, d_model=16, n_layers=1, n_heads=2)
     cfg = TrainSpec()
     with pytest.raises(SlabenchError, match="train_path='cuda-graph' needs a CUDA device"):
-        TrainStep(model, make_optimizer(model, cfg, torch.device("cpu")), cfg, torch.device("cpu"), None,
-                  "cuda-graph")
+        TrainStep(model, make_optimizer(model, cfg, torch.device("cpu")), cfg, torch.device("cpu"), None, "cuda-graph")
 
 
 # --- CUDA ------------------------------------------------------------------------------------
@@ -206,8 +228,9 @@ def test_cuda_graph_step_matches_eager(name, autocast):
         torch.manual_seed(0)
         model = build_model(name, vocab_size=64, d_model=64, n_layers=2, n_heads=4).to(device)
         cfg = TrainSpec(batch_size=32, grad_clip=0.5)
-        step = TrainStep(model, make_optimizer(model, cfg, device, capturable=path == "cuda-graph"), cfg, device,
-                         autocast, path)
+        step = TrainStep(
+            model, make_optimizer(model, cfg, device, capturable=path == "cuda-graph"), cfg, device, autocast, path
+        )
         out = []
         for b, lr in zip(batches, lrs):
             step.set_lr(lr)
@@ -216,8 +239,9 @@ def test_cuda_graph_step_matches_eager(name, autocast):
         # The step leaves the model where eager training would: check one more eager forward.
         with torch.no_grad(), torch.autocast("cuda", dtype=autocast, enabled=autocast is not None):
             logits = model(batches[0].inputs)
-        losses[path].append(F.cross_entropy(logits.float().flatten(0, 1), batches[0].labels.flatten(),
-                                            ignore_index=IGNORE).item())
+        losses[path].append(
+            F.cross_entropy(logits.float().flatten(0, 1), batches[0].labels.flatten(), ignore_index=IGNORE).item()
+        )
     assert paths["cuda-graph"] == ("cuda-graph", None), paths["cuda-graph"]
     tol = 2e-3 if autocast is None else 2e-2
     assert losses["cuda-graph"] == pytest.approx(losses["eager"], rel=tol), losses
@@ -229,9 +253,13 @@ def test_train_records_cuda_graph_path():
     from slabench.config import ModelSpec, RunSpec, TaskSpec
     from slabench.runners.train import train
 
-    spec = RunSpec("t", TaskSpec("mqar", (("num_kv_pairs", 4), ("seq_len", 64), ("vocab_size", 64))),
-                   ModelSpec("sla-gla", (("d_model", 64), ("n_heads", 4))),
-                   TrainSpec(steps=30, batch_size=32, eval_every=10, val_size=64, test_size=64), 0)
+    spec = RunSpec(
+        "t",
+        TaskSpec("mqar", (("num_kv_pairs", 4), ("seq_len", 64), ("vocab_size", 64))),
+        ModelSpec("sla-gla", (("d_model", 64), ("n_heads", 4))),
+        TrainSpec(steps=30, batch_size=32, eval_every=10, val_size=64, test_size=64),
+        0,
+    )
     record = train(spec, "cuda")
     assert record["status"] == "ok" and record["train_path"] == "cuda-graph", record.get("train_path_fallback")
     assert math.isfinite(record["metrics"]["final_train_loss"])
@@ -240,8 +268,19 @@ def test_train_records_cuda_graph_path():
 @pytest.mark.cuda
 @needs_cuda
 def test_quick_gpu_sweep(tmp_path):
-    args = ["sweep", "--device", "cuda", "--quick", "--mixers", "attention,gla,sla-gla", "--train-step",
-            "--shape", "64,256,8,16", "--out", str(tmp_path)]
+    args = [
+        "sweep",
+        "--device",
+        "cuda",
+        "--quick",
+        "--mixers",
+        "attention,gla,sla-gla",
+        "--train-step",
+        "--shape",
+        "64,256,8,16",
+        "--out",
+        str(tmp_path),
+    ]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     data = json.loads((tmp_path / f"{timing.device_slug('cuda')}.json").read_text())
@@ -262,7 +301,7 @@ def test_profile_lists_a_mixers_ops_and_rejects_bad_input():
     """`slabench profile` on CPU: the aten ops of one sla-gla fwd+bwd, with counts and times."""
     result = CliRunner().invoke(main, ["profile", "sla-gla", "--shape", "2,16,2,4", "--device", "cpu", "--json"])
     assert result.exit_code == 0, result.output
-    data = json.loads(result.output[result.output.index("{"):])
+    data = json.loads(result.output[result.output.index("{") :])
     names = {k["name"] for k in data["kernels"]}
     assert {"aten::mm", "aten::softmax"} <= names or {"aten::mm", "aten::_softmax"} <= names, names
     assert data["kernels_per_call"] >= len(data["kernels"]) and data["device_us_per_call"] > 0

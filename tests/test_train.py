@@ -31,8 +31,12 @@ def test_attention_learns_tiny_mqar():
 
 def test_sla_run_records_kernel_paths_and_gate_diagnostics():
     record = train(_spec("sla-gla", 20), "cpu")
-    assert record["kernel_paths"] == {"gla": "reference", "rms_norm_gated": "reference", "short_conv": "reference",
-                                      "sla_gate": "reference"}
+    assert record["kernel_paths"] == {
+        "gla": "reference",
+        "rms_norm_gated": "reference",
+        "short_conv": "reference",
+        "sla_gate": "reference",
+    }
     last = record["metrics"]["curve"][-1]
     assert 0 <= last["layer0/gate_entropy"] <= 1 and 0.5 <= last["layer0/gate_max"] <= 1  # H = 2
 
@@ -43,8 +47,13 @@ def test_train_test_overlap_matches_a_brute_force_count():
     from slabench.runners.train import TEST_SEED, _generator
 
     task = TaskSpec("ar", (("num_kv_pairs", 1), ("seq_len", 4), ("vocab_size", 8)))
-    spec = RunSpec("t", task, ModelSpec("attention", (("d_model", 16), ("n_heads", 2), ("n_layers", 1))),
-                   TrainSpec(steps=6, batch_size=2, eval_every=4, val_size=8, test_size=16), 0)
+    spec = RunSpec(
+        "t",
+        task,
+        ModelSpec("attention", (("d_model", 16), ("n_heads", 2), ("n_layers", 1))),
+        TrainSpec(steps=6, batch_size=2, eval_every=4, val_size=8, test_size=16),
+        0,
+    )
     record = train(spec, "cpu")
     t = task.build()
     stream = t.stream(2, _generator(0, torch.device("cpu")), "cpu")
@@ -62,13 +71,23 @@ def _fits(d: dict, schema: type) -> bool:
 def test_record_has_exactly_the_schemas_keys():
     """What `train` writes and what slabench.record documents are the same keys, part by part."""
     torch.set_num_threads(1)
-    spec = RunSpec("t", TaskSpec("mqar", (("num_kv_pairs", 2), ("seq_len", 16), ("vocab_size", 32))),
-                   ModelSpec("sla-gla", (("d_model", 16), ("n_heads", 2), ("n_layers", 1))),
-                   TrainSpec(steps=4, batch_size=8, eval_every=2, val_size=16, test_size=16), 0)
+    spec = RunSpec(
+        "t",
+        TaskSpec("mqar", (("num_kv_pairs", 2), ("seq_len", 16), ("vocab_size", 32))),
+        ModelSpec("sla-gla", (("d_model", 16), ("n_heads", 2), ("n_layers", 1))),
+        TrainSpec(steps=4, batch_size=8, eval_every=2, val_size=16, test_size=16),
+        0,
+    )
     record = train(spec, "cpu")
     assert record["schema"] == SCHEMA_VERSION and set(record) == set(RunRecord.__annotations__) - {"traceback"}
-    for part, schema in (("metrics", Metrics), ("model", ModelInfo), ("timings", Timings), ("environment", Environment)):
+    for part, schema in (
+        ("metrics", Metrics),
+        ("model", ModelInfo),
+        ("timings", Timings),
+        ("environment", Environment),
+    ):
         assert set(record[part]) == set(schema.__required_keys__ | schema.__optional_keys__), part
     point = record["metrics"]["curve"][0]
-    assert set(CurvePoint.__optional_keys__) <= set(point) and all(isinstance(v, float) for k, v in point.items()
-                                                                   if k != "step")
+    assert set(CurvePoint.__optional_keys__) <= set(point) and all(
+        isinstance(v, float) for k, v in point.items() if k != "step"
+    )

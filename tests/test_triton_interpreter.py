@@ -46,9 +46,12 @@ def errors(B, T, H, Dk, Dv, decay, strided) -> dict[str, float]:
 
     gen = torch.Generator().manual_seed(0)
     h = torch.randn(B, T, H * (2 * Dk + Dv), generator=gen, dtype=torch.float64)  # one projection
-    g = {"none": None, "head": F.logsigmoid(torch.randn(B, T, H, generator=gen, dtype=torch.float64) + 2),
-         "channel": F.logsigmoid(torch.randn(B, T, H, Dk, generator=gen, dtype=torch.float64) + 1),
-         "channel-strong": 3 * F.logsigmoid(10 * torch.randn(B, T, H, Dk, generator=gen, dtype=torch.float64))}[decay]
+    g = {
+        "none": None,
+        "head": F.logsigmoid(torch.randn(B, T, H, generator=gen, dtype=torch.float64) + 2),
+        "channel": F.logsigmoid(torch.randn(B, T, H, Dk, generator=gen, dtype=torch.float64) + 1),
+        "channel-strong": 3 * F.logsigmoid(10 * torch.randn(B, T, H, Dk, generator=gen, dtype=torch.float64)),
+    }[decay]
     do = torch.randn(B, T, H, Dv, generator=gen, dtype=torch.float64)
 
     def run(fn, dtype):
@@ -94,8 +97,11 @@ def delta_errors(B, T, H, Dk, Dv, decay, strided) -> dict[str, float]:
         return [o, state, *torch.autograd.grad(o, leaves, do.to(dtype))]
 
     names = ["o", "state", "dqkv", "dg", "dbeta"]
-    return {n: rel_rms(a, b) for n, a, b in zip(names, run(delta_rule_fused, torch.float32), run(delta_rule_recurrent, torch.float64))
-            if b.norm() > 0}
+    return {
+        n: rel_rms(a, b)
+        for n, a, b in zip(names, run(delta_rule_fused, torch.float32), run(delta_rule_recurrent, torch.float64))
+        if b.norm() > 0
+    }
 
 
 # (B, T, H, D, R, C): C None gates src itself (x is None, C = H * D), else x is separate
@@ -113,7 +119,10 @@ def sla_gate_errors(B, T, H, D, R, C) -> dict[str, float]:
 
     same, C = C is None, C or H * D
     gen = torch.Generator().manual_seed(0)
-    r = lambda *s: torch.randn(*s, generator=gen, dtype=torch.float64)
+
+    def r(*s):
+        return torch.randn(*s, generator=gen, dtype=torch.float64)
+
     h, hx, w_down, w_up, b_up = r(B, T, 2 * C + 5), r(B, T, H * D + 3), r(R, C) / C**0.5, r(H, R) / R**0.5, r(H)
     dy = r(B, T, H, D)
 
@@ -125,8 +134,11 @@ def sla_gate_errors(B, T, H, D, R, C) -> dict[str, float]:
         return [y, gates, *torch.autograd.grad((y * dy.to(dtype)).sum() + gates[..., 0].sum(), leaves)]
 
     names = ["y", "gates", "dsrc"] + ([] if same else ["dx"]) + ["dw_down", "dw_up", "db_up"]
-    return {n: rel_rms(a, b) for n, a, b in zip(names, run(sla_gate_triton, torch.float32), run(sla_gate_reference, torch.float64))
-            if b.norm() > 0}  # one head: the gates are constant and the weights get no gradient
+    return {
+        n: rel_rms(a, b)
+        for n, a, b in zip(names, run(sla_gate_triton, torch.float32), run(sla_gate_reference, torch.float64))
+        if b.norm() > 0
+    }  # one head: the gates are constant and the weights get no gradient
 
 
 def test_project_triton_kernels_match_float64_references_in_interpreter():
@@ -156,7 +168,9 @@ def _compile_for_hopper(kernel, pointers: dict[str, str], floats: set[str], meta
     from triton.compiler import ASTSource
 
     sig = {a: "constexpr" if a in meta else pointers.get(a, "fp32" if a in floats else "i32") for a in kernel.arg_names}
-    return triton.compile(ASTSource(kernel, sig, meta), target=GPUTarget("cuda", 90, 32), options={"num_warps": num_warps})
+    return triton.compile(
+        ASTSource(kernel, sig, meta), target=GPUTarget("cuda", 90, 32), options={"num_warps": num_warps}
+    )
 
 
 @pytest.mark.parametrize("Dk,Dv,g_mode", [(8, 16, 2), (16, 32, 1), (64, 64, 0)])
@@ -166,13 +180,22 @@ def test_project_triton_kernels_compile_for_hopper(Dk, Dv, g_mode):
     from slabench.kernels.gla import short
     from slabench.kernels.sla_gate.fused import _sla_gate_bwd, _sla_gate_fwd, blocks
 
-    meta = {"Dk": Dk, "Dv": Dv, "BK": max(16, triton.next_power_of_2(Dk)), "BV": max(16, triton.next_power_of_2(Dv)),
-            "CS": short.C, "G_MODE": g_mode}
+    meta = {
+        "Dk": Dk,
+        "Dv": Dv,
+        "BK": max(16, triton.next_power_of_2(Dk)),
+        "BV": max(16, triton.next_power_of_2(Dv)),
+        "CS": short.C,
+        "G_MODE": g_mode,
+    }
     bf16 = {a: "*bf16" for a in ("q", "k", "v", "o", "do", "dq", "dk", "dv", "src", "x", "y", "dy", "dx", "dsrc")}
     fp32 = {a: "*fp32" for a in ("g", "ht", "dq32", "dg", "wd", "wu", "bu", "gates", "dgates", "dw")}
     pointers = {**bf16, **fp32}
-    kernels = [(short._gla_fwd, {**meta, "STORE_STATE": True}, pointers), (short._gla_bwd_dq, meta, pointers),
-               (short._gla_bwd_dkv, meta, pointers)]
+    kernels = [
+        (short._gla_fwd, {**meta, "STORE_STATE": True}, pointers),
+        (short._gla_bwd_dq, meta, pointers),
+        (short._gla_bwd_dkv, meta, pointers),
+    ]
     # The SLA gate at some (H, D): bf16 reading a separate x (C = 3 Dk), float32 (ieee products) gating src itself.
     H, D, R = Dk // 4, Dv, 8
     all_fp32 = {a: "*fp32" for a in pointers}
@@ -197,13 +220,25 @@ def test_delta_rule_kernels_compile_for_hopper(Dk, Dv, dtype):
     walk = {**meta, "BV": min(meta["BV"], fused.DeltaRuleConfig().walk_block)}  # the two walks take value blocks
     pointers = {a: f"*{dtype}" for a in ("q", "k", "v", "beta", "o", "do", "dq", "dk", "dv", "dbeta")}
     pointers |= {a: "*fp32" for a in ("g", "tinv", "u", "uv", "vn", "w", "h", "ht", "dvn", "dhl", "dh", "dg")}
-    for kernel, kmeta in ((fused._prepare, meta), (fused._forward, {**walk, "STORE_STATE": True}),
-                          (fused._output, meta), (fused._backward_local, meta),
-                          (fused._backward_state, walk), (fused._backward_chunk, meta)):
+    for kernel, kmeta in (
+        (fused._prepare, meta),
+        (fused._forward, {**walk, "STORE_STATE": True}),
+        (fused._output, meta),
+        (fused._backward_local, meta),
+        (fused._backward_state, walk),
+        (fused._backward_chunk, meta),
+    ):
         compiled = _compile_for_hopper(kernel, pointers, {"scale"}, kmeta)
         assert ".entry" in compiled.asm["ptx"] and compiled.asm["cubin"], kernel.__name__
 
 
 if __name__ == "__main__":
-    print(json.dumps({"gla": [errors(*case) for case in CASES], "delta_rule": [delta_errors(*c) for c in DELTA_CASES],
-                      "sla_gate": [sla_gate_errors(*c) for c in GATE_CASES]}))
+    print(
+        json.dumps(
+            {
+                "gla": [errors(*case) for case in CASES],
+                "delta_rule": [delta_errors(*c) for c in DELTA_CASES],
+                "sla_gate": [sla_gate_errors(*c) for c in GATE_CASES],
+            }
+        )
+    )

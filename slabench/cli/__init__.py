@@ -30,6 +30,18 @@ def main() -> None:
     """Benchmark sequence-mixing mechanisms on synthetic recall tasks."""
 
 
-for command in (catalog.tasks, catalog.models, catalog.train_options, catalog.show, grid.run, grid.leaderboard,
-                grid.ci, compare.compare, kernels.doctor, kernels.sweep, kernels.profile, report.report):
+for command in (
+    catalog.tasks,
+    catalog.models,
+    catalog.train_options,
+    catalog.show,
+    grid.run,
+    grid.leaderboard,
+    grid.ci,
+    compare.compare,
+    kernels.doctor,
+    kernels.sweep,
+    kernels.profile,
+    report.report,
+):
     main.add_command(command)

@@ -12,8 +12,14 @@ from slabench.errors import SlabenchError
 
 
 def _params_json(rows: list[tuple[str, list]]) -> str:
-    return json.dumps({name: {p.name: {"type": p.describe_type(), "default": p.default, "help": p.help} for p in params}
-                       for name, params in rows}, indent=1, default=str)
+    return json.dumps(
+        {
+            name: {p.name: {"type": p.describe_type(), "default": p.default, "help": p.help} for p in params}
+            for name, params in rows
+        },
+        indent=1,
+        default=str,
+    )
 
 
 @click.command()

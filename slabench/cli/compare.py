@@ -25,16 +25,28 @@ def _variant_digest(variant: str) -> str:
 
 @click.command()
 @grid_file_argument()
-@click.option("--mixer", "variant", required=True,
-              help="the variant: path/to/file.py:Class, pkg.mod:Class, a registered name, or sla-<any of those>")
+@click.option(
+    "--mixer",
+    "variant",
+    required=True,
+    help="the variant: path/to/file.py:Class, pkg.mod:Class, a registered name, or sla-<any of those>",
+)
 @click.option("--against", required=True, help="comma-separated baseline mixers, e.g. gla,sla-gla,attention")
 @click.option("--preset", help="a shipped grid whose tasks and train settings to use (default: quick)")
 @out_option("records and compare.md/.json/.png (default runs/compare/<class>-<hash of its file>)")
 @device_option()
 @workers_option()
 @quiet_option("only the tables")
-def compare(grid_file: str | None, variant: str, against: str, preset: str | None, out: str | None, device: str,
-            workers: int, quiet: bool) -> None:
+def compare(
+    grid_file: str | None,
+    variant: str,
+    against: str,
+    preset: str | None,
+    out: str | None,
+    device: str,
+    workers: int,
+    quiet: bool,
+) -> None:
     """Compare a mixer with baselines on a grid's tasks, budgets and seeds (GRID_FILE or --preset).
 
     Models are replaced by the variant and the baselines at the backbone of the grid's first model.
@@ -53,7 +65,9 @@ def compare(grid_file: str | None, variant: str, against: str, preset: str | Non
     summary, paths = write_compare(records, variant, baselines, out_dir)
     for t in summary["tasks"]:
         render.print_tables(*render.compare_tables(t))
-    totals = "; ".join(f"vs {b}: {t['win']} win / {t['tie']} tie / {t['loss']} loss" for b, t in summary["totals"].items())
+    totals = "; ".join(
+        f"vs {b}: {t['win']} win / {t['tie']} tie / {t['loss']} loss" for b, t in summary["totals"].items()
+    )
     click.echo(totals)
     click.echo(f"compare: {paths['md']}")
     failed = [f for f in summary["failures"] if f["status"] == "failed"]

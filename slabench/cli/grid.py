@@ -25,9 +25,18 @@ from slabench.config import RunSpec
 from slabench.errors import SlabenchError
 
 
-def run_pending(name: str, specs: list[RunSpec], out_dir: Path, device: str, workers: int, quiet: bool,
-                backend: str = "local", retry_failed: bool = False,
-                outputs: Any = None, fold: int | str = 1) -> tuple[list[dict[str, Any]], int, int]:
+def run_pending(
+    name: str,
+    specs: list[RunSpec],
+    out_dir: Path,
+    device: str,
+    workers: int,
+    quiet: bool,
+    backend: str = "local",
+    retry_failed: bool = False,
+    outputs: Any = None,
+    fold: int | str = 1,
+) -> tuple[list[dict[str, Any]], int, int]:
     """Run the specs not yet recorded under out_dir, with a progress bar and one line per
     finished run unless quiet; return (the records of all of `specs`, runs done now, runs skipped).
     Ctrl-C exits 130 with a line on how to resume."""
@@ -37,8 +46,9 @@ def run_pending(name: str, specs: list[RunSpec], out_dir: Path, device: str, wor
         with closing(render.GridView(quiet)) as view:
             result = execute(name, specs, out_dir, device, workers, backend, retry_failed, outputs, fold, on_event=view)
     except KeyboardInterrupt:
-        render.console.print(f"[yellow]interrupted: finished runs are recorded under {out_dir}; "
-                             "rerun the same command to resume[/]")
+        render.console.print(
+            f"[yellow]interrupted: finished runs are recorded under {out_dir}; rerun the same command to resume[/]"
+        )
         sys.exit(130)
     return result.records, result.ran, result.skipped
 
@@ -47,31 +57,63 @@ def run_pending(name: str, specs: list[RunSpec], out_dir: Path, device: str, wor
 @grid_file_argument()
 @click.option("--preset", help="a shipped grid: smoke, ci, quick, paper")
 @out_option("records and the leaderboard <name>.md/.csv/.json (default runs/<name>/)")
-@click.option("--leaderboard-dir", type=click.Path(file_okay=False),
-              help="also write the leaderboard here (e.g. leaderboards/ to regenerate a committed one)")
+@click.option(
+    "--leaderboard-dir",
+    type=click.Path(file_okay=False),
+    help="also write the leaderboard here (e.g. leaderboards/ to regenerate a committed one)",
+)
 @click.option("--backend", type=click.Choice(["local", "ray"]), default="local", show_default=True)
 @device_option()
 @workers_option()
 @retry_failed_option()
-@click.option("--fold", help="train runs differing only in seed and lr as one model, N a model: an int >= 1 or auto "
-                             "(the grid's [train] fold, else 1; docs/batched.md)")
+@click.option(
+    "--fold",
+    help="train runs differing only in seed and lr as one model, N a model: an int >= 1 or auto "
+    "(the grid's [train] fold, else 1; docs/batched.md)",
+)
 @quiet_option("no progress output")
 @json_option("print a JSON summary on stdout")
-@click.option("--dry-run", is_flag=True, help="print the plan (runs to do, already recorded, estimated time); train nothing")
-@click.option("--log-dir", type=click.Path(file_okay=False),
-              help="TensorBoard logs, one subfolder per run (<key>): loss, lr, validation accuracy, diagnostics "
-                   "(extra: pip install 'slabench[tb]')")
-@click.option("--save-checkpoints", is_flag=True, help="save each run's best-validation weights as <out>/checkpoints/<key>.pt")
-@click.option("--mixer", "mixers", multiple=True,
-              help="replace the grid's models by this mixer (repeatable; e.g. path/to/file.py:Class) at its first "
-                   "model's backbone")
-def run(grid_file: str | None, preset: str | None, out: str | None, leaderboard_dir: str | None, backend: str,
-        device: str, workers: int, retry_failed: bool, fold: str | None, quiet: bool, as_json: bool, dry_run: bool,
-        log_dir: str | None, save_checkpoints: bool, mixers: tuple[str, ...]) -> None:
+@click.option(
+    "--dry-run", is_flag=True, help="print the plan (runs to do, already recorded, estimated time); train nothing"
+)
+@click.option(
+    "--log-dir",
+    type=click.Path(file_okay=False),
+    help="TensorBoard logs, one subfolder per run (<key>): loss, lr, validation accuracy, diagnostics "
+    "(extra: pip install 'slabench[tb]')",
+)
+@click.option(
+    "--save-checkpoints", is_flag=True, help="save each run's best-validation weights as <out>/checkpoints/<key>.pt"
+)
+@click.option(
+    "--mixer",
+    "mixers",
+    multiple=True,
+    help="replace the grid's models by this mixer (repeatable; e.g. path/to/file.py:Class) at its first "
+    "model's backbone",
+)
+def run(
+    grid_file: str | None,
+    preset: str | None,
+    out: str | None,
+    leaderboard_dir: str | None,
+    backend: str,
+    device: str,
+    workers: int,
+    retry_failed: bool,
+    fold: str | None,
+    quiet: bool,
+    as_json: bool,
+    dry_run: bool,
+    log_dir: str | None,
+    save_checkpoints: bool,
+    mixers: tuple[str, ...],
+) -> None:
     """Run a grid (GRID_FILE or --preset), resuming from existing records, and rank the results."""
     from slabench.config import check_fold, expand_grid, grid_fold, load_grid_file, load_preset
     from slabench.runners.grid import resolve_device
-    from slabench.runners.leaderboard import aggregate, write_leaderboard
+    from slabench.runners.leaderboard import aggregate
+    from slabench.runners.leaderboard_files import write_leaderboard
 
     device = resolve_device(device)  # fail on a bad --device before anything is printed or run
     if (grid_file is None) == (preset is None):
@@ -92,17 +134,31 @@ def run(grid_file: str | None, preset: str | None, out: str | None, leaderboard_
     if log_dir is not None:
         check_tensorboard()  # fail here, not in every run
     outputs = RunOutputs(log_dir, str(out_dir / "checkpoints") if save_checkpoints else None)
-    records, ran, skipped = run_pending(name, specs, out_dir, device, workers, quiet or as_json, backend,
-                                        retry_failed, outputs, fold)
+    records, ran, skipped = run_pending(
+        name, specs, out_dir, device, workers, quiet or as_json, backend, retry_failed, outputs, fold
+    )
     board = aggregate(records)
     paths = write_leaderboard(board, out_dir, name)
     if leaderboard_dir is not None:
         paths = write_leaderboard(board, Path(leaderboard_dir), name)
     failed = [f for f in board["failures"] if f["status"] == "failed"]
     if as_json:
-        click.echo(json.dumps({"name": name, "out": str(out_dir), "runs": len(specs), "skipped": skipped,
-                               "ran": ran, "failed": failed, "leaderboard": {k: str(v) for k, v in paths.items()},
-                               "overall": board["overall"]}, indent=1, default=str))
+        click.echo(
+            json.dumps(
+                {
+                    "name": name,
+                    "out": str(out_dir),
+                    "runs": len(specs),
+                    "skipped": skipped,
+                    "ran": ran,
+                    "failed": failed,
+                    "leaderboard": {k: str(v) for k, v in paths.items()},
+                    "overall": board["overall"],
+                },
+                indent=1,
+                default=str,
+            )
+        )
     elif not quiet:
         render.print_board(board)
         click.echo(f"leaderboard: {paths['md']}")
@@ -111,8 +167,9 @@ def run(grid_file: str | None, preset: str | None, out: str | None, leaderboard_
         sys.exit(1)
 
 
-def _print_plan(name: str, specs: list[RunSpec], out_dir: Path, device: str, workers: int, retry_failed: bool,
-                as_json: bool) -> None:
+def _print_plan(
+    name: str, specs: list[RunSpec], out_dir: Path, device: str, workers: int, retry_failed: bool, as_json: bool
+) -> None:
     """`run --dry-run`: what would run, what is recorded, and how long the rest should take."""
     from slabench.runners.execute import estimate
 
@@ -120,9 +177,21 @@ def _print_plan(name: str, specs: list[RunSpec], out_dir: Path, device: str, wor
     if not as_json:
         render.print_estimate(plan)
         return
-    click.echo(json.dumps({"name": name, "out": str(out_dir), "runs": plan.runs, "recorded": plan.recorded,
-                           "pending": [s.to_dict() | {"key": s.key()} for s in plan.pending], "workers": plan.workers,
-                           "estimated_seconds": plan.seconds}, indent=1, default=str))
+    click.echo(
+        json.dumps(
+            {
+                "name": name,
+                "out": str(out_dir),
+                "runs": plan.runs,
+                "recorded": plan.recorded,
+                "pending": [s.to_dict() | {"key": s.key()} for s in plan.pending],
+                "workers": plan.workers,
+                "estimated_seconds": plan.seconds,
+            },
+            indent=1,
+            default=str,
+        )
+    )
 
 
 @click.command()
@@ -131,10 +200,12 @@ def _print_plan(name: str, specs: list[RunSpec], out_dir: Path, device: str, wor
 @click.option("--out-dir", type=click.Path(file_okay=False), help="where to write (default RESULTS_DIR)")
 @click.option("--solve-at", type=float, help="test accuracy at which a run counts as solved (default: the records')")
 @click.option("--min-seeds", type=int, help="fewest seeds for a cell to be ranked (default: the records')")
-def leaderboard(results_dir: str, name: str | None, out_dir: str | None, solve_at: float | None,
-                min_seeds: int | None) -> None:
+def leaderboard(
+    results_dir: str, name: str | None, out_dir: str | None, solve_at: float | None, min_seeds: int | None
+) -> None:
     """Rebuild a leaderboard from the run records under RESULTS_DIR."""
-    from slabench.runners.leaderboard import aggregate, write_leaderboard
+    from slabench.runners.leaderboard import aggregate
+    from slabench.runners.leaderboard_files import write_leaderboard
     from slabench.runners.records import load_records
 
     found = load_records(Path(results_dir))
@@ -152,8 +223,14 @@ def leaderboard(results_dir: str, name: str | None, out_dir: str | None, solve_a
 
 
 @click.command()
-@click.option("--baseline", "baseline_path", type=click.Path(dir_okay=False), default="leaderboards/ci/baseline.json",
-              show_default=True, help="baseline to compare with (or to write, with --update)")
+@click.option(
+    "--baseline",
+    "baseline_path",
+    type=click.Path(dir_okay=False),
+    default="leaderboards/ci/baseline.json",
+    show_default=True,
+    help="baseline to compare with (or to write, with --update)",
+)
 @out_option("run records (existing ones are reused, like `run`)", default="runs/ci")
 @click.option("--update", is_flag=True, help="rewrite the baseline from this run (on purpose: commit it)")
 @device_option("cpu", "the baseline was made on cpu")

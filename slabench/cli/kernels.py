@@ -15,8 +15,13 @@ from slabench.errors import SlabenchError
 
 @click.command()
 @click.option("--device", "devices", multiple=True, help="cpu, cuda (repeatable; default: cpu, and cuda if present)")
-@click.option("--dtype", "dtypes", multiple=True, type=click.Choice(["float32", "bfloat16", "float16"]),
-              help="repeatable; default: float32 and bfloat16")
+@click.option(
+    "--dtype",
+    "dtypes",
+    multiple=True,
+    type=click.Choice(["float32", "bfloat16", "float16"]),
+    help="repeatable; default: float32 and bfloat16",
+)
 @json_option()
 def doctor(devices: tuple[str, ...], dtypes: tuple[str, ...], as_json: bool) -> None:
     """Which kernel path each op takes per device and dtype, and why faster ones were skipped."""
@@ -29,34 +34,69 @@ def doctor(devices: tuple[str, ...], dtypes: tuple[str, ...], as_json: bool) -> 
     if as_json:
         click.echo(json.dumps(rows, indent=1))
         return
-    render.print_tables(render.rows_table("kernel paths", ("op", "device", "dtype", "path", "fallbacks"),
-                                          [(r["op"], r["device"], r["dtype"], r["path"], "\n".join(r["fallbacks"]))
-                                           for r in rows], show_lines=True))
+    render.print_tables(
+        render.rows_table(
+            "kernel paths",
+            ("op", "device", "dtype", "path", "fallbacks"),
+            [(r["op"], r["device"], r["dtype"], r["path"], "\n".join(r["fallbacks"])) for r in rows],
+            show_lines=True,
+        )
+    )
 
 
 @click.command()
 @click.option("--mixers", help="comma list (default: every registered mixer)")
 @click.option("--seq-lens", help="comma list (default: 256,1024,4096,16384,65536 on GPU; 64,128,256 on CPU)")
-@click.option("--tokens", type=int, help="tokens per call of the length sweep, B = max(1, tokens // T) "
-              "(default 65536 on GPU, 2048 on CPU)")
+@click.option(
+    "--tokens",
+    type=int,
+    help="tokens per call of the length sweep, B = max(1, tokens // T) (default 65536 on GPU, 2048 on CPU)",
+)
 @click.option("--batch", type=int, help="fixed batch for every length (overrides --tokens)")
 @click.option("--d-model", type=int, help="model width of the length sweep (default 128)")
 @click.option("--heads", type=int, help="heads of the length sweep (default 8)")
-@click.option("--shape", "shapes", multiple=True, metavar="B,T,H,D", help="extra exact shape, d_model = H*D (repeatable)")
+@click.option(
+    "--shape", "shapes", multiple=True, metavar="B,T,H,D", help="extra exact shape, d_model = H*D (repeatable)"
+)
 @click.option("--dtype", type=click.Choice(["bf16", "fp32"]), help="default bf16 on GPU (autocast), fp32 on CPU")
 @device_option()
 @click.option("--mode", type=click.Choice(["fwd", "fwdbwd", "both"]), default="both", show_default=True)
-@click.option("--cuda-graph/--no-cuda-graph", default=True, show_default=True,
-              help="on CUDA, also time fwd+bwd replayed from a CUDA graph (no launch overhead)")
-@click.option("--train-step", is_flag=True, help="also time training steps of the standard MQAR model, eager and CUDA graph")
+@click.option(
+    "--cuda-graph/--no-cuda-graph",
+    default=True,
+    show_default=True,
+    help="on CUDA, also time fwd+bwd replayed from a CUDA graph (no launch overhead)",
+)
+@click.option(
+    "--train-step", is_flag=True, help="also time training steps of the standard MQAR model, eager and CUDA graph"
+)
 @click.option("--repeats", type=int, help="timed calls per case (default: as many as fit in ~0.3 s, 10 to 100)")
 @out_option(default="leaderboards/speed")
 @click.option("--quick", is_flag=True, help="two lengths, 5 repeats: a smoke test of the sweep")
-@click.option("--targets", "targets_file", type=click.Path(dir_okay=False),
-              help="TOML of [[target]] tables to check (default: slabench/runners/sweep/targets.toml)")
-def sweep(mixers: str | None, seq_lens: str | None, tokens: int | None, batch: int | None, d_model: int | None,
-          heads: int | None, shapes: tuple[str, ...], dtype: str | None, device: str, mode: str, cuda_graph: bool,
-          train_step: bool, repeats: int | None, out: str, quick: bool, targets_file: str | None) -> None:
+@click.option(
+    "--targets",
+    "targets_file",
+    type=click.Path(dir_okay=False),
+    help="TOML of [[target]] tables to check (default: slabench/runners/sweep/targets.toml)",
+)
+def sweep(
+    mixers: str | None,
+    seq_lens: str | None,
+    tokens: int | None,
+    batch: int | None,
+    d_model: int | None,
+    heads: int | None,
+    shapes: tuple[str, ...],
+    dtype: str | None,
+    device: str,
+    mode: str,
+    cuda_graph: bool,
+    train_step: bool,
+    repeats: int | None,
+    out: str,
+    quick: bool,
+    targets_file: str | None,
+) -> None:
     """Time and measure the memory of every mixer alone over sequence lengths (and the training step);
     write <out>/<device>.md, .csv, .json and plots."""
     import torch
@@ -71,26 +111,48 @@ def sweep(mixers: str | None, seq_lens: str | None, tokens: int | None, batch: i
         raise SlabenchError(f"--device={device} needs CUDA, which is not available here; use --device cpu")
     modes = ("fwd", "fwdbwd") if mode == "both" else (mode,)
     cfg = default_config(
-        device, quick,
+        device,
+        quick,
         mixers=tuple(m.strip() for m in mixers.split(",") if m.strip()) if mixers else None,
-        seq_lens=parse_ints("--seq-lens", seq_lens), tokens=tokens, batch=batch, d_model=d_model, heads=heads,
-        shapes=tuple(parse_ints("--shape", s, 4) for s in shapes) or None, dtype=dtype,
-        modes=modes + (("fwdbwd-graph",) if "fwdbwd" in modes and cuda_graph and torch.device(device).type == "cuda"
-                       else ()),
-        train_step=train_step or None, repeats=repeats,
+        seq_lens=parse_ints("--seq-lens", seq_lens),
+        tokens=tokens,
+        batch=batch,
+        d_model=d_model,
+        heads=heads,
+        shapes=tuple(parse_ints("--shape", s, 4) for s in shapes) or None,
+        dtype=dtype,
+        modes=modes
+        + (("fwdbwd-graph",) if "fwdbwd" in modes and cuda_graph and torch.device(device).type == "cuda" else ()),
+        train_step=train_step or None,
+        repeats=repeats,
     )
     written: dict[str, Path] = {}
     with render.console.status("sweep") as status:
         # Files are rewritten after every shape: a sweep cut short keeps what it measured.
-        result = run_sweep(cfg, on_case=lambda desc: status.update(f"sweep: {desc}"),
-                           on_partial=lambda partial: written.update(write_outputs(partial, Path(out))),
-                           targets=targets)
-    render.print_tables(render.rows_table("targets", ("target", "measured", "pass"), [
-        (t["target"], "-" if t["value"] is None else f"{t['value']:.3g}",
-         "-" if t["pass"] is None else ("yes" if t["pass"] else "[red]no[/]")) for t in result["summary"]["targets"]]))
+        result = run_sweep(
+            cfg,
+            on_case=lambda desc: status.update(f"sweep: {desc}"),
+            on_partial=lambda partial: written.update(write_outputs(partial, Path(out))),
+            targets=targets,
+        )
+    render.print_tables(
+        render.rows_table(
+            "targets",
+            ("target", "measured", "pass"),
+            [
+                (
+                    t["target"],
+                    "-" if t["value"] is None else f"{t['value']:.3g}",
+                    "-" if t["pass"] is None else ("yes" if t["pass"] else "[red]no[/]"),
+                )
+                for t in result["summary"]["targets"]
+            ],
+        )
+    )
     for r in (r for r in result["rows"] + result["train_steps"] if r["status"] != "ok"):
-        render.console.print(f"[yellow]{r['mixer']} {r['mode']} B{r['batch']} T{r['seq_len']}: "
-                             f"{r['status']} {r['error'] or ''}[/]")
+        render.console.print(
+            f"[yellow]{r['mixer']} {r['mode']} B{r['batch']} T{r['seq_len']}: {r['status']} {r['error'] or ''}[/]"
+        )
     click.echo("wrote " + ", ".join(str(p) for p in written.values()))
 
 
@@ -103,8 +165,9 @@ def sweep(mixers: str | None, seq_lens: str | None, tokens: int | None, batch: i
 @click.option("--top", type=int, default=25, show_default=True, help="kernels to list")
 @click.option("--by-op", is_flag=True, help="on CUDA, group device time by the aten op (and shapes) that launched it")
 @json_option()
-def profile(mixer: str, shape: str, dtype: str | None, device: str, mode: str, top: int, by_op: bool,
-            as_json: bool) -> None:
+def profile(
+    mixer: str, shape: str, dtype: str | None, device: str, mode: str, top: int, by_op: bool, as_json: bool
+) -> None:
     """Where one mixer layer's time goes: its kernels per call, by device time (torch.profiler)."""
     from slabench.models import MIXERS
     from slabench.runners.grid import resolve_device
@@ -114,15 +177,35 @@ def profile(mixer: str, shape: str, dtype: str | None, device: str, mode: str, t
     MIXERS.get(mixer)  # an unknown name lists the known ones
     device = resolve_device(device)
     gpu = device.startswith("cuda")
-    result = profile_mixer(mixer, Shape(*parse_ints("--shape", shape, 4)), device, dtype or ("bf16" if gpu else "fp32"),
-                           backward=mode == "fwdbwd", by_op=by_op)
+    result = profile_mixer(
+        mixer,
+        Shape(*parse_ints("--shape", shape, 4)),
+        device,
+        dtype or ("bf16" if gpu else "fp32"),
+        backward=mode == "fwdbwd",
+        by_op=by_op,
+    )
     if as_json:
         click.echo(json.dumps(result, indent=1))
         return
-    title = (f"{mixer} {result['mode']} {result['shape']} {result['dtype']} on {device}: "
-             f"{result['kernels_per_call']:.0f} {'kernels' if gpu else 'ops'}, "
-             f"{result['device_us_per_call']:.0f} us {'device' if gpu else 'CPU'} time per call")
-    render.print_tables(render.rows_table(title, ("kernel" if gpu else "op", "per call", "us per call", "share"), [
-        (k["name"][:140], f"{k['per_call']:g}", f"{k['us_per_call']:.1f}",
-         f"{k['us_per_call'] / max(result['device_us_per_call'], 1e-9):.0%}") for k in result["kernels"][:top]],
-        right=("per call", "us per call", "share")))
+    title = (
+        f"{mixer} {result['mode']} {result['shape']} {result['dtype']} on {device}: "
+        f"{result['kernels_per_call']:.0f} {'kernels' if gpu else 'ops'}, "
+        f"{result['device_us_per_call']:.0f} us {'device' if gpu else 'CPU'} time per call"
+    )
+    render.print_tables(
+        render.rows_table(
+            title,
+            ("kernel" if gpu else "op", "per call", "us per call", "share"),
+            [
+                (
+                    k["name"][:140],
+                    f"{k['per_call']:g}",
+                    f"{k['us_per_call']:.1f}",
+                    f"{k['us_per_call'] / max(result['device_us_per_call'], 1e-9):.0%}",
+                )
+                for k in result["kernels"][:top]
+            ],
+            right=("per call", "us per call", "share"),
+        )
+    )

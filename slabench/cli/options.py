@@ -21,8 +21,9 @@ def device_option(default: str = "auto", help: str = "auto, cpu, cuda or cuda:N"
     return click.option("--device", default=default, show_default=True, help=help)
 
 
-def workers_option(default: int = 0, minimum: int = 0,
-                   help: str = "parallel runs (0 = all cores on CPU, several per GPU)") -> Decorator:
+def workers_option(
+    default: int = 0, minimum: int = 0, help: str = "parallel runs (0 = all cores on CPU, several per GPU)"
+) -> Decorator:
     def check(ctx: click.Context, param: click.Parameter, value: int) -> int:
         if value < minimum:
             raise SlabenchError(f"--workers={value} must be >= {minimum}")
@@ -33,8 +34,9 @@ def workers_option(default: int = 0, minimum: int = 0,
 
 def out_option(help: str | None = None, default: str | None = None) -> Decorator:
     """--out, a directory; shown with its default where it has one."""
-    return click.option("--out", type=click.Path(file_okay=False), default=default, show_default=default is not None,
-                        help=help)
+    return click.option(
+        "--out", type=click.Path(file_okay=False), default=default, show_default=default is not None, help=help
+    )
 
 
 def grid_file_argument() -> Decorator:

@@ -36,15 +36,23 @@ def params_table(title: str, rows: list[tuple[str, list]]) -> Table:
         table.add_column(col)
     for name, params in rows:
         # Help and types are plain text ("blocks of [mixer, MLP]"): escape them, or rich reads markup.
-        table.add_row(name, "\n".join(escape(f"{p.name}: {p.describe_type()} = {p.default!r}")
-                                      + (f"  [dim]{escape(p.help)}[/]" if p.help else "") for p in params))
+        table.add_row(
+            name,
+            "\n".join(
+                escape(f"{p.name}: {p.describe_type()} = {p.default!r}")
+                + (f"  [dim]{escape(p.help)}[/]" if p.help else "")
+                for p in params
+            ),
+        )
     return table
 
 
 def train_options_table(params: list) -> Table:
-    table = Table(title=escape("[train] keys"),
-                  caption="A list value runs every element (a cartesian product); of several lr, each cell keeps "
-                          "the best on validation.")
+    table = Table(
+        title=escape("[train] keys"),
+        caption="A list value runs every element (a cartesian product); of several lr, each cell keeps "
+        "the best on validation.",
+    )
     for col in ("key", "type", "default", "meaning"):
         table.add_column(col)
     for p in params:
@@ -56,7 +64,7 @@ NARROW_COLUMNS = ("rank", "model", "solved (95% CI)", "acc % (95% CI)", "seeds' 
 
 
 def board_tables(board: dict[str, Any], every_column: bool = False) -> list[Table]:
-    from slabench.runners.leaderboard import TASK_COLUMNS, task_row_cells
+    from slabench.runners.leaderboard_files import TASK_COLUMNS, task_row_cells
 
     tables = []
     for task, rows in board["tasks"].items():
@@ -71,8 +79,11 @@ def board_tables(board: dict[str, Any], every_column: bool = False) -> list[Tabl
         keep = [i for i, col in enumerate(TASK_COLUMNS) if wide or col in NARROW_COLUMNS]
         for i in keep:
             col = TASK_COLUMNS[i]
-            table.add_column(col, justify="left" if col == "model" else "right",
-                             no_wrap=col in ("model", "solved (95% CI)", "acc % (95% CI)"))
+            table.add_column(
+                col,
+                justify="left" if col == "model" else "right",
+                no_wrap=col in ("model", "solved (95% CI)", "acc % (95% CI)"),
+            )
         for r in rows:
             own = ", ".join(f"{k}={v}" for k, v in sorted(set(r["model_params"].items()) - shared))
             cells = task_row_cells({**r, "model": f"{r['mixer']}({own})" if own else r["mixer"]})
@@ -111,8 +122,15 @@ class GridView:
 
     def __init__(self, quiet: bool) -> None:
         self.quiet = quiet
-        self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                 TimeElapsedColumn(), GridRemaining(), console=console, disable=quiet)
+        self.progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            GridRemaining(),
+            console=console,
+            disable=quiet,
+        )
         self.bar: Any = None
 
     def close(self) -> None:
@@ -124,11 +142,15 @@ class GridView:
             for path, reason in event.corrupt:
                 console.print(f"[yellow]corrupt record {path}: {reason}; its run will be redone[/]")
             if not self.quiet:
-                console.print(f"[bold]{event.name}[/]: {event.runs} runs, {event.recorded} already recorded, "
-                              f"{event.pending} to run -> {event.out}")
+                console.print(
+                    f"[bold]{event.name}[/]: {event.runs} runs, {event.recorded} already recorded, "
+                    f"{event.pending} to run -> {event.out}"
+                )
                 if event.packed_without_mps:
-                    console.print("[dim]note: packed GPU runs time-slice the GPU without NVIDIA MPS (1.1x measured); "
-                                  "`nvidia-cuda-mps-control -d` starts it (leaderboards/speed/packing.md)[/]")
+                    console.print(
+                        "[dim]note: packed GPU runs time-slice the GPU without NVIDIA MPS (1.1x measured); "
+                        "`nvidia-cuda-mps-control -d` starts it (leaderboards/speed/packing.md)[/]"
+                    )
             self.bar = self.progress.add_task(event.name, total=event.pending)
             self.progress.start()
         elif isinstance(event, RunProgress):
@@ -139,17 +161,24 @@ class GridView:
                 return
             record, spec = event.record, event.spec
             status = record["status"]
-            detail = (f"acc {100 * record['metrics']['test_acc']:.1f}%  {record['timings']['train_seconds']:.1f}s"
-                      if status == "ok" else (record.get("error") or "")[:160])
+            detail = (
+                f"acc {100 * record['metrics']['test_acc']:.1f}%  {record['timings']['train_seconds']:.1f}s"
+                if status == "ok"
+                else (record.get("error") or "")[:160]
+            )
             colour = {"ok": "green", "diverged": "yellow"}.get(status, "red")
-            console.print(f"[{colour}]{status:8s}[/] {spec.model.label()} | {spec.task.label()} | "
-                          f"lr {spec.train.lr:g} seed {spec.seed}  {detail}")
+            console.print(
+                f"[{colour}]{status:8s}[/] {spec.model.label()} | {spec.task.label()} | "
+                f"lr {spec.train.lr:g} seed {spec.seed}  {detail}"
+            )
 
 
 def print_estimate(plan: Estimate) -> None:
     """`run --dry-run`: the runs to do and the time they should take."""
-    table = Table(title=f"{plan.name}: {plan.runs} runs, {plan.recorded} already recorded, {len(plan.pending)} to run "
-                        f"-> {plan.out}")
+    table = Table(
+        title=f"{plan.name}: {plan.runs} runs, {plan.recorded} already recorded, {len(plan.pending)} to run "
+        f"-> {plan.out}"
+    )
     for col in ("model", "task", "lr", "seed"):
         table.add_column(col)
     for s in plan.pending:
@@ -160,13 +189,17 @@ def print_estimate(plan: Estimate) -> None:
     elif plan.seconds is None:
         click.echo("estimated time: unknown until a run of this grid is recorded under --out")
     else:
-        click.echo(f"estimated time: {plan.seconds / 60:.1f} min on {plan.workers} worker(s), "
-                   f"from {plan.from_runs} recorded run(s)")
+        click.echo(
+            f"estimated time: {plan.seconds / 60:.1f} min on {plan.workers} worker(s), "
+            f"from {plan.from_runs} recorded run(s)"
+        )
 
 
 def print_failures(failures: list[dict[str, Any]]) -> None:
-    console.print(f"[red]{len(failures)} run(s) failed[/]: " + "; ".join(f"{f['model']} seed {f['seed']}: {f['error']}"
-                                                                         for f in failures[:5]))
+    console.print(
+        f"[red]{len(failures)} run(s) failed[/]: "
+        + "; ".join(f"{f['model']} seed {f['seed']}: {f['error']}" for f in failures[:5])
+    )
 
 
 # ---- tables of single commands --------------------------------------------------------------------
@@ -186,10 +219,15 @@ def regression_tables(rows: list[dict[str, Any]], baseline: str, rule: str) -> l
             table.add_column(col, justify="left" if col in ("model", "verdict") else "right")
         for r in (r for r in rows if r["task"] == task):
             verdict = r["verdict"] + (f" ({r['failed']} failed)" if r["failed"] else "")
-            table.add_row(r["model"], pp(r["baseline"]), pp(r["now"]), pp(r["delta"], "+"),
-                          f"{r['solved_now']} / {r['solved_base']}",
-                          "-" if math.isnan(r["p_below"]) else f"{r['p_below']:.3g}",
-                          f"[{colours[r['verdict']]}]{verdict}[/]")
+            table.add_row(
+                r["model"],
+                pp(r["baseline"]),
+                pp(r["now"]),
+                pp(r["delta"], "+"),
+                f"{r['solved_now']} / {r['solved_base']}",
+                "-" if math.isnan(r["p_below"]) else f"{r['p_below']:.3g}",
+                f"[{colours[r['verdict']]}]{verdict}[/]",
+            )
         tables.append(table)
     return tables
 
@@ -213,8 +251,13 @@ def compare_tables(task: dict[str, Any]) -> tuple[Table, Table]:
     return table, versus
 
 
-def rows_table(title: str | None, columns: tuple[str, ...], rows: list[tuple[str, ...]], show_lines: bool = False,
-               right: tuple[str, ...] = ()) -> Table:
+def rows_table(
+    title: str | None,
+    columns: tuple[str, ...],
+    rows: list[tuple[str, ...]],
+    show_lines: bool = False,
+    right: tuple[str, ...] = (),
+) -> Table:
     """A plain table: these columns, these rows (cells may hold rich markup)."""
     table = Table(title=title, show_lines=show_lines)
     for col in columns:

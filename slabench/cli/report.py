@@ -18,24 +18,50 @@ def report() -> None:
 
 @report.command("sla")
 @out_option("run records, one subdirectory per section (existing ones are reused)", default="runs/sla-report")
-@click.option("--report", "report_path", default="leaderboards/sla-report.md", show_default=True,
-              type=click.Path(dir_okay=False), help="the Markdown (PNG plots are written next to it)")
+@click.option(
+    "--report",
+    "report_path",
+    default="leaderboards/sla-report.md",
+    show_default=True,
+    type=click.Path(dir_okay=False),
+    help="the Markdown (PNG plots are written next to it)",
+)
 @click.option("--from-records", is_flag=True, help="no training: rebuild the report from the records under --out")
-@click.option("--scale", type=click.Choice(["tiny", "full"]), default="full", show_default=True,
-              help="full: the GPU grids (3 seeds, ~25 min on one H100); tiny: CPU test sizes")
-@click.option("--speed-dir", default="leaderboards/speed", show_default=True, type=click.Path(file_okay=False),
-              help="where `slabench sweep` wrote its JSON (claim 4)")
+@click.option(
+    "--scale",
+    type=click.Choice(["tiny", "full"]),
+    default="full",
+    show_default=True,
+    help="full: the GPU grids (3 seeds, ~25 min on one H100); tiny: CPU test sizes",
+)
+@click.option(
+    "--speed-dir",
+    default="leaderboards/speed",
+    show_default=True,
+    type=click.Path(file_okay=False),
+    help="where `slabench sweep` wrote its JSON (claim 4)",
+)
 @device_option()
 @workers_option()
 @retry_failed_option()
 @quiet_option("only the verdicts")
-def report_sla(out: str, report_path: str, from_records: bool, scale: str, speed_dir: str, device: str, workers: int,
-               retry_failed: bool, quiet: bool) -> None:
+def report_sla(
+    out: str,
+    report_path: str,
+    from_records: bool,
+    scale: str,
+    speed_dir: str,
+    device: str,
+    workers: int,
+    retry_failed: bool,
+    quiet: bool,
+) -> None:
     """The SLA paper's claims (noise robustness, heads, gate sharpening, cost), each with a verdict.
 
     Runs the report-<section>-<scale> grids (resuming), then writes the Markdown from the records.
     """
-    from slabench.runners.leaderboard import aggregate, write_leaderboard
+    from slabench.runners.leaderboard import aggregate
+    from slabench.runners.leaderboard_files import write_leaderboard
     from slabench.runners.records import load_records
     from slabench.runners.report import GRID_SECTIONS, section_specs, write_report
 
@@ -47,8 +73,9 @@ def report_sla(out: str, report_path: str, from_records: bool, scale: str, speed
             keys = {s.key() for s in specs}
             records[section] = [r for k, r in load_records(section_dir).records.items() if k in keys]
         else:
-            records[section], _, _ = run_pending(name, specs, section_dir, device, workers, quiet,
-                                                 retry_failed=retry_failed)
+            records[section], _, _ = run_pending(
+                name, specs, section_dir, device, workers, quiet, retry_failed=retry_failed
+            )
             write_leaderboard(aggregate(records[section]), section_dir, name)
     verdicts = write_report(records, scale, Path(report_path), Path(speed_dir))
     render.print_tables(render.rows_table("SLA claims", ("section", "verdict"), list(verdicts.items())))

@@ -64,8 +64,9 @@ def rel_rms(a: torch.Tensor, b: torch.Tensor) -> float:
     return ((a - b).norm() / b.norm().clamp_min(1e-30)).item()
 
 
-def compare(op: Op, fn: Callable, args: list[torch.Tensor], kwargs: dict,
-            ref_dtype: torch.dtype = torch.float32) -> tuple[float, float]:
+def compare(
+    op: Op, fn: Callable, args: list[torch.Tensor], kwargs: dict, ref_dtype: torch.dtype = torch.float32
+) -> tuple[float, float]:
     """(relative RMS error of the output, worst over the gradients) of `fn` vs the reference.
 
     The reference runs in `ref_dtype` (float64 if the inputs are) on the same rounded inputs.
@@ -94,8 +95,9 @@ def _forced() -> str | None:
     return None if forced == "auto" else forced
 
 
-def select(op_name: str, device: torch.device | str, dtype: torch.dtype,
-           dims: tuple[int, int] | None = None) -> tuple[str, Callable, list[str]]:
+def select(
+    op_name: str, device: torch.device | str, dtype: torch.dtype, dims: tuple[int, int] | None = None
+) -> tuple[str, Callable, list[str]]:
     """(path name, function, reasons earlier candidates were skipped), probing on first use of
     these head dims (default: the op's `default_dims`)."""
     op = OPS[op_name]
@@ -121,7 +123,7 @@ def select(op_name: str, device: torch.device | str, dtype: torch.dtype,
             # reference's backward to bf16 (6e-3 off in float32) and reject an exact kernel.
             with torch.autocast(device.type, enabled=False):
                 err_out, err_grad = compare(op, fn, args, kwargs)
-        except Exception as e:  # noqa: BLE001  (any failure: compile, launch, no backward) -> next path
+        except Exception as e:
             reasons.append(f"{name}: {type(e).__name__}: {str(e).splitlines()[0][:160] if str(e) else ''}")
             continue
         tol = PROBE_TOL.get(dtype, 5e-3)
@@ -166,6 +168,13 @@ def doctor(devices: list[str], dtypes: list[torch.dtype]) -> list[dict]:
                     path, _, reasons = select(op, device, dtype)
                 else:
                     path, reasons = "-", ["cuda not available"]
-                rows.append({"op": op, "device": device, "dtype": str(dtype).removeprefix("torch."), "path": path,
-                             "fallbacks": reasons})
+                rows.append(
+                    {
+                        "op": op,
+                        "device": device,
+                        "dtype": str(dtype).removeprefix("torch."),
+                        "path": path,
+                        "fallbacks": reasons,
+                    }
+                )
     return rows

@@ -21,7 +21,8 @@ kernel's forward in its backward.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch._C._functorch import _add_batch_dim, _unwrap_batched, is_batchedtensor, maybe_get_level
@@ -53,12 +54,15 @@ def call_folded(op_name: str, call: Callable, level: int, args: tuple, kwargs: d
         if op_name in PER_SEQUENCE_OPS:
             flat = [a if m is None else m.flatten(0, 1) for a, m in zip(args, members)]  # [N * B, ...]
             # A tensor shared by all members (a buffer) still needs a row per member's sequence.
-            flat = [a.repeat(n, *[1] * (a.dim() - 1)) if m is None and isinstance(a, torch.Tensor) else a
-                    for a, m in zip(flat, members)]
+            flat = [
+                a.repeat(n, *[1] * (a.dim() - 1)) if m is None and isinstance(a, torch.Tensor) else a
+                for a, m in zip(flat, members)
+            ]
             out = call(op_name, *flat, **kwargs)
             out = tree_map(lambda t: t.unflatten(0, (n, -1)) if isinstance(t, torch.Tensor) else t, out)  # [N, B, ...]
         else:
-            outs = [call(op_name, *[a if m is None else m[i] for a, m in zip(args, members)], **kwargs)
-                    for i in range(n)]
+            outs = [
+                call(op_name, *[a if m is None else m[i] for a, m in zip(args, members)], **kwargs) for i in range(n)
+            ]
             out = tree_map(lambda *ts: torch.stack(ts) if isinstance(ts[0], torch.Tensor) else ts[0], *outs)
     return tree_map(lambda t: _add_batch_dim(t, 0, level) if isinstance(t, torch.Tensor) else t, out)

@@ -13,5 +13,6 @@ if triton is not None:
     @triton.jit
     def load_tile(ptr, stride_t, t, T, d, D):
         """A [len(t), BD] block of a [T, D] slice (rows t, columns d; zero outside) in float32."""
-        return tl.load(ptr + t[:, None] * stride_t + d[None, :], mask=(t[:, None] < T) & (d[None, :] < D),
-                       other=0.0).to(tl.float32)
+        return tl.load(
+            ptr + t[:, None] * stride_t + d[None, :], mask=(t[:, None] < T) & (d[None, :] < D), other=0.0
+        ).to(tl.float32)

@@ -26,8 +26,13 @@ from slabench.registry import Registry
 
 MIXERS: Registry[type[Mixer]] = MixerRegistry("model")  # also resolves plugin names (slabench.plugins)
 MIXERS.register("attention", Attention)
-for _name, _cls in (("linear", LinearAttention), ("retnet", RetNet), ("gla", GLA), ("gdn", GatedDeltaNet),
-                    ("deltanet", DeltaNet)):
+for _name, _cls in (
+    ("linear", LinearAttention),
+    ("retnet", RetNet),
+    ("gla", GLA),
+    ("gdn", GatedDeltaNet),
+    ("deltanet", DeltaNet),
+):
     MIXERS.register(_name, _cls)
     MIXERS.register(f"sla-{_name}", sla_twin(_cls))
 
@@ -59,8 +64,11 @@ def mixer_options(name: str, **given: Any) -> Any:
     """Mixer `name`'s `Options` from user values; unknown, mistyped or missing ones raise one line."""
     cls = MIXERS.get(name)
     typed = check_params(f"model '{name}'", mixer_params(name), given)
-    missing = [f.name for f in fields(cls.Options)
-               if f.name not in typed and f.default is MISSING and f.default_factory is MISSING]
+    missing = [
+        f.name
+        for f in fields(cls.Options)
+        if f.name not in typed and f.default is MISSING and f.default_factory is MISSING
+    ]
     if missing:
         raise SlabenchError(f"model '{name}': option '{missing[0]}' has no default; set it")
     return cls.Options(**typed)
@@ -94,6 +102,19 @@ def build_model(name: str, vocab_size: int, **params: Any) -> LM:
 
 
 __all__ = [
-    "LM", "MIXERS", "Backbone", "HeadGate", "LinearMixer", "Mixer", "SLAGateOptions", "build_mixer", "build_model",
-    "mixer_options", "mixer_params", "model_params", "shared_option", "sla_twin", "split_backbone",
+    "LM",
+    "MIXERS",
+    "Backbone",
+    "HeadGate",
+    "LinearMixer",
+    "Mixer",
+    "SLAGateOptions",
+    "build_mixer",
+    "build_model",
+    "mixer_options",
+    "mixer_params",
+    "model_params",
+    "shared_option",
+    "sla_twin",
+    "split_backbone",
 ]

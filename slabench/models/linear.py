@@ -16,8 +16,12 @@ from slabench.params import require
 @dataclass(frozen=True)
 class LinearAttentionOptions:
     feature_map: Literal["elu+1", "relu", "identity"] = field(default="elu+1", metadata={"help": "phi, on q and k"})
-    normalize: bool = field(default=False, metadata={  # off, as in fla, which relies on the output norm instead
-        "help": "divide by phi(q_t) . sum_s phi(k_s)"})
+    normalize: bool = field(
+        default=False,
+        metadata={  # off, as in fla, which relies on the output norm instead
+            "help": "divide by phi(q_t) . sum_s phi(k_s)"
+        },
+    )
     expand_k: float = shared_option("expand_k", 1.0)
     expand_v: float = shared_option("expand_v", 1.0)
     conv_size: int = shared_option("conv_size", 4)
@@ -34,8 +38,11 @@ class LinearAttention(LinearMixer):
     def __init__(self, d_model: int, n_heads: int, options: LinearAttentionOptions | None = None):
         super().__init__(d_model, n_heads, options)
         o = self.options
-        require(not (o.normalize and o.feature_map == "identity"), "linear",
-                "normalize=True needs a positive feature_map ('elu+1' or 'relu'), not 'identity'")
+        require(
+            not (o.normalize and o.feature_map == "identity"),
+            "linear",
+            "normalize=True needs a positive feature_map ('elu+1' or 'relu'), not 'identity'",
+        )
         self.phi_name, self.normalize = o.feature_map, o.normalize
         self.state_v_extra = int(o.normalize)
 

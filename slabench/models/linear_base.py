@@ -75,10 +75,17 @@ class LinearMixer(Mixer):
         expand_k, expand_v, conv_size = o.expand_k, o.expand_v, o.conv_size
         where = type(self).__name__
         key_dim, value_dim = int(d_model * expand_k), int(d_model * expand_v)
-        require(key_dim > 0 and key_dim % n_heads == 0, where,
-                f"expand_k={expand_k} gives key width {key_dim}, which must be a positive multiple of n_heads={n_heads}")
-        require(value_dim > 0 and value_dim % n_heads == 0, where,
-                f"expand_v={expand_v} gives value width {value_dim}, which must be a positive multiple of n_heads={n_heads}")
+        require(
+            key_dim > 0 and key_dim % n_heads == 0,
+            where,
+            f"expand_k={expand_k} gives key width {key_dim}, which must be a positive multiple of n_heads={n_heads}",
+        )
+        require(
+            value_dim > 0 and value_dim % n_heads == 0,
+            where,
+            f"expand_v={expand_v} gives value width {value_dim}, which must be a positive multiple of "
+            f"n_heads={n_heads}",
+        )
         require(conv_size >= 0, where, f"conv_size={conv_size} must be >= 0 (0 disables the conv)")
         self.key_dim, self.value_dim = key_dim, value_dim
         self.head_k_dim, self.head_v_dim = key_dim // n_heads, value_dim // n_heads

@@ -11,7 +11,7 @@ reached 100% by step 300. `tie_head=True` gives the tied variant.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import nn

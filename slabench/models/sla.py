@@ -64,8 +64,10 @@ class SLAGateOptions:
     gate_rank: int = field(default=8, metadata={"help": "rank of the low-rank head projection"})
     gate_temp: float = field(default=1.0, metadata={"help": "softmax temperature tau"})
     gate_q_only: bool = field(default=False, metadata={"help": "no key gate"})
-    gate_source: Literal["qk", "x"] = field(default="qk", metadata={
-        "help": "what the gates read: 'qk' the full q and k (the paper), 'x' the layer input (an ablation)"})
+    gate_source: Literal["qk", "x"] = field(
+        default="qk",
+        metadata={"help": "what the gates read: 'qk' the full q and k (the paper), 'x' the layer input (an ablation)"},
+    )
 
 
 def sla_twin(cls: type) -> type:
@@ -78,14 +80,20 @@ def sla_twin(cls: type) -> type:
     base = cls.Options
     # The twin's output norm defaults to 'layer': a per-head norm would divide the query gate
     # (one scalar per head and token) back out.
-    norm = field(default="layer", metadata={"help": "RMSNorm over all heads ('layer'), per head ('head': divides the "
-                                                    "q gate back out) or 'none'"})
+    norm = field(
+        default="layer",
+        metadata={"help": "RMSNorm over all heads ('layer'), per head ('head': divides the q gate back out) or 'none'"},
+    )
     # Dataclass fields are collected base class first: with SLAGateOptions listed first among the
     # bases, its fields come after the base mixer's, and output_norm, redeclared, keeps its place.
     # kw_only lets that new default stand before a required option of the base.
     options = dataclasses.make_dataclass(
-        f"SLA{base.__name__}", [("output_norm", typing.get_type_hints(base)["output_norm"], norm)],
-        bases=(SLAGateOptions, base), frozen=True, kw_only=True, namespace={"__module__": cls.__module__},
+        f"SLA{base.__name__}",
+        [("output_norm", typing.get_type_hints(base)["output_norm"], norm)],
+        bases=(SLAGateOptions, base),
+        frozen=True,
+        kw_only=True,
+        namespace={"__module__": cls.__module__},
     )
 
     def __init__(self, d_model: int, n_heads: int, options: Any = None):
@@ -94,5 +102,8 @@ def sla_twin(cls: type) -> type:
         self.enable_head_gates(o.gate_rank, o.gate_temp, o.gate_q_only, o.gate_source)
 
     doc = f"SLA twin of `{cls.__name__}`: its mixing with softmax head gates on q and k."
-    return type(f"SLA{cls.__name__}", (cls,), {"Options": options, "__init__": __init__, "__doc__": doc,
-                                              "__module__": cls.__module__})
+    return type(
+        f"SLA{cls.__name__}",
+        (cls,),
+        {"Options": options, "__init__": __init__, "__doc__": doc, "__module__": cls.__module__},
+    )

@@ -28,8 +28,9 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Literal
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -37,6 +38,7 @@ from torch.func import functional_call, vmap
 
 from slabench import kernels
 from slabench.config import RunSpec
+from slabench.runners.step import lr_at, make_optimizer
 from slabench.runners.train import (
     NO_OUTPUTS,
     TEST_SEED,
@@ -47,11 +49,10 @@ from slabench.runners.train import (
     _hash_multipliers,
     _row_hashes,
     evaluate,
-    lr_at,
-    make_optimizer,
     run_record,
 )
 from slabench.tasks import IGNORE
+
 
 def resolve_fold(fold: int | Literal["auto"], device: str) -> int:
     """'auto': the fold measured fastest, 1 today on both CPU and GPU. On an H200 a fold of 6 gla
@@ -100,12 +101,19 @@ def _member(spec: RunSpec, task, vocab: int, max_len: int, device: torch.device)
     torch.manual_seed(spec.seed)  # the init its single run gets (train() seeds the same way)
     model = spec.model.build(vocab, max_len).to(device)
     stream = task.stream(spec.train.batch_size, _generator(spec.seed, device), device)
-    return Member(spec, model, make_optimizer(model, spec.train, device), stream, dict(model.named_parameters()),
-                  torch.zeros(spec.train.test_size, dtype=torch.bool, device=device))
+    return Member(
+        spec,
+        model,
+        make_optimizer(model, spec.train, device),
+        stream,
+        dict(model.named_parameters()),
+        torch.zeros(spec.train.test_size, dtype=torch.bool, device=device),
+    )
 
 
-def _step(active: list[Member], inputs: torch.Tensor, labels: torch.Tensor, autocast: torch.dtype | None,
-          grad_clip: float) -> torch.Tensor:
+def _step(
+    active: list[Member], inputs: torch.Tensor, labels: torch.Tensor, autocast: torch.dtype | None, grad_clip: float
+) -> torch.Tensor:
     """One optimizer step of every active member: inputs, labels [N, B, T] -> losses [N] (not synced)."""
     base = active[0].model  # the module functional_call runs; every member has its structure
     stacked = {name: torch.stack([m.params[name] for m in active]) for name in active[0].params}  # [N, ...]
@@ -126,9 +134,12 @@ def _step(active: list[Member], inputs: torch.Tensor, labels: torch.Tensor, auto
     return losses.detach()
 
 
-def train_batched(specs: list[RunSpec], device: str | torch.device = "cpu",
-                  on_record: Callable[[dict[str, Any]], None] = lambda record: None,
-                  outputs: RunOutputs = NO_OUTPUTS) -> list[dict[str, Any]]:
+def train_batched(
+    specs: list[RunSpec],
+    device: str | torch.device = "cpu",
+    on_record: Callable[[dict[str, Any]], None] = lambda record: None,
+    outputs: RunOutputs = NO_OUTPUTS,
+) -> list[dict[str, Any]]:
     """Train `specs` (one `fold_key`) as one batched model; return their records, each also
     handed to `on_record` as soon as its run ends."""
     if len({fold_key(s) for s in specs}) != 1 or specs[0].train.seconds:
@@ -175,18 +186,33 @@ def train_batched(specs: list[RunSpec], device: str | torch.device = "cpu",
                 if device.type == "cuda":
                     torch.cuda.synchronize(device)
                 overlap = float(m.seen_test.double().mean()) if test_hashes is not None else None
-                ended = Ended(step, m.curve, m.status, m.error, m.best_val, m.best_state, m.train_loss, overlap,
-                              time.perf_counter() - start, eval_seconds, "eager", None)
-                record = {**run_record(m.spec, m.model, val, test, autocast, device, ended, outputs),
-                          "fold": len(specs)}
+                ended = Ended(
+                    step,
+                    m.curve,
+                    m.status,
+                    m.error,
+                    m.best_val,
+                    m.best_state,
+                    m.train_loss,
+                    overlap,
+                    time.perf_counter() - start,
+                    eval_seconds,
+                    "eager",
+                    None,
+                )
+                record = {
+                    **run_record(m.spec, m.model, val, test, autocast, device, ended, outputs),
+                    "fold": len(specs),
+                }
                 records.append(record)
                 on_record(record)
         active = [m for m in active if not m.done]
     return records
 
 
-def _evaluate(m: Member, loss: float, step: int, total: int, val, test_hashes: torch.Tensor | None,
-              autocast: torch.dtype | None) -> None:
+def _evaluate(
+    m: Member, loss: float, step: int, total: int, val, test_hashes: torch.Tensor | None, autocast: torch.dtype | None
+) -> None:
     """A member's evaluation: train()'s, on the member's own model."""
     if m.train_hashes:
         m.seen_test.logical_or_(torch.isin(test_hashes, torch.cat(m.train_hashes)))

@@ -21,7 +21,7 @@ def _version(pkg: str) -> str | None:
         return None
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _git() -> tuple[str | None, bool | None]:
     root = Path(slabench.__file__).resolve().parent.parent
     try:

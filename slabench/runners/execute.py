@@ -81,9 +81,18 @@ class GridResult:
     skipped: int
 
 
-def execute(name: str, specs: list[RunSpec], out: Path, device: str = "auto", workers: int = 0,
-            backend: Literal["local", "ray"] = "local", retry_failed: bool = False, outputs: RunOutputs | None = None,
-            fold: int | str = 1, on_event: Callable[[Event], None] = lambda event: None) -> GridResult:
+def execute(
+    name: str,
+    specs: list[RunSpec],
+    out: Path,
+    device: str = "auto",
+    workers: int = 0,
+    backend: Literal["local", "ray"] = "local",
+    retry_failed: bool = False,
+    outputs: RunOutputs | None = None,
+    fold: int | str = 1,
+    on_event: Callable[[Event], None] = lambda event: None,
+) -> GridResult:
     """Run the specs not yet recorded under `out`, one record each, calling `on_event` as runs
     start, step and end. A KeyboardInterrupt passes through: finished runs stay recorded."""
     from slabench.runners.grid import plan, resolve_device, run_grid
@@ -92,8 +101,17 @@ def execute(name: str, specs: list[RunSpec], out: Path, device: str = "auto", wo
     device = resolve_device(device)  # a bad --device fails before grid.json is written
     pending, recorded, corrupt = plan(specs, out, retry_failed)
     write_grid(out, name, specs)
-    on_event(GridPlanned(name, out, len(specs), len(recorded), len(pending), corrupt,
-                         _packed_without_mps(backend, device, workers, len(pending))))
+    on_event(
+        GridPlanned(
+            name,
+            out,
+            len(specs),
+            len(recorded),
+            len(pending),
+            corrupt,
+            _packed_without_mps(backend, device, workers, len(pending)),
+        )
+    )
     finished = 0
 
     def relay(kind: str, spec: RunSpec, record: dict[str, Any] | None) -> None:
@@ -106,8 +124,16 @@ def execute(name: str, specs: list[RunSpec], out: Path, device: str = "auto", wo
             finished += 1
             on_event((RunFailed if record["status"] == "failed" else RunFinished)(spec, record, finished))
 
-    run_grid(pending, out, backend=backend, device=device, workers=workers, on_event=relay,
-             outputs=outputs or NO_OUTPUTS, fold=fold)
+    run_grid(
+        pending,
+        out,
+        backend=backend,
+        device=device,
+        workers=workers,
+        on_event=relay,
+        outputs=outputs or NO_OUTPUTS,
+        fold=fold,
+    )
     keys = {s.key() for s in specs}
     return GridResult([r for k, r in load_records(out).records.items() if k in keys], len(pending), len(recorded))
 
@@ -135,8 +161,9 @@ class Estimate:
     from_runs: int  # recorded runs the estimate comes from
 
 
-def estimate(name: str, specs: list[RunSpec], out: Path, device: str, workers: int = 0,
-             retry_failed: bool = False) -> Estimate:
+def estimate(
+    name: str, specs: list[RunSpec], out: Path, device: str, workers: int = 0, retry_failed: bool = False
+) -> Estimate:
     from slabench.runners.grid import default_workers, plan
 
     pending, recorded, _ = plan(specs, out, retry_failed)

@@ -23,11 +23,12 @@ import multiprocessing as mp
 import os
 import time
 import traceback
+from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Literal
+from typing import Any, Literal
 
 import torch
 
@@ -69,23 +70,31 @@ def failed_record(spec: RunSpec, message: str, device: str, trace: str | None = 
     }
 
 
-def run_safely(spec_dict: dict[str, Any], device: str, on_step: Callable[[int, int], None] | None = None,
-               outputs: RunOutputs = NO_OUTPUTS) -> dict[str, Any]:
+def run_safely(
+    spec_dict: dict[str, Any],
+    device: str,
+    on_step: Callable[[int, int], None] | None = None,
+    outputs: RunOutputs = NO_OUTPUTS,
+) -> dict[str, Any]:
     """Train one run; any exception (out-of-memory included) becomes a `failed` record."""
     from slabench.runners.train import train
 
     spec = RunSpec.from_dict(spec_dict)
     try:
         return train(spec, device, on_step, outputs=outputs)
-    except Exception as e:  # noqa: BLE001 - failure isolation is the point
+    except Exception as e:
         if isinstance(e, torch.cuda.OutOfMemoryError):
             torch.cuda.empty_cache()
         trace = traceback.format_exc()
         return failed_record(spec, f"{type(e).__name__}: {e}".strip()[:2000], device, trace)
 
 
-def run_fold_safely(spec_dicts: list[dict[str, Any]], device: str, write: Callable[[dict[str, Any]], None],
-                    outputs: RunOutputs = NO_OUTPUTS) -> None:
+def run_fold_safely(
+    spec_dicts: list[dict[str, Any]],
+    device: str,
+    write: Callable[[dict[str, Any]], None],
+    outputs: RunOutputs = NO_OUTPUTS,
+) -> None:
     """Train runs as one fold (runners/batched.py), `write` each record as its run ends. If the
     fold raises (a plugin mixer vmap cannot batch, out of memory at N times the batch), its runs
     not yet recorded train one at a time, each isolated by `run_safely` (their records say fold 1)."""
@@ -102,7 +111,7 @@ def run_fold_safely(spec_dicts: list[dict[str, Any]], device: str, write: Callab
 
     try:
         train_batched(specs, device, finished, outputs)
-    except Exception:  # noqa: BLE001 - failure isolation is the point
+    except Exception:
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
         for spec in specs:
@@ -151,8 +160,9 @@ def default_workers(device: str, pending: int) -> int:
     return max(1, min(pending, per_gpu * gpus))
 
 
-def _run_local(specs: list[RunSpec], out: Path, device: str, workers: int, on_event: Event,
-               outputs: RunOutputs, fold: int) -> None:
+def _run_local(
+    specs: list[RunSpec], out: Path, device: str, workers: int, on_event: Event, outputs: RunOutputs, fold: int
+) -> None:
     by_key = {s.key(): s for s in specs}
 
     def finished(record: dict[str, Any]) -> None:
@@ -168,14 +178,22 @@ def _run_local(specs: list[RunSpec], out: Path, device: str, workers: int, on_ev
                 run_fold_safely([s.to_dict() for s in group], device, finished, outputs)
                 continue
             spec = group[0]
-            finished(run_safely(spec.to_dict(), device,
-                                lambda s, n, spec=spec: on_event("step", spec, {"step": s, "total": n}), outputs))
+            finished(
+                run_safely(
+                    spec.to_dict(),
+                    device,
+                    lambda s, n, spec=spec: on_event("step", spec, {"step": s, "total": n}),
+                    outputs,
+                )
+            )
         return
     threads = max(1, (os.cpu_count() or 1) // workers) if device == "cpu" else 1
     ctx = mp.get_context("spawn")  # CUDA cannot be used in forked children
     while todo:
         counter = ctx.Value("i", 0)
-        pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(device, threads, counter))
+        pool = ProcessPoolExecutor(
+            workers, mp_context=ctx, initializer=_init_worker, initargs=(device, threads, counter)
+        )
         running: dict[Any, list[RunSpec]] = {}
         try:
             while todo or running:
@@ -202,8 +220,7 @@ def _run_local(specs: list[RunSpec], out: Path, device: str, workers: int, on_ev
 # ---- ray --------------------------------------------------------------------------------------
 
 
-def _run_ray(specs: list[RunSpec], out: Path, device: str, workers: int, on_event: Event,
-             outputs: RunOutputs) -> None:
+def _run_ray(specs: list[RunSpec], out: Path, device: str, workers: int, on_event: Event, outputs: RunOutputs) -> None:
     try:
         import ray
     except ImportError:
@@ -220,7 +237,7 @@ def _run_ray(specs: list[RunSpec], out: Path, device: str, workers: int, on_even
         spec = refs.pop(done[0])
         try:
             record = ray.get(done[0])
-        except Exception as e:  # noqa: BLE001 - a lost worker or node
+        except Exception as e:
             record = failed_record(spec, f"ray task failed: {type(e).__name__}: {e}", device, traceback.format_exc())
         write_record(out, record)  # the driver owns the files: workers may be on other nodes
         on_event("end", spec, record)
@@ -232,9 +249,7 @@ def _run_ray(specs: list[RunSpec], out: Path, device: str, workers: int, on_even
 def plan(specs: list[RunSpec], out: Path, retry_failed: bool = False) -> tuple[list[RunSpec], list[RunSpec], list]:
     """Split specs into (pending, already recorded) and list corrupt record files."""
     existing = load_records(out)
-    done_keys = {
-        k for k, r in existing.records.items() if not (retry_failed and r["status"] == "failed")
-    }
+    done_keys = {k for k, r in existing.records.items() if not (retry_failed and r["status"] == "failed")}
     pending, recorded = [], []
     for s in specs:
         (recorded if s.key() in done_keys else pending).append(s)

@@ -1,4 +1,5 @@
-"""Leaderboards rebuilt from run records: per-seed outcomes, solve rates, tests, ranks, files.
+"""Leaderboards rebuilt from run records: per-seed outcomes, solve rates, tests, ranks (the files:
+`leaderboard_files`).
 
 A cell is one (task, model, train settings other than lr); its learning rate is the one with
 the best mean *validation* accuracy (the full sweep stays in the JSON's `fixed_lr` view). A cell
@@ -17,23 +18,23 @@ group's top row at 5%; otherwise its rank is its position. So a rank never beats
 
 from __future__ import annotations
 
-import csv
-import json
 import math
 from collections import defaultdict
-from pathlib import Path
 from typing import Any
 
 from slabench.config import LEADERBOARD_SETTINGS, RunSpec, TrainSpec
 from slabench.errors import SlabenchError
 from slabench.record import RunRecord
 from slabench.runners import stats
-from slabench.runners.output import md_table, num, pct, rate
 
-RANKED_BY = ("solve rate (seeds whose test accuracy reaches solve_at), then mean test accuracy (micro, over "
-             "scored positions), at the lr with the best mean validation accuracy")
-TEST = ("exact permutation test, two-sided: sign flips of the per-seed differences when both cells ran the same "
-        "seeds (same data streams), else a permutation of the pooled seeds between the cells")
+RANKED_BY = (
+    "solve rate (seeds whose test accuracy reaches solve_at), then mean test accuracy (micro, over "
+    "scored positions), at the lr with the best mean validation accuracy"
+)
+TEST = (
+    "exact permutation test, two-sided: sign flips of the per-seed differences when both cells ran the same "
+    "seeds (same data streams), else a permutation of the pooled seeds between the cells"
+)
 
 
 def score(record: RunRecord, metric: str = "test_acc") -> float | None:
@@ -64,8 +65,11 @@ def time_to_solve(record: RunRecord, solve_at: float) -> tuple[int, bool]:
 def learning_curve(runs: list[dict[str, Any]]) -> dict[str, list[float]]:
     """Median and range over seeds of validation accuracy per evaluated step; a run that
     stopped early keeps its last value to the end of the cell's longest run."""
-    curves = [{p["step"]: p["val_acc"] for p in r["metrics"].get("curve") or [] if p.get("val_acc") is not None}
-              for r in runs if r["status"] == "ok"]
+    curves = [
+        {p["step"]: p["val_acc"] for p in r["metrics"].get("curve") or [] if p.get("val_acc") is not None}
+        for r in runs
+        if r["status"] == "ok"
+    ]
     curves = [c for c in curves if c]
     steps = sorted({s for c in curves for s in c})
     out: dict[str, list[float]] = {"step": steps, "median": [], "lo": [], "hi": []}
@@ -143,10 +147,14 @@ def _settings(records: list[RunRecord], overrides: dict[str, Any]) -> dict[str, 
         if overrides.get(name) is not None:
             out[name] = overrides[name]
             continue
-        values = {RunSpec.from_dict(r["spec"]).train.__dict__[name] for r in records} or {TrainSpec.__dataclass_fields__[name].default}
+        values = {RunSpec.from_dict(r["spec"]).train.__dict__[name] for r in records} or {
+            TrainSpec.__dataclass_fields__[name].default
+        }
         if len(values) > 1:
-            raise SlabenchError(f"[train] {name}: the records disagree ({', '.join(map(str, sorted(values)))}); "
-                                f"pass --{name.replace('_', '-')} or rebuild them apart")
+            raise SlabenchError(
+                f"[train] {name}: the records disagree ({', '.join(map(str, sorted(values)))}); "
+                f"pass --{name.replace('_', '-')} or rebuild them apart"
+            )
         out[name] = values.pop()
     TrainSpec(**out)  # the same range checks as a grid's
     return out
@@ -178,9 +186,16 @@ def aggregate(records: list[RunRecord], solve_at: float | None = None, min_seeds
         options = []
         for lr, runs in sorted(by_lr.items()):
             spec = RunSpec.from_dict(runs[0]["spec"])
-            row = {"task": task, "task_name": spec.task.name, "task_params": dict(spec.task.params), "model": model,
-                   "mixer": spec.model.name, "model_params": dict(spec.model.params), "lr": lr,
-                   **cell_stats(runs, settings["solve_at"])}
+            row = {
+                "task": task,
+                "task_name": spec.task.name,
+                "task_params": dict(spec.task.params),
+                "model": model,
+                "mixer": spec.model.name,
+                "model_params": dict(spec.model.params),
+                "lr": lr,
+                **cell_stats(runs, settings["solve_at"]),
+            }
             fixed_lr.append({k: v for k, v in row.items() if k != "curve"})
             if row["seeds"]:
                 options.append(row)
@@ -191,33 +206,56 @@ def aggregate(records: list[RunRecord], solve_at: float | None = None, min_seeds
         edge = len(lrs) > 1 and best["lr"] in (min(lrs), max(lrs))
         by_task[task].append({**best, "best_lr": best["lr"], "lrs": lrs, "lr_edge": edge})
         if edge:
-            warnings.append(f"{model} on {task}: the chosen lr {best['lr']:g} is at the edge of the sweep "
-                            f"({', '.join(f'{x:g}' for x in lrs)}); a wider sweep may do better")
+            warnings.append(
+                f"{model} on {task}: the chosen lr {best['lr']:g} is at the edge of the sweep "
+                f"({', '.join(f'{x:g}' for x in lrs)}); a wider sweep may do better"
+            )
     one_lr = sorted({r["model"] for rows in by_task.values() for r in rows if len(r["lrs"]) == 1})
     if one_lr:
-        warnings.append(f"one learning rate only (not chosen on validation) for {len(one_lr)} of "
-                        f"{len({r['model'] for rows in by_task.values() for r in rows})} models")
+        warnings.append(
+            f"one learning rate only (not chosen on validation) for {len(one_lr)} of "
+            f"{len({r['model'] for rows in by_task.values() for r in rows})} models"
+        )
 
     for task in by_task:
         by_task[task] = rank_rows(by_task[task], settings["min_seeds"])
     unranked = sum(r["rank"] is None for rows in by_task.values() for r in rows)
     if unranked:
-        warnings.append(f"{unranked} cells have fewer than min_seeds = {settings['min_seeds']} seeds: printed, "
-                        "not ranked")
+        warnings.append(
+            f"{unranked} cells have fewer than min_seeds = {settings['min_seeds']} seeds: printed, not ranked"
+        )
     paired_n = [r["seeds"] for rows in by_task.values() for r in rows if r["rank"] is not None]
     if paired_n and stats.min_paired_p(min(paired_n)) >= stats.ALPHA:
-        warnings.append(f"with {min(paired_n)} paired seeds the smallest two-sided p is "
-                        f"{stats.min_paired_p(min(paired_n)):.4g}: no two rows can be separated at 5% "
-                        "(6 seeds are the fewest that can)")
+        warnings.append(
+            f"with {min(paired_n)} paired seeds the smallest two-sided p is "
+            f"{stats.min_paired_p(min(paired_n)):.4g}: no two rows can be separated at 5% "
+            "(6 seeds are the fewest that can)"
+        )
 
     failures = [
-        {"key": r["key"], "model": s.model.label(), "task": s.task.label(), "seed": r["seed"], "status": r["status"],
-         "error": r.get("error")}
-        for r, s in zip(records, specs) if r["status"] != "ok"
+        {
+            "key": r["key"],
+            "model": s.model.label(),
+            "task": s.task.label(),
+            "seed": r["seed"],
+            "status": r["status"],
+            "error": r.get("error"),
+        }
+        for r, s in zip(records, specs)
+        if r["status"] != "ok"
     ]
-    return {"ranked_by": RANKED_BY, "test": TEST, **settings, "tasks": dict(by_task),
-            "overall": overall(by_task), "fixed_lr": fixed_lr, "warnings": warnings, "failures": failures,
-            "machines": record_machines(records), "runs": len(records)}
+    return {
+        "ranked_by": RANKED_BY,
+        "test": TEST,
+        **settings,
+        "tasks": dict(by_task),
+        "overall": overall(by_task),
+        "fixed_lr": fixed_lr,
+        "warnings": warnings,
+        "failures": failures,
+        "machines": record_machines(records),
+        "runs": len(records),
+    }
 
 
 def overall(by_task: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
@@ -232,111 +270,20 @@ def overall(by_task: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
         n, k = sum(r["seeds"] for r in rows), sum(r["solved"] for r in rows)
         lo, hi = stats.wilson(k, n)
         acc_lo, acc_hi = stats.bootstrap_mean_of_means([r["seed_accs"] for r in rows])
-        out.append({"model": model, "mixer": rows[0]["mixer"], "tasks": len(rows), "runs": n, "solved": k,
-                    "solve_rate": k / n if n else math.nan, "solve_lo": lo, "solve_hi": hi,
-                    "acc": stats.mean([r["acc"] for r in rows]), "acc_lo": acc_lo, "acc_hi": acc_hi,
-                    "params": rows[0]["params"]})
+        out.append(
+            {
+                "model": model,
+                "mixer": rows[0]["mixer"],
+                "tasks": len(rows),
+                "runs": n,
+                "solved": k,
+                "solve_rate": k / n if n else math.nan,
+                "solve_lo": lo,
+                "solve_hi": hi,
+                "acc": stats.mean([r["acc"] for r in rows]),
+                "acc_lo": acc_lo,
+                "acc_hi": acc_hi,
+                "params": rows[0]["params"],
+            }
+        )
     return sorted(out, key=lambda o: (-o["tasks"], *sort_key(o)))
-
-
-# ---- writing ----------------------------------------------------------------------------------
-
-
-def solved_cell(row: dict[str, Any]) -> str:
-    """'3/5 [23, 88]': seeds solved of seeds, Wilson interval of the rate in percent."""
-    return rate(row["solved"], row["seeds"], row["solve_lo"], row["solve_hi"]) if row["seeds"] else "-"
-
-
-def seeds_cell(row: dict[str, Any]) -> str:
-    """Every seed's test accuracy in percent, in seed order."""
-    return " ".join(f"{100 * a:.1f}" for a in row["seed_accs"]) or "-"
-
-
-def solve_step_cell(row: dict[str, Any]) -> str:
-    if row["solve_step"] is not None:
-        return num(row["solve_step"])
-    return f"> {num(row['steps'])}" if row["seeds"] else "-"
-
-
-TASK_COLUMNS = ["rank", "model", "params", "state size", "solved (95% CI)", "acc % (95% CI)", "median %",
-                "seeds' acc %", "steps to solve", "exact %", "best lr", "steps", "wall s", "tokens/s"]
-
-
-def task_row_cells(row: dict[str, Any]) -> list[str]:
-    rank = "-" if row["rank"] is None else str(row["rank"])
-    notes = (f" ({row['diverged']} div.)" if row["diverged"] else "") + (f" ({row['failed']} failed)" if row["failed"] else "")
-    lr = f"{row['best_lr']:g}" + (" (edge)" if row.get("lr_edge") else "")
-    return [rank, row["model"], num(row["params"]), num(row["state_size"]), solved_cell(row) + notes,
-            pct(row["acc"], row["acc_lo"], row["acc_hi"]), pct(row["acc_median"]), seeds_cell(row),
-            solve_step_cell(row), pct(row["exact"]), lr, num(row["steps"]), f"{row['train_seconds']:.1f}",
-            num(row["tokens_per_s"])]
-
-
-def to_markdown(name: str, board: dict[str, Any], plots: dict[str, list[Path]]) -> str:
-    out = [f"# Leaderboard: {name}", "",
-           f"Generated by `slabench leaderboard` from {board['runs']} run records; do not edit by hand.", "",
-           f"- Sorted by {board['ranked_by']}.",
-           f"- A run is solved when its test accuracy reaches solve_at = {board['solve_at']:g}. Intervals are 95%: "
-           "Wilson for solve rates, percentile bootstrap over seeds (10,000 resamples, fixed seed) for mean accuracy.",
-           "- Ranks: going down, a row shares the rank of the group above while the test cannot separate it from the "
-           f"group's top row at 5%, else its rank is its position; cells with fewer than min_seeds = "
-           f"{board['min_seeds']} seeds are not ranked (-). Test: {board['test']}.",
-           "- Steps to solve: Kaplan-Meier median over seeds of the first evaluated step with validation accuracy "
-           ">= solve_at (runs that never get there are censored at their last step; '> N': fewer than half did).",
-           f"- Machines: {', '.join(board['machines']) or '-'}.", ""]
-    if board["warnings"]:
-        out += ["**Warnings**", ""] + [f"- {w}" for w in board["warnings"]] + [""]
-    out += ["## Overall (across tasks)", "",
-            "Pooled solve rate over every run of the model's cells, and the mean of its cells' mean accuracies.", "",
-            md_table(["model", "tasks", "solved (95% CI)", "mean acc % (95% CI)", "params"],
-                     [[o["model"], str(o["tasks"]), rate(o["solved"], o["runs"], o["solve_lo"], o["solve_hi"]),
-                       pct(o["acc"], o["acc_lo"], o["acc_hi"]), num(o["params"])]
-                      for o in board["overall"]]), ""]
-    for task, rows in board["tasks"].items():
-        overlap = max((r["overlap"] or 0.0) for r in rows)
-        out += [f"## {task}", "", md_table(TASK_COLUMNS, [task_row_cells(r) for r in rows]), "",
-                f"Train/test overlap (fraction of test examples also drawn in training, max over runs): {overlap:.4f}.", ""]
-        out += [f"![{p.stem}]({p.name})" for p in plots.get(task, [])] + ([""] if plots.get(task) else [])
-    if plots.get(""):
-        out += ["## Plots across tasks", ""] + [f"![{p.stem}]({p.name})" for p in plots[""]] + [""]
-    if board["failures"]:
-        out += ["## Runs that did not finish ok", "",
-                md_table(["model", "task", "seed", "status", "error"],
-                         [[f["model"], f["task"], str(f["seed"]), f["status"], (f["error"] or "").splitlines()[-1][:200]
-                           if f["error"] else ""] for f in board["failures"]]), ""]
-    return "\n".join(out)
-
-
-CSV_COLUMNS = ["task", "rank", "model", "mixer", "params", "state_size", "seeds", "solved", "solve_rate", "solve_lo",
-               "solve_hi", "acc", "acc_lo", "acc_hi", "acc_median", "seed_accs", "solve_step", "exact", "val_acc",
-               "best_lr", "lr_edge", "diverged", "failed", "steps", "train_seconds", "tokens_per_s"]
-
-
-def _finite(x: Any) -> Any:
-    """x with NaN floats as None, so the JSON is standard (null, not NaN)."""
-    if isinstance(x, float) and math.isnan(x):
-        return None
-    if isinstance(x, dict):
-        return {k: _finite(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_finite(v) for v in x]
-    return x
-
-
-def write_leaderboard(board: dict[str, Any], out_dir: Path, name: str) -> dict[str, Path]:
-    """Write `<name>.md`, `.csv`, `.json` and plots of `board` (from `aggregate`) into `out_dir`;
-    return the paths."""
-    from slabench.runners.plots import make_plots
-
-    out_dir.mkdir(parents=True, exist_ok=True)
-    plots = make_plots(board, out_dir, name)
-    paths = {"md": out_dir / f"{name}.md", "csv": out_dir / f"{name}.csv", "json": out_dir / f"{name}.json"}
-    paths["md"].write_text(to_markdown(name, board, plots))
-    paths["json"].write_text(json.dumps(_finite({"name": name, **board}), indent=1, default=str, allow_nan=False) + "\n")
-    with paths["csv"].open("w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(CSV_COLUMNS)
-        for rows in board["tasks"].values():
-            for r in rows:
-                w.writerow([" ".join(f"{a:.6g}" for a in r[c]) if c == "seed_accs" else r[c] for c in CSV_COLUMNS])
-    return paths

@@ -30,6 +30,7 @@ def interval(x: float | None, lo: float | None = None, hi: float | None = None, 
 
 def pct(x: float | None, lo: float | None = None, hi: float | None = None) -> str:
     """A fraction in percent with one decimal: '87.5' or, with an interval, '87.5 [61.2, 99.0]'."""
+
     def scaled(v: float | None) -> float | None:
         return None if v is None else 100 * v
 
@@ -62,6 +63,7 @@ def md_table(header: list[str], rows: list[list[str]], align: list[str] | None =
 
 def yerr(rows: list[dict[str, Any]]) -> list[list[float]]:
     """Asymmetric error bars (percent) from each row's acc, acc_lo and acc_hi; none where undefined."""
+
     def gap(r: dict[str, Any], bound: str) -> float:
         return 0.0 if _missing(r[bound]) else 100 * abs(r["acc"] - r[bound])
 

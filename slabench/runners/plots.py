@@ -19,7 +19,10 @@ from slabench.runners.output import plt, save_figure, yerr
 def _short(model: str, rows: list[dict[str, Any]]) -> str:
     """A model's label without the parameters every row of the table shares."""
     shared = set.intersection(*(set(r["model_params"].items()) for r in rows))
-    own = ", ".join(f"{k}={v}" for k, v in sorted(set(next(r for r in rows if r["model"] == model)["model_params"].items()) - shared))
+    own = ", ".join(
+        f"{k}={v}"
+        for k, v in sorted(set(next(r for r in rows if r["model"] == model)["model_params"].items()) - shared)
+    )
     mixer = next(r for r in rows if r["model"] == model)["mixer"]
     extra = model.split(" [", 1)[1].rstrip("]") if " [" in model else ""
     return mixer + (f"({own})" if own else "") + (f" [{extra}]" if extra else "")
@@ -28,26 +31,47 @@ def _short(model: str, rows: list[dict[str, Any]]) -> str:
 def task_plots(task: str, rows: list[dict[str, Any]], out_dir: Path, stem: str) -> list[Path]:
     """Accuracy per model with seeds as dots, steps to solve, and learning curves for one task."""
     labels = [_short(r["model"], rows) for r in rows]
-    fig, (ax, bx) = plt.subplots(1, 2, figsize=(11, 0.9 + 0.45 * max(4, len(rows))),
-                                 gridspec_kw={"width_ratios": [3, 2]}, sharey=True)
+    fig, (ax, bx) = plt.subplots(
+        1, 2, figsize=(11, 0.9 + 0.45 * max(4, len(rows))), gridspec_kw={"width_ratios": [3, 2]}, sharey=True
+    )
     ys = list(range(len(rows)))[::-1]  # best row on top
-    ax.errorbar([100 * r["acc"] for r in rows], ys, xerr=yerr(rows), fmt="D", color="black", capsize=4,
-                label="mean, 95% bootstrap CI")
+    ax.errorbar(
+        [100 * r["acc"] for r in rows],
+        ys,
+        xerr=yerr(rows),
+        fmt="D",
+        color="black",
+        capsize=4,
+        label="mean, 95% bootstrap CI",
+    )
     for y, r in zip(ys, rows):
-        ax.scatter([100 * a for a in r["seed_accs"]], [y + 0.18] * len(r["seed_accs"]), s=14, alpha=0.6, color="tab:blue",
-                   label="one seed" if y == ys[0] else None)
+        ax.scatter(
+            [100 * a for a in r["seed_accs"]],
+            [y + 0.18] * len(r["seed_accs"]),
+            s=14,
+            alpha=0.6,
+            color="tab:blue",
+            label="one seed" if y == ys[0] else None,
+        )
     solve_at = rows[0].get("solve_at")
     if solve_at is not None:
         ax.axvline(100 * solve_at, color="grey", linestyle=":", label=f"solve_at {100 * solve_at:g}%")
     ax.set(xlabel="test accuracy %", xlim=(-2, 102), title=task if len(task) < 70 else task[:68] + "…")
-    ax.set_yticks(ys, [f"{lab} ({'-' if r['rank'] is None else r['rank']})" for lab, r in zip(labels, rows)], fontsize=8)
+    ax.set_yticks(
+        ys, [f"{lab} ({'-' if r['rank'] is None else r['rank']})" for lab, r in zip(labels, rows)], fontsize=8
+    )
     ax.legend(fontsize=7, loc="lower left")
     ax.grid(alpha=0.3, axis="x")
     solved = [(y, r) for y, r in zip(ys, rows) if r["solve_step"] is not None]
     bx.barh([y for y, _ in solved], [r["solve_step"] for _, r in solved], color="tab:green", alpha=0.7)
     for y, r in zip(ys, rows):
-        bx.text(0, y, f" {r['solved']}/{r['seeds']} solved" + ("" if r["solve_step"] is not None else ", median not reached"),
-                va="center", fontsize=7)
+        bx.text(
+            0,
+            y,
+            f" {r['solved']}/{r['seeds']} solved" + ("" if r["solve_step"] is not None else ", median not reached"),
+            va="center",
+            fontsize=7,
+        )
     bx.set(xlabel="steps to solve (Kaplan-Meier median over seeds)", title="time to solve")
     bx.grid(alpha=0.3, axis="x")
     paths = [save_figure(fig, out_dir / f"{stem}.png")]
@@ -55,19 +79,26 @@ def task_plots(task: str, rows: list[dict[str, Any]], out_dir: Path, stem: str) 
     # One small panel per model (overlaid bands of nine models are unreadable).
     cols = min(3, len(rows))
     nrows = math.ceil(len(rows) / cols)
-    fig, axes = plt.subplots(nrows, cols, figsize=(3.6 * cols, 2.4 * nrows + 0.5), sharex=True, sharey=True,
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        nrows, cols, figsize=(3.6 * cols, 2.4 * nrows + 0.5), sharex=True, sharey=True, squeeze=False
+    )
     for ax, lab, r in zip(axes.flat, labels, rows):
         c = r["curve"]
         ax.plot(c["step"], [100 * v for v in c["median"]], color="tab:blue", label="median")
-        ax.fill_between(c["step"], [100 * v for v in c["lo"]], [100 * v for v in c["hi"]], color="tab:blue", alpha=0.2,
-                        label="range over seeds")
+        ax.fill_between(
+            c["step"],
+            [100 * v for v in c["lo"]],
+            [100 * v for v in c["hi"]],
+            color="tab:blue",
+            alpha=0.2,
+            label="range over seeds",
+        )
         if solve_at is not None:
             ax.axhline(100 * solve_at, color="grey", linestyle=":")
         ax.set_title(f"{lab}: {r['solved']}/{r['seeds']} solved", fontsize=8)
         ax.set_ylim(-2, 102)
         ax.grid(alpha=0.3)
-    for ax in axes.flat[len(rows):]:
+    for ax in axes.flat[len(rows) :]:
         ax.axis("off")
     for ax in axes[-1]:
         ax.set_xlabel("step")
@@ -108,10 +139,20 @@ def make_plots(board: dict[str, Any], out_dir: Path, name: str) -> dict[str, lis
             for (model, rest), lrows in sorted(lines.items()):
                 lrows.sort(key=lambda r: r["task_params"][param])
                 label = model if len(rests) == 1 else f"{model} [{', '.join(f'{k}={v}' for k, v in rest)}]"
-                ax.errorbar([r["task_params"][param] for r in lrows], [100 * r["acc"] for r in lrows], yerr=yerr(lrows),
-                            marker="o", capsize=3, label=label)
-            ax.set(xlabel=param, ylabel="test accuracy % (mean, 95% CI)", title=f"{family}: accuracy vs {param}",
-                   ylim=(-2, 102))
+                ax.errorbar(
+                    [r["task_params"][param] for r in lrows],
+                    [100 * r["acc"] for r in lrows],
+                    yerr=yerr(lrows),
+                    marker="o",
+                    capsize=3,
+                    label=label,
+                )
+            ax.set(
+                xlabel=param,
+                ylabel="test accuracy % (mean, 95% CI)",
+                title=f"{family}: accuracy vs {param}",
+                ylim=(-2, 102),
+            )
             if param == "seq_len":
                 ax.set_xscale("log", base=2)
             ax.legend(fontsize=7)
@@ -125,10 +166,21 @@ def make_plots(board: dict[str, Any], out_dir: Path, name: str) -> dict[str, lis
         for r in sized:
             by_mixer[r["mixer"]].append(r)
         for mixer, mrows in sorted(by_mixer.items()):
-            ax.errorbar([r["state_size"] for r in mrows], [100 * r["acc"] for r in mrows], yerr=yerr(mrows), fmt="o",
-                        capsize=3, label=mixer)
-        ax.set(xscale="log", xlabel="state size (elements per sequence)", ylabel="test accuracy % (mean, 95% CI)",
-               title="accuracy vs state size", ylim=(-2, 102))
+            ax.errorbar(
+                [r["state_size"] for r in mrows],
+                [100 * r["acc"] for r in mrows],
+                yerr=yerr(mrows),
+                fmt="o",
+                capsize=3,
+                label=mixer,
+            )
+        ax.set(
+            xscale="log",
+            xlabel="state size (elements per sequence)",
+            ylabel="test accuracy % (mean, 95% CI)",
+            title="accuracy vs state size",
+            ylim=(-2, 102),
+        )
         ax.legend(fontsize=7)
         paths.append(save_figure(fig, out_dir / f"{name}-acc-vs-state.png"))
 
@@ -144,8 +196,13 @@ def make_plots(board: dict[str, Any], out_dir: Path, name: str) -> dict[str, lis
             xs = sorted(pts)
             label = mixer + (f" [{', '.join(f'{k}={v}' for k, v in rest)}]" if rest else "")
             ax.plot(xs, [sum(pts[x]) / len(pts[x]) for x in xs], marker="o", label=label)
-        ax.set(xscale="log", xlabel="d_model", ylabel="test accuracy % (mean over tasks)",
-               title="accuracy vs d_model", ylim=(-2, 102))
+        ax.set(
+            xscale="log",
+            xlabel="d_model",
+            ylabel="test accuracy % (mean over tasks)",
+            title="accuracy vs d_model",
+            ylim=(-2, 102),
+        )
         ax.legend(fontsize=7)
         paths.append(save_figure(fig, out_dir / f"{name}-acc-vs-d_model.png"))
     out[""] = paths

@@ -43,13 +43,22 @@ def _without_kineto_log() -> Iterator[None]:
             os.dup2(saved, 2)
             os.close(saved)
             captured.seek(0)
-            kept = [line for line in captured.read().decode(errors="replace").splitlines() if not KINETO_LOG.match(line)]
+            kept = [
+                line for line in captured.read().decode(errors="replace").splitlines() if not KINETO_LOG.match(line)
+            ]
             if kept:
                 print("\n".join(kept), file=sys.stderr)
 
 
-def profile_mixer(name: str, shape: Shape, device: str, dtype: str = "bf16", backward: bool = True,
-                  calls: int = 5, by_op: bool = False) -> dict[str, Any]:
+def profile_mixer(
+    name: str,
+    shape: Shape,
+    device: str,
+    dtype: str = "bf16",
+    backward: bool = True,
+    calls: int = 5,
+    by_op: bool = False,
+) -> dict[str, Any]:
     """{"kernels": [{"name", "per_call", "us_per_call"}] (most device time first),
     "kernels_per_call", "device_us_per_call", "wall_us_per_call"}; on CPU the "kernels" are
     the aten ops and their CPU time. by_op: on CUDA, name each row by the aten op (and input
@@ -73,8 +82,11 @@ def profile_mixer(name: str, shape: Shape, device: str, dtype: str = "bf16", bac
     with _without_kineto_log():
         events = prof.key_averages(group_by_input_shape=by_op)
     if gpu and by_op:  # the innermost host op that launched each kernel gets its device time
-        rows = [(f"{e.key} {e.input_shapes}", e.count, e.self_device_time_total) for e in events
-                if e.device_type == DeviceType.CPU and e.self_device_time_total > 0]
+        rows = [
+            (f"{e.key} {e.input_shapes}", e.count, e.self_device_time_total)
+            for e in events
+            if e.device_type == DeviceType.CPU and e.self_device_time_total > 0
+        ]
     elif gpu:  # kernels (and memcpy/memset) are the events that ran on the device
         rows = [(e.key, e.count, e.self_device_time_total) for e in events if e.device_type == DeviceType.CUDA]
     else:  # leaf aten ops: self CPU time, so nested ops are not counted twice
@@ -82,7 +94,10 @@ def profile_mixer(name: str, shape: Shape, device: str, dtype: str = "bf16", bac
     rows = [r for r in rows if r[2] > 0]
     rows.sort(key=lambda r: -r[2])
     return {
-        "mixer": name, "shape": shape.label, "device": device, "dtype": dtype,
+        "mixer": name,
+        "shape": shape.label,
+        "device": device,
+        "dtype": dtype,
         "mode": "fwd+bwd" if backward else "fwd",
         "kernels": [{"name": k, "per_call": n / calls, "us_per_call": t / calls} for k, n, t in rows],
         "kernels_per_call": sum(n for _, n, _ in rows) / calls,

@@ -29,8 +29,10 @@ from slabench.runners import stats
 from slabench.runners.leaderboard import record_machines
 
 FLOOR = 0.02
-RULE = (f"regressed when fewer seeds reach solve_at, or a one-sided paired exact test says now < baseline at 5% "
-        f"and the mean fell by > {FLOOR:g}")
+RULE = (
+    f"regressed when fewer seeds reach solve_at, or a one-sided paired exact test says now < baseline at 5% "
+    f"and the mean fell by > {FLOOR:g}"
+)
 
 
 def cells(records: list[RunRecord]) -> dict[tuple[str, str], dict[str, Any]]:
@@ -47,9 +49,18 @@ def cells(records: list[RunRecord]) -> dict[tuple[str, str], dict[str, Any]]:
         accs = [0.0 if r["status"] == "diverged" else r["metrics"]["test_acc"] for r in kept]
         n, mean = len(accs), stats.mean(accs)
         spec = RunSpec.from_dict(rs[0]["spec"])
-        out[key] = {"task": key[0], "model": key[1], "mixer": spec.model.name, "accs": accs,
-                    "seeds": [r["seed"] for r in kept], "mean": mean, "std": stats.sd(accs), "n": n,
-                    "solve_at": spec.train.solve_at, "failed": len(rs) - n}
+        out[key] = {
+            "task": key[0],
+            "model": key[1],
+            "mixer": spec.model.name,
+            "accs": accs,
+            "seeds": [r["seed"] for r in kept],
+            "mean": mean,
+            "std": stats.sd(accs),
+            "n": n,
+            "solve_at": spec.train.solve_at,
+            "failed": len(rs) - n,
+        }
     return out
 
 
@@ -66,8 +77,14 @@ def judge(now: dict[int, float], base: dict[int, float], solve_at: float) -> dic
         verdict = "improved"
     else:
         verdict = "ok"
-    return {"verdict": verdict, "delta": delta, "p_below": below["p"], "test": below["test"],
-            "solved_now": solved_now, "solved_base": solved_base}
+    return {
+        "verdict": verdict,
+        "delta": delta,
+        "p_below": below["p"],
+        "test": below["test"],
+        "solved_now": solved_now,
+        "solved_base": solved_base,
+    }
 
 
 def make_baseline(records: list[RunRecord], preset: str) -> dict[str, Any]:
@@ -78,8 +95,10 @@ def make_baseline(records: list[RunRecord], preset: str) -> dict[str, Any]:
         "generated": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "machines": record_machines(records),
         "versions": versions,
-        "cells": [{k: c[k] for k in ("task", "model", "mixer", "solve_at", "mean", "std", "n", "seeds", "accs")}
-                  for c in cells(records).values()],
+        "cells": [
+            {k: c[k] for k in ("task", "model", "mixer", "solve_at", "mean", "std", "n", "seeds", "accs")}
+            for c in cells(records).values()
+        ],
     }
 
 
@@ -114,18 +133,41 @@ def check(records: list[RunRecord], baseline: dict[str, Any]) -> list[dict[str, 
     rows = []
     for b in baseline["cells"]:
         c = now.pop((b["task"], b["model"]), None)
-        row = {"task": b["task"], "model": b["model"], "mixer": b.get("mixer", b["model"]),
-               "baseline": stats.mean(b["accs"]), "now": math.nan, "delta": math.nan, "p_below": math.nan,
-               "solved_now": 0, "solved_base": 0, "verdict": "missing", "failed": c["failed"] if c else 0}
+        row = {
+            "task": b["task"],
+            "model": b["model"],
+            "mixer": b.get("mixer", b["model"]),
+            "baseline": stats.mean(b["accs"]),
+            "now": math.nan,
+            "delta": math.nan,
+            "p_below": math.nan,
+            "solved_now": 0,
+            "solved_base": 0,
+            "verdict": "missing",
+            "failed": c["failed"] if c else 0,
+        }
         if c and c["n"]:
             solve_at = b.get("solve_at", c["solve_at"])
-            row.update(judge(dict(zip(c["seeds"], c["accs"])), dict(zip(b["seeds"], b["accs"])), solve_at),
-                       now=c["mean"])
+            row.update(
+                judge(dict(zip(c["seeds"], c["accs"])), dict(zip(b["seeds"], b["accs"])), solve_at), now=c["mean"]
+            )
         rows.append(row)
     for c in now.values():
-        rows.append({"task": c["task"], "model": c["model"], "mixer": c["mixer"], "baseline": math.nan, "now": c["mean"],
-                     "delta": math.nan, "p_below": math.nan, "solved_now": 0, "solved_base": 0, "verdict": "new",
-                     "failed": c["failed"]})
+        rows.append(
+            {
+                "task": c["task"],
+                "model": c["model"],
+                "mixer": c["mixer"],
+                "baseline": math.nan,
+                "now": c["mean"],
+                "delta": math.nan,
+                "p_below": math.nan,
+                "solved_now": 0,
+                "solved_base": 0,
+                "verdict": "new",
+                "failed": c["failed"],
+            }
+        )
     rows.sort(key=lambda r: (r["task"], *_order(r["model"], r["mixer"])))
     return rows
 

@@ -23,7 +23,9 @@ def section_cells(records: list[RunRecord]) -> list[dict[str, Any]]:
     return [row for rows in aggregate(records)["tasks"].values() for row in rows] if records else []
 
 
-def twin_pairs(cells: list[dict[str, Any]], condition: Callable[[dict[str, Any]], Any]) -> dict[str, list[tuple[dict, dict]]]:
+def twin_pairs(
+    cells: list[dict[str, Any]], condition: Callable[[dict[str, Any]], Any]
+) -> dict[str, list[tuple[dict, dict]]]:
     """base -> [(twin cell, base cell)] matched on condition(cell) and the twin's backbone."""
     index = {(c["mixer"], condition(c)): c for c in cells}
     pairs: dict[str, list[tuple[dict, dict]]] = defaultdict(list)

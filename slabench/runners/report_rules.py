@@ -57,10 +57,21 @@ def accuracy_verdict(pairs: dict[str, list[tuple[dict[str, Any], dict[str, Any]]
         twin_mean = sum(t["acc"] for t, _ in cells) / len(cells)
         base_mean = sum(b["acc"] for _, b in cells) / len(cells)
         half = len(cells) / 2
-        vote = ("for" if twin_mean > base_mean and outcomes.count("win") >= half else
-                "against" if twin_mean < base_mean and outcomes.count("loss") >= half else "neither")
-        details[base] = {"twin_mean": twin_mean, "base_mean": base_mean, "wins": outcomes.count("win"),
-                         "losses": outcomes.count("loss"), "conditions": len(cells), "vote": vote}
+        vote = (
+            "for"
+            if twin_mean > base_mean and outcomes.count("win") >= half
+            else "against"
+            if twin_mean < base_mean and outcomes.count("loss") >= half
+            else "neither"
+        )
+        details[base] = {
+            "twin_mean": twin_mean,
+            "base_mean": base_mean,
+            "wins": outcomes.count("win"),
+            "losses": outcomes.count("loss"),
+            "conditions": len(cells),
+            "vote": vote,
+        }
     return _majority({b: d["vote"] for b, d in details.items()}), details
 
 
@@ -77,14 +88,22 @@ def heads_verdict(gains: dict[str, list[tuple[int, float]]]) -> tuple[str, dict[
     details = {}
     for base, points in sorted(gains.items()):
         slope, ci = stats.slope_ci([math.log2(h) for h, _ in points], [g for _, g in points])
-        vote = ("neither" if math.isnan(ci) else "for" if slope - ci > 0 else
-                "against" if slope + ci < MIN_SLOPE else "neither")
+        vote = (
+            "neither"
+            if math.isnan(ci)
+            else "for"
+            if slope - ci > 0
+            else "against"
+            if slope + ci < MIN_SLOPE
+            else "neither"
+        )
         details[base] = {"slope": slope, "slope_ci": ci, "points": len(points), "vote": vote}
     return _majority({b: d["vote"] for b, d in details.items()}), details
 
 
 GATES_RULE = (
-    "For each SLA mixer, number of heads, layer and gate (q, k), over every run of the sections above: the change of the "
+    "For each SLA mixer, number of heads, layer and gate (q, k), over every run of the sections above: the change of "
+    "the "
     "normalised gate entropy (entropy / log H: 1 uniform, 0 one-hot) from the first logged evaluation to "
     f"the last. A series counts *for* the claim if the mean change's 95% interval lies below -{MIN_DROP:g} (the "
     f"entropy fell by more than {MIN_DROP:g}, with confidence), *against* if it lies above -{MIN_DROP:g}, else "
@@ -98,8 +117,15 @@ def gates_verdict(deltas: dict[str, list[float]]) -> tuple[str, dict[str, dict]]
     details = {}
     for name, ds in sorted(deltas.items()):
         mean, lo, hi = stats.mean_ci(ds)
-        vote = ("neither" if len(ds) < MIN_SEEDS or math.isnan(lo) else "for" if hi < -MIN_DROP else
-                "against" if lo > -MIN_DROP else "neither")
+        vote = (
+            "neither"
+            if len(ds) < MIN_SEEDS or math.isnan(lo)
+            else "for"
+            if hi < -MIN_DROP
+            else "against"
+            if lo > -MIN_DROP
+            else "neither"
+        )
         details[name] = {"delta": mean, "delta_lo": lo, "delta_hi": hi, "runs": len(ds), "vote": vote}
     return _majority({n: d["vote"] for n, d in details.items()}), details
 
@@ -126,8 +152,11 @@ def cost_summary(summary: dict[str, Any]) -> dict[str, Any]:
             ratios[o["base"]].append(o["ratio"])
     fwdbwd = {s["mixer"]: s for s in summary.get("slopes", []) if s["mode"] == "fwdbwd"}
     slopes = [{**s, "base_time": fwdbwd.get(m[4:], {}).get("time")} for m, s in fwdbwd.items() if m.startswith("sla-")]
-    return {"mode": mode, "overhead": {b: stats.median(r) for b, r in sorted(ratios.items())},
-            "slopes": sorted(slopes, key=lambda s: s["mixer"])}
+    return {
+        "mode": mode,
+        "overhead": {b: stats.median(r) for b, r in sorted(ratios.items())},
+        "slopes": sorted(slopes, key=lambda s: s["mixer"]),
+    }
 
 
 def cost_verdict(summary: dict[str, Any] | None) -> tuple[str, dict[str, Any] | None]:
@@ -135,16 +164,26 @@ def cost_verdict(summary: dict[str, Any] | None) -> tuple[str, dict[str, Any] | 
         return INCONCLUSIVE, None
     c = cost_summary(summary)
     memory = [s["memory"] for s in c["slopes"] if s["memory"] is not None]
-    time = [(s["time"], s["base_time"] if s["base_time"] is not None else math.inf)  # no base: no allowance
-            for s in c["slopes"] if s["time"] is not None]
+    time = [
+        (s["time"], s["base_time"] if s["base_time"] is not None else math.inf)  # no base: no allowance
+        for s in c["slopes"]
+        if s["time"] is not None
+    ]
     overheads = list(c["overhead"].values())
     if not (memory or time) and not overheads:
         return INCONCLUSIVE, c
-    if (any(m > SUPERLINEAR_SLOPE for m in memory) or any(o > LARGE_OVERHEAD for o in overheads)
-            or any(t > SUPERLINEAR_SLOPE and t > b + LARGE_SLOPE_EXCESS for t, b in time)):
+    if (
+        any(m > SUPERLINEAR_SLOPE for m in memory)
+        or any(o > LARGE_OVERHEAD for o in overheads)
+        or any(t > SUPERLINEAR_SLOPE and t > b + LARGE_SLOPE_EXCESS for t, b in time)
+    ):
         return NOT_SUPPORTED, c
-    if ((memory or time) and overheads and all(m <= LINEAR_SLOPE for m in memory)
-            and all(t <= LINEAR_SLOPE or t <= b + SLOPE_EXCESS for t, b in time)
-            and all(o <= SMALL_OVERHEAD for o in overheads)):
+    if (
+        (memory or time)
+        and overheads
+        and all(m <= LINEAR_SLOPE for m in memory)
+        and all(t <= LINEAR_SLOPE or t <= b + SLOPE_EXCESS for t, b in time)
+        and all(o <= SMALL_OVERHEAD for o in overheads)
+    ):
         return SUPPORTED, c
     return INCONCLUSIVE, c

@@ -59,7 +59,9 @@ def wilson(k: int, n: int) -> tuple[float, float]:
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
-def bootstrap_mean(xs: Sequence[float], seed: int = BOOTSTRAP_SEED, resamples: int = BOOTSTRAP_RESAMPLES) -> tuple[float, float]:
+def bootstrap_mean(
+    xs: Sequence[float], seed: int = BOOTSTRAP_SEED, resamples: int = BOOTSTRAP_RESAMPLES
+) -> tuple[float, float]:
     """95% percentile-bootstrap interval of the mean of xs (nan, nan with fewer than 2 values)."""
     if len(xs) < 2:
         return math.nan, math.nan
@@ -76,8 +78,9 @@ def mean_ci(xs: Sequence[float]) -> tuple[float, float, float]:
     return (mean(xs), *bootstrap_mean(xs))
 
 
-def bootstrap_mean_of_means(groups: Sequence[Sequence[float]], seed: int = BOOTSTRAP_SEED,
-                            resamples: int = BOOTSTRAP_RESAMPLES) -> tuple[float, float]:
+def bootstrap_mean_of_means(
+    groups: Sequence[Sequence[float]], seed: int = BOOTSTRAP_SEED, resamples: int = BOOTSTRAP_RESAMPLES
+) -> tuple[float, float]:
     """95% percentile-bootstrap interval of the mean of group means, resampling within each group
     (a model's seeds within each task); nan, nan when no group has 2 values."""
     groups = [np.asarray(g, dtype=np.float64) for g in groups if len(g)]
@@ -155,8 +158,12 @@ def compare(a: dict[int, float], b: dict[int, float], alternative: str = "two-si
         diffs = [a[s] - b[s] for s in sorted(a)]
         return {"test": "paired", "p": sign_flip_p(diffs, alternative), "n": len(diffs), "delta": mean(diffs)}
     xa, xb = list(a.values()), list(b.values())
-    return {"test": "unpaired", "p": permutation_p(xa, xb, alternative), "n": min(len(xa), len(xb)),
-            "delta": mean(xa) - mean(xb)}
+    return {
+        "test": "unpaired",
+        "p": permutation_p(xa, xb, alternative),
+        "n": min(len(xa), len(xb)),
+        "delta": mean(xa) - mean(xb),
+    }
 
 
 def separable(a: dict[int, float], b: dict[int, float]) -> bool:
@@ -198,8 +205,38 @@ def slope_ci(xs: Sequence[float], ys: Sequence[float]) -> tuple[float, float]:
 
 
 # Two-sided 95% quantiles of Student's t for 1..30 degrees of freedom; 1.96 beyond.
-_T975 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
-         2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042]
+_T975 = [
+    12.706,
+    4.303,
+    3.182,
+    2.776,
+    2.571,
+    2.447,
+    2.365,
+    2.306,
+    2.262,
+    2.228,
+    2.201,
+    2.179,
+    2.160,
+    2.145,
+    2.131,
+    2.120,
+    2.110,
+    2.101,
+    2.093,
+    2.086,
+    2.080,
+    2.074,
+    2.069,
+    2.064,
+    2.060,
+    2.056,
+    2.052,
+    2.048,
+    2.045,
+    2.042,
+]
 
 
 def t975(df: int) -> float:

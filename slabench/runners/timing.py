@@ -85,8 +85,16 @@ def peak_memory(fn: Callable[[], Any], device: torch.device) -> int | None:
     return int(torch.cuda.max_memory_allocated(device) - base)
 
 
-def measure(fn: Callable[[], Any], device: torch.device | str, *, warmup: int = 3, min_warmup_s: float = 0.0,
-            repeats: int | None = None, target_s: float = 0.3, memory: bool = True) -> Measurement:
+def measure(
+    fn: Callable[[], Any],
+    device: torch.device | str,
+    *,
+    warmup: int = 3,
+    min_warmup_s: float = 0.0,
+    repeats: int | None = None,
+    target_s: float = 0.3,
+    memory: bool = True,
+) -> Measurement:
     """Warm `fn` up, then time it (see the module docstring); `fn` takes no arguments."""
     device = torch.device(device)
     t0 = time.perf_counter()
@@ -125,8 +133,13 @@ def cuda_graph(fn: Callable[[], Any], device: torch.device | str, warmup: int = 
 @functools.cache
 def _driver() -> str | None:
     try:
-        out = subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
-                             capture_output=True, text=True, timeout=10, check=False)
+        out = subprocess.run(
+            ["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
     except (OSError, subprocess.SubprocessError):
         return None
     return out.stdout.strip().splitlines()[0] if out.returncode == 0 and out.stdout.strip() else None

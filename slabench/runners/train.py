@@ -10,25 +10,25 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
-import torch.nn.functional as F
 
 from slabench import kernels
-from slabench.config import SEED_LIMIT, RunSpec, TrainSpec
+from slabench.config import SEED_LIMIT, RunSpec
 from slabench.errors import SlabenchError
 from slabench.plugins import source_digest
 from slabench.record import SCHEMA_VERSION, CurvePoint, Metrics, RunRecord
 from slabench.runners.environment import environment, peak_memory_bytes
+from slabench.runners.step import TrainStep, lr_at, make_optimizer
 from slabench.tasks import IGNORE, Batch
 
 VAL_SEED, TEST_SEED = SEED_LIMIT + 1, SEED_LIMIT + 2
 EVAL_CHUNK = 256  # examples per evaluation forward pass (bounds memory)
-WSD_DECAY = 0.2  # "wsd" schedule: linear decay to zero over the last 20% of the budget
 
 
 def _generator(seed: int, device: torch.device) -> torch.Generator:
@@ -77,113 +77,6 @@ def evaluate(model: torch.nn.Module, data: Batch, autocast: torch.dtype | None) 
     return out
 
 
-def make_optimizer(model: torch.nn.Module, cfg: TrainSpec, device: torch.device, capturable: bool = False):
-    """AdamW, weight decay on matrices only. capturable: state and lr live on the device (a
-    tensor lr, updated in place), so the step can run inside a CUDA graph."""
-    decay = [p for p in model.parameters() if p.dim() >= 2]
-    no_decay = [p for p in model.parameters() if p.dim() < 2]
-    return torch.optim.AdamW(
-        [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-        lr=torch.tensor(cfg.lr, device=device) if capturable else cfg.lr,
-        betas=(0.9, 0.98),
-        capturable=capturable,
-        foreach=True if capturable else None,
-    )
-
-
-def lr_at(cfg: TrainSpec, progress: float) -> float:
-    """The learning rate at `progress` (fraction of the budget): linear warmup, then the schedule."""
-    if progress < cfg.warmup:
-        return cfg.lr * progress / cfg.warmup
-    if cfg.schedule == "cosine":
-        return cfg.lr * 0.5 * (1 + math.cos(math.pi * (progress - cfg.warmup) / (1 - cfg.warmup)))
-    if cfg.schedule == "wsd" and progress > 1 - WSD_DECAY:
-        return cfg.lr * (1 - progress) / WSD_DECAY
-    return cfg.lr
-
-
-class TrainStep:
-    """One optimizer step: `step(inputs [B, T], labels [B, T]) -> loss` (a device tensor, not synced).
-
-    path 'eager': forward, backward, gradient clipping and AdamW step, op by op.
-    path 'cuda-graph': at synthetic-task sizes the step is launch-bound (fla's chunk kernels
-    spend ~80% of their time in launches), so the whole step is captured once and replayed
-    (PyTorch's whole-network capture recipe). The first GRAPH_WARMUP calls are real training
-    steps run eagerly on a side stream: dispatch probes, Triton autotuning and lazy
-    initialisation all happen there, never inside the capture. The next call copies its batch
-    into static buffers, captures, and replays; later calls copy and replay. Shapes must not
-    change between calls. Clipping (foreach, on device) and the capturable AdamW step are in
-    the graph; lr is a device tensor updated in place. If capture fails, the step falls back to
-    eager for the rest of the run and `fallback` keeps the reason.
-    """
-
-    GRAPH_WARMUP = 3
-
-    def __init__(self, model: torch.nn.Module, opt: torch.optim.Optimizer, cfg: TrainSpec, device: torch.device,
-                 autocast: torch.dtype | None, path: str):
-        if path not in ("eager", "cuda-graph"):
-            raise SlabenchError(f"train_path={path!r} is not allowed; choose one of 'auto', 'eager', 'cuda-graph'")
-        if path == "cuda-graph" and device.type != "cuda":
-            raise SlabenchError(f"train_path='cuda-graph' needs a CUDA device, not {device.type!r}")
-        self.model, self.opt, self.cfg, self.device, self.autocast = model, opt, cfg, device, autocast
-        self.path, self.fallback = path, None
-        self.calls, self.graph, self.static = 0, None, None
-
-    def set_lr(self, lr: float) -> None:
-        for group in self.opt.param_groups:
-            if isinstance(group["lr"], torch.Tensor):
-                group["lr"].fill_(lr)  # in place: the captured step reads this tensor
-            else:
-                group["lr"] = lr
-
-    def _step(self, inputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        # Autocast's weight-cast cache must be off under capture (PyTorch's CUDA-graph notes).
-        with torch.autocast(self.device.type, dtype=self.autocast, enabled=self.autocast is not None,
-                            cache_enabled=False if self.path == "cuda-graph" else None):
-            logits = self.model(inputs)  # [B, T, V]
-        loss = F.cross_entropy(logits.float().flatten(0, 1), labels.flatten(), ignore_index=IGNORE)
-        self.opt.zero_grad(set_to_none=True)
-        loss.backward()
-        if self.cfg.grad_clip > 0:
-            foreach = True if self.path == "cuda-graph" else None  # on device, no sync
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip, foreach=foreach)
-        self.opt.step()
-        return loss
-
-    def _capture(self, inputs: torch.Tensor, labels: torch.Tensor) -> None:
-        static_inputs, static_labels = inputs.clone(), labels.clone()
-        self.opt.zero_grad(set_to_none=True)  # backward allocates .grad from the graph's pool
-        graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
-            static_loss = self._step(static_inputs, static_labels)
-        self.graph, self.static = graph, (static_inputs, static_labels, static_loss)
-
-    def __call__(self, inputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        self.calls += 1
-        if self.path == "eager":
-            return self._step(inputs, labels)
-        if self.graph is None and self.calls <= self.GRAPH_WARMUP:
-            side, current = torch.cuda.Stream(self.device), torch.cuda.current_stream(self.device)
-            side.wait_stream(current)
-            with torch.cuda.stream(side):
-                loss = self._step(inputs, labels)
-            current.wait_stream(side)
-            return loss
-        if self.graph is None:
-            try:
-                self._capture(inputs, labels)
-            except Exception as e:  # noqa: BLE001  (any capture failure: train on, eagerly)
-                torch.cuda.synchronize(self.device)
-                self.path, self.fallback = "eager", f"capture failed: {type(e).__name__}: {str(e)[:200]}"
-                self.graph, self.static = None, None
-                return self._step(inputs, labels)
-        static_inputs, static_labels, static_loss = self.static
-        static_inputs.copy_(inputs)
-        static_labels.copy_(labels)
-        self.graph.replay()
-        return static_loss
-
-
 @dataclass(frozen=True)
 class RunOutputs:
     """What a run writes besides its record, on request (`slabench run --log-dir`, `--save-checkpoints`)."""
@@ -210,8 +103,13 @@ def tensorboard_writer(log_dir: str | Path):
     return SummaryWriter(str(log_dir))
 
 
-def train(spec: RunSpec, device: str | torch.device = "cpu", on_step: Callable[[int, int], None] | None = None,
-          train_path: str = "auto", outputs: RunOutputs = NO_OUTPUTS) -> RunRecord:
+def train(
+    spec: RunSpec,
+    device: str | torch.device = "cpu",
+    on_step: Callable[[int, int], None] | None = None,
+    train_path: str = "auto",
+    outputs: RunOutputs = NO_OUTPUTS,
+) -> RunRecord:
     """Train `spec` on `device`; return its run record (`slabench.record.RunRecord`).
 
     on_step(step, total) is called after every optimizer step (for progress bars).
@@ -266,6 +164,7 @@ def train(spec: RunSpec, device: str | torch.device = "cpu", on_step: Callable[[
         for i, value in enumerate(torch.stack(step_losses).tolist() if step_losses else []):
             writer.add_scalar("train/loss", value, last_step - len(step_losses) + 1 + i)
         step_losses.clear()
+
     curve: list[CurvePoint] = []
     best_val, best_state, status, error = -1.0, None, "ok", None
     train_loss, eval_seconds, step = float("nan"), 0.0, 0
@@ -314,9 +213,20 @@ def train(spec: RunSpec, device: str | torch.device = "cpu", on_step: Callable[[
         flush_losses(step)
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-    ended = Ended(step, curve, status, error, best_val, best_state, train_loss,
-                  float(seen_test.double().mean()) if test_hashes is not None else None,
-                  time.perf_counter() - start, eval_seconds, train_step.path, train_step.fallback)
+    ended = Ended(
+        step,
+        curve,
+        status,
+        error,
+        best_val,
+        best_state,
+        train_loss,
+        float(seen_test.double().mean()) if test_hashes is not None else None,
+        time.perf_counter() - start,
+        eval_seconds,
+        train_step.path,
+        train_step.fallback,
+    )
     return run_record(spec, model, val, test, autocast, device, ended, outputs, writer)
 
 
@@ -338,8 +248,17 @@ class Ended:
     fallback: str | None  # why CUDA-graph capture fell back to eager
 
 
-def run_record(spec: RunSpec, model: torch.nn.Module, val: Batch, test: Batch, autocast: torch.dtype | None,
-               device: torch.device, ended: Ended, outputs: RunOutputs = NO_OUTPUTS, writer=None) -> RunRecord:
+def run_record(
+    spec: RunSpec,
+    model: torch.nn.Module,
+    val: Batch,
+    test: Batch,
+    autocast: torch.dtype | None,
+    device: torch.device,
+    ended: Ended,
+    outputs: RunOutputs = NO_OUTPUTS,
+    writer=None,
+) -> RunRecord:
     """The record of a finished run: its best checkpoint (loaded into `model`) tested."""
     seq_len, step, best_val = val.inputs.shape[1], ended.steps, ended.best_val
     step_seconds = max(ended.train_seconds - ended.eval_seconds, 1e-9)
@@ -376,8 +295,11 @@ def run_record(spec: RunSpec, model: torch.nn.Module, val: Batch, test: Batch, a
         "status": ended.status,
         "error": ended.error,
         "metrics": metrics,
-        "model": {"params": model.num_params(), "state_size": model.state_size(seq_len),
-                  "mixer_source": source_digest(spec.model.name)},
+        "model": {
+            "params": model.num_params(),
+            "state_size": model.state_size(seq_len),
+            "mixer_source": source_digest(spec.model.name),
+        },
         "timings": {
             "train_seconds": ended.train_seconds,
             "eval_seconds": ended.eval_seconds,

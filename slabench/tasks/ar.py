@@ -47,7 +47,8 @@ class AR(Task):
         require(
             self.vocab_size // 2 - 1 >= self.num_kv_pairs,
             w,
-            f"vocab_size={self.vocab_size} must be >= 2 * (num_kv_pairs + 1) = {2 * (self.num_kv_pairs + 1)} for distinct keys",
+            f"vocab_size={self.vocab_size} must be >= 2 * (num_kv_pairs + 1) = {2 * (self.num_kv_pairs + 1)} for "
+            "distinct keys",
         )
 
     def sample(self, batch_size: int, generator: torch.Generator, device: torch.device | str = "cpu") -> Batch:

@@ -37,7 +37,9 @@ class Batch:
 
     def rows(self, start: int, stop: int) -> Batch:
         """Examples start..stop-1 (views, no copy)."""
-        return Batch(self.inputs[start:stop], self.labels[start:stop], {k: v[start:stop] for k, v in self.slices.items()})
+        return Batch(
+            self.inputs[start:stop], self.labels[start:stop], {k: v[start:stop] for k, v in self.slices.items()}
+        )
 
 
 @dataclass(frozen=True)
@@ -71,8 +73,9 @@ class Task:
             return 1
         return max(1, min(STREAM_BLOCK, STREAM_BLOCK_TOKENS // (batch_size * self.seq_len)))
 
-    def stream(self, batch_size: int, generator: torch.Generator, device: torch.device | str,
-               block: int | None = None) -> Iterator[Batch]:
+    def stream(
+        self, batch_size: int, generator: torch.Generator, device: torch.device | str, block: int | None = None
+    ) -> Iterator[Batch]:
         """Endless fresh batches of `batch_size`, drawn `block` batches per `sample` call
         (default `stream_block`). Rows are i.i.d., so a block is `block` batches of the same
         distribution."""

@@ -65,7 +65,8 @@ class FuzzyRecall(Task):
         require(
             self.band**self.key_len >= self.num_kv_pairs,
             w,
-            f"vocab_size={self.vocab_size} gives fewer than num_kv_pairs={self.num_kv_pairs} distinct keys of key_len={self.key_len}",
+            f"vocab_size={self.vocab_size} gives fewer than num_kv_pairs={self.num_kv_pairs} distinct keys of "
+            f"key_len={self.key_len}",
         )
 
     def sample(self, batch_size: int, generator: torch.Generator, device: torch.device | str = "cpu") -> Batch:

@@ -49,12 +49,14 @@ class MQAR(Task):
         require(
             need <= self.seq_len,
             w,
-            f"num_kv_pairs={self.num_kv_pairs} needs 2 * num_kv_pairs * (num_passes + 1) = {need} <= seq_len={self.seq_len}",
+            f"num_kv_pairs={self.num_kv_pairs} needs 2 * num_kv_pairs * (num_passes + 1) = {need} <= "
+            f"seq_len={self.seq_len}",
         )
         require(
             self.vocab_size // 2 - 1 >= self.num_kv_pairs,
             w,
-            f"vocab_size={self.vocab_size} must be >= 2 * (num_kv_pairs + 1) = {2 * (self.num_kv_pairs + 1)} for distinct keys",
+            f"vocab_size={self.vocab_size} must be >= 2 * (num_kv_pairs + 1) = {2 * (self.num_kv_pairs + 1)} for "
+            "distinct keys",
         )
         require(0 < self.power_a <= 1, w, f"power_a={self.power_a} must be in (0, 1]")
 
@@ -90,4 +92,3 @@ class MQAR(Task):
             "seq_len": torch.full((B,), T, device=device),
         }
         return Batch(inputs, labels, slices)
-

@@ -79,7 +79,13 @@ class MQARCompositional(Task):
 
     def sample(self, batch_size: int, generator: torch.Generator, device: torch.device | str = "cpu") -> Batch:
         B, T, K, L, V, g, band = (
-            batch_size, self.seq_len, self.num_kv_pairs, self.key_len, self.vocab_size, self.grid, self.band
+            batch_size,
+            self.seq_len,
+            self.num_kv_pairs,
+            self.key_len,
+            self.vocab_size,
+            self.grid,
+            self.band,
         )
         val_lo = 1 + L * band
         # g distinct tokens per key slot, slot i from its own band.

@@ -107,13 +107,15 @@ class Needle(Task):
         require(
             need <= self.seq_len,
             w,
-            f"seq_len={self.seq_len} must be >= (needles + distractors + num_queries) * (1 + key_len + value_len) = {need}",
+            f"seq_len={self.seq_len} must be >= (needles + distractors + num_queries) * (1 + key_len + value_len) = "
+            f"{need}",
         )
         need_v = NUM_SPECIAL + 3 * max(M, 2, PATTERN_LEN if self.haystack == "repeat" else 1)
         require(
             self.vocab_size >= need_v,
             w,
-            f"vocab_size={self.vocab_size} must be >= {need_v} (3 markers, then key/value/filler bands of >= max(needles + distractors, 2) ids)",
+            f"vocab_size={self.vocab_size} must be >= {need_v} (3 markers, then key/value/filler bands of >= "
+            "max(needles + distractors, 2) ids)",
         )
 
     def sample(self, batch_size: int, generator: torch.Generator, device: torch.device | str = "cpu") -> Batch:

@@ -54,7 +54,8 @@ class NoisyRecall(Task):
         require(
             self.num_pairs >= self.num_kv_pairs + 1,
             w,
-            f"seq_len={self.seq_len} leaves {self.num_pairs} pairs after noise={self.noise}; need > num_kv_pairs={self.num_kv_pairs}",
+            f"seq_len={self.seq_len} leaves {self.num_pairs} pairs after noise={self.noise}; need > "
+            f"num_kv_pairs={self.num_kv_pairs}",
         )
         require(
             self.band >= self.num_kv_pairs,

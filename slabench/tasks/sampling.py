@@ -109,8 +109,13 @@ def first_appearance(stream: torch.Tensor, n: int) -> torch.Tensor:
     return torch.empty_like(new).scatter_(1, order, new)
 
 
-def weighted_distinct(probs: torch.Tensor, batch: int, k: int, generator: torch.Generator,
-                      table: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+def weighted_distinct(
+    probs: torch.Tensor,
+    batch: int,
+    k: int,
+    generator: torch.Generator,
+    table: tuple[torch.Tensor, torch.Tensor] | None = None,
+) -> torch.Tensor:
     """[B, k] long: k distinct indices per row drawn successively without replacement from probs [N].
 
     Same distribution (order included) as numpy's `choice(N, k, replace=False, p=probs)`. The

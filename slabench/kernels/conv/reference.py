@@ -1,7 +1,7 @@
 """The short convolution in plain torch:
 
-    short_conv(x, weight) = silu(causal depthwise conv of x over time)
-        x [B, T, C], weight [C, W] (nn.Conv1d's [C, 1, W] squeezed) -> [B, T, C]
+short_conv(x, weight) = silu(causal depthwise conv of x over time)
+    x [B, T, C], weight [C, W] (nn.Conv1d's [C, 1, W] squeezed) -> [B, T, C]
 """
 
 from __future__ import annotations

@@ -42,9 +42,12 @@ def _probe(device, dtype, dims):
 
 DELTA_RULE = Op(
     "delta_rule",
-    [("triton_delta_rule", delta_rule_fused), ("fla_chunk_gated_delta_rule", fla_chunk_gated_delta_rule),
-     ("fla_fused_recurrent_gated_delta_rule", fla_fused_recurrent_gated_delta_rule),
-     ("reference", delta_rule_reference)],
+    [
+        ("triton_delta_rule", delta_rule_fused),
+        ("fla_chunk_gated_delta_rule", fla_chunk_gated_delta_rule),
+        ("fla_fused_recurrent_gated_delta_rule", fla_fused_recurrent_gated_delta_rule),
+        ("reference", delta_rule_reference),
+    ],
     _probe,
     dims_of=lambda args: (args[0].shape[-1], args[2].shape[-1]),  # (Dk, Dv) of q and v
     default_dims=(32, 32),

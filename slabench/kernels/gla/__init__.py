@@ -52,8 +52,12 @@ def _dims(args) -> tuple[int, int, bool]:
 
 GLA = Op(
     "gla",
-    [("triton_gla_short", gla_short), ("fla_chunk_gla", fla_chunk_gla),
-     ("fla_fused_recurrent_gla", fla_fused_recurrent_gla), ("reference", gla_reference)],
+    [
+        ("triton_gla_short", gla_short),
+        ("fla_chunk_gla", fla_chunk_gla),
+        ("fla_fused_recurrent_gla", fla_fused_recurrent_gla),
+        ("reference", gla_reference),
+    ],
     lambda device, dtype, dims: _probe(device, dtype, dims, per_channel=True),
     dims_of=_dims,
     default_dims=(32, 32, True),
@@ -61,9 +65,13 @@ GLA = Op(
 )
 SIMPLE_GLA = Op(
     "simple_gla",
-    [("triton_gla_short", gla_short), ("fla_chunk_simple_gla", fla_chunk_simple_gla),
-     ("fla_chunk_gla", fla_chunk_gla_expanded), ("fla_fused_recurrent_simple_gla", fla_fused_recurrent_simple_gla),
-     ("reference", gla_reference)],
+    [
+        ("triton_gla_short", gla_short),
+        ("fla_chunk_simple_gla", fla_chunk_simple_gla),
+        ("fla_chunk_gla", fla_chunk_gla_expanded),
+        ("fla_fused_recurrent_simple_gla", fla_fused_recurrent_simple_gla),
+        ("reference", gla_reference),
+    ],
     lambda device, dtype, dims: _probe(device, dtype, dims, per_channel=False),
     dims_of=_dims,
     default_dims=(32, 32, True),

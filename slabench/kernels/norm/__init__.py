@@ -21,8 +21,14 @@ def _probe(device, dtype, dims):
     """Small, odd-sized inputs; a float32 weight, as under autocast."""
     gen = torch.Generator(device="cpu").manual_seed(0)
     D, gated = dims
-    x, g, weight = torch.randn(3, 50, D, generator=gen), torch.randn(3, 50, D, generator=gen), 1 + torch.rand(D, generator=gen)
-    return [x.to(device, dtype), g.to(device, dtype) if gated else None, weight.to(device, torch.float32)], {"eps": 1e-6}
+    x, g, weight = (
+        torch.randn(3, 50, D, generator=gen),
+        torch.randn(3, 50, D, generator=gen),
+        1 + torch.rand(D, generator=gen),
+    )
+    return [x.to(device, dtype), g.to(device, dtype) if gated else None, weight.to(device, torch.float32)], {
+        "eps": 1e-6
+    }
 
 
 RMS_NORM_GATED = Op(

@@ -1,7 +1,7 @@
 """The gated RMS norm in plain torch:
 
-    rms_norm_gated(x, g, weight, eps) = x / rms(x) * weight * silu(g)      (g None: no gate)
-        x, g [..., D], weight [D] -> [..., D]; the rms is over the last dim
+rms_norm_gated(x, g, weight, eps) = x / rms(x) * weight * silu(g)      (g None: no gate)
+    x, g [..., D], weight [D] -> [..., D]; the rms is over the last dim
 """
 
 from __future__ import annotations
@@ -10,8 +10,7 @@ import torch
 import torch.nn.functional as F
 
 
-def rms_norm_gated_reference(x: torch.Tensor, g: torch.Tensor | None, weight: torch.Tensor,
-                             eps: float) -> torch.Tensor:
+def rms_norm_gated_reference(x: torch.Tensor, g: torch.Tensor | None, weight: torch.Tensor, eps: float) -> torch.Tensor:
     """x / rms(x) * weight (* silu(g)): x, g [..., D], weight [D] -> [..., D]."""
     y = F.rms_norm(x, (x.shape[-1],), weight, eps)
     return y if g is None else y * F.silu(g)

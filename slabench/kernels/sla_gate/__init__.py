@@ -24,7 +24,8 @@ def _probe(device, dtype, dims):
     w_down, w_up = torch.randn(R, C, generator=gen) / C**0.5, torch.randn(H, R, generator=gen) / R**0.5
     b_up = torch.randn(H, generator=gen)
     return [src.to(device, dtype), None if same else x.to(device, dtype)] + [
-        w.to(device, torch.float32) for w in (w_down, w_up, b_up)], {"tau": 0.7}
+        w.to(device, torch.float32) for w in (w_down, w_up, b_up)
+    ], {"tau": 0.7}
 
 
 def _dims(args) -> tuple[int, int, int, int, bool]:
@@ -44,8 +45,9 @@ SLA_GATE = Op(
 )
 
 
-def sla_gate(src: torch.Tensor, x: torch.Tensor | None, w_down: torch.Tensor, w_up: torch.Tensor, b_up: torch.Tensor,
-             tau: float) -> tuple[torch.Tensor, torch.Tensor]:
+def sla_gate(
+    src: torch.Tensor, x: torch.Tensor | None, w_down: torch.Tensor, w_up: torch.Tensor, b_up: torch.Tensor, tau: float
+) -> tuple[torch.Tensor, torch.Tensor]:
     """SLA head gate: gates = softmax((src W_down^T W_up^T + b_up) / tau over H), y = x * gates.
 
     src [B, T, C], x [B, T, H, D] (None: src split into H heads), W_down [R, C], W_up [H, R],

@@ -12,8 +12,9 @@ import torch
 import torch.nn.functional as F
 
 
-def sla_gate_reference(src: torch.Tensor, x: torch.Tensor | None, w_down: torch.Tensor, w_up: torch.Tensor,
-                       b_up: torch.Tensor, tau: float) -> tuple[torch.Tensor, torch.Tensor]:
+def sla_gate_reference(
+    src: torch.Tensor, x: torch.Tensor | None, w_down: torch.Tensor, w_up: torch.Tensor, b_up: torch.Tensor, tau: float
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(y [B, T, H, D], gates [B, T, H]) from src [B, T, C], x [B, T, H, D] or None, W_down [R, C],
     W_up [H, R], b_up [H]."""
     logits = F.linear(F.linear(src, w_down), w_up, b_up)  # [B, T, H]

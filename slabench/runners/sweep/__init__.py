@@ -40,8 +40,19 @@ from slabench.runners.sweep.config import Shape, SweepConfig, TrainStepShape, de
 from slabench.runners.sweep.output import render, write_outputs
 from slabench.runners.sweep.targets import Target, evaluate, load_targets
 
-__all__ = ["Shape", "SweepConfig", "Target", "TrainStepShape", "analyse", "default_config", "load_targets",
-           "mixer_fns", "render", "run_sweep", "write_outputs"]
+__all__ = [
+    "Shape",
+    "SweepConfig",
+    "Target",
+    "TrainStepShape",
+    "analyse",
+    "default_config",
+    "load_targets",
+    "mixer_fns",
+    "render",
+    "run_sweep",
+    "write_outputs",
+]
 
 
 def analyse(result: dict[str, Any], targets: tuple[Target, ...]) -> dict[str, Any]:
@@ -51,9 +62,12 @@ def analyse(result: dict[str, Any], targets: tuple[Target, ...]) -> dict[str, An
     return summary
 
 
-def run_sweep(cfg: SweepConfig, on_case: Callable[[str], None] | None = None,
-              on_partial: Callable[[dict[str, Any]], None] | None = None,
-              targets: tuple[Target, ...] | None = None) -> dict[str, Any]:
+def run_sweep(
+    cfg: SweepConfig,
+    on_case: Callable[[str], None] | None = None,
+    on_partial: Callable[[dict[str, Any]], None] | None = None,
+    targets: tuple[Target, ...] | None = None,
+) -> dict[str, Any]:
     """The sweep's result (machine, config, rows, train_steps, summary). on_partial(result so
     far) after each shape and at the end: a sweep cut short still leaves its finished shapes.
     targets: those of `targets.toml` unless given (`load_targets(path)`)."""
@@ -67,8 +81,10 @@ def run_sweep(cfg: SweepConfig, on_case: Callable[[str], None] | None = None,
         out = {
             "schema": 1,
             "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "machine": {**timing.machine(cfg.device),
-                        "kernel_paths": {op: ",".join(sorted(n)) for op, n in sorted(used.items())}},
+            "machine": {
+                **timing.machine(cfg.device),
+                "kernel_paths": {op: ",".join(sorted(n)) for op, n in sorted(used.items())},
+            },
             "config": {**asdict(cfg), "shapes": [list(s) for s in cfg.shapes]},
             "rows": rows,
             "train_steps": train_rows,
@@ -84,4 +100,3 @@ def run_sweep(cfg: SweepConfig, on_case: Callable[[str], None] | None = None,
     if on_partial:
         on_partial(final)
     return final
-

@@ -65,7 +65,6 @@ def ok_rows(rows: list[dict[str, Any]], **match: Any) -> list[dict[str, Any]]:
     return [r for r in rows if r["status"] == "ok" and all(r.get(k) == v for k, v in match.items())]
 
 
-
 def sweep_shapes(rows: list[dict[str, Any]]) -> list[SweepShape]:
     """Every shape the rows hold, in the order first timed."""
     return list(dict.fromkeys((r["batch"], r["seq_len"], r["heads"], r["head_dim"], r["sweep"]) for r in rows))
@@ -95,27 +94,35 @@ def summarise(result: dict[str, Any]) -> dict[str, Any]:
             for shape in shapes:
                 a, b = ms(f"sla-{base}", mode, shape), ms(base, mode, shape)
                 if a and b:
-                    overhead.append({"base": base, "mode": mode, "shape": list(shape[:4]), "sweep": shape[4],
-                                     "ratio": a / b})
+                    overhead.append(
+                        {"base": base, "mode": mode, "shape": list(shape[:4]), "sweep": shape[4], "ratio": a / b}
+                    )
 
     length_shapes = [s for s in shapes if s[4] == "length"]
     cross = {}  # per fwd+bwd mode: eager calls carry the host's launch cost, graph replays do not
     if {"sla-gla", "attention"} <= set(mixers):
         for mode in [m for m in ("fwdbwd", "fwdbwd-graph") if m in modes]:
-            cross[mode] = crossover([s[1] for s in length_shapes], [ms("sla-gla", mode, s) for s in length_shapes],
-                                    [ms("attention", mode, s) for s in length_shapes])
+            cross[mode] = crossover(
+                [s[1] for s in length_shapes],
+                [ms("sla-gla", mode, s) for s in length_shapes],
+                [ms("attention", mode, s) for s in length_shapes],
+            )
 
     slopes = []  # per sequence: time / B and peak memory / B against T
     for name in mixers:
         for mode in modes:
             rs = same_path_run(list(ok_rows(rows, mixer=name, mode=mode, sweep="length")))
             ts = [r["seq_len"] for r in rs]
-            slopes.append({
-                "mixer": name, "mode": mode,
-                "time": loglog_slope(ts, [r["median_ms"] / r["batch"] for r in rs]),
-                "memory": loglog_slope(ts, [r["peak_mem_bytes"] / r["batch"] if r["peak_mem_bytes"] else None
-                                            for r in rs]),
-                "T": [min(ts), max(ts)] if ts else None,
-                "kernel_paths": paths_label(rs[0].get("kernel_paths")) if rs else "",
-            })
+            slopes.append(
+                {
+                    "mixer": name,
+                    "mode": mode,
+                    "time": loglog_slope(ts, [r["median_ms"] / r["batch"] for r in rs]),
+                    "memory": loglog_slope(
+                        ts, [r["peak_mem_bytes"] / r["batch"] if r["peak_mem_bytes"] else None for r in rs]
+                    ),
+                    "T": [min(ts), max(ts)] if ts else None,
+                    "kernel_paths": paths_label(rs[0].get("kernel_paths")) if rs else "",
+                }
+            )
     return {"sla_overhead": overhead, "crossover_sla_gla_vs_attention": cross, "slopes": slopes}

@@ -39,8 +39,10 @@ def mixer_fns(name: str, shape: Shape, device: torch.device, dtype: str) -> dict
 
     torch.manual_seed(0)
     mixer = build_mixer(name, shape.d_model, shape.heads).to(device)
-    inputs = [torch.randn(shape.batch, shape.seq_len, shape.d_model, device=device, requires_grad=True),
-              *mixer.parameters()]  # x [B, T, d_model] first
+    inputs = [
+        torch.randn(shape.batch, shape.seq_len, shape.d_model, device=device, requires_grad=True),
+        *mixer.parameters(),
+    ]  # x [B, T, d_model] first
 
     def fwd():
         with torch.no_grad(), _autocast(device, dtype):
@@ -57,27 +59,44 @@ def mixer_fns(name: str, shape: Shape, device: torch.device, dtype: str) -> dict
     return {"fwd": fwd, "fwdbwd": fwdbwd}
 
 
-def time_case(fn_factory: Callable[[], Callable[[], Any]], device: torch.device, cfg: SweepConfig,
-              warmup: int | None = None, memory: bool = True) -> dict[str, Any]:
+def time_case(
+    fn_factory: Callable[[], Callable[[], Any]],
+    device: torch.device,
+    cfg: SweepConfig,
+    warmup: int | None = None,
+    memory: bool = True,
+) -> dict[str, Any]:
     """Status, measurement and kernel paths of one case; OOM and other failures become rows, not exceptions."""
     error = None
     kernels.reset_paths_used()
     try:
-        m = timing.measure(fn_factory(), device, warmup=warmup or cfg.warmup, repeats=cfg.repeats,
-                           memory=memory)
+        m = timing.measure(fn_factory(), device, warmup=warmup or cfg.warmup, repeats=cfg.repeats, memory=memory)
         out = {"status": "ok", "error": None, **m.to_dict()}
-    except Exception as e:  # noqa: BLE001  (record and go on; a traceback would keep the tensors alive)
-        error = ("oom" if _is_oom(e) else "failed", f"{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}")
+    except Exception as e:
+        error = (
+            "oom" if _is_oom(e) else "failed",
+            f"{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}",
+        )
     if error is not None:
         _free(device)
-        out = {"status": error[0], "error": error[1], "median_ms": None, "p20_ms": None, "p80_ms": None,
-               "repeats": 0, "peak_mem_bytes": None}
+        out = {
+            "status": error[0],
+            "error": error[1],
+            "median_ms": None,
+            "p20_ms": None,
+            "p80_ms": None,
+            "repeats": 0,
+            "peak_mem_bytes": None,
+        }
     out["kernel_paths"] = kernels.paths_used()  # dispatch picks per shape: rows can differ
     return out
 
 
-def time_mixers(cfg: SweepConfig, on_case: Callable[[str], None] | None = None,
-                on_shape_done: Callable[[list[dict[str, Any]]], None] | None = None) -> list[dict[str, Any]]:
+def time_mixers(
+    cfg: SweepConfig,
+    on_case: Callable[[str], None] | None = None,
+    on_shape_done: Callable[[list[dict[str, Any]]], None] | None = None,
+) -> list[dict[str, Any]]:
     """One row per mixer x shape x mode. Shapes outermost, so every mixer at a shape is timed
     close together in time (same clocks and temperature) and ratios between mixers are fair;
     explicit shapes first, then lengths ascending. on_shape_done(rows so far) after each shape."""
@@ -100,8 +119,17 @@ def time_mixers(cfg: SweepConfig, on_case: Callable[[str], None] | None = None,
                 # A graph's memory is its private pool, allocated at capture: no per-call peak.
                 r = time_case(factory, device, cfg, memory=mode != "fwdbwd-graph")
                 tokens = shape.batch * shape.seq_len
-                rows.append({"kind": "mixer", "mixer": name, "mode": mode, **asdict(shape), "d_model": shape.d_model,
-                             **r, "tokens_per_s": 1e3 * tokens / r["median_ms"] if r["median_ms"] else None})
+                rows.append(
+                    {
+                        "kind": "mixer",
+                        "mixer": name,
+                        "mode": mode,
+                        **asdict(shape),
+                        "d_model": shape.d_model,
+                        **r,
+                        "tokens_per_s": 1e3 * tokens / r["median_ms"] if r["median_ms"] else None,
+                    }
+                )
                 if r["status"] != "ok":
                     fns.clear()
             fns.clear()
@@ -116,7 +144,7 @@ def time_train_steps(cfg: SweepConfig, on_case: Callable[[str], None] | None = N
     (forward, loss, backward, clipping, AdamW) of the standard MQAR model on pre-drawn batches."""
     from slabench.config import TrainSpec
     from slabench.models import build_model
-    from slabench.runners.train import TrainStep, make_optimizer
+    from slabench.runners.step import TrainStep, make_optimizer
     from slabench.tasks import build_task
 
     device = torch.device(cfg.device)
@@ -138,10 +166,17 @@ def time_train_steps(cfg: SweepConfig, on_case: Callable[[str], None] | None = N
                 torch.manual_seed(0)
                 if device.type == "cuda":
                     torch.cuda.reset_peak_memory_stats(device)
-                model = build_model(name, vocab_size=ts.vocab_size, d_model=ts.d_model, n_layers=ts.n_layers,
-                                    n_heads=cfg.heads).to(device)
-                step = TrainStep(model, make_optimizer(model, train_cfg, device, capturable=path == "cuda-graph"),
-                                 train_cfg, device, autocast, path)
+                model = build_model(
+                    name, vocab_size=ts.vocab_size, d_model=ts.d_model, n_layers=ts.n_layers, n_heads=cfg.heads
+                ).to(device)
+                step = TrainStep(
+                    model,
+                    make_optimizer(model, train_cfg, device, capturable=path == "cuda-graph"),
+                    train_cfg,
+                    device,
+                    autocast,
+                    path,
+                )
                 holder["step"] = step
                 calls = iter(range(10**9))
 
@@ -154,13 +189,24 @@ def time_train_steps(cfg: SweepConfig, on_case: Callable[[str], None] | None = N
             # Warm-up covers the graph path's eager steps and its capture, so only replays are timed.
             r = time_case(factory, device, cfg, warmup=max(cfg.warmup, TrainStep.GRAPH_WARMUP + 2), memory=False)
             step = holder.get("step")
-            peak = int(torch.cuda.max_memory_allocated(device)) if device.type == "cuda" and r["status"] == "ok" else None
+            peak = (
+                int(torch.cuda.max_memory_allocated(device)) if device.type == "cuda" and r["status"] == "ok" else None
+            )
             tokens = ts.batch * ts.seq_len
-            rows.append({"kind": "train-step", "mixer": name, "mode": step.path if step else path, "requested": path,
-                         "fallback": step.fallback if step else None, **asdict(ts), "heads": cfg.heads, **r,
-                         "peak_mem_bytes": peak,
-                         "tokens_per_s": 1e3 * tokens / r["median_ms"] if r["median_ms"] else None})
+            rows.append(
+                {
+                    "kind": "train-step",
+                    "mixer": name,
+                    "mode": step.path if step else path,
+                    "requested": path,
+                    "fallback": step.fallback if step else None,
+                    **asdict(ts),
+                    "heads": cfg.heads,
+                    **r,
+                    "peak_mem_bytes": peak,
+                    "tokens_per_s": 1e3 * tokens / r["median_ms"] if r["median_ms"] else None,
+                }
+            )
             holder.clear()
             _free(device)
     return rows
-

@@ -13,6 +13,7 @@ from slabench.params import require
 MODES = ("fwd", "fwdbwd", "fwdbwd-graph")
 MODE_TITLES = {"fwd": "fwd", "fwdbwd": "fwd+bwd", "fwdbwd-graph": "fwd+bwd, CUDA graph replay"}
 
+
 @dataclass(frozen=True)
 class Shape:
     batch: int
@@ -67,13 +68,19 @@ class SweepConfig:
         require(self.dtype in ("bf16", "fp32"), "--dtype", f"{self.dtype!r} is not allowed; choose one of bf16, fp32")
         for m in self.modes:
             require(m in MODES, "--mode", f"{m!r} is not allowed; choose one of fwd, fwdbwd, both")
-        require("fwdbwd-graph" not in self.modes or torch.device(self.device).type == "cuda", "--cuda-graph",
-                "CUDA-graph timing needs a CUDA device")
+        require(
+            "fwdbwd-graph" not in self.modes or torch.device(self.device).type == "cuda",
+            "--cuda-graph",
+            "CUDA-graph timing needs a CUDA device",
+        )
         require(all(t >= 2 for t in self.seq_lens), "--seq-lens", "every length must be >= 2")
         require(self.tokens >= 1, "--tokens", f"{self.tokens} must be >= 1")
         require(self.batch is None or self.batch >= 1, "--batch", f"{self.batch} must be >= 1")
-        require(self.heads >= 1 and self.d_model % self.heads == 0, "--heads",
-                f"d_model={self.d_model} must be a positive multiple of heads={self.heads}")
+        require(
+            self.heads >= 1 and self.d_model % self.heads == 0,
+            "--heads",
+            f"d_model={self.d_model} must be a positive multiple of heads={self.heads}",
+        )
         for s in self.shapes:
             require(len(s) == 4 and min(s) >= 1, "--shape", f"{s} must be four positive ints B,T,H,D")
         require(self.repeats is None or self.repeats >= 1, "--repeats", f"{self.repeats} must be >= 1")
@@ -94,8 +101,14 @@ def default_config(device: str, quick: bool = False, **overrides: Any) -> SweepC
     else:
         seq_lens, tokens = ((64, 128) if quick else (64, 128, 256)), 2048
     base: dict[str, Any] = {
-        "mixers": tuple(MIXERS.names()), "device": device, "dtype": "bf16" if gpu else "fp32",
-        "seq_lens": seq_lens, "tokens": tokens, "batch": None, "d_model": 128, "heads": 8,
+        "mixers": tuple(MIXERS.names()),
+        "device": device,
+        "dtype": "bf16" if gpu else "fp32",
+        "seq_lens": seq_lens,
+        "tokens": tokens,
+        "batch": None,
+        "d_model": 128,
+        "heads": 8,
         "train_shape": TrainStepShape() if gpu else TrainStepShape(batch=16, seq_len=64, vocab_size=64, num_kv_pairs=4),
         "modes": MODES if gpu else MODES[:2],
     }
@@ -103,4 +116,3 @@ def default_config(device: str, quick: bool = False, **overrides: Any) -> SweepC
         base.update(warmup=2, repeats=5)
     base.update({k: v for k, v in overrides.items() if v is not None})
     return SweepConfig(**base)
-

@@ -71,23 +71,38 @@ def _target(t: Any, where: str) -> Target:
     modes = TRAIN_PATHS if q == "train-step-ratio" else MODES
     require(t["mode"] in modes, f"{where} mode", f"{t['mode']!r} is not allowed; choose one of {', '.join(modes)}")
     ratio = q.endswith("-ratio")
-    require(isinstance(t.get("baseline"), str) == ratio, f"{where} baseline",
-            "a ratio needs a baseline mixer, a slope takes none")
-    require(not ratio or ("X" in t["mixer"]) == ("X" in t["baseline"]), f"{where} mixer",
-            "'X' stands for a mixer name in both mixer and baseline, or in neither")
+    require(
+        isinstance(t.get("baseline"), str) == ratio,
+        f"{where} baseline",
+        "a ratio needs a baseline mixer, a slope takes none",
+    )
+    require(
+        not ratio or ("X" in t["mixer"]) == ("X" in t["baseline"]),
+        f"{where} mixer",
+        "'X' stands for a mixer name in both mixer and baseline, or in neither",
+    )
     shape, min_t = t.get("shape"), t.get("min_seq_len")
     if q == "time-ratio":
         require((shape is None) != (min_t is None), f"{where} shape", "give either shape or min_seq_len")
     else:
         require(shape is None and min_t is None, f"{where} shape", f"a {q} takes neither shape nor min_seq_len")
-    require(shape is None or (isinstance(shape, list) and len(shape) == 4
-                              and all(isinstance(v, int) and v >= 1 for v in shape)),
-            f"{where} shape", f"{shape!r} must be four positive integers [B, T, H, D]")
-    require(min_t is None or (isinstance(min_t, int) and min_t >= 1), f"{where} min_seq_len",
-            f"{min_t!r} must be a positive integer")
+    require(
+        shape is None
+        or (isinstance(shape, list) and len(shape) == 4 and all(isinstance(v, int) and v >= 1 for v in shape)),
+        f"{where} shape",
+        f"{shape!r} must be four positive integers [B, T, H, D]",
+    )
+    require(
+        min_t is None or (isinstance(min_t, int) and min_t >= 1),
+        f"{where} min_seq_len",
+        f"{min_t!r} must be a positive integer",
+    )
     bounds = [b for b in ("at_most", "below") if b in t]
-    require(len(bounds) == 1 and isinstance(t[bounds[0]], (int, float)), f"{where} at_most",
-            "give one number, as at_most (value <= bound) or below (value < bound)")
+    require(
+        len(bounds) == 1 and isinstance(t[bounds[0]], (int, float)),
+        f"{where} at_most",
+        "give one number, as at_most (value <= bound) or below (value < bound)",
+    )
     return Target(**{**t, "shape": tuple(shape) if shape else None})
 
 
@@ -100,8 +115,11 @@ def load_targets(path: str | Path = DEFAULT_TARGETS) -> tuple[Target, ...]:
     except tomllib.TOMLDecodeError as e:
         raise SlabenchError(f"--targets {path}: invalid TOML: {e}") from None
     tables = data.get("target")
-    require(isinstance(tables, list) and bool(tables) and set(data) == {"target"}, f"--targets {path}",
-            "must hold [[target]] tables and nothing else")
+    require(
+        isinstance(tables, list) and bool(tables) and set(data) == {"target"},
+        f"--targets {path}",
+        "must hold [[target]] tables and nothing else",
+    )
     return tuple(_target(t, f"--targets {path} target {i + 1}") for i, t in enumerate(tables))
 
 
@@ -115,19 +133,26 @@ def _value(t: Target, result: dict[str, Any], slopes: list[dict[str, Any]]) -> f
         fits = [s[t.quantity.split("-")[0]] for s in slopes if s["mixer"] == t.mixer and s["mode"] == t.mode]
         return fits[0] if fits else None
     swept = list(dict.fromkeys(r["mixer"] for r in (rows if t.quantity == "time-ratio" else result["train_steps"])))
-    pairs = [(t.mixer.replace("X", x), t.baseline.replace("X", x)) for x in swept] if "X" in t.mixer else [
-        (t.mixer, t.baseline)]
+    pairs = (
+        [(t.mixer.replace("X", x), t.baseline.replace("X", x)) for x in swept]
+        if "X" in t.mixer
+        else [(t.mixer, t.baseline)]
+    )
     pairs = [p for p in pairs if set(p) <= set(swept)]
     if t.quantity == "train-step-ratio":
         train = ok_rows(result["train_steps"])
 
         def fastest(name):
-            return min((r["median_ms"] for r in train if r["mixer"] == name and t.mode in (r["mode"], "fastest")),
-                       default=None)
+            return min(
+                (r["median_ms"] for r in train if r["mixer"] == name and t.mode in (r["mode"], "fastest")), default=None
+            )
 
         return _worst([a / b for a, b in ((fastest(m), fastest(base)) for m, base in pairs) if a and b])
-    shapes = [s for s in sweep_shapes(rows) if (list(s[:4]) == list(t.shape) if t.shape else
-                                                 s[4] == "length" and s[1] >= t.min_seq_len)]
+    shapes = [
+        s
+        for s in sweep_shapes(rows)
+        if (list(s[:4]) == list(t.shape) if t.shape else s[4] == "length" and s[1] >= t.min_seq_len)
+    ]
     ratios = [(median_ms(rows, m, t.mode, s), median_ms(rows, base, t.mode, s)) for m, base in pairs for s in shapes]
     return _worst([a / b for a, b in ratios if a and b])
 
