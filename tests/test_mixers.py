@@ -11,8 +11,9 @@ import torch
 
 from slabench import kernels
 from slabench.errors import SlabenchError
-from slabench.kernels import gla_recurrent
+from slabench.kernels import dispatch, gla_recurrent
 from slabench.models import MIXERS, LinearMixer, build_mixer, mixer_params, shared_option, sla_twin
+from slabench.models.sla import HeadGate
 
 NAMES = MIXERS.names()
 LINEAR = [n for n in NAMES if issubclass(MIXERS.get(n), LinearMixer)]
@@ -84,8 +85,8 @@ def test_sla_diagnostics_in_range(name):
     assert m.diagnostics() == {}
     m(torch.randn(2, 17, 32))
     d = m.diagnostics()
-    assert set(d) == {"gate_entropy", "gate_max", "kgate_entropy", "kgate_max"}
-    for key in ("gate_entropy", "kgate_entropy"):
+    assert set(d) == {"gate_entropy", "gate_max", "gate_peaked", "kgate_entropy", "kgate_max", "kgate_peaked"}
+    for key in ("gate_entropy", "kgate_entropy", "gate_peaked", "kgate_peaked"):
         assert 0.0 <= d[key] <= 1.0 + 1e-6
     for key in ("gate_max", "kgate_max"):
         assert 0.5 - 1e-6 <= d[key] <= 1.0  # 2 heads: the largest gate is at least 1/2
@@ -94,7 +95,7 @@ def test_sla_diagnostics_in_range(name):
 def test_sla_options():
     m = make("sla-gla", gate_q_only=True, gate_source="x", gate_rank=4, gate_temp=0.5)
     m(torch.randn(2, 5, 32))
-    assert set(m.diagnostics()) == {"gate_entropy", "gate_max"}
+    assert set(m.diagnostics()) == {"gate_entropy", "gate_max", "gate_peaked"}
     assert m.q_gate.down.in_features == 32 and m.q_gate.down.out_features == 4
     qk = make("sla-gla")
     assert qk.q_gate.down.in_features == qk.key_dim
@@ -103,6 +104,87 @@ def test_sla_options():
     assert {"gate_rank", "gate_temp", "gate_q_only", "gate_source"} <= set(names)
     with pytest.raises(SlabenchError, match="gate_source"):
         make("sla-gdn", gate_source="v")
+
+
+def test_sigmoid_gate_against_a_hand_computation():
+    """kind 'sigmoid': g_h = sigmoid(l_h / tau - log(H - 1)) on each head's own logit, worked out
+    element by element in float64; at zero logits every gate is the softmax's 1/H, and a head's
+    gate is its softmax gate whenever the other heads' logits are zero."""
+    gen = torch.Generator().manual_seed(0)
+    H, D, C, R, tau = 3, 2, 4, 2, 0.5
+    src = torch.randn(1, 2, C, dtype=torch.float64, generator=gen)
+    x = torch.randn(1, 2, H, D, dtype=torch.float64, generator=gen)
+    w_down, w_up = (
+        torch.randn(R, C, dtype=torch.float64, generator=gen),
+        torch.randn(H, R, dtype=torch.float64, generator=gen),
+    )
+    b_up = torch.randn(H, dtype=torch.float64, generator=gen)
+    y, gates = kernels.sla_gate(src, x, w_down, w_up, b_up, tau, "sigmoid")
+    for t in range(2):
+        for h in range(H):
+            down = [sum(w_down[r, c].item() * src[0, t, c].item() for c in range(C)) for r in range(R)]
+            logit = sum(w_up[h, r].item() * down[r] for r in range(R)) + b_up[h].item()
+            g = 1 / (1 + math.exp(-(logit / tau - math.log(H - 1))))
+            assert gates[0, t, h].item() == pytest.approx(g, rel=1e-12)
+            for d in range(D):
+                assert y[0, t, h, d].item() == pytest.approx(x[0, t, h, d].item() * g, rel=1e-12)
+    zero = torch.zeros(H, dtype=torch.float64)
+    _, at_zero = kernels.sla_gate(src, x, w_down, torch.zeros_like(w_up), zero, tau, "sigmoid")
+    torch.testing.assert_close(at_zero, torch.full_like(at_zero, 1 / H), rtol=1e-15, atol=0)
+    alone = torch.zeros_like(w_up)
+    alone[1] = w_up[1]  # only head 1 has a logit
+    _, sig = kernels.sla_gate(src, x, w_down, alone, zero, tau, "sigmoid")
+    _, soft = kernels.sla_gate(src, x, w_down, alone, zero, tau)
+    torch.testing.assert_close(sig[..., 1], soft[..., 1], rtol=1e-12, atol=0)
+    assert not torch.allclose(sig[..., 0], soft[..., 0])  # the others: the softmax's fall as head 1 rises
+
+
+def test_softmax_gate_is_the_default_and_unchanged():
+    """The default gate is the softmax, computed as before the sigmoid kind existed: the float64
+    forward of sla-gla at seed 0 matches values recorded from that code."""
+    x = torch.randn(2, 17, 32, generator=torch.Generator().manual_seed(1), dtype=torch.float32).double()
+    y = make("sla-gla").double()(x)
+    torch.testing.assert_close(y, make("sla-gla", gate_kind="softmax").double()(x), rtol=0, atol=0)
+    recorded = [0.2385294365165444, -0.04450894173693256, 0.13775393401476893, 0.13022210773200615]
+    torch.testing.assert_close(y[1, 16, :4], torch.tensor(recorded, dtype=torch.float64), rtol=1e-10, atol=1e-12)
+    assert y.sum().item() == pytest.approx(5.474391870208295, rel=1e-10)
+    assert y.abs().sum().item() == pytest.approx(127.97816361815632, rel=1e-10)
+
+
+def test_sigmoid_twin_trains_and_records_its_path():
+    m = make("sla-gla", gate_kind="sigmoid")
+    assert m.q_gate.kind == m.k_gate.kind == "sigmoid"
+    assert [name for name, _ in dispatch.OPS["sla_gate_sigmoid"].candidates] == ["reference"]
+    kernels.reset_paths_used()
+    x = torch.randn(2, 17, 32, requires_grad=True)
+    m(x).square().mean().backward()
+    paths = kernels.paths_used()  # what a run record's kernel_paths holds
+    assert paths["sla_gate_sigmoid"] == "reference" and "sla_gate" not in paths
+    assert all(torch.isfinite(p.grad).all() for p in m.q_gate.parameters())
+    g = m.q_gate.last_gates
+    assert ((g > 0) & (g < 1)).all() and (g.sum(-1) - 1).abs().max() > 1e-3  # per head, not a distribution
+    with pytest.raises(SlabenchError, match="gate_kind"):
+        make("sla-gla", gate_kind="relu")
+
+
+def test_gate_peaked_on_constructed_gates():
+    """gate_peaked: the share of tokens whose largest gate exceeds 0.9; entropy and max by hand."""
+    gate = HeadGate(8, 4)
+    rows = [[1.0, 0, 0, 0], [0, 0, 1.0, 0], [0.25] * 4, [0.91, 0.03, 0.03, 0.03]]  # one-hot x2, uniform, peaked
+    gate.last_gates = torch.tensor([rows])  # [B=1, T=4, H=4]
+    d = gate.diagnostics("k")
+    assert d["kgate_peaked"] == pytest.approx(3 / 4)
+    assert d["kgate_max"] == pytest.approx((1 + 1 + 0.25 + 0.91) / 4)
+    last = -(0.91 * math.log(0.91) + 3 * 0.03 * math.log(0.03)) / math.log(4)
+    assert d["kgate_entropy"] == pytest.approx((0 + 0 + 1 + last) / 4, rel=1e-6)
+    # Sigmoid gates need not sum to one: the largest can pass 0.9 with all heads equally open.
+    sig = HeadGate(8, 4, kind="sigmoid")
+    sig.last_gates = torch.tensor([[[0.95] * 4, [0.5, 0.1, 0.1, 0.1]]])
+    d = sig.diagnostics()
+    assert d["gate_peaked"] == pytest.approx(1 / 2)
+    shares = [0.5 / 0.8, 0.1 / 0.8, 0.1 / 0.8, 0.1 / 0.8]
+    second = -sum(p * math.log(p) for p in shares) / math.log(4)
+    assert d["gate_entropy"] == pytest.approx((1 + second) / 2, rel=1e-6)
 
 
 def test_sla_gates_respond_to_query_magnitude():
@@ -154,7 +236,7 @@ class FixedDecay(LinearMixer):
 
 def test_sla_twin_of_a_base_with_required_and_keyword_only_options(monkeypatch):
     monkeypatch.setitem(MIXERS._items, "sla-fixed-decay", sla_twin(FixedDecay))
-    gates = ["gate_rank", "gate_temp", "gate_q_only", "gate_source"]
+    gates = ["gate_rank", "gate_temp", "gate_q_only", "gate_source", "gate_kind"]
     assert [p.name for p in mixer_params("sla-fixed-decay")] == [f.name for f in fields(FixedDecayOptions)] + gates
     assert MIXERS.get("sla-fixed-decay").Options(decay=0.5).output_norm == "layer"
     with pytest.raises(SlabenchError, match="option 'decay' has no default"):

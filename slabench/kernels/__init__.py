@@ -6,6 +6,7 @@
     delta_rule(q, k, v, g, beta, scale=None, output_final_state=False) -> (o, state)
         gated delta rule (Gated DeltaNet), fla's convention; q, k already L2-normalised.
     sla_gate(src, x, w_down, w_up, b_up, tau) -> (x * softmax(low-rank logits of src / tau)[..., None], gates)
+        kind="sigmoid": an independent sigmoid per head instead (op 'sla_gate_sigmoid', reference only)
     short_conv(x, weight) -> silu(causal depthwise conv of x [B, T, C] over time), weight [C, W]
     rms_norm_gated(x, g, weight, eps) -> x / rms(x) * weight * silu(g), g optional
 
@@ -26,10 +27,10 @@ from slabench.kernels.delta_rule import DELTA_RULE, delta_rule, delta_rule_chunk
 from slabench.kernels.dispatch import OPS, doctor, paths_used, register, reset_paths_used, select
 from slabench.kernels.gla import GLA, SIMPLE_GLA, gla, gla_chunk, gla_recurrent
 from slabench.kernels.norm import RMS_NORM_GATED, rms_norm_gated, rms_norm_gated_reference
-from slabench.kernels.sla_gate import SLA_GATE, sla_gate, sla_gate_reference
+from slabench.kernels.sla_gate import SLA_GATE, SLA_GATE_SIGMOID, sla_gate, sla_gate_reference
 
 # Every op, in the order `doctor` lists them; a new op's folder adds its declaration here.
-register(GLA, SIMPLE_GLA, DELTA_RULE, SLA_GATE, SHORT_CONV, RMS_NORM_GATED)
+register(GLA, SIMPLE_GLA, DELTA_RULE, SLA_GATE, SLA_GATE_SIGMOID, SHORT_CONV, RMS_NORM_GATED)
 
 __all__ = [
     "OPS",

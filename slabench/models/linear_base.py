@@ -102,16 +102,22 @@ class LinearMixer(Mixer):
 
     # --- SLA ---------------------------------------------------------------------------------
 
-    def enable_head_gates(self, rank: int, temp: float, q_only: bool, source: str) -> None:
-        """Switch on SLA: softmax-over-heads gates on q (and k unless q_only)."""
+    def enable_head_gates(self, rank: int, temp: float, q_only: bool, source: str, kind: str = "softmax") -> None:
+        """Switch on SLA: gates on q (and k unless q_only), softmax over heads or a sigmoid per head."""
         where = f"sla-{type(self).__mro__[1].__name__}"
         require(rank >= 1, where, f"gate_rank={rank} must be >= 1")
         require(temp > 0, where, f"gate_temp={temp} must be > 0")
         require(source in ("qk", "x"), where, f"gate_source={source!r} is not allowed; choose one of 'qk', 'x'")
+        require(
+            kind in ("softmax", "sigmoid"),
+            where,
+            f"gate_kind={kind!r} is not allowed; choose one of 'softmax', 'sigmoid'",
+        )
         self.gate_source = source
-        self.q_gate = HeadGate(self.d_model if source == "x" else self.key_dim, self.n_heads, rank, temp)
+        d_in = self.d_model if source == "x" else self.key_dim
+        self.q_gate = HeadGate(d_in, self.n_heads, rank, temp, kind)
         if not q_only:
-            self.k_gate = HeadGate(self.d_model if source == "x" else self.key_dim, self.n_heads, rank, temp)
+            self.k_gate = HeadGate(d_in, self.n_heads, rank, temp, kind)
 
     def apply_head_gates(self, x, q_raw, k_raw, q, k):
         """Scale q, k [B, T, H, Dk] per head by gates read from the raw q, k (or from x)."""

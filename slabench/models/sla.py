@@ -8,6 +8,11 @@ where Q and K are the full query and key vectors (all heads, before the feature 
 gates respond to their magnitude. W is low rank (d_in -> rank -> H). Head h then computes
 (G^Q_h phi(Q_h)) (G^K_h phi(K_h))^T V_h with the base mixer's decay or delta rule.
 
+`gate_kind="sigmoid"` is the control without competition: the same low-rank logits, an
+independent sigmoid per head, shifted so that every gate starts at the softmax's 1/H
+(`slabench/kernels/sla_gate/reference.py` derives the shift). It separates what the softmax's
+competition between heads does from what any per-head gate does.
+
 `HeadGate` is the gate; `sla_twin(MixerClass)` turns any `LinearMixer` subclass into its SLA
 twin: its options are the base's plus `SLAGateOptions`, and its constructor switches the gate on.
 """
@@ -25,17 +30,21 @@ from torch import nn
 
 from slabench import kernels
 
+# A token's gate counts as peaked (near one-hot, for the softmax) when its largest gate exceeds this.
+PEAKED = 0.9
+
 
 class HeadGate(nn.Module):
-    """softmax(up(down(src)) / temp) over heads, applied to x [B, T, H, D] by one fused op.
+    """softmax(up(down(src)) / temp) over heads (kind 'sigmoid': a sigmoid per head), applied to
+    x [B, T, H, D] by one op.
 
     Keeps the last gates (detached, [B, T, H]) so `diagnostics()` can summarise them on demand
     without adding work to the training step.
     """
 
-    def __init__(self, d_in: int, n_heads: int, rank: int = 8, temp: float = 1.0):
+    def __init__(self, d_in: int, n_heads: int, rank: int = 8, temp: float = 1.0, kind: str = "softmax"):
         super().__init__()
-        self.n_heads, self.temp = n_heads, temp
+        self.n_heads, self.temp, self.kind = n_heads, temp, kind
         self.down = nn.Linear(d_in, rank, bias=False)
         self.up = nn.Linear(rank, n_heads)
         self.last_gates: torch.Tensor | None = None
@@ -43,18 +52,26 @@ class HeadGate(nn.Module):
     def forward(self, src: torch.Tensor, x: torch.Tensor | None = None) -> torch.Tensor:
         """src [B, T, d_in], x [B, T, H, D] -> x scaled per head [B, T, H, D]; x None gates src
         itself (d_in = H * D), which lets the kernel add src's two gradients in one pass."""
-        y, gates = kernels.sla_gate(src, x, self.down.weight, self.up.weight, self.up.bias, self.temp)
+        y, gates = kernels.sla_gate(src, x, self.down.weight, self.up.weight, self.up.bias, self.temp, self.kind)
         self.last_gates = gates.detach()
         return y
 
     def diagnostics(self, prefix: str = "") -> dict[str, float]:
-        """gate_entropy: mean entropy / log H (1 uniform, 0 one-hot); gate_max: mean largest gate."""
+        """Means over tokens: gate_entropy, entropy / log H of the gates over the heads (1 uniform,
+        0 one-hot; sigmoid gates are first divided by their sum); gate_max, the largest gate;
+        gate_peaked, the share of tokens whose largest gate exceeds `PEAKED`."""
         if self.last_gates is None:
             return {}
-        g = self.last_gates.float()
-        entropy = -(g * g.clamp_min(1e-12).log()).sum(-1).mean().item()
+        g = self.last_gates.float()  # [B, T, H]
+        p = g if self.kind == "softmax" else g / g.sum(-1, keepdim=True).clamp_min(1e-12)  # shares over heads
+        entropy = -(p * p.clamp_min(1e-12).log()).sum(-1).mean().item()
         norm = math.log(self.n_heads) if self.n_heads > 1 else 1.0
-        return {f"{prefix}gate_entropy": entropy / norm, f"{prefix}gate_max": g.max(-1).values.mean().item()}
+        top = g.max(-1).values  # [B, T]
+        return {
+            f"{prefix}gate_entropy": entropy / norm,
+            f"{prefix}gate_max": top.mean().item(),
+            f"{prefix}gate_peaked": (top > PEAKED).float().mean().item(),
+        }
 
 
 @dataclass(frozen=True)
@@ -62,16 +79,23 @@ class SLAGateOptions:
     """The options an SLA twin adds to its base mixer's."""
 
     gate_rank: int = field(default=8, metadata={"help": "rank of the low-rank head projection"})
-    gate_temp: float = field(default=1.0, metadata={"help": "softmax temperature tau"})
+    gate_temp: float = field(default=1.0, metadata={"help": "temperature tau of the gate logits"})
     gate_q_only: bool = field(default=False, metadata={"help": "no key gate"})
     gate_source: Literal["qk", "x"] = field(
         default="qk",
         metadata={"help": "what the gates read: 'qk' the full q and k (the paper), 'x' the layer input (an ablation)"},
     )
+    gate_kind: Literal["softmax", "sigmoid"] = field(
+        default="softmax",
+        metadata={
+            "help": "'softmax' over the heads (the paper) or 'sigmoid' per head, starting at 1/H "
+            "(the control without competition; runs on the reference path)"
+        },
+    )
 
 
 def sla_twin(cls: type) -> type:
-    """The SLA twin of a `LinearMixer` subclass: its mixing with softmax head gates on q and k.
+    """The SLA twin of a `LinearMixer` subclass: its mixing with head gates on q and k.
 
     The twin's options dataclass extends the base's: the same fields in the same order (the
     output norm defaulting to 'layer' instead), then the gate's (`SLAGateOptions`); a base with
@@ -99,7 +123,7 @@ def sla_twin(cls: type) -> type:
     def __init__(self, d_model: int, n_heads: int, options: Any = None):
         cls.__init__(self, d_model, n_heads, options)
         o = self.options
-        self.enable_head_gates(o.gate_rank, o.gate_temp, o.gate_q_only, o.gate_source)
+        self.enable_head_gates(o.gate_rank, o.gate_temp, o.gate_q_only, o.gate_source, o.gate_kind)
 
     doc = f"SLA twin of `{cls.__name__}`: its mixing with softmax head gates on q and k."
     return type(

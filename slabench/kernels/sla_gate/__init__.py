@@ -4,7 +4,9 @@
 
 `reference.py` holds the plain-torch gate, `fused.py` the project's Triton kernel (forward and
 backward in one pass over the rows each); fla has no such op. The dims a call specialises on
-are (C, H, D, R, x is src).
+are (C, H, D, R, x is src). `kind="sigmoid"` (an independent sigmoid per head, the control
+without competition between heads) is its own op, 'sla_gate_sigmoid', with the reference as its
+only path: the Triton kernel computes the softmax, and a record then names the path that ran.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import torch
 
 from slabench.kernels.dispatch import Op, call
 from slabench.kernels.sla_gate.fused import sla_gate_triton
-from slabench.kernels.sla_gate.reference import sla_gate_reference
+from slabench.kernels.sla_gate.reference import sla_gate_reference, sla_gate_sigmoid_reference
 
 
 def _probe(device, dtype, dims):
@@ -44,15 +46,33 @@ SLA_GATE = Op(
     returns_state=False,
 )
 
+SLA_GATE_SIGMOID = Op(
+    "sla_gate_sigmoid",
+    [("reference", sla_gate_sigmoid_reference)],
+    _probe,
+    dims_of=_dims,
+    default_dims=(40, 5, 8, 8, True),
+    returns_state=False,
+)
+
+GATE_KINDS = {"softmax": "sla_gate", "sigmoid": "sla_gate_sigmoid"}  # gate kind -> op
+
 
 def sla_gate(
-    src: torch.Tensor, x: torch.Tensor | None, w_down: torch.Tensor, w_up: torch.Tensor, b_up: torch.Tensor, tau: float
+    src: torch.Tensor,
+    x: torch.Tensor | None,
+    w_down: torch.Tensor,
+    w_up: torch.Tensor,
+    b_up: torch.Tensor,
+    tau: float,
+    kind: str = "softmax",
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """SLA head gate: gates = softmax((src W_down^T W_up^T + b_up) / tau over H), y = x * gates.
+    """SLA head gate: gates = softmax((src W_down^T W_up^T + b_up) / tau over H), y = x * gates;
+    kind 'sigmoid': gates = sigmoid(same logits / tau - log(H - 1)) per head (`reference.py`).
 
     src [B, T, C], x [B, T, H, D] (None: src split into H heads), W_down [R, C], W_up [H, R],
     b_up [H] -> (y [B, T, H, D], gates [B, T, H] float32)."""
-    return call("sla_gate", src, x, w_down, w_up, b_up, tau=tau)
+    return call(GATE_KINDS[kind], src, x, w_down, w_up, b_up, tau=tau)
 
 
-__all__ = ["SLA_GATE", "sla_gate", "sla_gate_reference"]
+__all__ = ["GATE_KINDS", "SLA_GATE", "SLA_GATE_SIGMOID", "sla_gate", "sla_gate_reference", "sla_gate_sigmoid_reference"]

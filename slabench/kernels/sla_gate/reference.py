@@ -4,12 +4,35 @@ the heads, then each head of q (or k) scaled by its gate.
     logits = (src W_down^T) W_up^T + b_up     src: [B, T, C] -> [B, T, H]   (W_down: [R, C], W_up: [H, R])
     gates  = softmax(logits / tau, over H)
     y      = x * gates[..., None]              x: [B, T, H, D]; None means src itself, split into H heads
+
+The sigmoid kind, the non-competing control, gives each head its own gate from the same logits:
+
+    gates  = sigmoid(logits / tau - log(H - 1))
+
+This is head h's softmax gate with the other heads' logits held at zero, softmax_h(l) =
+sigmoid(l_h - log(sum_{j != h} exp(l_j))): at zero logits both kinds give every head 1/H, with the same
+slope g (1 - g), so the two start alike and differ only in that the softmax's heads compete. One head
+means the constant gate 1 for both.
 """
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
+
+
+def _logits(src: torch.Tensor, w_down: torch.Tensor, w_up: torch.Tensor, b_up: torch.Tensor) -> torch.Tensor:
+    """Low-rank head logits [B, T, H], at least float32."""
+    logits = F.linear(F.linear(src, w_down), w_up, b_up)  # [B, T, H]
+    return logits.to(torch.promote_types(logits.dtype, torch.float32))
+
+
+def _scale(src: torch.Tensor, x: torch.Tensor | None, gates: torch.Tensor) -> torch.Tensor:
+    """x [B, T, H, D] (None: src split into H heads) times gates [B, T, H] per head."""
+    x = src.unflatten(-1, (gates.shape[-1], -1)) if x is None else x  # [B, T, H, D]
+    return x * gates[..., None].to(x.dtype)
 
 
 def sla_gate_reference(
@@ -17,7 +40,15 @@ def sla_gate_reference(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(y [B, T, H, D], gates [B, T, H]) from src [B, T, C], x [B, T, H, D] or None, W_down [R, C],
     W_up [H, R], b_up [H]."""
-    logits = F.linear(F.linear(src, w_down), w_up, b_up)  # [B, T, H]
-    gates = torch.softmax(logits.to(torch.promote_types(logits.dtype, torch.float32)) / tau, dim=-1)  # [B, T, H]
-    x = src.unflatten(-1, (w_up.shape[0], -1)) if x is None else x  # [B, T, H, D]
-    return x * gates[..., None].to(x.dtype), gates
+    gates = torch.softmax(_logits(src, w_down, w_up, b_up) / tau, dim=-1)  # [B, T, H]
+    return _scale(src, x, gates), gates
+
+
+def sla_gate_sigmoid_reference(
+    src: torch.Tensor, x: torch.Tensor | None, w_down: torch.Tensor, w_up: torch.Tensor, b_up: torch.Tensor, tau: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """`sla_gate_reference` with an independent sigmoid per head, shifted by -log(H - 1)."""
+    H = w_up.shape[0]
+    shift = math.log(H - 1) if H > 1 else -math.inf
+    gates = torch.sigmoid(_logits(src, w_down, w_up, b_up) / tau - shift)  # [B, T, H]
+    return _scale(src, x, gates), gates
