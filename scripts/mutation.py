@@ -418,8 +418,8 @@ CORE_MUTANTS = [
     M(
         "head-gate-no-bias",
         "slabench/models/sla.py",
-        "kernels.sla_gate(src, x, self.down.weight, self.up.weight, self.up.bias, self.temp)",
-        "kernels.sla_gate(src, x, self.down.weight, self.up.weight, 0 * self.up.bias, self.temp)",
+        "kernels.sla_gate(src, x, self.down.weight, self.up.weight, self.up.bias, self.temp, self.kind)",
+        "kernels.sla_gate(src, x, self.down.weight, self.up.weight, 0 * self.up.bias, self.temp, self.kind)",
         "the gate's learned head bias is dropped",
     ),
 ]

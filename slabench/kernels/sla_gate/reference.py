@@ -23,12 +23,6 @@ import torch
 import torch.nn.functional as F
 
 
-def _logits(src: torch.Tensor, w_down: torch.Tensor, w_up: torch.Tensor, b_up: torch.Tensor) -> torch.Tensor:
-    """Low-rank head logits [B, T, H], at least float32."""
-    logits = F.linear(F.linear(src, w_down), w_up, b_up)  # [B, T, H]
-    return logits.to(torch.promote_types(logits.dtype, torch.float32))
-
-
 def _scale(src: torch.Tensor, x: torch.Tensor | None, gates: torch.Tensor) -> torch.Tensor:
     """x [B, T, H, D] (None: src split into H heads) times gates [B, T, H] per head."""
     x = src.unflatten(-1, (gates.shape[-1], -1)) if x is None else x  # [B, T, H, D]
@@ -40,7 +34,8 @@ def sla_gate_reference(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(y [B, T, H, D], gates [B, T, H]) from src [B, T, C], x [B, T, H, D] or None, W_down [R, C],
     W_up [H, R], b_up [H]."""
-    gates = torch.softmax(_logits(src, w_down, w_up, b_up) / tau, dim=-1)  # [B, T, H]
+    logits = F.linear(F.linear(src, w_down), w_up, b_up)  # [B, T, H]
+    gates = torch.softmax(logits.to(torch.promote_types(logits.dtype, torch.float32)) / tau, dim=-1)  # [B, T, H]
     return _scale(src, x, gates), gates
 
 
@@ -50,5 +45,6 @@ def sla_gate_sigmoid_reference(
     """`sla_gate_reference` with an independent sigmoid per head, shifted by -log(H - 1)."""
     H = w_up.shape[0]
     shift = math.log(H - 1) if H > 1 else -math.inf
-    gates = torch.sigmoid(_logits(src, w_down, w_up, b_up) / tau - shift)  # [B, T, H]
+    logits = F.linear(F.linear(src, w_down), w_up, b_up)  # [B, T, H]
+    gates = torch.sigmoid(logits.to(torch.promote_types(logits.dtype, torch.float32)) / tau - shift)  # [B, T, H]
     return _scale(src, x, gates), gates
