@@ -18,6 +18,7 @@ from slabench.models.gla import GLA
 from slabench.models.linear import LinearAttention
 from slabench.models.linear_base import LinearMixer, shared_option
 from slabench.models.lm import LM
+from slabench.models.mamba2 import Mamba2
 from slabench.models.retnet import RetNet
 from slabench.models.sla import HeadGate, SLAGateOptions, sla_twin
 from slabench.params import Param, check_params, dataclass_params
@@ -32,6 +33,7 @@ for _name, _cls in (
     ("gla", GLA),
     ("gdn", GatedDeltaNet),
     ("deltanet", DeltaNet),
+    ("mamba2", Mamba2),
 ):
     MIXERS.register(_name, _cls)
     MIXERS.register(f"sla-{_name}", sla_twin(_cls))
