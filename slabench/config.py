@@ -266,7 +266,7 @@ def expand_grid(grid: dict[str, Any]) -> tuple[str, list[RunSpec]]:
             require(isinstance(mname, str), where, f"name={mname!r} must be a string or a list of strings")
             MIXERS.get(mname)
             typed = check_params(f"model '{mname}'", model_params(mname), combo)
-            bb, options = split_backbone(typed)
+            bb, options = split_backbone(typed, f"model '{mname}'")
             for size in ("d_model", "n_layers", "n_heads"):
                 require(getattr(bb, size) >= 1, f"model '{mname}'", f"{size}={getattr(bb, size)} must be >= 1")
             build_mixer(mname, bb.d_model, bb.n_heads, **options)  # cheap: catches d_model % n_heads etc.

@@ -60,3 +60,13 @@ def test_every_preset_expands():
     for name in preset_names():
         grid_name, specs = expand_grid(load_preset(name))
         assert grid_name == name and specs
+
+
+def test_every_task_is_in_a_preset():
+    """The coverage preset runs every registered task the other presets leave out, with attention and gla."""
+    from slabench.tasks import TASKS
+
+    tasks = {name: {s.task.name for s in expand_grid(load_preset(name))[1]} for name in preset_names()}
+    others = set().union(*(t for name, t in tasks.items() if name != "coverage"))
+    assert tasks["coverage"] == set(TASKS.names()) - others
+    assert {s.model.name for s in expand_grid(load_preset("coverage"))[1]} == {"attention", "gla"}

@@ -221,6 +221,28 @@ def test_mqar_overwrite_slices(params, seed):
         assert batch.slices["num_updates"][i] == task.num_updates
 
 
+@SETTINGS
+@given(params=mqar_overwrite_params(), seed=st.integers(0, 2**31))
+def test_mqar_overwrite_first_binding_scores_below_the_latest(params, seed):
+    """Answering each query with its key's FIRST binding gets every query of an example that asks
+    updated keys wrong (a new value always differs from the old one) and every other one right, so
+    it scores below 100% over a batch (2^-64 odds that 64 examples ask no updated key); the latest
+    binding, read from the inputs, scores 100%."""
+    task = build_task("mqar-overwrite", **params)
+    batch = task.sample(64, torch.Generator().manual_seed(seed))
+    first_right = latest_right = total = 0
+    for i, (x, y) in enumerate(zip(batch.inputs.tolist(), batch.labels.tolist())):
+        first = {x[2 * j]: x[2 * j + 1] for j in range(task.num_kv_pairs)}
+        latest, _, _ = bindings(task, x)
+        pos = scored(y)
+        hits = sum(first[x[t]] == y[t] for t in pos)
+        assert hits == (0 if batch.slices["updated"][i] else len(pos))
+        first_right, total = first_right + hits, total + len(pos)
+        latest_right += sum(latest[x[t]] == y[t] for t in pos)
+    assert latest_right == total
+    assert first_right < total
+
+
 def test_mqar_overwrite_asks_both_kinds_of_key():
     batch = build_task("mqar-overwrite").sample(400, torch.Generator().manual_seed(0))
     share = batch.slices["updated"].double().mean().item()

@@ -1,8 +1,13 @@
 """Mixer registry and `build_model`.
 
 `build_model(name, vocab_size=..., **params)` returns an `LM` whose layers use mixer `name`.
-Backbone parameters (d_model, n_layers, n_heads, mlp, pos_emb, max_len, tie_head) are common to every
-mixer; any other keyword is a mixer option, checked against the fields of the mixer's `Options`.
+Backbone parameters (d_model, n_layers, n_heads, mlp, pos_emb, max_len, tie_head, attention_every) are
+common to every mixer; any other keyword is a mixer option, checked against the fields of the mixer's `Options`.
+
+A hybrid stack is a backbone option, `attention_every = N`: layers N, 2N, ... are softmax attention
+(at its default options), the others mixer `name`. One integer, unlike a per-layer list of names,
+fits the grid format, where every list value is a sweep (`attention_every = [0, 2]` compares the
+pure stack with the hybrid), and needs no new kind of parameter.
 """
 
 from __future__ import annotations
@@ -18,9 +23,10 @@ from slabench.models.gla import GLA
 from slabench.models.linear import LinearAttention
 from slabench.models.linear_base import LinearMixer, shared_option
 from slabench.models.lm import LM
+from slabench.models.mamba2 import Mamba2
 from slabench.models.retnet import RetNet
 from slabench.models.sla import HeadGate, SLAGateOptions, sla_twin
-from slabench.params import Param, check_params, dataclass_params
+from slabench.params import Param, check_params, dataclass_params, require
 from slabench.plugins import MixerRegistry
 from slabench.registry import Registry
 
@@ -32,6 +38,7 @@ for _name, _cls in (
     ("gla", GLA),
     ("gdn", GatedDeltaNet),
     ("deltanet", DeltaNet),
+    ("mamba2", Mamba2),
 ):
     MIXERS.register(_name, _cls)
     MIXERS.register(f"sla-{_name}", sla_twin(_cls))
@@ -48,6 +55,10 @@ class Backbone:
     pos_emb: Literal["none", "learned"] = field(default="none", metadata={"help": "absolute position embeddings"})
     max_len: int = field(default=4096, metadata={"help": "length of the learned position table"})
     tie_head: bool = field(default=False, metadata={"help": "share the embedding matrix with the output head"})
+    attention_every: int = field(
+        default=0,
+        metadata={"help": "hybrid: every Nth layer (N, 2N, ...) is softmax attention at its defaults; 0: none"},
+    )
 
 
 def mixer_params(name: str) -> list[Param]:
@@ -78,22 +89,32 @@ def build_mixer(name: str, d_model: int, n_heads: int, **options: Any) -> Mixer:
     return MIXERS.get(name)(d_model, n_heads, mixer_options(name, **options))
 
 
-def split_backbone(typed: dict[str, Any]) -> tuple[Backbone, dict[str, Any]]:
-    """Checked model parameters -> (the backbone's, the mixer's options)."""
+def split_backbone(typed: dict[str, Any], where: str = "model") -> tuple[Backbone, dict[str, Any]]:
+    """Checked model parameters -> (the backbone's, the mixer's options); `where` names the model in errors."""
     bb = Backbone(**{k: v for k, v in typed.items() if k in Backbone.__dataclass_fields__})
+    every, layers = bb.attention_every, bb.n_layers
+    require(every >= 0, where, f"attention_every={every} must be >= 0 (0: no attention layers)")
+    require(every <= layers, where, f"attention_every={every} exceeds n_layers={layers}: no layer would be attention")
     return bb, {k: v for k, v in typed.items() if k not in Backbone.__dataclass_fields__}
 
 
 def build_model(name: str, vocab_size: int, **params: Any) -> LM:
     """An LM with mixer `name`; unknown or invalid parameters raise a one-line error."""
     cls = MIXERS.get(name)
-    bb, given = split_backbone(check_params(f"model '{name}'", model_params(name), params))
+    where = f"model '{name}'"
+    bb, given = split_backbone(check_params(where, model_params(name), params), where)
     options = mixer_options(name, **given)
+
+    def make_mixer(layer: int) -> Mixer:
+        if bb.attention_every and (layer + 1) % bb.attention_every == 0:
+            return Attention(bb.d_model, bb.n_heads, Attention.Options())
+        return cls(bb.d_model, bb.n_heads, options)
+
     return LM(
         vocab_size,
         bb.d_model,
         bb.n_layers,
-        lambda: cls(bb.d_model, bb.n_heads, options),
+        make_mixer,
         mlp=bb.mlp,
         pos_emb=bb.pos_emb,
         max_len=bb.max_len,

@@ -47,7 +47,8 @@ class Block(nn.Module):
 class LM(nn.Module):
     """A small causal LM around a mixer.
 
-    make_mixer: called once per layer, returns a fresh `Mixer`.
+    make_mixer: called with each layer's index (0, 1, ...), returns a fresh `Mixer` (a hybrid stack
+    returns different kinds by layer).
     max_len: size of the learned position table when `pos_emb == "learned"`.
     """
 
@@ -56,7 +57,7 @@ class LM(nn.Module):
         vocab_size: int,
         d_model: int,
         n_layers: int,
-        make_mixer: Callable[[], Mixer],
+        make_mixer: Callable[[int], Mixer],
         mlp: bool = True,
         pos_emb: str = "none",
         max_len: int = 0,
@@ -65,7 +66,7 @@ class LM(nn.Module):
         super().__init__()
         self.embed = nn.Embedding(vocab_size, d_model)
         self.pos = nn.Embedding(max_len, d_model) if pos_emb == "learned" else None
-        self.blocks = nn.ModuleList(Block(d_model, make_mixer(), mlp) for _ in range(n_layers))
+        self.blocks = nn.ModuleList(Block(d_model, make_mixer(i), mlp) for i in range(n_layers))
         self.norm = RMSNorm(d_model)
         self.head = None if tie_head else nn.Linear(d_model, vocab_size, bias=False)
         self.apply(self._init)
