@@ -268,7 +268,14 @@ def test_gate_source_x_reads_the_layer_input():
 # --- every mixer trains on the CPU ---------------------------------------------------------------
 
 # The kernel op each mixer family must run through (besides the conv and norm ops).
-CORE_OP = {"linear": "simple_gla", "retnet": "simple_gla", "gla": "gla", "gdn": "delta_rule", "deltanet": "delta_rule"}
+CORE_OP = {
+    "linear": "simple_gla",
+    "retnet": "simple_gla",
+    "gla": "gla",
+    "gdn": "delta_rule",
+    "deltanet": "delta_rule",
+    "mamba2": "simple_gla",
+}
 
 
 @pytest.mark.parametrize("name", MIXERS.names())
