@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import pytest
+import torch
 
 TINY_GRID = """
 name = "{name}"
@@ -47,3 +48,14 @@ def tiny_grid(tmp_path):
         return path
 
     return write
+
+
+@pytest.fixture
+def one_thread():
+    """Torch on one thread, restored afterwards: models and ops this small gain nothing from a
+    second thread and run 5-30x slower with two on a busy 2-core machine (measured), which also
+    makes their timings meaningless."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -16,17 +16,10 @@ from slabench.runners.batched import fold_groups, train_batched
 from slabench.runners.records import load_records
 from slabench.runners.train import train
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 TASK = TaskSpec("mqar", (("num_kv_pairs", 2), ("seq_len", 16), ("vocab_size", 32)))
 FAST = ["--device", "cpu", "--workers", "1"]
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Models this small run fastest on one thread, and a second one only spins on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def _spec(seed: int, lr: float = 1e-2, mixer: str = "attention", **train_kw) -> RunSpec:

@@ -20,15 +20,9 @@ from slabench.kernels.delta_rule.reference import delta_rule_recurrent
 from slabench.kernels.gla.reference import gla_recurrent
 from slabench.models import build_mixer
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 B, T, H, D = 2, 128, 4, 16
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def _inputs(*shapes, seed=0):

@@ -17,16 +17,6 @@ from slabench.tasks import IGNORE, build_task
 REAL_EVALUATE = train_mod.evaluate
 
 
-@pytest.fixture
-def one_thread():
-    """Steps this small gain nothing from a second thread, and lose 5-10x to one on a busy
-    2-core machine (measured); restore the setting for the tests that follow."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 # --- validation, test and training data ---------------------------------------------------------
 
 

@@ -24,16 +24,6 @@ from slabench.tasks import IGNORE, build_task
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
 
-@pytest.fixture
-def one_thread():
-    # On a loaded 2-core machine, two OpenMP threads contending with other processes make
-    # small ops ~30x slower; one thread keeps the test fast and its timings meaningful.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def test_cpu_sweep_writes_sane_files(tmp_path, one_thread):
     args = [
         "sweep",

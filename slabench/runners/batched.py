@@ -200,10 +200,7 @@ def train_batched(
                     "eager",
                     None,
                 )
-                record = {
-                    **run_record(m.spec, m.model, val, test, autocast, device, ended, outputs),
-                    "fold": len(specs),
-                }
+                record = run_record(m.spec, m.model, val, test, autocast, device, ended, outputs, fold=len(specs))
                 records.append(record)
                 on_record(record)
         active = [m for m in active if not m.done]

@@ -258,8 +258,10 @@ def run_record(
     ended: Ended,
     outputs: RunOutputs = NO_OUTPUTS,
     writer=None,
+    fold: int = 1,
 ) -> RunRecord:
-    """The record of a finished run: its best checkpoint (loaded into `model`) tested."""
+    """The record of a finished run: its best checkpoint (loaded into `model`) tested; `fold`: the
+    runs it trained with as one batched model (runners/batched.py), 1 alone."""
     seq_len, step, best_val = val.inputs.shape[1], ended.steps, ended.best_val
     step_seconds = max(ended.train_seconds - ended.eval_seconds, 1e-9)
     metrics: Metrics = {"steps": step, "curve": ended.curve}
@@ -311,7 +313,7 @@ def run_record(
         "kernel_paths": kernels.paths_used(),
         "train_path": ended.train_path,
         "train_path_fallback": ended.fallback,
-        "fold": 1,  # runs trained together as one batched model (runners/batched.py)
+        "fold": fold,
         "checkpoint": str(checkpoint) if checkpoint else None,
         "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
