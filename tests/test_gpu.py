@@ -52,6 +52,8 @@ def test_dispatch_uses_fast_paths_on_cuda(dtype):
     assert dispatch.select("short_conv", "cuda", dtype)[0] == "fla_causal_conv1d"
     assert dispatch.select("rms_norm_gated", "cuda", dtype, (16, 0))[0] == "fla_fused_norm_gate"  # no gate
     assert dispatch.select("rms_norm_gated", "cuda", dtype, (128, 1))[0] == "fla_fused_norm_gate"
+    assert dispatch.select("l2norm", "cuda", dtype, (16,))[0] == "fla_l2norm"
+    assert dispatch.select("l2norm", "cuda", dtype, (20,))[0] == "fla_l2norm"
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=["fp32", "bf16"])

@@ -108,6 +108,17 @@ def test_short_conv_reference_is_a_causal_depthwise_conv():
     torch.testing.assert_close(kernels.short_conv_reference(x2, w)[:, :6], y[:, :6])
 
 
+def test_l2norm_reference_by_hand():
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(3, 5, 2, 6, generator=gen, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda a: kernels.l2norm_reference(a, 1e-6), (x,))
+    y = kernels.l2norm_reference(x, 1e-6)
+    torch.testing.assert_close(y, x / (x.pow(2).sum(-1, keepdim=True) + 1e-6).sqrt())
+    assert torch.allclose(y.norm(dim=-1), torch.ones(3, 5, 2, dtype=torch.float64), atol=1e-6)
+    assert kernels.l2norm_reference(torch.zeros(4, dtype=torch.bfloat16), 1e-6).dtype == torch.bfloat16  # no NaN at 0
+    assert not kernels.l2norm_reference(torch.zeros(4), 1e-6).isnan().any()
+
+
 def test_rms_norm_gated_reference_by_hand():
     gen = torch.Generator().manual_seed(0)
     x, g = (torch.randn(3, 4, 6, generator=gen, dtype=torch.float64, requires_grad=True) for _ in range(2))

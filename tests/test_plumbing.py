@@ -294,4 +294,6 @@ def test_every_mixer_trains_and_its_loss_falls(name, one_thread):
     expected = {"rms_norm_gated"}  # the backbone's norms; softmax attention is SDPA, no kernel op
     if base != "attention":
         expected |= {CORE_OP[base], "short_conv"} | ({"sla_gate"} if name.startswith("sla-") else set())
+    if base in ("gdn", "deltanet"):
+        expected |= {"l2norm"}  # their feature map
     assert set(paths) == expected and set(paths.values()) == {"reference"}

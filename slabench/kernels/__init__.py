@@ -9,6 +9,7 @@
         kind="sigmoid": an independent sigmoid per head instead (op 'sla_gate_sigmoid', reference only)
     short_conv(x, weight) -> silu(causal depthwise conv of x [B, T, C] over time), weight [C, W]
     rms_norm_gated(x, g, weight, eps) -> x / rms(x) * weight * silu(g), g optional
+    l2norm(x, eps) -> x / sqrt(sum(x^2) + eps) over the last dim (q and k of the delta rule)
 
 state: [B, H, Dk, Dv] when output_final_state, else None. Each op has a folder (`gla/`,
 `delta_rule/`, `sla_gate/`, `conv/`, `norm/`): its pure-torch reference, the project's Triton
@@ -26,11 +27,18 @@ from slabench.kernels.conv import SHORT_CONV, short_conv, short_conv_reference
 from slabench.kernels.delta_rule import DELTA_RULE, delta_rule, delta_rule_chunk, delta_rule_recurrent
 from slabench.kernels.dispatch import OPS, doctor, paths_used, register, reset_paths_used, select
 from slabench.kernels.gla import GLA, SIMPLE_GLA, gla, gla_chunk, gla_recurrent
-from slabench.kernels.norm import RMS_NORM_GATED, rms_norm_gated, rms_norm_gated_reference
+from slabench.kernels.norm import (
+    L2NORM,
+    RMS_NORM_GATED,
+    l2norm,
+    l2norm_reference,
+    rms_norm_gated,
+    rms_norm_gated_reference,
+)
 from slabench.kernels.sla_gate import SLA_GATE, SLA_GATE_SIGMOID, sla_gate, sla_gate_reference
 
 # Every op, in the order `doctor` lists them; a new op's folder adds its declaration here.
-register(GLA, SIMPLE_GLA, DELTA_RULE, SLA_GATE, SLA_GATE_SIGMOID, SHORT_CONV, RMS_NORM_GATED)
+register(GLA, SIMPLE_GLA, DELTA_RULE, SLA_GATE, SLA_GATE_SIGMOID, SHORT_CONV, RMS_NORM_GATED, L2NORM)
 
 __all__ = [
     "OPS",
@@ -41,6 +49,8 @@ __all__ = [
     "gla",
     "gla_chunk",
     "gla_recurrent",
+    "l2norm",
+    "l2norm_reference",
     "paths_used",
     "reset_paths_used",
     "rms_norm_gated",

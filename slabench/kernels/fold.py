@@ -7,7 +7,7 @@ op called under vmap leaves the transform: its batched arguments are unwrapped t
 [N, ...] tensors and the op runs outside it, with autograd recording as usual, then its
 outputs are wrapped back as batched.
 
-- per-sequence ops (every tensor argument has a leading batch dimension: gla, delta_rule):
+- per-sequence ops (every tensor argument has a leading batch dimension: gla, delta_rule, l2norm):
   the members fold into the batch, [N, B, ...] -> [N * B, ...], one call for all. Each
   sequence is computed on its own, so a member's output is the one its single run computes.
 - ops with weights (sla_gate, short_conv, rms_norm_gated): a member's weights must meet its
@@ -29,7 +29,7 @@ from torch._C._functorch import _add_batch_dim, _unwrap_batched, is_batchedtenso
 from torch._functorch.pyfunctorch import temporarily_pop_interpreter_stack
 from torch.utils._pytree import tree_map
 
-PER_SEQUENCE_OPS = frozenset({"gla", "simple_gla", "delta_rule"})
+PER_SEQUENCE_OPS = frozenset({"gla", "simple_gla", "delta_rule", "l2norm"})
 
 
 def vmap_level(args: tuple) -> int | None:

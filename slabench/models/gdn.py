@@ -26,11 +26,15 @@ from slabench import kernels
 from slabench.models.linear_base import LinearMixer, shared_option
 
 
+def l2_feature_map(q, k):
+    # kernels.l2norm keeps the input's dtype: under bf16 autocast q and k reach the delta rule in
+    # bf16, its tensor-core path (F.normalize would return float32: tf32x3 products, ~2.6x slower
+    # backward on an H200).
+    return kernels.l2norm(q, eps=1e-6), kernels.l2norm(k, eps=1e-6)  # [B, T, H, Dk]
+
+
 def delta_rule(q, k, v, extras, output_final_state):
-    # Under bf16 autocast F.normalize returns float32 (its norm runs in float32), which would send
-    # the op down its float32 path (tf32x3 products, ~2.6x slower backward on an H200); q and k
-    # go in v's dtype, as the projections made them.
-    q, k = q.to(v.dtype), k.to(v.dtype)  # [B, T, H, Dk]
+    q, k = q.to(v.dtype), k.to(v.dtype)  # [B, T, H, Dk]: the SLA gates may have promoted them
     return kernels.delta_rule(q, k, v, extras["g"], extras["beta"], output_final_state=output_final_state)
 
 
@@ -63,7 +67,7 @@ class GatedDeltaNet(LinearMixer):
         return q, k, v, {"g": g, "beta": beta}
 
     def feature_map(self, q, k):
-        return F.normalize(q, dim=-1, eps=1e-6), F.normalize(k, dim=-1, eps=1e-6)
+        return l2_feature_map(q, k)
 
     def mix(self, q, k, v, extras, output_final_state=False):
         return delta_rule(q, k, v, extras, output_final_state)
@@ -99,7 +103,7 @@ class DeltaNet(LinearMixer):
         return q, k, v, {"g": beta.new_zeros(beta.shape, dtype=torch.float32), "beta": beta}  # g: no decay
 
     def feature_map(self, q, k):
-        return F.normalize(q, dim=-1, eps=1e-6), F.normalize(k, dim=-1, eps=1e-6)
+        return l2_feature_map(q, k)
 
     def mix(self, q, k, v, extras, output_final_state=False):
         return delta_rule(q, k, v, extras, output_final_state)

@@ -1,11 +1,15 @@
-"""The (gated) RMS norm after a recurrent kernel, op 'rms_norm_gated'.
+"""The norms around a recurrent kernel: ops 'rms_norm_gated' (after it) and 'l2norm' (q and k
+before the delta rule).
 
     rms_norm_gated(x, g, weight, eps) -> x / rms(x) * weight * silu(g), g optional
+    l2norm(x, eps) -> x / sqrt(sum(x^2) + eps) over the last dim
 
 As with the short conv (`slabench/kernels/conv/`), ATen builds it from several small kernels
 per call, which at synthetic-task sizes cost as much as the work, so on CUDA fla's fused Triton
 norm (`fla_adapters.py`) comes before the reference (`reference.py`). The dims a call
-specialises on are (D, gated).
+specialises on are (D, gated) and (D,). `F.normalize` under bf16 autocast takes eight ATen
+kernels forward and backward and returns float32; fla's l2norm is one kernel each way and keeps
+the input's dtype, which the delta rule's bf16 path wants.
 """
 
 from __future__ import annotations
@@ -13,8 +17,8 @@ from __future__ import annotations
 import torch
 
 from slabench.kernels.dispatch import Op, call
-from slabench.kernels.norm.fla_adapters import fla_rms_norm_gated
-from slabench.kernels.norm.reference import rms_norm_gated_reference
+from slabench.kernels.norm.fla_adapters import fla_l2norm, fla_rms_norm_gated
+from slabench.kernels.norm.reference import l2norm_reference, rms_norm_gated_reference
 
 
 def _probe(device, dtype, dims):
@@ -41,9 +45,29 @@ RMS_NORM_GATED = Op(
 )
 
 
+def _probe_l2norm(device, dtype, dims):
+    gen = torch.Generator(device="cpu").manual_seed(0)
+    return [torch.randn(3, 50, 2, dims[0], generator=gen).to(device, dtype)], {"eps": 1e-6}
+
+
+L2NORM = Op(
+    "l2norm",
+    [("fla_l2norm", fla_l2norm), ("reference", l2norm_reference)],
+    _probe_l2norm,
+    dims_of=lambda args: (args[0].shape[-1],),  # (D,)
+    default_dims=(16,),
+    returns_state=False,
+)
+
+
 def rms_norm_gated(x: torch.Tensor, g: torch.Tensor | None, weight: torch.Tensor, eps: float) -> torch.Tensor:
     """RMSNorm over the last dim of x [..., D] times weight [D], times silu(g [..., D]) if g is given."""
     return call("rms_norm_gated", x, g, weight, eps=eps)
 
 
-__all__ = ["RMS_NORM_GATED", "rms_norm_gated", "rms_norm_gated_reference"]
+def l2norm(x: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+    """x [..., D] / sqrt(sum(x^2) + eps) over the last dim, in x's dtype."""
+    return call("l2norm", x, eps=eps)
+
+
+__all__ = ["L2NORM", "RMS_NORM_GATED", "l2norm", "l2norm_reference", "rms_norm_gated", "rms_norm_gated_reference"]

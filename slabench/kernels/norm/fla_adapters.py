@@ -1,4 +1,4 @@
-"""fla's fused norms as a candidate of the op 'rms_norm_gated' (its own arguments: x, g, weight, eps)."""
+"""fla's fused norms as candidates of the ops 'rms_norm_gated' (x, g, weight, eps) and 'l2norm' (x, eps)."""
 
 from __future__ import annotations
 
@@ -10,3 +10,9 @@ def fla_rms_norm_gated(x, g, weight, eps):
     if g is None:
         return rms_norm(x, weight, None, eps=eps)
     return rms_norm_gated(x, g, weight, None, activation="swish", eps=eps)
+
+
+def fla_l2norm(x, eps):
+    from fla.modules.norm.l2norm import l2norm
+
+    return l2norm(x.contiguous(), eps=eps)  # it views x as rows: q and k arrive as strided slices
