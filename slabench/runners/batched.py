@@ -57,9 +57,9 @@ from slabench.runners.train import (
 
 def resolve_fold(fold: int | Literal["auto"], device: str) -> int:
     """'auto': the fold measured fastest, 1 today on both CPU and GPU. On an H200 a fold of 6 gla
-    runs (eager: a folded step is not captured in a CUDA graph) took 67 s of training, compile
-    included, where the same 6 runs one at a time, each step a replayed graph, took 0.5 s each
-    once compiled (docs/batched.md)."""
+    runs, its step then run eagerly, took 67 s of training, compile included, where the same 6
+    runs one at a time, each step a replayed graph, took 0.5 s each once compiled
+    (docs/batched.md). The captured folded step (`FoldStep`) is not measured yet."""
     return 1 if fold == "auto" else fold
 
 
