@@ -12,7 +12,7 @@ from torch.func import vmap
 from slabench.cli import main
 from slabench.config import ModelSpec, RunSpec, TaskSpec, TrainSpec, expand_grid, load_grid_file
 from slabench.kernels.fold import call_folded, vmap_level
-from slabench.runners.batched import fold_groups, train_batched
+from slabench.runners.batched import FoldStep, fold_groups, train_batched
 from slabench.runners.records import load_records
 from slabench.runners.step import FoldedAdamW, make_optimizer
 from slabench.runners.train import train
@@ -102,21 +102,41 @@ def test_folded_adamw_follows_torch_adamw_per_member_with_clipping_and_a_mask():
     assert all(p[2].isnan().any() for p in fold.params)  # member 2 diverged, alone
 
 
-def test_folded_runs_match_single_runs_with_early_stops_and_a_divergence():
+def test_folded_runs_match_single_runs_with_early_stops_and_a_divergence(monkeypatch):
     """Five runs as one model: three seeds at one lr, one at another, one at an lr that diverges.
     They stop early at different steps (measured on the single runs: 24, 28, 32 and 40 steps) and
-    the diverging one is recorded as diverged at the first evaluation while the others go on."""
+    the diverging one is recorded as diverged at the first evaluation while the others go on;
+    the stopped ones stay in the stack, masked, to the end."""
     specs = [_spec(seed, lr, stop_at=0.15) for seed, lr in ((0, 1e-2), (1, 3e-2), (2, 1e-2), (3, 1e-2), (4, 1e4))]
     singles = [train(s) for s in specs]
     finished: list[dict] = []
+    stacked, real_step = [], FoldStep.__call__
+    monkeypatch.setattr(FoldStep, "__call__", lambda self, x, y: (stacked.append(x.shape[0]), real_step(self, x, y))[1])
     folded = train_batched(specs, "cpu", on_record=finished.append)
     assert finished == folded
+    assert stacked == [5] * 40  # every step, the whole fold
     _assert_same_runs(singles, folded)
     statuses = [r["status"] for r in singles]
     assert statuses.count("diverged") == 1 and singles[-1]["status"] == "diverged"
     assert len({r["metrics"]["steps"] for r in singles if r["status"] == "ok"}) >= 3  # different early stops
     steps = [r["metrics"]["steps"] for r in folded]
     assert steps == sorted(steps)  # each record handed over when its run ended, not at the end of the fold
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("mixer", ["attention", "sla-gla"])
+def test_captured_fold_matches_the_eager_fold(mixer):
+    """The folded step captured in a CUDA graph and replayed trains as the eager one does."""
+    specs = [_spec(0, mixer=mixer, steps=12, stop_at=0.15), _spec(1, lr=3e-2, mixer=mixer, steps=12, stop_at=0.15)]
+    captured = train_batched(specs, "cuda", train_path="cuda-graph")
+    eager = {r["key"]: r for r in train_batched(specs, "cuda", train_path="eager")}
+    assert {(r["train_path"], r["train_path_fallback"]) for r in captured} == {("cuda-graph", None)}
+    for r in captured:
+        e = eager[r["key"]]
+        assert r["metrics"]["steps"] == e["metrics"]["steps"]
+        assert r["metrics"]["test_acc"] == pytest.approx(e["metrics"]["test_acc"], abs=1e-6)
+        for a, b in zip(r["metrics"]["curve"], e["metrics"]["curve"]):
+            assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-4)
 
 
 @pytest.mark.parametrize("mixer", ["sla-gdn", "sla-retnet"])
