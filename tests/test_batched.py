@@ -12,8 +12,9 @@ from torch.func import vmap
 from slabench.cli import main
 from slabench.config import ModelSpec, RunSpec, TaskSpec, TrainSpec, expand_grid, load_grid_file
 from slabench.kernels.fold import call_folded, vmap_level
-from slabench.runners.batched import fold_groups, train_batched
+from slabench.runners.batched import FoldStep, fold_groups, train_batched
 from slabench.runners.records import load_records
+from slabench.runners.step import FoldedAdamW, make_optimizer
 from slabench.runners.train import train
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -59,21 +60,83 @@ def _assert_same_runs(singles: list[dict], folded: list[dict]) -> None:
         assert set(many) == set(one)  # the same schema
 
 
-def test_folded_runs_match_single_runs_with_early_stops_and_a_divergence():
+def test_folded_adamw_follows_torch_adamw_per_member_with_clipping_and_a_mask():
+    """Three members of a matrix and a vector. Member 0 against torch.optim.AdamW as
+    make_optimizer configures it, with clip_grad_norm_, over 5 steps of changing lr; member 1
+    stopped after step 2 stays exactly as it was; member 2's NaN gradients reach no one else."""
+    cfg = TrainSpec(lr=1.0, weight_decay=0.1, grad_clip=0.5)
+    g = torch.Generator().manual_seed(0)
+    members = [[torch.randn(2, 3, generator=g), torch.randn(3, generator=g)] for _ in range(3)]
+    grads = [[torch.randn(3, *p.shape, generator=g) for p in members[0]] for _ in range(5)]  # [N, ...] per step
+    grads[3][0][2] = float("nan")  # member 2, step 4
+    lrs = [torch.tensor([1e-2, 2e-2, 3e-2]) * (t + 1) / 5 for t in range(5)]  # [N] per step
+
+    ref = torch.nn.ParameterList([torch.nn.Parameter(p.clone()) for p in members[0]])
+    ref_opt = make_optimizer(ref, cfg, torch.device("cpu"))
+    fold = FoldedAdamW(members, cfg)
+    assert [p.shape for p in fold.params] == [(3, 2, 3), (3, 3)]
+    for t in range(5):
+        for group in ref_opt.param_groups:
+            group["lr"] = float(lrs[t][0])
+        for p, grad in zip(ref, grads[t]):
+            p.grad = grad[0].clone()
+        torch.nn.utils.clip_grad_norm_(ref.parameters(), cfg.grad_clip)
+        ref_opt.step()
+        before = [p.detach().clone() for p in fold.params]
+        fold.lr.copy_(lrs[t])
+        for p, grad in zip(fold.params, grads[t]):
+            p.grad = grad.clone()
+        fold.step()
+        for p, r in zip(fold.params, ref):
+            torch.testing.assert_close(p[0], r.detach(), rtol=0, atol=1e-6)
+        if t == 0:  # Adam's first step moves each entry by lr against its gradient's sign (before clipping too)
+            w, b = (p.detach() for p in fold.params)
+            lr, sign = lrs[0][:, None], [grad.sign() for grad in grads[0]]
+            torch.testing.assert_close(w, before[0] * (1 - lr[:, :, None] * 0.1) - lr[:, :, None] * sign[0])
+            torch.testing.assert_close(b, before[1] - lr * sign[1])  # a vector: no weight decay
+        if t >= 2:
+            assert all(torch.equal(p[1], q[1]) for p, q in zip(fold.params, before))  # stopped: unchanged
+        if t == 1:
+            fold.active[1] = False
+        assert all(p[:2].isfinite().all() for p in fold.params)
+    assert all(p[2].isnan().any() for p in fold.params)  # member 2 diverged, alone
+
+
+def test_folded_runs_match_single_runs_with_early_stops_and_a_divergence(monkeypatch):
     """Five runs as one model: three seeds at one lr, one at another, one at an lr that diverges.
     They stop early at different steps (measured on the single runs: 24, 28, 32 and 40 steps) and
-    the diverging one is recorded as diverged at the first evaluation while the others go on."""
+    the diverging one is recorded as diverged at the first evaluation while the others go on;
+    the stopped ones stay in the stack, masked, to the end."""
     specs = [_spec(seed, lr, stop_at=0.15) for seed, lr in ((0, 1e-2), (1, 3e-2), (2, 1e-2), (3, 1e-2), (4, 1e4))]
     singles = [train(s) for s in specs]
     finished: list[dict] = []
+    stacked, real_step = [], FoldStep.__call__
+    monkeypatch.setattr(FoldStep, "__call__", lambda self, x, y: (stacked.append(x.shape[0]), real_step(self, x, y))[1])
     folded = train_batched(specs, "cpu", on_record=finished.append)
     assert finished == folded
+    assert stacked == [5] * 40  # every step, the whole fold
     _assert_same_runs(singles, folded)
     statuses = [r["status"] for r in singles]
     assert statuses.count("diverged") == 1 and singles[-1]["status"] == "diverged"
     assert len({r["metrics"]["steps"] for r in singles if r["status"] == "ok"}) >= 3  # different early stops
     steps = [r["metrics"]["steps"] for r in folded]
     assert steps == sorted(steps)  # each record handed over when its run ended, not at the end of the fold
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("mixer", ["attention", "sla-gla"])
+def test_captured_fold_matches_the_eager_fold(mixer):
+    """The folded step captured in a CUDA graph and replayed trains as the eager one does."""
+    specs = [_spec(0, mixer=mixer, steps=12, stop_at=0.15), _spec(1, lr=3e-2, mixer=mixer, steps=12, stop_at=0.15)]
+    captured = train_batched(specs, "cuda", train_path="cuda-graph")
+    eager = {r["key"]: r for r in train_batched(specs, "cuda", train_path="eager")}
+    assert {(r["train_path"], r["train_path_fallback"]) for r in captured} == {("cuda-graph", None)}
+    for r in captured:
+        e = eager[r["key"]]
+        assert r["metrics"]["steps"] == e["metrics"]["steps"]
+        assert r["metrics"]["test_acc"] == pytest.approx(e["metrics"]["test_acc"], abs=1e-6)
+        for a, b in zip(r["metrics"]["curve"], e["metrics"]["curve"]):
+            assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-4)
 
 
 @pytest.mark.parametrize("mixer", ["sla-gdn", "sla-retnet"])

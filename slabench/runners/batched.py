@@ -4,18 +4,21 @@ Deciding a mechanism question takes hundreds of runs that differ only in seed an
 synthetic-task sizes one run's step is launch-bound, so N runs folded into one step cost less
 than N steps. Each member of a fold is the run it stands for:
 
-- its own model, built under its own seed exactly as `train` builds it; its parameters stay
-  leaves of that model, stacked into [N, ...] each step, so each member keeps the project's
-  AdamW (its own lr schedule, weight decay and gradient clipping, `make_optimizer`) unchanged;
+- its own initialisation: its model is built under its own seed exactly as `train` builds it,
+  then its values move into the fold's stacked [N, ...] parameters, the leaves the fold trains;
 - its own training stream, from its own seed: the batches its single run would see;
 - one forward for all: `torch.func.vmap` of `functional_call` over the stacked parameters and
   the stacked batches [N, B, T]. Kernel ops under vmap run outside it on the members' rows
   (kernels/fold.py), so the Triton kernels need no vmap support. The loss is the sum of the
-  members' losses: each member's parameters get exactly its own loss's gradient, and a member
-  whose loss is not finite does not reach the others;
-- its own evaluations (its own model, unbatched: the same numbers and gate diagnostics as a
-  single run), its own early stop and divergence, and its own record, handed to `on_record`
-  the moment it finishes. A finished member leaves the stack; the others go on.
+  members' losses: each member's rows get exactly its own loss's gradient, and a member whose
+  loss is not finite does not reach the others;
+- the project's AdamW with its own lr schedule, weight decay and gradient clipping, for all
+  members at once (`FoldedAdamW`: per-member lr, step count and clipping norm, on device);
+- its own evaluations (its values loaded into its own model, evaluated unbatched: the same
+  numbers and gate diagnostics as a single run), its own early stop and divergence, and its
+  own record, handed to `on_record` the moment it finishes. A finished member stays in the
+  stack, masked (`FoldedAdamW.active`): the shapes never change, so one captured CUDA graph
+  (`FoldStep`, the single run's recipe) serves the whole fold.
 
 Member records match single runs' up to float rounding (the batched matrix products add in
 another order): equal steps and early stops, test accuracy within 1e-6 in the tests. Timings
@@ -33,12 +36,11 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import torch
-import torch.nn.functional as F
 from torch.func import functional_call, vmap
 
 from slabench import kernels
 from slabench.config import RunSpec
-from slabench.runners.step import lr_at, make_optimizer
+from slabench.runners.step import CapturedStep, FoldedAdamW, lr_at, token_loss
 from slabench.runners.train import (
     NO_OUTPUTS,
     TEST_SEED,
@@ -51,14 +53,13 @@ from slabench.runners.train import (
     evaluate,
     run_record,
 )
-from slabench.tasks import IGNORE
 
 
 def resolve_fold(fold: int | Literal["auto"], device: str) -> int:
     """'auto': the fold measured fastest, 1 today on both CPU and GPU. On an H200 a fold of 6 gla
-    runs (eager: a folded step is not captured in a CUDA graph) took 67 s of training, compile
-    included, where the same 6 runs one at a time, each step a replayed graph, took 0.5 s each
-    once compiled (docs/batched.md)."""
+    runs, its step then run eagerly, took 67 s of training, compile included, where the same 6
+    runs one at a time, each step a replayed graph, took 0.5 s each once compiled
+    (docs/batched.md). The captured folded step (`FoldStep`) is not measured yet."""
     return 1 if fold == "auto" else fold
 
 
@@ -79,15 +80,12 @@ def fold_groups(specs: list[RunSpec], fold: int) -> list[list[RunSpec]]:
 
 @dataclass
 class Member:
-    """One run of a fold and its training state (the loop variables of `train`)."""
+    """One run of a fold and its bookkeeping (the loop variables of `train`)."""
 
     spec: RunSpec
-    model: torch.nn.Module
-    opt: torch.optim.Optimizer
+    model: torch.nn.Module  # its values at its evaluations, then its record's checkpoint
     batches: Any  # its training stream
-    params: dict[str, torch.nn.Parameter]
     seen_test: torch.Tensor  # [test_size] bool: test rows met in training
-    train_hashes: list[torch.Tensor] = field(default_factory=list)  # [B] per step since the last evaluation
     curve: list[dict[str, Any]] = field(default_factory=list)
     best_val: float = -1.0
     best_state: dict[str, torch.Tensor] | None = None
@@ -101,37 +99,40 @@ def _member(spec: RunSpec, task, vocab: int, max_len: int, device: torch.device)
     torch.manual_seed(spec.seed)  # the init its single run gets (train() seeds the same way)
     model = spec.model.build(vocab, max_len).to(device)
     stream = task.stream(spec.train.batch_size, _generator(spec.seed, device), device)
-    return Member(
-        spec,
-        model,
-        make_optimizer(model, spec.train, device),
-        stream,
-        dict(model.named_parameters()),
-        torch.zeros(spec.train.test_size, dtype=torch.bool, device=device),
-    )
+    return Member(spec, model, stream, torch.zeros(spec.train.test_size, dtype=torch.bool, device=device))
 
 
-def _step(
-    active: list[Member], inputs: torch.Tensor, labels: torch.Tensor, autocast: torch.dtype | None, grad_clip: float
-) -> torch.Tensor:
-    """One optimizer step of every active member: inputs, labels [N, B, T] -> losses [N] (not synced)."""
-    base = active[0].model  # the module functional_call runs; every member has its structure
-    stacked = {name: torch.stack([m.params[name] for m in active]) for name in active[0].params}  # [N, ...]
+class FoldStep(CapturedStep):
+    """One optimizer step of every member: `step(inputs [N, B, T], labels [N, B, T]) -> losses [N]`
+    (not synced), eager or captured in a CUDA graph as a single run's step is (`CapturedStep`).
+    `base` is the module functional_call runs: every member has its structure."""
 
-    def loss_of(params: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        with torch.autocast(x.device.type, dtype=autocast, enabled=autocast is not None):
-            logits = functional_call(base, params, (x,))  # [B, T, V]
-        return F.cross_entropy(logits.float().flatten(0, 1), y.flatten(), ignore_index=IGNORE)
+    def __init__(
+        self,
+        base: torch.nn.Module,
+        opt: FoldedAdamW,
+        device: torch.device,
+        autocast: torch.dtype | None,
+        path: str,
+    ):
+        super().__init__(device, autocast, path)
+        self.base, self.opt = base, opt
+        self.leaves = dict(zip((name for name, _ in base.named_parameters()), opt.params))  # [N, ...] each
 
-    losses = vmap(loss_of)(stacked, inputs, labels)  # [N]
-    for m in active:
-        m.opt.zero_grad(set_to_none=True)
-    losses.sum().backward()  # d(sum)/d(loss_i) = 1: member i's gradient is its own loss's
-    for m in active:
-        if grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(m.model.parameters(), grad_clip)
-        m.opt.step()
-    return losses.detach()
+    def _zero_grad(self) -> None:
+        self.opt.zero_grad()
+
+    def _step(self, inputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        def loss_of(params: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+            with self.autocast_context():
+                logits = functional_call(self.base, params, (x,))  # [B, T, V]
+            return token_loss(logits, y)
+
+        losses = vmap(loss_of)(self.leaves, inputs, labels)  # [N]
+        self._zero_grad()
+        losses.sum().backward()  # d(sum)/d(loss_i) = 1: member i's rows get its own loss's gradient
+        self.opt.step()
+        return losses.detach()
 
 
 def train_batched(
@@ -139,9 +140,10 @@ def train_batched(
     device: str | torch.device = "cpu",
     on_record: Callable[[dict[str, Any]], None] = lambda record: None,
     outputs: RunOutputs = NO_OUTPUTS,
+    train_path: str = "auto",
 ) -> list[dict[str, Any]]:
     """Train `specs` (one `fold_key`) as one batched model; return their records, each also
-    handed to `on_record` as soon as its run ends."""
+    handed to `on_record` as soon as its run ends. train_path: as `train`'s, for the folded step."""
     if len({fold_key(s) for s in specs}) != 1 or specs[0].train.seconds:
         raise ValueError("a fold takes runs that differ only in seed and lr, on a steps or tokens budget")
     device = torch.device(device)
@@ -155,65 +157,83 @@ def train_batched(
     autocast = torch.bfloat16 if (cfg.dtype == "bfloat16" and device.type == "cuda") else None
     vocab, max_len = max(task.vocab_size, test_task.vocab_size), max(task.seq_len, test_task.seq_len)
     members = [_member(s, task, vocab, max_len, device) for s in specs]
+    opt = FoldedAdamW([list(m.model.parameters()) for m in members], cfg)
+    if train_path == "auto":
+        train_path = "cuda-graph" if device.type == "cuda" else "eager"
+    fold_step = FoldStep(members[0].model, opt, device, autocast, train_path)
     val = task.sample(cfg.val_size, _generator(VAL_SEED, device), device)
     test = test_task.sample(cfg.test_size, _generator(TEST_SEED, device), device)
     mult = _hash_multipliers(task.seq_len, device)
     test_hashes = _row_hashes(test.inputs, mult) if test_task.seq_len == task.seq_len else None
     total = max(cfg.tokens // (cfg.batch_size * task.seq_len) if cfg.tokens else cfg.steps, 1)
+    # Every member's lr at every step, on the device: one row copied in place per step, no sync.
+    lrs = torch.tensor([[lr_at(m.spec.train, s / total) for m in members] for s in range(total)], device=device)
 
     records: list[dict[str, Any]] = []
-    active, step, eval_seconds, start = members, 0, 0.0, time.perf_counter()
-    while active:
-        for m in active:
-            for group in m.opt.param_groups:
-                group["lr"] = lr_at(m.spec.train, step / total)
-        batches = [next(m.batches) for m in active]
-        if test_hashes is not None:
-            for m, b in zip(active, batches):
-                m.train_hashes.append(_row_hashes(b.inputs, mult))
+    train_hashes: list[torch.Tensor] = []  # [N, B] per step since the last evaluation
+    step, eval_seconds, start = 0, 0.0, time.perf_counter()
+    while not all(m.done for m in members):
+        opt.lr.copy_(lrs[step])
+        batches = [next(m.batches) for m in members]  # a stopped member's row still runs, masked
         inputs = torch.stack([b.inputs for b in batches])  # [N, B, T]
         labels = torch.stack([b.labels for b in batches])  # [N, B, T]
-        losses = _step(active, inputs, labels, autocast, cfg.grad_clip)  # [N]
+        if test_hashes is not None:
+            train_hashes.append(_row_hashes(inputs.flatten(0, 1), mult).view(len(members), -1))  # [N, B]
+        losses = fold_step(inputs, labels)  # [N]
         step += 1
         if step % cfg.eval_every and step != total:
             continue
         t0 = time.perf_counter()
-        for m, loss in zip(active, losses.tolist()):  # one sync per evaluation, as in train()
-            _evaluate(m, loss, step, total, val, test_hashes, autocast)
-        eval_seconds += time.perf_counter() - t0
-        for m in active:
+        seen = torch.cat(train_hashes, dim=1) if train_hashes else None  # [N, steps * B]
+        train_hashes.clear()
+        finished = []
+        for i, (m, loss) in enumerate(zip(members, losses.tolist())):  # one sync per evaluation, as in train()
             if m.done:
-                if device.type == "cuda":
-                    torch.cuda.synchronize(device)
-                overlap = float(m.seen_test.double().mean()) if test_hashes is not None else None
-                ended = Ended(
-                    step,
-                    m.curve,
-                    m.status,
-                    m.error,
-                    m.best_val,
-                    m.best_state,
-                    m.train_loss,
-                    overlap,
-                    time.perf_counter() - start,
-                    eval_seconds,
-                    "eager",
-                    None,
-                )
-                record = run_record(m.spec, m.model, val, test, autocast, device, ended, outputs, fold=len(specs))
-                records.append(record)
-                on_record(record)
-        active = [m for m in active if not m.done]
+                continue
+            opt.load_member(i, list(m.model.parameters()))
+            _evaluate(m, loss, step, total, val, test_hashes, None if seen is None else seen[i], autocast)
+            if m.done:
+                opt.active[i] = False  # in place: the captured step reads this mask
+                finished.append(m)
+        eval_seconds += time.perf_counter() - t0
+        for m in finished:
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            overlap = float(m.seen_test.double().mean()) if test_hashes is not None else None
+            ended = Ended(
+                step,
+                m.curve,
+                m.status,
+                m.error,
+                m.best_val,
+                m.best_state,
+                m.train_loss,
+                overlap,
+                time.perf_counter() - start,
+                eval_seconds,
+                fold_step.path,
+                fold_step.fallback,
+            )
+            record = run_record(m.spec, m.model, val, test, autocast, device, ended, outputs, fold=len(specs))
+            records.append(record)
+            on_record(record)
     return records
 
 
 def _evaluate(
-    m: Member, loss: float, step: int, total: int, val, test_hashes: torch.Tensor | None, autocast: torch.dtype | None
+    m: Member,
+    loss: float,
+    step: int,
+    total: int,
+    val,
+    test_hashes: torch.Tensor | None,
+    seen: torch.Tensor | None,
+    autocast: torch.dtype | None,
 ) -> None:
-    """A member's evaluation: train()'s, on the member's own model."""
-    if m.train_hashes:
-        m.seen_test.logical_or_(torch.isin(test_hashes, torch.cat(m.train_hashes)))
-        m.train_hashes.clear()
+    """A member's evaluation: train()'s, on the member's own model. seen: [steps * B] hashes of
+    its training rows since the last evaluation."""
+    if seen is not None:
+        m.seen_test.logical_or_(torch.isin(test_hashes, seen))
     m.train_loss = loss
     if not math.isfinite(loss):
         m.status, m.error, m.done = "diverged", f"non-finite training loss ({loss}) by step {step}", True

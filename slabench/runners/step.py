@@ -1,9 +1,11 @@
 """The optimisation step of a run: AdamW, the learning-rate schedule, and one step (forward,
-loss on the scored positions, backward, clipping, update) run eagerly or replayed from a CUDA graph."""
+loss on the scored positions, backward, clipping, update) run eagerly or replayed from a CUDA graph.
+`FoldedAdamW` is the same AdamW for the N runs of a fold (runners/batched.py) at once."""
 
 from __future__ import annotations
 
 import math
+from contextlib import AbstractContextManager
 
 import torch
 import torch.nn.functional as F
@@ -13,6 +15,8 @@ from slabench.errors import SlabenchError
 from slabench.tasks import IGNORE
 
 WSD_DECAY = 0.2  # "wsd" schedule: linear decay to zero over the last 20% of the budget
+BETAS, EPS = (0.9, 0.98), 1e-8  # AdamW's, for single runs and folds alike
+CLIP_EPS = 1e-6  # clip_grad_norm_'s: coefficient max_norm / (norm + CLIP_EPS)
 
 
 def make_optimizer(model: torch.nn.Module, cfg: TrainSpec, device: torch.device, capturable: bool = False):
@@ -23,10 +27,72 @@ def make_optimizer(model: torch.nn.Module, cfg: TrainSpec, device: torch.device,
     return torch.optim.AdamW(
         [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
         lr=torch.tensor(cfg.lr, device=device) if capturable else cfg.lr,
-        betas=(0.9, 0.98),
+        betas=BETAS,
+        eps=EPS,
         capturable=capturable,
         foreach=True if capturable else None,
     )
+
+
+class FoldedAdamW:
+    """`make_optimizer`'s AdamW and `clip_grad_norm_` for N runs at once, on device, no host sync.
+
+    members[i] is run i's parameter list (every member's shapes alike). Their values move into
+    one flat [N, P] buffer, matrices first so that weight decay is a slice; `params` are the
+    stacked [N, ...] leaves, views of that buffer, in the members' order. So the update is a
+    dozen whole-buffer ops whatever the number of parameters, each member's row with its own
+    lr (`lr`, [N], set in place), its own step count and its own clipping norm. `active` [N]
+    says which members train: a stopped member's gradient (NaN included) is zeroed and its lr
+    and moment updates are off, so its row stays as it was while the shapes stay the same.
+    """
+
+    def __init__(self, members: list[list[torch.Tensor]], cfg: TrainSpec):
+        first = members[0]
+        self.order = sorted(range(len(first)), key=lambda j: first[j].dim() < 2)  # matrices first
+        self.sizes = [first[j].numel() for j in self.order]
+        self.n_decay = sum(first[j].numel() for j in self.order if first[j].dim() >= 2)
+        with torch.no_grad():
+            self.flat = torch.stack([torch.cat([ps[j].flatten() for j in self.order]) for ps in members])  # [N, P]
+        n, device = len(members), self.flat.device
+        views = dict(zip(self.order, self.flat.split(self.sizes, dim=1)))  # [N, numel] each
+        self.params = [views[j].view(n, *first[j].shape).detach().requires_grad_() for j in range(len(first))]
+        self.exp_avg, self.exp_avg_sq = torch.zeros_like(self.flat), torch.zeros_like(self.flat)  # [N, P]
+        self.steps = torch.zeros(n, 1, device=device)  # [N, 1] updates each member took
+        self.lr = torch.zeros(n, device=device)  # [N]
+        self.active = torch.ones(n, dtype=torch.bool, device=device)  # [N]
+        self.weight_decay, self.grad_clip = cfg.weight_decay, cfg.grad_clip
+
+    def zero_grad(self) -> None:
+        for p in self.params:
+            p.grad = None
+
+    @torch.no_grad()
+    def step(self) -> None:
+        (b1, b2), keep = BETAS, self.active[:, None]  # [N, 1]
+        grads = [self.params[j].grad.flatten(1) for j in self.order]
+        g = torch.where(keep, torch.cat(grads, dim=1), 0.0)  # [N, P]
+        if self.grad_clip > 0:  # clip_grad_norm_ per member: one global norm over its parameters
+            norm = torch.linalg.vector_norm(g, dim=1, keepdim=True)  # [N, 1]
+            g.mul_((self.grad_clip / (norm + CLIP_EPS)).clamp(max=1.0))
+        self.steps.add_(keep)
+        lr = self.lr[:, None] * keep  # [N, 1]
+        self.flat[:, : self.n_decay].mul_(1 - lr * self.weight_decay)
+        self.exp_avg.lerp_(g, torch.where(keep, 1 - b1, 0.0))
+        self.exp_avg_sq.mul_(torch.where(keep, b2, 1.0)).addcmul_(g, g, value=1 - b2)
+        step_size = lr / (1 - b1**self.steps)  # [N, 1]
+        denom = (self.exp_avg_sq.sqrt() / (1 - b2**self.steps).sqrt()).add_(EPS)  # [N, P]
+        self.flat.sub_(torch.div(self.exp_avg, denom, out=denom).mul_(step_size))
+
+    @torch.no_grad()
+    def load_member(self, i: int, params: list[torch.Tensor]) -> None:
+        """Copy member i's current values into `params` (a model's, in the members' order)."""
+        for j, value in zip(self.order, self.flat[i].split(self.sizes)):
+            params[j].copy_(value.view_as(params[j]))
+
+
+def token_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """logits [B, T, V], labels [B, T] -> mean cross-entropy over the scored positions."""
+    return F.cross_entropy(logits.float().flatten(0, 1), labels.flatten(), ignore_index=IGNORE)
 
 
 def lr_at(cfg: TrainSpec, progress: float) -> float:
@@ -40,68 +106,50 @@ def lr_at(cfg: TrainSpec, progress: float) -> float:
     return cfg.lr
 
 
-class TrainStep:
-    """One optimizer step: `step(inputs [B, T], labels [B, T]) -> loss` (a device tensor, not synced).
+class CapturedStep:
+    """A training step, `step(inputs, labels) -> loss` (device tensors, not synced), run on
+    `path` 'eager' (op by op) or 'cuda-graph'. Subclasses give `_step` and `_zero_grad`.
 
-    path 'eager': forward, backward, gradient clipping and AdamW step, op by op.
-    path 'cuda-graph': at synthetic-task sizes the step is launch-bound (fla's chunk kernels
-    spend ~80% of their time in launches), so the whole step is captured once and replayed
+    'cuda-graph': at synthetic-task sizes the step is launch-bound (fla's chunk kernels spend
+    ~80% of their time in launches), so the whole step is captured once and replayed
     (PyTorch's whole-network capture recipe). The first GRAPH_WARMUP calls are real training
     steps run eagerly on a side stream: dispatch probes, Triton autotuning and lazy
     initialisation all happen there, never inside the capture. The next call copies its batch
     into static buffers, captures, and replays; later calls copy and replay. Shapes must not
-    change between calls. Clipping (foreach, on device) and the capturable AdamW step are in
-    the graph; lr is a device tensor updated in place. If capture fails, the step falls back to
-    eager for the rest of the run and `fallback` keeps the reason.
+    change between calls; whatever else varies (the lr) lives in device tensors updated in
+    place. If capture fails, the step falls back to eager for the rest of the run and
+    `fallback` keeps the reason.
     """
 
     GRAPH_WARMUP = 3
 
-    def __init__(
-        self,
-        model: torch.nn.Module,
-        opt: torch.optim.Optimizer,
-        cfg: TrainSpec,
-        device: torch.device,
-        autocast: torch.dtype | None,
-        path: str,
-    ):
+    def __init__(self, device: torch.device, autocast: torch.dtype | None, path: str):
         if path not in ("eager", "cuda-graph"):
             raise SlabenchError(f"train_path={path!r} is not allowed; choose one of 'auto', 'eager', 'cuda-graph'")
         if path == "cuda-graph" and device.type != "cuda":
             raise SlabenchError(f"train_path='cuda-graph' needs a CUDA device, not {device.type!r}")
-        self.model, self.opt, self.cfg, self.device, self.autocast = model, opt, cfg, device, autocast
+        self.device, self.autocast = device, autocast
         self.path, self.fallback = path, None
         self.calls, self.graph, self.static = 0, None, None
 
-    def set_lr(self, lr: float) -> None:
-        for group in self.opt.param_groups:
-            if isinstance(group["lr"], torch.Tensor):
-                group["lr"].fill_(lr)  # in place: the captured step reads this tensor
-            else:
-                group["lr"] = lr
-
     def _step(self, inputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def _zero_grad(self) -> None:
+        raise NotImplementedError
+
+    def autocast_context(self) -> AbstractContextManager:
         # Autocast's weight-cast cache must be off under capture (PyTorch's CUDA-graph notes).
-        with torch.autocast(
+        return torch.autocast(
             self.device.type,
             dtype=self.autocast,
             enabled=self.autocast is not None,
             cache_enabled=False if self.path == "cuda-graph" else None,
-        ):
-            logits = self.model(inputs)  # [B, T, V]
-        loss = F.cross_entropy(logits.float().flatten(0, 1), labels.flatten(), ignore_index=IGNORE)
-        self.opt.zero_grad(set_to_none=True)
-        loss.backward()
-        if self.cfg.grad_clip > 0:
-            foreach = True if self.path == "cuda-graph" else None  # on device, no sync
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip, foreach=foreach)
-        self.opt.step()
-        return loss
+        )
 
     def _capture(self, inputs: torch.Tensor, labels: torch.Tensor) -> None:
         static_inputs, static_labels = inputs.clone(), labels.clone()
-        self.opt.zero_grad(set_to_none=True)  # backward allocates .grad from the graph's pool
+        self._zero_grad()  # backward allocates .grad from the graph's pool
         graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(graph):
             static_loss = self._step(static_inputs, static_labels)
@@ -131,3 +179,43 @@ class TrainStep:
         static_labels.copy_(labels)
         self.graph.replay()
         return static_loss
+
+
+class TrainStep(CapturedStep):
+    """One optimizer step of one model: `step(inputs [B, T], labels [B, T]) -> loss`: forward,
+    backward, gradient clipping and AdamW step. On 'cuda-graph' clipping (foreach, on device)
+    and the capturable AdamW step are in the graph; lr is a device tensor updated in place."""
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        opt: torch.optim.Optimizer,
+        cfg: TrainSpec,
+        device: torch.device,
+        autocast: torch.dtype | None,
+        path: str,
+    ):
+        super().__init__(device, autocast, path)
+        self.model, self.opt, self.cfg = model, opt, cfg
+
+    def set_lr(self, lr: float) -> None:
+        for group in self.opt.param_groups:
+            if isinstance(group["lr"], torch.Tensor):
+                group["lr"].fill_(lr)  # in place: the captured step reads this tensor
+            else:
+                group["lr"] = lr
+
+    def _zero_grad(self) -> None:
+        self.opt.zero_grad(set_to_none=True)
+
+    def _step(self, inputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        with self.autocast_context():
+            logits = self.model(inputs)  # [B, T, V]
+        loss = token_loss(logits, labels)
+        self._zero_grad()
+        loss.backward()
+        if self.cfg.grad_clip > 0:
+            foreach = True if self.path == "cuda-graph" else None  # on device, no sync
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip, foreach=foreach)
+        self.opt.step()
+        return loss
