@@ -149,12 +149,12 @@ def figure(points: dict[tuple[str, int, int], Point], path: Path) -> Path:
                     ax.scatter([p.d_model] * len(p.seed_accs), p.seed_accs, s=10, alpha=0.5, color=color)
             ax.set_xscale("log", base=2)
             ax.set_xticks(widths, [str(d) for d in widths])
-            ax.set(ylim=(-0.03, 1.03), title=f"seq_len {t}")
+            ax.set(ylim=(-0.03, 1.03), title=f"seq_len {t}" + (", SLA twins" if r else ""))
             if r == 1:
                 ax.set_xlabel("d_model")
             if c == 0:
                 ax.set_ylabel("MQAR test accuracy")
-        axes[r][-1].legend(fontsize=7, loc="lower right")
+        axes[r][-1].legend(fontsize=7, loc="best")
     return save_figure(fig, path)
 
 
