@@ -80,11 +80,21 @@ class ModelSpec:
 
 @dataclass(frozen=True)
 class TrainSpec:
-    """Training settings. One budget: `steps`, or `tokens`, or `seconds` (a grid sets at most one)."""
+    """Training settings. One budget: `steps`, `tokens`, `seconds` or `epochs` (a grid sets at most one)."""
 
     steps: int = field(default=300, metadata={"help": "budget in optimizer steps (the default budget)"})
     tokens: int = field(default=0, metadata={"help": "budget in training tokens (instead of steps)"})
     seconds: float = field(default=0.0, metadata={"help": "budget in wall-clock seconds (instead of steps)"})
+    epochs: int = field(
+        default=0, metadata={"help": "budget in passes over the finite training set (needs train_examples)"}
+    )
+    train_examples: int = field(
+        default=0,
+        metadata={
+            "help": "a finite training set of this many examples, drawn once from the seed and cycled in a fixed "
+            "order; rows equal to a validation or test row are dropped (0: fresh examples every step)"
+        },
+    )
     batch_size: int = field(default=64, metadata={"help": "sequences per step"})
     lr: float = field(default=1e-3, metadata={"help": "peak learning rate (AdamW)"})
     weight_decay: float = field(default=0.1, metadata={"help": "AdamW weight decay on matrices"})
@@ -108,6 +118,13 @@ class TrainSpec:
         for name in ("steps", "batch_size", "eval_every", "val_size", "test_size"):
             require(getattr(self, name) >= 1, w, f"{name}={getattr(self, name)} must be >= 1")
         require(self.tokens >= 0 and self.seconds >= 0, w, "tokens and seconds must be >= 0")
+        require(self.train_examples >= 0, w, f"train_examples={self.train_examples} must be >= 0 (0: a fresh stream)")
+        require(self.epochs >= 0, w, f"epochs={self.epochs} must be >= 0")
+        require(
+            not self.epochs or self.train_examples,
+            w,
+            f"epochs={self.epochs} needs a finite training set; set train_examples (e.g. 100000)",
+        )
         require(self.lr > 0, w, f"lr={self.lr} must be > 0")
         require(0 <= self.warmup < 1, w, f"warmup={self.warmup} must be in [0, 1)")
         require(0 <= self.stop_at <= 1, w, f"stop_at={self.stop_at} must be in [0, 1]")
@@ -118,6 +135,9 @@ class TrainSpec:
 
 
 LEADERBOARD_SETTINGS = ("solve_at", "min_seeds")  # TrainSpec fields that no run's result depends on
+# TrainSpec fields added after records existed: left out of the key at their default, so a run
+# that does not use them keeps the key (and the record) it had before they existed.
+KEYED_WHEN_SET = ("epochs", "train_examples")
 
 
 @dataclass(frozen=True)
@@ -156,6 +176,9 @@ class RunSpec:
         d.pop("grid")
         for name in LEADERBOARD_SETTINGS:
             d["train"].pop(name)
+        for name in KEYED_WHEN_SET:
+            if d["train"][name] == TrainSpec.__dataclass_fields__[name].default:
+                d["train"].pop(name)
         d["task_version"] = TASKS.get(self.task.name).version
         if (digest := source_digest(self.model.name)) is not None:  # None for built-in mixers: keys unchanged
             d["mixer_source"] = digest
@@ -228,11 +251,11 @@ def expand_grid(grid: dict[str, Any]) -> tuple[str, list[RunSpec]]:
     seeds = train_table.pop("seeds", [0])
     seeds = seeds if isinstance(seeds, list) else [seeds]
     require(bool(seeds), "[train]", "seeds = [] runs nothing; give at least one seed, e.g. seeds = [0, 1, 2]")
-    budgets = [k for k in ("steps", "tokens", "seconds") if k in train_table]
+    budgets = [k for k in ("steps", "tokens", "seconds", "epochs") if k in train_table]
     require(
         len(budgets) <= 1,
         "[train]",
-        f"{' and '.join(budgets)} are each a budget; set exactly one of steps, tokens or seconds",
+        f"{' and '.join(budgets)} are each a budget; set exactly one of steps, tokens, seconds or epochs",
     )
     for s in seeds:
         require(isinstance(s, int) and 0 <= s < SEED_LIMIT, "[train]", f"seeds: {s!r} must be an int in [0, 2**31)")

@@ -12,6 +12,7 @@ lack are in the `total=False` half of each type; readers take them with `.get`:
 - a `failed` record has only `key`, `spec`, `seed`, `status`, `error`, `traceback`, an empty
   `metrics`, `environment` and `timestamp`; a `diverged` one has `metrics.steps` and
   `metrics.curve` only;
+- `metrics.train_examples` is present only in runs with a finite training set;
 - records written before these fields existed lack `model.mixer_source`, `checkpoint` and `fold`
   (every record under `leaderboards/records/` lacks all three), `environment.mps` (about half of them), and
   `spec.train.solve_at` / `min_seeds` (read as the `TrainSpec` defaults by `RunSpec.from_dict`).
@@ -38,7 +39,7 @@ class RecordSpec(TypedDict):
     grid: str  # name of the grid the run came from (not part of the key: grids share runs)
     task: dict[str, Any]  # {"name", "params": sorted [key, value] pairs, "test": overrides for the test set}
     model: dict[str, Any]  # {"name": registered mixer or plugin reference, "params": sorted [key, value] pairs}
-    train: dict[str, Any]  # every TrainSpec field (`slabench train-options`)
+    train: dict[str, Any]  # every TrainSpec field (`slabench train-options`); older records lack the newer ones
     seed: int  # model init and training stream
 
 
@@ -68,6 +69,9 @@ class Metrics(TypedDict, total=False):
     slices: dict[str, SliceMetrics]  # "name=value" (a task's slice metadata) -> metrics of those test examples
     final_train_loss: float  # training loss at the last evaluation
     train_test_overlap: float | None  # fraction of test examples also drawn in training; None: test length differs
+    # Rows of the finite training set (`[train] train_examples`) after dropping those equal to a
+    # validation or test row; absent for a fresh stream (train_examples 0) and in older records.
+    train_examples: int
 
 
 class _ModelRequired(TypedDict):

@@ -80,3 +80,55 @@ def report_sla(
     verdicts = write_report(records, scale, Path(report_path), Path(speed_dir))
     render.print_tables(render.rows_table("SLA claims", ("section", "verdict"), list(verdicts.items())))
     click.echo(f"report: {report_path}")
+
+
+@report.command("zoology")
+@out_option("run records, one subdirectory per grid (existing ones are reused)", default="runs/zoology-mqar")
+@click.option(
+    "--report",
+    "report_path",
+    default="leaderboards/zoology-mqar.md",
+    show_default=True,
+    type=click.Path(dir_okay=False),
+    help="the Markdown (the PNG figure is written next to it)",
+)
+@click.option("--from-records", is_flag=True, help="no training: rebuild the report from the records under --out")
+@click.option(
+    "--scale",
+    type=click.Choice(["tiny", "full"]),
+    default="full",
+    show_default=True,
+    help="full: the zoology-mqar-<seq_len> grids (1/16 of Zoology's epochs, ~25 min on one H200); tiny: CPU test sizes",
+)
+@device_option()
+@workers_option()
+@retry_failed_option()
+@quiet_option("only the verdict")
+def report_zoology(
+    out: str,
+    report_path: str,
+    from_records: bool,
+    scale: str,
+    device: str,
+    workers: int,
+    retry_failed: bool,
+    quiet: bool,
+) -> None:
+    """Zoology's Figure 2 (MQAR accuracy vs d_model per seq_len) with its acceptance checks.
+
+    Runs the zoology-mqar grids (resuming), then writes the Markdown and figure from the records.
+    """
+    from slabench.runners.records import load_records
+    from slabench.runners.zoology import grid_specs, write_zoology
+
+    records = []
+    for name, specs in grid_specs(scale):
+        grid_dir = Path(out) / name
+        if from_records:
+            keys = {s.key() for s in specs}
+            records += [r for k, r in load_records(grid_dir).records.items() if k in keys]
+        else:
+            records += run_pending(name, specs, grid_dir, device, workers, quiet, retry_failed=retry_failed)[0]
+    accepted = write_zoology(records, scale, Path(report_path))
+    click.echo(f"acceptance: {'pass' if accepted else 'fail'}")
+    click.echo(f"report: {report_path}")

@@ -1,7 +1,7 @@
 """Mixer registry and `build_model`.
 
 `build_model(name, vocab_size=..., **params)` returns an `LM` whose layers use mixer `name`.
-Backbone parameters (d_model, n_layers, n_heads, mlp, pos_emb, max_len, tie_head, attention_every) are
+Backbone parameters (d_model, n_layers, n_heads, mlp, pos_emb, max_len, tie_head, dropout, attention_every) are
 common to every mixer; any other keyword is a mixer option, checked against the fields of the mixer's `Options`.
 
 A hybrid stack is a backbone option, `attention_every = N`: layers N, 2N, ... are softmax attention
@@ -55,6 +55,9 @@ class Backbone:
     pos_emb: Literal["none", "learned"] = field(default="none", metadata={"help": "absolute position embeddings"})
     max_len: int = field(default=4096, metadata={"help": "length of the learned position table"})
     tie_head: bool = field(default=False, metadata={"help": "share the embedding matrix with the output head"})
+    dropout: float = field(
+        default=0.0, metadata={"help": "dropout on the embeddings during training (Zoology's embed_dropout)"}
+    )
     attention_every: int = field(
         default=0,
         metadata={"help": "hybrid: every Nth layer (N, 2N, ...) is softmax attention at its defaults; 0: none"},
@@ -95,6 +98,7 @@ def split_backbone(typed: dict[str, Any], where: str = "model") -> tuple[Backbon
     every, layers = bb.attention_every, bb.n_layers
     require(every >= 0, where, f"attention_every={every} must be >= 0 (0: no attention layers)")
     require(every <= layers, where, f"attention_every={every} exceeds n_layers={layers}: no layer would be attention")
+    require(0 <= bb.dropout < 1, where, f"dropout={bb.dropout} must be in [0, 1)")
     return bb, {k: v for k, v in typed.items() if k not in Backbone.__dataclass_fields__}
 
 
@@ -119,6 +123,7 @@ def build_model(name: str, vocab_size: int, **params: Any) -> LM:
         pos_emb=bb.pos_emb,
         max_len=bb.max_len,
         tie_head=bb.tie_head,
+        dropout=bb.dropout,
     )
 
 

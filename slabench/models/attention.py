@@ -28,6 +28,9 @@ def rotary(x: torch.Tensor, base: float = 10000.0) -> torch.Tensor:
 class AttentionOptions:
     rotary: bool = field(default=True, metadata={"help": "rotary positions on q and k"})
     window: int = field(default=0, metadata={"help": "attend to the last `window` tokens only (0: full causal)"})
+    attn_dropout: float = field(
+        default=0.0, metadata={"help": "dropout on the attention probabilities during training (Zoology's MHA dropout)"}
+    )
 
 
 class Attention(Mixer):
@@ -41,6 +44,8 @@ class Attention(Mixer):
         window = self.options.window
         require(d_model % n_heads == 0, "attention", f"d_model={d_model} must be divisible by n_heads={n_heads}")
         require(window >= 0, "attention", f"window={window} must be >= 0 (0 = full causal)")
+        p = self.options.attn_dropout
+        require(0 <= p < 1, "attention", f"attn_dropout={p} must be in [0, 1)")
         self.use_rotary, self.window = self.options.rotary, window
         self.qkv = nn.Linear(d_model, 3 * d_model, bias=False)
         self.out = nn.Linear(d_model, d_model, bias=False)
@@ -51,12 +56,13 @@ class Attention(Mixer):
         q, k, v = self.qkv(x).view(B, T, 3, H, D // H).permute(2, 0, 3, 1, 4)  # 3 x [B, H, T, Dh]
         if self.use_rotary:
             q, k = rotary(q), rotary(k)
+        p = self.options.attn_dropout if self.training else 0.0
         if self.window > 0:
             i = torch.arange(T, device=x.device)
             mask = (i[None, :] <= i[:, None]) & (i[:, None] - i[None, :] < self.window)  # [T, T]
-            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)
         else:
-            y = F.scaled_dot_product_attention(q, k, v, is_causal=True)  # [B, H, T, Dh]
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=p)  # [B, H, T, Dh]
         return self.out(y.transpose(1, 2).reshape(B, T, D))
 
     def state_size(self, seq_len: int) -> int:

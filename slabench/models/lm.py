@@ -1,6 +1,6 @@
 """The language-model backbone every mixer is trained in.
 
-tokens [B, T] -> embedding (+ learned positions, optional) -> n_layers pre-norm blocks of
+tokens [B, T] -> embedding (+ learned positions, optional) -> dropout (optional) -> n_layers pre-norm blocks of
 [mixer, optional MLP] with residuals -> final RMSNorm -> output head -> logits [B, T, V].
 
 The head is untied by default: measured on MQAR (vocab 64, seq_len 32, 4 pairs, 2-layer d=64
@@ -62,10 +62,14 @@ class LM(nn.Module):
         pos_emb: str = "none",
         max_len: int = 0,
         tie_head: bool = False,
+        dropout: float = 0.0,
     ):
         super().__init__()
         self.embed = nn.Embedding(vocab_size, d_model)
         self.pos = nn.Embedding(max_len, d_model) if pos_emb == "learned" else None
+        # Where Zoology puts its dropout (`embed_dropout`, 0.1 in its MQAR runs): on the summed
+        # token and position embeddings, before the first block. Its `resid_dropout` is 0 there.
+        self.drop = nn.Dropout(dropout) if dropout > 0 else None
         self.blocks = nn.ModuleList(Block(d_model, make_mixer(i), mlp) for i in range(n_layers))
         self.norm = RMSNorm(d_model)
         self.head = None if tie_head else nn.Linear(d_model, vocab_size, bias=False)
@@ -87,6 +91,8 @@ class LM(nn.Module):
         x = self.embed(tokens)  # [B, T, D]
         if self.pos is not None:
             x = x + self.pos(torch.arange(tokens.shape[1], device=tokens.device))
+        if self.drop is not None:
+            x = self.drop(x)  # identity in eval mode (evaluation calls model.eval())
         for block in self.blocks:
             x = block(x)
         x = self.norm(x)

@@ -23,8 +23,9 @@ than N steps. Each member of a fold is the run it stands for:
 Member records match single runs' up to float rounding (the batched matrix products add in
 another order): equal steps and early stops, test accuracy within 1e-6 in the tests. Timings
 are the fold's: a member's wall time is that of the fold it ran in (`fold` in its record).
-Runs with a `seconds` budget are never folded: the budget counts steps of wall time, which
-folding changes.
+Never folded: runs with a `seconds` budget (the budget counts steps of wall time, which
+folding changes), an `epochs` budget (its steps depend on the rows each member's finite set
+keeps) or dropout (vmap would draw one mask for all members, or refuse).
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from torch.func import functional_call, vmap
 
 from slabench import kernels
 from slabench.config import RunSpec
+from slabench.runners.data import hash_multipliers, row_hashes, total_steps, training_batches
 from slabench.runners.step import CapturedStep, FoldedAdamW, lr_at, token_loss
 from slabench.runners.train import (
     NO_OUTPUTS,
@@ -48,8 +50,6 @@ from slabench.runners.train import (
     Ended,
     RunOutputs,
     _generator,
-    _hash_multipliers,
-    _row_hashes,
     evaluate,
     run_record,
 )
@@ -65,8 +65,9 @@ def resolve_fold(fold: int | Literal["auto"], device: str) -> int:
 
 def fold_key(spec: RunSpec) -> Any:
     """Runs with equal keys can train as one: equal task, model and training settings but lr."""
-    if spec.train.seconds:
-        return spec  # a wall-clock budget: never folded (see the module doc)
+    params = dict(spec.model.params)
+    if spec.train.seconds or spec.train.epochs or params.get("dropout") or params.get("attn_dropout"):
+        return spec  # never folded (see the module doc)
     return spec.task, spec.model, replace(spec.train, lr=1.0)
 
 
@@ -84,7 +85,7 @@ class Member:
 
     spec: RunSpec
     model: torch.nn.Module  # its values at its evaluations, then its record's checkpoint
-    batches: Any  # its training stream
+    batches: Any  # its training batches (runners/data.py)
     seen_test: torch.Tensor  # [test_size] bool: test rows met in training
     curve: list[dict[str, Any]] = field(default_factory=list)
     best_val: float = -1.0
@@ -93,13 +94,17 @@ class Member:
     error: str | None = None
     train_loss: float = float("nan")
     done: bool = False
+    train_rows: int | None = None  # examples in its finite training set; None: a fresh stream
 
 
-def _member(spec: RunSpec, task, vocab: int, max_len: int, device: torch.device) -> Member:
+def _member(
+    spec: RunSpec, task, vocab: int, max_len: int, device: torch.device, held_out: torch.Tensor, mult: torch.Tensor
+) -> Member:
     torch.manual_seed(spec.seed)  # the init its single run gets (train() seeds the same way)
     model = spec.model.build(vocab, max_len).to(device)
-    stream = task.stream(spec.train.batch_size, _generator(spec.seed, device), device)
-    return Member(spec, model, stream, torch.zeros(spec.train.test_size, dtype=torch.bool, device=device))
+    batches, train_rows = training_batches(task, spec.train, spec.seed, device, held_out, mult)
+    seen_test = torch.zeros(spec.train.test_size, dtype=torch.bool, device=device)
+    return Member(spec, model, batches, seen_test, train_rows=train_rows)
 
 
 class FoldStep(CapturedStep):
@@ -144,8 +149,8 @@ def train_batched(
 ) -> list[dict[str, Any]]:
     """Train `specs` (one `fold_key`) as one batched model; return their records, each also
     handed to `on_record` as soon as its run ends. train_path: as `train`'s, for the folded step."""
-    if len({fold_key(s) for s in specs}) != 1 or specs[0].train.seconds:
-        raise ValueError("a fold takes runs that differ only in seed and lr, on a steps or tokens budget")
+    if len({fold_key(s) for s in specs}) != 1 or fold_key(specs[0]) == specs[0]:
+        raise ValueError("a fold takes runs that differ only in seed and lr, on a steps or tokens budget, no dropout")
     device = torch.device(device)
     if device.type == "cuda":
         device = torch.device("cuda", torch.cuda.current_device()) if device.index is None else device
@@ -156,16 +161,17 @@ def train_batched(
     task, test_task = specs[0].task.build(), specs[0].task.build_test()
     autocast = torch.bfloat16 if (cfg.dtype == "bfloat16" and device.type == "cuda") else None
     vocab, max_len = max(task.vocab_size, test_task.vocab_size), max(task.seq_len, test_task.seq_len)
-    members = [_member(s, task, vocab, max_len, device) for s in specs]
+    val = task.sample(cfg.val_size, _generator(VAL_SEED, device), device)
+    test = test_task.sample(cfg.test_size, _generator(TEST_SEED, device), device)
+    mult = hash_multipliers(task.seq_len, device)
+    test_hashes = row_hashes(test.inputs, mult) if test_task.seq_len == task.seq_len else None
+    held_out = torch.cat([row_hashes(val.inputs, mult), *([test_hashes] if test_hashes is not None else [])])
+    members = [_member(s, task, vocab, max_len, device, held_out, mult) for s in specs]
     opt = FoldedAdamW([list(m.model.parameters()) for m in members], cfg)
     if train_path == "auto":
         train_path = "cuda-graph" if device.type == "cuda" else "eager"
     fold_step = FoldStep(members[0].model, opt, device, autocast, train_path)
-    val = task.sample(cfg.val_size, _generator(VAL_SEED, device), device)
-    test = test_task.sample(cfg.test_size, _generator(TEST_SEED, device), device)
-    mult = _hash_multipliers(task.seq_len, device)
-    test_hashes = _row_hashes(test.inputs, mult) if test_task.seq_len == task.seq_len else None
-    total = max(cfg.tokens // (cfg.batch_size * task.seq_len) if cfg.tokens else cfg.steps, 1)
+    total = total_steps(cfg, task.seq_len, members[0].train_rows)
     # Every member's lr at every step, on the device: one row copied in place per step, no sync.
     lrs = torch.tensor([[lr_at(m.spec.train, s / total) for m in members] for s in range(total)], device=device)
 
@@ -178,7 +184,7 @@ def train_batched(
         inputs = torch.stack([b.inputs for b in batches])  # [N, B, T]
         labels = torch.stack([b.labels for b in batches])  # [N, B, T]
         if test_hashes is not None:
-            train_hashes.append(_row_hashes(inputs.flatten(0, 1), mult).view(len(members), -1))  # [N, B]
+            train_hashes.append(row_hashes(inputs.flatten(0, 1), mult).view(len(members), -1))  # [N, B]
         losses = fold_step(inputs, labels)  # [N]
         step += 1
         if step % cfg.eval_every and step != total:
@@ -213,6 +219,7 @@ def train_batched(
                 eval_seconds,
                 fold_step.path,
                 fold_step.fallback,
+                m.train_rows,
             )
             record = run_record(m.spec, m.model, val, test, autocast, device, ended, outputs, fold=len(specs))
             records.append(record)

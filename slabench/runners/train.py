@@ -1,6 +1,7 @@
 """Train one model on one task and return its run record.
 
-Fresh training batches every step from a generator seeded with the run's seed; a fixed
+Fresh training batches every step from a generator seeded with the run's seed, or a finite
+set drawn once from it and cycled for epochs (`runners/data.py`); a fixed
 validation set (early stopping / best checkpoint / lr choice) and a fixed test set (reported),
 both drawn from seeds above any training seed, so the three streams never share a seed. The
 fraction of test examples that also occurred in training is measured, not assumed.
@@ -23,6 +24,7 @@ from slabench.config import SEED_LIMIT, RunSpec
 from slabench.errors import SlabenchError
 from slabench.plugins import source_digest
 from slabench.record import SCHEMA_VERSION, CurvePoint, Metrics, RunRecord
+from slabench.runners.data import hash_multipliers, row_hashes, total_steps, training_batches
 from slabench.runners.environment import environment, peak_memory_bytes
 from slabench.runners.step import TrainStep, lr_at, make_optimizer
 from slabench.tasks import IGNORE, Batch
@@ -33,17 +35,6 @@ EVAL_CHUNK = 256  # examples per evaluation forward pass (bounds memory)
 
 def _generator(seed: int, device: torch.device) -> torch.Generator:
     return torch.Generator(device=device).manual_seed(seed)
-
-
-def _hash_multipliers(seq_len: int, device: torch.device) -> torch.Tensor:
-    """[T] random int64 multipliers for `_row_hashes`, drawn once per run (not per step)."""
-    g = torch.Generator(device="cpu").manual_seed(seq_len)
-    return torch.randint(1, 2**61 - 1, (seq_len,), generator=g, dtype=torch.int64).to(device)
-
-
-def _row_hashes(inputs: torch.Tensor, mult: torch.Tensor) -> torch.Tensor:
-    """[B, T] -> [B] int64 hash of each row (collisions ~2^-60 for our sizes)."""
-    return (inputs * mult).sum(dim=1)  # wraps mod 2^64: a fine hash
 
 
 @torch.no_grad()
@@ -136,8 +127,10 @@ def train(
     model = model.to(device)
     val = task.sample(cfg.val_size, _generator(VAL_SEED, device), device)
     test = test_task.sample(cfg.test_size, _generator(TEST_SEED, device), device)
-    mult = _hash_multipliers(task.seq_len, device)
-    test_hashes = _row_hashes(test.inputs, mult) if test_task.seq_len == task.seq_len else None
+    mult = hash_multipliers(task.seq_len, device)
+    test_hashes = row_hashes(test.inputs, mult) if test_task.seq_len == task.seq_len else None
+    held_out = torch.cat([row_hashes(val.inputs, mult), *([test_hashes] if test_hashes is not None else [])])
+    batches, train_rows = training_batches(task, cfg, spec.seed, device, held_out, mult)
     seen_test = torch.zeros(cfg.test_size, dtype=torch.bool, device=device)
     train_hashes: list[torch.Tensor] = []  # [B] per step since the last fold_overlap()
 
@@ -152,11 +145,7 @@ def train(
         train_path = "cuda-graph" if device.type == "cuda" else "eager"
     opt = make_optimizer(model, cfg, device, capturable=train_path == "cuda-graph")
     train_step = TrainStep(model, opt, cfg, device, autocast, train_path)
-    tokens_per_step = cfg.batch_size * task.seq_len
-    total = cfg.tokens // tokens_per_step if cfg.tokens else cfg.steps
-    total = max(total, 1) if not cfg.seconds else 10**9
-
-    batches = task.stream(cfg.batch_size, _generator(spec.seed, device), device)  # blocks of batches on GPU
+    total = total_steps(cfg, task.seq_len, train_rows) if not cfg.seconds else 10**9
     writer = tensorboard_writer(Path(outputs.log_dir) / spec.key()) if outputs.log_dir else None
     step_losses: list[torch.Tensor] = []  # device scalars since the last flush: no sync per step
 
@@ -178,7 +167,7 @@ def train(
         train_step.set_lr(lr)
         batch = next(batches)
         if test_hashes is not None:
-            train_hashes.append(_row_hashes(batch.inputs, mult))
+            train_hashes.append(row_hashes(batch.inputs, mult))
         loss = train_step(batch.inputs, batch.labels)
         step += 1
         if writer is not None:
@@ -226,6 +215,7 @@ def train(
         eval_seconds,
         train_step.path,
         train_step.fallback,
+        train_rows,
     )
     return run_record(spec, model, val, test, autocast, device, ended, outputs, writer)
 
@@ -246,6 +236,7 @@ class Ended:
     eval_seconds: float  # of which validation
     train_path: str  # that ran: 'eager' or 'cuda-graph'
     fallback: str | None  # why CUDA-graph capture fell back to eager
+    train_rows: int | None = None  # examples in the finite training set; None: a fresh stream
 
 
 def run_record(
@@ -279,6 +270,8 @@ def run_record(
             final_train_loss=ended.train_loss,
             train_test_overlap=ended.overlap,
         )
+        if ended.train_rows is not None:
+            metrics["train_examples"] = ended.train_rows
         if writer is not None:
             writer.add_scalar("test/acc", result["acc"], step)
             writer.add_scalar("test/exact", result["exact"], step)
