@@ -170,7 +170,7 @@ def gate_series(records: list[RunRecord]) -> dict[tuple[str, int, int, str], lis
     Heads are kept apart: the max gate of H heads starts near 1/H."""
     out: dict[tuple[str, int, int, str], list[list[dict[str, float]]]] = defaultdict(list)
     for r in sorted(records, key=lambda r: r["key"]):
-        if r["status"] != "ok" or r["metrics"]["test_acc"] < r["spec"]["train"]["solve_at"]:
+        if r["status"] != "ok" or r["metrics"]["test_acc"] < RunSpec.from_dict(r["spec"]).train.solve_at:
             continue
         runs: dict[tuple[int, str], list[dict[str, float]]] = defaultdict(list)
         for point in r["metrics"].get("curve", []):

@@ -56,10 +56,13 @@ def _majority(per_base: dict[str, str]) -> str:
 
 
 def _more_seeds(details: dict[str, dict]) -> int | None:
-    """Seeds per cell that every undecided vote's test needs for 80% power (None: none undecided
-    with a finite need)."""
-    needs = [d["seeds_needed"] for d in details.values() if d["vote"] == "neither" and math.isfinite(d["seeds_needed"])]
-    return max(needs) if needs else None
+    """Seeds per cell at which a majority of the votes is decided or has 80% power at its observed
+    effect (decided votes need none); None when that takes an infinite number."""
+    if not details:
+        return None
+    needs = sorted(0 if d["vote"] != "neither" else d["seeds_needed"] for d in details.values())
+    need = needs[len(needs) // 2]  # the smallest count that covers more than half of the votes
+    return need if math.isfinite(need) else None
 
 
 def _seeds(n_needed: float) -> float:

@@ -147,9 +147,11 @@ def _verdict_lines(
     decide = ""
     if verdict == "inconclusive":
         decide = (
-            f" {more} seeds per {unit} would give every undecided vote's test 80% power at the observed effect."
-            if more is not None
-            else " No undecided vote has a finite seed count: more seeds alone would not decide it."
+            f" {more} seeds per {unit} would give a majority of the votes 80% power at their observed effects."
+            if more
+            else " A majority of the votes is decided, for and against: seeds alone would not decide it."
+            if more == 0
+            else " No finite number of seeds gives a majority of the votes 80% power: seeds alone would not decide it."
         )
     return [f"**Verdict: {verdict}.**{decide}", "", f"Rule: {rule}", ""] + details
 
