@@ -130,18 +130,30 @@ def test_arms_expand_to_the_model_options_they_name():
 def test_lr_is_chosen_on_validation_and_the_verdict_runs_never_saw_it():
     """Stage 1 picks each cell's lr by mean validation accuracy (not test); stage 2 is the other
     seeds at that lr only."""
+    from slabench.runners.report_data import arm
+
     _, specs = rp.section_specs("mqar", "tiny")
     first = rp.lr_stage(specs, "tiny", 2)
     assert {s.seed for s in first} == {0} and len({s.train.lr for s in first}) == 2
     records = []
     for s in first:  # validation favours the larger lr for gla, the smaller for every other arm; test the reverse
         big = s.train.lr == max(x.train.lr for x in first)
-        val = 0.9 if big == (s.model.name == "gla" and "output_norm" not in dict(s.model.params)) else 0.5
+        val = 0.9 if big == (arm(s.model.name, dict(s.model.params)) == "gla") else 0.5
         metrics = {"val_acc": val, "test_acc": 1.4 - val}
         records.append({"spec": s.to_dict(), "status": "ok", "metrics": metrics})
     chosen = rp.chosen_lrs(records)
     assert len(chosen) == 5 and all(c["edge"] for c in chosen.values())
-    assert {c["lr"] for (_, m), c in chosen.items() if m.startswith("gla(")} == {1e-2, 3e-3}
+    lrs = {
+        arm(m.split("(")[0], dict(kv.split("=") for kv in m[:-1].split("(")[1].split(", "))): c["lr"]
+        for (_, m), c in chosen.items()
+    }
+    assert lrs == {
+        "gla": 1e-2,
+        "gla/layer-norm": 3e-3,
+        "sla-gla": 3e-3,
+        "sla-gla/head-norm": 3e-3,
+        "sla-gla/sigmoid": 3e-3,
+    }
     second = rp.verdict_stage(specs, first, chosen)
     assert len(second) == 10 and {s.seed for s in second} == {1, 2}
     assert all(chosen[(s.task.label(), s.model.label())]["lr"] == s.train.lr for s in second)
