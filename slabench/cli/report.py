@@ -49,7 +49,7 @@ def report() -> None:
     type=click.Choice(["tiny", "full"]),
     default="full",
     show_default=True,
-    help="full: the GPU grids (about 2,400 runs on one H200, see docs/report.md); tiny: CPU test sizes",
+    help="full: the GPU grids (2394 runs, at most ~6 h of one GPU: docs/report.md); tiny: CPU test sizes",
 )
 @click.option(
     "--edition",
