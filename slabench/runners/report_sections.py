@@ -341,7 +341,7 @@ def heads_section(
         md_table(["base", "contrast"] + [f"H {h}" for h in hs], rows),
         "",
     ]
-    if gains:
+    if all_gains.get("sla"):
         fig, ax = plt.subplots(figsize=(5, 4))
         for base, pts in all_gains.get("sla", {}).items():
             per_h = [
