@@ -6,17 +6,8 @@ import json
 import math
 
 from slabench.runners import report_rules as rp
+from slabench.runners import stats
 from slabench.runners.report_sections import cost_section
-
-
-def cell(acc: float, spread: float = 0.02, seeds: int = 6) -> dict:
-    """A cell whose seeds scatter around acc (seed i at acc + spread * (-1)^i * i / seeds)."""
-    accs = [acc + spread * (-1) ** i * i / seeds for i in range(seeds)]
-    return {"acc": sum(accs) / seeds, "seeds": seeds, "seed_ids": list(range(seeds)), "seed_accs": accs}
-
-
-def raw(accs: list[float]) -> dict:
-    return {"acc": sum(accs) / len(accs), "seeds": len(accs), "seed_ids": list(range(len(accs))), "seed_accs": accs}
 
 
 def test_majority_needs_more_than_half_of_the_votes():
@@ -27,20 +18,66 @@ def test_majority_needs_more_than_half_of_the_votes():
     assert rp._majority({}) == rp.INCONCLUSIVE
 
 
-def test_accuracy_verdict_rule():
-    near = (raw([0.61, 0.58] * 3), raw([0.58, 0.61] * 3))  # seeds that cross: p = 1
-    up = [(cell(0.9), cell(0.5)), (cell(0.8), cell(0.5)), near]  # 2 of 3 wins (every seed 0.3+ ahead), higher mean
-    down = [(b, t) for t, b in up]
-    tie = [(raw([0.9, 0.3] * 3), raw([0.2, 0.8] * 3))] * 3  # 0.1 apart in mean, but the seeds cross
-    assert rp.accuracy_verdict({"gla": up, "gdn": up, "retnet": tie})[0] == rp.SUPPORTED
-    assert rp.accuracy_verdict({"gla": down, "gdn": down, "retnet": up})[0] == rp.NOT_SUPPORTED
-    assert rp.accuracy_verdict({"gla": up, "gdn": down, "retnet": tie})[0] == rp.INCONCLUSIVE
-    verdict, details = rp.accuracy_verdict({"gla": up})
-    assert verdict == rp.SUPPORTED and details["gla"]["wins"] == 2 and details["gla"]["losses"] == 0
-    # Fewer than MIN_SEEDS seeds never make a significant difference, however far apart the means.
-    two = [(cell(0.9, 0.01, seeds=2), cell(0.1, 0.01, seeds=2))] * 3
-    assert rp.accuracy_verdict({"gla": two})[0] == rp.INCONCLUSIVE
+def strata(pairs: list[tuple[list[float], list[float]]]) -> list[tuple[dict, dict]]:
+    return [(dict(enumerate(a)), dict(enumerate(b))) for a, b in pairs]
+
+
+def test_power_and_stratified_test_hand_computed():
+    # ((1.959964 + 0.841621) * 0.5 / 0.2)^2 = (2.801585 * 2.5)^2 = 49.05
+    assert math.isclose(stats.n_for_power(0.2, 0.5), 49.0555, rel_tol=1e-4)
+    assert stats.n_for_power(0.0, 0.5) == math.inf and stats.n_for_power(0.3, 0.0) == 0.0
+    # levels 1, 2, 3: sum (x - 2)^2 = 2, so k = ((2.801585 * 0.1 / 0.05)^2) / 2 = 31.39 / 2
+    assert math.isclose(stats.seeds_for_slope(0.05, 0.1, [1, 2, 3]), 15.696, rel_tol=1e-3)
+    # Two conditions, 3 seeds each: diffs (1, 1, 0) and (1, 0, 0): sum 3 over 2^6 flips;
+    # |sum| >= 3 in 2 * 4 of the 64 (flips of the three nonzero ones: all +, all -; zeros free).
+    t = stats.stratified_compare(strata([([1, 1, 0], [0, 0, 0]), ([1, 0, 0], [0, 0, 0])]))
+    assert math.isclose(t["p"], 16 / 64) and t["n"] == 6 and t["conditions"] == 2
+    assert math.isclose(t["delta"], 0.5) and math.isclose(t["sd"], math.sqrt(0.3))
+
+
+def per_base(delta: float, slope: tuple | None, p: float = 0.01, hi: float = 0.9, seeds: int = 10) -> dict:
+    main = {"p": p, "n": 40, "conditions": 4, "delta": delta, "lo": delta - 0.1, "hi": hi, "sd": 0.5}
+    return {"tests": {"sla": main}, "seeds": seeds, "slope": slope}
+
+
+def test_noise_rule_needs_a_gain_that_grows_with_noise():
+    grows, flat, shrinks = (0.4, 0.1, 0.3, [0, 0.25, 0.5, 0.75]), (0.0, 0.5, 0.3, [0, 0.5]), (-0.4, 0.1, 0.3, [0, 1])
+    verdict, d, _ = rp.accuracy_verdict({"gla": per_base(0.3, grows), "gdn": per_base(0.3, grows)})
+    assert verdict == rp.SUPPORTED and d["gla"]["vote"] == "for"
+    # A pooled gain whose slope vs noise is undecided: better, but not shown to be better *under noise*.
+    verdict, d, more = rp.accuracy_verdict({"gla": per_base(0.3, flat)})
+    assert verdict == rp.INCONCLUSIVE and d["gla"]["vote"] == "neither"
+    # seeds: the slope's test, effect max(|0|, 0.1) = 0.1, resid sd 0.3, levels 0, 0.5 (sxx 0.125):
+    # ((2.801585 * 0.3 / 0.1)^2) / 0.125 = 70.64 / 0.125 = 565.1 -> 566 per condition
+    assert d["gla"]["seeds_needed"] == 566 and more == 566
+    assert rp.accuracy_verdict({"gla": per_base(0.3, shrinks)})[1]["gla"]["vote"] == "against"
+    no_gain = per_base(0.0, flat, p=1.0, hi=0.04)  # the pooled gain's interval lies below 5 pp
+    assert rp.accuracy_verdict({"gla": no_gain, "gdn": no_gain})[0] == rp.NOT_SUPPORTED
+    few = per_base(0.5, grows, seeds=2)  # fewer than MIN_SEEDS seeds never decide
+    assert rp.accuracy_verdict({"gla": few})[1]["gla"]["vote"] == "neither"
+    # Without the interaction (MQAR): the pooled test alone; the power of the pooled test:
+    # effect 0.1, sd 0.5 over 4 conditions: ((2.801585 * 5)^2) / 4 = 196.2 / 4 -> 50 per condition
+    verdict, d, _ = rp.accuracy_verdict({"gla": per_base(0.1, None, p=0.2)}, interaction=False)
+    assert verdict == rp.INCONCLUSIVE and d["gla"]["seeds_needed"] == 50
+    assert rp.accuracy_verdict({"gla": per_base(0.3, None)}, interaction=False)[0] == rp.SUPPORTED
     assert rp.accuracy_verdict({})[0] == rp.INCONCLUSIVE
+
+
+def test_explain_names_the_arm_behind_the_difference():
+    def t(delta: float, p: float) -> dict:
+        return {"p": p, "delta": delta, "n": 30}
+
+    sig, ns = t(0.4, 0.001), t(0.0, 0.9)
+    both = {"sla": sig, "gate_twin_norm": ns, "gate_base_norm": ns, "norm": sig, "competition": ns}
+    assert rp.explain(both) == "norm"  # the measured confound: the norm alone moves accuracy
+    gate = {**both, "norm": ns, "gate_base_norm": sig, "competition": sig}
+    assert rp.explain(gate) == "gate (softmax competition)"
+    assert rp.explain({**gate, "competition": ns}) == "gate (any gate)"
+    assert rp.explain({**gate, "norm": sig}) == "gate (softmax competition) and norm"
+    assert rp.explain({**gate, "gate_base_norm": t(-0.4, 0.001)}) == "neither"  # wrong direction
+    assert rp.explain({**both, "sla": ns}) == "no difference to explain"
+    assert rp.explain({"sla": sig}).startswith("undecided: contrast arms missing")
+    assert rp.explain({}) == "arms missing"
 
 
 def test_heads_verdict_rule():
@@ -50,16 +87,20 @@ def test_heads_verdict_rule():
     growing, flat, noisy = points(0.05, 0.005), points(0.0, 0.002), points(0.02, 0.2)
     assert rp.heads_verdict({"gla": growing, "gdn": growing, "retnet": flat})[0] == rp.SUPPORTED
     assert rp.heads_verdict({"gla": flat, "gdn": flat, "retnet": growing})[0] == rp.NOT_SUPPORTED
-    assert rp.heads_verdict({"gla": noisy})[0] == rp.INCONCLUSIVE
+    verdict, d, more = rp.heads_verdict({"gla": noisy})
+    assert verdict == rp.INCONCLUSIVE and more == d["gla"]["seeds_needed"] > 3
     assert rp.heads_verdict({"gla": points(-0.05, 0.005)})[1]["gla"]["vote"] == "against"
+    assert rp.heads_verdict({"gla": [(4, 0.1), (4, 0.2), (4, 0.3)]})[1]["gla"]["vote"] == "neither"  # one H
 
 
-def test_gates_verdict_rule():
-    sharpening, flat, noisy = [-0.3, -0.25, -0.35], [-0.001, 0.0, -0.002], [-0.5, 0.1, -0.1]
-    assert rp.gates_verdict({"L0 q": sharpening, "L0 k": sharpening, "L1 q": flat})[0] == rp.SUPPORTED
-    assert rp.gates_verdict({"L0 q": flat, "L1 q": flat})[0] == rp.NOT_SUPPORTED  # a tiny, certain drop is not WTA
-    assert rp.gates_verdict({"L0 q": noisy})[0] == rp.INCONCLUSIVE
-    assert rp.gates_verdict({"L0 q": [-0.3, -0.3]})[0] == rp.INCONCLUSIVE  # fewer than MIN_SEEDS runs
+def test_gates_verdict_rule_on_the_peaked_share():
+    peaked, spread, low, mixed = [0.8, 0.85, 0.9], [0.001, 0.002, 0.0], [0.1, 0.15, 0.2], [0.2, 0.9, 0.5]
+    assert rp.gates_verdict({"L0 q": peaked, "L0 k": peaked, "L1 q": low})[0] == rp.SUPPORTED
+    assert rp.gates_verdict({"L0 q": low, "L1 q": spread})[0] == rp.NOT_SUPPORTED
+    verdict, d, more = rp.gates_verdict({"L0 q": mixed})
+    # mean 0.5333, distance 0.0333 -> MIN_PEAK_MARGIN 0.05; sd 0.35119: (2.801585 * 0.35119 / 0.05)^2 = 387.2
+    assert verdict == rp.INCONCLUSIVE and d["L0 q"]["seeds_needed"] == 388 == more
+    assert rp.gates_verdict({"L0 q": [0.9, 0.9]})[0] == rp.INCONCLUSIVE  # fewer than MIN_SEEDS runs
 
 
 def sweep_summary(ratio: float, time_slope: float, memory_slope: float, base_time_slope: float = 1.0) -> dict:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 import click
@@ -9,6 +10,22 @@ import click
 from slabench.cli import render
 from slabench.cli.grid import run_pending
 from slabench.cli.options import device_option, out_option, quiet_option, retry_failed_option, workers_option
+
+
+def _stage(
+    name: str,
+    section_dir: Path,
+    stored: dict | None,
+    device: str,
+    workers: int,
+    quiet: bool,
+    retry_failed: bool,
+    specs: list,
+) -> list:
+    """The records of specs: from stored ones (--from-records), else run where missing."""
+    if stored is not None:
+        return [stored[s.key()] for s in specs if s.key() in stored]
+    return run_pending(name, specs, section_dir, device, workers, quiet, retry_failed=retry_failed)[0]
 
 
 @click.group()
@@ -32,7 +49,14 @@ def report() -> None:
     type=click.Choice(["tiny", "full"]),
     default="full",
     show_default=True,
-    help="full: the GPU grids (3 seeds, ~25 min on one H100); tiny: CPU test sizes",
+    help="full: the GPU grids (2394 runs, at most ~6 h of one GPU: docs/report.md); tiny: CPU test sizes",
+)
+@click.option(
+    "--edition",
+    type=click.Choice(["1", "2"]),
+    default="2",
+    show_default=True,
+    help="2: controlled arms, lr chosen per arm on validation, 10 seeds; 1: the first edition's grids (full only)",
 )
 @click.option(
     "--speed-dir",
@@ -50,6 +74,7 @@ def report_sla(
     report_path: str,
     from_records: bool,
     scale: str,
+    edition: str,
     speed_dir: str,
     device: str,
     workers: int,
@@ -58,26 +83,29 @@ def report_sla(
 ) -> None:
     """The SLA paper's claims (noise robustness, heads, gate sharpening, cost), each with a verdict.
 
-    Runs the report-<section>-<scale> grids (resuming), then writes the Markdown from the records.
+    Runs the report-<section>-<scale> grids (resuming) in two stages: the lr sweep on the first
+    seeds, then the other seeds at each cell's lr chosen on validation; then writes the Markdown
+    from the second stage's records.
     """
     from slabench.runners.leaderboard import aggregate
     from slabench.runners.leaderboard_files import write_leaderboard
     from slabench.runners.records import load_records
-    from slabench.runners.report import GRID_SECTIONS, section_specs, write_report
+    from slabench.runners.report import GRID_SECTIONS, chosen_lrs, lr_stage, section_specs, verdict_stage, write_report
 
-    records = {}
+    ed = int(edition)
+    records, choice = {}, {}
     for section in GRID_SECTIONS:
-        name, specs = section_specs(section, scale)
+        name, specs = section_specs(section, scale, ed)
         section_dir = Path(out) / section
-        if from_records:
-            keys = {s.key() for s in specs}
-            records[section] = [r for k, r in load_records(section_dir).records.items() if k in keys]
-        else:
-            records[section], _, _ = run_pending(
-                name, specs, section_dir, device, workers, quiet, retry_failed=retry_failed
-            )
-            write_leaderboard(aggregate(records[section]), section_dir, name)
-    verdicts = write_report(records, scale, Path(report_path), Path(speed_dir))
+        stored = load_records(section_dir).records if from_records else None
+        run = partial(_stage, name, section_dir, stored, device, workers, quiet, retry_failed)
+        first = lr_stage(specs, scale, ed)
+        stage1 = run(first) if first else []
+        choice[section] = chosen_lrs(stage1)
+        records[section] = run(verdict_stage(specs, first, choice[section]))
+        if not from_records:
+            write_leaderboard(aggregate(stage1 + records[section]), section_dir, name)
+    verdicts = write_report(records, scale, Path(report_path), Path(speed_dir), ed, choice)
     render.print_tables(render.rows_table("SLA claims", ("section", "verdict"), list(verdicts.items())))
     click.echo(f"report: {report_path}")
 

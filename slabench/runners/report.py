@@ -5,19 +5,28 @@ Softmax Linear Attention (arXiv 2602.01744) claims (1) better retrieval under no
 GLA and GDN, (2) gains that grow with the number of heads, (3) head gates that sharpen towards
 one-hot as training proceeds, (4) linear time and memory with small overhead. Sections:
 
-    noise  grid report-noise-<scale>  claim 1: needle accuracy vs noise and seq_len
-    mqar   grid report-mqar-<scale>   claim 1 without noise: MQAR accuracy vs d_model / state
+    noise  grid report-noise-<scale>  claim 1: needle solve rates vs noise
+    mqar   grid report-mqar-<scale>   claim 1 without noise: MQAR vs d_model / state
     heads  grid report-heads-<scale>  claim 2: SLA's gain over its base vs heads H
-    gates  (records of the above)     claim 3: gate entropy / log H and max gate over training
+    gates  (records of the above)     claim 3: share of tokens with a near one-hot gate
     cost   (leaderboards/speed/*.json from `slabench sweep`)  claim 4
+
+The second edition (the default) runs controlled arms per base (`report_data.Arms`: X, X with
+the twin's norm, sla-X, sla-X with the base's norm, sla-X with a sigmoid gate) in two stages:
+a grid's first `LR_SEEDS[scale]` seeds run at every lr of the grid (stage 1), and each cell
+(task x arm) keeps the lr with the best mean validation accuracy over them; the other seeds run
+at that lr only (stage 2), and only stage 2's records, seeds the choice never saw, reach the
+verdicts. The first edition (`report-v1-<section>-full`: twin and base only, one lr, 3 seeds)
+stays renderable by the same rules, so its committed report rebuilds.
 
 The grids are ordinary presets run by `slabench.runners.grid.run_grid`, one records directory
 per section under the report's --out, so a rerun skips finished runs and `slabench leaderboard
 <out>/<section>` rebuilds each section's leaderboard. The Markdown depends on the records and the
 sweep file only (no clock, no paths of the machine), so `--from-records` reproduces it byte for
 byte. Statistics are the leaderboards' (`slabench.runners.stats`): mean test accuracy over seeds
-with its 95% bootstrap interval and the seeds solved; twin vs base by the exact test paired by
-seed; diverged runs score 0 and failed runs are left out, as in the leaderboards.
+with its 95% bootstrap interval and the seeds solved; arms against each other by the exact test
+paired by seed, stratified by condition; diverged runs score 0 and failed runs are left out, as
+in the leaderboards.
 
 The verdict rules are in `report_rules`, what is read from records in `report_data`, the
 sections' tables and figures in `report_sections`; this module runs them and assembles the file.
@@ -31,12 +40,15 @@ from pathlib import Path
 from slabench.config import RunSpec, expand_grid, load_preset
 from slabench.errors import SlabenchError
 from slabench.record import RunRecord
+from slabench.runners import stats
 from slabench.runners.leaderboard import record_machines, score
 from slabench.runners.output import md_table
 from slabench.runners.report_sections import cost_section, gates_section, heads_section, mqar_section, noise_section
 
 SCALES = ("tiny", "full")
+EDITIONS = (1, 2)
 GRID_SECTIONS = ("noise", "mqar", "heads")
+LR_SEEDS = {"tiny": 1, "full": 3}  # edition 2: seeds per lr of stage 1 (the grid's first seeds)
 CLAIMS = {
     "noise": "better retrieval under noise for RetNet, GLA, GDN",
     "mqar": "(claim 1 without noise) better MQAR recall at equal width",
@@ -47,10 +59,51 @@ CLAIMS = {
 BIMODAL_HIGH, BIMODAL_LOW = 0.9, 0.1  # a cell whose seeds include both: learned by some, at chance in others
 
 
-def section_specs(section: str, scale: str) -> tuple[str, list[RunSpec]]:
+def section_specs(section: str, scale: str, edition: int = 2) -> tuple[str, list[RunSpec]]:
     if scale not in SCALES:
         raise SlabenchError(f"--scale={scale!r} is not allowed; choose one of {', '.join(SCALES)}")
-    return expand_grid(load_preset(f"report-{section}-{scale}"))
+    if edition not in EDITIONS:
+        raise SlabenchError(f"--edition={edition!r} is not allowed; choose one of 1, 2")
+    if edition == 1 and scale != "full":
+        raise SlabenchError(f"--scale={scale!r} is not allowed with --edition 1; the first edition has 'full' only")
+    return expand_grid(load_preset(f"report-v1-{section}-{scale}" if edition == 1 else f"report-{section}-{scale}"))
+
+
+def _cell(spec: RunSpec) -> tuple[str, str]:
+    return spec.task.label(), spec.model.label()
+
+
+def lr_stage(specs: list[RunSpec], scale: str, edition: int) -> list[RunSpec]:
+    """Stage 1: the runs of the grid's first LR_SEEDS seeds, every lr (none in the first edition)."""
+    if edition == 1:
+        return []
+    first = sorted({s.seed for s in specs})[: LR_SEEDS[scale]]
+    return [s for s in specs if s.seed in first]
+
+
+def chosen_lrs(stage1: list[RunRecord]) -> dict[tuple[str, str], dict]:
+    """(task label, model label) -> {lr, lrs, val: mean validation accuracy per lr, edge}: the lr
+    with the best mean validation accuracy over stage 1's seeds (ties: the smaller lr), as the
+    leaderboards choose it."""
+    vals: dict[tuple[str, str], dict[float, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for r in stage1:
+        spec = RunSpec.from_dict(r["spec"])
+        if (v := score(r, "val_acc")) is not None:
+            vals[_cell(spec)][spec.train.lr].append(v)
+    out = {}
+    for cell, by_lr in sorted(vals.items()):
+        val = {lr: stats.mean(v) for lr, v in sorted(by_lr.items())}
+        lr = max(val, key=lambda x: (val[x], -x))
+        out[cell] = {"lr": lr, "lrs": list(val), "val": val, "edge": len(val) > 1 and lr in (min(val), max(val))}
+    return out
+
+
+def verdict_stage(specs: list[RunSpec], stage1: list[RunSpec], chosen: dict[tuple[str, str], dict]) -> list[RunSpec]:
+    """Stage 2: the runs outside stage 1 at their cell's chosen lr (every run in the first edition)."""
+    if not stage1:
+        return specs
+    first = {s.seed for s in stage1}
+    return [s for s in specs if s.seed not in first and _cell(s) in chosen and chosen[_cell(s)]["lr"] == s.train.lr]
 
 
 def _runs_lines(records: dict[str, list[RunRecord]], every: list[RunRecord]) -> list[str]:
@@ -84,29 +137,59 @@ def _runs_lines(records: dict[str, list[RunRecord]], every: list[RunRecord]) -> 
     return lines + [""]
 
 
-def write_report(records: dict[str, list[RunRecord]], scale: str, report_path: Path, speed_dir: Path) -> dict[str, str]:
-    """records: section -> its records. Writes the Markdown and PNGs next to it; returns the
-    verdict per section."""
+PROTOCOL = (
+    "Protocol (second edition), fixed before the runs: per base X (RetNet, GLA, GDN) five arms, `X`, `X/layer-norm` "
+    "(X with the twin's output norm), `sla-X` (softmax head gates, a norm over all heads), `sla-X/head-norm` (the "
+    "twin with X's per-head norm) and `sla-X/sigmoid` (the same low-rank gate logits, an independent sigmoid per "
+    "head: a gate without competition between heads), and attention as the reference every cell must be solvable "
+    "by. The uniform gate is not the identity: the softmax starts every head at 1/H, the sigmoid control at the "
+    "same 1/H, so q and k of every head are scaled by 1/H at initialisation in both (an output norm divides the "
+    "common scale back out; on GDN it weakens the delta rule's write by 1/H^2). Stage 1: the grid's first "
+    "{lr_seeds} seeds at each of its lrs; each cell (task x arm) keeps the lr with the best mean validation "
+    "accuracy. Stage 2: the grid's other seeds at that lr; only these reach the tables and verdicts below, so the "
+    "lr choice never saw the seeds it is judged on, and verdicts use test accuracy only."
+)
+FIRST_EDITION = (
+    "First edition: these records predate the controlled protocol (no control arms, one lr, 3 seeds, budgets at "
+    "which several runs were still improving). They are rendered by the second edition's rules, which need the "
+    "control arms to say what explains a difference and more seeds to decide; read the verdicts accordingly."
+)
+
+
+def write_report(
+    records: dict[str, list[RunRecord]],
+    scale: str,
+    report_path: Path,
+    speed_dir: Path,
+    edition: int = 2,
+    lr_choice: dict[str, dict[tuple[str, str], dict]] | None = None,
+) -> dict[str, str]:
+    """records: section -> its verdict records (stage 2); lr_choice: section -> `chosen_lrs`.
+    Writes the Markdown and PNGs next to it; returns the verdict per section."""
     report_path.parent.mkdir(parents=True, exist_ok=True)
     out_dir, stem = report_path.parent, report_path.stem
     every = [r for s in GRID_SECTIONS for r in records.get(s, [])]
+    lr_choice = lr_choice or {}
     parts = {
-        "noise": noise_section(records.get("noise", []), out_dir, stem),
-        "mqar": mqar_section(records.get("mqar", []), out_dir, stem),
-        "heads": heads_section(records.get("heads", []), out_dir, stem),
+        "noise": noise_section(records.get("noise", []), out_dir, stem, lr_choice.get("noise", {})),
+        "mqar": mqar_section(records.get("mqar", []), out_dir, stem, lr_choice.get("mqar", {})),
+        "heads": heads_section(records.get("heads", []), out_dir, stem, lr_choice.get("heads", {})),
         "gates": gates_section(every, out_dir, stem),
         "cost": cost_section(every, speed_dir),
     }
     counts = ", ".join(f"{s} {len(records.get(s, []))}" for s in GRID_SECTIONS)
     failed = sum(r["status"] == "failed" for r in every)
+    grids = f"report-v1-<section>-{scale}" if edition == 1 else f"report-<section>-{scale}"
     head = [
         "# SLA mechanism report",
         "",
         (
-            f"Generated by `slabench report sla --scale {scale}` from run records ({counts}; {failed} failed) and the "
-            "latest speed sweep; do not edit by hand. Grids: `slabench/presets/report-<section>-"
-            f"{scale}.toml`. Softmax Linear Attention, arXiv 2602.01744."
+            f"Generated by `slabench report sla --edition {edition} --scale {scale}` from run records ({counts}; "
+            f"{failed} failed) and the latest speed sweep; do not edit by hand. Grids: "
+            f"`slabench/presets/{grids}.toml`. Softmax Linear Attention, arXiv 2602.01744."
         ),
+        "",
+        FIRST_EDITION if edition == 1 else PROTOCOL.format(lr_seeds=LR_SEEDS[scale]),
         "",
         md_table(
             ["section", "claim", "verdict"], [[f"{i}. {s}", CLAIMS[s], parts[s][1]] for i, s in enumerate(parts, 1)]

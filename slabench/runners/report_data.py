@@ -1,7 +1,11 @@
-"""What the SLA report reads from run records and sweep files: the aggregated cells of a
-section, SLA twins matched with their bases per condition, per-seed gains, gate curves, and
-the latest speed sweep. Scores follow the leaderboards: diverged runs score 0, failed runs are
-left out.
+"""What the SLA report reads from run records and sweep files: each record's arm, the
+aggregated cells of a section, the contrasts between arms per condition, per-seed gains, gate
+curves, and the latest speed sweep. Scores follow the leaderboards: diverged runs score 0,
+failed runs are left out.
+
+An arm is a mixer with the options that set it apart, labelled by its name and those options:
+`gla`, `gla/layer-norm` (the twin's output norm), `sla-gla`, `sla-gla/head-norm` (the base's),
+`sla-gla/sigmoid` (the control gate). A grid declares arms as ordinary model options.
 """
 
 from __future__ import annotations
@@ -10,29 +14,121 @@ import json
 import re
 from collections import defaultdict
 from collections.abc import Callable
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
 from slabench.config import RunSpec
 from slabench.record import RunRecord
-from slabench.runners.leaderboard import aggregate, score
+from slabench.runners import stats
+from slabench.runners.leaderboard import aggregate
+
+ARM_OPTIONS = ("output_norm", "gate_kind")  # the options that make an arm
+
+
+def _default(mixer: str, option: str) -> Any:
+    from slabench.models import MIXERS
+
+    return {f.name: f.default for f in fields(MIXERS.get(mixer).Options)}.get(option)
+
+
+def arm(mixer: str, params: dict[str, Any]) -> str:
+    """The arm label of a model: its mixer, then each arm option set away from the mixer's default."""
+    tags = [
+        f"{params[o]}-norm" if o == "output_norm" else str(params[o])
+        for o in ARM_OPTIONS
+        if o in params and params[o] != _default(mixer, o)
+    ]
+    return "/".join([mixer, *tags])
+
+
+@dataclass(frozen=True)
+class Arms:
+    """The arm labels of one base X (roles as in `report_rules.CONTRASTS`)."""
+
+    base: str  # X at its own output norm
+    base_twin_norm: str  # X with sla-X's output norm
+    twin: str  # sla-X as registered (softmax gates, its own norm)
+    twin_base_norm: str  # sla-X with X's output norm
+    control: str  # sla-X with a sigmoid gate per head
+
+    @staticmethod
+    def of(base: str) -> Arms:
+        twin = f"sla-{base}"
+        base_norm, twin_norm = _default(base, "output_norm"), _default(twin, "output_norm")
+        return Arms(
+            base,
+            arm(base, {"output_norm": twin_norm}),
+            twin,
+            arm(twin, {"output_norm": base_norm}),
+            arm(twin, {"gate_kind": "sigmoid"}),
+        )
 
 
 def section_cells(records: list[RunRecord]) -> list[dict[str, Any]]:
-    """Every aggregated (task, model) cell of a section (one lr per grid, so the best-lr row)."""
-    return [row for rows in aggregate(records)["tasks"].values() for row in rows] if records else []
+    """Every aggregated (task, model) cell of a section, at its lr (the records hold one lr per
+    cell: the one chosen on validation), with its arm label and per-seed solve indicators."""
+    if not records:
+        return []
+    agg = aggregate(records)
+    return [
+        {
+            **row,
+            "arm": arm(row["mixer"], row["model_params"]),
+            "seed_solved": [float(a >= agg["solve_at"]) for a in row["seed_accs"]],
+        }
+        for rows in agg["tasks"].values()
+        for row in rows
+    ]
 
 
-def twin_pairs(
-    cells: list[dict[str, Any]], condition: Callable[[dict[str, Any]], Any]
-) -> dict[str, list[tuple[dict, dict]]]:
-    """base -> [(twin cell, base cell)] matched on condition(cell) and the twin's backbone."""
-    index = {(c["mixer"], condition(c)): c for c in cells}
-    pairs: dict[str, list[tuple[dict, dict]]] = defaultdict(list)
-    for c in sorted(cells, key=lambda c: (c["mixer"], str(condition(c)))):
-        if c["mixer"].startswith("sla-") and (c["mixer"][4:], condition(c)) in index:
-            pairs[c["mixer"][4:]].append((c, index[(c["mixer"][4:], condition(c))]))
-    return dict(pairs)
+def bases(cells: list[dict[str, Any]]) -> list[str]:
+    """The base mixers whose SLA twin ran."""
+    return sorted({c["mixer"][4:] for c in cells if c["mixer"].startswith("sla-")})
+
+
+def contrasts(
+    cells: list[dict[str, Any]], condition: Callable[[dict[str, Any]], Any], contrast_roles: tuple
+) -> dict[str, dict[str, list[tuple[dict[int, float], dict[int, float]]]]]:
+    """base -> contrast name -> strata: per condition where both arms ran, ({seed: solved} of
+    arm a, of arm b). contrast_roles: (name, role a, role b), roles being `Arms` fields."""
+    index = {(c["arm"], condition(c)): c for c in cells}
+    conds = sorted({condition(c) for c in cells}, key=str)
+    out: dict[str, dict[str, list]] = {}
+    for base in bases(cells):
+        arms, out[base] = Arms.of(base), {}
+        for name, a, b in contrast_roles:
+            la, lb = getattr(arms, a), getattr(arms, b)
+            strata = [
+                (solved(index[(la, k)]), solved(index[(lb, k)]))
+                for k in conds
+                if la != lb and (la, k) in index and (lb, k) in index
+            ]
+            if strata:
+                out[base][name] = strata
+    return out
+
+
+def solved(cell: dict[str, Any]) -> dict[int, float]:
+    return dict(zip(cell["seed_ids"], cell["seed_solved"]))
+
+
+def noise_gains(cells: list[dict[str, Any]], base: str) -> list[tuple[float, float]]:
+    """[(noise, sla-X solved - X solved)] per seed, at the length with the most noise levels."""
+    by_len: dict[int, set[float]] = defaultdict(set)
+    for c in cells:
+        by_len[c["task_params"]["seq_len"]].add(c["task_params"].get("noise", 0.0))
+    if not by_len:
+        return []
+    t_main = max(sorted(by_len), key=lambda t: len(by_len[t]))
+    arms = Arms.of(base)
+    index = {(c["arm"], noise_condition(c)): c for c in cells if c["task_params"]["seq_len"] == t_main}
+    out = []
+    for (label, (noise, t)), twin in sorted(index.items()):
+        if label == arms.twin and (arms.base, (noise, t)) in index:
+            a, b = solved(twin), solved(index[(arms.base, (noise, t))])
+            out += [(noise, a[s] - b[s]) for s in sorted(set(a) & set(b))]
+    return out
 
 
 def noise_condition(c: dict[str, Any]) -> tuple[float, int]:
@@ -47,30 +143,34 @@ def heads_condition(c: dict[str, Any]) -> int:
     return c["model_params"]["n_heads"]
 
 
-def paired_gains(records: list[RunRecord]) -> dict[str, list[tuple[int, float]]]:
-    """base -> [(H, twin acc - base acc)] for every seed and H where both ran (same task too)."""
-    acc = {}
-    for r in records:
-        spec, s = RunSpec.from_dict(r["spec"]), score(r)
-        if s is not None:
-            p = dict(spec.model.params)
-            acc[(spec.model.name, p["n_heads"], spec.task.label(), spec.seed)] = s
+def paired_gains(
+    cells: list[dict[str, Any]], role_a: str = "twin", role_b: str = "base", counts: Callable[[dict], bool] = bool
+) -> dict[str, list[tuple[int, float]]]:
+    """base -> [(H, arm a's test acc - arm b's)] for every seed and H where both ran (same task
+    too), at the H where counts(X's cell) holds."""
+    index = {(c["arm"], c["model_params"]["n_heads"], c["task"]): c for c in cells}
     gains: dict[str, list[tuple[int, float]]] = defaultdict(list)
-    for (mixer, h, task, seed), s in sorted(acc.items()):
-        if mixer.startswith("sla-") and (mixer[4:], h, task, seed) in acc:
-            gains[mixer[4:]].append((h, s - acc[(mixer[4:], h, task, seed)]))
-    return dict(gains)
+    for base in bases(cells):
+        arms = Arms.of(base)
+        la, lb = getattr(arms, role_a), getattr(arms, role_b)
+        for (label, h, task), a in sorted(index.items(), key=lambda kv: str(kv[0])):
+            b, x = index.get((lb, h, task)), index.get((base, h, task))
+            if label == la and b is not None and x is not None and counts(x):
+                sa, sb = stats.seed_scores(a), stats.seed_scores(b)
+                gains[base] += [(h, sa[s] - sb[s]) for s in sorted(set(sa) & set(sb))]
+    return {b: sorted(g) for b, g in gains.items()}
 
 
-GATE_KEY = re.compile(r"layer(\d+)/(k?gate)_(entropy|max)$")
+GATE_KEY = re.compile(r"layer(\d+)/(k?gate)_(entropy|max|peaked)$")
 
 
 def gate_series(records: list[RunRecord]) -> dict[tuple[str, int, int, str], list[list[dict[str, float]]]]:
-    """(mixer, heads, layer, 'q' | 'k') -> per run, its curve [{step, entropy, max}] (SLA runs that are ok).
+    """(arm, heads, layer, 'q' | 'k') -> per solved run (ok, test accuracy >= its solve_at), its
+    curve [{step, entropy, max, peaked}] (peaked absent from records older than the diagnostic).
     Heads are kept apart: the max gate of H heads starts near 1/H."""
     out: dict[tuple[str, int, int, str], list[list[dict[str, float]]]] = defaultdict(list)
     for r in sorted(records, key=lambda r: r["key"]):
-        if r["status"] != "ok":
+        if r["status"] != "ok" or r["metrics"]["test_acc"] < RunSpec.from_dict(r["spec"]).train.solve_at:
             continue
         runs: dict[tuple[int, str], list[dict[str, float]]] = defaultdict(list)
         for point in r["metrics"].get("curve", []):
@@ -81,9 +181,10 @@ def gate_series(records: list[RunRecord]) -> dict[tuple[str, int, int, str], lis
                     entries.setdefault((int(m[1]), "k" if m[2] == "kgate" else "q"), {"step": point["step"]})[m[3]] = v
             for key, e in entries.items():
                 runs[key].append(e)
-        heads = dict(RunSpec.from_dict(r["spec"]).model.params)["n_heads"]
+        model = RunSpec.from_dict(r["spec"]).model
+        params = dict(model.params)
         for (layer, gate), curve in runs.items():
-            out[(r["spec"]["model"]["name"], heads, layer, gate)].append(curve)
+            out[(arm(model.name, params), params["n_heads"], layer, gate)].append(curve)
     return dict(sorted(out.items()))
 
 

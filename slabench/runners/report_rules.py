@@ -1,10 +1,17 @@
 """The SLA report's verdict rules: pure functions from aggregates to a verdict per claim.
 
-Each claim is decided by votes (per base mixer, or per gate series): a vote is *for*, *against*
-or *neither*, and a majority of for (or against) votes makes the claim supported (or not
-supported); anything else is inconclusive. Every rule's text is printed in the report beside
-its verdict, and the thresholds below are the rules' only parameters. Unit-tested on hand-made
-aggregates.
+The rules were written before the runs they judge. Each claim is decided by votes (per base
+mixer, or per gate series): a vote is *for*, *against* or *neither*, and a majority of for (or
+against) votes makes the claim supported (or not supported); anything else is inconclusive, and
+an inconclusive claim says how many seeds per cell would give every undecided vote's test 80%
+power at the observed effect (`stats.n_for_power`, normal approximation). Every rule's text is
+printed in the report beside its verdict, and the thresholds below are the rules' only
+parameters. Unit-tested on hand-made aggregates.
+
+Arms (per base X): `base` X at its own output norm, `base_twin_norm` X with the twin's norm,
+`twin` sla-X, `twin_base_norm` sla-X with X's norm, `control` sla-X with an independent
+sigmoid gate per head instead of the softmax over heads. The contrasts between them say which
+difference explains SLA's: the gate, the norm, or neither.
 """
 
 from __future__ import annotations
@@ -15,13 +22,25 @@ from typing import Any
 
 from slabench.runners import stats
 
-MIN_SEEDS = 3  # a cell with fewer seeds never counts as a significant difference
+MIN_SEEDS = 3  # a cell (or gate series) with fewer seeds never counts as a decided difference
+MIN_GAIN = 0.05  # claim 1: a solve-rate gain whose interval lies below 5 pp is no gain
+MIN_NOISE_SLOPE = 0.1  # claim 1: a gain growing by < 10 pp per unit of noise is no growth
 MIN_SLOPE = 0.01  # claim 2: a gain growing by < 1 pp per doubling of H is no growth
-MIN_DROP = 0.05  # claim 3: an entropy drop of < 0.05 (of log H) is no sharpening
+LEARNS, CEILING = 0.2, 0.95  # claim 2: H counts where the base's mean test accuracy is in [LEARNS, CEILING]
+PEAKED_SHARE, MIN_PEAK_MARGIN = 0.5, 0.05  # claim 3: near one-hot = over half the tokens peaked
 LINEAR_SLOPE, SUPERLINEAR_SLOPE = 1.2, 1.5  # claim 4: log-log slopes of time and memory vs T
 SLOPE_EXCESS, LARGE_SLOPE_EXCESS = 0.1, 0.3  # claim 4: an sla-X time slope above its base's
 SMALL_OVERHEAD, LARGE_OVERHEAD = 1.25, 2.0  # claim 4: median sla-X / X time ratio
 SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE = "supported", "not supported", "inconclusive"
+
+# (name, arm a, arm b): each contrast tests a against b, stratified by condition.
+CONTRASTS = (
+    ("sla", "twin", "base"),  # the claim: SLA against its base, as the paper compares them
+    ("gate_twin_norm", "twin", "base_twin_norm"),  # the gate, both at the twin's norm
+    ("gate_base_norm", "twin_base_norm", "base"),  # the gate, both at the base's norm
+    ("norm", "base_twin_norm", "base"),  # the norm alone, no gate
+    ("competition", "twin", "control"),  # softmax over heads against a sigmoid per head
+)
 
 
 def _majority(per_base: dict[str, str]) -> str:
@@ -36,98 +55,174 @@ def _majority(per_base: dict[str, str]) -> str:
     return INCONCLUSIVE
 
 
-ACCURACY_RULE = (
-    "For each base, over the conditions (columns) where both ran: the base counts *for* the claim if "
-    "the SLA twin's mean accuracy across conditions exceeds the base's and the twin wins (an exact permutation "
-    f"test paired by seed rejects equal accuracy at 5%, >= {MIN_SEEDS} seeds per cell, twin ahead) in at least "
-    "half of them; *against* if the "
-    "reverse (lower mean and losses in at least half); else neither. Supported if a majority of the bases "
-    "count for, not supported if a majority count against, else inconclusive. With n paired seeds the test's "
-    "smallest p is 2^(1-n), so a cell needs 6 seeds before the twin can win or lose."
+def _more_seeds(details: dict[str, dict]) -> int | None:
+    """Seeds per cell at which a majority of the votes is decided or has 80% power at its observed
+    effect (decided votes need none); None when that takes an infinite number."""
+    if not details:
+        return None
+    needs = sorted(0 if d["vote"] != "neither" else d["seeds_needed"] for d in details.values())
+    need = needs[len(needs) // 2]  # the smallest count that covers more than half of the votes
+    return need if math.isfinite(need) else None
+
+
+def _seeds(n_needed: float) -> float:
+    return math.ceil(n_needed) if math.isfinite(n_needed) else math.inf
+
+
+EXPLAIN_RULE = (
+    "Which arm explains a difference: the SLA-vs-base test (stratified, below) is split into the gate at a "
+    "matched norm (sla-X against X with the twin's norm, and sla-X with the base's norm against X) and the norm "
+    "alone (X with the twin's norm against X). The difference is the *gate*'s if a matched-norm gate test "
+    "rejects at 5% in the same direction, the *norm*'s if the norm test does, both, or *neither*; a gate "
+    "difference is *softmax competition* if sla-X also separates from the sigmoid control in that direction, "
+    "else *any gate*."
 )
 
 
-def accuracy_verdict(pairs: dict[str, list[tuple[dict[str, Any], dict[str, Any]]]]) -> tuple[str, dict[str, dict]]:
-    """pairs: base -> [(twin cell, base cell) per condition]; a cell has acc, seeds, seed_ids, seed_accs."""
+def explain(tests: dict[str, dict[str, Any]]) -> str:
+    """tests: contrast name -> `stats.stratified_compare` result (absent: an arm did not run)."""
+    main = tests.get("sla")
+    if main is None or not main["n"]:
+        return "arms missing"
+    if main["p"] >= stats.ALPHA:
+        return "no difference to explain"
+    missing = [n for n, _, _ in CONTRASTS if n not in tests or not tests[n]["n"]]
+    if missing:
+        return f"undecided: contrast arms missing ({', '.join(missing)})"
+    up = main["delta"] > 0
+
+    def agrees(name: str) -> bool:
+        return tests[name]["p"] < stats.ALPHA and (tests[name]["delta"] > 0) == up
+
+    gate, norm = agrees("gate_twin_norm") or agrees("gate_base_norm"), agrees("norm")
+    if gate:
+        kind = "softmax competition" if agrees("competition") else "any gate"
+        return f"gate ({kind}) and norm" if norm else f"gate ({kind})"
+    return "norm" if norm else "neither"
+
+
+NOISE_RULE = (
+    "For each base, the solve indicators (test accuracy >= solve_at) of sla-X and X, paired by seed within each "
+    "condition, are pooled over the conditions by the stratified exact test (sign flips within pairs; "
+    "`stats.stratified_compare`), and the paired gain is regressed on the noise level (conditions at the "
+    "length with the noise sweep). The base counts *for* the claim if the pooled test rejects equal solve rates at "
+    f"5% with sla-X ahead and the gain's slope vs noise has its 95% interval above 0 (better *under noise*: the gain "
+    f"grows with noise); *against* if the pooled gain's 95% interval lies below {MIN_GAIN:g} (no gain of "
+    f"{100 * MIN_GAIN:g} pp, with confidence) or the slope's lies below 0 (the gain shrinks with noise); else "
+    f"neither. Cells need >= {MIN_SEEDS} seeds. Supported / not supported by a majority of the bases, else "
+    f"inconclusive, with the seeds per cell that would give each undecided base's tests 80% power at the observed "
+    f"gain (at least {MIN_GAIN:g}) and slope (at least {MIN_NOISE_SLOPE:g} per unit of noise). "
+)
+
+MQAR_RULE = (
+    "As claim 1, without the noise interaction: for each base, sla-X against X on solve indicators pooled over the "
+    f"d_model conditions by the stratified exact test. *For* if it rejects at 5% with sla-X ahead, *against* if the "
+    f"pooled gain's 95% interval lies below {MIN_GAIN:g}, else neither; majority of the bases as above. "
+)
+
+
+def _enough(tests: dict[str, dict[str, Any]], seeds: int) -> bool:
+    return "sla" in tests and tests["sla"]["n"] > 0 and seeds >= MIN_SEEDS
+
+
+def accuracy_verdict(
+    per_base: dict[str, dict[str, Any]], interaction: bool = True
+) -> tuple[str, dict[str, dict], int | None]:
+    """per_base: base -> {"tests": contrast -> stratified result, "seeds": fewest seeds of a cell,
+    "slope": (slope, half-width, residual sd, noise levels) of the gain vs noise or None}.
+    Returns the verdict, the details per base and the seeds per cell that would decide it."""
     details = {}
-    for base, cells in sorted(pairs.items()):
-        if not cells:
+    for base, b in sorted(per_base.items()):
+        tests = b["tests"]
+        if not _enough(tests, b["seeds"]):
+            details[base] = {"vote": "neither", "seeds_needed": math.inf, "explain": explain(tests), **b}
             continue
-        outcomes = [stats.verdict(t, b, MIN_SEEDS)[0] for t, b in cells]
-        twin_mean = sum(t["acc"] for t, _ in cells) / len(cells)
-        base_mean = sum(b["acc"] for _, b in cells) / len(cells)
-        half = len(cells) / 2
-        vote = (
-            "for"
-            if twin_mean > base_mean and outcomes.count("win") >= half
-            else "against"
-            if twin_mean < base_mean and outcomes.count("loss") >= half
-            else "neither"
-        )
-        details[base] = {
-            "twin_mean": twin_mean,
-            "base_mean": base_mean,
-            "wins": outcomes.count("win"),
-            "losses": outcomes.count("loss"),
-            "conditions": len(cells),
-            "vote": vote,
-        }
-    return _majority({b: d["vote"] for b, d in details.items()}), details
+        main = tests["sla"]
+        ahead = main["p"] < stats.ALPHA and main["delta"] > 0
+        no_gain = main["hi"] < MIN_GAIN
+        need = _seeds(stats.n_for_power(max(abs(main["delta"]), MIN_GAIN), main["sd"]) / main["conditions"])
+        grows = shrinks = True
+        if interaction:
+            slope, half, resid_sd, levels = b["slope"] or (math.nan, math.nan, math.nan, [])
+            grows, shrinks = slope - half > 0, slope + half < 0  # False when nan
+            slope_need = (
+                _seeds(stats.seeds_for_slope(max(abs(slope), MIN_NOISE_SLOPE), resid_sd, levels))
+                if math.isfinite(slope)
+                else math.inf
+            )
+            need = max(need if not (ahead or no_gain) else 0, slope_need if not (grows or shrinks) else 0)
+        vote = "for" if ahead and grows else "against" if no_gain or (interaction and shrinks) else "neither"
+        details[base] = {"vote": vote, "seeds_needed": need, "explain": explain(tests), **b}
+    return _majority({b: d["vote"] for b, d in details.items()}), details, _more_seeds(details)
 
 
 HEADS_RULE = (
-    "For each base, the per-seed gains (twin accuracy - base accuracy, paired by seed) are regressed on "
-    "log2 H. The base counts *for* the claim if the slope's 95% interval lies above 0, else *against* if it "
-    f"lies below {MIN_SLOPE:g} (less than {100 * MIN_SLOPE:g} pp more gain per doubling of H, with confidence), "
-    "else neither. Supported / not supported by a majority of the bases, else inconclusive."
+    "H varies at a fixed head dimension (d_model grows with H). For each base, the H values where X learns but is "
+    f"below the ceiling (its mean test accuracy in [{LEARNS:g}, {CEILING:g}]) count; the per-seed accuracy gains "
+    "(sla-X - X, paired by seed) at those H are regressed on log2 H. The base counts *for* the claim if the slope's "
+    f"95% interval lies above 0, *against* if it lies below {MIN_SLOPE:g} ({100 * MIN_SLOPE:g} pp more gain per "
+    "doubling of H), else (or with fewer than 2 such H) neither. Supported / not supported by a majority of the "
+    "bases, else inconclusive, with the seeds per H for 80% power at the observed slope (at least "
+    f"{MIN_SLOPE:g}). "
 )
 
 
-def heads_verdict(gains: dict[str, list[tuple[int, float]]]) -> tuple[str, dict[str, dict]]:
-    """gains: base -> [(H, paired per-seed gain)]."""
+def heads_verdict(gains: dict[str, list[tuple[int, float]]]) -> tuple[str, dict[str, dict], int | None]:
+    """gains: base -> [(H, paired per-seed gain)] at the H values that count."""
     details = {}
     for base, points in sorted(gains.items()):
-        slope, ci = stats.slope_ci([math.log2(h) for h, _ in points], [g for _, g in points])
+        xs = [math.log2(h) for h, _ in points]
+        slope, ci, resid_sd = stats.slope_fit(xs, [g for _, g in points])
+        levels = sorted(set(xs))
         vote = (
             "neither"
-            if math.isnan(ci)
+            if math.isnan(ci) or len(levels) < 2
             else "for"
             if slope - ci > 0
             else "against"
             if slope + ci < MIN_SLOPE
             else "neither"
         )
-        details[base] = {"slope": slope, "slope_ci": ci, "points": len(points), "vote": vote}
-    return _majority({b: d["vote"] for b, d in details.items()}), details
+        need = (
+            _seeds(stats.seeds_for_slope(max(abs(slope), MIN_SLOPE), resid_sd, levels))
+            if math.isfinite(ci)
+            else math.inf
+        )
+        details[base] = {
+            "slope": slope,
+            "slope_ci": ci,
+            "points": len(points),
+            "heads": sorted({h for h, _ in points}),
+            "vote": vote,
+            "seeds_needed": need,
+        }
+    return _majority({b: d["vote"] for b, d in details.items()}), details, _more_seeds(details)
 
 
 GATES_RULE = (
-    "For each SLA mixer, number of heads, layer and gate (q, k), over every run of the sections above: the change of "
-    "the "
-    "normalised gate entropy (entropy / log H: 1 uniform, 0 one-hot) from the first logged evaluation to "
-    f"the last. A series counts *for* the claim if the mean change's 95% interval lies below -{MIN_DROP:g} (the "
-    f"entropy fell by more than {MIN_DROP:g}, with confidence), *against* if it lies above -{MIN_DROP:g}, else "
-    "neither. "
-    "Supported / not supported by a majority of the series, else inconclusive."
+    "For each SLA arm with softmax gates, number of heads, layer and gate (q, k), over the solved runs of the "
+    "sections above (test accuracy >= solve_at): the share of tokens whose largest gate exceeds 0.9 (`gate_peaked`, "
+    f"`kgate_peaked`) at the last evaluation. Near one-hot means that share ends above {PEAKED_SHARE:g}: a series "
+    f"counts *for* the claim if the mean final share's 95% interval lies above {PEAKED_SHARE:g}, *against* if it "
+    f"lies below, else neither (and with fewer than {MIN_SEEDS} solved runs). Supported / not supported by a "
+    "majority of the series, else inconclusive, with the solved runs per series for 80% power at the observed "
+    f"distance from {PEAKED_SHARE:g} (at least {MIN_PEAK_MARGIN:g}). The sigmoid control is shown, not counted: "
+    "its gates do not share one unit. "
 )
 
 
-def gates_verdict(deltas: dict[str, list[float]]) -> tuple[str, dict[str, dict]]:
-    """deltas: series name -> per-run (final - initial) normalised entropy."""
+def gates_verdict(finals: dict[str, list[float]]) -> tuple[str, dict[str, dict], int | None]:
+    """finals: series name -> per solved run, its final share of peaked tokens."""
     details = {}
-    for name, ds in sorted(deltas.items()):
-        mean, lo, hi = stats.mean_ci(ds)
-        vote = (
-            "neither"
-            if len(ds) < MIN_SEEDS or math.isnan(lo)
-            else "for"
-            if hi < -MIN_DROP
-            else "against"
-            if lo > -MIN_DROP
-            else "neither"
-        )
-        details[name] = {"delta": mean, "delta_lo": lo, "delta_hi": hi, "runs": len(ds), "vote": vote}
-    return _majority({n: d["vote"] for n, d in details.items()}), details
+    for name, xs in sorted(finals.items()):
+        mean, lo, hi = stats.mean_ci(xs)
+        few = len(xs) < MIN_SEEDS or math.isnan(lo)
+        vote = "neither" if few else "for" if lo > PEAKED_SHARE else "against" if hi < PEAKED_SHARE else "neither"
+        margin = max(abs(mean - PEAKED_SHARE), MIN_PEAK_MARGIN)
+        need = _seeds(stats.n_for_power(margin, stats.sd(xs))) if len(xs) >= 2 else math.inf
+        details[name] = {"share": mean, "share_lo": lo, "share_hi": hi, "runs": len(xs), "vote": vote}
+        details[name]["seeds_needed"] = max(need, MIN_SEEDS)
+    return _majority({n: d["vote"] for n, d in details.items()}), details, _more_seeds(details)
 
 
 COST_RULE = (

@@ -6,6 +6,7 @@ report and returns its Markdown lines and its verdict (rules in `report_rules`).
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
@@ -15,33 +16,55 @@ from slabench.record import RunRecord
 from slabench.runners import stats
 from slabench.runners.output import interval, md_table, pct, plt, save_figure, yerr
 from slabench.runners.report_data import (
+    Arms,
+    bases,
+    contrasts,
     d_model_condition,
     gate_series,
     heads_condition,
     latest_sweep,
     noise_condition,
+    noise_gains,
     paired_gains,
     section_cells,
-    twin_pairs,
 )
 from slabench.runners.report_rules import (
-    ACCURACY_RULE,
+    CEILING,
+    CONTRASTS,
     COST_RULE,
+    EXPLAIN_RULE,
     GATES_RULE,
     HEADS_RULE,
+    LEARNS,
+    MQAR_RULE,
+    NOISE_RULE,
     accuracy_verdict,
     cost_verdict,
     gates_verdict,
     heads_verdict,
 )
 
+CONTRAST_TITLES = {
+    "sla": "sla-X vs X",
+    "gate_twin_norm": "gate, twin's norm",
+    "gate_base_norm": "gate, base's norm",
+    "norm": "norm alone",
+    "competition": "softmax vs sigmoid",
+}
+
+
+def _arm_order(label: str) -> tuple:
+    """Rows by base, then X, its variants, sla-X, its variants."""
+    mixer = label.split("/")[0]
+    return mixer.removeprefix("sla-"), mixer.startswith("sla-"), label
+
 
 def _accuracy_table(
     cells: list[dict[str, Any]], condition: Callable[[dict[str, Any]], Any], label: Callable[[Any], str]
 ) -> str:
     conds = sorted({condition(c) for c in cells})
-    mixers = sorted({c["mixer"] for c in cells}, key=lambda m: (m.removeprefix("sla-"), m))
-    index = {(c["mixer"], condition(c)): c for c in cells}
+    arms = sorted({c["arm"] for c in cells}, key=_arm_order)
+    index = {(c["arm"], condition(c)): c for c in cells}
     rows = [
         [m]
         + [
@@ -51,9 +74,37 @@ def _accuracy_table(
             else "-"
             for k in conds
         ]
-        for m in mixers
+        for m in arms
     ]
-    return md_table(["mixer"] + [label(k) for k in conds], rows)
+    return md_table(["arm"] + [label(k) for k in conds], rows)
+
+
+def _lr_table(
+    cells: list[dict[str, Any]],
+    condition: Callable[[dict[str, Any]], Any],
+    label: Callable[[Any], str],
+    choice: dict[tuple[str, str], dict],
+) -> list[str]:
+    """The lr each cell kept in stage 1 (* at the edge of the sweep), or nothing without a choice."""
+    if not choice or not cells:
+        return []
+    conds = sorted({condition(c) for c in cells})
+    arms = sorted({c["arm"] for c in cells}, key=_arm_order)
+    index = {(c["arm"], condition(c)): choice.get((c["task"], c["model"])) for c in cells}
+    rows = [
+        [m] + [f"{ch['lr']:g}" + ("*" if ch["edge"] else "") if (ch := index.get((m, k))) else "-" for k in conds]
+        for m in arms
+    ]
+    lrs = sorted({lr for ch in choice.values() for lr in ch["lrs"]})
+    return [
+        (
+            f"lr kept per cell in stage 1 (best mean validation accuracy over lrs {', '.join(f'{x:g}' for x in lrs)}; "
+            "* at the edge of the sweep):"
+        ),
+        "",
+        md_table(["arm"] + [label(k) for k in conds], rows),
+        "",
+    ]
 
 
 def _plot_lines(
@@ -64,8 +115,8 @@ def _plot_lines(
     xlabel: str,
     log2: bool = False,
 ) -> None:
-    for mixer in sorted({c["mixer"] for c in cells}):
-        pts = sorted((x_of(c), c) for c in cells if c["mixer"] == mixer and select(c))
+    for arm in sorted({c["arm"] for c in cells}, key=_arm_order):
+        pts = sorted((x_of(c), c) for c in cells if c["arm"] == arm and select(c))
         if pts:
             ax.errorbar(
                 [x for x, _ in pts],
@@ -73,8 +124,8 @@ def _plot_lines(
                 yerr=yerr([c for _, c in pts]),
                 marker="o",
                 capsize=3,
-                label=mixer,
-                linestyle="--" if mixer.startswith("sla-") else "-",
+                label=arm,
+                linestyle="--" if arm.startswith("sla-") else "-",
             )
     ax.set_xlabel(xlabel)
     ax.set_ylabel("test accuracy %")
@@ -86,31 +137,81 @@ def _plot_lines(
         ax.minorticks_off()
 
 
-def _verdict_lines(verdict: str, rule: str, details: list[str]) -> list[str]:
-    return [f"**Verdict: {verdict}.**", "", f"Rule: {rule}", ""] + details
+def _seeds_text(n: int | float) -> str:
+    return "no finite number (no effect observed)" if not math.isfinite(n) else f"{n}"
 
 
-def _votes_table(details: dict[str, dict]) -> str:
-    return md_table(
-        ["base", "SLA twin mean acc %", "base mean acc %", "twin wins", "twin losses", "conditions", "vote"],
-        [
-            [
-                b,
-                pct(d["twin_mean"]),
-                pct(d["base_mean"]),
-                str(d["wins"]),
-                str(d["losses"]),
-                str(d["conditions"]),
-                d["vote"],
-            ]
-            for b, d in details.items()
-        ],
-    )
+def _verdict_lines(
+    verdict: str, rule: str, details: list[str], more: int | None = None, unit: str = "cell"
+) -> list[str]:
+    decide = ""
+    if verdict == "inconclusive":
+        decide = (
+            f" {more} seeds per {unit} would give a majority of the votes 80% power at their observed effects."
+            if more
+            else " A majority of the votes is decided, for and against: seeds alone would not decide it."
+            if more == 0
+            else " No finite number of seeds gives a majority of the votes 80% power: seeds alone would not decide it."
+        )
+    return [f"**Verdict: {verdict}.**{decide}", "", f"Rule: {rule}", ""] + details
 
 
-def noise_section(records: list[RunRecord], out_dir: Path, stem: str) -> tuple[list[str], str]:
+def _contrast_table(tests_by_base: dict[str, dict[str, dict]]) -> str:
+    """Per base and contrast: arms, the stratified gain in solve rate with its interval, p, pairs."""
+    rows = []
+    for base, tests in tests_by_base.items():
+        arms = Arms.of(base)
+        for name, a, b in CONTRASTS:
+            t = tests.get(name)
+            rows.append(
+                [base, CONTRAST_TITLES[name], f"{getattr(arms, a)} - {getattr(arms, b)}"]
+                + (
+                    [pct(t["delta"], t["lo"], t["hi"]), f"{t['p']:.3g}", f"{t['n']} in {t['conditions']}"]
+                    if t
+                    else ["-", "-", "arm missing"]
+                )
+            )
+    return md_table(["base", "contrast", "arms", "solve-rate gain, pp", "p", "pairs in conditions"], rows)
+
+
+def _accuracy_claim(
+    cells: list[dict[str, Any]], condition: Callable[[dict[str, Any]], Any], interaction: bool
+) -> tuple[str, dict[str, dict], int | None, dict[str, dict[str, dict]]]:
+    strata = contrasts(cells, condition, CONTRASTS)
+    tests = {b: {n: stats.stratified_compare(st) for n, st in by.items()} for b, by in strata.items()}
+    per_base = {}
+    for base in bases(cells):
+        seeds = min((c["seeds"] for c in cells if c["arm"] in (base, f"sla-{base}")), default=0)
+        slope = None
+        if interaction:
+            pts = noise_gains(cells, base)
+            fit = stats.slope_fit([x for x, _ in pts], [g for _, g in pts])
+            slope = (*fit, sorted({x for x, _ in pts}))
+        per_base[base] = {"tests": tests.get(base, {}), "seeds": seeds, "slope": slope}
+    verdict, details, more = accuracy_verdict(per_base, interaction)
+    return verdict, details, more, tests
+
+
+def _votes_table(details: dict[str, dict], interaction: bool) -> str:
+    rows = []
+    for b, d in details.items():
+        main = d["tests"].get("sla")
+        row = [b, pct(main["delta"], main["lo"], main["hi"]) if main else "-", f"{main['p']:.3g}" if main else "-"]
+        if interaction:
+            slope, half = (d["slope"] or (math.nan, math.nan))[:2]
+            row.append(interval(100 * slope, 100 * (slope - half), 100 * (slope + half), fmt=".1f"))
+        rows.append(row + [d["explain"], d["vote"], _seeds_text(d["seeds_needed"]) if d["vote"] == "neither" else "-"])
+    header = ["base", "sla-X - X solve rate, pp", "p"]
+    header += ["gain slope vs noise, pp per unit"] if interaction else []
+    return md_table(header + ["explained by", "vote", "seeds per cell for 80% power"], rows)
+
+
+def noise_section(
+    records: list[RunRecord], out_dir: Path, stem: str, choice: dict[tuple[str, str], dict]
+) -> tuple[list[str], str]:
     cells = section_cells(records)
-    verdict, details = accuracy_verdict(twin_pairs(cells, noise_condition))
+    verdict, details, more, tests = _accuracy_claim(cells, noise_condition, interaction=True)
+    label = lambda k: f"noise {k[0]:g}, T {k[1]}"  # noqa: E731
     lines = [
         "## 1. Retrieval under noise (claim 1)",
         "",
@@ -122,7 +223,8 @@ def noise_section(records: list[RunRecord], out_dir: Path, stem: str) -> tuple[l
         ),
         "",
     ]
-    lines += [_accuracy_table(cells, noise_condition, lambda k: f"noise {k[0]:g}, T {k[1]}"), ""]
+    lines += [_accuracy_table(cells, noise_condition, label), ""]
+    lines += _lr_table(cells, noise_condition, label, choice)
     if cells:
         noises = defaultdict(set)
         for c in cells:
@@ -152,26 +254,35 @@ def noise_section(records: list[RunRecord], out_dir: Path, stem: str) -> tuple[l
         axes[1].set_title(f"needle, noise {n_main:g}")
         axes[1].legend(fontsize=7)
         lines += [f"![noise]({save_figure(fig, out_dir / f'{stem}-noise.png', dpi=100).name})", ""]
+    lines += ["Contrasts, solve rates pooled over every (noise, seq_len) condition (stratified exact test):", ""]
+    lines += [_contrast_table(tests), ""]
     lines += _verdict_lines(
-        verdict, ACCURACY_RULE + " Conditions: every (noise, seq_len) pair.", [_votes_table(details), ""]
+        verdict,
+        NOISE_RULE + EXPLAIN_RULE,
+        [_votes_table(details, interaction=True), ""],
+        more,
     )
     return lines, verdict
 
 
-def mqar_section(records: list[RunRecord], out_dir: Path, stem: str) -> tuple[list[str], str]:
+def mqar_section(
+    records: list[RunRecord], out_dir: Path, stem: str, choice: dict[tuple[str, str], dict]
+) -> tuple[list[str], str]:
     cells = section_cells(records)
-    verdict, details = accuracy_verdict(twin_pairs(cells, d_model_condition))
+    verdict, details, more, tests = _accuracy_claim(cells, d_model_condition, interaction=False)
+    label = lambda d: f"d_model {d}"  # noqa: E731
     lines = [
         "## 2. MQAR recall vs d_model and state size (claim 1 without noise)",
         "",
         "Multi-query associative recall; test accuracy %, mean [95% bootstrap CI] and seeds solved, per d_model:",
         "",
     ]
-    lines += [_accuracy_table(cells, d_model_condition, lambda d: f"d_model {d}"), ""]
-    sizes = sorted({(c["mixer"], c["model_params"]["d_model"], c["state_size"]) for c in cells if c["state_size"]})
+    lines += [_accuracy_table(cells, d_model_condition, label), ""]
+    lines += _lr_table(cells, d_model_condition, label, choice)
+    sizes = sorted({(c["arm"], c["model_params"]["d_model"], c["state_size"]) for c in cells if c["state_size"]})
     if sizes:
         lines += ["State size (elements of recurrent state per sequence, all layers):", ""]
-        lines += [md_table(["mixer", "d_model", "state size"], [[m, str(d), str(s)] for m, d, s in sizes]), ""]
+        lines += [md_table(["arm", "d_model", "state size"], [[m, str(d), str(s)] for m, d, s in sizes]), ""]
     if cells:
         fig, axes = plt.subplots(1, 2, figsize=(10, 4))
         _plot_lines(axes[0], cells, d_model_condition, lambda c: True, "d_model", log2=True)
@@ -181,36 +292,58 @@ def mqar_section(records: list[RunRecord], out_dir: Path, stem: str) -> tuple[li
         axes[1].set_xscale("log")
         axes[1].legend(fontsize=7)
         lines += [f"![mqar]({save_figure(fig, out_dir / f'{stem}-mqar.png', dpi=100).name})", ""]
-    lines += _verdict_lines(verdict, ACCURACY_RULE + " Conditions: every d_model.", [_votes_table(details), ""])
+    lines += [
+        "Contrasts, solve rates pooled over every d_model (stratified exact test):",
+        "",
+        _contrast_table(tests),
+        "",
+    ]
+    lines += _verdict_lines(verdict, MQAR_RULE + EXPLAIN_RULE, [_votes_table(details, interaction=False), ""], more)
     return lines, verdict
 
 
-def heads_section(records: list[RunRecord], out_dir: Path, stem: str) -> tuple[list[str], str]:
+def heads_section(
+    records: list[RunRecord], out_dir: Path, stem: str, choice: dict[tuple[str, str], dict]
+) -> tuple[list[str], str]:
     cells = section_cells(records)
-    gains = paired_gains(records)
-    verdict, details = heads_verdict(gains)
+    counts = lambda x: LEARNS <= x["acc"] <= CEILING  # noqa: E731  (X learns, below the ceiling)
+    gains = paired_gains(cells, counts=counts)
+    verdict, details, more = heads_verdict(gains)
+    label = lambda h: f"H {h}"  # noqa: E731
+    widths = sorted({(c["model_params"]["n_heads"], c["model_params"]["d_model"]) for c in cells})
     lines = [
         "## 3. Gain vs number of heads (claim 2)",
         "",
-        "MQAR at fixed d_model; test accuracy %, mean [95% bootstrap CI] and seeds solved, per heads H:",
+        (
+            "MQAR; H varies at a fixed head dimension (H, d_model: "
+            + ", ".join(f"{h}, {d}" for h, d in widths)
+            + "). Test accuracy %, mean [95% bootstrap CI] and seeds solved, per heads H:"
+        ),
         "",
     ]
-    lines += [_accuracy_table(cells, heads_condition, lambda h: f"H {h}"), ""]
-    hs = sorted({h for pts in gains.values() for h, _ in pts})
+    lines += [_accuracy_table(cells, heads_condition, label), ""]
+    lines += _lr_table(cells, heads_condition, label, choice)
+    all_gains = {
+        name: paired_gains(cells, a, b)
+        for name, a, b in CONTRASTS
+        if name in ("sla", "gate_base_norm", "norm", "competition")
+    }
+    hs = sorted({c["model_params"]["n_heads"] for c in cells})
     rows = []
-    for base, pts in gains.items():
-        cols = []
-        for h in hs:
-            g = [x for hh, x in pts if hh == h]
-            cols.append(pct(*stats.mean_ci(g)) + f" (n={len(g)})" if g else "-")
-        rows.append([base] + cols)
-    lines += ["SLA gain (twin - base, pp, paired by seed):", ""] + [
-        md_table(["base"] + [f"H {h}" for h in hs], rows),
+    for name, by_base in all_gains.items():
+        for base, pts in by_base.items():
+            cols = []
+            for h in hs:
+                g = [x for hh, x in pts if hh == h]
+                cols.append(pct(*stats.mean_ci(g)) + f" (n={len(g)})" if g else "-")
+            rows.append([base, CONTRAST_TITLES[name]] + cols)
+    lines += ["Accuracy gains (pp, paired by seed) per contrast and H, at every H:", ""] + [
+        md_table(["base", "contrast"] + [f"H {h}" for h in hs], rows),
         "",
     ]
-    if gains:
+    if all_gains.get("sla"):
         fig, ax = plt.subplots(figsize=(5, 4))
-        for base, pts in gains.items():
+        for base, pts in all_gains.get("sla", {}).items():
             per_h = [
                 {"H": h, **dict(zip(("acc", "acc_lo", "acc_hi"), stats.mean_ci([x for hh, x in pts if hh == h])))}
                 for h in hs
@@ -232,98 +365,101 @@ def heads_section(records: list[RunRecord], out_dir: Path, stem: str) -> tuple[l
         ax.grid(alpha=0.3)
         lines += [f"![heads]({save_figure(fig, out_dir / f'{stem}-heads.png', dpi=100).name})", ""]
     votes = md_table(
-        ["base", "slope (gain per doubling of H)", "points", "vote"],
+        ["base", "H that count", "slope (gain per doubling of H)", "points", "vote", "seeds per H for 80% power"],
         [
             [
                 b,
+                ", ".join(map(str, d["heads"])),
                 interval(d["slope"], d["slope"] - d["slope_ci"], d["slope"] + d["slope_ci"]),
                 str(d["points"]),
                 d["vote"],
+                _seeds_text(d["seeds_needed"]) if d["vote"] == "neither" else "-",
             ]
             for b, d in details.items()
         ],
     )
-    lines += _verdict_lines(verdict, HEADS_RULE, [votes, ""])
+    uncounted = sorted(set(bases(cells)) - set(gains))
+    note = (
+        [f"No H counts for {', '.join(uncounted)} (the base never within [{LEARNS:g}, {CEILING:g}]).", ""]
+        if uncounted
+        else []
+    )
+    lines += _verdict_lines(verdict, HEADS_RULE, [votes, ""] + note, more, unit="H")
     return lines, verdict
+
+
+GATES_COVER = (
+    "The diagnostics summarise the gates of the last forward pass of each evaluation: the last chunk of the "
+    "validation set (up to 256 sequences), over every token, query, key and filler positions alike. A filler token "
+    "dominates that mean, so a share above one half says the gates are peaked almost everywhere, not only where "
+    "the task reads or writes."
+)
 
 
 def gates_section(records: list[RunRecord], out_dir: Path, stem: str) -> tuple[list[str], str]:
     series = gate_series(records)
-    deltas = {
-        f"{m} H{h} layer {layer} {g}-gate": [c[-1]["entropy"] - c[0]["entropy"] for c in curves]
-        for (m, h, layer, g), curves in series.items()
+    counted = {k: v for k, v in series.items() if not k[0].endswith("/sigmoid")}
+    finals = {
+        f"{m} H{h} layer {layer} {g}-gate": [c[-1]["peaked"] for c in curves if "peaked" in c[-1]]
+        for (m, h, layer, g), curves in counted.items()
     }
-    verdict, details = gates_verdict(deltas)
+    verdict, details, more = gates_verdict({k: v for k, v in finals.items() if v})
     lines = [
         "## 4. Gate dynamics (claim 3)",
         "",
         (
-            "From the curves of every SLA run above (logged at each evaluation): normalised gate entropy "
-            "(entropy / log H; 1 = uniform, 0 = one-hot) and mean largest gate. Initial = first evaluation, "
-            "final = last; mean [95% bootstrap CI] over runs."
+            "From the curves of the solved runs above (logged at each evaluation): the share of tokens whose "
+            "largest gate exceeds 0.9 (peaked), normalised gate entropy (entropy / log H; 1 = uniform, 0 = one-hot) "
+            "and mean largest gate. Initial = first evaluation, final = last; mean [95% bootstrap CI] over runs. "
+            + GATES_COVER
         ),
         "",
     ]
     rows = []
     for (m, h, layer, g), curves in series.items():
-        d = details[f"{m} H{h} layer {layer} {g}-gate"]
+        d = details.get(f"{m} H{h} layer {layer} {g}-gate")
+        peaked = [c for c in curves if "peaked" in c[0] and "peaked" in c[-1]]
+
+        def ci(xs: list[float]) -> str:
+            return interval(*stats.mean_ci(xs)) if xs else "-"
+
         rows.append(
-            [
-                m,
-                str(h),
-                str(layer),
-                g,
-                str(d["runs"]),
-                interval(*stats.mean_ci([c[0]["entropy"] for c in curves])),
-                interval(*stats.mean_ci([c[-1]["entropy"] for c in curves])),
-                interval(d["delta"], d["delta_lo"], d["delta_hi"]),
-                interval(*stats.mean_ci([c[0]["max"] for c in curves])),
-                interval(*stats.mean_ci([c[-1]["max"] for c in curves])),
-                d["vote"],
-            ]
+            [m, str(h), str(layer), g, str(len(curves))]
+            + [ci([c[0]["peaked"] for c in peaked]), ci([c[-1]["peaked"] for c in peaked])]
+            + [ci([c[0]["entropy"] for c in curves]), ci([c[-1]["entropy"] for c in curves])]
+            + [ci([c[-1]["max"] for c in curves])]
+            + [d["vote"] if d else "not counted"]
         )
-    lines += [
-        md_table(
-            [
-                "mixer",
-                "H",
-                "layer",
-                "gate",
-                "runs",
-                "initial entropy",
-                "final entropy",
-                "change",
-                "initial max gate",
-                "final max gate",
-                "vote",
-            ],
-            rows,
-        ),
-        "",
-    ]
+    header = ["arm", "H", "layer", "gate", "solved runs", "initial peaked", "final peaked"]
+    header += ["initial entropy", "final entropy", "final max gate", "vote"]
+    lines += [md_table(header, rows), ""]
+    if series and not finals:
+        lines += ["No solved run logged the peaked share (`gate_peaked`): its records predate the diagnostic.", ""]
     if series:
         fig, axes = plt.subplots(1, 2, figsize=(10, 4))
         for (m, h, layer, g), curves in series.items():
-            for ax, what in zip(axes, ("entropy", "max")):
+            for ax, what in zip(axes, ("peaked", "entropy")):
                 by_step: dict[int, list[float]] = defaultdict(list)
                 for c in curves:
                     for p in c:
-                        by_step[p["step"]].append(p[what])
+                        if what in p:
+                            by_step[p["step"]].append(p[what])
                 steps = sorted(by_step)
-                ax.plot(
-                    steps,
-                    [sum(by_step[s]) / len(by_step[s]) for s in steps],
-                    label=f"{m} H{h} L{layer} {g}",
-                    linestyle="-" if g == "q" else "--",
-                )
-        axes[0].set_ylabel("gate entropy / log H")
-        axes[1].set_ylabel("mean max gate")
+                if steps:
+                    ax.plot(
+                        steps,
+                        [sum(by_step[s]) / len(by_step[s]) for s in steps],
+                        label=f"{m} H{h} L{layer} {g}",
+                        linestyle="-" if g == "q" else "--",
+                    )
+        axes[0].set_ylabel("share of tokens with largest gate > 0.9")
+        axes[1].set_ylabel("gate entropy / log H")
         for ax in axes:
             ax.set_xlabel("step")
             ax.grid(alpha=0.3)
         axes[1].legend(fontsize=6)
         lines += [f"![gates]({save_figure(fig, out_dir / f'{stem}-gates.png', dpi=100).name})", ""]
-    lines += _verdict_lines(verdict, GATES_RULE, [])
+    lines += _verdict_lines(verdict, GATES_RULE, [], more, unit="series (solved runs)")
     return lines, verdict
 
 

@@ -10,7 +10,8 @@ accuracies are bounded, so nothing here assumes normality:
   when both arms ran the same seeds (slabench seeds a run's data stream with its seed, so the
   arms saw the same batches), else a permutation of the pooled values between the arms;
 - the verdict between two cells (win, tie or loss) is that test at ALPHA, two-sided;
-- time to solve is a Kaplan-Meier median, runs that never solve censored at their last step.
+- time to solve is a Kaplan-Meier median, runs that never solve censored at their last step;
+- seeds needed to decide (80% power) come from the normal approximation of the test used.
 
 Every function is deterministic (fixed bootstrap seed), so rebuilt leaderboards are byte-identical.
 """
@@ -26,6 +27,7 @@ import numpy as np
 
 ALPHA = 0.05
 Z975 = 1.959963984540054  # two-sided 95% normal quantile
+Z80 = 0.8416212335729143  # the normal quantile of 80% power
 BOOTSTRAP_SEED, BOOTSTRAP_RESAMPLES = 0, 10_000
 EXACT_LIMIT = 1 << 16  # enumerate at most this many arrangements; beyond, a seeded Monte Carlo
 MONTE_CARLO = 20_000
@@ -186,22 +188,68 @@ def verdict(a: Mapping[str, Any], b: Mapping[str, Any], min_seeds: int = 1) -> t
     return ("win" if test["delta"] > 0 else "loss"), test
 
 
+def stratified_compare(strata: Sequence[tuple[Mapping[int, float], Mapping[int, float]]]) -> dict[str, Any]:
+    """Arm a against arm b pooled across conditions, paired by seed within each: strata is one
+    ({seed: a's value}, {seed: b's value}) per condition. The test is `sign_flip_p` on every
+    (condition, seed) difference: a flip swaps the arms within one pair, never across
+    conditions, so the test is stratified by condition. delta is the mean over conditions of
+    the mean difference, its interval a bootstrap resampling seeds within each condition; sd is
+    the differences' standard deviation, for `n_for_power`."""
+    groups = [[a[s] - b[s] for s in sorted(set(a) & set(b))] for a, b in strata]
+    groups = [g for g in groups if g]
+    diffs = [d for g in groups for d in g]
+    lo, hi = bootstrap_mean_of_means(groups)
+    return {
+        "p": sign_flip_p(diffs),
+        "n": len(diffs),
+        "conditions": len(groups),
+        "delta": mean([mean(g) for g in groups]),
+        "lo": lo,
+        "hi": hi,
+        "sd": sd(diffs),
+    }
+
+
 def min_paired_p(n: int) -> float:
     """The smallest two-sided p the paired test can give with n pairs."""
     return 2.0 ** (1 - n) if n else 1.0
 
 
-def slope_ci(xs: Sequence[float], ys: Sequence[float]) -> tuple[float, float]:
-    """Least-squares slope of y on x and the half-width of its 95% t interval (nan if undefined).
-    Used for log-log cost slopes and gain-vs-heads trends, not for bounded accuracies."""
+def n_for_power(effect: float, sd: float, power_z: float = Z80) -> float:
+    """Observations a two-sided test at ALPHA of "mean = 0" needs for 80% power against a true
+    mean `effect` with per-observation standard deviation `sd` (normal approximation):
+    n = ((z_975 + z_80) * sd / effect)^2. inf for effect 0; 0 for sd 0 and effect != 0."""
+    if effect == 0:
+        return math.inf
+    return ((Z975 + power_z) * sd / effect) ** 2
+
+
+def seeds_for_slope(slope: float, resid_sd: float, levels: Sequence[float]) -> float:
+    """Seeds per level of x that a slope's two-sided test at ALPHA needs for 80% power: with k
+    seeds at each level, SE(slope) = resid_sd / sqrt(k * sum (x_j - mean x)^2), so
+    k = n_for_power(slope, resid_sd) / sum (x_j - mean x)^2 (inf with fewer than 2 levels)."""
+    m = mean(levels)
+    sxx = sum((x - m) ** 2 for x in levels)
+    return n_for_power(slope, resid_sd) / sxx if sxx > 0 else math.inf
+
+
+def slope_fit(xs: Sequence[float], ys: Sequence[float]) -> tuple[float, float, float]:
+    """Least-squares slope of y on x, the half-width of its 95% t interval and the residual
+    standard deviation (nan if undefined)."""
     n = len(xs)
     if n < 3 or len(set(xs)) < 2:
-        return math.nan, math.nan
+        return math.nan, math.nan, math.nan
     mx, my = mean(xs), mean(ys)
     sxx = sum((x - mx) ** 2 for x in xs)
     slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sxx
-    resid = sum((y - my - slope * (x - mx)) ** 2 for x, y in zip(xs, ys))
-    return slope, t975(n - 2) * math.sqrt(resid / (n - 2) / sxx)
+    resid_sd = math.sqrt(sum((y - my - slope * (x - mx)) ** 2 for x, y in zip(xs, ys)) / (n - 2))
+    return slope, t975(n - 2) * resid_sd / math.sqrt(sxx), resid_sd
+
+
+def slope_ci(xs: Sequence[float], ys: Sequence[float]) -> tuple[float, float]:
+    """Least-squares slope of y on x and the half-width of its 95% t interval (nan if undefined).
+    Used for log-log cost slopes and gain-vs-heads trends, not for bounded accuracies."""
+    return slope_fit(xs, ys)[:2]
 
 
 # Two-sided 95% quantiles of Student's t for 1..30 degrees of freedom; 1.96 beyond.
