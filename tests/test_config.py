@@ -63,10 +63,14 @@ def test_every_preset_expands():
 
 
 def test_every_task_is_in_a_preset():
-    """The coverage preset runs every registered task the other presets leave out, with attention and gla."""
+    """The coverage preset runs every registered task the other presets leave out, with attention and gla;
+    coverage-quick runs the same tasks at GPU size with every registered mixer."""
+    from slabench.models import MIXERS
     from slabench.tasks import TASKS
 
     tasks = {name: {s.task.name for s in expand_grid(load_preset(name))[1]} for name in preset_names()}
-    others = set().union(*(t for name, t in tasks.items() if name != "coverage"))
+    others = set().union(*(t for name, t in tasks.items() if name not in ("coverage", "coverage-quick")))
     assert tasks["coverage"] == set(TASKS.names()) - others
+    assert tasks["coverage-quick"] == tasks["coverage"]
     assert {s.model.name for s in expand_grid(load_preset("coverage"))[1]} == {"attention", "gla"}
+    assert {s.model.name for s in expand_grid(load_preset("coverage-quick"))[1]} == set(MIXERS.names())

@@ -55,7 +55,7 @@ def run_pending(
 
 @click.command()
 @grid_file_argument()
-@click.option("--preset", help="a shipped grid: smoke, ci, quick, paper, coverage")
+@click.option("--preset", help="a shipped grid: smoke, ci, quick, paper, coverage, ... (a wrong name lists all)")
 @out_option("records and the leaderboard <name>.md/.csv/.json (default runs/<name>/)")
 @click.option(
     "--leaderboard-dir",
