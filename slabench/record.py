@@ -14,8 +14,9 @@ lack are in the `total=False` half of each type; readers take them with `.get`:
   `metrics.curve` only;
 - `metrics.train_examples` is present only in runs with a finite training set;
 - records written before these fields existed lack `model.mixer_source`, `checkpoint` and `fold`
-  (every record under `leaderboards/records/` lacks all three), `environment.mps` (about half of them), and
-  `spec.train.solve_at` / `min_seeds` (read as the `TrainSpec` defaults by `RunSpec.from_dict`).
+  (every record under `leaderboards/records/` lacks all three), `environment.mps` (about half of
+  them), `environment.device_index`, and `spec.train.solve_at` / `min_seeds` (read as the
+  `TrainSpec` defaults by `RunSpec.from_dict`).
 
 Adding a field: add it to the `total=False` half of its type with a comment saying what it is,
 its unit and when it is absent; write it in `train` (or wherever it is produced); read it with
@@ -106,6 +107,9 @@ class _EnvironmentRequired(TypedDict):
 
 class Environment(_EnvironmentRequired, total=False):
     mps: bool | None  # an NVIDIA MPS daemon was reachable (CUDA runs); None on CPU. Absent: older record
+    # The GPU the run trained on: its CUDA index on its host (Ray: the GPU id Ray gave the task on
+    # its node, `host`); None on CPU. Absent: older record.
+    device_index: int | None
 
 
 class _RecordRequired(TypedDict):

@@ -172,6 +172,6 @@ def test_committed_records_load_and_lack_only_what_the_schema_says():
             every = schema.__required_keys__ | schema.__optional_keys__
             assert schema.__required_keys__ <= set(d) <= every, (r["key"], prefix)
             lacking.update(prefix + k for k in every - set(d))
-    absent_ok = {"traceback", "checkpoint", "fold", "model.mixer_source", "environment.mps"}
+    absent_ok = {"traceback", "checkpoint", "fold", "model.mixer_source", "environment.mps", "environment.device_index"}
     absent_ok.add("metrics.train_examples")  # written only by runs with a finite training set
     assert set(lacking) <= absent_ok, lacking

@@ -36,6 +36,7 @@ def run_pending(
     retry_failed: bool = False,
     outputs: Any = None,
     fold: int | str = 1,
+    address: str | None = None,
 ) -> tuple[list[dict[str, Any]], int, int]:
     """Run the specs not yet recorded under out_dir, with a progress bar and one line per
     finished run unless quiet; return (the records of all of `specs`, runs done now, runs skipped).
@@ -44,7 +45,7 @@ def run_pending(
 
     try:
         with closing(render.GridView(quiet)) as view:
-            result = execute(name, specs, out_dir, device, workers, backend, retry_failed, outputs, fold, on_event=view)
+            result = execute(name, specs, out_dir, device, workers, backend, retry_failed, outputs, fold, view, address)
     except KeyboardInterrupt:
         render.console.print(
             f"[yellow]interrupted: finished runs are recorded under {out_dir}; rerun the same command to resume[/]"
@@ -63,6 +64,11 @@ def run_pending(
     help="also write the leaderboard here (e.g. leaderboards/ to regenerate a committed one)",
 )
 @click.option("--backend", type=click.Choice(["local", "ray"]), default="local", show_default=True)
+@click.option(
+    "--address",
+    help="with --backend ray: join a running Ray cluster, auto (started on this host) or HOST:PORT of its head "
+    "(default: a local Ray instance)",
+)
 @device_option()
 @workers_option()
 @retry_failed_option()
@@ -98,6 +104,7 @@ def run(
     out: str | None,
     leaderboard_dir: str | None,
     backend: str,
+    address: str | None,
     device: str,
     workers: int,
     retry_failed: bool,
@@ -111,11 +118,14 @@ def run(
 ) -> None:
     """Run a grid (GRID_FILE or --preset), resuming from existing records, and rank the results."""
     from slabench.config import check_fold, expand_grid, grid_fold, load_grid_file, load_preset
-    from slabench.runners.grid import resolve_device
+    from slabench.runners.grid import check_address, resolve_device
     from slabench.runners.leaderboard import aggregate
     from slabench.runners.leaderboard_files import write_leaderboard
 
-    device = resolve_device(device)  # fail on a bad --device before anything is printed or run
+    device = resolve_device(device)  # fail on a bad --device or --address before anything is printed or run
+    check_address(address)
+    if address is not None and backend != "ray":
+        raise SlabenchError(f"--address {address} joins a Ray cluster; it needs --backend ray")
     if (grid_file is None) == (preset is None):
         raise SlabenchError("give exactly one of GRID_FILE or --preset NAME")
     grid = load_preset(preset) if preset else load_grid_file(grid_file)
@@ -135,7 +145,7 @@ def run(
         check_tensorboard()  # fail here, not in every run
     outputs = RunOutputs(log_dir, str(out_dir / "checkpoints") if save_checkpoints else None)
     records, ran, skipped = run_pending(
-        name, specs, out_dir, device, workers, quiet or as_json, backend, retry_failed, outputs, fold
+        name, specs, out_dir, device, workers, quiet or as_json, backend, retry_failed, outputs, fold, address
     )
     board = aggregate(records)
     paths = write_leaderboard(board, out_dir, name)

@@ -59,6 +59,12 @@ def mps_active() -> bool:
     return (Path(os.environ.get("CUDA_MPS_PIPE_DIRECTORY", "/tmp/nvidia-mps")) / "control").exists()
 
 
+def _device_index(device: torch.device) -> int | None:
+    if device.type != "cuda":
+        return None
+    return device.index if device.index is not None else torch.cuda.current_device()
+
+
 def environment(device: torch.device | str) -> dict[str, object]:
     sha, dirty = _git()
     return {
@@ -72,6 +78,7 @@ def environment(device: torch.device | str) -> dict[str, object]:
         "device": device_name(device),
         "cuda": torch.version.cuda if torch.cuda.is_available() else None,
         "mps": mps_active() if torch.device(device).type == "cuda" else None,
+        "device_index": _device_index(torch.device(device)),
         "host": platform.node(),
     }
 

@@ -92,13 +92,16 @@ def execute(
     outputs: RunOutputs | None = None,
     fold: int | str = 1,
     on_event: Callable[[Event], None] = lambda event: None,
+    address: str | None = None,
 ) -> GridResult:
     """Run the specs not yet recorded under `out`, one record each, calling `on_event` as runs
-    start, step and end. A KeyboardInterrupt passes through: finished runs stay recorded."""
-    from slabench.runners.grid import plan, resolve_device, run_grid
+    start, step and end. `address`: the Ray cluster to join (backend ray; None: a local instance).
+    A KeyboardInterrupt passes through: finished runs stay recorded."""
+    from slabench.runners.grid import check_address, plan, resolve_device, run_grid
     from slabench.runners.train import NO_OUTPUTS
 
-    device = resolve_device(device)  # a bad --device fails before grid.json is written
+    device = resolve_device(device)  # a bad --device or --address fails before grid.json is written
+    check_address(address)
     pending, recorded, corrupt = plan(specs, out, retry_failed)
     write_grid(out, name, specs)
     on_event(
@@ -133,6 +136,7 @@ def execute(
         on_event=relay,
         outputs=outputs or NO_OUTPUTS,
         fold=fold,
+        address=address,
     )
     keys = {s.key() for s in specs}
     return GridResult([r for k, r in load_records(out).records.items() if k in keys], len(pending), len(recorded))

@@ -1,30 +1,36 @@
 """Execute a list of RunSpecs: skip recorded runs, isolate failures, write one record each.
 
 Backends:
-- local (default): a pool of worker processes. On CPU the workers share the cores (one torch
-  thread each by default); on GPU several runs are packed onto each device. A worker starts a
-  run only while its GPU has free memory above a reserve. One worker runs in-process (no spawn
-  cost, per-step progress). Packing on GPU buys little at synthetic-task sizes: one run's
-  CUDA-graph steps already keep an H100 ~89% busy, so 8 workers give 1.23x under NVIDIA MPS and
-  1.1x without it (leaderboards/speed/packing.md).
-- ray (optional extra): the same RunSpecs as Ray tasks (fractional GPUs); the driver writes
-  the records.
+- local (default): worker processes, a pool per device. On CPU the workers share the cores (one
+  torch thread each by default); on GPU every visible device gets workers, and each group of runs
+  goes to the device with the most free memory per run (runners/placement.py). One worker runs
+  in-process (no spawn cost, per-step progress). Packing several runs on one GPU buys little at
+  synthetic-task sizes: one run's CUDA-graph steps already keep an H100 ~89% busy, so 8 workers
+  give 1.23x under NVIDIA MPS and 1.1x without it (leaderboards/speed/packing.md).
+- ray (optional extra): the same groups as Ray tasks on a local Ray instance or an existing
+  cluster (`address`); a group asks for a GPU share per run, Ray picks the GPU; the driver
+  writes the records.
 
-With `fold` N > 1 (local backend), runs that differ only in seed and lr train N at a time as one
-batched model (runners/batched.py), each still writing its own record when it ends.
+With `fold` N > 1, runs that differ only in seed and lr train N at a time as one batched model
+(runners/batched.py), each still writing its own record when it ends.
 
+A group that fails because of its device (out of memory, a CUDA error, its worker died) is
+tried again, on another device where there is one, before its runs are recorded as failed.
 Each run writes its record atomically as soon as it ends, so killing the grid at any moment
 loses no finished run; rerunning skips what is recorded.
 """
 
 from __future__ import annotations
 
+import json
+import math
 import multiprocessing as mp
 import os
+import re
 import time
 import traceback
 from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from datetime import datetime, timezone
 from pathlib import Path
@@ -36,11 +42,11 @@ from slabench.config import RunSpec
 from slabench.errors import SlabenchError
 from slabench.runners.batched import fold_groups, resolve_fold
 from slabench.runners.environment import environment
+from slabench.runners.placement import ATTEMPTS, RESERVE_BYTES, Group, Placement
 from slabench.runners.records import load_records, record_path, write_record
 from slabench.runners.train import NO_OUTPUTS, RunOutputs
 
-Event = Callable[[str, RunSpec, dict[str, Any] | None], None]  # ("start" | "end", spec, record)
-GPU_RESERVE_BYTES = 2 * 2**30  # free memory a GPU must keep before another run starts on it
+Event = Callable[[str, RunSpec, dict[str, Any] | None], None]  # ("start" | "end" | "step", spec, record)
 
 
 def resolve_device(device: str) -> str:
@@ -51,6 +57,14 @@ def resolve_device(device: str) -> str:
     if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
         raise SlabenchError(f"--device {device!r} is not allowed; choose auto, cpu, cuda or cuda:N")
     return device
+
+
+def check_address(address: str | None) -> str | None:
+    """`--address`: None (a local Ray instance), 'auto' (the cluster started on this host by
+    `ray start`) or HOST:PORT of a cluster's head."""
+    if address is None or address == "auto" or re.fullmatch(r"[\w.-]+:\d{1,5}", address):
+        return address
+    raise SlabenchError(f"--address {address!r} is not allowed; give auto or HOST:PORT (e.g. 10.0.0.5:6379)")
 
 
 def failed_record(spec: RunSpec, message: str, device: str, trace: str | None = None) -> dict[str, Any]:
@@ -70,13 +84,25 @@ def failed_record(spec: RunSpec, message: str, device: str, trace: str | None = 
     }
 
 
+class DeviceFault(Exception):
+    """A run failed because of its device (out of memory, a CUDA error), not its spec: worth a
+    try on another device. Its one argument is the reason."""
+
+
+def _device_fault(e: Exception) -> bool:
+    # torch raises CUDA runtime errors as RuntimeError (AcceleratorError from torch 2.8 on).
+    return isinstance(e, torch.cuda.OutOfMemoryError) or "CUDA error" in str(e)
+
+
 def run_safely(
     spec_dict: dict[str, Any],
     device: str,
     on_step: Callable[[int, int], None] | None = None,
     outputs: RunOutputs = NO_OUTPUTS,
+    retry_faults: bool = False,
 ) -> dict[str, Any]:
-    """Train one run; any exception (out-of-memory included) becomes a `failed` record."""
+    """Train one run; any exception (out-of-memory included) becomes a `failed` record, except a
+    device fault when `retry_faults`: it raises DeviceFault, for the caller to place the run again."""
     from slabench.runners.train import train
 
     spec = RunSpec.from_dict(spec_dict)
@@ -85,8 +111,10 @@ def run_safely(
     except Exception as e:
         if isinstance(e, torch.cuda.OutOfMemoryError):
             torch.cuda.empty_cache()
-        trace = traceback.format_exc()
-        return failed_record(spec, f"{type(e).__name__}: {e}".strip()[:2000], device, trace)
+        message = f"{type(e).__name__}: {e}".strip()[:2000]
+        if retry_faults and _device_fault(e):
+            raise DeviceFault(f"{message[:300]} on {device}") from None
+        return failed_record(spec, message, device, traceback.format_exc())
 
 
 def run_fold_safely(
@@ -94,12 +122,13 @@ def run_fold_safely(
     device: str,
     write: Callable[[dict[str, Any]], None],
     outputs: RunOutputs = NO_OUTPUTS,
+    retry_faults: bool = False,
 ) -> None:
     """Train runs as one fold (runners/batched.py), `write` each record as its run ends. If the
     fold raises (a plugin mixer vmap cannot batch, out of memory at N times the batch), its runs
     not yet recorded train one at a time, each isolated by `run_safely` (their records say fold 1)."""
     if len(spec_dicts) == 1:
-        write(run_safely(spec_dicts[0], device, outputs=outputs))
+        write(run_safely(spec_dicts[0], device, outputs=outputs, retry_faults=retry_faults))
         return
     from slabench.runners.batched import train_batched
 
@@ -116,131 +145,206 @@ def run_fold_safely(
             torch.cuda.empty_cache()
         for spec in specs:
             if spec.key() not in written:
-                write(run_safely(spec.to_dict(), device, outputs=outputs))
+                write(run_safely(spec.to_dict(), device, outputs=outputs, retry_faults=retry_faults))
+
+
+def _out_of_tries(group: Group[RunSpec], device: str, out: Path, on_event: Event) -> None:
+    """Record the runs of a group that failed on every try as failed, with every reason."""
+    for spec in group.runs:
+        record = failed_record(spec, f"failed on {len(group.reasons)} tries: {'; '.join(group.reasons)}", device)
+        write_record(out, record)
+        on_event("end", spec, record)
 
 
 # ---- local pool -------------------------------------------------------------------------------
 
-_worker_device = "cpu"
 
-
-def _init_worker(device: str, threads: int, counter: Any) -> None:
-    global _worker_device
+def _init_worker(threads: int) -> None:
     torch.set_num_threads(threads)
-    if device == "cuda":
-        with counter.get_lock():
-            index = counter.value
-            counter.value += 1
-        _worker_device = f"cuda:{index % torch.cuda.device_count()}"
-    else:
-        _worker_device = device
 
 
-def _worker(spec_dicts: list[dict[str, Any]], out: str, outputs: RunOutputs) -> list[dict[str, Any]]:
-    """Train one fold (a single run when fold is 1); each record is written as its run ends."""
-    if _worker_device.startswith("cuda"):
-        torch.cuda.set_device(_worker_device)
-        while torch.cuda.mem_get_info()[0] < GPU_RESERVE_BYTES:
-            time.sleep(1.0)
+def _worker(
+    spec_dicts: list[dict[str, Any]],
+    device: str,
+    out: str,
+    outputs: RunOutputs,
+    retry_faults: bool,
+    on_step: Callable[[int, int], None] | None = None,
+) -> list[dict[str, Any]]:
+    """Train one group (a fold, or a single run) on `device`; each record is written as its run
+    ends, so a worker killed later in the fold loses no finished run."""
     records: list[dict[str, Any]] = []
 
     def finished(record: dict[str, Any]) -> None:
-        write_record(Path(out), record)  # now: a worker killed later in the fold loses no finished run
+        write_record(Path(out), record)
         records.append(record)
 
-    run_fold_safely(spec_dicts, _worker_device, finished, outputs)
+    if on_step is not None:  # in-process, a single run: per-step progress
+        finished(run_safely(spec_dicts[0], device, on_step, outputs, retry_faults))
+    else:
+        run_fold_safely(spec_dicts, device, finished, outputs, retry_faults)
     return records
+
+
+class _InProcess:
+    """An executor that runs each task at once in this process (`--workers 1`)."""
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> Future:
+        future: Future = Future()
+        try:
+            future.set_result(fn(*args))
+        except Exception as e:
+            future.set_exception(e)
+        return future
+
+    def shutdown(self, wait: bool = True, cancel_futures: bool = False) -> None:
+        pass
+
+
+def local_devices(device: str) -> dict[int, str]:
+    """Device index -> name of the devices the local pool uses: every visible GPU for 'cuda'."""
+    if device == "cpu":
+        return {0: "cpu"}
+    if device == "cuda":
+        return {i: f"cuda:{i}" for i in range(torch.cuda.device_count())}
+    return {torch.device(device).index: device}
+
+
+def free_memory(devices: dict[int, str]) -> dict[int, int]:
+    """Free bytes per device now (device-wide: other processes' use counts); CPU: no limit."""
+    return {i: torch.cuda.mem_get_info(i)[0] if name != "cpu" else RESERVE_BYTES for i, name in devices.items()}
 
 
 def default_workers(device: str, pending: int) -> int:
     if device == "cpu":
         return max(1, min(pending, os.cpu_count() or 1))
     per_gpu = int(os.environ.get("SLABENCH_RUNS_PER_GPU", "6"))
-    gpus = torch.cuda.device_count() if device == "cuda" else 1
-    return max(1, min(pending, per_gpu * gpus))
+    return max(1, min(pending, per_gpu * len(local_devices(device))))
 
 
 def _run_local(
     specs: list[RunSpec], out: Path, device: str, workers: int, on_event: Event, outputs: RunOutputs, fold: int
 ) -> None:
-    by_key = {s.key(): s for s in specs}
-
-    def finished(record: dict[str, Any]) -> None:
-        write_record(out, record)
-        on_event("end", by_key[record["key"]], record)
-
-    todo = fold_groups(specs, fold)  # runs that train as one model; single runs when fold is 1
-    if workers == 1:
-        for group in todo:
-            for spec in group:
-                on_event("start", spec, None)
-            if len(group) > 1:
-                run_fold_safely([s.to_dict() for s in group], device, finished, outputs)
-                continue
-            spec = group[0]
-            finished(
-                run_safely(
-                    spec.to_dict(),
-                    device,
-                    lambda s, n, spec=spec: on_event("step", spec, {"step": s, "total": n}),
-                    outputs,
-                )
-            )
-        return
+    devices = local_devices(device)
+    per_device = math.ceil(workers / len(devices))
+    placement = Placement(fold_groups(specs, fold), list(devices), per_device, ATTEMPTS)
+    retry_faults = device != "cpu"
     threads = max(1, (os.cpu_count() or 1) // workers) if device == "cpu" else 1
     ctx = mp.get_context("spawn")  # CUDA cannot be used in forked children
-    while todo:
-        counter = ctx.Value("i", 0)
-        pool = ProcessPoolExecutor(
-            workers, mp_context=ctx, initializer=_init_worker, initargs=(device, threads, counter)
-        )
-        running: dict[Any, list[RunSpec]] = {}
-        try:
-            while todo or running:
-                while todo and len(running) < workers:
-                    group = todo.pop(0)
-                    running[pool.submit(_worker, [s.to_dict() for s in group], str(out), outputs)] = group
-                    for spec in group:
-                        on_event("start", spec, None)
-                done, _ = wait(running, return_when=FIRST_COMPLETED)
-                for fut in done:
-                    running.pop(fut)
-                    for record in fut.result():
-                        on_event("end", by_key[record["key"]], record)
-        except BrokenProcessPool as e:
-            # A worker died (killed, segfault): record its runs in flight as failed (a fold's
-            # finished runs are already recorded), go on.
-            for spec in (s for group in running.values() for s in group):
-                if not record_path(out, spec.key()).exists():
-                    finished(failed_record(spec, f"worker process died: {e}", device))
-        finally:
-            pool.shutdown(wait=True, cancel_futures=True)
+
+    def pool() -> Any:
+        if workers == 1:
+            return _InProcess()
+        return ProcessPoolExecutor(per_device, mp_context=ctx, initializer=_init_worker, initargs=(threads,))
+
+    pools = {i: pool() for i in devices}
+    running: dict[Future, tuple[Group[RunSpec], int, Any]] = {}  # future -> (group, device index, its pool)
+    try:
+        while placement.waiting or running:
+            while (item := placement.next(free_memory(devices))) is not None:
+                group, index = item
+                step = None
+                if workers == 1 and len(group.runs) == 1:
+                    spec = group.runs[0]
+                    step = lambda s, n, spec=spec: on_event("step", spec, {"step": s, "total": n})  # noqa: E731
+                for spec in group.runs:
+                    on_event("start", spec, None)
+                args = ([s.to_dict() for s in group.runs], devices[index], str(out), outputs, retry_faults, step)
+                running[pools[index].submit(_worker, *args)] = (group, index, pools[index])
+            if not running:
+                time.sleep(1.0)  # every device is below its memory reserve: wait for it to free up
+                continue
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in done:
+                group, index, its_pool = running.pop(future)
+                error = future.exception()
+                if error is None:
+                    placement.done(group, index)
+                    for record in future.result():
+                        on_event("end", next(s for s in group.runs if s.key() == record["key"]), record)
+                    continue
+                if isinstance(error, BrokenProcessPool):  # a worker died (killed, segfault)
+                    if pools[index] is its_pool:  # its other groups in flight fail the same way
+                        its_pool.shutdown(wait=True, cancel_futures=True)
+                        pools[index] = pool()
+                    reason = f"worker process died on {devices[index]}"
+                elif isinstance(error, DeviceFault):
+                    reason = str(error)
+                else:
+                    raise error
+                unfinished = [s for s in group.runs if not record_path(out, s.key()).exists()]
+                for spec in (s for s in group.runs if s not in unfinished):  # a fold's runs recorded before
+                    on_event("end", spec, json.loads(record_path(out, spec.key()).read_text()))
+                if not placement.fault(group, index, reason, unfinished):
+                    _out_of_tries(group, devices[index], out, on_event)
+    finally:
+        for p in pools.values():
+            p.shutdown(wait=True, cancel_futures=True)
 
 
 # ---- ray --------------------------------------------------------------------------------------
 
 
-def _run_ray(specs: list[RunSpec], out: Path, device: str, workers: int, on_event: Event, outputs: RunOutputs) -> None:
+def _ray_worker(spec_dicts: list[dict[str, Any]], device: str, outputs: RunOutputs) -> list[dict[str, Any]]:
+    """A Ray task: train one group on the GPU Ray gave it (or the CPU) and return its records;
+    the driver writes them (workers may be on other nodes)."""
+    import ray
+
+    records: list[dict[str, Any]] = []
+    run_fold_safely(spec_dicts, device, records.append, outputs, retry_faults=device != "cpu")
+    gpus = ray.get_gpu_ids()  # the GPU's id on its node (the worker itself sees it as cuda:0)
+    for record in records:
+        record["environment"]["device_index"] = int(gpus[0]) if gpus else None
+    return records
+
+
+def _run_ray(
+    specs: list[RunSpec],
+    out: Path,
+    device: str,
+    on_event: Event,
+    outputs: RunOutputs,
+    fold: int,
+    address: str | None,
+) -> None:
     try:
         import ray
     except ImportError:
         raise SlabenchError("--backend ray needs the ray extra: pip install 'slabench[ray]'") from None
-    ray.init(address=os.environ.get("RAY_ADDRESS"), ignore_reinit_error=True, log_to_driver=False)
-    gpus = 1.0 / int(os.environ.get("SLABENCH_RUNS_PER_GPU", "6")) if device.startswith("cuda") else 0
-    remote = ray.remote(num_cpus=1, num_gpus=gpus)(run_safely)
-    refs = {}
-    for spec in specs:
-        refs[remote.remote(spec.to_dict(), "cuda" if gpus else "cpu", None, outputs)] = spec
-        on_event("start", spec, None)
-    while refs:
-        done, _ = ray.wait(list(refs), num_returns=1)
-        spec = refs.pop(done[0])
+    try:
+        ray.init(address=address, ignore_reinit_error=True, log_to_driver=False)
+    except ConnectionError:
+        message = f"--address {address}: no Ray cluster answers there; start one with `ray start --head`"
+        raise SlabenchError(message) from None
+    share = 1.0 / int(os.environ.get("SLABENCH_RUNS_PER_GPU", "6")) if device.startswith("cuda") else 0
+    remote = ray.remote(_ray_worker)
+    # Ray picks the GPU: one pseudo-device here, so a failed group is queued again as it is.
+    groups = fold_groups(specs, fold)
+    placement = Placement(groups, [0], len(groups), ATTEMPTS)
+    running: dict[Any, Group[RunSpec]] = {}  # Ray object ref -> its group
+    while placement.waiting or running:
+        while (item := placement.next({0: RESERVE_BYTES})) is not None:
+            group = item[0]
+            # max_retries=0: the driver re-queues a group whose worker died (and counts its tries).
+            task = remote.options(num_cpus=1, num_gpus=min(1.0, share * len(group.runs)), max_retries=0)
+            running[task.remote([s.to_dict() for s in group.runs], "cuda" if share else "cpu", outputs)] = group
+            for spec in group.runs:
+                on_event("start", spec, None)
+        done, _ = ray.wait(list(running), num_returns=1)
+        group = running.pop(done[0])
         try:
-            record = ray.get(done[0])
-        except Exception as e:
-            record = failed_record(spec, f"ray task failed: {type(e).__name__}: {e}", device, traceback.format_exc())
-        write_record(out, record)  # the driver owns the files: workers may be on other nodes
-        on_event("end", spec, record)
+            records = ray.get(done[0])
+        except ray.exceptions.RayError as e:
+            cause = getattr(e, "cause", None)
+            reason = str(cause) if isinstance(cause, DeviceFault) else f"ray task failed: {type(e).__name__}"
+            if not placement.fault(group, 0, reason, group.runs):
+                _out_of_tries(group, device, out, on_event)
+            continue
+        placement.done(group, 0)
+        by_key = {s.key(): s for s in group.runs}
+        for record in records:
+            write_record(out, record)  # the driver owns the files
+            on_event("end", by_key[record["key"]], record)
 
 
 # ---- entry point ------------------------------------------------------------------------------
@@ -265,18 +369,21 @@ def run_grid(
     on_event: Event = lambda kind, spec, record: None,
     outputs: RunOutputs = NO_OUTPUTS,
     fold: int | Literal["auto"] = 1,
+    address: str | None = None,
 ) -> None:
     """Run every spec in `specs` (the caller passes the pending ones) and write their records.
     fold: runs that differ only in seed and lr train as one model, up to `fold` a model
-    (runners/batched.py; local backend only; 'auto' picks by device)."""
+    (runners/batched.py; 'auto' picks by device). address: the Ray cluster to join (None: a
+    local instance)."""
     device = resolve_device(device)
+    address = check_address(address)
     out.mkdir(parents=True, exist_ok=True)
     # TensorBoard's per-step logs are written by single runs only: --log-dir trains unfolded.
-    fold = 1 if outputs.log_dir or backend != "local" else resolve_fold(fold, device)
-    workers = workers or default_workers(device, len(fold_groups(specs, fold)))
+    fold = 1 if outputs.log_dir else resolve_fold(fold, device)
     if backend == "ray":
-        _run_ray(specs, out, device, workers, on_event, outputs)
+        _run_ray(specs, out, device, on_event, outputs, fold, address)
     elif backend == "local":
+        workers = workers or default_workers(device, len(fold_groups(specs, fold)))
         _run_local(specs, out, device, workers, on_event, outputs, fold)
     else:
         raise SlabenchError(f"--backend {backend!r} is not allowed; choose local or ray")
