@@ -8,6 +8,7 @@ from typing import Literal
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from slabench import kernels
 from slabench.errors import SlabenchError
@@ -250,3 +251,35 @@ def test_sla_twin_of_a_base_with_required_and_keyword_only_options(monkeypatch):
     q, k = m.apply_head_gates(x, q_raw, k_raw, q_raw, k_raw)
     o, _ = gla_recurrent(q, k, v, torch.full(q.shape[:3], math.log(0.5), dtype=torch.float64), scale=0.25)
     torch.testing.assert_close(m(x), m.o_proj(o.reshape(2, 17, -1)), rtol=1e-9, atol=1e-9)
+
+
+def test_mamba2_is_the_ssd_recurrence():
+    """The layer against Mamba-2's recurrence written step by step from its own weights:
+    S_t = exp(dt_t A) S_{t-1} + dt_t B_t^T x_t, y_t = C_t S_t + D x_t, then norm, gate, o_proj;
+    dt_t = softplus(W_dt u_t + dt_bias) scales both the decay and the write."""
+    torch.manual_seed(0)
+    m = build_mixer("mamba2", 32, 2).double()
+    with torch.no_grad():
+        m.D.copy_(torch.tensor([0.5, 1.5]))  # a skip that differs per head
+        m.dt_bias.copy_(torch.tensor([0.5, 1.0]))  # dt near 1, A below Mamba-2's (1, 16): the decay and
+        m.A_log.copy_(torch.tensor([0.3, 0.6]).log())  # the write both far from 0 and 1, so both are checked
+    Bsz, T, H, N, P = 2, 11, 2, m.head_k_dim, m.head_v_dim
+    u = torch.randn(Bsz, T, 32, dtype=torch.float64)
+    W, width = m.conv.size, 2 * m.key_dim + m.value_dim
+    h = F.conv1d(F.pad((u @ m.qkv_proj.weight.T).transpose(1, 2), (W - 1, 0)), m.conv.conv.weight, groups=width)
+    C, B, x = F.silu(h).transpose(1, 2).split([m.key_dim, m.key_dim, m.value_dim], dim=-1)  # [Bsz, T, .]
+    dt = F.softplus(u @ m.dt_proj.weight.T + m.dt_bias)  # [Bsz, T, H]
+    A = -m.A_log.exp()  # [H], negative
+    S = torch.zeros(Bsz, H, N, P, dtype=torch.float64)
+    ys = []
+    for t in range(T):
+        Bt, Ct, xt = B[:, t].view(Bsz, H, N), C[:, t].view(Bsz, H, N), x[:, t].view(Bsz, H, P)
+        dA = torch.exp(dt[:, t] * A)[..., None, None]  # [Bsz, H, 1, 1]
+        S = dA * S + dt[:, t, :, None, None] * Bt[..., :, None] * xt[..., None, :]
+        ys.append(torch.einsum("bhn,bhnp->bhp", Ct, S) + m.D[:, None] * xt)
+    y = torch.stack(ys, dim=1).reshape(Bsz, T, H * P)
+    y = F.rms_norm(y, (H * P,), m.o_norm.weight, torch.finfo(torch.float32).eps) * F.silu(u @ m.g_proj.weight.T)
+    # dt and the decay are taken in float32 (as under autocast), hence not float64 tolerances
+    torch.testing.assert_close(m(u), y @ m.o_proj.weight.T, rtol=1e-6, atol=1e-7)
+    decay = torch.exp(dt * A)
+    assert dt.min() > 0.3 and decay.min() > 0.05 and decay.max() < 0.95  # the check ran where dt matters

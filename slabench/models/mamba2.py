@@ -16,6 +16,13 @@ Where it differs from Mamba-2:
   before its norm. The norm spans all heads by default ('layer'), as Mamba-2's does.
 - Scores are C B^T without the 1/sqrt(Dk) scale of attention, as in Mamba-2; the key width is
   `expand_k * d_model` split over heads where Mamba-2 has a fixed state size (d_state).
+- The short conv has no bias (fla's ShortConvolution); Mamba-2's conv1d has one.
+
+At Mamba-2's init the recurrent read C_t S_t starts 10 to 100 times smaller than the skip D x_t
+(the write is scaled by dt <= 0.1, and A up to 16 forgets within a few tokens), with Mamba-2's
+own d_state 128, shared B and C and conv bias as well as here. Recall is then slow to learn on
+short budgets: on the smoke preset's MQAR (d_model 64, 400 steps) the layer trails GLA, and
+`d_skip=false` closes much of the gap. The defaults stay Mamba-2's; `d_skip` is the switch.
 """
 
 from __future__ import annotations
