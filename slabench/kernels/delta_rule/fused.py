@@ -66,9 +66,9 @@ class DeltaRuleConfig:
 MAX_HEAD_DIM = 128  # widest head the kernels hold in registers (the backward holds S and dS whole)
 
 
-def unsuited(dims: tuple[int, int]) -> str | None:
-    """Why this path does not suit head dims (Dk, Dv), or None if it does."""
-    return None if max(dims) <= MAX_HEAD_DIM else f"only for head dims <= {MAX_HEAD_DIM}"
+def unsuited(dims: tuple[int, int, bool]) -> str | None:
+    """Why this path does not suit a call of dispatch dims (Dk, Dv, T <= SHORT_T), or None if it does."""
+    return None if max(dims[:2]) <= MAX_HEAD_DIM else f"only for head dims <= {MAX_HEAD_DIM}"
 
 
 if triton is not None:
