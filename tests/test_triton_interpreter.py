@@ -241,6 +241,24 @@ def test_delta_rule_kernels_compile_for_hopper(Dk, Dv, dtype):
         assert ".entry" in compiled.asm["ptx"] and compiled.asm["cubin"], kernel.__name__
 
 
+@pytest.mark.parametrize("dtype", ["bf16", "fp32"])
+def test_delta_rule_short_kernels_compile_for_hopper(dtype):
+    """The short form's two kernels at gdn's heads (Dk 16, Dv 32). They compile at 128 / 128 too, but
+    the backward takes ~40 s (bf16) and ~200 s (fp32, tf32x3 products) on one core: too slow here."""
+    pytest.importorskip("triton")
+    pytest.importorskip("triton.backends.nvidia")
+    import torch
+
+    from slabench.kernels.delta_rule import fused, short
+
+    meta = fused._meta(16, 32, torch.bfloat16 if dtype == "bf16" else torch.float32)
+    pointers = {a: f"*{dtype}" for a in ("q", "k", "v", "beta", "o", "do", "dq", "dk", "dv", "dbeta")}
+    pointers |= {a: "*fp32" for a in ("g", "h", "ht", "dg")}
+    for kernel, kmeta in ((short._short_forward, {**meta, "STORE_STATE": True}), (short._short_backward, meta)):
+        compiled = _compile_for_hopper(kernel, pointers, {"scale"}, kmeta)
+        assert ".entry" in compiled.asm["ptx"] and compiled.asm["cubin"], kernel.__name__
+
+
 if __name__ == "__main__":
     print(
         json.dumps(
