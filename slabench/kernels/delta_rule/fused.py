@@ -33,8 +33,9 @@ gradient of the state leaving a chunk:
     dv_new = A^T dO + (K e^{b_C - b}) dS,   dS <- (scale Q e^b)^T dO + e^{b_C} dS - w^T dv_new
 
 and `_backward_chunk` [chunks, B*H] then has everything a chunk needs (S, dS, dv_new, Tinv, w,
-v_new) to give dq, dk, dv, dbeta and dg in parallel (`_chunk_grads`; derivation in docs/speed.md). The walks
-hold two products per chunk on their serial path. The final state is returned without a gradient.
+v_new) to give dq, dk, dv, dbeta and dg in parallel (`_chunk_grads`; derivation in docs/speed.md).
+The walks hold two products per chunk on their serial path. The final state is returned without a
+gradient. `short.py` runs the same math in one program per (batch, head) for short sequences.
 """
 
 from __future__ import annotations
@@ -264,8 +265,9 @@ if triton is not None:
     @triton.jit
     def _chunk_grads(qc, kc, vc, doc, gc, bc, A, S, dS, Tinv, u, wc, v_new, dv_new, scale, PREC: tl.constexpr):
         """(dq, dk, dv [C, BK or BV], dg, dbeta [C]) of one chunk from its inputs (q, k, v, dO, g, beta), A =
-        tril(scale Q K^T * Gamma), the states entering it (S) and the gradient of the one leaving it (dS),
-        the forward's Tinv, u, w, v_new and the walk's dv_new."""
+        tril(scale Q K^T * Gamma), the state entering it (S), the gradient of the state leaving it (dS), the
+        forward's Tinv, u, w, v_new and the reverse walk's dv_new. `_backward_chunk` and the short form's
+        backward (`short.py`) both run it."""
         c = tl.arange(0, qc.shape[0])
         b, bC = tl.cumsum(gc, axis=0), tl.sum(gc, axis=0)
         eb, ed = tl.exp(b), tl.exp(bC - b)  # decay from the chunk start, and to its end
