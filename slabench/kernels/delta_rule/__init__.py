@@ -6,8 +6,8 @@
 `reference.py` holds the chunked form and the step-by-step oracle, `fused.py` the project's
 Triton kernel (six kernels, chunk-parallel), `short.py` the same math in one forward and one
 backward program per (batch, head), `fla_adapters.py` fla's kernels. Candidates, in order: the
-short kernel for T <= 1024 and head dims <= 64, where the six kernels are bound by their launches
-and their float32 round trips; the six-kernel form, before fla's chunk_gated_delta_rule, whose
+short kernel for T <= 1024 and head dims <= 64, which spares the six kernels' float32 passes of
+Tinv, u, w and v_new through memory (docs/speed.md); the six-kernel form, before fla's chunk_gated_delta_rule, whose
 backward fla-core 0.6.0 refuses on Hopper under Triton < 3.7.1; fla's fused recurrent kernel; the
 reference. The dims a call specialises on are (Dk, Dv, T <= SHORT_T).
 """
