@@ -177,3 +177,25 @@ def test_short_gla_kernel_is_offered_for_short_sequences_and_narrow_heads_only()
     x = torch.zeros(1, SHORT_T + 1, 2, 16)
     assert dispatch.OPS["gla"].dims_of([x, x, x]) == (16, 16, False)
     assert dispatch.OPS["simple_gla"].dims_of([x[:, :5], x[:, :5], x[:, :5, :, :8]]) == (16, 8, True)
+
+
+def test_short_delta_rule_kernel_is_offered_for_short_sequences_only(monkeypatch):
+    """dims (Dk, Dv, T <= SHORT_T): the one-program-per-head delta rule walks T sequentially, so
+    long sequences go to the six chunk-parallel kernels, which take any T; the choice is kept per
+    dims, so one process can run both."""
+    from slabench.kernels.delta_rule.short import SHORT_HEAD_DIM, SHORT_T
+
+    op = dispatch.OPS["delta_rule"]
+    assert [name for name, _ in op.candidates[:2]] == ["triton_delta_rule_short", "triton_delta_rule"]
+    short, chunked = op.only["triton_delta_rule_short"], op.only["triton_delta_rule"]
+    assert short((16, 32, True)) is None and short((SHORT_HEAD_DIM, SHORT_HEAD_DIM, True)) is None
+    assert "T <= " in short((16, 32, False)) and "head dims" in short((2 * SHORT_HEAD_DIM, 32, True))
+    assert chunked((16, 32, False)) is None and chunked((128, 128, True)) is None and chunked((256, 32, False))
+    monkeypatch.setattr(op, "choice", {})  # (on CPU every choice is the reference; the keys are the point)
+    gen = torch.Generator().manual_seed(0)
+    for T_ in (SHORT_T, SHORT_T + 1):
+        q, k = (F.normalize(torch.randn(1, T_, 1, 4, generator=gen), dim=-1) for _ in range(2))
+        v, g, beta = torch.randn(1, T_, 1, 8, generator=gen), -torch.rand(1, T_, 1), torch.rand(1, T_, 1)
+        assert op.dims_of([q, k, v, g, beta]) == (4, 8, T_ <= SHORT_T)
+        kernels.delta_rule(q, k, v, g, beta)
+    assert sorted(key[3] for key in op.choice) == [(4, 8, False), (4, 8, True)]

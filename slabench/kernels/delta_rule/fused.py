@@ -33,8 +33,9 @@ gradient of the state leaving a chunk:
     dv_new = A^T dO + (K e^{b_C - b}) dS,   dS <- (scale Q e^b)^T dO + e^{b_C} dS - w^T dv_new
 
 and `_backward_chunk` [chunks, B*H] then has everything a chunk needs (S, dS, dv_new, Tinv, w,
-v_new) to give dq, dk, dv, dbeta and dg in parallel (derivation in docs/speed.md). The walks
-hold two products per chunk on their serial path. The final state is returned without a gradient.
+v_new) to give dq, dk, dv, dbeta and dg in parallel (`_chunk_grads`; derivation in docs/speed.md).
+The walks hold two products per chunk on their serial path. The final state is returned without a
+gradient. `short.py` runs the same math in one program per (batch, head) for short sequences.
 """
 
 from __future__ import annotations
@@ -66,9 +67,9 @@ class DeltaRuleConfig:
 MAX_HEAD_DIM = 128  # widest head the kernels hold in registers (the backward holds S and dS whole)
 
 
-def unsuited(dims: tuple[int, int]) -> str | None:
-    """Why this path does not suit head dims (Dk, Dv), or None if it does."""
-    return None if max(dims) <= MAX_HEAD_DIM else f"only for head dims <= {MAX_HEAD_DIM}"
+def unsuited(dims: tuple[int, int, bool]) -> str | None:
+    """Why this path does not suit a call of dispatch dims (Dk, Dv, T <= SHORT_T), or None if it does."""
+    return None if max(dims[:2]) <= MAX_HEAD_DIM else f"only for head dims <= {MAX_HEAD_DIM}"
 
 
 if triton is not None:
@@ -103,6 +104,17 @@ if triton is not None:
         return X1, X2
 
     @triton.jit
+    def _ut_blocks(k1, k2, b1, b2, be1, be2, PREC: tl.constexpr):
+        """The blocks T11, T21, T22 [C/2, C/2] of Tinv = (I + M)^-1 for a chunk's halves 1, 2: keys k1, k2
+        [C/2, BK], cumulative log decays from the chunk start b1, b2 and write strengths be1, be2 [C/2]."""
+        M11 = be1[:, None] * tl.dot(k1, tl.trans(k1), input_precision=PREC) * _decay(b1, True)  # [C/2, C/2]
+        M22 = be2[:, None] * tl.dot(k2, tl.trans(k2), input_precision=PREC) * _decay(b2, True)
+        M21 = be2[:, None] * tl.dot(k2, tl.trans(k1), input_precision=PREC) * tl.exp(b2[:, None] - b1[None, :])
+        T11, T22 = _solve_pair(M11, M22)
+        T21 = -tl.dot(T22, tl.dot(M21, T11, input_precision=PREC), input_precision=PREC)  # the lower block of (I + M) Tinv = I
+        return T11, T21, T22
+
+    @triton.jit
     def _prepare(k, v, g, beta, tinv, u, w, T, H,
                  sk_b, sk_t, sk_h, sv_b, sv_t, sv_h, sg_b, sg_t, sg_h, sb_b, sb_t, sb_h,
                  Dk: tl.constexpr, Dv: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr, BT: tl.constexpr,
@@ -122,11 +134,7 @@ if triton is not None:
         b1 = tl.cumsum(g1, axis=0)  # [BT/2]
         b2 = tl.sum(g1, axis=0) + tl.cumsum(g2, axis=0)
         be1, be2 = _load_row(beta, sb_t, t1, T), _load_row(beta, sb_t, t2, T)
-        M11 = be1[:, None] * tl.dot(k1, tl.trans(k1), input_precision=PREC) * _decay(b1, True)  # [BT/2, BT/2]
-        M22 = be2[:, None] * tl.dot(k2, tl.trans(k2), input_precision=PREC) * _decay(b2, True)
-        M21 = be2[:, None] * tl.dot(k2, tl.trans(k1), input_precision=PREC) * tl.exp(b2[:, None] - b1[None, :])
-        T11, T22 = _solve_pair(M11, M22)
-        T21 = -tl.dot(T22, tl.dot(M21, T11, input_precision=PREC), input_precision=PREC)
+        T11, T21, T22 = _ut_blocks(k1, k2, b1, b2, be1, be2, PREC)  # [BT/2, BT/2]
         tinv += (i_bh * tl.cdiv(T, BT) + i_n) * BT * BT
         tl.store(tinv + r[:, None] * BT + r[None, :], T11)
         tl.store(tinv + r[:, None] * BT + BT // 2 + r[None, :], tl.zeros_like(T11))
@@ -255,39 +263,18 @@ if triton is not None:
             dS = dS * tl.exp(bC) + dSl - tl.dot(tl.trans(wc), dv_new, input_precision=PREC)
 
     @triton.jit
-    def _backward_chunk(q, k, v, g, beta, do, tinv, w, vn, h, dh, dvn, dq, dk, dv, dg, dbeta, T, H, scale,
-                        sq_b, sq_t, sq_h, sk_b, sk_t, sk_h, sv_b, sv_t, sv_h, sg_b, sg_t, sg_h, sb_b, sb_t, sb_h,
-                        so_b, so_t, so_h,
-                        Dk: tl.constexpr, Dv: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr, BT: tl.constexpr,
-                        PREC: tl.constexpr):
-        """dq, dk, dv [B, T, H, D] and dg, dbeta [B, T, H] (contiguous) of one chunk."""
-        i_n, i_bh = tl.program_id(0), tl.program_id(1)
-        i_b, i_h = i_bh // H, i_bh % H
-        kk, vv, c = tl.arange(0, BK), tl.arange(0, BV), tl.arange(0, BT)
-        t = i_n * BT + c
-        qc = _load(q + i_b * sq_b + i_h * sq_h, sq_t, t, T, kk, Dk)  # [BT, BK]
-        kc = _load(k + i_b * sk_b + i_h * sk_h, sk_t, t, T, kk, Dk)
-        vc = _load(v + i_b * sv_b + i_h * sv_h, sv_t, t, T, vv, Dv)  # [BT, BV]
-        doc = _load(do + i_b * so_b + i_h * so_h, so_t, t, T, vv, Dv)
-        gc = _load_row(g + i_b * sg_b + i_h * sg_h, sg_t, t, T)  # [BT]
-        bc = _load_row(beta + i_b * sb_b + i_h * sb_h, sb_t, t, T)
+    def _chunk_grads(qc, kc, vc, doc, gc, bc, A, S, dS, Tinv, u, wc, v_new, dv_new, scale, PREC: tl.constexpr):
+        """(dq, dk, dv [C, BK or BV], dg, dbeta [C]) of one chunk from its inputs (q, k, v, dO, g, beta), A =
+        tril(scale Q K^T * Gamma), the state entering it (S), the gradient of the state leaving it (dS), the
+        forward's Tinv, u, w, v_new and the reverse walk's dv_new. `_backward_chunk` and the short form's
+        backward (`short.py`) both run it."""
+        c = tl.arange(0, qc.shape[0])
         b, bC = tl.cumsum(gc, axis=0), tl.sum(gc, axis=0)
         eb, ed = tl.exp(b), tl.exp(bC - b)  # decay from the chunk start, and to its end
-        N = tl.cdiv(T, BT)
-        mS = (kk[:, None] < Dk) & (vv[None, :] < Dv)
-        state = (i_bh * N + i_n) * Dk * Dv + kk[:, None] * Dv + vv[None, :]
-        S, dS = tl.load(h + state, mask=mS, other=0.0), tl.load(dh + state, mask=mS, other=0.0)  # [BK, BV]
-        dv_new = _load(dvn + i_bh * T * Dv, Dv, t, T, vv, Dv)  # [BT, BV]
-        # forward quantities of the chunk, as the forward left them
-        Tinv = tl.load(tinv + (i_bh * N + i_n) * BT * BT + c[:, None] * BT + c[None, :])  # [BT, BT]
-        wc = _load(w + i_bh * T * Dk, Dk, t, T, kk, Dk)  # [BT, BK]
-        v_new = _load(vn + i_bh * T * Dv, Dv, t, T, vv, Dv)  # [BT, BV]
-        u = v_new + tl.dot(wc, S, input_precision=PREC)
         KK = tl.dot(kc, tl.trans(kc), input_precision=PREC)
         M = bc[:, None] * KK * _decay(b, True)  # [BT, BT]
         Kb = kc * (bc * eb)[:, None]
         causal = c[:, None] >= c[None, :]
-        A = scale * tl.dot(qc, tl.trans(kc), input_precision=PREC) * _decay(b, False)  # [BT, BT]
         # o = (scale Q e^b) S + A v_new
         dA = tl.where(causal, tl.dot(doc, tl.trans(v_new), input_precision=PREC), 0.0)
         dAG = scale * dA * _decay(b, False)  # gradient of the Q K^T entries
@@ -314,8 +301,40 @@ if triton is not None:
         db = (tl.sum(dQd * qc * (scale * eb)[:, None], axis=1) - tl.sum(dKd * kc * ed[:, None], axis=1)
               + tl.sum(dKb * Kb, axis=1) + tl.sum(dAA, axis=1) - tl.sum(dAA, axis=0) + tl.sum(dMM, axis=1) - tl.sum(dMM, axis=0))
         dbC = tl.sum(tl.sum(dKd * kc * ed[:, None], axis=1), axis=0) + tl.exp(bC) * tl.sum(tl.sum(S * dS, axis=1), axis=0)
-        db += tl.where(c == BT - 1, dbC, 0.0)
+        db += tl.where(c == c.shape[0] - 1, dbC, 0.0)
         dgc = tl.cumsum(db, axis=0, reverse=True)  # b = cumsum(g)
+        return dqc, dkc, dvc, dgc, dbc
+
+    @triton.jit
+    def _backward_chunk(q, k, v, g, beta, do, tinv, w, vn, h, dh, dvn, dq, dk, dv, dg, dbeta, T, H, scale,
+                        sq_b, sq_t, sq_h, sk_b, sk_t, sk_h, sv_b, sv_t, sv_h, sg_b, sg_t, sg_h, sb_b, sb_t, sb_h,
+                        so_b, so_t, so_h,
+                        Dk: tl.constexpr, Dv: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr, BT: tl.constexpr,
+                        PREC: tl.constexpr):
+        """dq, dk, dv [B, T, H, D] and dg, dbeta [B, T, H] (contiguous) of one chunk."""
+        i_n, i_bh = tl.program_id(0), tl.program_id(1)
+        i_b, i_h = i_bh // H, i_bh % H
+        kk, vv, c = tl.arange(0, BK), tl.arange(0, BV), tl.arange(0, BT)
+        t = i_n * BT + c
+        qc = _load(q + i_b * sq_b + i_h * sq_h, sq_t, t, T, kk, Dk)  # [BT, BK]
+        kc = _load(k + i_b * sk_b + i_h * sk_h, sk_t, t, T, kk, Dk)
+        vc = _load(v + i_b * sv_b + i_h * sv_h, sv_t, t, T, vv, Dv)  # [BT, BV]
+        doc = _load(do + i_b * so_b + i_h * so_h, so_t, t, T, vv, Dv)
+        gc = _load_row(g + i_b * sg_b + i_h * sg_h, sg_t, t, T)  # [BT]
+        bc = _load_row(beta + i_b * sb_b + i_h * sb_h, sb_t, t, T)
+        b = tl.cumsum(gc, axis=0)
+        N = tl.cdiv(T, BT)
+        mS = (kk[:, None] < Dk) & (vv[None, :] < Dv)
+        state = (i_bh * N + i_n) * Dk * Dv + kk[:, None] * Dv + vv[None, :]
+        S, dS = tl.load(h + state, mask=mS, other=0.0), tl.load(dh + state, mask=mS, other=0.0)  # [BK, BV]
+        dv_new = _load(dvn + i_bh * T * Dv, Dv, t, T, vv, Dv)  # [BT, BV]
+        # forward quantities of the chunk, as the forward left them
+        Tinv = tl.load(tinv + (i_bh * N + i_n) * BT * BT + c[:, None] * BT + c[None, :])  # [BT, BT]
+        wc = _load(w + i_bh * T * Dk, Dk, t, T, kk, Dk)  # [BT, BK]
+        v_new = _load(vn + i_bh * T * Dv, Dv, t, T, vv, Dv)  # [BT, BV]
+        u = v_new + tl.dot(wc, S, input_precision=PREC)
+        A = scale * tl.dot(qc, tl.trans(kc), input_precision=PREC) * _decay(b, False)  # [BT, BT]
+        dqc, dkc, dvc, dgc, dbc = _chunk_grads(qc, kc, vc, doc, gc, bc, A, S, dS, Tinv, u, wc, v_new, dv_new, scale, PREC)
         row_k, row_v = (i_b * T * H + i_h) * Dk, (i_b * T * H + i_h) * Dv  # outputs: [B, T, H, D] contiguous
         mk, mv = (t[:, None] < T) & (kk[None, :] < Dk), (t[:, None] < T) & (vv[None, :] < Dv)
         tl.store(dq + row_k + t[:, None] * H * Dk + kk[None, :], dqc.to(dq.dtype.element_ty), mask=mk)
