@@ -53,13 +53,12 @@ class {name}(Attention):
 '''
 
 
-def test_a_killed_ray_worker_requeues_its_run(tmp_path, local_ray):
+def test_a_killed_ray_worker_requeues_its_run(tmp_path, local_ray, tiny_grid):
     """A run's worker is SIGKILLed mid-run (its first forward): the run is queued again and
     trains; the grid ends with exactly one ok record per run."""
     plugin = tmp_path / "killer.py"
     plugin.write_text(KILLER.format(name="DiesOnce", times=1, marker=str(tmp_path / "deaths")))
-    grid = tmp_path / "kill.toml"
-    grid.write_text(TINY.format(models=f'["attention", "{plugin}:DiesOnce"]'))
+    grid = tiny_grid("kill", steps=2, seeds=(0,), models=("attention", f"{plugin}:DiesOnce"))
     out = tmp_path / "out"
     args = ["run", str(grid), "--out", str(out), "--device", "cpu", "--backend", "ray", "--json"]
     result = CliRunner().invoke(main, args)
@@ -70,26 +69,3 @@ def test_a_killed_ray_worker_requeues_its_run(tmp_path, local_ray):
     assert sorted(r["spec"]["model"]["name"].rsplit(":", 1)[-1] for r in records.values()) == ["DiesOnce", "attention"]
     assert {r["status"] for r in records.values()} == {"ok"}
     assert {r["environment"]["device_index"] for r in records.values()} == {None}  # CPU
-
-
-TINY = """
-name = "kill"
-[train]
-steps = 2
-batch_size = 4
-eval_every = 2
-val_size = 8
-test_size = 8
-lr = 1e-3
-seeds = [0]
-[[tasks]]
-name = "mqar"
-vocab_size = 32
-seq_len = 16
-num_kv_pairs = 2
-[[models]]
-name = {models}
-d_model = 16
-n_layers = 1
-n_heads = 2
-"""

@@ -160,3 +160,17 @@ def test_lr_is_chosen_on_validation_and_the_verdict_runs_never_saw_it():
     assert len(second) == 10 and {s.seed for s in second} == {1, 2}
     assert all(chosen[(s.task.label(), s.model.label())]["lr"] == s.train.lr for s in second)
     assert rp.verdict_stage(specs, [], {}) == specs  # the first edition: one stage
+
+
+def test_bases_and_sections_pick_what_a_sitting_runs(tmp_path):
+    """--bases keeps one base's arms and attention; --sections runs only those sections and reads
+    the others from disk; unknown values are one line, exit 2, before anything runs."""
+    _, specs = rp.section_specs("noise", "full")
+    kept = rp.only_bases(specs, ("gla",))
+    assert {s.model.name for s in kept} == {"attention", "gla", "sla-gla"}
+    assert len({(s.model.label(), s.task.label()) for s in kept}) == 6 * 4  # 5 gla arms + attention, 4 noise levels
+    assert rp.only_bases(specs, ()) == specs
+    for args, word in ((["--bases", "mamba"], "--bases"), (["--sections", "noise,foo"], "--sections")):
+        result = CliRunner().invoke(main, ["report", "sla", "--scale", "tiny", "--out", str(tmp_path), *args])
+        assert result.exit_code == 2 and word in result.output and len(result.output.strip().splitlines()) == 1
+        assert not any(tmp_path.iterdir())

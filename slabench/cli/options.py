@@ -39,6 +39,19 @@ def out_option(help: str | None = None, default: str | None = None) -> Decorator
     )
 
 
+def report_file_option(default: str, help: str) -> Decorator:
+    """--report, the Markdown a report command writes (its plots go next to it)."""
+    return click.option(
+        "--report", "report_path", default=default, show_default=True, type=click.Path(dir_okay=False), help=help
+    )
+
+
+def from_records_option() -> Decorator:
+    return click.option(
+        "--from-records", is_flag=True, help="no training: rebuild the report from the records under --out"
+    )
+
+
 def grid_file_argument() -> Decorator:
     return click.argument("grid_file", required=False, type=click.Path(dir_okay=False))
 

@@ -9,7 +9,16 @@ import click
 
 from slabench.cli import render
 from slabench.cli.grid import run_pending
-from slabench.cli.options import device_option, out_option, quiet_option, retry_failed_option, workers_option
+from slabench.cli.options import (
+    device_option,
+    from_records_option,
+    out_option,
+    quiet_option,
+    report_file_option,
+    retry_failed_option,
+    workers_option,
+)
+from slabench.errors import SlabenchError
 
 
 def _stage(
@@ -35,15 +44,8 @@ def report() -> None:
 
 @report.command("sla")
 @out_option("run records, one subdirectory per section (existing ones are reused)", default="runs/sla-report")
-@click.option(
-    "--report",
-    "report_path",
-    default="leaderboards/sla-report.md",
-    show_default=True,
-    type=click.Path(dir_okay=False),
-    help="the Markdown (PNG plots are written next to it)",
-)
-@click.option("--from-records", is_flag=True, help="no training: rebuild the report from the records under --out")
+@report_file_option("leaderboards/sla-report.md", "the Markdown (PNG plots are written next to it)")
+@from_records_option()
 @click.option(
     "--scale",
     type=click.Choice(["tiny", "full"]),
@@ -57,6 +59,15 @@ def report() -> None:
     default="2",
     show_default=True,
     help="2: controlled arms, lr chosen per arm on validation, 10 seeds; 1: the first edition's grids (full only)",
+)
+@click.option(
+    "--sections",
+    default=",".join(("noise", "mqar", "heads")),
+    show_default=True,
+    help="comma list of the sections to run; the others are read from the records already under --out",
+)
+@click.option(
+    "--bases", default="", help="comma list of bases whose arms to run (e.g. gla), attention always; default all"
 )
 @click.option(
     "--speed-dir",
@@ -75,6 +86,8 @@ def report_sla(
     from_records: bool,
     scale: str,
     edition: str,
+    sections: str,
+    bases: str,
     speed_dir: str,
     device: str,
     workers: int,
@@ -90,20 +103,34 @@ def report_sla(
     from slabench.runners.leaderboard import aggregate
     from slabench.runners.leaderboard_files import write_leaderboard
     from slabench.runners.records import load_records
-    from slabench.runners.report import GRID_SECTIONS, chosen_lrs, lr_stage, section_specs, verdict_stage, write_report
+    from slabench.runners.report import (
+        GRID_SECTIONS,
+        chosen_lrs,
+        lr_stage,
+        only_bases,
+        section_specs,
+        verdict_stage,
+        write_report,
+    )
 
     ed = int(edition)
+    chosen = tuple(x.strip() for x in sections.split(",") if x.strip())
+    if not chosen or not set(chosen) <= set(GRID_SECTIONS):
+        raise SlabenchError(f"--sections={sections!r}: choose a comma list of {', '.join(GRID_SECTIONS)}")
     records, choice = {}, {}
     for section in GRID_SECTIONS:
         name, specs = section_specs(section, scale, ed)
         section_dir = Path(out) / section
-        stored = load_records(section_dir).records if from_records else None
+        run_it = section in chosen and not from_records
+        if run_it:
+            specs = only_bases(specs, tuple(b.strip() for b in bases.split(",") if b.strip()))
+        stored = None if run_it else load_records(section_dir).records
         run = partial(_stage, name, section_dir, stored, device, workers, quiet, retry_failed)
         first = lr_stage(specs, scale, ed)
         stage1 = run(first) if first else []
         choice[section] = chosen_lrs(stage1)
         records[section] = run(verdict_stage(specs, first, choice[section]))
-        if not from_records:
+        if run_it:
             write_leaderboard(aggregate(stage1 + records[section]), section_dir, name)
     verdicts = write_report(records, scale, Path(report_path), Path(speed_dir), ed, choice)
     render.print_tables(render.rows_table("SLA claims", ("section", "verdict"), list(verdicts.items())))
@@ -112,15 +139,8 @@ def report_sla(
 
 @report.command("zoology")
 @out_option("run records, one subdirectory per grid (existing ones are reused)", default="runs/zoology-mqar")
-@click.option(
-    "--report",
-    "report_path",
-    default="leaderboards/zoology-mqar.md",
-    show_default=True,
-    type=click.Path(dir_okay=False),
-    help="the Markdown (the PNG figure is written next to it)",
-)
-@click.option("--from-records", is_flag=True, help="no training: rebuild the report from the records under --out")
+@report_file_option("leaderboards/zoology-mqar.md", "the Markdown (the PNG figure is written next to it)")
+@from_records_option()
 @click.option(
     "--scale",
     type=click.Choice(["tiny", "full"]),

@@ -69,6 +69,18 @@ def section_specs(section: str, scale: str, edition: int = 2) -> tuple[str, list
     return expand_grid(load_preset(f"report-v1-{section}-{scale}" if edition == 1 else f"report-{section}-{scale}"))
 
 
+def only_bases(specs: list[RunSpec], bases: tuple[str, ...]) -> list[RunSpec]:
+    """The runs of the arms of `bases` (X, sla-X and their option variants) and attention's, the
+    reference; every run when bases is empty. A GPU sitting can then decide one base at a time."""
+    if not bases:
+        return specs
+    known = sorted({s.model.name.removeprefix("sla-") for s in specs} - {"attention"})
+    for b in bases:
+        if b not in known:
+            raise SlabenchError(f"--bases: {b!r} is not a base of these grids; choose from {', '.join(known)}")
+    return [s for s in specs if s.model.name == "attention" or s.model.name.removeprefix("sla-") in bases]
+
+
 def _cell(spec: RunSpec) -> tuple[str, str]:
     return spec.task.label(), spec.model.label()
 
