@@ -165,8 +165,8 @@ CORE_MUTANTS = [
     M(
         "train-seed-ignored",
         "slabench/runners/train.py",
-        "batches = task.stream(cfg.batch_size, _generator(spec.seed, device), device)",
-        "batches = task.stream(cfg.batch_size, _generator(0, device), device)",
+        "batches, train_rows = training_batches(task, cfg, spec.seed, device, held_out, mult)",
+        "batches, train_rows = training_batches(task, cfg, 0, device, held_out, mult)",
         "every seed trains on the same batches: seeds are not independent",
     ),
     M(
@@ -290,16 +290,16 @@ CORE_MUTANTS = [
     M(
         "failure-not-isolated",
         "slabench/runners/grid.py",
-        '        return failed_record(spec, f"{type(e).__name__}',
-        '        raise\n        return failed_record(spec, f"{type(e).__name__}',
+        "        return failed_record(spec, message, device, traceback.format_exc())",
+        "        raise\n        return failed_record(spec, message, device, traceback.format_exc())",
         "one failing run kills the grid",
     ),
     M(
         "record-not-written",
         "slabench/runners/grid.py",
-        '        write_record(out, record)\n        on_event("end", by_key[record["key"]], record)',
-        '        on_event("end", by_key[record["key"]], record)',
-        "the in-process runner writes no records",
+        "        write_record(Path(out), record)\n        records.append(record)",
+        "        records.append(record)",
+        "the grid's workers write no records",
     ),
     # --- dispatch engine -----------------------------------------------------------------------
     M(
@@ -572,16 +572,16 @@ STATISTICS_MUTANTS = [
     M(
         "rep-gates-lower-bound",
         "slabench/runners/report_rules.py",
-        "            if hi < -MIN_DROP\n",
-        "            if lo < -MIN_DROP\n",
-        "sharpening claimed from the interval's lower end",
+        '"for" if lo > PEAKED_SHARE',
+        '"for" if hi > PEAKED_SHARE',
+        "near one-hot claimed from the interval's upper end",
     ),
     M(
         "rep-win-on-loss",
         "slabench/runners/report_rules.py",
-        "stats.verdict(t, b, MIN_SEEDS)[0]",
-        "stats.verdict(b, t, MIN_SEEDS)[0]",
-        "twin and base swapped: a significant loss counted as a win",
+        'ahead = main["p"] < stats.ALPHA and main["delta"] > 0',
+        'ahead = main["p"] < stats.ALPHA',
+        "a significant loss counted as the twin ahead",
     ),
 ]
 
