@@ -73,4 +73,6 @@ def test_every_task_is_in_a_preset():
     assert tasks["coverage"] == set(TASKS.names()) - others
     assert tasks["coverage-quick"] == tasks["coverage"]
     assert {s.model.name for s in expand_grid(load_preset("coverage"))[1]} == {"attention", "gla"}
-    assert {s.model.name for s in expand_grid(load_preset("coverage-quick"))[1]} == set(MIXERS.names())
+    # the shipped mixers: plugins other tests registered live in other modules
+    builtin = {n for n in MIXERS.names() if MIXERS.get(n).__module__.startswith("slabench.models.")}
+    assert {s.model.name for s in expand_grid(load_preset("coverage-quick"))[1]} == builtin
