@@ -51,6 +51,8 @@ def test_noise_rule_needs_a_gain_that_grows_with_noise():
     # ((2.801585 * 0.3 / 0.1)^2) / 0.125 = 70.64 / 0.125 = 565.1 -> 566 per condition
     assert d["gla"]["seeds_needed"] == 566 and more == 566
     assert rp.accuracy_verdict({"gla": per_base(0.3, shrinks)})[1]["gla"]["vote"] == "against"
+    loss = per_base(-0.3, grows, hi=-0.2)  # a significant loss: the twin behind, never "for"
+    assert rp.accuracy_verdict({"gla": loss})[1]["gla"]["vote"] == "against"
     no_gain = per_base(0.0, flat, p=1.0, hi=0.04)  # the pooled gain's interval lies below 5 pp
     assert rp.accuracy_verdict({"gla": no_gain, "gdn": no_gain})[0] == rp.NOT_SUPPORTED
     few = per_base(0.5, grows, seeds=2)  # fewer than MIN_SEEDS seeds never decide
