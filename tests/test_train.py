@@ -44,7 +44,8 @@ def test_sla_run_records_kernel_paths_and_gate_diagnostics():
 def test_train_test_overlap_matches_a_brute_force_count():
     """On a task with a dozen possible rows, the measured overlap (row hashes, matched once per
     evaluation) equals the fraction of test rows found among the training rows, counted here."""
-    from slabench.runners.train import TEST_SEED, _generator
+    from slabench.runners.data import seeded_generator as _generator
+    from slabench.runners.train import TEST_SEED
 
     task = TaskSpec("ar", (("num_kv_pairs", 1), ("seq_len", 4), ("vocab_size", 8)))
     spec = RunSpec(

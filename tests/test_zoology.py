@@ -13,7 +13,8 @@ from slabench.config import RunSpec, TrainSpec, expand_grid
 from slabench.errors import SlabenchError
 from slabench.models import build_model
 from slabench.runners.data import hash_multipliers, row_hashes, training_batches
-from slabench.runners.train import TEST_SEED, VAL_SEED, _generator, evaluate, train
+from slabench.runners.data import seeded_generator as _generator
+from slabench.runners.train import TEST_SEED, VAL_SEED, evaluate, train
 from slabench.runners.zoology import Point, best_points, checks, grid_specs
 from slabench.tasks import build_task
 

@@ -52,6 +52,17 @@ def from_records_option() -> Decorator:
     )
 
 
+def scale_option(full: str) -> Decorator:
+    """--scale of a report: `full` says what the GPU grids are; tiny is always the CPU test size."""
+    return click.option(
+        "--scale",
+        type=click.Choice(["tiny", "full"]),
+        default="full",
+        show_default=True,
+        help=f"full: {full}; tiny: CPU test sizes",
+    )
+
+
 def grid_file_argument() -> Decorator:
     return click.argument("grid_file", required=False, type=click.Path(dir_okay=False))
 

@@ -16,6 +16,7 @@ from slabench.cli.options import (
     quiet_option,
     report_file_option,
     retry_failed_option,
+    scale_option,
     workers_option,
 )
 from slabench.errors import SlabenchError
@@ -46,13 +47,7 @@ def report() -> None:
 @out_option("run records, one subdirectory per section (existing ones are reused)", default="runs/sla-report")
 @report_file_option("leaderboards/sla-report.md", "the Markdown (PNG plots are written next to it)")
 @from_records_option()
-@click.option(
-    "--scale",
-    type=click.Choice(["tiny", "full"]),
-    default="full",
-    show_default=True,
-    help="full: the GPU grids (2394 runs, at most ~6 h of one GPU: docs/report.md); tiny: CPU test sizes",
-)
+@scale_option("the GPU grids (2394 runs, at most ~6 h of one GPU: docs/report.md)")
 @click.option(
     "--edition",
     type=click.Choice(["1", "2"]),
@@ -62,9 +57,9 @@ def report() -> None:
 )
 @click.option(
     "--sections",
-    default=",".join(("noise", "mqar", "heads")),
-    show_default=True,
-    help="comma list of the sections to run; the others are read from the records already under --out",
+    default=None,
+    help="comma list of the sections to run (noise, mqar, heads; default all); the others are read from the "
+    "records already under --out",
 )
 @click.option(
     "--bases", default="", help="comma list of bases whose arms to run (e.g. gla), attention always; default all"
@@ -86,7 +81,7 @@ def report_sla(
     from_records: bool,
     scale: str,
     edition: str,
-    sections: str,
+    sections: str | None,
     bases: str,
     speed_dir: str,
     device: str,
@@ -114,7 +109,7 @@ def report_sla(
     )
 
     ed = int(edition)
-    chosen = tuple(x.strip() for x in sections.split(",") if x.strip())
+    chosen = GRID_SECTIONS if sections is None else tuple(x.strip() for x in sections.split(",") if x.strip())
     if not chosen or not set(chosen) <= set(GRID_SECTIONS):
         raise SlabenchError(f"--sections={sections!r}: choose a comma list of {', '.join(GRID_SECTIONS)}")
     records, choice = {}, {}
@@ -141,13 +136,7 @@ def report_sla(
 @out_option("run records, one subdirectory per grid (existing ones are reused)", default="runs/zoology-mqar")
 @report_file_option("leaderboards/zoology-mqar.md", "the Markdown (the PNG figure is written next to it)")
 @from_records_option()
-@click.option(
-    "--scale",
-    type=click.Choice(["tiny", "full"]),
-    default="full",
-    show_default=True,
-    help="full: the zoology-mqar-<seq_len> grids (1/16 of Zoology's epochs, ~25 min on one H200); tiny: CPU test sizes",
-)
+@scale_option("the zoology-mqar-<seq_len> grids (1/16 of Zoology's epochs, ~25 min on one H200)")
 @device_option()
 @workers_option()
 @retry_failed_option()

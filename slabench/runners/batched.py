@@ -41,7 +41,7 @@ from torch.func import functional_call, vmap
 
 from slabench import kernels
 from slabench.config import RunSpec
-from slabench.runners.data import hash_multipliers, row_hashes, total_steps, training_batches
+from slabench.runners.data import hash_multipliers, row_hashes, seeded_generator, total_steps, training_batches
 from slabench.runners.step import CapturedStep, FoldedAdamW, lr_at, token_loss
 from slabench.runners.train import (
     NO_OUTPUTS,
@@ -49,7 +49,6 @@ from slabench.runners.train import (
     VAL_SEED,
     Ended,
     RunOutputs,
-    _generator,
     evaluate,
     run_record,
 )
@@ -161,8 +160,8 @@ def train_batched(
     task, test_task = specs[0].task.build(), specs[0].task.build_test()
     autocast = torch.bfloat16 if (cfg.dtype == "bfloat16" and device.type == "cuda") else None
     vocab, max_len = max(task.vocab_size, test_task.vocab_size), max(task.seq_len, test_task.seq_len)
-    val = task.sample(cfg.val_size, _generator(VAL_SEED, device), device)
-    test = test_task.sample(cfg.test_size, _generator(TEST_SEED, device), device)
+    val = task.sample(cfg.val_size, seeded_generator(VAL_SEED, device), device)
+    test = test_task.sample(cfg.test_size, seeded_generator(TEST_SEED, device), device)
     mult = hash_multipliers(task.seq_len, device)
     test_hashes = row_hashes(test.inputs, mult) if test_task.seq_len == task.seq_len else None
     held_out = torch.cat([row_hashes(val.inputs, mult), *([test_hashes] if test_hashes is not None else [])])

@@ -27,6 +27,11 @@ from slabench.tasks import Batch, Task
 DRAW_CHUNK = 8192  # examples per sampler call when drawing a finite set (bounds the sampler's memory)
 
 
+def seeded_generator(seed: int, device: torch.device) -> torch.Generator:
+    """The generator a run draws `seed`'s data from, on the data's device."""
+    return torch.Generator(device=device).manual_seed(seed)
+
+
 def hash_multipliers(seq_len: int, device: torch.device) -> torch.Tensor:
     """[T] random int64 multipliers for `row_hashes`, drawn once per run (not per step)."""
     g = torch.Generator(device="cpu").manual_seed(seq_len)
@@ -72,7 +77,7 @@ def training_batches(
     task: Task, cfg: TrainSpec, seed: int, device: torch.device, held_out: torch.Tensor, mult: torch.Tensor
 ) -> tuple[Iterator[Batch], int | None]:
     """The run's training batches and the size of its finite set (None for a fresh stream)."""
-    generator = torch.Generator(device=device).manual_seed(seed)
+    generator = seeded_generator(seed, device)
     if not cfg.train_examples:
         return task.stream(cfg.batch_size, generator, device), None
     data = finite_set(task, cfg.train_examples, generator, device, held_out, mult)

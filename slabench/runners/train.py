@@ -24,17 +24,13 @@ from slabench.config import SEED_LIMIT, RunSpec
 from slabench.errors import SlabenchError
 from slabench.plugins import source_digest
 from slabench.record import SCHEMA_VERSION, CurvePoint, Metrics, RunRecord
-from slabench.runners.data import hash_multipliers, row_hashes, total_steps, training_batches
+from slabench.runners.data import hash_multipliers, row_hashes, seeded_generator, total_steps, training_batches
 from slabench.runners.environment import environment, peak_memory_bytes
 from slabench.runners.step import TrainStep, lr_at, make_optimizer
 from slabench.tasks import IGNORE, Batch
 
 VAL_SEED, TEST_SEED = SEED_LIMIT + 1, SEED_LIMIT + 2
 EVAL_CHUNK = 256  # examples per evaluation forward pass (bounds memory)
-
-
-def _generator(seed: int, device: torch.device) -> torch.Generator:
-    return torch.Generator(device=device).manual_seed(seed)
 
 
 @torch.no_grad()
@@ -125,8 +121,8 @@ def train(
     torch.manual_seed(spec.seed)
     model = spec.model.build(max(task.vocab_size, test_task.vocab_size), max(task.seq_len, test_task.seq_len))
     model = model.to(device)
-    val = task.sample(cfg.val_size, _generator(VAL_SEED, device), device)
-    test = test_task.sample(cfg.test_size, _generator(TEST_SEED, device), device)
+    val = task.sample(cfg.val_size, seeded_generator(VAL_SEED, device), device)
+    test = test_task.sample(cfg.test_size, seeded_generator(TEST_SEED, device), device)
     mult = hash_multipliers(task.seq_len, device)
     test_hashes = row_hashes(test.inputs, mult) if test_task.seq_len == task.seq_len else None
     held_out = torch.cat([row_hashes(val.inputs, mult), *([test_hashes] if test_hashes is not None else [])])
