@@ -9,6 +9,7 @@ import torch
 from click.testing import CliRunner
 from torch.func import vmap
 
+from slabench import kernels
 from slabench.cli import main
 from slabench.config import ModelSpec, RunSpec, TaskSpec, TrainSpec, expand_grid, load_grid_file
 from slabench.kernels.fold import call_folded, vmap_level
@@ -141,8 +142,8 @@ def test_captured_fold_matches_the_eager_fold(mixer):
 
 @pytest.mark.parametrize("mixer", ["sla-gdn", "sla-retnet"])
 def test_folded_kernel_ops_match_single_runs(mixer):
-    """Mixers on the kernel ops (delta_rule, simple_gla with a decay from a buffer, sla_gate,
-    short_conv, rms_norm_gated), which run outside vmap on the members' rows."""
+    """Mixers on the kernel ops: delta_rule and simple_gla (a decay from a buffer) run outside vmap
+    on the members folded into the batch; sla_gate, short_conv and rms_norm_gated inside it."""
     specs = [_spec(0, mixer=mixer, steps=8), _spec(1, lr=3e-2, mixer=mixer, steps=8)]
     _assert_same_runs([train(s) for s in specs], train_batched(specs, "cpu"))
 
@@ -161,19 +162,19 @@ class _Square(torch.autograd.Function):
         return 2 * x * w * grad, x * x * grad
 
 
-@pytest.mark.parametrize("op", ["gla", "short_conv"])  # folded into the batch / run once per member
-def test_kernel_op_under_vmap_runs_outside_it_with_exact_gradients(op):
+def test_a_per_sequence_op_under_vmap_runs_outside_it_with_exact_gradients():
     x = torch.randn(3, 4, 5, dtype=torch.float64, requires_grad=True)  # [N, B, D]
     w = torch.randn(3, 5, dtype=torch.float64, requires_grad=True)  # [N, D]: one per member
     shared = torch.randn(4, 5, dtype=torch.float64)  # the same for every member
 
     def call(name, a, b, c):
-        assert name == op and vmap_level((a, b, c)) is None  # plain tensors
+        assert name == "gla" and vmap_level((a, b, c)) is None  # plain tensors, members folded into B
+        assert a.shape == (12, 5) and c.shape == (12, 5)
         return _Square.apply(a, b * c), None
 
     def member(a, b):
-        args = (a, b[None] if op == "short_conv" else b.expand_as(a), shared)
-        out, state = call_folded(op, call, vmap_level(args), args, {})
+        args = (a, b.expand_as(a), shared)
+        out, state = call_folded("gla", call, vmap_level(args), args, {})
         assert state is None
         return out
 
@@ -184,6 +185,21 @@ def test_kernel_op_under_vmap_runs_outside_it_with_exact_gradients(op):
     out.sum().backward()
     torch.testing.assert_close(x.grad, 2 * x * w[:, None] * shared)
     torch.testing.assert_close(w.grad, (x * x * shared).sum(1))
+
+
+def test_an_op_with_weights_under_vmap_runs_its_reference_on_each_members_weights():
+    x = torch.randn(3, 2, 9, 6, dtype=torch.float64, requires_grad=True)  # [N, B, T, C]
+    w = torch.randn(3, 6, 4, dtype=torch.float64, requires_grad=True)  # [N, C, W]: one per member
+    kernels.reset_paths_used()
+    out = vmap(kernels.short_conv)(x, w)  # [N, B, T, C]
+    assert kernels.paths_used() == {"short_conv": "reference"}
+    single = torch.stack([kernels.short_conv_reference(x[i], w[i]) for i in range(3)])
+    torch.testing.assert_close(out, single, rtol=1e-12, atol=1e-12)
+    dout = torch.randn_like(out)
+    got = torch.autograd.grad(out, (x, w), dout)
+    want = torch.autograd.grad(single, (x, w), dout)
+    for a, b in zip(got, want):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
 
 
 def test_fold_groups_join_only_runs_that_differ_in_seed_and_lr():

@@ -139,7 +139,10 @@ def select(
 def call(op_name: str, *args, **kwargs):
     """Run `op_name` through the selected path for the device, dtype and head dims of its args."""
     if (level := fold.vmap_level(args)) is not None:  # a batched run's members (kernels/fold.py)
-        return fold.call_folded(op_name, call, level, args, kwargs)
+        if op_name in fold.PER_SEQUENCE_OPS:
+            return fold.call_folded(op_name, call, level, args, kwargs)
+        _used.setdefault(op_name, set()).add("reference")  # per-member weights: vmap batches the reference
+        return OPS[op_name].reference(*args, **kwargs)
     op = OPS[op_name]
     x = args[0]  # its device and dtype pick the path
     name, fn, _ = select(op_name, x.device, x.dtype, op.dims_of(args))

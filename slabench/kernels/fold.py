@@ -2,17 +2,20 @@
 
 A batched run trains N models as one: their parameters stacked on a leading member dimension
 and the model's forward vmapped over it. vmap refuses the custom autograd Functions behind the
-Triton and fla kernels, and one kernel call for all members is faster than N anyway. So a kernel
-op called under vmap leaves the transform: its batched arguments are unwrapped to plain
+Triton and fla kernels, and one kernel call for all members is faster than N anyway. So an op
+whose arguments are all per sequence leaves the transform: its batched arguments are unwrapped to plain
 [N, ...] tensors and the op runs outside it, with autograd recording as usual, then its
 outputs are wrapped back as batched.
 
 - per-sequence ops (every tensor argument has a leading batch dimension: gla, delta_rule, l2norm):
   the members fold into the batch, [N, B, ...] -> [N * B, ...], one call for all. Each
   sequence is computed on its own, so a member's output is the one its single run computes.
-- ops with weights (sla_gate, short_conv, rms_norm_gated): a member's weights must meet its
-  own rows only, so the op runs once per member on that member's slice, exactly as in a single
-  run. (These ops are cheap beside the mixing itself.)
+- ops with weights (sla_gate, short_conv, rms_norm_gated) stay inside vmap and run their plain
+  torch reference (`dispatch.call`), which vmap batches: a member's weights meet only its own
+  rows, and the step launches the same kernels whatever N is. Running the fast path once per
+  member instead costs a slice, a stacked copy and, in the backward, a zero-filled gradient
+  of all N members' rows per member: launches that grow with N and traffic that grows with
+  N^2. Folded records name `reference` for these ops.
 
 This uses functorch's internal unwrap/wrap calls (torch 2.13): the public alternative (an
 autograd.Function with a `vmap` staticmethod around each op) would have to recompute the
@@ -47,22 +50,17 @@ def _members(arg: Any, level: int) -> torch.Tensor | None:
 
 
 def call_folded(op_name: str, call: Callable, level: int, args: tuple, kwargs: dict) -> Any:
-    """`call(op_name, *args, **kwargs)` for vmapped args, run outside vmap (see the module doc)."""
+    """`call(op_name, *args, **kwargs)` for a per-sequence op on vmapped args, run outside vmap on
+    the members folded into the batch (see the module doc)."""
     members = [_members(a, level) for a in args]
     n = next(m.shape[0] for m in members if m is not None)
     with temporarily_pop_interpreter_stack():
-        if op_name in PER_SEQUENCE_OPS:
-            flat = [a if m is None else m.flatten(0, 1) for a, m in zip(args, members)]  # [N * B, ...]
-            # A tensor shared by all members (a buffer) still needs a row per member's sequence.
-            flat = [
-                a.repeat(n, *[1] * (a.dim() - 1)) if m is None and isinstance(a, torch.Tensor) else a
-                for a, m in zip(flat, members)
-            ]
-            out = call(op_name, *flat, **kwargs)
-            out = tree_map(lambda t: t.unflatten(0, (n, -1)) if isinstance(t, torch.Tensor) else t, out)  # [N, B, ...]
-        else:
-            outs = [
-                call(op_name, *[a if m is None else m[i] for a, m in zip(args, members)], **kwargs) for i in range(n)
-            ]
-            out = tree_map(lambda *ts: torch.stack(ts) if isinstance(ts[0], torch.Tensor) else ts[0], *outs)
+        flat = [a if m is None else m.flatten(0, 1) for a, m in zip(args, members)]  # [N * B, ...]
+        # A tensor shared by all members (a buffer) still needs a row per member's sequence.
+        flat = [
+            a.repeat(n, *[1] * (a.dim() - 1)) if m is None and isinstance(a, torch.Tensor) else a
+            for a, m in zip(flat, members)
+        ]
+        out = call(op_name, *flat, **kwargs)
+        out = tree_map(lambda t: t.unflatten(0, (n, -1)) if isinstance(t, torch.Tensor) else t, out)  # [N, B, ...]
     return tree_map(lambda t: _add_batch_dim(t, 0, level) if isinstance(t, torch.Tensor) else t, out)
