@@ -49,7 +49,7 @@ def main(shapes):
             (p, fn)
             for p, fn in dispatch.OPS["delta_rule"].candidates
             if not p.startswith("triton_") and (T <= 256 or p != "reference")
-        ]  # the short form: scripts/delta-short-bench.py
+        ]  # fla's kernels and the reference; the project kernel is timed above
         for path, fn in paths:
             args = (q, k, v, g, beta)
 

@@ -41,17 +41,16 @@ def test_fast_path_matches_reference(op_name, path, dtype):
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=["fp32", "bf16"])
 def test_dispatch_uses_fast_paths_on_cuda(dtype):
-    """The project's kernels (short gla, SLA gate, the delta rule's two forms) and chunk_gla are known to
-    work on Hopper: they must be chosen, chunk_gla and the six-kernel delta rule for sequences too long
-    (or heads too wide) for the short kernels."""
+    """The project's kernels (short gla, SLA gate, delta rule) and chunk_gla are known to work on Hopper:
+    they must be chosen, chunk_gla for sequences too long for the short gla kernel, the delta rule's
+    six kernels at any T up to head dims 128."""
     assert dispatch.select("gla", "cuda", dtype, (16, 32, True))[0] == "triton_gla_short"
     assert dispatch.select("simple_gla", "cuda", dtype, (16, 32, True))[0] == "triton_gla_short"
     assert dispatch.select("gla", "cuda", dtype, (16, 32, False))[0] == "fla_chunk_gla"
     assert dispatch.select("simple_gla", "cuda", dtype, (16, 32, False))[0] not in ("reference", "triton_gla_short")
     assert dispatch.select("sla_gate", "cuda", dtype)[0] == "triton_sla_gate"
-    assert dispatch.select("delta_rule", "cuda", dtype, (16, 32, True))[0] == "triton_delta_rule_short"
-    assert dispatch.select("delta_rule", "cuda", dtype, (16, 32, False))[0] == "triton_delta_rule"
-    assert dispatch.select("delta_rule", "cuda", dtype, (128, 128, True))[0] == "triton_delta_rule"
+    assert dispatch.select("delta_rule", "cuda", dtype, (16, 32))[0] == "triton_delta_rule"
+    assert dispatch.select("delta_rule", "cuda", dtype, (128, 128))[0] == "triton_delta_rule"
     assert dispatch.select("short_conv", "cuda", dtype)[0] == "fla_causal_conv1d"
     assert dispatch.select("rms_norm_gated", "cuda", dtype, (16, 0))[0] == "fla_fused_norm_gate"  # no gate
     assert dispatch.select("rms_norm_gated", "cuda", dtype, (128, 1))[0] == "fla_fused_norm_gate"
@@ -101,29 +100,24 @@ DELTA_SHAPES = [
 ]
 
 
-@pytest.mark.parametrize("form", ["fused", "short"])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=["fp32", "bf16"])
 @pytest.mark.parametrize(
     "B,T,H,Dk,Dv,decay", DELTA_SHAPES, ids=["B{}-T{}-H{}-Dk{}-Dv{}-g{}".format(*s) for s in DELTA_SHAPES]
 )
-def test_delta_rule_odd_shapes_and_head_dims(B, T, H, Dk, Dv, decay, dtype, form):
-    """The compiled delta-rule kernels (six chunk-parallel kernels, or the short form's one program
-    per head, which takes any T and head dims though dispatch offers it for short T and heads <= 64)
-    vs float64, on strided q, k, v (the split of one projection)."""
+def test_delta_rule_odd_shapes_and_head_dims(B, T, H, Dk, Dv, decay, dtype):
+    """The compiled delta-rule kernel vs float64, on strided q, k, v (the split of one projection)."""
     from slabench.kernels.delta_rule.fused import delta_rule_fused
-    from slabench.kernels.delta_rule.short import delta_rule_short
 
-    kernel = delta_rule_fused if form == "fused" else delta_rule_short
     tol_out, tol_grad = TOL[dtype]
     h = torch.randn(B, T, H * (2 * Dk + Dv), device="cuda")
     g = decay * F.logsigmoid(torch.randn(B, T, H, device="cuda") + 2)
     beta = torch.rand(B, T, H, device="cuda")
     do = torch.randn(B, T, H, Dv, device="cuda")
     outs = []
-    for fn, dt in ((kernel, dtype), (kernels.delta_rule_chunk, torch.float64)):
+    for fn, dt in ((delta_rule_fused, dtype), (kernels.delta_rule_chunk, torch.float64)):
         hh = h.to(dtype).to(dt).requires_grad_()  # the reference sees the same rounded inputs
         gg, bb = (
-            g.to(torch.float32 if fn is kernel else dt).requires_grad_(),
+            g.to(torch.float32 if fn is delta_rule_fused else dt).requires_grad_(),
             beta.to(dtype).to(dt).requires_grad_(),
         )
         q, k, v = (x.reshape(B, T, H, -1) for x in hh.split([H * Dk, H * Dk, H * Dv], -1))  # strided views
@@ -131,7 +125,7 @@ def test_delta_rule_odd_shapes_and_head_dims(B, T, H, Dk, Dv, decay, dtype, form
         o, _ = fn(q, k, v, gg, bb)
         outs.append([o, *torch.autograd.grad(o, [hh, gg, bb], do.to(dt))])
     errs = {n: dispatch.rel_rms(a, b) for n, a, b in zip(("o", "dqkv", "dg", "dbeta"), outs[0], outs[1])}
-    print("delta_rule", form, dtype, (B, T, H, Dk, Dv, decay), {n: f"{e:.1e}" for n, e in errs.items()})
+    print("delta_rule", dtype, (B, T, H, Dk, Dv, decay), {n: f"{e:.1e}" for n, e in errs.items()})
     assert errs["o"] <= tol_out, errs
     assert max(errs["dqkv"], errs["dg"], errs["dbeta"]) <= tol_grad, errs
 
@@ -194,7 +188,7 @@ def test_mixer_trains_on_gpu(name):
     if name != "attention":  # softmax attention is SDPA, not a slabench kernel op
         assert kernels.paths_used()
     if "delta" in name or "gdn" in name:
-        assert kernels.paths_used()["delta_rule"] == "triton_delta_rule_short"  # T 64
+        assert kernels.paths_used()["delta_rule"] == "triton_delta_rule"
 
 
 def test_gla_trains_with_keys_4_wide():

@@ -179,23 +179,31 @@ def test_short_gla_kernel_is_offered_for_short_sequences_and_narrow_heads_only()
     assert dispatch.OPS["simple_gla"].dims_of([x[:, :5], x[:, :5], x[:, :5, :, :8]]) == (16, 8, True)
 
 
-def test_short_delta_rule_kernel_is_offered_for_short_sequences_only(monkeypatch):
-    """dims (Dk, Dv, T <= SHORT_T): the one-program-per-head delta rule walks T sequentially, so
-    long sequences go to the six chunk-parallel kernels, which take any T; the choice is kept per
-    dims, so one process can run both."""
-    from slabench.kernels.delta_rule.short import SHORT_HEAD_DIM, SHORT_T
+def test_delta_rule_kernel_is_offered_at_any_length_for_heads_up_to_128(monkeypatch):
+    """dims (Dk, Dv): the six chunk-parallel kernels come first and take any T, so the choice is kept
+    per head dims alone (a short and a long sequence share it); heads wider than MAX_HEAD_DIM go on
+    to fla's kernels. The probe's inputs have the dims they are probed for."""
+    from slabench.kernels.delta_rule.fused import MAX_HEAD_DIM
 
     op = dispatch.OPS["delta_rule"]
-    assert [name for name, _ in op.candidates[:2]] == ["triton_delta_rule_short", "triton_delta_rule"]
-    short, chunked = op.only["triton_delta_rule_short"], op.only["triton_delta_rule"]
-    assert short((16, 32, True)) is None and short((SHORT_HEAD_DIM, SHORT_HEAD_DIM, True)) is None
-    assert "T <= " in short((16, 32, False)) and "head dims" in short((2 * SHORT_HEAD_DIM, 32, True))
-    assert chunked((16, 32, False)) is None and chunked((128, 128, True)) is None and chunked((256, 32, False))
+    assert [name for name, _ in op.candidates] == [
+        "triton_delta_rule",
+        "fla_chunk_gated_delta_rule",
+        "fla_fused_recurrent_gated_delta_rule",
+        "reference",
+    ]
+    assert list(op.only) == ["triton_delta_rule"]
+    fused = op.only["triton_delta_rule"]
+    assert fused((16, 32)) is None and fused((MAX_HEAD_DIM, MAX_HEAD_DIM)) is None
+    assert "head dims" in fused((2 * MAX_HEAD_DIM, 32)) and "head dims" in fused((16, 2 * MAX_HEAD_DIM))
+    for dims in (op.default_dims, (20, 12)):
+        args, _ = op.probe_inputs("cpu", torch.float32, dims)
+        assert op.dims_of(args) == dims
     monkeypatch.setattr(op, "choice", {})  # (on CPU every choice is the reference; the keys are the point)
     gen = torch.Generator().manual_seed(0)
-    for T_ in (SHORT_T, SHORT_T + 1):
+    for T_ in (63, 1100):
         q, k = (F.normalize(torch.randn(1, T_, 1, 4, generator=gen), dim=-1) for _ in range(2))
         v, g, beta = torch.randn(1, T_, 1, 8, generator=gen), -torch.rand(1, T_, 1), torch.rand(1, T_, 1)
-        assert op.dims_of([q, k, v, g, beta]) == (4, 8, T_ <= SHORT_T)
+        assert op.dims_of([q, k, v, g, beta]) == (4, 8)
         kernels.delta_rule(q, k, v, g, beta)
-    assert sorted(key[3] for key in op.choice) == [(4, 8, False), (4, 8, True)]
+    assert [key[3] for key in op.choice] == [(4, 8)]

@@ -4,11 +4,10 @@
   gradients of q, k, v and the decay, at odd shapes (T not a multiple of the chunk, head dims
   not powers of two), every decay form, strided inputs (the split of one projection, as the
   mixers pass them) and decays strong enough to overflow a factorised form.
-- The gated delta rule in both its forms, the chunk-parallel six kernels
-  (`slabench.kernels.delta_rule.fused`) and the one-program-per-head short form (`short`):
-  outputs, final states and gradients of q, k, v, g and beta against the step-by-step oracle, at
-  T = 63 with head dim 20 (one partial chunk), at T a multiple of the chunk, and with g = 0
-  (DeltaNet), on strided and contiguous inputs.
+- The chunked gated delta rule (`slabench.kernels.delta_rule.fused`): outputs, final states and
+  gradients of q, k, v, g and beta against the step-by-step oracle, at T = 63 with head dim 20
+  (one partial chunk), at T a multiple of the chunk, and with g = 0 (DeltaNet), on strided and
+  contiguous inputs.
 - The fused SLA gate (`slabench.kernels.sla_gate.fused`) on strided src and x, gating src itself or a
   separate x: output, gates and the gradients of src, x and the three weights.
 
@@ -74,15 +73,13 @@ def errors(B, T, H, Dk, Dv, decay, strided) -> dict[str, float]:
 DELTA_CASES = [(1, 63, 2, 20, 20, 1.0, True), (2, 64, 1, 16, 32, 1.0, False), (1, 70, 1, 8, 8, 0.0, True)]
 
 
-def delta_errors(B, T, H, Dk, Dv, decay, strided, form="fused") -> dict[str, float]:
-    """Relative RMS errors of `delta_rule_fused` or `delta_rule_short` (float32) against
-    `delta_rule_recurrent` (float64)."""
+def delta_errors(B, T, H, Dk, Dv, decay, strided) -> dict[str, float]:
+    """Relative RMS errors of `delta_rule_fused` (float32) against `delta_rule_recurrent` (float64)."""
     import torch
     import torch.nn.functional as F
 
     from slabench.kernels.delta_rule.fused import delta_rule_fused
     from slabench.kernels.delta_rule.reference import delta_rule_recurrent
-    from slabench.kernels.delta_rule.short import delta_rule_short
     from slabench.kernels.dispatch import rel_rms
 
     gen = torch.Generator().manual_seed(0)
@@ -103,11 +100,7 @@ def delta_errors(B, T, H, Dk, Dv, decay, strided, form="fused") -> dict[str, flo
     names = ["o", "state", "dqkv", "dg", "dbeta"]
     return {
         n: rel_rms(a, b)
-        for n, a, b in zip(
-            names,
-            run(delta_rule_fused if form == "fused" else delta_rule_short, torch.float32),
-            run(delta_rule_recurrent, torch.float64),
-        )
+        for n, a, b in zip(names, run(delta_rule_fused, torch.float32), run(delta_rule_recurrent, torch.float64))
         if b.norm() > 0
     }
 
@@ -159,11 +152,10 @@ def test_project_triton_kernels_match_float64_references_in_interpreter():
     for case, errs in zip(CASES, results["gla"]):
         assert set(errs) >= {"o", "state", "dqkv"}, case
         assert max(errs.values()) < 2e-5, (case, errs)  # float32 arithmetic: ~1e-7 measured, ~2e-6 strong decays
-    for form in ("delta_rule", "delta_rule_short"):
-        assert len(results[form]) == len(DELTA_CASES)
-        for case, errs in zip(DELTA_CASES, results[form]):
-            assert set(errs) == {"o", "state", "dqkv", "dg", "dbeta"}, (form, case)
-            assert max(errs.values()) < 2e-5, (form, case, errs)  # float32 arithmetic: 2e-7 to 9e-7 measured
+    assert len(results["delta_rule"]) == len(DELTA_CASES)
+    for case, errs in zip(DELTA_CASES, results["delta_rule"]):
+        assert set(errs) == {"o", "state", "dqkv", "dg", "dbeta"}, case
+        assert max(errs.values()) < 2e-5, (case, errs)  # float32 arithmetic: 2e-7 to 1e-6 measured
     assert len(results["sla_gate"]) == len(GATE_CASES)
     for case, errs in zip(GATE_CASES, results["sla_gate"]):
         assert {"y", "gates", "dsrc"} <= set(errs), case
@@ -241,31 +233,12 @@ def test_delta_rule_kernels_compile_for_hopper(Dk, Dv, dtype):
         assert ".entry" in compiled.asm["ptx"] and compiled.asm["cubin"], kernel.__name__
 
 
-@pytest.mark.parametrize("dtype", ["bf16", "fp32"])
-def test_delta_rule_short_kernels_compile_for_hopper(dtype):
-    """The short form's two kernels at gdn's heads (Dk 16, Dv 32). They compile at 128 / 128 too, but
-    the backward takes ~40 s (bf16) and ~200 s (fp32, tf32x3 products) on one core: too slow here."""
-    pytest.importorskip("triton")
-    pytest.importorskip("triton.backends.nvidia")
-    import torch
-
-    from slabench.kernels.delta_rule import fused, short
-
-    meta = fused._meta(16, 32, torch.bfloat16 if dtype == "bf16" else torch.float32)
-    pointers = {a: f"*{dtype}" for a in ("q", "k", "v", "beta", "o", "do", "dq", "dk", "dv", "dbeta")}
-    pointers |= {a: "*fp32" for a in ("g", "h", "ht", "dg")}
-    for kernel, kmeta in ((short._short_forward, {**meta, "STORE_STATE": True}), (short._short_backward, meta)):
-        compiled = _compile_for_hopper(kernel, pointers, {"scale"}, kmeta)
-        assert ".entry" in compiled.asm["ptx"] and compiled.asm["cubin"], kernel.__name__
-
-
 if __name__ == "__main__":
     print(
         json.dumps(
             {
                 "gla": [errors(*case) for case in CASES],
                 "delta_rule": [delta_errors(*c) for c in DELTA_CASES],
-                "delta_rule_short": [delta_errors(*c, form="short") for c in DELTA_CASES],
                 "sla_gate": [sla_gate_errors(*c) for c in GATE_CASES],
             }
         )

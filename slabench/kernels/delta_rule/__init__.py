@@ -4,12 +4,10 @@
         q, k [B, T, H, Dk] already L2-normalised, v [B, T, H, Dv], g, beta [B, T, H]
 
 `reference.py` holds the chunked form and the step-by-step oracle, `fused.py` the project's
-Triton kernel (six kernels, chunk-parallel), `short.py` the same math in one forward and one
-backward program per (batch, head), `fla_adapters.py` fla's kernels. Candidates, in order: the
-short kernel for T <= 1024 and head dims <= 64, which spares the six kernels' float32 passes of
-Tinv, u, w and v_new through memory (docs/speed.md); the six-kernel form, before fla's chunk_gated_delta_rule, whose
+Triton kernel (six kernels, chunk-parallel), `fla_adapters.py` fla's kernels. Candidates, in
+order: the project kernel for head dims <= 128, before fla's chunk_gated_delta_rule, whose
 backward fla-core 0.6.0 refuses on Hopper under Triton < 3.7.1; fla's fused recurrent kernel; the
-reference. The dims a call specialises on are (Dk, Dv, T <= SHORT_T).
+reference. The dims a call specialises on are the head dims (Dk, Dv).
 """
 
 from __future__ import annotations
@@ -17,11 +15,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from slabench.kernels.delta_rule import fused, short
 from slabench.kernels.delta_rule.fla_adapters import fla_chunk_gated_delta_rule, fla_fused_recurrent_gated_delta_rule
-from slabench.kernels.delta_rule.fused import delta_rule_fused
+from slabench.kernels.delta_rule.fused import delta_rule_fused, unsuited
 from slabench.kernels.delta_rule.reference import delta_rule_chunk, delta_rule_recurrent
-from slabench.kernels.delta_rule.short import SHORT_T, delta_rule_short
 from slabench.kernels.dispatch import Op, call
 
 
@@ -34,7 +30,7 @@ def delta_rule_reference(q, k, v, g, beta, scale, output_final_state):
 def _probe(device, dtype, dims):
     """Small, odd-sized inputs with real decays."""
     gen = torch.Generator(device="cpu").manual_seed(0)
-    (B, T, H), (Dk, Dv) = (2, 100, 2), dims[:2]
+    (B, T, H), (Dk, Dv) = (2, 100, 2), dims
     q, k = (F.normalize(torch.randn(B, T, H, Dk, generator=gen), dim=-1) for _ in range(2))
     v = torch.randn(B, T, H, Dv, generator=gen)
     g = F.logsigmoid(torch.randn(B, T, H, generator=gen) + 3) / 4
@@ -44,24 +40,18 @@ def _probe(device, dtype, dims):
     }
 
 
-def _dims(args) -> tuple[int, int, bool]:
-    """(Dk, Dv, short): head dims of q [B, T, H, Dk], v [B, T, H, Dv], and T <= SHORT_T."""
-    return args[0].shape[-1], args[2].shape[-1], args[0].shape[1] <= SHORT_T
-
-
 DELTA_RULE = Op(
     "delta_rule",
     [
-        ("triton_delta_rule_short", delta_rule_short),
         ("triton_delta_rule", delta_rule_fused),
         ("fla_chunk_gated_delta_rule", fla_chunk_gated_delta_rule),
         ("fla_fused_recurrent_gated_delta_rule", fla_fused_recurrent_gated_delta_rule),
         ("reference", delta_rule_reference),
     ],
     _probe,
-    dims_of=_dims,
-    default_dims=(32, 32, True),
-    only={"triton_delta_rule_short": short.unsuited, "triton_delta_rule": fused.unsuited},
+    dims_of=lambda args: (args[0].shape[-1], args[2].shape[-1]),  # (Dk, Dv) of q and v
+    default_dims=(32, 32),
+    only={"triton_delta_rule": unsuited},
 )
 
 

@@ -35,7 +35,7 @@ gradient of the state leaving a chunk:
 and `_backward_chunk` [chunks, B*H] then has everything a chunk needs (S, dS, dv_new, Tinv, w,
 v_new) to give dq, dk, dv, dbeta and dg in parallel (`_chunk_grads`; derivation in docs/speed.md).
 The walks hold two products per chunk on their serial path. The final state is returned without a
-gradient. `short.py` runs the same math in one program per (batch, head) for short sequences.
+gradient.
 """
 
 from __future__ import annotations
@@ -67,9 +67,9 @@ class DeltaRuleConfig:
 MAX_HEAD_DIM = 128  # widest head the kernels hold in registers (the backward holds S and dS whole)
 
 
-def unsuited(dims: tuple[int, int, bool]) -> str | None:
-    """Why this path does not suit a call of dispatch dims (Dk, Dv, T <= SHORT_T), or None if it does."""
-    return None if max(dims[:2]) <= MAX_HEAD_DIM else f"only for head dims <= {MAX_HEAD_DIM}"
+def unsuited(dims: tuple[int, int]) -> str | None:
+    """Why this path does not suit head dims (Dk, Dv), or None if it does."""
+    return None if max(dims) <= MAX_HEAD_DIM else f"only for head dims <= {MAX_HEAD_DIM}"
 
 
 if triton is not None:
@@ -266,8 +266,7 @@ if triton is not None:
     def _chunk_grads(qc, kc, vc, doc, gc, bc, A, S, dS, Tinv, u, wc, v_new, dv_new, scale, PREC: tl.constexpr):
         """(dq, dk, dv [C, BK or BV], dg, dbeta [C]) of one chunk from its inputs (q, k, v, dO, g, beta), A =
         tril(scale Q K^T * Gamma), the state entering it (S), the gradient of the state leaving it (dS), the
-        forward's Tinv, u, w, v_new and the reverse walk's dv_new. `_backward_chunk` and the short form's
-        backward (`short.py`) both run it."""
+        forward's Tinv, u, w, v_new and the reverse walk's dv_new. `_backward_chunk` runs it."""
         c = tl.arange(0, qc.shape[0])
         b, bC = tl.cumsum(gc, axis=0), tl.sum(gc, axis=0)
         eb, ed = tl.exp(b), tl.exp(bC - b)  # decay from the chunk start, and to its end
