@@ -8,7 +8,7 @@ import torch
 
 from slabench.config import expand_grid, load_grid_file
 from slabench.runners import grid as grid_mod
-from slabench.runners.placement import Placement
+from slabench.runners.placement import Placement, spread_first_uses
 
 GB = 2**30
 
@@ -118,3 +118,11 @@ def test_a_malformed_ray_address_is_one_line(tmp_path, tiny_grid):
     local = CliRunner().invoke(main, [*args[:-2], "--address", "auto"])
     assert local.exit_code == 2 and "needs --backend ray" in local.output
     assert Counter(line for line in local.output.splitlines() if line.strip()).total() == 1
+
+
+def test_first_uses_spread_over_the_first_wave_and_each_key_keeps_its_order():
+    # grid order: mixer a's three seeds, then b's two, then c's one (key = the mixer)
+    groups = [["a0"], ["a1"], ["a2"], ["b0"], ["b1"], ["c0"]]
+    spread = spread_first_uses(groups, key=lambda run: run[0])
+    assert spread == [["a0"], ["b0"], ["c0"], ["a1"], ["b1"], ["a2"]]
+    assert spread_first_uses([], key=len) == []

@@ -42,7 +42,7 @@ from slabench.config import RunSpec
 from slabench.errors import SlabenchError
 from slabench.runners.batched import fold_groups, resolve_fold
 from slabench.runners.environment import environment
-from slabench.runners.placement import ATTEMPTS, RESERVE_BYTES, Group, Placement
+from slabench.runners.placement import ATTEMPTS, RESERVE_BYTES, Group, Placement, spread_first_uses
 from slabench.runners.records import load_records, record_path, write_record
 from slabench.runners.train import NO_OUTPUTS, RunOutputs
 
@@ -222,12 +222,17 @@ def default_workers(device: str, pending: int) -> int:
     return max(1, min(pending, per_gpu * len(local_devices(device))))
 
 
+def _groups(specs: list[RunSpec], fold: int) -> list[list[RunSpec]]:
+    """The grid's groups (folds or single runs) in the order workers take them (placement.py)."""
+    return spread_first_uses(fold_groups(specs, fold), lambda spec: (spec.task, spec.model))
+
+
 def _run_local(
     specs: list[RunSpec], out: Path, device: str, workers: int, on_event: Event, outputs: RunOutputs, fold: int
 ) -> None:
     devices = local_devices(device)
     per_device = math.ceil(workers / len(devices))
-    placement = Placement(fold_groups(specs, fold), list(devices), per_device, ATTEMPTS)
+    placement = Placement(_groups(specs, fold), list(devices), per_device, ATTEMPTS)
     retry_faults = device != "cpu"
     threads = max(1, (os.cpu_count() or 1) // workers) if device == "cpu" else 1
     ctx = mp.get_context("spawn")  # CUDA cannot be used in forked children
@@ -319,7 +324,7 @@ def _run_ray(
     share = 1.0 / int(os.environ.get("SLABENCH_RUNS_PER_GPU", "6")) if device.startswith("cuda") else 0
     remote = ray.remote(_ray_worker)
     # Ray picks the GPU: one pseudo-device here, so a failed group is queued again as it is.
-    groups = fold_groups(specs, fold)
+    groups = _groups(specs, fold)
     placement = Placement(groups, [0], len(groups), ATTEMPTS)
     running: dict[Any, Group[RunSpec]] = {}  # Ray object ref -> its group
     while placement.waiting or running:

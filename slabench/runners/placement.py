@@ -15,11 +15,17 @@ A group that fails because of its device (out of memory, a CUDA error, its worke
 is queued again for a device it has not failed on, up to `attempts` tries in all; then its
 runs get a `failed` record with every reason. With a single device (CPU, one GPU, Ray) the
 retry is on that device.
+
+The runners hand their groups over in `spread_first_uses` order: one group of each distinct
+(task, model) before any second one, so that the first wave of workers pays the first uses
+(Triton compiles, dispatch probes, fla's autotuning) of different mixers side by side, and
+later runs of a mixer find its kernels in Triton's on-disk cache. In grid order the first
+wave would be one mixer's seeds, each compiling the same kernels.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
@@ -27,6 +33,16 @@ RESERVE_BYTES = 2 * 2**30  # free memory a GPU must keep before another group st
 ATTEMPTS = 3  # tries of a group, the first included, before its runs are recorded as failed
 
 Run = TypeVar("Run")
+
+
+def spread_first_uses(groups: list[list[Run]], key: Callable[[Run], Hashable]) -> list[list[Run]]:
+    """`groups` round-robin over the distinct `key` of their first run, in order of first
+    appearance; each key's groups keep their order."""
+    queues: dict[Hashable, list[list[Run]]] = {}
+    for group in groups:
+        queues.setdefault(key(group[0]), []).append(group)
+    depth = max((len(q) for q in queues.values()), default=0)
+    return [q[i] for i in range(depth) for q in queues.values() if i < len(q)]
 
 
 @dataclass
