@@ -124,6 +124,16 @@ def test_folded_runs_match_single_runs_with_early_stops_and_a_divergence(monkeyp
     assert steps == sorted(steps)  # each record handed over when its run ended, not at the end of the fold
 
 
+def test_a_member_that_diverges_in_a_fold_can_be_trained_again_alone():
+    """With rerun_diverged (the default on a GPU) a diverged member's record is its single run's."""
+    specs = [_spec(0, steps=8), _spec(1, 1e4, steps=8)]
+    single = train(specs[1])
+    records = {r["seed"]: r for r in train_batched(specs, "cpu", rerun_diverged=True)}
+    assert records[0]["fold"] == 2 and records[0]["status"] == "ok"
+    assert records[1]["fold"] == 1 and records[1]["status"] == single["status"] == "diverged"
+    assert records[1]["metrics"]["steps"] == single["metrics"]["steps"]
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 @pytest.mark.parametrize("mixer", ["attention", "sla-gla"])
 def test_captured_fold_matches_the_eager_fold(mixer):

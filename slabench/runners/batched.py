@@ -51,6 +51,7 @@ from slabench.runners.train import (
     RunOutputs,
     evaluate,
     run_record,
+    train,
 )
 
 
@@ -145,9 +146,13 @@ def train_batched(
     on_record: Callable[[dict[str, Any]], None] = lambda record: None,
     outputs: RunOutputs = NO_OUTPUTS,
     train_path: str = "auto",
+    rerun_diverged: bool | None = None,
 ) -> list[dict[str, Any]]:
     """Train `specs` (one `fold_key`) as one batched model; return their records, each also
-    handed to `on_record` as soon as its run ends. train_path: as `train`'s, for the folded step."""
+    handed to `on_record` as soon as its run ends. train_path: as `train`'s, for the folded step.
+    rerun_diverged (default: on a GPU): a member that diverges is trained again alone after the
+    fold, and that single run's record stands (`fold` 1), since bf16 folds on a GPU have
+    diverged where their single runs did not (docs/batched.md)."""
     if len({fold_key(s) for s in specs}) != 1 or fold_key(specs[0]) == specs[0]:
         raise ValueError("a fold takes runs that differ only in seed and lr, on a steps or tokens budget, no dropout")
     device = torch.device(device)
@@ -174,7 +179,10 @@ def train_batched(
     # Every member's lr at every step, on the device: one row copied in place per step, no sync.
     lrs = torch.tensor([[lr_at(m.spec.train, s / total) for m in members] for s in range(total)], device=device)
 
+    if rerun_diverged is None:
+        rerun_diverged = device.type == "cuda"
     records: list[dict[str, Any]] = []
+    rerun: list[RunSpec] = []  # diverged members, trained alone after the fold
     train_hashes: list[torch.Tensor] = []  # [N, B] per step since the last evaluation
     step, eval_seconds, start = 0, 0.0, time.perf_counter()
     while not all(m.done for m in members):
@@ -202,6 +210,9 @@ def train_batched(
                 finished.append(m)
         eval_seconds += time.perf_counter() - t0
         for m in finished:
+            if m.status == "diverged" and rerun_diverged:
+                rerun.append(m.spec)
+                continue
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
             overlap = float(m.seen_test.double().mean()) if test_hashes is not None else None
@@ -223,6 +234,10 @@ def train_batched(
             record = run_record(m.spec, m.model, val, test, autocast, device, ended, outputs, fold=len(specs))
             records.append(record)
             on_record(record)
+    for spec in rerun:
+        record = train(spec, device, train_path=train_path, outputs=outputs)
+        records.append(record)
+        on_record(record)
     return records
 
 
