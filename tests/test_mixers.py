@@ -59,6 +59,22 @@ def test_state_size_is_the_real_state(name):
     assert sum(s.numel() for s in state) == 3 * m.state_size(17)
 
 
+def test_normalised_linear_attention_is_the_causal_weighted_mean_of_values():
+    """normalize=True: o_t = sum_{s<=t} (q_t . k_s) v_s / sum_{s<=t} (q_t . k_s), with the positive
+    feature map on q and k, computed here as T x T products; and its final state carries the
+    sum of the keys as an extra value column."""
+    m = make("linear", normalize=True).double()
+    x = torch.randn(2, 13, 32, dtype=torch.float64)
+    q_raw, k_raw, v, extras = m.qkv(x)
+    q, k = m.feature_map(q_raw, k_raw)  # [B, T, H, D]
+    o, state = m.mix(q, k, v, extras, output_final_state=True)
+    scores = torch.einsum("bthd,bshd->bhts", q, k).tril()  # [B, H, T, T], causal
+    want = torch.einsum("bhts,bshv->bthv", scores, v) / (scores.sum(-1).transpose(1, 2)[..., None] + 1e-6 * 16**0.5)
+    torch.testing.assert_close(o, want, rtol=1e-10, atol=1e-12)  # head dim 16: the eps scales by 16**0.5
+    torch.testing.assert_close(state[..., -1], k.sum(1))  # [B, H, Dk]
+    assert state.shape[-1] == v.shape[-1] + 1
+
+
 @pytest.mark.parametrize("name", LINEAR)
 def test_final_state_continues_the_recurrence(name):
     """The kernel state after T tokens is what the chunked forward carried: check it against

@@ -30,8 +30,8 @@ class LinearAttentionOptions:
 
 
 class LinearAttention(LinearMixer):
-    """Linear attention; with `normalize`, the kernel carries the normaliser as an extra value
-    column of ones."""
+    """Linear attention; with `normalize`, each output is divided by q_t . sum_{s <= t} k_s, and the
+    state carries that key sum as an extra value column."""
 
     Options = LinearAttentionOptions
 
@@ -51,9 +51,17 @@ class LinearAttention(LinearMixer):
         return phi(q), phi(k)
 
     def mix(self, q, k, v, extras, output_final_state=False):
-        if self.normalize:
-            v = torch.cat([v, torch.ones_like(v[..., :1])], dim=-1)  # [B, T, H, Dv + 1]
         o, state = kernels.gla(q, k, v, None, output_final_state=output_final_state)
-        if self.normalize:
-            o = o[..., :-1] / (o[..., -1:] + 1e-6)  # both carry the scale, which cancels
+        if not self.normalize:
+            return o, state
+        # The normaliser q_t . sum_{s <= t} k_s, scaled as the kernel scales o (the scale cancels in
+        # the ratio), from a cumulative sum beside the kernel: carried as an extra value column
+        # instead, it would make v one wider than the heads the project's short kernel takes
+        # (32 at d_model 128 and 4 heads), sending the call to fla's chunk kernels.
+        wide = torch.promote_types(k.dtype, torch.float32)  # bf16 under autocast: sum in float32
+        k_sum = k.to(wide).cumsum(1)  # [B, T, H, Dk]
+        z = (q.to(wide) * k_sum).sum(-1, keepdim=True) * q.shape[-1] ** -0.5  # [B, T, H, 1]
+        o = (o.to(wide) / (z + 1e-6)).to(o.dtype)
+        if output_final_state:  # the normaliser's state rides as the last value column
+            state = torch.cat([state, k_sum[:, -1, :, :, None].to(state.dtype)], dim=-1)  # [B, H, Dk, Dv + 1]
         return o, state
