@@ -229,3 +229,18 @@ def test_cpu_sla_gate_through_dispatch_by_hand():
     expected = e / e.sum(-1, keepdim=True)  # softmax over the 3 heads
     torch.testing.assert_close(gates.double(), expected, rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(y.double(), x.double() * expected[..., None], rtol=1e-5, atol=1e-6)
+
+
+def test_triton_keeps_autotuning_results_on_disk(monkeypatch):
+    """fla's autotuners, decorated after slabench.kernels is imported, cache their winners."""
+    triton = pytest.importorskip("triton")
+    import slabench.kernels  # noqa: F401  (sets the default)
+
+    monkeypatch.delenv("TRITON_INTERPRET", raising=False)  # the interpreter never caches
+
+    @triton.autotune(configs=[triton.Config({"BLOCK": 16})], key=[])
+    @triton.jit
+    def kernel(x, BLOCK: triton.language.constexpr):
+        pass
+
+    assert kernel.cache_results

@@ -23,6 +23,15 @@ modules by their full name (`from slabench.kernels.gla.short import gla_short`).
 
 from __future__ import annotations
 
+import os
+
+# fla autotunes its kernels anew in every process, whether or not Triton's cache holds them
+# compiled: the first use of fla's chunk kernels in each grid worker paid it again. With this,
+# Triton keeps the winning configs on disk beside the compiled kernels (keyed by kernel, GPU
+# and Triton version), so later processes on the machine reuse them. Triton reads it when a
+# kernel is decorated, so it is set before anything here imports fla; a user's own value wins.
+os.environ.setdefault("TRITON_CACHE_AUTOTUNING", "1")
+
 from slabench.kernels.conv import SHORT_CONV, short_conv, short_conv_reference
 from slabench.kernels.delta_rule import DELTA_RULE, delta_rule, delta_rule_chunk, delta_rule_recurrent
 from slabench.kernels.dispatch import OPS, doctor, paths_used, register, reset_paths_used, select
