@@ -160,6 +160,21 @@ def test_triton_sla_gate_odd_shapes(dtype):
                 assert dispatch.rel_rms(a, b) <= tol_grad, (H, D, R, C, same)
 
 
+def test_normalised_linear_attention_runs_the_short_kernel():
+    """The Based-style job's layer (d_model 128, 4 heads, keys and values 32 wide, T 256) keeps v
+    at the head width, so the project's short kernel serves it, not fla's chunk kernels."""
+    from slabench.models import build_mixer
+
+    torch.manual_seed(0)
+    m = build_mixer("linear", 128, 4, normalize=True, feature_map="elu+1", expand_k=1.0, expand_v=1.0).cuda()
+    x = torch.randn(8, 256, 128, device="cuda", requires_grad=True)
+    kernels.reset_paths_used()
+    with torch.autocast("cuda", dtype=torch.bfloat16):
+        m(x).float().square().mean().backward()
+    assert kernels.paths_used()["simple_gla"] == "triton_gla_short"
+    assert torch.isfinite(x.grad).all()
+
+
 @pytest.mark.parametrize("name", MIXERS.names())
 def test_mixer_trains_on_gpu(name):
     from slabench.models import build_model
