@@ -41,9 +41,9 @@ def test_fast_path_matches_reference(op_name, path, dtype):
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=["fp32", "bf16"])
 def test_dispatch_uses_fast_paths_on_cuda(dtype):
-    """The project's kernels (short gla, SLA gate, delta rule) and chunk_gla are known to work on Hopper:
-    they must be chosen, chunk_gla for sequences too long for the short gla kernel, the delta rule's
-    six kernels at any T up to head dims 128."""
+    """The project's kernels (short gla, SLA gate, delta rule, short conv) and chunk_gla are expected to
+    work on Hopper: they must be chosen, chunk_gla for sequences too long for the short gla kernel, the
+    delta rule's six kernels at any T up to head dims 128, the short conv up to width 8 (fla's beyond)."""
     assert dispatch.select("gla", "cuda", dtype, (16, 32, True))[0] == "triton_gla_short"
     assert dispatch.select("simple_gla", "cuda", dtype, (16, 32, True))[0] == "triton_gla_short"
     assert dispatch.select("gla", "cuda", dtype, (16, 32, False))[0] == "fla_chunk_gla"
@@ -51,7 +51,8 @@ def test_dispatch_uses_fast_paths_on_cuda(dtype):
     assert dispatch.select("sla_gate", "cuda", dtype)[0] == "triton_sla_gate"
     assert dispatch.select("delta_rule", "cuda", dtype, (16, 32))[0] == "triton_delta_rule"
     assert dispatch.select("delta_rule", "cuda", dtype, (128, 128))[0] == "triton_delta_rule"
-    assert dispatch.select("short_conv", "cuda", dtype)[0] == "fla_causal_conv1d"
+    assert dispatch.select("short_conv", "cuda", dtype)[0] == "triton_short_conv"
+    assert dispatch.select("short_conv", "cuda", dtype, (130, 4))[0] == "triton_short_conv"
     assert dispatch.select("rms_norm_gated", "cuda", dtype, (16, 0))[0] == "fla_fused_norm_gate"  # no gate
     assert dispatch.select("rms_norm_gated", "cuda", dtype, (128, 1))[0] == "fla_fused_norm_gate"
     assert dispatch.select("l2norm", "cuda", dtype, (16,))[0] == "fla_l2norm"
@@ -175,6 +176,34 @@ def test_normalised_linear_attention_runs_the_short_kernel():
     assert torch.isfinite(x.grad).all()
 
 
+# (B, T, C, W): one step, T shorter than W, channels past a block, widths 1 to 8, a quick-preset size
+CONV_SHAPES = [(2, 1, 20, 4), (3, 3, 48, 4), (2, 37, 130, 4), (2, 50, 17, 1), (2, 100, 40, 8), (128, 128, 256, 4)]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=["fp32", "bf16"])
+def test_triton_short_conv_odd_shapes(dtype):
+    """The compiled short conv vs float64: output and the gradients of x (a strided slice of a wider
+    projection, as the mixers' q, k, v split) and the float32 weight."""
+    from slabench.kernels.conv.fused import short_conv_triton
+
+    tol_out, tol_grad = TOL[dtype]
+    for B, T, C, W in CONV_SHAPES:
+        h = torch.randn(B, T, C + 7, device="cuda")
+        w = torch.randn(C, W, device="cuda") / W**0.5
+        dy = torch.randn(B, T, C, device="cuda")
+        outs = []
+        for fn, dt in ((short_conv_triton, dtype), (kernels.short_conv_reference, torch.float64)):
+            hh = h.to(dtype).to(dt).requires_grad_()  # the reference sees the same rounded inputs
+            ww = w.to(torch.float32 if fn is short_conv_triton else dt).requires_grad_()
+            y = fn(hh[..., 3 : 3 + C], ww)
+            outs.append([y, *torch.autograd.grad(y, [hh, ww], dy.to(dt))])
+        errs = [dispatch.rel_rms(a, b) for a, b in zip(outs[0], outs[1])]
+        print("short_conv", dtype, (B, T, C, W), [f"{e:.1e}" for e in errs])
+        assert outs[0][0].dtype == dtype and outs[0][2].dtype == torch.float32
+        assert errs[0] <= tol_out, (B, T, C, W, errs)
+        assert max(errs[1:]) <= tol_grad, (B, T, C, W, errs)
+
+
 @pytest.mark.parametrize("name", MIXERS.names())
 def test_mixer_trains_on_gpu(name):
     from slabench.models import build_model
@@ -204,6 +233,8 @@ def test_mixer_trains_on_gpu(name):
         assert kernels.paths_used()
     if "delta" in name or "gdn" in name:
         assert kernels.paths_used()["delta_rule"] == "triton_delta_rule"
+    if "short_conv" in kernels.paths_used():
+        assert kernels.paths_used()["short_conv"] == "triton_short_conv"
 
 
 def test_gla_trains_with_keys_4_wide():

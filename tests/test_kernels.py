@@ -108,6 +108,25 @@ def test_short_conv_reference_is_a_causal_depthwise_conv():
     torch.testing.assert_close(kernels.short_conv_reference(x2, w)[:, :6], y[:, :6])
 
 
+def test_short_conv_kernel_comes_first_for_widths_up_to_8(monkeypatch):
+    """The project's conv kernel, then fla's, then the reference; the kernel unrolls its taps, so
+    wider convs go to fla's. On CPU the reference runs and both kernels are skipped for want of CUDA."""
+    from slabench.kernels.conv.fused import MAX_WIDTH
+
+    op = dispatch.OPS["short_conv"]
+    assert [name for name, _ in op.candidates] == ["triton_short_conv", "fla_causal_conv1d", "reference"]
+    assert list(op.only) == ["triton_short_conv"]
+    fits = op.only["triton_short_conv"]
+    assert fits(op.default_dims) is None and fits((130, MAX_WIDTH)) is None
+    assert "widths" in fits((48, MAX_WIDTH + 1))
+    args, _ = op.probe_inputs("cpu", torch.float32, (20, 3))
+    assert op.dims_of(args) == (20, 3)  # (channels, width)
+    monkeypatch.setattr(op, "choice", {})
+    name, fn, reasons = dispatch.select("short_conv", "cpu", torch.float32, (20, 3))
+    assert (name, fn) == ("reference", kernels.short_conv_reference)
+    assert reasons == ["triton_short_conv: needs CUDA", "fla_causal_conv1d: needs CUDA"]
+
+
 def test_l2norm_reference_by_hand():
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(3, 5, 2, 6, generator=gen, dtype=torch.float64, requires_grad=True)

@@ -10,6 +10,9 @@
   contiguous inputs.
 - The fused SLA gate (`slabench.kernels.sla_gate.fused`) on strided src and x, gating src itself or a
   separate x: output, gates and the gradients of src, x and the three weights.
+- The short conv (`slabench.kernels.conv.fused`): output and the gradients of x and the weight,
+  at T of one step, T shorter than the conv, channels not a multiple of the block, widths 1 to 8
+  and x a strided slice of a wider tensor.
 
 The interpreter is switched on by TRITON_INTERPRET=1 when a kernel is defined, so the checks
 run in a fresh process. The interpreter forgives what the compiler rejects (it ran a helper
@@ -142,12 +145,59 @@ def sla_gate_errors(B, T, H, D, R, C) -> dict[str, float]:
     }  # one head: the gates are constant and the weights get no gradient
 
 
+# (B, T, C, W, strided): one step, T shorter than W, C past a block of 64, W 1 and 8, a common size
+CONV_CASES = [
+    (2, 37, 20, 4, False),
+    (1, 1, 20, 4, False),
+    (2, 3, 20, 4, True),
+    (2, 37, 130, 4, True),
+    (2, 20, 17, 1, False),
+    (2, 40, 33, 8, True),
+    (4, 128, 96, 4, True),
+]
+
+
+def short_conv_errors(B, T, C, W, strided) -> dict[str, float]:
+    """Relative RMS errors of the Triton short conv (float32) against the reference (float64): the
+    output and the gradients of x and the weight. Strided: x is a slice of a wider, longer tensor,
+    so its batch stride is not T times its time stride."""
+    import torch
+
+    from slabench.kernels.conv.fused import short_conv_triton
+    from slabench.kernels.conv.reference import short_conv_reference
+    from slabench.kernels.dispatch import rel_rms
+
+    gen = torch.Generator().manual_seed(0)
+    h = torch.randn(B, T + 3, C + 9, generator=gen, dtype=torch.float64)
+    w = torch.randn(C, W, generator=gen, dtype=torch.float64) / W**0.5
+    dy = torch.randn(B, T, C, generator=gen, dtype=torch.float64)
+
+    def run(fn, dtype):
+        hh, ww = h.to(dtype).requires_grad_(), w.to(dtype).requires_grad_()
+        x = hh[:, 2 : 2 + T, 5 : 5 + C] if strided else hh[:, :T, :C].contiguous()
+        y = fn(x, ww)
+        return [y, *torch.autograd.grad(y, [hh, ww], dy.to(dtype))]
+
+    names = ["y", "dx", "dw"]
+    return {
+        n: rel_rms(a, b)
+        for n, a, b in zip(names, run(short_conv_triton, torch.float32), run(short_conv_reference, torch.float64))
+    }
+
+
+def _interpret(*groups: str) -> dict:
+    """This file's checks of `groups` run in a fresh process under Triton's interpreter."""
+    env = {**os.environ, "TRITON_INTERPRET": "1"}
+    out = subprocess.run(
+        [sys.executable, __file__, *groups], check=False, env=env, capture_output=True, text=True, timeout=600
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    return json.loads(out.stdout.splitlines()[-1])
+
+
 def test_project_triton_kernels_match_float64_references_in_interpreter():
     pytest.importorskip("triton")
-    env = {**os.environ, "TRITON_INTERPRET": "1"}
-    out = subprocess.run([sys.executable, __file__], check=False, env=env, capture_output=True, text=True, timeout=600)
-    assert out.returncode == 0, out.stderr[-2000:]
-    results = json.loads(out.stdout.splitlines()[-1])
+    results = _interpret("gla", "delta_rule", "sla_gate")
     assert len(results["gla"]) == len(CASES)
     for case, errs in zip(CASES, results["gla"]):
         assert set(errs) >= {"o", "state", "dqkv"}, case
@@ -160,6 +210,15 @@ def test_project_triton_kernels_match_float64_references_in_interpreter():
     for case, errs in zip(GATE_CASES, results["sla_gate"]):
         assert {"y", "gates", "dsrc"} <= set(errs), case
         assert max(errs.values()) < 1e-5, (case, errs)  # ~3e-7 measured
+
+
+def test_short_conv_kernel_matches_float64_reference_in_interpreter():
+    pytest.importorskip("triton")
+    results = _interpret("short_conv")["short_conv"]
+    assert len(results) == len(CONV_CASES)
+    for case, errs in zip(CONV_CASES, results):
+        assert set(errs) == {"y", "dx", "dw"}, case
+        assert max(errs.values()) < 1e-6, (case, errs)  # float32 arithmetic: 5e-8 to 1.8e-7 measured
 
 
 def _compile_for_hopper(kernel, pointers: dict[str, str], floats: set[str], meta: dict, num_warps: int = 4):
@@ -233,13 +292,26 @@ def test_delta_rule_kernels_compile_for_hopper(Dk, Dv, dtype):
         assert ".entry" in compiled.asm["ptx"] and compiled.asm["cubin"], kernel.__name__
 
 
+@pytest.mark.parametrize("dtype,C,W", [("bf16", 256, 4), ("fp32", 20, 4)])
+def test_short_conv_kernels_compile_for_hopper(dtype, C, W):
+    pytest.importorskip("triton")
+    pytest.importorskip("triton.backends.nvidia")
+    from slabench.kernels.conv import fused
+
+    meta = fused._meta(C, W, fused.ShortConvConfig())
+    num_warps = meta.pop("num_warps")
+    # x and its gradients in the input dtype; the weight stays float32 under autocast, dw's shares are float32
+    pointers = {a: f"*{dtype}" for a in ("x", "y", "dy", "dx")} | {"w": "*fp32", "dw": "*fp32"}
+    for kernel in (fused._conv_fwd, fused._conv_bwd):
+        compiled = _compile_for_hopper(kernel, pointers, set(), meta, num_warps)
+        assert ".entry" in compiled.asm["ptx"] and compiled.asm["cubin"], kernel.__name__
+
+
 if __name__ == "__main__":
-    print(
-        json.dumps(
-            {
-                "gla": [errors(*case) for case in CASES],
-                "delta_rule": [delta_errors(*c) for c in DELTA_CASES],
-                "sla_gate": [sla_gate_errors(*c) for c in GATE_CASES],
-            }
-        )
-    )
+    checks = {
+        "gla": lambda: [errors(*case) for case in CASES],
+        "delta_rule": lambda: [delta_errors(*c) for c in DELTA_CASES],
+        "sla_gate": lambda: [sla_gate_errors(*c) for c in GATE_CASES],
+        "short_conv": lambda: [short_conv_errors(*c) for c in CONV_CASES],
+    }
+    print(json.dumps({name: checks[name]() for name in sys.argv[1:] or checks}))

@@ -4,8 +4,12 @@
 
 At synthetic-task sizes this costs more than the recurrence itself when built from ATen ops
 (on an H100 the depthwise conv alone took 125 us of gla's 1088 us fwd+bwd at B64 T256 H8 D16,
-`slabench profile gla`), so on CUDA fla's fused Triton kernel (`fla_adapters.py`) comes before
-the reference (`reference.py`). The dims a call specialises on are (channels, width).
+`slabench profile gla`), and fla's fused kernel still took 118 us per backward call on an H200
+in a quick-preset gla training step, on tensors one pass reads in a few microseconds.
+Candidates on CUDA, in order: the project's Triton kernel (`fused.py`: one kernel per
+direction, any channels and lengths, widths up to 8), fla's causal_conv1d (`fla_adapters.py`)
+for wider convs or if the project's kernel fails its probe, and the reference (`reference.py`),
+which is all the CPU runs. The dims a call specialises on are (channels, width).
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from __future__ import annotations
 import torch
 
 from slabench.kernels.conv.fla_adapters import fla_short_conv
+from slabench.kernels.conv.fused import short_conv_triton, unsuited
 from slabench.kernels.conv.reference import short_conv_reference
 from slabench.kernels.dispatch import Op, call
 
@@ -27,11 +32,16 @@ def _probe(device, dtype, dims):
 
 SHORT_CONV = Op(
     "short_conv",
-    [("fla_causal_conv1d", fla_short_conv), ("reference", short_conv_reference)],
+    [
+        ("triton_short_conv", short_conv_triton),
+        ("fla_causal_conv1d", fla_short_conv),
+        ("reference", short_conv_reference),
+    ],
     _probe,
     dims_of=lambda args: (args[0].shape[-1], args[1].shape[-1]),  # (channels, width)
     default_dims=(48, 4),
     returns_state=False,
+    only={"triton_short_conv": unsuited},
 )
 
 
