@@ -31,7 +31,8 @@ REPS = int(os.environ.get("REPS", 50))
 
 
 def ms(fn: Callable[[], object], n: int) -> float:
-    """Mean wall ms of fn over n calls, synced before and after."""
+    """Mean wall ms of fn over n back-to-back calls, synced before and after: steps overlap as in
+    training. (`runners.timing.measure` starts every call on an idle device, for single ops.)"""
     if DEV.type == "cuda":
         torch.cuda.synchronize()
     t = time.perf_counter()

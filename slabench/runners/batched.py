@@ -56,10 +56,10 @@ from slabench.runners.train import (
 
 
 def resolve_fold(fold: int | Literal["auto"], device: str) -> int:
-    """'auto': the fold measured fastest, 1 today on both CPU and GPU. On an H200, quick's gla MQAR
-    model, captured folds of 4, 8 and 16 took 0.475, 0.482 and 0.609 s per 300-step run against
-    0.516 s one at a time on the CUDA-graph step (docs/batched.md): at that size a step is GPU
-    work, and N members cost about N steps."""
+    """'auto': the fold measured fastest, 1 today on both CPU and GPU. On two H200s, quick's gla
+    MQAR model, captured folds of 4 to 16 ran 0.85-1.14x the runs per hour of one at a time on the
+    CUDA-graph step (docs/batched.md): at that size a step is GPU work, and N members cost about
+    N steps."""
     return 1 if fold == "auto" else fold
 
 

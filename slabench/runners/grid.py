@@ -42,7 +42,7 @@ from slabench.config import RunSpec
 from slabench.errors import SlabenchError
 from slabench.runners.batched import fold_groups, resolve_fold
 from slabench.runners.environment import environment
-from slabench.runners.placement import ATTEMPTS, RESERVE_BYTES, Group, Placement, spread_first_uses
+from slabench.runners.placement import RESERVE_BYTES, Group, Placement, spread_first_uses
 from slabench.runners.records import load_records, record_path, write_record
 from slabench.runners.train import NO_OUTPUTS, RunOutputs
 
@@ -232,7 +232,7 @@ def _run_local(
 ) -> None:
     devices = local_devices(device)
     per_device = math.ceil(workers / len(devices))
-    placement = Placement(_groups(specs, fold), list(devices), per_device, ATTEMPTS)
+    placement = Placement(_groups(specs, fold), list(devices), per_device)
     retry_faults = device != "cpu"
     threads = max(1, (os.cpu_count() or 1) // workers) if device == "cpu" else 1
     ctx = mp.get_context("spawn")  # CUDA cannot be used in forked children
@@ -325,7 +325,7 @@ def _run_ray(
     remote = ray.remote(_ray_worker)
     # Ray picks the GPU: one pseudo-device here, so a failed group is queued again as it is.
     groups = _groups(specs, fold)
-    placement = Placement(groups, [0], len(groups), ATTEMPTS)
+    placement = Placement(groups, [0], len(groups))
     running: dict[Any, Group[RunSpec]] = {}  # Ray object ref -> its group
     while placement.waiting or running:
         while (item := placement.next({0: RESERVE_BYTES})) is not None:

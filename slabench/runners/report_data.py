@@ -170,7 +170,8 @@ def gate_series(records: list[RunRecord]) -> dict[tuple[str, int, int, str], lis
     Heads are kept apart: the max gate of H heads starts near 1/H."""
     out: dict[tuple[str, int, int, str], list[list[dict[str, float]]]] = defaultdict(list)
     for r in sorted(records, key=lambda r: r["key"]):
-        if r["status"] != "ok" or r["metrics"]["test_acc"] < RunSpec.from_dict(r["spec"]).train.solve_at:
+        spec = RunSpec.from_dict(r["spec"])
+        if r["status"] != "ok" or r["metrics"]["test_acc"] < spec.train.solve_at:
             continue
         runs: dict[tuple[int, str], list[dict[str, float]]] = defaultdict(list)
         for point in r["metrics"].get("curve", []):
@@ -181,10 +182,9 @@ def gate_series(records: list[RunRecord]) -> dict[tuple[str, int, int, str], lis
                     entries.setdefault((int(m[1]), "k" if m[2] == "kgate" else "q"), {"step": point["step"]})[m[3]] = v
             for key, e in entries.items():
                 runs[key].append(e)
-        model = RunSpec.from_dict(r["spec"]).model
-        params = dict(model.params)
+        params = dict(spec.model.params)
         for (layer, gate), curve in runs.items():
-            out[(arm(model.name, params), params["n_heads"], layer, gate)].append(curve)
+            out[(arm(spec.model.name, params), params["n_heads"], layer, gate)].append(curve)
     return dict(sorted(out.items()))
 
 
