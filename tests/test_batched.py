@@ -134,6 +134,7 @@ def test_a_member_that_diverges_in_a_fold_can_be_trained_again_alone():
     assert records[1]["metrics"]["steps"] == single["metrics"]["steps"]
 
 
+@pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 @pytest.mark.parametrize("mixer", ["attention", "sla-gla"])
 def test_captured_fold_matches_the_eager_fold(mixer):
@@ -150,6 +151,7 @@ def test_captured_fold_matches_the_eager_fold(mixer):
             assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-4)
 
 
+@pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 @pytest.mark.parametrize("mixer", ["attention", "gla", "gdn"])
 def test_a_bf16_fold_on_the_gpu_trains_as_its_single_runs(mixer):

@@ -171,3 +171,9 @@ def test_tiny_report_runs_end_to_end_and_rebuilds_from_records(tmp_path, one_thr
     assert len(records) == 12 and all(r["metrics"]["train_test_overlap"] == 0.0 for r in records)
     again = CliRunner().invoke(main, [*args, "--from-records"])
     assert again.exit_code == 0 and report.read_text() == text
+    assert "from 12 of the grids' 12 runs" in text and "**incomplete**" not in text
+    next(iter((tmp_path / "runs").glob("*/records/*.json"))).unlink()  # a run not recorded yet
+    partial = CliRunner().invoke(main, [*args, "--from-records"])
+    assert partial.exit_code == 0 and "acceptance: incomplete" in partial.output
+    text = report.read_text()
+    assert "from 11 of the grids' 12 runs" in text and "**incomplete** (" in text and "1 runs not recorded yet" in text
