@@ -267,6 +267,8 @@ def test_oracle_and_format(name):
         assert batch.inputs.shape == batch.labels.shape == (6, task.seq_len)
         for x, y in examples:
             check(task, x, y)
+        bound = task.scored_per_row()  # training scores at most this many positions a row
+        assert bound is None or (batch.labels != IGNORE).sum(dim=1).max() <= bound
         again = task.sample(6, torch.Generator().manual_seed(seed))
         assert torch.equal(again.inputs, batch.inputs) and torch.equal(again.labels, batch.labels)
 

@@ -93,3 +93,62 @@ def test_record_has_exactly_the_schemas_keys():
     assert set(CurvePoint.__optional_keys__) <= set(point) and all(
         isinstance(v, float) for k, v in point.items() if k != "step"
     )
+
+
+def test_scored_positions_keep_every_scored_label():
+    """Any rows with at most k scored positions: the gathered positions are distinct and hold
+    every scored label once; the padding positions are unscored."""
+    from slabench.runners.step import scored_positions
+    from slabench.tasks import IGNORE
+
+    g = torch.Generator().manual_seed(0)
+    for T, k in [(1, 1), (7, 3), (64, 4), (64, 64)]:
+        counts = torch.randint(0, k + 1, (50,), generator=g)  # [B] scored positions per row
+        labels = torch.full((50, T), IGNORE)
+        for row, n in enumerate(counts.tolist()):
+            at = torch.randperm(T, generator=g)[:n]
+            labels[row, at] = torch.randint(0, 9, (n,), generator=g)
+        positions, picked = scored_positions(labels, k)
+        assert positions.shape == picked.shape == (50, k)
+        for row in range(50):
+            assert len(set(positions[row].tolist())) == k
+            assert sorted(picked[row][picked[row] != IGNORE].tolist()) == sorted(
+                labels[row][labels[row] != IGNORE].tolist()
+            )
+    assert scored_positions(labels, None) == (None, labels)
+
+
+def test_head_and_loss_at_scored_positions_equal_the_full_ones():
+    """The loss over the gathered positions is the full loss, and so are its gradients (float64)."""
+    from slabench.models import build_model
+    from slabench.runners.step import scored_bound, scored_positions, token_loss
+
+    task = TASK.build()
+    batch = task.sample(16, torch.Generator().manual_seed(0))
+    k = scored_bound(task)
+    assert k == 4  # MQAR: one scored position per pair
+    torch.manual_seed(0)
+    model = build_model("gla", vocab_size=64, d_model=32, n_heads=2, n_layers=2).double()
+    full = token_loss(model(batch.inputs), batch.labels)
+    positions, labels = scored_positions(batch.labels, k)
+    logits = model(batch.inputs, positions)  # [B, k, V]
+    assert logits.shape == (16, k, 64)
+    gathered = token_loss(logits, labels)
+    assert torch.allclose(gathered, full, rtol=1e-12, atol=0)
+    for a, b in zip(torch.autograd.grad(full, model.parameters()), torch.autograd.grad(gathered, model.parameters())):
+        assert torch.allclose(a, b, rtol=1e-9, atol=1e-15)
+
+
+def test_training_on_scored_positions_gives_the_full_heads_record(monkeypatch):
+    """A run whose step computes the head at the task's scored positions records what the same
+    run computing it everywhere records (float32, CPU)."""
+    from slabench.tasks.mqar import MQAR
+
+    spec = _spec("attention", 60)
+    gathered = train(spec, "cpu")
+    monkeypatch.setattr(MQAR, "scored_per_row", lambda self: None)
+    full = train(spec, "cpu")
+    assert gathered["metrics"]["steps"] == full["metrics"]["steps"] == 60
+    assert abs(gathered["metrics"]["test_acc"] - full["metrics"]["test_acc"]) <= 1e-6
+    for a, b in zip(gathered["metrics"]["curve"], full["metrics"]["curve"]):
+        assert abs(a["train_loss"] - b["train_loss"]) <= 1e-6 * abs(b["train_loss"])

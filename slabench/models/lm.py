@@ -87,7 +87,8 @@ class LM(nn.Module):
             if getattr(m, "bias", None) is not None:
                 nn.init.zeros_(m.bias)
 
-    def forward(self, tokens: torch.Tensor) -> torch.Tensor:  # [B, T] -> [B, T, V]
+    def forward(self, tokens: torch.Tensor, positions: torch.Tensor | None = None) -> torch.Tensor:
+        """tokens [B, T] -> logits [B, T, V]; with positions [B, K], only at those: [B, K, V]."""
         x = self.embed(tokens)  # [B, T, D]
         if self.pos is not None:
             x = x + self.pos(torch.arange(tokens.shape[1], device=tokens.device))
@@ -95,6 +96,8 @@ class LM(nn.Module):
             x = self.drop(x)  # identity in eval mode (evaluation calls model.eval())
         for block in self.blocks:
             x = block(x)
+        if positions is not None:
+            x = x.gather(1, positions[..., None].expand(-1, -1, x.shape[-1]))  # [B, K, D]
         x = self.norm(x)
         return x @ self.embed.weight.T if self.head is None else self.head(x)  # [B, T, V]
 

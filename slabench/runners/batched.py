@@ -42,7 +42,7 @@ from torch.func import functional_call, vmap
 from slabench import kernels
 from slabench.config import RunSpec
 from slabench.runners.data import hash_multipliers, row_hashes, seeded_generator, total_steps, training_batches
-from slabench.runners.step import CapturedStep, FoldedAdamW, lr_at, token_loss
+from slabench.runners.step import CapturedStep, FoldedAdamW, lr_at, scored_bound, scored_positions, token_loss
 from slabench.runners.train import (
     NO_OUTPUTS,
     TEST_SEED,
@@ -119,8 +119,9 @@ class FoldStep(CapturedStep):
         device: torch.device,
         autocast: torch.dtype | None,
         path: str,
+        scored: int | None = None,
     ):
-        super().__init__(device, autocast, path)
+        super().__init__(device, autocast, path, scored)
         self.base, self.opt = base, opt
         self.leaves = dict(zip((name for name, _ in base.named_parameters()), opt.params))  # [N, ...] each
 
@@ -129,8 +130,9 @@ class FoldStep(CapturedStep):
 
     def _step(self, inputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         def loss_of(params: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+            positions, y = scored_positions(y, self.scored)  # [B, k] each, or None and [B, T]
             with self.autocast_context():
-                logits = functional_call(self.base, params, (x,))  # [B, T, V]
+                logits = functional_call(self.base, params, (x, positions))  # [B, k or T, V]
             return token_loss(logits, y)
 
         losses = vmap(loss_of)(self.leaves, inputs, labels)  # [N]
@@ -174,7 +176,7 @@ def train_batched(
     opt = FoldedAdamW([list(m.model.parameters()) for m in members], cfg)
     if train_path == "auto":
         train_path = "cuda-graph" if device.type == "cuda" else "eager"
-    fold_step = FoldStep(members[0].model, opt, device, autocast, train_path)
+    fold_step = FoldStep(members[0].model, opt, device, autocast, train_path, scored_bound(task))
     total = total_steps(cfg, task.seq_len, members[0].train_rows)
     # Every member's lr at every step, on the device: one row copied in place per step, no sync.
     lrs = torch.tensor([[lr_at(m.spec.train, s / total) for m in members] for s in range(total)], device=device)

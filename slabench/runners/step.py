@@ -95,6 +95,27 @@ def token_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     return F.cross_entropy(logits.float().flatten(0, 1), labels.flatten(), ignore_index=IGNORE)
 
 
+def scored_positions(labels: torch.Tensor, k: int | None) -> tuple[torch.Tensor | None, torch.Tensor]:
+    """labels [B, T] -> (positions [B, k], their labels [B, k]): every scored position of each row,
+    padded with unscored ones, when no row has more than k (the task's `scored_per_row`).
+
+    The model then computes its head and loss at k positions instead of T. MQAR scores one in
+    eight to one in sixteen positions, and with an 8192-token vocabulary the head's logits at
+    every position are most of a step's memory traffic (537M of them at batch 256, T 256). The
+    loss is the same mean over the same positions; k is fixed, and topk needs no host sync, so a
+    CUDA graph captures it. k None: (None, labels), every position."""
+    if k is None:
+        return None, labels
+    positions = labels.ne(IGNORE).to(torch.int8).topk(k, dim=-1, sorted=False).indices  # [B, k]
+    return positions, labels.gather(-1, positions)
+
+
+def scored_bound(task) -> int | None:
+    """The k for `scored_positions` on a task's batches: its `scored_per_row` when below seq_len."""
+    k = task.scored_per_row()
+    return k if k is not None and k < task.seq_len else None
+
+
 def lr_at(cfg: TrainSpec, progress: float) -> float:
     """The learning rate at `progress` (fraction of the budget): linear warmup, then the schedule."""
     if progress < cfg.warmup:
@@ -123,12 +144,12 @@ class CapturedStep:
 
     GRAPH_WARMUP = 3
 
-    def __init__(self, device: torch.device, autocast: torch.dtype | None, path: str):
+    def __init__(self, device: torch.device, autocast: torch.dtype | None, path: str, scored: int | None = None):
         if path not in ("eager", "cuda-graph"):
             raise SlabenchError(f"train_path={path!r} is not allowed; choose one of 'auto', 'eager', 'cuda-graph'")
         if path == "cuda-graph" and device.type != "cuda":
             raise SlabenchError(f"train_path='cuda-graph' needs a CUDA device, not {device.type!r}")
-        self.device, self.autocast = device, autocast
+        self.device, self.autocast, self.scored = device, autocast, scored  # scored: `scored_positions`' k
         self.path, self.fallback = path, None
         self.calls, self.graph, self.static = 0, None, None
 
@@ -194,8 +215,9 @@ class TrainStep(CapturedStep):
         device: torch.device,
         autocast: torch.dtype | None,
         path: str,
+        scored: int | None = None,
     ):
-        super().__init__(device, autocast, path)
+        super().__init__(device, autocast, path, scored)
         self.model, self.opt, self.cfg = model, opt, cfg
 
     def set_lr(self, lr: float) -> None:
@@ -209,8 +231,9 @@ class TrainStep(CapturedStep):
         self.opt.zero_grad(set_to_none=True)
 
     def _step(self, inputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        positions, labels = scored_positions(labels, self.scored)  # [B, k] each, or None and [B, T]
         with self.autocast_context():
-            logits = self.model(inputs)  # [B, T, V]
+            logits = self.model(inputs, positions)  # [B, k or T, V]
         loss = token_loss(logits, labels)
         self._zero_grad()
         loss.backward()

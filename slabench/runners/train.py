@@ -26,7 +26,7 @@ from slabench.plugins import source_digest
 from slabench.record import SCHEMA_VERSION, CurvePoint, Metrics, RunRecord
 from slabench.runners.data import hash_multipliers, row_hashes, seeded_generator, total_steps, training_batches
 from slabench.runners.environment import environment, peak_memory_bytes
-from slabench.runners.step import TrainStep, lr_at, make_optimizer
+from slabench.runners.step import TrainStep, lr_at, make_optimizer, scored_bound
 from slabench.tasks import IGNORE, Batch
 
 VAL_SEED, TEST_SEED = SEED_LIMIT + 1, SEED_LIMIT + 2
@@ -140,7 +140,7 @@ def train(
     if train_path == "auto":
         train_path = "cuda-graph" if device.type == "cuda" else "eager"
     opt = make_optimizer(model, cfg, device, capturable=train_path == "cuda-graph")
-    train_step = TrainStep(model, opt, cfg, device, autocast, train_path)
+    train_step = TrainStep(model, opt, cfg, device, autocast, train_path, scored_bound(task))
     total = total_steps(cfg, task.seq_len, train_rows) if not cfg.seconds else 10**9
     writer = tensorboard_writer(Path(outputs.log_dir) / spec.key()) if outputs.log_dir else None
     step_losses: list[torch.Tensor] = []  # device scalars since the last flush: no sync per step

@@ -51,6 +51,9 @@ class AR(Task):
             "distinct keys",
         )
 
+    def scored_per_row(self) -> int:
+        return 1  # the last position
+
     def sample(self, batch_size: int, generator: torch.Generator, device: torch.device | str = "cpu") -> Batch:
         B, T, K, V = batch_size, self.seq_len, self.num_kv_pairs, self.vocab_size
         half = V // 2

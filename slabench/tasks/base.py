@@ -57,6 +57,12 @@ class Task:
     def sample(self, batch_size: int, generator: torch.Generator, device: torch.device | str = "cpu") -> Batch:
         raise NotImplementedError
 
+    def scored_per_row(self) -> int | None:
+        """The most scored (labelled) positions any row of `sample` can hold, or None for no bound
+        below seq_len. Training computes the head and loss only at that many positions per row
+        (`runners.step.scored_positions`), so it must never be below a row's count."""
+        return None
+
     def token_names(self) -> dict[int, str]:
         """Names of the task's reserved special tokens (id -> name), for display."""
         return {}

@@ -69,6 +69,9 @@ class MQAR(Task):
         """[S] float64 probability of each query gap 0..S-1 (Zoology's formula)."""
         return power_law_probs(self.space, self.power_a)
 
+    def scored_per_row(self) -> int:
+        return self.num_kv_pairs  # each key queried once
+
     def sample(self, batch_size: int, generator: torch.Generator, device: torch.device | str = "cpu") -> Batch:
         B, T, K, V = batch_size, self.seq_len, self.num_kv_pairs, self.vocab_size
         half, ctx = V // 2, 2 * K * self.num_passes

@@ -77,6 +77,9 @@ class MQARCompositional(Task):
         )
         require(0 < self.power_a <= 1, w, f"power_a={self.power_a} must be in (0, 1]")
 
+    def scored_per_row(self) -> int:
+        return self.num_kv_pairs  # each key queried once, scored at its last token
+
     def sample(self, batch_size: int, generator: torch.Generator, device: torch.device | str = "cpu") -> Batch:
         B, T, K, L, V, g, band = (
             batch_size,

@@ -74,6 +74,9 @@ class MQAROverwrite(Task):
         )
         require(0 < self.power_a <= 1, w, f"power_a={self.power_a} must be in (0, 1]")
 
+    def scored_per_row(self) -> int:
+        return self.num_kv_pairs  # a subset of the keys queried, each once
+
     def sample(self, batch_size: int, generator: torch.Generator, device: torch.device | str = "cpu") -> Batch:
         B, T, K, U, V = batch_size, self.seq_len, self.num_kv_pairs, self.num_updates, self.vocab_size
         half, ctx = V // 2, self.context_len

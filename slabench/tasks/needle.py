@@ -118,6 +118,9 @@ class Needle(Task):
             "max(needles + distractors, 2) ids)",
         )
 
+    def scored_per_row(self) -> int:
+        return self.num_queries * self.value_len  # each query's value tokens
+
     def sample(self, batch_size: int, generator: torch.Generator, device: torch.device | str = "cpu") -> Batch:
         B, T, V, L = batch_size, self.seq_len, self.vocab_size, self.block_len
         N, NQ, M, KL, VL = self.num_needles, self.num_queries, self.total_needles, self.key_len, self.value_len
