@@ -12,12 +12,19 @@
 # refreshed every minute, so a job cut off at its time limit (BUDGET seconds) still leaves what
 # finished.
 #
+# A grid step starts from the records committed under leaderboards/records/<name> when the
+# state holds none, so a fresh machine resumes where the repository stands. If .gpu/head.bundle
+# exists (`git bundle create .gpu/head.bundle HEAD`), the machine's copy of .git is moved to that
+# commit first: records then name the commit the working tree is at, clean, instead of whatever
+# older HEAD the copy of .git kept.
+#
 # Steps: tests (the CUDA tests, then `slabench doctor`), quick (the quick preset, resumable),
 # packing (quick's seed-0 third one at a time and packed, kernels compiled first; then all of quick
 # packed: leaderboards/speed/packing.md), sweep (slabench sweep: docs/speed.md), report (slabench
 # report sla --scale full, resumable), probe (scripts/packing-probe.py), profile (slabench profile),
 # gla-paths and gate-bench (scripts/gla-paths.py, scripts/gate-bench.py), delta-paths
-# (scripts/delta-paths.py), grid=FILE (any grid).
+# (scripts/delta-paths.py), zoology (slabench report zoology, resumable), preset=NAME (a shipped
+# preset, resumable), grid=FILE (any grid).
 set -uo pipefail
 OUT=${OUT:-gpu-out}; mkdir -p "$OUT"
 DEADLINE=$((SECONDS + ${BUDGET:-560}))
@@ -30,6 +37,10 @@ if [ ! -f "$STATE/logs/steps.txt" ]; then
   [ -f .gpu/autotune.tgz ] && tar xzf .gpu/autotune.tgz -C "$TRITON_CACHE_DIR"
   [ -f .gpu/state.tgz ] && tar xzf .gpu/state.tgz -C "$STATE"
 fi
+if [ -f .gpu/head.bundle ]; then
+  printf '/.gpu/\n/.wheels/\n' >> .git/info/exclude
+  git fetch -q .gpu/head.bundle HEAD && git reset -q FETCH_HEAD  # index too; the tree stays
+fi
 # .wheels: fla-core, and pytest-xdist + execnet (parallel CUDA tests: Triton compiles on all cores).
 { python -m pip install --no-deps .wheels/*.whl && python -m pip install --no-deps --no-build-isolation -e .; } \
   > "$STATE/logs/install.log" 2>&1 || { tail "$STATE/logs/install.log"; exit 1; }
@@ -41,9 +52,14 @@ save() {  # write-then-rename: a tarball is never seen half-written
 (while sleep 60; do save; done) & SAVER=$!
 left() { echo $((DEADLINE - SECONDS)); }
 log() { echo "$(date -u +%H:%M:%S) $*" | tee -a "$STATE/logs/steps.txt"; }
+# seed_records NAME: leaderboards/records/NAME into $STATE/NAME, when the state has none of its own.
+seed_records() {
+  [ -d "$STATE/$1" ] || [ ! -d "leaderboards/records/$1" ] || cp -r "leaderboards/records/$1" "$STATE/$1"
+}
 # run_grid NAME WORKERS ARGS...: `slabench run ARGS` under the deadline, records in $STATE/NAME.
 run_grid() {
   local name=$1 workers=$2; shift 2
+  seed_records "$name"
   timeout "$(left)" slabench run "$@" --device cuda --workers "$workers" --out "$STATE/$name" \
     --json > "$STATE/logs/$name.json" 2> "$STATE/logs/$name.err"
 }
@@ -111,6 +127,15 @@ for step in "$@"; do
     delta-paths)  # the delta-rule paths (project kernel at chunk 32 and 64, fla, reference) beside gla's
       timeout "$(left)" python scripts/delta-paths.py ${DELTA_SHAPES:-} > "$STATE/logs/delta-paths.jsonl" 2> "$STATE/logs/delta-paths.err"
       log "delta paths: rc $? in $((SECONDS - t0)) s" ;;
+    zoology)  # Zoology's MQAR figure (docs/zoology.md): its three grids, then the report
+      seed_records zoology-mqar
+      timeout "$(left)" slabench report zoology --out "$STATE/zoology-mqar" --report "$STATE/zoology-mqar.md" \
+        --device cuda --workers "${PACK:-8}" --quiet > "$STATE/logs/zoology.log" 2>&1
+      log "zoology (workers ${PACK:-8}): rc $? in $((SECONDS - t0)) s; $(find "$STATE/zoology-mqar" -name '*.json' -path '*records*' | wc -l) records" ;;
+    preset=*)  # preset=NAME: a shipped preset, records under $STATE/NAME
+      name=${step#preset=}
+      run_grid "$name" "${PACK:-8}" --preset "$name"
+      log "$name (workers ${PACK:-8}): rc $? in $((SECONDS - t0)) s; $(ls "$STATE/$name/records" 2>/dev/null | wc -l) records" ;;
     grid=*)  # grid=FILE.toml: any grid, records under $STATE/<file name>
       file=${step#grid=}; name=$(basename "$file" .toml)
       run_grid "$name" "${PACK:-1}" "$file"
