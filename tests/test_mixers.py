@@ -184,6 +184,26 @@ def test_sigmoid_twin_trains_and_records_its_path():
         make("sla-gla", gate_kind="relu")
 
 
+@pytest.mark.parametrize("name", ["sla-gla", "sla-gdn", "sla-retnet", "sla-linear"])
+def test_gate_scale_heads_makes_a_uniform_gate_the_identity(name):
+    """gate_scale 'heads': with uniform gates (zero logits) the twin computes what it computes with
+    no gates at all; gate_scale 'one' scales q and k by 1/H instead."""
+    x = torch.randn(2, 17, 32)
+    for scale, factor in (("heads", 1.0), ("one", 0.5)):  # H = 2
+        m = make(name, gate_scale=scale).double()
+        for g in (m.q_gate, m.k_gate):
+            torch.nn.init.zeros_(g.up.weight)
+            torch.nn.init.zeros_(g.up.bias)
+        gated = m(x.double())
+        q = torch.randn(2, 17, 2, 8, dtype=torch.float64)  # [B, T, H, D]
+        src = torch.randn(2, 17, m.q_gate.down.in_features, dtype=torch.float64)
+        assert torch.allclose(m.q_gate(src, q), factor * q, rtol=1e-12, atol=0)
+        m.q_gate = m.k_gate = None
+        assert torch.allclose(gated, m(x.double()), rtol=1e-9, atol=1e-12) == (scale == "heads")
+    with pytest.raises(SlabenchError, match="gate_scale"):
+        make("sla-gla", gate_scale="double")
+
+
 def test_gate_peaked_on_constructed_gates():
     """gate_peaked: the share of tokens whose largest gate exceeds 0.9; entropy and max by hand."""
     gate = HeadGate(8, 4)
@@ -253,7 +273,7 @@ class FixedDecay(LinearMixer):
 
 def test_sla_twin_of_a_base_with_required_and_keyword_only_options(monkeypatch):
     monkeypatch.setitem(MIXERS._items, "sla-fixed-decay", sla_twin(FixedDecay))
-    gates = ["gate_rank", "gate_temp", "gate_q_only", "gate_source", "gate_kind"]
+    gates = ["gate_rank", "gate_temp", "gate_q_only", "gate_source", "gate_kind", "gate_scale"]
     assert [p.name for p in mixer_params("sla-fixed-decay")] == [f.name for f in fields(FixedDecayOptions)] + gates
     assert MIXERS.get("sla-fixed-decay").Options(decay=0.5).output_norm == "layer"
     with pytest.raises(SlabenchError, match="option 'decay' has no default"):

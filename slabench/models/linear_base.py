@@ -102,8 +102,11 @@ class LinearMixer(Mixer):
 
     # --- SLA ---------------------------------------------------------------------------------
 
-    def enable_head_gates(self, rank: int, temp: float, q_only: bool, source: str, kind: str = "softmax") -> None:
-        """Switch on SLA: gates on q (and k unless q_only), softmax over heads or a sigmoid per head."""
+    def enable_head_gates(
+        self, rank: int, temp: float, q_only: bool, source: str, kind: str = "softmax", scale: str = "one"
+    ) -> None:
+        """Switch on SLA: gates on q (and k unless q_only), softmax over heads or a sigmoid per head,
+        times H with scale 'heads'."""
         where = f"sla-{type(self).__mro__[1].__name__}"
         require(rank >= 1, where, f"gate_rank={rank} must be >= 1")
         require(temp > 0, where, f"gate_temp={temp} must be > 0")
@@ -113,11 +116,13 @@ class LinearMixer(Mixer):
             where,
             f"gate_kind={kind!r} is not allowed; choose one of 'softmax', 'sigmoid'",
         )
+        require(scale in ("one", "heads"), where, f"gate_scale={scale!r} is not allowed; choose one of 'one', 'heads'")
         self.gate_source = source
         d_in = self.d_model if source == "x" else self.key_dim
-        self.q_gate = HeadGate(d_in, self.n_heads, rank, temp, kind)
+        factor = float(self.n_heads) if scale == "heads" else 1.0
+        self.q_gate = HeadGate(d_in, self.n_heads, rank, temp, kind, factor)
         if not q_only:
-            self.k_gate = HeadGate(d_in, self.n_heads, rank, temp, kind)
+            self.k_gate = HeadGate(d_in, self.n_heads, rank, temp, kind, factor)
 
     def apply_head_gates(self, x, q_raw, k_raw, q, k):
         """Scale q, k [B, T, H, Dk] per head by gates read from the raw q, k (or from x)."""

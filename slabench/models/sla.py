@@ -42,9 +42,11 @@ class HeadGate(nn.Module):
     without adding work to the training step.
     """
 
-    def __init__(self, d_in: int, n_heads: int, rank: int = 8, temp: float = 1.0, kind: str = "softmax"):
+    def __init__(
+        self, d_in: int, n_heads: int, rank: int = 8, temp: float = 1.0, kind: str = "softmax", scale: float = 1.0
+    ):
         super().__init__()
-        self.n_heads, self.temp, self.kind = n_heads, temp, kind
+        self.n_heads, self.temp, self.kind, self.scale = n_heads, temp, kind, scale
         self.down = nn.Linear(d_in, rank, bias=False)
         self.up = nn.Linear(rank, n_heads)
         self.last_gates: torch.Tensor | None = None
@@ -54,7 +56,7 @@ class HeadGate(nn.Module):
         itself (d_in = H * D), which lets the kernel add src's two gradients in one pass."""
         y, gates = kernels.sla_gate(src, x, self.down.weight, self.up.weight, self.up.bias, self.temp, self.kind)
         self.last_gates = gates.detach()
-        return y
+        return y if self.scale == 1.0 else y * self.scale
 
     def diagnostics(self, prefix: str = "") -> dict[str, float]:
         """Means over tokens: gate_entropy, entropy / log H of the gates over the heads (1 uniform,
@@ -92,6 +94,13 @@ class SLAGateOptions:
             "(the control without competition; runs on the reference path)"
         },
     )
+    gate_scale: Literal["one", "heads"] = field(
+        default="one",
+        metadata={
+            "help": "'one': gates as drawn (every head starts at 1/H); 'heads': times H, so a uniform gate "
+            "is the identity and q, k start as the base's"
+        },
+    )
 
 
 def sla_twin(cls: type) -> type:
@@ -123,7 +132,7 @@ def sla_twin(cls: type) -> type:
     def __init__(self, d_model: int, n_heads: int, options: Any = None):
         cls.__init__(self, d_model, n_heads, options)
         o = self.options
-        self.enable_head_gates(o.gate_rank, o.gate_temp, o.gate_q_only, o.gate_source, o.gate_kind)
+        self.enable_head_gates(o.gate_rank, o.gate_temp, o.gate_q_only, o.gate_source, o.gate_kind, o.gate_scale)
 
     doc = f"SLA twin of `{cls.__name__}`: its mixing with softmax head gates on q and k."
     return type(
