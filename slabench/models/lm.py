@@ -99,7 +99,7 @@ class LM(nn.Module):
         if positions is not None:
             x = x.gather(1, positions[..., None].expand(-1, -1, x.shape[-1]))  # [B, K, D]
         x = self.norm(x)
-        return x @ self.embed.weight.T if self.head is None else self.head(x)  # [B, T, V]
+        return x @ self.embed.weight.T if self.head is None else self.head(x)  # [B, T or K, V]
 
     @property
     def mixers(self) -> list[Mixer]:

@@ -101,9 +101,9 @@ def scored_positions(labels: torch.Tensor, k: int | None) -> tuple[torch.Tensor 
 
     The model then computes its head and loss at k positions instead of T. MQAR scores one in
     eight to one in sixteen positions, and with an 8192-token vocabulary the head's logits at
-    every position are most of a step's memory traffic (537M of them at batch 256, T 256). The
-    loss is the same mean over the same positions; k is fixed, and topk needs no host sync, so a
-    CUDA graph captures it. k None: (None, labels), every position."""
+    every position are a step's largest tensors (537M logits at batch 256, T 256). The loss is
+    the same mean over the same positions; k is fixed, and topk needs no host sync, so a CUDA
+    graph captures it. k None: (None, labels), every position."""
     if k is None:
         return None, labels
     positions = labels.ne(IGNORE).to(torch.int8).topk(k, dim=-1, sorted=False).indices  # [B, k]
