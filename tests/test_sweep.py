@@ -205,9 +205,12 @@ def test_cuda_graph_path_needs_cuda():
 
 @pytest.mark.cuda
 @needs_cuda
+@pytest.mark.parametrize("scored", [None, 4], ids=["every-position", "scored-positions"])
 @pytest.mark.parametrize("autocast", [None, torch.bfloat16], ids=["fp32", "bf16"])
 @pytest.mark.parametrize("name", ["attention", "sla-gla", "gdn"])
-def test_cuda_graph_step_matches_eager(name, autocast):
+def test_cuda_graph_step_matches_eager(name, autocast, scored):
+    """The captured step trains as the eager one, with the head at every position or at the
+    task's scored ones (MQAR: 4 a row here, gathered by topk inside the graph)."""
     device = torch.device("cuda")
     task = build_task("mqar", vocab_size=64, seq_len=64, num_kv_pairs=4)
     gen = torch.Generator(device=device).manual_seed(0)
@@ -218,9 +221,8 @@ def test_cuda_graph_step_matches_eager(name, autocast):
         torch.manual_seed(0)
         model = build_model(name, vocab_size=64, d_model=64, n_layers=2, n_heads=4).to(device)
         cfg = TrainSpec(batch_size=32, grad_clip=0.5)
-        step = TrainStep(
-            model, make_optimizer(model, cfg, device, capturable=path == "cuda-graph"), cfg, device, autocast, path
-        )
+        opt = make_optimizer(model, cfg, device, capturable=path == "cuda-graph")
+        step = TrainStep(model, opt, cfg, device, autocast, path, scored)
         out = []
         for b, lr in zip(batches, lrs):
             step.set_lr(lr)
