@@ -106,7 +106,7 @@ def scored_positions(labels: torch.Tensor, k: int | None) -> tuple[torch.Tensor 
     graph captures it. k None: (None, labels), every position."""
     if k is None:
         return None, labels
-    positions = labels.ne(IGNORE).to(torch.int8).topk(k, dim=-1, sorted=False).indices  # [B, k]
+    positions = labels.ne(IGNORE).float().topk(k, dim=-1, sorted=False).indices  # [B, k]
     return positions, labels.gather(-1, positions)
 
 
