@@ -152,3 +152,26 @@ def test_training_on_scored_positions_gives_the_full_heads_record(monkeypatch):
     assert abs(gathered["metrics"]["test_acc"] - full["metrics"]["test_acc"]) <= 1e-6
     for a, b in zip(gathered["metrics"]["curve"], full["metrics"]["curve"]):
         assert abs(a["train_loss"] - b["train_loss"]) <= 1e-6 * abs(b["train_loss"])
+
+
+def test_evaluation_at_the_scored_positions_equals_the_full_heads():
+    """evaluate() runs the head at each chunk's scored positions only; its accuracies equal a
+    plain count over the full logits, on a task whose rows score different numbers of positions."""
+    from slabench.models import build_model
+    from slabench.runners.train import evaluate
+    from slabench.tasks import IGNORE, build_task
+
+    task = build_task("mqar-overwrite", vocab_size=64, seq_len=48, num_kv_pairs=6, num_updates=2)
+    data = task.sample(300, torch.Generator().manual_seed(0))
+    counts = (data.labels != IGNORE).sum(1)
+    assert counts.min() < counts.max()  # rows differ: padding positions are exercised
+    torch.manual_seed(0)
+    model = build_model("gla", vocab_size=64, d_model=32, n_heads=2, n_layers=1)
+    with torch.no_grad():
+        pred = model(data.inputs).argmax(-1)  # [B, T]
+    mask = data.labels != IGNORE
+    correct = ((pred == data.labels) & mask).sum(1)
+    out = evaluate(model, data, None)
+    assert out["acc"] == correct.sum().item() / mask.sum().item()
+    assert out["exact"] == (correct == mask.sum(1)).double().mean().item()
+    assert out["n"] == 300

@@ -26,7 +26,7 @@ from slabench.plugins import source_digest
 from slabench.record import SCHEMA_VERSION, CurvePoint, Metrics, RunRecord
 from slabench.runners.data import hash_multipliers, row_hashes, seeded_generator, total_steps, training_batches
 from slabench.runners.environment import environment, peak_memory_bytes
-from slabench.runners.step import TrainStep, lr_at, make_optimizer, scored_bound
+from slabench.runners.step import TrainStep, lr_at, make_optimizer, scored_bound, scored_positions
 from slabench.tasks import IGNORE, Batch
 
 VAL_SEED, TEST_SEED = SEED_LIMIT + 1, SEED_LIMIT + 2
@@ -40,8 +40,12 @@ def evaluate(model: torch.nn.Module, data: Batch, autocast: torch.dtype | None) 
     correct_rows, scored_rows = [], []
     for i in range(0, data.inputs.shape[0], EVAL_CHUNK):
         inputs, labels = data.inputs[i : i + EVAL_CHUNK], data.labels[i : i + EVAL_CHUNK]
+        # The head only at the chunk's scored positions: its most scored positions in a row, all
+        # of every row's among them (a host sync per chunk; evaluation is not captured).
+        k = int((labels != IGNORE).sum(1).max())
+        positions, labels = scored_positions(labels, k if k < labels.shape[1] else None)  # [b, k] or [b, T]
         with torch.autocast(inputs.device.type, dtype=autocast, enabled=autocast is not None):
-            pred = model(inputs).argmax(-1)  # [b, T]
+            pred = model(inputs, positions).argmax(-1)  # [b, k or T]
         mask = labels != IGNORE
         correct_rows.append(((pred == labels) & mask).sum(1))  # [b]
         scored_rows.append(mask.sum(1))  # [b]
