@@ -151,8 +151,8 @@ CORE_MUTANTS = [
     M(
         "val-uses-test-seed",
         "slabench/runners/train.py",
-        "val = task.sample(cfg.val_size, _generator(VAL_SEED, device), device)",
-        "val = task.sample(cfg.val_size, _generator(TEST_SEED, device), device)",
+        "val = task.sample(cfg.val_size, seeded_generator(VAL_SEED, device), device)",
+        "val = task.sample(cfg.val_size, seeded_generator(TEST_SEED, device), device)",
         "lr choice and early stopping see the test set",
     ),
     M(
@@ -203,6 +203,20 @@ CORE_MUTANTS = [
         "float(seen_test.double().mean())",
         "float(seen_test.double().sum())",
         "train/test overlap reported as a count, not a fraction",
+    ),
+    M(
+        "scored-position-dropped",
+        "slabench/runners/step.py",
+        "return k if k is not None and k < task.seq_len else None",
+        "return k - 1 if k is not None and k < task.seq_len else None",
+        "the loss gathers one scored position per row too few",
+    ),
+    M(
+        "mqar-scored-bound-low",
+        "slabench/tasks/mqar.py",
+        "return self.num_kv_pairs  # each key queried once",
+        "return self.num_kv_pairs - 1  # each key queried once",
+        "the task's bound leaves a query out of training's loss",
     ),
     M(
         "warmup-skipped",

@@ -107,14 +107,16 @@ def test_best_checkpoint_and_early_stop_follow_validation(monkeypatch, one_threa
 
 
 class _CopyModel(torch.nn.Module):
-    """Predicts, at every position, the input token itself (logits one-hot on it)."""
+    """Predicts, at every position (or at `positions`, as the LM does), the input token itself
+    (logits one-hot on it)."""
 
     def __init__(self, vocab: int):
         super().__init__()
         self.vocab, self.w = vocab, torch.nn.Parameter(torch.zeros(1))
 
-    def forward(self, inputs):  # [B, T] -> [B, T, V]
-        return F.one_hot(inputs, self.vocab).float() + 0 * self.w
+    def forward(self, inputs, positions=None):  # [B, T] -> [B, T or K, V]
+        tokens = inputs if positions is None else inputs.gather(1, positions)
+        return F.one_hot(tokens, self.vocab).float() + 0 * self.w
 
 
 def test_evaluate_accuracy_exact_match_and_slices_by_hand(monkeypatch):
