@@ -38,7 +38,7 @@ if [ ! -f "$STATE/logs/steps.txt" ]; then
   [ -f .gpu/state.tgz ] && tar xzf .gpu/state.tgz -C "$STATE"
 fi
 if [ -f .gpu/head.bundle ]; then
-  printf '/.gpu/\n/.wheels/\n' >> .git/info/exclude
+  grep -qx /.gpu/ .git/info/exclude 2>/dev/null || printf '/.gpu/\n/.wheels/\n' >> .git/info/exclude
   git fetch -q .gpu/head.bundle HEAD && git reset -q FETCH_HEAD  # index too; the tree stays
 fi
 # .wheels: fla-core, and pytest-xdist + execnet (parallel CUDA tests: Triton compiles on all cores).

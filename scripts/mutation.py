@@ -207,9 +207,9 @@ CORE_MUTANTS = [
     M(
         "scored-position-dropped",
         "slabench/runners/step.py",
-        "return k if k is not None and k < task.seq_len else None",
-        "return k - 1 if k is not None and k < task.seq_len else None",
-        "the loss gathers one scored position per row too few",
+        "positions = labels.ne(IGNORE).float().topk(k, dim=-1, sorted=False).indices",
+        "positions = labels.ne(IGNORE).float().topk(k - 1, dim=-1, sorted=False).indices",
+        "training and evaluation gather one scored position per row too few",
     ),
     M(
         "mqar-scored-bound-low",

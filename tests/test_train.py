@@ -102,7 +102,7 @@ def test_scored_positions_keep_every_scored_label():
     from slabench.tasks import IGNORE
 
     g = torch.Generator().manual_seed(0)
-    for T, k in [(1, 1), (7, 3), (64, 4), (64, 64)]:
+    for T, k in [(2, 1), (7, 3), (64, 4), (64, 63)]:
         counts = torch.randint(0, k + 1, (50,), generator=g)  # [B] scored positions per row
         labels = torch.full((50, T), IGNORE)
         for row, n in enumerate(counts.tolist()):
@@ -116,16 +116,17 @@ def test_scored_positions_keep_every_scored_label():
                 labels[row][labels[row] != IGNORE].tolist()
             )
     assert scored_positions(labels, None) == (None, labels)
+    assert scored_positions(labels, 64) == (None, labels)  # k not below T: every position
 
 
 def test_head_and_loss_at_scored_positions_equal_the_full_ones():
     """The loss over the gathered positions is the full loss, and so are its gradients (float64)."""
     from slabench.models import build_model
-    from slabench.runners.step import scored_bound, scored_positions, token_loss
+    from slabench.runners.step import scored_positions, token_loss
 
     task = TASK.build()
     batch = task.sample(16, torch.Generator().manual_seed(0))
-    k = scored_bound(task)
+    k = task.scored_per_row()
     assert k == 4  # MQAR: one scored position per pair
     torch.manual_seed(0)
     model = build_model("gla", vocab_size=64, d_model=32, n_heads=2, n_layers=2).double()

@@ -42,7 +42,7 @@ from torch.func import functional_call, vmap
 from slabench import kernels
 from slabench.config import RunSpec
 from slabench.runners.data import hash_multipliers, row_hashes, seeded_generator, total_steps, training_batches
-from slabench.runners.step import CapturedStep, FoldedAdamW, lr_at, scored_bound, scored_positions, token_loss
+from slabench.runners.step import CapturedStep, FoldedAdamW, lr_at, scored_positions, token_loss
 from slabench.runners.train import (
     NO_OUTPUTS,
     TEST_SEED,
@@ -176,7 +176,7 @@ def train_batched(
     opt = FoldedAdamW([list(m.model.parameters()) for m in members], cfg)
     if train_path == "auto":
         train_path = "cuda-graph" if device.type == "cuda" else "eager"
-    fold_step = FoldStep(members[0].model, opt, device, autocast, train_path, scored_bound(task))
+    fold_step = FoldStep(members[0].model, opt, device, autocast, train_path, task.scored_per_row())
     total = total_steps(cfg, task.seq_len, members[0].train_rows)
     # Every member's lr at every step, on the device: one row copied in place per step, no sync.
     lrs = torch.tensor([[lr_at(m.spec.train, s / total) for m in members] for s in range(total)], device=device)

@@ -103,17 +103,11 @@ def scored_positions(labels: torch.Tensor, k: int | None) -> tuple[torch.Tensor 
     eight to one in sixteen positions, and with an 8192-token vocabulary the head's logits at
     every position are a step's largest tensors (537M logits at batch 256, T 256). The loss is
     the same mean over the same positions; k is fixed, and topk needs no host sync, so a CUDA
-    graph captures it. k None: (None, labels), every position."""
-    if k is None:
+    graph captures it. k None, or not below T: (None, labels), every position."""
+    if k is None or k >= labels.shape[-1]:
         return None, labels
     positions = labels.ne(IGNORE).float().topk(k, dim=-1, sorted=False).indices  # [B, k]
     return positions, labels.gather(-1, positions)
-
-
-def scored_bound(task) -> int | None:
-    """The k for `scored_positions` on a task's batches: its `scored_per_row` when below seq_len."""
-    k = task.scored_per_row()
-    return k if k is not None and k < task.seq_len else None
 
 
 def lr_at(cfg: TrainSpec, progress: float) -> float:

@@ -26,7 +26,7 @@ from slabench.plugins import source_digest
 from slabench.record import SCHEMA_VERSION, CurvePoint, Metrics, RunRecord
 from slabench.runners.data import hash_multipliers, row_hashes, seeded_generator, total_steps, training_batches
 from slabench.runners.environment import environment, peak_memory_bytes
-from slabench.runners.step import TrainStep, lr_at, make_optimizer, scored_bound, scored_positions
+from slabench.runners.step import TrainStep, lr_at, make_optimizer, scored_positions
 from slabench.tasks import IGNORE, Batch
 
 VAL_SEED, TEST_SEED = SEED_LIMIT + 1, SEED_LIMIT + 2
@@ -37,13 +37,13 @@ EVAL_CHUNK = 256  # examples per evaluation forward pass (bounds memory)
 def evaluate(model: torch.nn.Module, data: Batch, autocast: torch.dtype | None) -> dict[str, Any]:
     """Micro accuracy over scored positions and per-example exact match, overall and per slice."""
     model.eval()
+    # The head only at the scored positions: as many per row as the most any row has (one host
+    # sync per evaluation; it is not captured).
+    k = int((data.labels != IGNORE).sum(1).max())
     correct_rows, scored_rows = [], []
     for i in range(0, data.inputs.shape[0], EVAL_CHUNK):
         inputs, labels = data.inputs[i : i + EVAL_CHUNK], data.labels[i : i + EVAL_CHUNK]
-        # The head only at the chunk's scored positions: its most scored positions in a row, all
-        # of every row's among them (a host sync per chunk; evaluation is not captured).
-        k = int((labels != IGNORE).sum(1).max())
-        positions, labels = scored_positions(labels, k if k < labels.shape[1] else None)  # [b, k] or [b, T]
+        positions, labels = scored_positions(labels, k)  # [b, k] each, or None and [b, T]
         with torch.autocast(inputs.device.type, dtype=autocast, enabled=autocast is not None):
             pred = model(inputs, positions).argmax(-1)  # [b, k or T]
         mask = labels != IGNORE
@@ -144,7 +144,7 @@ def train(
     if train_path == "auto":
         train_path = "cuda-graph" if device.type == "cuda" else "eager"
     opt = make_optimizer(model, cfg, device, capturable=train_path == "cuda-graph")
-    train_step = TrainStep(model, opt, cfg, device, autocast, train_path, scored_bound(task))
+    train_step = TrainStep(model, opt, cfg, device, autocast, train_path, task.scored_per_row())
     total = total_steps(cfg, task.seq_len, train_rows) if not cfg.seconds else 10**9
     writer = tensorboard_writer(Path(outputs.log_dir) / spec.key()) if outputs.log_dir else None
     step_losses: list[torch.Tensor] = []  # device scalars since the last flush: no sync per step
