@@ -144,7 +144,7 @@ for step in "$@"; do
   esac
 done
 kill $SAVER 2>/dev/null
+save  # before stopping MPS: its quit waits for clients a killed grid may leave behind
 [ "${MPS:-0}" = 1 ] && log "mps servers: $(echo get_server_list | nvidia-cuda-mps-control | tr '\n' ' ')" \
-  && echo quit | nvidia-cuda-mps-control
-save
+  && echo quit | timeout 10 nvidia-cuda-mps-control
 cat "$STATE/logs/steps.txt"
