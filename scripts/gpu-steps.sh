@@ -77,7 +77,8 @@ for step in "$@"; do
   t0=$SECONDS
   case $step in
     tests)
-      timeout "$(left)" python -m pytest -m cuda tests/ -k "${TESTS_K:-}" -n "${XDIST:-8}" -v -rfsP -p no:cacheprovider ${PYTEST_ARGS:-} \
+      # SIGINT, not SIGTERM, at the deadline: pytest then still prints the failures it has.
+      timeout -s INT -k 20 "$(left)" python -m pytest -m cuda tests/ -k "${TESTS_K:-}" -n "${XDIST:-8}" -v -rfsP -p no:cacheprovider ${PYTEST_ARGS:-} \
         --durations=20 > "$STATE/logs/gpu-tests.txt" 2>&1
       log "cuda tests: rc $? in $((SECONDS - t0)) s"
       [ -n "${TESTS_K:-}" ] && continue  # a chosen subset: no doctor

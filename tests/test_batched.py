@@ -138,17 +138,25 @@ def test_a_member_that_diverges_in_a_fold_can_be_trained_again_alone():
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 @pytest.mark.parametrize("mixer", ["attention", "sla-gla"])
 def test_captured_fold_matches_the_eager_fold(mixer):
-    """The folded step captured in a CUDA graph and replayed trains as the eager one does."""
-    specs = [_spec(0, mixer=mixer, steps=12, stop_at=0.15), _spec(1, lr=3e-2, mixer=mixer, steps=12, stop_at=0.15)]
-    captured = train_batched(specs, "cuda", train_path="cuda-graph")
-    eager = {r["key"]: r for r in train_batched(specs, "cuda", train_path="eager")}
-    assert {(r["train_path"], r["train_path_fallback"]) for r in captured} == {("cuda-graph", None)}
+    """The folded step captured in a CUDA graph and replayed trains as the eager one does, to the
+    tolerance of the single-run test (test_sweep.py): cuBLAS and SDPA may pick other algorithms
+    under capture, so the two agree to rounding, not bit for bit. The second member diverges at
+    once and stops: the replayed graph must read the mask that freezes it."""
+    specs = [_spec(0, mixer=mixer, steps=12), _spec(1, lr=1e4, mixer=mixer, steps=12)]
+    captured = train_batched(specs, "cuda", train_path="cuda-graph", rerun_diverged=False)
+    eager = {r["key"]: r for r in train_batched(specs, "cuda", train_path="eager", rerun_diverged=False)}
+    paths = {(r["train_path"], r["train_path_fallback"]) for r in captured}
+    assert paths == {("cuda-graph", None)}, paths
+    assert sorted(r["status"] for r in captured) == ["diverged", "ok"]
     for r in captured:
         e = eager[r["key"]]
-        assert r["metrics"]["steps"] == e["metrics"]["steps"]
-        assert r["metrics"]["test_acc"] == pytest.approx(e["metrics"]["test_acc"], abs=1e-6)
-        for a, b in zip(r["metrics"]["curve"], e["metrics"]["curve"]):
-            assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-4)
+        assert (r["status"], r["metrics"]["steps"]) == (e["status"], e["metrics"]["steps"])
+        if r["status"] == "diverged":
+            continue
+        assert r["metrics"]["steps"] == 12
+        got = [c["train_loss"] for c in r["metrics"]["curve"]]
+        want = [c["train_loss"] for c in e["metrics"]["curve"]]
+        assert got == pytest.approx(want, rel=2e-3), (got, want)
 
 
 @pytest.mark.cuda
