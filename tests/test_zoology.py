@@ -15,7 +15,7 @@ from slabench.models import build_model
 from slabench.runners.data import hash_multipliers, row_hashes, training_batches
 from slabench.runners.data import seeded_generator as _generator
 from slabench.runners.train import TEST_SEED, VAL_SEED, evaluate, train
-from slabench.runners.zoology import Point, best_points, checks, grid_specs
+from slabench.runners.zoology import Point, best_points, checks, grid_specs, write_zoology
 from slabench.tasks import build_task
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -177,3 +177,17 @@ def test_tiny_report_runs_end_to_end_and_rebuilds_from_records(tmp_path, one_thr
     assert partial.exit_code == 0 and "acceptance: incomplete" in partial.output
     text = report.read_text()
     assert "from 11 of the grids' 12 runs" in text and "**incomplete** (" in text and "1 runs not recorded yet" in text
+
+
+def test_a_point_with_unrecorded_lrs_is_marked(tmp_path):
+    """The full grids plan four lrs a point; with one recorded, the cell shows that run, marked."""
+    spec = next(s for s in grid_specs("full")[0][1] if s.model.name == "gla" and dict(s.model.params)["d_model"] == 64)
+    record = {
+        "spec": spec.to_dict(),
+        "status": "ok",
+        "metrics": {"val_acc": 0.5, "test_acc": 0.25},
+        "environment": {"device": "cpu"},
+    }
+    assert write_zoology([record], "full", tmp_path / "z.md") == "incomplete"
+    text = (tmp_path / "z.md").read_text()
+    assert "| gla | 25.0* |" in text and "*: some of the point's runs are not recorded yet" in text

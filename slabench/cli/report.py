@@ -136,7 +136,7 @@ def report_sla(
 @out_option("run records, one subdirectory per grid (existing ones are reused)", default="runs/zoology-mqar")
 @report_file_option("leaderboards/zoology-mqar.md", "the Markdown (the PNG figure is written next to it)")
 @from_records_option()
-@scale_option("the zoology-mqar-<seq_len> grids (1/16 of Zoology's epochs, 324 runs)")
+@scale_option("the zoology-mqar-<seq_len>[-attention] grids (1/16 of Zoology's epochs, 1/4 for attention; 324 runs)")
 @device_option()
 @workers_option()
 @retry_failed_option()

@@ -3,9 +3,10 @@ one panel per seq_len, one line per mixer at its best learning rate per point.
 
 Zoology (Arora, Eyuboglu et al., ICLR 2024) shows softmax attention solving MQAR at every width
 while fixed-state mixers fall as seq_len (and the number of key-value pairs with it) grows and
-recover as d_model grows. The grids are the presets zoology-mqar-<seq_len> (one per seq_len,
-since the batch size changes with it; `docs/zoology.md` maps every setting), run into one
-records directory each under the report's --out, so a rerun resumes.
+recover as d_model grows. The grids are the presets zoology-mqar-<seq_len> (the linear mixers)
+and zoology-mqar-<seq_len>-attention (attention, four times their epochs; `docs/zoology.md` maps
+every setting and says why), run into one records directory each under the report's --out, so a
+rerun resumes.
 
 A point is (mixer, seq_len, d_model). Its lr is the one with the best mean validation accuracy
 over seeds (Zoology takes the best of its four lrs on its test set, which is also its validation
@@ -23,7 +24,7 @@ The SLA twins get the same two checks, reported beside the bases' but not part o
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass
 from itertools import pairwise
 from pathlib import Path
@@ -35,7 +36,9 @@ from slabench.runners.leaderboard import record_machines, score
 from slabench.runners.output import md_table, pct, plt, save_figure
 
 GRIDS = {
-    "full": ("zoology-mqar-64", "zoology-mqar-128", "zoology-mqar-256"),
+    # Per seq_len, the linear mixers (4 epochs) and attention (16): the batch size changes with
+    # seq_len and the budget with the mixer, and a grid's lists form a cartesian product.
+    "full": tuple(f"zoology-mqar-{t}{m}" for t in (64, 128, 256) for m in ("", "-attention")),
     "tiny": ("zoology-mqar-tiny",),
 }
 BASES = ("linear", "retnet", "gla", "gdn")
@@ -61,6 +64,11 @@ def grid_specs(scale: str) -> list[tuple[str, list[RunSpec]]]:
     return [expand_grid(load_preset(name)) for name in GRIDS[scale]]
 
 
+def _where(spec: RunSpec) -> tuple[str, int, int]:
+    """The point a run belongs to: (mixer, seq_len, d_model)."""
+    return spec.model.name, dict(spec.task.params)["seq_len"], dict(spec.model.params)["d_model"]
+
+
 def best_points(records: list[RunRecord]) -> dict[tuple[str, int, int], Point]:
     """(mixer, seq_len, d_model) -> its point at the lr with the best mean validation accuracy."""
     runs: dict[tuple[str, int, int], dict[float, list[tuple[float, float]]]] = defaultdict(lambda: defaultdict(list))
@@ -69,8 +77,7 @@ def best_points(records: list[RunRecord]) -> dict[tuple[str, int, int], Point]:
             continue
         spec = RunSpec.from_dict(r["spec"])
         val = r["metrics"].get("val_acc", 0.0) if r["status"] == "ok" else 0.0
-        where = (spec.model.name, dict(spec.task.params)["seq_len"], dict(spec.model.params)["d_model"])
-        runs[where][spec.train.lr].append((val, test))
+        runs[_where(spec)][spec.train.lr].append((val, test))
     points = {}
     for where, by_lr in runs.items():
         lr = max(sorted(by_lr), key=lambda lr: sum(v for v, _ in by_lr[lr]) / len(by_lr[lr]))  # ties: smaller lr
@@ -164,9 +171,13 @@ def write_zoology(records: list[RunRecord], scale: str, md_path: Path) -> str:
     runs have no record (a point's best lr may be among them, so no check is final)."""
     md_path.parent.mkdir(parents=True, exist_ok=True)
     points = best_points(records)
-    cell = {k: (pct(p.acc), f"{p.lr:.2g}") for k, p in points.items()}
-    seq_lens, widths = _axes(points)
     grids = grid_specs(scale)
+    # A point with some of its lrs unrecorded shows the best of those recorded, marked.
+    planned_at = Counter(_where(s) for _, specs in grids for s in specs)
+    recorded_at = Counter(_where(RunSpec.from_dict(r["spec"])) for r in records)
+    partial = {k for k in points if recorded_at[k] < planned_at[k]}
+    cell = {k: (pct(p.acc) + "*" * (k in partial), f"{p.lr:.2g}") for k, p in points.items()}
+    seq_lens, widths = _axes(points)
     planned = sum(len(specs) for _, specs in grids)
     results = checks(points, {s.model.name for _, specs in grids for s in specs})
     accepted = bool(results) and all(ok for m, _, _, ok in results if not m.startswith("sla-"))
@@ -195,7 +206,8 @@ def write_zoology(records: list[RunRecord], scale: str, md_path: Path) -> str:
         mixers = sorted({p.mixer for p in points.values()}, key=lambda m: (m != "attention", m.startswith("sla-"), m))
         header = ["mixer", *(f"T{t} d{d}" for t in seq_lens for d in widths)]
         lines += [
-            "Test accuracy (%) at the lr chosen on validation (mean over seeds), then that lr; T seq_len, d d_model.",
+            "Test accuracy (%) at the lr chosen on validation (mean over seeds), then that lr; T seq_len, d d_model."
+            + (" *: some of the point's runs are not recorded yet; the best of those that are." if partial else ""),
             "",
             md_table(
                 header,
