@@ -19,14 +19,14 @@ import torch
 from slabench.kernels.conv.fla_adapters import fla_short_conv
 from slabench.kernels.conv.fused import short_conv_triton, unsuited
 from slabench.kernels.conv.reference import short_conv_reference
-from slabench.kernels.dispatch import Op, call
+from slabench.kernels.dispatch import PROBE_T, Op, call
 
 
 def _probe(device, dtype, dims):
-    """Small, odd-sized inputs; a float32 weight, as under autocast."""
+    """Small inputs, PROBE_T long; a float32 weight, as under autocast."""
     gen = torch.Generator(device="cpu").manual_seed(0)
     C, W = dims
-    x, weight = torch.randn(2, 100, C, generator=gen), torch.randn(C, W, generator=gen) / W**0.5
+    x, weight = torch.randn(2, PROBE_T, C, generator=gen), torch.randn(C, W, generator=gen) / W**0.5
     return [x.to(device, dtype), weight.to(device, torch.float32)], {}
 
 

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from slabench.kernels.delta_rule.fla_adapters import fla_chunk_gated_delta_rule, fla_fused_recurrent_gated_delta_rule
 from slabench.kernels.delta_rule.fused import delta_rule_fused, unsuited
 from slabench.kernels.delta_rule.reference import delta_rule_chunk, delta_rule_recurrent
-from slabench.kernels.dispatch import Op, call
+from slabench.kernels.dispatch import PROBE_T, Op, call
 
 
 def delta_rule_reference(q, k, v, g, beta, scale, output_final_state):
@@ -28,9 +28,9 @@ def delta_rule_reference(q, k, v, g, beta, scale, output_final_state):
 
 
 def _probe(device, dtype, dims):
-    """Small, odd-sized inputs with real decays."""
+    """Small inputs, PROBE_T long with real decays."""
     gen = torch.Generator(device="cpu").manual_seed(0)
-    (B, T, H), (Dk, Dv) = (2, 100, 2), dims
+    (B, T, H), (Dk, Dv) = (2, PROBE_T, 2), dims
     q, k = (F.normalize(torch.randn(B, T, H, Dk, generator=gen), dim=-1) for _ in range(2))
     v = torch.randn(B, T, H, Dv, generator=gen)
     g = F.logsigmoid(torch.randn(B, T, H, generator=gen) + 3) / 4

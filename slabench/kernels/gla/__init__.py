@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from slabench.kernels.dispatch import Op, call
+from slabench.kernels.dispatch import PROBE_T, Op, call
 from slabench.kernels.gla.fla_adapters import (
     fla_chunk_gla,
     fla_chunk_gla_expanded,
@@ -36,9 +36,9 @@ def gla_reference(q, k, v, g, scale, output_final_state):
 
 
 def _probe(device, dtype, dims, per_channel: bool):
-    """Small, odd-sized inputs with real decays."""
+    """Small inputs, PROBE_T long with real decays."""
     gen = torch.Generator(device="cpu").manual_seed(0)
-    (B, T, H), (Dk, Dv) = (2, 100, 2), dims[:2]
+    (B, T, H), (Dk, Dv) = (2, PROBE_T, 2), dims[:2]
     q, k, v = (torch.randn(B, T, H, d, generator=gen) for d in (Dk, Dk, Dv))
     shape = (B, T, H, Dk) if per_channel else (B, T, H)
     g = F.logsigmoid(torch.randn(*shape, generator=gen) + 3) / 4

@@ -16,18 +16,18 @@ from __future__ import annotations
 
 import torch
 
-from slabench.kernels.dispatch import Op, call
+from slabench.kernels.dispatch import PROBE_T, Op, call
 from slabench.kernels.norm.fla_adapters import fla_l2norm, fla_rms_norm_gated
 from slabench.kernels.norm.reference import l2norm_reference, rms_norm_gated_reference
 
 
 def _probe(device, dtype, dims):
-    """Small, odd-sized inputs; a float32 weight, as under autocast."""
+    """Small inputs, PROBE_T long; a float32 weight, as under autocast."""
     gen = torch.Generator(device="cpu").manual_seed(0)
     D, gated = dims
     x, g, weight = (
-        torch.randn(3, 50, D, generator=gen),
-        torch.randn(3, 50, D, generator=gen),
+        torch.randn(2, PROBE_T, D, generator=gen),
+        torch.randn(2, PROBE_T, D, generator=gen),
         1 + torch.rand(D, generator=gen),
     )
     return [x.to(device, dtype), g.to(device, dtype) if gated else None, weight.to(device, torch.float32)], {
@@ -47,7 +47,7 @@ RMS_NORM_GATED = Op(
 
 def _probe_l2norm(device, dtype, dims):
     gen = torch.Generator(device="cpu").manual_seed(0)
-    return [torch.randn(3, 50, 2, dims[0], generator=gen).to(device, dtype)], {"eps": 1e-6}
+    return [torch.randn(2, PROBE_T, 2, dims[0], generator=gen).to(device, dtype)], {"eps": 1e-6}
 
 
 L2NORM = Op(

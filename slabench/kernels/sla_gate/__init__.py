@@ -13,16 +13,16 @@ from __future__ import annotations
 
 import torch
 
-from slabench.kernels.dispatch import Op, call
+from slabench.kernels.dispatch import PROBE_T, Op, call
 from slabench.kernels.sla_gate.fused import sla_gate_triton
 from slabench.kernels.sla_gate.reference import sla_gate_reference, sla_gate_sigmoid_reference
 
 
 def _probe(device, dtype, dims):
-    """Small, odd-sized inputs; float32 weights, as under autocast."""
+    """Small inputs, PROBE_T long; float32 weights, as under autocast."""
     gen = torch.Generator(device="cpu").manual_seed(0)
     C, H, D, R, same = dims
-    src, x = torch.randn(3, 50, C, generator=gen), torch.randn(3, 50, H, D, generator=gen)
+    src, x = torch.randn(2, PROBE_T, C, generator=gen), torch.randn(2, PROBE_T, H, D, generator=gen)
     w_down, w_up = torch.randn(R, C, generator=gen) / C**0.5, torch.randn(H, R, generator=gen) / R**0.5
     b_up = torch.randn(H, generator=gen)
     return [src.to(device, dtype), None if same else x.to(device, dtype)] + [
