@@ -24,7 +24,8 @@
 # report sla --scale full, resumable), probe (scripts/packing-probe.py), profile (slabench profile),
 # gla-paths and gate-bench (scripts/gla-paths.py, scripts/gate-bench.py), delta-paths
 # (scripts/delta-paths.py), zoology (slabench report zoology, resumable), preset=NAME (a shipped
-# preset, resumable), grid=FILE (any grid).
+# preset, resumable), grid=FILE (any grid), fresh-grid=FILE (a grid in one process with an empty
+# Triton cache: first-use cost), variants (scripts/compile-variants.py).
 set -uo pipefail
 OUT=${OUT:-gpu-out}; mkdir -p "$OUT"
 DEADLINE=$((SECONDS + ${BUDGET:-560}))
@@ -141,6 +142,14 @@ for step in "$@"; do
       file=${step#grid=}; name=$(basename "$file" .toml)
       run_grid "$name" "${PACK:-1}" "$file"
       log "$name (workers ${PACK:-1}): rc $? in $((SECONDS - t0)) s" ;;
+    fresh-grid=*)  # fresh-grid=FILE.toml: one process, an empty Triton cache of its own: first-use cost
+      file=${step#fresh-grid=}; name=$(basename "$file" .toml)-fresh
+      TRITON_CACHE_DIR=$(mktemp -d) run_grid "$name" 1 "$file"
+      log "$name (empty Triton cache): rc $? in $((SECONDS - t0)) s" ;;
+    variants)  # what a first run compiles, per kernel name (scripts/compile-variants.py)
+      TRITON_CACHE_DIR=$(mktemp -d) timeout "$(left)" python scripts/compile-variants.py ${VARIANTS_ARGS:-} \
+        > "$STATE/logs/compile-variants.jsonl" 2> "$STATE/logs/compile-variants.err"
+      log "compile variants ${VARIANTS_ARGS:-}: rc $? in $((SECONDS - t0)) s" ;;
     *) log "unknown step $step" ;;
   esac
 done
