@@ -277,18 +277,19 @@ def test_delta_rule_kernels_compile_for_hopper(Dk, Dv, dtype):
     from slabench.kernels.delta_rule import fused
 
     meta = fused._meta(Dk, Dv, torch.bfloat16 if dtype == "bf16" else torch.float32)
-    walk = {**meta, "BV": min(meta["BV"], fused.DeltaRuleConfig().walk_block)}  # the two walks take value blocks
+    cfg = fused.DeltaRuleConfig()
+    walk = {**meta, "BV": min(meta["BV"], cfg.walk_block)}  # the two walks take value blocks
     pointers = {a: f"*{dtype}" for a in ("q", "k", "v", "beta", "o", "do", "dq", "dk", "dv", "dbeta")}
     pointers |= {a: "*fp32" for a in ("g", "tinv", "u", "uv", "vn", "w", "h", "ht", "dvn", "dhl", "dh", "dg")}
-    for kernel, kmeta in (
-        (fused._prepare, meta),
-        (fused._forward, {**walk, "STORE_STATE": True}),
-        (fused._output, meta),
-        (fused._backward_local, meta),
-        (fused._backward_state, walk),
-        (fused._backward_chunk, meta),
+    for kernel, kmeta, warps in (  # at the warps each is launched with (4: Triton's default)
+        (fused._prepare, meta, cfg.prepare_warps),
+        (fused._forward, {**walk, "STORE_STATE": True}, cfg.walk_warps),
+        (fused._output, meta, 4),
+        (fused._backward_local, meta, 4),
+        (fused._backward_state, walk, cfg.walk_warps),
+        (fused._backward_chunk, meta, cfg.chunk_warps),
     ):
-        compiled = _compile_for_hopper(kernel, pointers, {"scale"}, kmeta)
+        compiled = _compile_for_hopper(kernel, pointers, {"scale"}, kmeta, warps)
         assert ".entry" in compiled.asm["ptx"] and compiled.asm["cubin"], kernel.__name__
 
 

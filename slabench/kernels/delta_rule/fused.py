@@ -56,10 +56,10 @@ C = 32  # chunk length: `_prepare` splits it into the UT transform's two 16 x 16
 @dataclass(frozen=True)
 class DeltaRuleConfig:
     """Launch settings (scripts/delta-paths.py sweeps them). On an H200 1 or 2 warps for the walks and
-    8 for `_backward_chunk` measured slower than 4; 2 for `_prepare` faster, not yet checked against
-    the references on the GPU (docs/speed.md)."""
+    8 for `_backward_chunk` measured slower than 4; 2 for `_prepare` 0.05-0.20 ms faster at every
+    shape swept (docs/speed.md)."""
 
-    prepare_warps: int = 4
+    prepare_warps: int = 2
     walk_warps: int = 4
     chunk_warps: int = 4
     walk_block: int = 32  # value columns per program of the two walks (the state's columns evolve independently)
