@@ -225,19 +225,60 @@ def test_a_per_sequence_op_under_vmap_runs_outside_it_with_exact_gradients():
     torch.testing.assert_close(w.grad, (x * x * shared).sum(1))
 
 
-def test_an_op_with_weights_under_vmap_runs_its_reference_on_each_members_weights():
-    x = torch.randn(3, 2, 9, 6, dtype=torch.float64, requires_grad=True)  # [N, B, T, C]
-    w = torch.randn(3, 6, 4, dtype=torch.float64, requires_grad=True)  # [N, C, W]: one per member
-    kernels.reset_paths_used()
-    out = vmap(kernels.short_conv)(x, w)  # [N, B, T, C]
-    assert kernels.paths_used() == {"short_conv": "reference"}
-    single = torch.stack([kernels.short_conv_reference(x[i], w[i]) for i in range(3)])
+def _spy_on_references(monkeypatch, *ops) -> dict[str, list]:
+    """Make each op's reference (all the CPU runs) record the shapes of its first two arguments."""
+    seen: dict[str, list] = {}
+    for op in ops:
+
+        def spy(*args, _ref=op.reference, _name=op.name, **kwargs):
+            seen.setdefault(_name, []).append(tuple(None if a is None else tuple(a.shape) for a in args[:2]))
+            return _ref(*args, **kwargs)
+
+        monkeypatch.setattr(op, "candidates", [*op.candidates[:-1], ("reference", spy)])
+        monkeypatch.setattr(op, "choice", {})
+    return seen
+
+
+def _assert_same_values_and_grads(out, single, inputs) -> None:
     torch.testing.assert_close(out, single, rtol=1e-12, atol=1e-12)
     dout = torch.randn_like(out)
-    got = torch.autograd.grad(out, (x, w), dout)
-    want = torch.autograd.grad(single, (x, w), dout)
+    got = torch.autograd.grad(out, inputs, dout)
+    want = torch.autograd.grad(single, inputs, dout)
     for a, b in zip(got, want):
         torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+
+
+def test_ops_with_member_weights_under_vmap_run_once_for_all_members(monkeypatch):
+    """short_conv folds the members into its channels; rms_norm_gated runs on all members' rows
+    with a weight of ones and scales each member's output by its weight. One call each, with
+    plain tensors, and the values and gradients of each member's own call (float64)."""
+    seen = _spy_on_references(monkeypatch, kernels.SHORT_CONV, kernels.RMS_NORM_GATED)
+    x = torch.randn(3, 2, 9, 6, dtype=torch.float64, requires_grad=True)  # [N, B, T, C]
+    w = torch.randn(3, 6, 4, dtype=torch.float64, requires_grad=True)  # [N, C, W]: one per member
+    out = vmap(kernels.short_conv)(x, w)  # [N, B, T, C]
+    assert seen.pop("short_conv") == [((2, 9, 18), (18, 4))]  # [B, T, N * C], [N * C, W]
+    single = torch.stack([kernels.short_conv_reference(x[i], w[i]) for i in range(3)])
+    _assert_same_values_and_grads(out, single, (x, w))
+
+    h = torch.randn(3, 2, 9, 2, 8, dtype=torch.float64, requires_grad=True)  # [N, B, T, H, D]
+    g = torch.randn(3, 2, 9, 2, 8, dtype=torch.float64, requires_grad=True)
+    scale = torch.randn(3, 8, dtype=torch.float64, requires_grad=True)  # [N, D]
+    out = vmap(lambda a, b, c: kernels.rms_norm_gated(a, b, c, 1e-6))(h, g, scale)
+    assert seen.pop("rms_norm_gated") == [((3, 2, 9, 2, 8), (3, 2, 9, 2, 8))]  # all members' rows at once
+    single = torch.stack([kernels.rms_norm_gated_reference(h[i], g[i], scale[i], 1e-6) for i in range(3)])
+    _assert_same_values_and_grads(out, single, (h, g, scale))
+
+
+def test_an_op_with_weights_shared_by_all_members_runs_its_reference_inside_vmap(monkeypatch):
+    seen = _spy_on_references(monkeypatch, kernels.SHORT_CONV)
+    x = torch.randn(3, 2, 9, 6, dtype=torch.float64, requires_grad=True)  # [N, B, T, C]
+    w = torch.randn(6, 4, dtype=torch.float64, requires_grad=True)  # [C, W]: the same for every member
+    kernels.reset_paths_used()
+    out = vmap(kernels.short_conv, in_dims=(0, None))(x, w)  # [N, B, T, C]
+    assert kernels.paths_used() == {"short_conv": "reference"}
+    assert seen["short_conv"] == [((2, 9, 6), (6, 4))]  # one member's shapes: vmap batches the call
+    single = torch.stack([kernels.short_conv_reference(x[i], w) for i in range(3)])
+    _assert_same_values_and_grads(out, single, (x, w))
 
 
 def test_fold_groups_join_only_runs_that_differ_in_seed_and_lr():

@@ -10,12 +10,18 @@ outputs are wrapped back as batched.
 - per-sequence ops (every tensor argument has a leading batch dimension: gla, delta_rule, l2norm):
   the members fold into the batch, [N, B, ...] -> [N * B, ...], one call for all. Each
   sequence is computed on its own, so a member's output is the one its single run computes.
-- ops with weights (sla_gate, short_conv, rms_norm_gated) stay inside vmap and run their plain
-  torch reference (`dispatch.call`), which vmap batches: a member's weights meet only its own
-  rows, and the step launches the same kernels whatever N is. Running the fast path once per
-  member instead costs a slice, a stacked copy and, in the backward, a zero-filled gradient
-  of all N members' rows per member: launches that grow with N and traffic that grows with
-  N^2. Folded records name `reference` for these ops.
+- ops with per-member weights whose members fold without changing the kernel: `short_conv` is
+  depthwise, so the members fold into the channels, x [N, B, T, C] -> [B, T, N * C] with the
+  weights [N, C, W] -> [N * C, W]; `rms_norm_gated` is linear in its weight, so the kernel
+  runs with a weight of ones on all members' rows and each member's weight multiplies its
+  output after (`norm(x) w silu(g) = (norm(x) silu(g)) w`; under autocast one more bf16
+  rounding than the single run's). One call for all members, on the path the single runs take.
+- the other op with weights (sla_gate: a low-rank projection per member) stays inside vmap and
+  runs its plain torch reference (`dispatch.call`), which vmap batches: a member's weights meet
+  only its own rows, and the step launches the same kernels whatever N is. Running the fast path
+  once per member instead costs a slice, a stacked copy and, in the backward, a zero-filled
+  gradient of all N members' rows per member: launches that grow with N and traffic that grows
+  with N^2. Folded records name `reference` for it.
 
 This uses functorch's internal unwrap/wrap calls (torch 2.13): the public alternative (an
 autograd.Function with a `vmap` staticmethod around each op) would have to recompute the
@@ -33,6 +39,7 @@ from torch._functorch.pyfunctorch import temporarily_pop_interpreter_stack
 from torch.utils._pytree import tree_map
 
 PER_SEQUENCE_OPS = frozenset({"gla", "simple_gla", "delta_rule", "l2norm"})
+MEMBER_WEIGHT_OPS = frozenset({"short_conv", "rms_norm_gated"})
 
 
 def vmap_level(args: tuple) -> int | None:
@@ -64,3 +71,28 @@ def call_folded(op_name: str, call: Callable, level: int, args: tuple, kwargs: d
         out = call(op_name, *flat, **kwargs)
         out = tree_map(lambda t: t.unflatten(0, (n, -1)) if isinstance(t, torch.Tensor) else t, out)  # [N, B, ...]
     return tree_map(lambda t: _add_batch_dim(t, 0, level) if isinstance(t, torch.Tensor) else t, out)
+
+
+def call_member_weights(op_name: str, call: Callable, level: int, args: tuple, kwargs: dict) -> Any:
+    """`call(op_name, *args, **kwargs)` for short_conv or rms_norm_gated on vmapped args with
+    per-member weights, as one call for all members outside vmap (see the module doc); None when
+    an input or the weight is shared by all members (then vmap batches the reference)."""
+    members = [_members(a, level) for a in args]
+    if op_name == "short_conv":
+        x, weight = members  # [N, B, T, C], [N, C, W]
+        if x is None or weight is None:
+            return None
+        with temporarily_pop_interpreter_stack():
+            N, B, T, C = x.shape
+            xc = x.permute(1, 2, 0, 3).reshape(B, T, N * C)  # [B, T, N * C]: member n's channels at n * C
+            y = call(op_name, xc, weight.reshape(N * C, -1), **kwargs)  # [B, T, N * C]
+            y = y.view(B, T, N, C).permute(2, 0, 1, 3)  # [N, B, T, C]
+        return _add_batch_dim(y, 0, level)
+    x, g, weight = members  # [N, ..., D], [N, ..., D] or None, [N, D]
+    if x is None or weight is None or (args[1] is not None and g is None):
+        return None
+    with temporarily_pop_interpreter_stack():
+        ones = torch.ones(weight.shape[-1], device=weight.device, dtype=weight.dtype)  # [D]
+        y = call(op_name, x, g, ones, **kwargs)  # [N, ..., D]
+        y = y * weight.view(weight.shape[0], *[1] * (x.dim() - 2), -1).to(y.dtype)  # each member's weight
+    return _add_batch_dim(y, 0, level)
