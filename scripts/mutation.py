@@ -42,6 +42,7 @@ TESTS = {
     "slabench/runners/records.py": ["tests/test_records.py", "tests/test_grid.py"],
     "slabench/runners/grid.py": ["tests/test_records.py", "tests/test_grid.py"],
     "slabench/kernels/dispatch.py": ["tests/test_dispatch.py", "tests/test_kernels.py"],
+    "slabench/kernels/fold.py": ["tests/test_batched.py"],
     "slabench/kernels/sla_gate/reference.py": [
         "tests/test_plumbing.py",
         "tests/test_kernels.py",
@@ -385,6 +386,28 @@ CORE_MUTANTS = [
         'if key[2] == "reference":',
         'if key[2] == "forced":',
         "SLABENCH_KERNEL_PATH=reference does not force the reference",
+    ),
+    # --- folds (kernel ops under vmap) ----------------------------------------------------------
+    M(
+        "fold-norm-weight-dropped",
+        "slabench/kernels/fold.py",
+        "        y = y * weight.view(weight.shape[0], *[1] * (x.dim() - 2), -1).to(y.dtype)  # each member's weight\n",
+        "",
+        "a fold's gated norms run without their members' weights",
+    ),
+    M(
+        "fold-conv-channels-interleaved",
+        "slabench/kernels/fold.py",
+        "x.permute(1, 2, 0, 3).reshape(B, T, N * C)",
+        "x.permute(1, 2, 3, 0).reshape(B, T, N * C)",
+        "a fold's short conv applies one member's weights to another member's channels",
+    ),
+    M(
+        "fold-member-weights-skipped",
+        "slabench/kernels/fold.py",
+        'MEMBER_WEIGHT_OPS = frozenset({"short_conv", "rms_norm_gated"})',
+        "MEMBER_WEIGHT_OPS = frozenset()",
+        "a fold runs the weighted ops' reference inside vmap, not their kernels",
     ),
     # --- SLA gate wiring -----------------------------------------------------------------------
     M(
