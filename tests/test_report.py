@@ -170,7 +170,22 @@ def test_bases_and_sections_pick_what_a_sitting_runs(tmp_path):
     assert {s.model.name for s in kept} == {"attention", "gla", "sla-gla"}
     assert len({(s.model.label(), s.task.label()) for s in kept}) == 6 * 4  # 5 gla arms + attention, 4 noise levels
     assert rp.only_bases(specs, ()) == specs
-    for args, word in ((["--bases", "mamba"], "--bases"), (["--sections", "noise,foo"], "--sections")):
+    for args, word in (
+        (["--bases", "mamba"], "--bases"),
+        (["--sections", "noise,foo"], "--sections"),
+        (["--fold", "0"], "--fold"),
+    ):
         result = CliRunner().invoke(main, ["report", "sla", "--scale", "tiny", "--out", str(tmp_path), *args])
         assert result.exit_code == 2 and word in result.output and len(result.output.strip().splitlines()) == 1
         assert not any(tmp_path.iterdir())
+
+
+def test_fold_trains_each_stages_runs_of_a_cell_as_one_model(tmp_path, one_thread):
+    """--fold N: the lr stage's runs of a cell (its lrs) and the verdict stage's (its seeds) train
+    as folds; the records say so and the report is written from them."""
+    args = ["report", "sla", "--scale", "tiny", "--sections", "mqar", "--bases", "gla", "--fold", "3"]
+    result = CliRunner().invoke(main, [*args, "--out", str(tmp_path), "--report", str(tmp_path / "r.md"), "--quiet"])
+    assert result.exit_code == 0, result.output
+    records = [json.loads(p.read_text()) for p in (tmp_path / "mqar" / "records").glob("*.json")]
+    assert records and all(r["fold"] == 2 for r in records)  # tiny: 2 lrs, then 2 seeds, a cell
+    assert "## 2." in (tmp_path / "r.md").read_text()

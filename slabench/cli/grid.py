@@ -14,9 +14,11 @@ import click
 from slabench.cli import render
 from slabench.cli.options import (
     device_option,
+    fold_option,
     grid_file_argument,
     json_option,
     out_option,
+    parse_fold,
     quiet_option,
     retry_failed_option,
     workers_option,
@@ -72,11 +74,7 @@ def run_pending(
 @device_option()
 @workers_option()
 @retry_failed_option()
-@click.option(
-    "--fold",
-    help="train runs differing only in seed and lr as one model, N a model: an int >= 1 or auto "
-    "(the grid's [train] fold, else 1; docs/batched.md)",
-)
+@fold_option("the grid's [train] fold, else 1")
 @quiet_option("no progress output")
 @json_option("print a JSON summary on stdout")
 @click.option(
@@ -117,7 +115,7 @@ def run(
     mixers: tuple[str, ...],
 ) -> None:
     """Run a grid (GRID_FILE or --preset), resuming from existing records, and rank the results."""
-    from slabench.config import check_fold, expand_grid, grid_fold, load_grid_file, load_preset
+    from slabench.config import expand_grid, grid_fold, load_grid_file, load_preset
     from slabench.runners.grid import check_address, resolve_device
     from slabench.runners.leaderboard import aggregate
     from slabench.runners.leaderboard_files import write_leaderboard
@@ -134,7 +132,7 @@ def run(
 
         grid = with_models(grid, list(mixers))
     name, specs = expand_grid(grid)
-    fold = grid_fold(grid) if fold is None else check_fold(int(fold) if fold.isdigit() else fold, "--fold")
+    fold = parse_fold(fold, grid_fold(grid))
     out_dir = Path(out or Path("runs") / name)
     if dry_run:
         _print_plan(name, specs, out_dir, device, workers, retry_failed, as_json)

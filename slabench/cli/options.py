@@ -63,6 +63,22 @@ def scale_option(full: str) -> Decorator:
     )
 
 
+def fold_option(default: str) -> Decorator:
+    """--fold, checked where it is used: `config.check_fold` names the allowed values."""
+    return click.option(
+        "--fold",
+        help="train runs differing only in seed and lr as one model, N a model: an int >= 1 or auto "
+        f"({default}; docs/batched.md)",
+    )
+
+
+def parse_fold(value: str | None, default: int | str) -> int | str:
+    """--fold's value as `check_fold` takes it, or `default` when not given."""
+    from slabench.config import check_fold
+
+    return default if value is None else check_fold(int(value) if value.isdigit() else value, "--fold")
+
+
 def grid_file_argument() -> Decorator:
     return click.argument("grid_file", required=False, type=click.Path(dir_okay=False))
 

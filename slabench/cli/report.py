@@ -11,8 +11,10 @@ from slabench.cli import render
 from slabench.cli.grid import run_pending
 from slabench.cli.options import (
     device_option,
+    fold_option,
     from_records_option,
     out_option,
+    parse_fold,
     quiet_option,
     report_file_option,
     retry_failed_option,
@@ -30,12 +32,13 @@ def _stage(
     workers: int,
     quiet: bool,
     retry_failed: bool,
+    fold: int | str,
     specs: list,
 ) -> list:
     """The records of specs: from stored ones (--from-records), else run where missing."""
     if stored is not None:
         return [stored[s.key()] for s in specs if s.key() in stored]
-    return run_pending(name, specs, section_dir, device, workers, quiet, retry_failed=retry_failed)[0]
+    return run_pending(name, specs, section_dir, device, workers, quiet, retry_failed=retry_failed, fold=fold)[0]
 
 
 @click.group()
@@ -73,6 +76,7 @@ def report() -> None:
 )
 @device_option()
 @workers_option()
+@fold_option("default 1")
 @retry_failed_option()
 @quiet_option("only the verdicts")
 def report_sla(
@@ -86,6 +90,7 @@ def report_sla(
     speed_dir: str,
     device: str,
     workers: int,
+    fold: str | None,
     retry_failed: bool,
     quiet: bool,
 ) -> None:
@@ -109,6 +114,7 @@ def report_sla(
     )
 
     ed = int(edition)
+    folding = parse_fold(fold, 1)
     chosen = GRID_SECTIONS if sections is None else tuple(x.strip() for x in sections.split(",") if x.strip())
     if not chosen or not set(chosen) <= set(GRID_SECTIONS):
         raise SlabenchError(f"--sections={sections!r}: choose a comma list of {', '.join(GRID_SECTIONS)}")
@@ -120,7 +126,7 @@ def report_sla(
         if run_it:
             specs = only_bases(specs, tuple(b.strip() for b in bases.split(",") if b.strip()))
         stored = None if run_it else load_records(section_dir).records
-        run = partial(_stage, name, section_dir, stored, device, workers, quiet, retry_failed)
+        run = partial(_stage, name, section_dir, stored, device, workers, quiet, retry_failed, folding)
         first = lr_stage(specs, scale, ed)
         stage1 = run(first) if first else []
         choice[section] = chosen_lrs(stage1)
