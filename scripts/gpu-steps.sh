@@ -109,7 +109,7 @@ for step in "$@"; do
         --shape 64,256,8,16 --train-step --out "$STATE/speed" > "$STATE/logs/sweep.log" 2>&1
       log "sweep: rc $? in $((SECONDS - t0)) s" ;;
     report)
-      timeout "$(left)" slabench report sla --scale full --device cuda --workers "${PACK:-8}" --out "$STATE/sla-report" \
+      timeout "$(left)" slabench report sla --scale full --device cuda --workers "${PACK:-8}" --fold "${FOLD:-1}" --out "$STATE/sla-report" \
         --report "$STATE/sla-report.md" --speed-dir leaderboards/speed --quiet ${REPORT_ARGS:-} > "$STATE/logs/report.log" 2>&1
       log "report: rc $? in $((SECONDS - t0)) s" ;;
     probe)  # do N training processes overlap on the GPU? (scripts/packing-probe.py)
