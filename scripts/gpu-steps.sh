@@ -25,7 +25,8 @@
 # gla-paths and gate-bench (scripts/gla-paths.py, scripts/gate-bench.py), delta-paths
 # (scripts/delta-paths.py), zoology (slabench report zoology, resumable), preset=NAME (a shipped
 # preset, resumable), grid=FILE (any grid), fresh-grid=FILE (a grid in one process with an empty
-# Triton cache: first-use cost), variants (scripts/compile-variants.py).
+# Triton cache: first-use cost), variants (scripts/compile-variants.py), fold-bench
+# (scripts/fold-bench.py).
 set -uo pipefail
 OUT=${OUT:-gpu-out}; mkdir -p "$OUT"
 DEADLINE=$((SECONDS + ${BUDGET:-560}))
@@ -146,6 +147,9 @@ for step in "$@"; do
       file=${step#fresh-grid=}; name=$(basename "$file" .toml)-fresh
       TRITON_CACHE_DIR=$(mktemp -d) run_grid "$name" 1 "$file"
       log "$name (empty Triton cache): rc $? in $((SECONDS - t0)) s" ;;
+    fold-bench)  # single runs against folds of N (scripts/fold-bench.py), e.g. FOLD_BENCH_ARGS="gla,sla-gla 8,16"
+      OUT="$STATE/logs" timeout "$(left)" python scripts/fold-bench.py ${FOLD_BENCH_ARGS:-} > /dev/null 2> "$STATE/logs/fold-bench.err"
+      log "fold bench ${FOLD_BENCH_ARGS:-}: rc $? in $((SECONDS - t0)) s" ;;
     variants)  # what a first run compiles, per kernel name (scripts/compile-variants.py)
       TRITON_CACHE_DIR=$(mktemp -d) timeout "$(left)" python scripts/compile-variants.py ${VARIANTS_ARGS:-} \
         > "$STATE/logs/compile-variants.jsonl" 2> "$STATE/logs/compile-variants.err"
