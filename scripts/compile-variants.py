@@ -1,7 +1,8 @@
 """What a first training run compiles: the Triton kernels in an empty cache after a short run of
 the quick preset's MQAR model, counted by kernel name. A name compiled more than once was built
 for several specialisations: Triton specialises integer arguments on divisibility by 16 (and on
-== 1), so a dispatch probe at T = 100 and training at T = 256 can each compile their own variant.
+== 1), so a dispatch probe and training at lengths of different divisibility (the probe's
+`dispatch.PROBE_T` against a T given here) each compile their own variant.
 Prints one JSON line: wall time, the kernel paths the run took, and the count per kernel name.
 
     TRITON_CACHE_DIR=$(mktemp -d) python scripts/compile-variants.py [MIXER [T]]   (default: gla 128)

@@ -391,8 +391,8 @@ CORE_MUTANTS = [
     M(
         "fold-norm-weight-dropped",
         "slabench/kernels/fold.py",
-        "        y = y * weight.view(weight.shape[0], *[1] * (x.dim() - 2), -1).to(y.dtype)  # each member's weight\n",
-        "",
+        "    return y * weight.view(weight.shape[0], *[1] * (x.dim() - 2), -1).to(y.dtype)  # each member's weight",
+        "    return y",
         "a fold's gated norms run without their members' weights",
     ),
     M(
@@ -405,8 +405,8 @@ CORE_MUTANTS = [
     M(
         "fold-member-weights-skipped",
         "slabench/kernels/fold.py",
-        'MEMBER_WEIGHT_OPS = frozenset({"short_conv", "rms_norm_gated"})',
-        "MEMBER_WEIGHT_OPS = frozenset()",
+        "    fold_members = MEMBER_WEIGHT_OPS.get(op_name)",
+        "    fold_members = None",
         "a fold runs the weighted ops' reference inside vmap, not their kernels",
     ),
     # --- SLA gate wiring -----------------------------------------------------------------------

@@ -148,10 +148,7 @@ def call(op_name: str, *args, **kwargs):
     if (level := fold.vmap_level(args)) is not None:  # a batched run's members (kernels/fold.py)
         if op_name in fold.PER_SEQUENCE_OPS:
             return fold.call_folded(op_name, call, level, args, kwargs)
-        if (
-            op_name in fold.MEMBER_WEIGHT_OPS
-            and (out := fold.call_member_weights(op_name, call, level, args, kwargs)) is not None
-        ):
+        if (out := fold.call_member_weights(op_name, call, level, args, kwargs)) is not None:
             return out
         _used.setdefault(op_name, set()).add("reference")  # per-member weights: vmap batches the reference
         return OPS[op_name].reference(*args, **kwargs)

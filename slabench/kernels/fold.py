@@ -39,7 +39,6 @@ from torch._functorch.pyfunctorch import temporarily_pop_interpreter_stack
 from torch.utils._pytree import tree_map
 
 PER_SEQUENCE_OPS = frozenset({"gla", "simple_gla", "delta_rule", "l2norm"})
-MEMBER_WEIGHT_OPS = frozenset({"short_conv", "rms_norm_gated"})
 
 
 def vmap_level(args: tuple) -> int | None:
@@ -73,26 +72,40 @@ def call_folded(op_name: str, call: Callable, level: int, args: tuple, kwargs: d
     return tree_map(lambda t: _add_batch_dim(t, 0, level) if isinstance(t, torch.Tensor) else t, out)
 
 
+def _short_conv_members(call: Callable, x: torch.Tensor, weight: torch.Tensor, **kwargs) -> torch.Tensor:
+    """Depthwise: the members fold into the channels. x [N, B, T, C], weight [N, C, W] -> [N, B, T, C]."""
+    N, B, T, C = x.shape
+    xc = x.permute(1, 2, 0, 3).reshape(B, T, N * C)  # [B, T, N * C]: member n's channels at n * C
+    y = call("short_conv", xc, weight.reshape(N * C, -1), **kwargs)  # [B, T, N * C]
+    return y.view(B, T, N, C).permute(2, 0, 1, 3)  # [N, B, T, C]
+
+
+def _rms_norm_gated_members(
+    call: Callable, x: torch.Tensor, g: torch.Tensor | None, weight: torch.Tensor, **kwargs
+) -> torch.Tensor:
+    """Linear in its weight: all members' rows with a weight of ones, then each member's weight.
+    x, g [N, ..., D], weight [N, D] -> [N, ..., D]."""
+    ones = torch.ones(weight.shape[-1], device=weight.device, dtype=weight.dtype)  # [D]
+    y = call("rms_norm_gated", x, g, ones, **kwargs)  # [N, ..., D]
+    return y * weight.view(weight.shape[0], *[1] * (x.dim() - 2), -1).to(y.dtype)  # each member's weight
+
+
+MEMBER_WEIGHT_OPS: dict[str, Callable[..., torch.Tensor]] = {
+    "short_conv": _short_conv_members,
+    "rms_norm_gated": _rms_norm_gated_members,
+}
+
+
 def call_member_weights(op_name: str, call: Callable, level: int, args: tuple, kwargs: dict) -> Any:
-    """`call(op_name, *args, **kwargs)` for short_conv or rms_norm_gated on vmapped args with
-    per-member weights, as one call for all members outside vmap (see the module doc); None when
-    an input or the weight is shared by all members (then vmap batches the reference)."""
+    """`call(op_name, *args, **kwargs)` for an op of MEMBER_WEIGHT_OPS on vmapped args, as one call
+    for all members outside vmap (see the module doc); None for any other op, or when a tensor
+    argument is shared by all members (then vmap batches the reference)."""
+    fold_members = MEMBER_WEIGHT_OPS.get(op_name)
+    if fold_members is None:
+        return None
     members = [_members(a, level) for a in args]
-    if op_name == "short_conv":
-        x, weight = members  # [N, B, T, C], [N, C, W]
-        if x is None or weight is None:
-            return None
-        with temporarily_pop_interpreter_stack():
-            N, B, T, C = x.shape
-            xc = x.permute(1, 2, 0, 3).reshape(B, T, N * C)  # [B, T, N * C]: member n's channels at n * C
-            y = call(op_name, xc, weight.reshape(N * C, -1), **kwargs)  # [B, T, N * C]
-            y = y.view(B, T, N, C).permute(2, 0, 1, 3)  # [N, B, T, C]
-        return _add_batch_dim(y, 0, level)
-    x, g, weight = members  # [N, ..., D], [N, ..., D] or None, [N, D]
-    if x is None or weight is None or (args[1] is not None and g is None):
+    if any(isinstance(a, torch.Tensor) and m is None for a, m in zip(args, members)):
         return None
     with temporarily_pop_interpreter_stack():
-        ones = torch.ones(weight.shape[-1], device=weight.device, dtype=weight.dtype)  # [D]
-        y = call(op_name, x, g, ones, **kwargs)  # [N, ..., D]
-        y = y * weight.view(weight.shape[0], *[1] * (x.dim() - 2), -1).to(y.dtype)  # each member's weight
+        y = fold_members(call, *members, **kwargs)  # [N, ...]
     return _add_batch_dim(y, 0, level)

@@ -178,7 +178,7 @@ def write_zoology(records: list[RunRecord], scale: str, md_path: Path) -> str:
     partial = {k for k in points if recorded_at[k] < planned_at[k]}
     cell = {k: (pct(p.acc) + "*" * (k in partial), f"{p.lr:.2g}") for k, p in points.items()}
     seq_lens, widths = _axes(points)
-    planned = sum(len(specs) for _, specs in grids)
+    planned = sum(planned_at.values())
     results = checks(points, {s.model.name for _, specs in grids for s in specs})
     accepted = bool(results) and all(ok for m, _, _, ok in results if not m.startswith("sla-"))
     verdict = "incomplete" if len(records) < planned else "pass" if accepted else "fail"
