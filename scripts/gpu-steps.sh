@@ -58,11 +58,12 @@ log() { echo "$(date -u +%H:%M:%S) $*" | tee -a "$STATE/logs/steps.txt"; }
 seed_records() {
   [ -d "$STATE/$1" ] || [ ! -d "leaderboards/records/$1" ] || cp -r "leaderboards/records/$1" "$STATE/$1"
 }
-# run_grid NAME WORKERS ARGS...: `slabench run ARGS` under the deadline, records in $STATE/NAME.
+# run_grid NAME WORKERS ARGS...: `slabench run ARGS` under the deadline, records in $STATE/NAME;
+# FOLD=N trains each N runs that differ only in seed or lr as one batched model.
 run_grid() {
   local name=$1 workers=$2; shift 2
   seed_records "$name"
-  timeout "$(left)" slabench run "$@" --device cuda --workers "$workers" --out "$STATE/$name" \
+  timeout "$(left)" slabench run "$@" --device cuda --workers "$workers" ${FOLD:+--fold "$FOLD"} --out "$STATE/$name" \
     --json > "$STATE/logs/$name.json" 2> "$STATE/logs/$name.err"
 }
 # MPS=1: start NVIDIA's Multi-Process Service, so the runs of a packed grid (one process each)
@@ -107,7 +108,7 @@ for step in "$@"; do
       log "quick (workers ${PACK:-1}): rc $? in $((SECONDS - t0)) s" ;;
     sweep)
       timeout "$(left)" slabench sweep --device cuda --seq-lens "${SEQ_LENS:-256,1024,4096,8192,16384,65536}" \
-        --shape 64,256,8,16 --train-step --out "$STATE/speed" > "$STATE/logs/sweep.log" 2>&1
+        --shape 64,256,8,16 --train-step --out "$STATE/speed" ${SWEEP_ARGS:-} > "$STATE/logs/sweep.log" 2>&1
       log "sweep: rc $? in $((SECONDS - t0)) s" ;;
     report)
       timeout "$(left)" slabench report sla --scale full --device cuda --workers "${PACK:-8}" --fold "${FOLD:-1}" --out "$STATE/sla-report" \
