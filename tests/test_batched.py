@@ -225,6 +225,37 @@ def test_a_per_sequence_op_under_vmap_runs_outside_it_with_exact_gradients():
     torch.testing.assert_close(w.grad, (x * x * shared).sum(1))
 
 
+def test_attention_in_a_fold_calls_sdpa_once_on_plain_tensors(monkeypatch):
+    """Attention's SDPA leaves vmap like a per-sequence op: one call on the members' sequences as
+    one plain batch (under vmap's batching rule the CUDA memory-efficient backward rejected its
+    log-sum-exp layout), with the values and gradients each member's own model gives."""
+    from slabench.models import attention as attention_module
+
+    calls = []
+    sdpa = torch.nn.functional.scaled_dot_product_attention
+
+    def spy(q, k, v, **kwargs):
+        calls.append((vmap_level((q, k, v)), tuple(q.shape)))
+        return sdpa(q, k, v, **kwargs)
+
+    spy.__name__ = "scaled_dot_product_attention"
+    monkeypatch.setattr(attention_module.F, "scaled_dot_product_attention", spy)
+    torch.manual_seed(0)
+    members = [attention_module.Attention(8, 2).double() for _ in range(3)]
+    names = [n for n, _ in members[0].named_parameters()]
+    params = {n: torch.stack([m.get_parameter(n).detach() for m in members]).requires_grad_() for n in names}
+    x = torch.randn(3, 4, 6, 8, dtype=torch.float64)  # [N, B, T, D]
+    out = vmap(lambda p, xi: torch.func.functional_call(members[0], p, (xi,)))(params, x)  # [N, B, T, D]
+    assert calls == [(None, (12, 2, 6, 4))]  # once, outside vmap, the 3 members' 4 sequences as one batch
+    out.square().sum().backward()
+    for i, m in enumerate(members):
+        single = m(x[i])
+        torch.testing.assert_close(out[i], single, rtol=1e-12, atol=1e-12)
+        single.square().sum().backward()
+        for n, p in m.named_parameters():
+            torch.testing.assert_close(params[n].grad[i], p.grad, rtol=1e-10, atol=1e-12)
+
+
 def _spy_on_references(monkeypatch, *ops) -> dict[str, list]:
     """Make each op's reference (all the CPU runs) record the shapes of its first two arguments."""
     seen: dict[str, list] = {}

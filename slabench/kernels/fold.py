@@ -72,6 +72,18 @@ def call_folded(op_name: str, call: Callable, level: int, args: tuple, kwargs: d
     return tree_map(lambda t: _add_batch_dim(t, 0, level) if isinstance(t, torch.Tensor) else t, out)
 
 
+def per_sequence(fn: Callable, *args: Any, **kwargs: Any) -> Any:
+    """`fn(*args, **kwargs)` for a function whose tensor arguments all lead with the batch (each
+    sequence computed on its own), called by a mixer directly rather than through `dispatch`:
+    inside a fold's vmap the members fold into the batch and `fn` runs once outside vmap, as a
+    per-sequence op does; elsewhere it is just `fn`. Attention's SDPA goes through here: under
+    vmap its batching rule handed the CUDA memory-efficient backward a log-sum-exp tensor it
+    rejects ("LSE is not correctly aligned"), and on CPU it runs the fused kernel once per member."""
+    if (level := vmap_level(args)) is None:
+        return fn(*args, **kwargs)
+    return call_folded(fn.__name__, lambda _name, *a, **k: fn(*a, **k), level, args, kwargs)
+
+
 def _short_conv_members(call: Callable, x: torch.Tensor, weight: torch.Tensor, **kwargs) -> torch.Tensor:
     """Depthwise: the members fold into the channels. x [N, B, T, C], weight [N, C, W] -> [N, B, T, C]."""
     N, B, T, C = x.shape

@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from slabench.kernels.fold import per_sequence
 from slabench.models.base import Mixer
 from slabench.params import require
 
@@ -57,12 +58,13 @@ class Attention(Mixer):
         if self.use_rotary:
             q, k = rotary(q), rotary(k)
         p = self.options.attn_dropout if self.training else 0.0
+        # per_sequence: in a batched run (a fold) the members' sequences join the batch of one call
         if self.window > 0:
             i = torch.arange(T, device=x.device)
             mask = (i[None, :] <= i[:, None]) & (i[:, None] - i[None, :] < self.window)  # [T, T]
-            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)
+            y = per_sequence(F.scaled_dot_product_attention, q, k, v, attn_mask=mask, dropout_p=p)
         else:
-            y = F.scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=p)  # [B, H, T, Dh]
+            y = per_sequence(F.scaled_dot_product_attention, q, k, v, is_causal=True, dropout_p=p)  # [B, H, T, Dh]
         return self.out(y.transpose(1, 2).reshape(B, T, D))
 
     def state_size(self, seq_len: int) -> int:
