@@ -1,6 +1,7 @@
 """Runs per GPU-hour: single runs (CUDA-graph step) vs folds of N (captured folded step) on the quick
 preset's MQAR model at lr 1e-3, STEPS steps with their evaluations and no early stop. The first
-single run compiles; 4 more are timed one after another, then each fold. One JSON line per case
+single run compiles; 4 more are timed one after another, then each fold twice: its first use
+(compiles at the fold's shapes, capture) and again, the steady state. One JSON line per case
 (also appended to $OUT/fold-bench.jsonl).
 
     python scripts/fold-bench.py [MIXER,... [N,N,...]]      (default: gla 4,8,16)
@@ -56,12 +57,16 @@ for mixer in mixers:
     for n in Ns:
         try:
             t = time.perf_counter()
+            train_batched(runs[:n], DEV)  # the fold's first use: kernels at its shapes compile, its step is captured
+            first = time.perf_counter() - t
+            t = time.perf_counter()
             recs = train_batched(runs[:n], DEV)
             dt = time.perf_counter() - t
             recs = sorted(recs, key=lambda r: r["seed"])
             row = dict(
                 mixer=mixer,
                 N=n,
+                first_wall_s=round(first, 3),
                 wall_s=round(dt, 3),
                 per_run_s=round(dt / n, 3),
                 runs_per_hour_1500=round(3600 / (dt / n * 1500 / STEPS)),
