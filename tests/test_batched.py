@@ -3,6 +3,7 @@ give the records of N single runs; a grid with fold resumes, and a killed fold k
 finished records."""
 
 import json
+from dataclasses import replace
 
 import pytest
 import torch
@@ -316,8 +317,9 @@ def test_fold_groups_join_only_runs_that_differ_in_seed_and_lr():
     a = [_spec(s, lr) for lr in (1e-2, 3e-2) for s in (0, 1, 2)]
     other_steps = [_spec(0, steps=20), _spec(1, steps=20)]
     clock = [_spec(0, seconds=1.0), _spec(1, seconds=1.0)]  # a wall-clock budget: never folded
-    groups = fold_groups(a + other_steps + clock, 4)
-    assert groups == [a[:4], a[4:], other_steps, clock[:1], clock[1:]]
+    other_grid = [replace(s, grid="other") for s in a[:2]]  # records go to another grid's directory
+    groups = fold_groups(a + other_steps + clock + other_grid, 4)
+    assert groups == [a[:4], a[4:], other_steps, clock[:1], clock[1:], other_grid]
     assert fold_groups(a, 1) == [[s] for s in a]
 
 

@@ -1,5 +1,6 @@
 """Training grids: `run`, `leaderboard` (rebuilt from records) and `ci` (the accuracy regression
-check), and `run_pending`, the progress display every grid-running command shares."""
+check), and `run_pending` (`run_pending_jobs` for several grids), the progress display every
+grid-running command shares."""
 
 from __future__ import annotations
 
@@ -43,17 +44,38 @@ def run_pending(
     """Run the specs not yet recorded under out_dir, with a progress bar and one line per
     finished run unless quiet; return (the records of all of `specs`, runs done now, runs skipped).
     Ctrl-C exits 130 with a line on how to resume."""
-    from slabench.runners.execute import execute
+    from slabench.runners.execute import Job
+
+    job = Job(name, specs, out_dir)
+    result = run_pending_jobs(name, [job], device, workers, quiet, backend, retry_failed, outputs, fold, address)[0]
+    return result.records, result.ran, result.skipped
+
+
+def run_pending_jobs(
+    name: str,
+    jobs: list,
+    device: str,
+    workers: int,
+    quiet: bool,
+    backend: str = "local",
+    retry_failed: bool = False,
+    outputs: Any = None,
+    fold: int | str = 1,
+    address: str | None = None,
+) -> list:
+    """`run_pending` for several grids (`runners.execute.Job`s) through one pool; each job's
+    `GridResult`, in order."""
+    from slabench.runners.execute import execute_jobs
 
     try:
         with closing(render.GridView(quiet)) as view:
-            result = execute(name, specs, out_dir, device, workers, backend, retry_failed, outputs, fold, view, address)
+            return execute_jobs(name, jobs, device, workers, backend, retry_failed, outputs, fold, view, address)
     except KeyboardInterrupt:
+        where = ", ".join(sorted({str(job.out) for job in jobs}))
         render.console.print(
-            f"[yellow]interrupted: finished runs are recorded under {out_dir}; rerun the same command to resume[/]"
+            f"[yellow]interrupted: finished runs are recorded under {where}; rerun the same command to resume[/]"
         )
         sys.exit(130)
-    return result.records, result.ran, result.skipped
 
 
 @click.command()

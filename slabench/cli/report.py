@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
 import click
 
 from slabench.cli import render
-from slabench.cli.grid import run_pending
+from slabench.cli.grid import run_pending_jobs
 from slabench.cli.options import (
     device_option,
     fold_option,
@@ -24,21 +25,43 @@ from slabench.cli.options import (
 from slabench.errors import SlabenchError
 
 
+@dataclass(frozen=True)
+class _Section:
+    """A report section's grid: its name, its records' directory, and its stored records when it
+    is not run (--from-records, or a section outside --sections), else None."""
+
+    name: str
+    out: Path
+    stored: dict | None
+
+
 def _stage(
-    name: str,
-    section_dir: Path,
-    stored: dict | None,
+    title: str,
+    stage: dict[str, tuple[_Section, list]],
     device: str,
     workers: int,
     quiet: bool,
     retry_failed: bool,
     fold: int | str,
-    specs: list,
-) -> list:
-    """The records of specs: from stored ones (--from-records), else run where missing."""
-    if stored is not None:
-        return [stored[s.key()] for s in specs if s.key() in stored]
-    return run_pending(name, specs, section_dir, device, workers, quiet, retry_failed=retry_failed, fold=fold)[0]
+) -> dict[str, list]:
+    """section -> the records of its runs in `stage` (section -> (its grid, its runs)): the stored
+    ones for a section not run, else run where missing, every section's runs in one pool."""
+    from slabench.runners.execute import Job
+
+    records = {
+        sec: [grid.stored[s.key()] for s in specs if s.key() in grid.stored]
+        for sec, (grid, specs) in stage.items()
+        if grid.stored is not None
+    }
+    jobs = {
+        sec: Job(grid.name, specs, grid.out) for sec, (grid, specs) in stage.items() if grid.stored is None and specs
+    }
+    if jobs:
+        results = run_pending_jobs(
+            title, list(jobs.values()), device, workers, quiet, retry_failed=retry_failed, fold=fold
+        )
+        records |= {sec: result.records for sec, result in zip(jobs, results)}
+    return {sec: records.get(sec, []) for sec in stage}
 
 
 @click.group()
@@ -118,21 +141,25 @@ def report_sla(
     chosen = GRID_SECTIONS if sections is None else tuple(x.strip() for x in sections.split(",") if x.strip())
     if not chosen or not set(chosen) <= set(GRID_SECTIONS):
         raise SlabenchError(f"--sections={sections!r}: choose a comma list of {', '.join(GRID_SECTIONS)}")
-    records, choice = {}, {}
+    # Each stage runs every chosen section's runs in one pool; stage 2 needs stage 1's lr choices.
+    grids, specs_of = {}, {}
     for section in GRID_SECTIONS:
         name, specs = section_specs(section, scale, ed)
         section_dir = Path(out) / section
         run_it = section in chosen and not from_records
         if run_it:
             specs = only_bases(specs, tuple(b.strip() for b in bases.split(",") if b.strip()))
-        stored = None if run_it else load_records(section_dir).records
-        run = partial(_stage, name, section_dir, stored, device, workers, quiet, retry_failed, folding)
-        first = lr_stage(specs, scale, ed)
-        stage1 = run(first) if first else []
-        choice[section] = chosen_lrs(stage1)
-        records[section] = run(verdict_stage(specs, first, choice[section]))
-        if run_it:
-            write_leaderboard(aggregate(stage1 + records[section]), section_dir, name)
+        grids[section] = _Section(name, section_dir, None if run_it else load_records(section_dir).records)
+        specs_of[section] = specs
+    run = partial(_stage, device=device, workers=workers, quiet=quiet, retry_failed=retry_failed, fold=folding)
+    firsts = {sec: lr_stage(specs_of[sec], scale, ed) for sec in grids}
+    stage1 = run("sla-report: lr stage", {sec: (grid, firsts[sec]) for sec, grid in grids.items()})
+    choice = {sec: chosen_lrs(stage1[sec]) for sec in grids}
+    seeds_stage = {sec: (grid, verdict_stage(specs_of[sec], firsts[sec], choice[sec])) for sec, grid in grids.items()}
+    records = run("sla-report: seeds stage", seeds_stage)
+    for sec, grid in grids.items():
+        if grid.stored is None:
+            write_leaderboard(aggregate(stage1[sec] + records[sec]), grid.out, grid.name)
     verdicts = write_report(records, scale, Path(report_path), Path(speed_dir), ed, choice)
     render.print_tables(render.rows_table("SLA claims", ("section", "verdict"), list(verdicts.items())))
     click.echo(f"report: {report_path}")
@@ -161,16 +188,21 @@ def report_zoology(
 
     Runs the zoology-mqar grids (resuming), then writes the Markdown and figure from the records.
     """
+    from slabench.runners.execute import Job
     from slabench.runners.records import load_records
     from slabench.runners.zoology import grid_specs, write_zoology
 
-    records = []
-    for name, specs in grid_specs(scale):
-        grid_dir = Path(out) / name
-        if from_records:
-            keys = {s.key() for s in specs}
-            records += [r for k, r in load_records(grid_dir).records.items() if k in keys]
-        else:
-            records += run_pending(name, specs, grid_dir, device, workers, quiet, retry_failed=retry_failed)[0]
+    # Longest runs first (attention's grids, then the longer sequences): one pool takes every
+    # grid's pending runs, so the last long ones overlap the short ones instead of idling workers.
+    jobs = [Job(name, specs, Path(out) / name) for name, specs in reversed(grid_specs(scale))]
+    jobs.sort(key=lambda job: not job.name.endswith("-attention"))
+    if from_records:
+        records = []
+        for job in jobs:
+            keys = {s.key() for s in job.specs}
+            records += [r for k, r in load_records(job.out).records.items() if k in keys]
+    else:
+        results = run_pending_jobs("zoology-mqar", jobs, device, workers, quiet, retry_failed=retry_failed)
+        records = [r for result in results for r in result.records]
     click.echo(f"acceptance: {write_zoology(records, scale, Path(report_path))}")
     click.echo(f"report: {report_path}")

@@ -64,11 +64,12 @@ def resolve_fold(fold: int | Literal["auto"], device: str) -> int:
 
 
 def fold_key(spec: RunSpec) -> Any:
-    """Runs with equal keys can train as one: equal task, model and training settings but lr."""
+    """Runs with equal keys can train as one: equal task, model and training settings but lr, and
+    the same grid (a fold's records go to one grid's directory)."""
     params = dict(spec.model.params)
     if spec.train.seconds or spec.train.epochs or params.get("dropout") or params.get("attn_dropout"):
         return spec  # never folded (see the module doc)
-    return spec.task, spec.model, replace(spec.train, lr=1.0)
+    return spec.grid, spec.task, spec.model, replace(spec.train, lr=1.0)
 
 
 def fold_groups(specs: list[RunSpec], fold: int) -> list[list[RunSpec]]:

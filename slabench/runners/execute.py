@@ -3,12 +3,14 @@ happens as events (plain dataclasses: the CLI renders them; any other caller may
 
 `execute` is the whole of `slabench run`'s work before the leaderboard: it writes
 <out>/grid.json, skips recorded runs (resume), runs the rest through `runners.grid.run_grid`
-(local pool or Ray) and returns the records of the grid. `estimate` is `run --dry-run`: the same
+(local pool or Ray) and returns the records of the grid. `execute_jobs` does the same for several
+grids through one pool (the reports' grids). `estimate` is `run --dry-run`: the same
 plan, with the time the pending runs should take.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -81,6 +83,15 @@ class GridResult:
     skipped: int
 
 
+@dataclass(frozen=True)
+class Job:
+    """One grid to run: its name, its runs and the directory of its records."""
+
+    name: str
+    specs: list[RunSpec]
+    out: Path
+
+
 def execute(
     name: str,
     specs: list[RunSpec],
@@ -97,24 +108,44 @@ def execute(
     """Run the specs not yet recorded under `out`, one record each, calling `on_event` as runs
     start, step and end. `address`: the Ray cluster to join (backend ray; None: a local instance).
     A KeyboardInterrupt passes through: finished runs stay recorded."""
+    job = Job(name, specs, out)
+    return execute_jobs(name, [job], device, workers, backend, retry_failed, outputs, fold, on_event, address)[0]
+
+
+def execute_jobs(
+    name: str,
+    jobs: list[Job],
+    device: str = "auto",
+    workers: int = 0,
+    backend: Literal["local", "ray"] = "local",
+    retry_failed: bool = False,
+    outputs: RunOutputs | None = None,
+    fold: int | str = 1,
+    on_event: Callable[[Event], None] = lambda event: None,
+    address: str | None = None,
+) -> list[GridResult]:
+    """`execute` for several grids at once (a report's grids): their pending runs share one pool,
+    so the workers start once and a grid's last long runs overlap the next grid's runs instead
+    of leaving workers idle. Each grid keeps its own directory and grid.json; `name` heads the
+    one plan event. Returns each job's result, in order."""
     from slabench.runners.grid import check_address, plan, resolve_device, run_grid
     from slabench.runners.train import NO_OUTPUTS
 
     device = resolve_device(device)  # a bad --device or --address fails before grid.json is written
     check_address(address)
-    pending, recorded, corrupt = plan(specs, out, retry_failed)
-    write_grid(out, name, specs)
-    on_event(
-        GridPlanned(
-            name,
-            out,
-            len(specs),
-            len(recorded),
-            len(pending),
-            corrupt,
-            _packed_without_mps(backend, device, workers, len(pending)),
-        )
-    )
+    outs = {s.grid: job.out for job in jobs for s in job.specs}  # records go by the run's grid name
+    if len(outs) != len({(s.grid, job.out) for job in jobs for s in job.specs}):
+        raise ValueError("execute_jobs: one grid name with two record directories")
+    plans = [plan(job.specs, job.out, retry_failed) for job in jobs]
+    for job in jobs:
+        write_grid(job.out, job.name, job.specs)
+    pending = [s for p, _, _ in plans for s in p]
+    root = Path(os.path.commonpath([job.out for job in jobs]))
+    recorded = sum(len(r) for _, r, _ in plans)
+    corrupt = [c for _, _, cs in plans for c in cs]
+    runs = sum(len(job.specs) for job in jobs)
+    mps_note = _packed_without_mps(backend, device, workers, len(pending))
+    on_event(GridPlanned(name, root, runs, recorded, len(pending), corrupt, mps_note))
     finished = 0
 
     def relay(kind: str, spec: RunSpec, record: dict[str, Any] | None) -> None:
@@ -129,7 +160,7 @@ def execute(
 
     run_grid(
         pending,
-        out,
+        outs,
         backend=backend,
         device=device,
         workers=workers,
@@ -138,8 +169,12 @@ def execute(
         fold=fold,
         address=address,
     )
-    keys = {s.key() for s in specs}
-    return GridResult([r for k, r in load_records(out).records.items() if k in keys], len(pending), len(recorded))
+    results = []
+    for job, (job_pending, job_recorded, _) in zip(jobs, plans):
+        keys = {s.key() for s in job.specs}
+        records = [r for k, r in load_records(job.out).records.items() if k in keys]
+        results.append(GridResult(records, len(job_pending), len(job_recorded)))
+    return results
 
 
 def _packed_without_mps(backend: str, device: str, workers: int, pending: int) -> bool:

@@ -228,7 +228,13 @@ def _groups(specs: list[RunSpec], fold: int) -> list[list[RunSpec]]:
 
 
 def _run_local(
-    specs: list[RunSpec], out: Path, device: str, workers: int, on_event: Event, outputs: RunOutputs, fold: int
+    specs: list[RunSpec],
+    outs: dict[str, Path],  # grid name -> its records directory
+    device: str,
+    workers: int,
+    on_event: Event,
+    outputs: RunOutputs,
+    fold: int,
 ) -> None:
     devices = local_devices(device)
     per_device = math.ceil(workers / len(devices))
@@ -254,6 +260,7 @@ def _run_local(
                     step = lambda s, n, spec=spec: on_event("step", spec, {"step": s, "total": n})  # noqa: E731
                 for spec in group.runs:
                     on_event("start", spec, None)
+                out = outs[group.runs[0].grid]
                 args = ([s.to_dict() for s in group.runs], devices[index], str(out), outputs, retry_faults, step)
                 running[pools[index].submit(_worker, *args)] = (group, index, pools[index])
             if not running:
@@ -277,6 +284,7 @@ def _run_local(
                     reason = str(error)
                 else:
                     raise error
+                out = outs[group.runs[0].grid]
                 unfinished = [s for s in group.runs if not record_path(out, s.key()).exists()]
                 for spec in (s for s in group.runs if s not in unfinished):  # a fold's runs recorded before
                     on_event("end", spec, json.loads(record_path(out, spec.key()).read_text()))
@@ -305,7 +313,7 @@ def _ray_worker(spec_dicts: list[dict[str, Any]], device: str, outputs: RunOutpu
 
 def _run_ray(
     specs: list[RunSpec],
-    out: Path,
+    outs: dict[str, Path],
     device: str,
     on_event: Event,
     outputs: RunOutputs,
@@ -343,12 +351,12 @@ def _run_ray(
             cause = getattr(e, "cause", None)
             reason = str(cause) if isinstance(cause, DeviceFault) else f"ray task failed: {type(e).__name__}"
             if not placement.fault(group, 0, reason, group.runs):
-                _out_of_tries(group, device, out, on_event)
+                _out_of_tries(group, device, outs[group.runs[0].grid], on_event)
             continue
         placement.done(group, 0)
         by_key = {s.key(): s for s in group.runs}
         for record in records:
-            write_record(out, record)  # the driver owns the files
+            write_record(outs[group.runs[0].grid], record)  # the driver owns the files
             on_event("end", by_key[record["key"]], record)
 
 
@@ -367,7 +375,7 @@ def plan(specs: list[RunSpec], out: Path, retry_failed: bool = False) -> tuple[l
 
 def run_grid(
     specs: list[RunSpec],
-    out: Path,
+    out: Path | dict[str, Path],
     backend: Literal["local", "ray"] = "local",
     device: str = "auto",
     workers: int = 0,
@@ -376,19 +384,22 @@ def run_grid(
     fold: int | Literal["auto"] = 1,
     address: str | None = None,
 ) -> None:
-    """Run every spec in `specs` (the caller passes the pending ones) and write their records.
+    """Run every spec in `specs` (the caller passes the pending ones) and write their records
+    under `out`, or, for the runs of several grids in one pool, under `out[spec.grid]`.
     fold: runs that differ only in seed and lr train as one model, up to `fold` a model
     (runners/batched.py; 'auto' picks by device). address: the Ray cluster to join (None: a
     local instance)."""
     device = resolve_device(device)
     address = check_address(address)
-    out.mkdir(parents=True, exist_ok=True)
+    outs = out if isinstance(out, dict) else {s.grid: out for s in specs}
+    for path in outs.values():
+        path.mkdir(parents=True, exist_ok=True)
     # TensorBoard's per-step logs are written by single runs only: --log-dir trains unfolded.
     fold = 1 if outputs.log_dir else resolve_fold(fold, device)
     if backend == "ray":
-        _run_ray(specs, out, device, on_event, outputs, fold, address)
+        _run_ray(specs, outs, device, on_event, outputs, fold, address)
     elif backend == "local":
         workers = workers or default_workers(device, len(fold_groups(specs, fold)))
-        _run_local(specs, out, device, workers, on_event, outputs, fold)
+        _run_local(specs, outs, device, workers, on_event, outputs, fold)
     else:
         raise SlabenchError(f"--backend {backend!r} is not allowed; choose local or ray")
