@@ -120,9 +120,9 @@ def test_a_malformed_ray_address_is_one_line(tmp_path, tiny_grid):
     assert Counter(line for line in local.output.splitlines() if line.strip()).total() == 1
 
 
-def test_first_uses_spread_over_the_first_wave_and_each_key_keeps_its_order():
+def test_first_uses_spread_over_the_first_wave_and_the_rest_keep_their_order():
     # grid order: mixer a's three seeds, then b's two, then c's one (key = the mixer)
     groups = [["a0"], ["a1"], ["a2"], ["b0"], ["b1"], ["c0"]]
     spread = spread_first_uses(groups, key=lambda run: run[0])
-    assert spread == [["a0"], ["b0"], ["c0"], ["a1"], ["b1"], ["a2"]]
+    assert spread == [["a0"], ["b0"], ["c0"], ["a1"], ["a2"], ["b1"]]
     assert spread_first_uses([], key=len) == []

@@ -20,7 +20,9 @@ The runners hand their groups over in `spread_first_uses` order: one group of ea
 (task, model) before any second one, so that the first wave of workers pays the first uses
 (Triton compiles, dispatch probes, fla's autotuning) of different mixers side by side, and
 later runs of a mixer find its kernels in Triton's on-disk cache. In grid order the first
-wave would be one mixer's seeds, each compiling the same kernels.
+wave would be one mixer's seeds, each compiling the same kernels. The other groups follow in
+the order given, so a caller that lists its longest runs first (`report zoology`) starts them
+early and the pool does not end on one long run.
 """
 
 from __future__ import annotations
@@ -36,13 +38,16 @@ Run = TypeVar("Run")
 
 
 def spread_first_uses(groups: list[list[Run]], key: Callable[[Run], Hashable]) -> list[list[Run]]:
-    """`groups` round-robin over the distinct `key` of their first run, in order of first
-    appearance; each key's groups keep their order."""
-    queues: dict[Hashable, list[list[Run]]] = {}
+    """`groups` with the first group of each distinct `key` (of its first run) up front, in order
+    of appearance, so the first wave of workers compiles different kernels; then the rest in
+    their given order, so a caller that lists its longest runs first still starts them early."""
+    seen: set[Hashable] = set()
+    first, rest = [], []
     for group in groups:
-        queues.setdefault(key(group[0]), []).append(group)
-    depth = max((len(q) for q in queues.values()), default=0)
-    return [q[i] for i in range(depth) for q in queues.values() if i < len(q)]
+        k = key(group[0])
+        (rest if k in seen else first).append(group)
+        seen.add(k)
+    return first + rest
 
 
 @dataclass
