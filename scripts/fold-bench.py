@@ -5,7 +5,7 @@ single run compiles; 4 more are timed one after another, then each fold twice: i
 (also appended to $OUT/fold-bench.jsonl).
 
     python scripts/fold-bench.py [MIXER,... [N,N,...]]      (default: gla 4,8,16)
-    env: DEV (cuda), STEPS (300), OUT (/tmp)
+    env: DEV (cuda), STEPS (300), BATCH (the preset's 128), OUT (/tmp)
 """
 
 import json
@@ -20,6 +20,7 @@ from slabench.runners.train import train
 
 DEV = os.environ.get("DEV", "cuda")
 STEPS = int(os.environ.get("STEPS", 300))
+BATCH = int(os.environ.get("BATCH", 0))  # 0: the quick preset's batch
 mixers = sys.argv[1].split(",") if len(sys.argv) > 1 else ["gla"]
 Ns = [int(n) for n in (sys.argv[2].split(",") if len(sys.argv) > 2 else ["4", "8", "16"])]
 out = open(os.path.join(os.environ.get("OUT", "/tmp"), "fold-bench.jsonl"), "a")
@@ -34,7 +35,7 @@ def emit(**row):
 
 for mixer in mixers:
     runs = [
-        replace(s, train=replace(s.train, steps=STEPS, stop_at=0.0))
+        replace(s, train=replace(s.train, steps=STEPS, stop_at=0.0, batch_size=BATCH or s.train.batch_size))
         for s in specs
         if s.task.name == "mqar" and s.model.name == mixer and s.train.lr == 1e-3
     ]
@@ -47,6 +48,7 @@ for mixer in mixers:
     dt = time.perf_counter() - t
     emit(
         mixer=mixer,
+        batch=runs[0].train.batch_size,
         N=1,
         wall_s=round(dt, 3),
         per_run_s=round(dt / 4, 3),
@@ -65,6 +67,7 @@ for mixer in mixers:
             recs = sorted(recs, key=lambda r: r["seed"])
             row = dict(
                 mixer=mixer,
+                batch=runs[0].train.batch_size,
                 N=n,
                 first_wall_s=round(first, 3),
                 wall_s=round(dt, 3),
