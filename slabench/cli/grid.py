@@ -8,7 +8,7 @@ import json
 import sys
 from contextlib import closing
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -26,6 +26,9 @@ from slabench.cli.options import (
 )
 from slabench.config import RunSpec
 from slabench.errors import SlabenchError
+
+if TYPE_CHECKING:
+    from slabench.runners.execute import GridResult, Job
 
 
 def run_pending(
@@ -53,7 +56,7 @@ def run_pending(
 
 def run_pending_jobs(
     name: str,
-    jobs: list,
+    jobs: list[Job],
     device: str,
     workers: int,
     quiet: bool,
@@ -62,7 +65,7 @@ def run_pending_jobs(
     outputs: Any = None,
     fold: int | str = 1,
     address: str | None = None,
-) -> list:
+) -> list[GridResult]:
     """`run_pending` for several grids (`runners.execute.Job`s) through one pool; each job's
     `GridResult`, in order."""
     from slabench.runners.execute import execute_jobs
