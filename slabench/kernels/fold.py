@@ -7,9 +7,10 @@ whose arguments are all per sequence leaves the transform: its batched arguments
 [N, ...] tensors and the op runs outside it, with autograd recording as usual, then its
 outputs are wrapped back as batched.
 
-- per-sequence ops (every tensor argument has a leading batch dimension: gla, delta_rule, l2norm):
-  the members fold into the batch, [N, B, ...] -> [N * B, ...], one call for all. Each
-  sequence is computed on its own, so a member's output is the one its single run computes.
+- per-sequence ops (every tensor argument has a leading batch dimension: gla, delta_rule, l2norm,
+  and attention's SDPA through `per_sequence`): the members fold into the batch, [N, B, ...] ->
+  [N * B, ...], one call for all. Each sequence is computed on its own, so a member's output is
+  the one its single run computes.
 - ops with per-member weights whose members fold without changing the kernel: `short_conv` is
   depthwise, so the members fold into the channels, x [N, B, T, C] -> [B, T, N * C] with the
   weights [N, C, W] -> [N * C, W]; `rms_norm_gated` is linear in its weight, so the kernel
