@@ -191,3 +191,18 @@ def test_a_point_with_unrecorded_lrs_is_marked(tmp_path):
     assert write_zoology([record], "full", tmp_path / "z.md") == "incomplete"
     text = (tmp_path / "z.md").read_text()
     assert "| gla | 25.0* |" in text and "*: some of the point's runs are not recorded yet" in text
+
+
+def test_attention_biases_start_at_zero_and_learn():
+    """`bias = true` (Zoology's MHA) adds biases to the qkv and output projections, zero at
+    initialisation like Zoology's, and they receive gradients; the default has none."""
+    torch.manual_seed(0)
+    model = build_model("attention", vocab_size=32, d_model=16, n_heads=1, n_layers=1, bias=True, mlp=False)
+    attention = model.mixers[0]
+    biases = [attention.qkv.bias, attention.out.bias]
+    assert [tuple(b.shape) for b in biases] == [(48,), (16,)]
+    assert all(torch.equal(b, torch.zeros_like(b)) for b in biases)
+    model(torch.randint(32, (2, 8))).square().sum().backward()
+    assert all(b.grad is not None and b.grad.abs().sum() > 0 for b in biases)
+    plain = build_model("attention", vocab_size=32, d_model=16, n_heads=1, n_layers=1, mlp=False).mixers[0]
+    assert plain.qkv.bias is None and plain.out.bias is None

@@ -32,6 +32,7 @@ class AttentionOptions:
     attn_dropout: float = field(
         default=0.0, metadata={"help": "dropout on the attention probabilities during training (Zoology's MHA dropout)"}
     )
+    bias: bool = field(default=False, metadata={"help": "biases on the qkv and output projections (Zoology's MHA)"})
 
 
 class Attention(Mixer):
@@ -48,8 +49,8 @@ class Attention(Mixer):
         p = self.options.attn_dropout
         require(0 <= p < 1, "attention", f"attn_dropout={p} must be in [0, 1)")
         self.use_rotary, self.window = self.options.rotary, window
-        self.qkv = nn.Linear(d_model, 3 * d_model, bias=False)
-        self.out = nn.Linear(d_model, d_model, bias=False)
+        self.qkv = nn.Linear(d_model, 3 * d_model, bias=self.options.bias)
+        self.out = nn.Linear(d_model, d_model, bias=self.options.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         B, T, D = x.shape
