@@ -69,6 +69,7 @@ def test_gla_short_odd_shapes_and_strided_inputs(dtype):
         (3, 37, 3, 8, 20, "channel"),
         (2, 250, 4, 16, 32, "head"),
         (2, 100, 2, 64, 64, "none"),
+        (2, 130, 2, 64, 48, "head"),  # the widest heads 'simple_gla' offers the kernel
         (4, 1024, 2, 4, 16, "channel"),
     ]:
         h = torch.randn(B, T, H * (2 * Dk + Dv), device="cuda")

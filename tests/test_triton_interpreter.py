@@ -3,7 +3,8 @@
 - The short-sequence gla kernel (`slabench.kernels.gla.short`): outputs, final states and
   gradients of q, k, v and the decay, at odd shapes (T not a multiple of the chunk, head dims
   not powers of two), every decay form, strided inputs (the split of one projection, as the
-  mixers pass them) and decays strong enough to overflow a factorised form.
+  mixers pass them), decays strong enough to overflow a factorised form, and heads 64 wide with
+  one decay per head.
 - The chunked gated delta rule (`slabench.kernels.delta_rule.fused`): outputs, final states and
   gradients of q, k, v, g and beta against the step-by-step oracle, at T = 63 with head dim 20
   (one partial chunk), at T a multiple of the chunk, and with g = 0 (DeltaNet), on strided and
@@ -36,6 +37,9 @@ CASES = [
     (2, 40, 2, 16, 32, "none", True),
     (1, 33, 1, 4, 4, "channel", False),
     (2, 50, 2, 8, 16, "channel-strong", True),  # log decays down to about -100 per step
+    (2, 45, 2, 64, 48, "head", True),  # the widest heads 'simple_gla' offers the kernel
+    (1, 40, 1, 40, 64, "head-strong", False),
+    (1, 35, 2, 64, 64, "none", True),
 ]
 
 
@@ -55,6 +59,7 @@ def errors(B, T, H, Dk, Dv, decay, strided) -> dict[str, float]:
         "head": F.logsigmoid(torch.randn(B, T, H, generator=gen, dtype=torch.float64) + 2),
         "channel": F.logsigmoid(torch.randn(B, T, H, Dk, generator=gen, dtype=torch.float64) + 1),
         "channel-strong": 3 * F.logsigmoid(10 * torch.randn(B, T, H, Dk, generator=gen, dtype=torch.float64)),
+        "head-strong": 3 * F.logsigmoid(10 * torch.randn(B, T, H, generator=gen, dtype=torch.float64)),
     }[decay]
     do = torch.randn(B, T, H, Dv, generator=gen, dtype=torch.float64)
 
@@ -233,7 +238,7 @@ def _compile_for_hopper(kernel, pointers: dict[str, str], floats: set[str], meta
     )
 
 
-@pytest.mark.parametrize("Dk,Dv,g_mode", [(8, 16, 2), (16, 32, 1), (64, 64, 0)])
+@pytest.mark.parametrize("Dk,Dv,g_mode", [(8, 16, 2), (16, 32, 1), (64, 64, 0), (64, 64, 1)])
 def test_project_triton_kernels_compile_for_hopper(Dk, Dv, g_mode):
     triton = pytest.importorskip("triton")
     pytest.importorskip("triton.backends.nvidia")

@@ -6,10 +6,11 @@
 
 `reference.py` holds the chunked form and the step-by-step oracle, `short.py` the project's
 Triton kernel (one program per batch and head), `fla_adapters.py` fla's kernels. Candidates,
-in order: the short kernel for T <= 1024 and head dims <= 32, where fla's chunk kernels are
-bound by their launches; fla's chunk kernel native to the op; fla's fused recurrent kernel; the
-reference. The dims a call specialises on are (Dk, Dv, T <= SHORT_T): fla 0.6.0's chunk_gla
-backward fails to compile for keys 4 wide (d_model 64, 8 heads) while 8 and up work.
+in order: the short kernel for T <= 1024 and head dims <= 32 (<= 64 for 'simple_gla', whose
+per-head decays need no [C, C, Dk] tensor), where fla's chunk kernels are bound by their
+launches; fla's chunk kernel native to the op; fla's fused recurrent kernel; the reference.
+The dims a call specialises on are (Dk, Dv, T <= SHORT_T): fla 0.6.0's chunk_gla backward
+fails to compile for keys 4 wide (d_model 64, 8 heads) while 8 and up work.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from slabench.kernels.gla.fla_adapters import (
     fla_fused_recurrent_simple_gla,
 )
 from slabench.kernels.gla.reference import gla_chunk, gla_recurrent
-from slabench.kernels.gla.short import SHORT_T, gla_short, unsuited
+from slabench.kernels.gla.short import SHORT_T, gla_short, unsuited, unsuited_per_head_decay
 
 
 def gla_reference(q, k, v, g, scale, output_final_state):
@@ -75,7 +76,7 @@ SIMPLE_GLA = Op(
     lambda device, dtype, dims: _probe(device, dtype, dims, per_channel=False),
     dims_of=_dims,
     default_dims=(32, 32, True),
-    only={"triton_gla_short": unsuited},
+    only={"triton_gla_short": unsuited_per_head_decay},
 )
 
 

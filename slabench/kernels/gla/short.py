@@ -13,12 +13,14 @@ Per chunk, with b the cumulative log decay from the chunk start (inclusive) and 
     o_i  = scale * [(q_i e^{b_i}) S + sum_{j <= i} (sum_d q_id k_jd e^{b_id - b_jd}) v_j]
     S   <- e^{b_C} S + sum_j (k_j e^{b_C - b_j})^T v_j
 
-Inside a chunk the decays factorise, sum_d q_id k_jd e^{b_id - b_jd} = (q e^b)(k e^-b)^T, one
-tensor-core product, while e^-b stays below e^60; a chunk with stronger decays takes them
-pairwise instead ([C, C, Dk], every exponent <= 0), so no decay can overflow. Gradients: dq from the same forward sweep; dk, dv from the state gradient dH
-carried backwards; dg_s = sum_{t >= s} (q_t dq_t - k_t dk_t) (fla's identity). Inputs may
-be strided views (the split of a fused projection): only the last dim must be contiguous.
-The final state is returned without a gradient.
+With one decay per head (RetNet's, Mamba-2's) the chunk's decays are one [C, C] matrix,
+D_ij = e^{b_i - b_j}, and the intra-chunk scores are (q k^T) * D. With a decay per channel they
+factorise, sum_d q_id k_jd e^{b_id - b_jd} = (q e^b)(k e^-b)^T, one tensor-core product, while
+e^-b stays below e^60; a chunk with stronger decays takes them pairwise instead ([C, C, Dk],
+every exponent <= 0), so no decay can overflow. Gradients: dq from the same forward sweep; dk,
+dv from the state gradient dH carried backwards; dg_s = sum_{t >= s} (q_t dq_t - k_t dk_t)
+(fla's identity). Inputs may be strided views (the split of a fused projection): only the
+last dim must be contiguous. The final state is returned without a gradient.
 """
 
 from __future__ import annotations
@@ -34,7 +36,12 @@ except ImportError:  # triton is optional on non-Linux platforms; the reference 
     triton = None
 
 C = 16  # chunk length: the smallest tl.dot size
-MAX_HEAD_DIM = 32  # wider heads spill registers: at Dk = Dv = 64 this path was 1.9x fla's chunk_gla (H100)
+# Per-channel decays (op 'gla'): wider heads spill registers, the pairwise form holding [C, C, Dk]
+# decays; at Dk = Dv = 64 this path was 1.9x fla's chunk_gla (H100).
+MAX_HEAD_DIM = 32
+# One decay per head, or none (op 'simple_gla'): the chunk's decays are one [C, C] matrix, so the
+# state [Dk, Dv] is the widest tile; 64 keeps it at 32 float32 registers a thread at 4 warps.
+MAX_HEAD_DIM_PER_HEAD_DECAY = 64
 SHORT_T = 1024  # longest T this path takes; beyond it fla's chunk-parallel kernels win (docs/speed.md)
 
 
@@ -45,11 +52,16 @@ class GLAShortConfig:
     num_warps: int | None = None  # None: chosen by state size in `_meta`
 
 
-def unsuited(dims: tuple[int, int, bool]) -> str | None:
+def unsuited(dims: tuple[int, int, bool], widest: int = MAX_HEAD_DIM) -> str | None:
     """Why this path does not suit a call of dispatch dims (Dk, Dv, T <= SHORT_T), or None if it does."""
-    if dims[2] and max(dims[:2]) <= MAX_HEAD_DIM:
+    if dims[2] and max(dims[:2]) <= widest:
         return None
-    return f"only for T <= {SHORT_T} and head dims <= {MAX_HEAD_DIM}"
+    return f"only for T <= {SHORT_T} and head dims <= {widest}"
+
+
+def unsuited_per_head_decay(dims: tuple[int, int, bool]) -> str | None:
+    """`unsuited` for op 'simple_gla' (one decay per head, or none): heads up to 64 wide."""
+    return unsuited(dims, MAX_HEAD_DIM_PER_HEAD_DECAY)
 
 
 if triton is not None:
@@ -80,6 +92,14 @@ if triton is not None:
         return E
 
     @triton.jit
+    def _head_decays(g, sg_t, t, T, CS: tl.constexpr):
+        """D [C, C]: e^{b_i - b_j} for j <= i, else 0, with b the cumulative per-head log decay within
+        the chunk (g [B, T, H]); every exponent <= 0, so nothing overflows at any decay."""
+        b = tl.cumsum(tl.load(g + t * sg_t, mask=t < T, other=0.0).to(tl.float32), axis=0)  # [CS]
+        c = tl.arange(0, CS)
+        return tl.exp(tl.where(c[:, None] >= c[None, :], b[:, None] - b[None, :], float("-inf")))
+
+    @triton.jit
     def _factorised(b, bC):
         """Whether (q e^b)(k e^-b)^T is safe in this chunk: e^-b stays below e^60 (b >= b_C)."""
         return tl.min(bC, axis=0) > -60.0
@@ -98,7 +118,9 @@ if triton is not None:
             t = t0 + c
             qc, kc, vc = _load(q, sq_t, t, T, kk, Dk), _load(k, sk_t, t, T, kk, Dk), _load(v, sv_t, t, T, vv, Dv)
             b, bC = _decays(g, sg_t, t, T, kk, Dk, G_MODE, CS, BK)  # [CS, BK], [BK]
-            if G_MODE == 0 or _factorised(b, bC):  # tensor cores: A = (q e^b)(k e^-b)^T, masked
+            if G_MODE == 1:  # one decay per head: q k^T times the chunk's [C, C] decays
+                A = tl.dot(qc, tl.trans(kc)) * _head_decays(g, sg_t, t, T, CS)
+            elif G_MODE == 0 or _factorised(b, bC):  # tensor cores: A = (q e^b)(k e^-b)^T, masked
                 A = tl.where(c[:, None] >= c[None, :], tl.dot(qc * tl.exp(b), tl.trans(kc * tl.exp(-b))), 0.0)
             else:  # decays too strong to factorise: the pairwise form, every exponent <= 0
                 A = tl.sum(qc[:, None, :] * kc[None, :, :] * _pairwise(b, G_MODE, CS), axis=2)  # [CS, CS]
@@ -127,7 +149,9 @@ if triton is not None:
             kc, vc, doc = _load(k, sk_t, t, T, kk, Dk), _load(v, sv_t, t, T, vv, Dv), _load(do, so_t, t, T, vv, Dv)
             b, bC = _decays(g, sg_t, t, T, kk, Dk, G_MODE, CS, BK)
             dA = tl.where(c[:, None] >= c[None, :], tl.dot(doc, tl.trans(vc)), 0.0)  # [CS, CS]: do_i . v_j, j <= i
-            if G_MODE == 0 or _factorised(b, bC):
+            if G_MODE == 1:
+                dqc = tl.dot(doc, tl.trans(S)) * tl.exp(b) + tl.dot(dA * _head_decays(g, sg_t, t, T, CS), kc)
+            elif G_MODE == 0 or _factorised(b, bC):
                 dqc = (tl.dot(doc, tl.trans(S)) + tl.dot(dA, kc * tl.exp(-b))) * tl.exp(b)
             else:
                 E = _pairwise(b, G_MODE, CS)  # [CS, CS, BK]
@@ -159,7 +183,11 @@ if triton is not None:
             b, bC = _decays(g, sg_t, t, T, kk, Dk, G_MODE, CS, BK)
             causal = c[:, None] >= c[None, :]  # rows i (queries), columns j (keys)
             dA = tl.where(causal, tl.dot(doc, tl.trans(vc)), 0.0)  # [CS, CS]
-            if G_MODE == 0 or _factorised(b, bC):
+            if G_MODE == 1:
+                D = _head_decays(g, sg_t, t, T, CS)  # [CS, CS]
+                A = scale * tl.dot(qc, tl.trans(kc)) * D
+                dk_intra = tl.dot(tl.trans(dA * D), qc)  # [CS, BK]
+            elif G_MODE == 0 or _factorised(b, bC):
                 q_dec, k_inv = qc * tl.exp(b), kc * tl.exp(-b)
                 A = scale * tl.where(causal, tl.dot(q_dec, tl.trans(k_inv)), 0.0)  # [CS, CS]
                 dk_intra = tl.dot(tl.trans(dA), q_dec) * tl.exp(-b)  # [CS, BK]
