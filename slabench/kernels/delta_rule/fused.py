@@ -33,7 +33,7 @@ gradient of the state leaving a chunk:
     dv_new = A^T dO + (K e^{b_C - b}) dS,   dS <- (scale Q e^b)^T dO + e^{b_C} dS - w^T dv_new
 
 and `_backward_chunk` [chunks, B*H] then has everything a chunk needs (S, dS, dv_new, Tinv, w,
-v_new) to give dq, dk, dv, dbeta and dg in parallel (`_chunk_grads`; derivation in docs/speed.md).
+v_new) to give dq, dk, dv, dbeta and dg in parallel (derivation in docs/speed.md).
 The walks hold two products per chunk on their serial path. The final state is returned without a
 gradient.
 """
@@ -263,84 +263,76 @@ if triton is not None:
             dS = dS * tl.exp(bC) + dSl - tl.dot(tl.trans(wc), dv_new, input_precision=PREC)
 
     @triton.jit
-    def _chunk_grads(qc, kc, vc, doc, gc, bc, A, S, dS, Tinv, u, wc, v_new, dv_new, scale, PREC: tl.constexpr):
-        """(dq, dk, dv [C, BK or BV], dg, dbeta [C]) of one chunk from its inputs (q, k, v, dO, g, beta), A =
-        tril(scale Q K^T * Gamma), the state entering it (S), the gradient of the state leaving it (dS), the
-        forward's Tinv, u, w, v_new and the reverse walk's dv_new. `_backward_chunk` runs it."""
-        c = tl.arange(0, qc.shape[0])
-        b, bC = tl.cumsum(gc, axis=0), tl.sum(gc, axis=0)
-        eb, ed = tl.exp(b), tl.exp(bC - b)  # decay from the chunk start, and to its end
-        KK = tl.dot(kc, tl.trans(kc), input_precision=PREC)
-        M = bc[:, None] * KK * _decay(b, True)  # [BT, BT]
-        Kb = kc * (bc * eb)[:, None]
-        causal = c[:, None] >= c[None, :]
-        # o = (scale Q e^b) S + A v_new
-        dA = tl.where(causal, tl.dot(doc, tl.trans(v_new), input_precision=PREC), 0.0)
-        dAG = scale * dA * _decay(b, False)  # gradient of the Q K^T entries
-        dQd = tl.dot(doc, tl.trans(S), input_precision=PREC)  # [BT, BK]
-        dqc = dQd * (scale * eb)[:, None] + tl.dot(dAG, kc, input_precision=PREC)
-        dkc = tl.dot(tl.trans(dAG), qc, input_precision=PREC)
-        # S' = e^{b_C} S + (K e^{b_C - b})^T v_new
-        dKd = tl.dot(v_new, tl.trans(dS), input_precision=PREC)  # [BT, BK]
-        dkc += dKd * ed[:, None]
-        # v_new = u - w S, with [u, w] = Tinv [beta V, beta K e^b]
-        dw = -tl.dot(dv_new, tl.trans(S), input_precision=PREC)  # [BT, BK]
-        TinvT = tl.trans(Tinv)
-        dVb = tl.dot(TinvT, dv_new, input_precision=PREC)  # [BT, BV]
-        dKb = tl.dot(TinvT, dw, input_precision=PREC)  # [BT, BK]
-        dvc = dVb * bc[:, None]
-        dkc += dKb * (bc * eb)[:, None]
-        dM = -tl.where(c[:, None] > c[None, :], tl.dot(dVb, tl.trans(u), input_precision=PREC)
-                       + tl.dot(dKb, tl.trans(wc), input_precision=PREC), 0.0)  # [BT, BT]
-        G = dM * _decay(b, True)  # gradient of the K K^T entries, over beta_i
-        dkc += tl.dot(G * bc[:, None], kc, input_precision=PREC) + tl.dot(tl.trans(G), kc * bc[:, None], input_precision=PREC)
-        dbc = tl.sum(dVb * vc, axis=1) + tl.sum(dKb * kc * eb[:, None], axis=1) + tl.sum(G * KK, axis=1)
-        # the log decays: b_i enters Q e^b, K e^{b_C - b}, beta K e^b, Gamma in A and M; b_C the state
-        dMM, dAA = dM * M, dA * A
-        db = (tl.sum(dQd * qc * (scale * eb)[:, None], axis=1) - tl.sum(dKd * kc * ed[:, None], axis=1)
-              + tl.sum(dKb * Kb, axis=1) + tl.sum(dAA, axis=1) - tl.sum(dAA, axis=0) + tl.sum(dMM, axis=1) - tl.sum(dMM, axis=0))
-        dbC = tl.sum(tl.sum(dKd * kc * ed[:, None], axis=1), axis=0) + tl.exp(bC) * tl.sum(tl.sum(S * dS, axis=1), axis=0)
-        db += tl.where(c == c.shape[0] - 1, dbC, 0.0)
-        dgc = tl.cumsum(db, axis=0, reverse=True)  # b = cumsum(g)
-        return dqc, dkc, dvc, dgc, dbc
-
-    @triton.jit
     def _backward_chunk(q, k, v, g, beta, do, tinv, w, vn, h, dh, dvn, dq, dk, dv, dg, dbeta, T, H, scale,
                         sq_b, sq_t, sq_h, sk_b, sk_t, sk_h, sv_b, sv_t, sv_h, sg_b, sg_t, sg_h, sb_b, sb_t, sb_h,
                         so_b, so_t, so_h,
                         Dk: tl.constexpr, Dv: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr, BT: tl.constexpr,
                         PREC: tl.constexpr):
-        """dq, dk, dv [B, T, H, D] and dg, dbeta [B, T, H] (contiguous) of one chunk."""
+        """dq, dk, dv [B, T, H, D] and dg, dbeta [B, T, H] (contiguous) of one chunk, from its inputs, the
+        state entering it (S), the gradient of the state leaving it (dS), the forward's Tinv, w, v_new
+        and the reverse walk's dv_new (derivation in docs/speed.md). The kernel is bound by registers,
+        so the terms come in the order that ends each [BT, BT] tile's life soonest: each output is
+        stored once final, and A, K K^T and u are recomputed where they are used rather than kept."""
         i_n, i_bh = tl.program_id(0), tl.program_id(1)
         i_b, i_h = i_bh // H, i_bh % H
         kk, vv, c = tl.arange(0, BK), tl.arange(0, BV), tl.arange(0, BT)
         t = i_n * BT + c
-        qc = _load(q + i_b * sq_b + i_h * sq_h, sq_t, t, T, kk, Dk)  # [BT, BK]
-        kc = _load(k + i_b * sk_b + i_h * sk_h, sk_t, t, T, kk, Dk)
-        vc = _load(v + i_b * sv_b + i_h * sv_h, sv_t, t, T, vv, Dv)  # [BT, BV]
-        doc = _load(do + i_b * so_b + i_h * so_h, so_t, t, T, vv, Dv)
-        gc = _load_row(g + i_b * sg_b + i_h * sg_h, sg_t, t, T)  # [BT]
-        bc = _load_row(beta + i_b * sb_b + i_h * sb_h, sb_t, t, T)
-        b = tl.cumsum(gc, axis=0)
         N = tl.cdiv(T, BT)
-        mS = (kk[:, None] < Dk) & (vv[None, :] < Dv)
-        state = (i_bh * N + i_n) * Dk * Dv + kk[:, None] * Dv + vv[None, :]
-        S, dS = tl.load(h + state, mask=mS, other=0.0), tl.load(dh + state, mask=mS, other=0.0)  # [BK, BV]
-        dv_new = _load(dvn + i_bh * T * Dv, Dv, t, T, vv, Dv)  # [BT, BV]
-        # forward quantities of the chunk, as the forward left them
-        Tinv = tl.load(tinv + (i_bh * N + i_n) * BT * BT + c[:, None] * BT + c[None, :])  # [BT, BT]
-        wc = _load(w + i_bh * T * Dk, Dk, t, T, kk, Dk)  # [BT, BK]
-        v_new = _load(vn + i_bh * T * Dv, Dv, t, T, vv, Dv)  # [BT, BV]
-        u = v_new + tl.dot(wc, S, input_precision=PREC)
-        A = scale * tl.dot(qc, tl.trans(kc), input_precision=PREC) * _decay(b, False)  # [BT, BT]
-        dqc, dkc, dvc, dgc, dbc = _chunk_grads(qc, kc, vc, doc, gc, bc, A, S, dS, Tinv, u, wc, v_new, dv_new, scale, PREC)
         row_k, row_v = (i_b * T * H + i_h) * Dk, (i_b * T * H + i_h) * Dv  # outputs: [B, T, H, D] contiguous
         mk, mv = (t[:, None] < T) & (kk[None, :] < Dk), (t[:, None] < T) & (vv[None, :] < Dv)
+        qc = _load(q + i_b * sq_b + i_h * sq_h, sq_t, t, T, kk, Dk)  # [BT, BK]
+        kc = _load(k + i_b * sk_b + i_h * sk_h, sk_t, t, T, kk, Dk)
+        doc = _load(do + i_b * so_b + i_h * so_h, so_t, t, T, vv, Dv)  # [BT, BV]
+        gc = _load_row(g + i_b * sg_b + i_h * sg_h, sg_t, t, T)  # [BT]
+        b, bC = tl.cumsum(gc, axis=0), tl.sum(gc, axis=0)
+        eb, ed = tl.exp(b), tl.exp(bC - b)  # decay from the chunk start, and to its end
+        state = (i_bh * N + i_n) * Dk * Dv + kk[:, None] * Dv + vv[None, :]
+        mS = (kk[:, None] < Dk) & (vv[None, :] < Dv)
+        S = tl.load(h + state, mask=mS, other=0.0)  # [BK, BV]
+        v_new = _load(vn + i_bh * T * Dv, Dv, t, T, vv, Dv)  # [BT, BV]
+        # o = (scale Q e^b) S + A v_new, A = tril(scale Q K^T * Gamma)
+        dQd = tl.dot(doc, tl.trans(S), input_precision=PREC)  # [BT, BK]
+        db = tl.sum(dQd * qc * (scale * eb)[:, None], axis=1)  # db_i: every term carrying e^{+b_i}, minus e^{-b_i}
+        dAG = scale * tl.where(c[:, None] >= c[None, :], tl.dot(doc, tl.trans(v_new), input_precision=PREC), 0.0)
+        dAG = dAG * _decay(b, False)  # gradient of the Q K^T entries
+        dqc = dQd * (scale * eb)[:, None] + tl.dot(dAG, kc, input_precision=PREC)
         tl.store(dq + row_k + t[:, None] * H * Dk + kk[None, :], dqc.to(dq.dtype.element_ty), mask=mk)
+        dkc = tl.dot(tl.trans(dAG), qc, input_precision=PREC)
+        dAA = dAG * tl.dot(qc, tl.trans(kc), input_precision=PREC)  # dA * A
+        db += tl.sum(dAA, axis=1) - tl.sum(dAA, axis=0)
+        # S' = e^{b_C} S + (K e^{b_C - b})^T v_new
+        dS = tl.load(dh + state, mask=mS, other=0.0)
+        dKd = tl.dot(v_new, tl.trans(dS), input_precision=PREC)  # [BT, BK]
+        dkc += dKd * ed[:, None]
+        dKdk = tl.sum(dKd * kc * ed[:, None], axis=1)
+        db -= dKdk
+        dbC = tl.sum(dKdk, axis=0) + tl.exp(bC) * tl.sum(tl.sum(S * dS, axis=1), axis=0)
+        # v_new = u - w S, with [u, w] = Tinv [beta V, beta K e^b]: the gradients of beta V and beta K e^b
+        dv_new = _load(dvn + i_bh * T * Dv, Dv, t, T, vv, Dv)  # [BT, BV]
+        TinvT = tl.trans(tl.load(tinv + (i_bh * N + i_n) * BT * BT + c[:, None] * BT + c[None, :]))  # [BT, BT]
+        dVb = tl.dot(TinvT, dv_new, input_precision=PREC)  # [BT, BV]
+        dKb = -tl.dot(TinvT, tl.dot(dv_new, tl.trans(S), input_precision=PREC), input_precision=PREC)  # [BT, BK]
+        bc = _load_row(beta + i_b * sb_b + i_h * sb_h, sb_t, t, T)
+        tl.store(dv + row_v + t[:, None] * H * Dv + vv[None, :], (dVb * bc[:, None]).to(dv.dtype.element_ty), mask=mv)
+        vc = _load(v + i_b * sv_b + i_h * sv_h, sv_t, t, T, vv, Dv)
+        dbc = tl.sum(dVb * vc, axis=1) + tl.sum(dKb * kc * eb[:, None], axis=1)
+        dkc += dKb * (bc * eb)[:, None]
+        db += tl.sum(dKb * kc * (bc * eb)[:, None], axis=1)
+        # (I + M) u = beta V, M = strict_tril(diag(beta) K K^T * Gamma)
+        wc = _load(w + i_bh * T * Dk, Dk, t, T, kk, Dk)  # [BT, BK]
+        u = v_new + tl.dot(wc, S, input_precision=PREC)
+        dM = tl.dot(dVb, tl.trans(u), input_precision=PREC) + tl.dot(dKb, tl.trans(wc), input_precision=PREC)
+        G = -tl.where(c[:, None] > c[None, :], dM, 0.0) * _decay(b, True)  # gradient of the K K^T entries, over beta_i
+        KK = tl.dot(kc, tl.trans(kc), input_precision=PREC)
+        dbc += tl.sum(G * KK, axis=1)
+        dMM = G * KK * bc[:, None]  # dM * M
+        db += tl.sum(dMM, axis=1) - tl.sum(dMM, axis=0)
+        dkc += tl.dot(G * bc[:, None], kc, input_precision=PREC) + tl.dot(tl.trans(G), kc * bc[:, None], input_precision=PREC)
         tl.store(dk + row_k + t[:, None] * H * Dk + kk[None, :], dkc.to(dk.dtype.element_ty), mask=mk)
-        tl.store(dv + row_v + t[:, None] * H * Dv + vv[None, :], dvc.to(dv.dtype.element_ty), mask=mv)
-        tl.store(dg + i_b * T * H + i_h + t * H, dgc.to(dg.dtype.element_ty), mask=t < T)
         tl.store(dbeta + i_b * T * H + i_h + t * H, dbc.to(dbeta.dtype.element_ty), mask=t < T)
+        db += tl.where(c == BT - 1, dbC, 0.0)  # b_C: the state's decay
+        dgc = tl.cumsum(db, axis=0, reverse=True)  # b = cumsum(g)
+        tl.store(dg + i_b * T * H + i_h + t * H, dgc.to(dg.dtype.element_ty), mask=t < T)
 
 
 def _strides(x: torch.Tensor) -> tuple[int, int, int]:
