@@ -102,13 +102,23 @@ DELTA_SHAPES = [
 ]
 
 
+# every shape with the one-kernel chunk backward, the first two also with it split in two
+DELTA_CASES = [(*s, False) for s in DELTA_SHAPES] + [(*s, True) for s in DELTA_SHAPES[:2]]
+
+
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=["fp32", "bf16"])
 @pytest.mark.parametrize(
-    "B,T,H,Dk,Dv,decay", DELTA_SHAPES, ids=["B{}-T{}-H{}-Dk{}-Dv{}-g{}".format(*s) for s in DELTA_SHAPES]
+    "B,T,H,Dk,Dv,decay,split",
+    DELTA_CASES,
+    ids=["B{}-T{}-H{}-Dk{}-Dv{}-g{}".format(*s) + ("-split" if s[-1] else "") for s in DELTA_CASES],
 )
-def test_delta_rule_odd_shapes_and_head_dims(B, T, H, Dk, Dv, decay, dtype):
+def test_delta_rule_odd_shapes_and_head_dims(B, T, H, Dk, Dv, decay, split, dtype):
     """The compiled delta-rule kernel vs float64, on strided q, k, v (the split of one projection)."""
-    from slabench.kernels.delta_rule.fused import delta_rule_fused
+    from functools import partial
+
+    from slabench.kernels.delta_rule.fused import DeltaRuleConfig, delta_rule_fused
+
+    fused = partial(delta_rule_fused, config=DeltaRuleConfig(split_backward=split))
 
     tol_out, tol_grad = TOL[dtype]
     h = torch.randn(B, T, H * (2 * Dk + Dv), device="cuda")
@@ -116,10 +126,10 @@ def test_delta_rule_odd_shapes_and_head_dims(B, T, H, Dk, Dv, decay, dtype):
     beta = torch.rand(B, T, H, device="cuda")
     do = torch.randn(B, T, H, Dv, device="cuda")
     outs = []
-    for fn, dt in ((delta_rule_fused, dtype), (kernels.delta_rule_chunk, torch.float64)):
+    for fn, dt in ((fused, dtype), (kernels.delta_rule_chunk, torch.float64)):
         hh = h.to(dtype).to(dt).requires_grad_()  # the reference sees the same rounded inputs
         gg, bb = (
-            g.to(torch.float32 if fn is delta_rule_fused else dt).requires_grad_(),
+            g.to(torch.float32 if fn is fused else dt).requires_grad_(),
             beta.to(dtype).to(dt).requires_grad_(),
         )
         q, k, v = (x.reshape(B, T, H, -1) for x in hh.split([H * Dk, H * Dk, H * Dv], -1))  # strided views
@@ -127,7 +137,7 @@ def test_delta_rule_odd_shapes_and_head_dims(B, T, H, Dk, Dv, decay, dtype):
         o, _ = fn(q, k, v, gg, bb)
         outs.append([o, *torch.autograd.grad(o, [hh, gg, bb], do.to(dt))])
     errs = {n: dispatch.rel_rms(a, b) for n, a, b in zip(("o", "dqkv", "dg", "dbeta"), outs[0], outs[1])}
-    print("delta_rule", dtype, (B, T, H, Dk, Dv, decay), {n: f"{e:.1e}" for n, e in errs.items()})
+    print("delta_rule", dtype, (B, T, H, Dk, Dv, decay, split), {n: f"{e:.1e}" for n, e in errs.items()})
     assert errs["o"] <= tol_out, errs
     assert max(errs["dqkv"], errs["dg"], errs["dbeta"]) <= tol_grad, errs
 

@@ -77,16 +77,25 @@ def errors(B, T, H, Dk, Dv, decay, strided) -> dict[str, float]:
     return {n: rel_rms(a, b) for n, a, b in zip(names, run(gla_short, torch.float32), run(gla_chunk, torch.float64))}
 
 
-# (B, T, H, Dk, Dv, decay scale, strided): T 63 ends in a partial chunk, 64 is two full ones
-DELTA_CASES = [(1, 63, 2, 20, 20, 1.0, True), (2, 64, 1, 16, 32, 1.0, False), (1, 70, 1, 8, 8, 0.0, True)]
+# (B, T, H, Dk, Dv, decay scale, strided, split backward): T 63 ends in a partial chunk, 64 is two
+# full ones; the split form (`DeltaRuleConfig.split_backward`) at both
+DELTA_CASES = [
+    (1, 63, 2, 20, 20, 1.0, True, False),
+    (2, 64, 1, 16, 32, 1.0, False, False),
+    (1, 70, 1, 8, 8, 0.0, True, False),
+    (1, 63, 2, 20, 20, 1.0, True, True),
+    (2, 64, 1, 16, 32, 1.0, False, True),
+]
 
 
-def delta_errors(B, T, H, Dk, Dv, decay, strided) -> dict[str, float]:
+def delta_errors(B, T, H, Dk, Dv, decay, strided, split) -> dict[str, float]:
     """Relative RMS errors of `delta_rule_fused` (float32) against `delta_rule_recurrent` (float64)."""
+    from functools import partial
+
     import torch
     import torch.nn.functional as F
 
-    from slabench.kernels.delta_rule.fused import delta_rule_fused
+    from slabench.kernels.delta_rule.fused import DeltaRuleConfig, delta_rule_fused
     from slabench.kernels.delta_rule.reference import delta_rule_recurrent
     from slabench.kernels.dispatch import rel_rms
 
@@ -108,7 +117,11 @@ def delta_errors(B, T, H, Dk, Dv, decay, strided) -> dict[str, float]:
     names = ["o", "state", "dqkv", "dg", "dbeta"]
     return {
         n: rel_rms(a, b)
-        for n, a, b in zip(names, run(delta_rule_fused, torch.float32), run(delta_rule_recurrent, torch.float64))
+        for n, a, b in zip(
+            names,
+            run(partial(delta_rule_fused, config=DeltaRuleConfig(split_backward=split)), torch.float32),
+            run(delta_rule_recurrent, torch.float64),
+        )
         if b.norm() > 0
     }
 
@@ -285,7 +298,8 @@ def test_delta_rule_kernels_compile_for_hopper(Dk, Dv, dtype):
     cfg = fused.DeltaRuleConfig()
     walk = {**meta, "BV": min(meta["BV"], cfg.walk_block)}  # the two walks take value blocks
     pointers = {a: f"*{dtype}" for a in ("q", "k", "v", "beta", "o", "do", "dq", "dk", "dv", "dbeta")}
-    pointers |= {a: "*fp32" for a in ("g", "tinv", "u", "uv", "vn", "w", "h", "ht", "dvn", "dhl", "dh", "dg")}
+    scratch = ("g", "tinv", "u", "uv", "vn", "w", "h", "ht", "dvn", "dhl", "dh", "dg", "dkp", "dbp")
+    pointers |= {a: "*fp32" for a in scratch}
     for kernel, kmeta, warps in (  # at the warps each is launched with (4: Triton's default)
         (fused._prepare, meta, cfg.prepare_warps),
         (fused._forward, {**walk, "STORE_STATE": True}, cfg.walk_warps),
@@ -293,6 +307,8 @@ def test_delta_rule_kernels_compile_for_hopper(Dk, Dv, dtype):
         (fused._backward_local, meta, 4),
         (fused._backward_state, walk, cfg.walk_warps),
         (fused._backward_chunk, meta, cfg.chunk_warps),
+        (fused._backward_chunk_first, meta, cfg.chunk_warps),  # split_backward
+        (fused._backward_chunk_second, meta, cfg.chunk_warps),
     ):
         compiled = _compile_for_hopper(kernel, pointers, {"scale"}, kmeta, warps)
         assert ".entry" in compiled.asm["ptx"] and compiled.asm["cubin"], kernel.__name__

@@ -62,6 +62,10 @@ class DeltaRuleConfig:
     prepare_warps: int = 2
     walk_warps: int = 4
     chunk_warps: int = 4
+    # `_backward_chunk` as two kernels through a float32 scratch: 161 and 180 registers a thread
+    # at Dk 16, Dv 32 (sm_90, 4 warps) against the one kernel's 255 with spills; timed against it
+    # by scripts/delta-paths.py
+    split_backward: bool = False
     walk_block: int = 32  # value columns per program of the two walks (the state's columns evolve independently)
 
 MAX_HEAD_DIM = 128  # widest head the kernels hold in registers (the backward holds S and dS whole)
@@ -263,6 +267,89 @@ if triton is not None:
             dS = dS * tl.exp(bC) + dSl - tl.dot(tl.trans(wc), dv_new, input_precision=PREC)
 
     @triton.jit
+    def _grads_through_output_and_state(q, k, g, do, vn, h, dh, dq, T, H, scale, i_n, i_bh,
+                                        sq_b, sq_t, sq_h, sk_b, sk_t, sk_h, sg_b, sg_t, sg_h, so_b, so_t, so_h,
+                                        Dk: tl.constexpr, Dv: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr,
+                                        BT: tl.constexpr, PREC: tl.constexpr):
+        """The first half of a chunk's gradients: the terms through o = (scale Q e^b) S + A v_new
+        (A = tril(scale Q K^T * Gamma)) and S' = e^{b_C} S + (K e^{b_C - b})^T v_new. Stores dq (final
+        here) and returns k's gradient so far [BT, BK] and db [BT], the log decays' (b_C's at the last row)."""
+        i_b, i_h = i_bh // H, i_bh % H
+        kk, vv, c = tl.arange(0, BK), tl.arange(0, BV), tl.arange(0, BT)
+        t = i_n * BT + c
+        N = tl.cdiv(T, BT)
+        qc = _load(q + i_b * sq_b + i_h * sq_h, sq_t, t, T, kk, Dk)  # [BT, BK]
+        kc = _load(k + i_b * sk_b + i_h * sk_h, sk_t, t, T, kk, Dk)
+        doc = _load(do + i_b * so_b + i_h * so_h, so_t, t, T, vv, Dv)  # [BT, BV]
+        gc = _load_row(g + i_b * sg_b + i_h * sg_h, sg_t, t, T)  # [BT]
+        b, bC = tl.cumsum(gc, axis=0), tl.sum(gc, axis=0)
+        eb, ed = tl.exp(b), tl.exp(bC - b)  # decay from the chunk start, and to its end
+        state = (i_bh * N + i_n) * Dk * Dv + tl.arange(0, BK)[:, None] * Dv + vv[None, :]
+        mS = (kk[:, None] < Dk) & (vv[None, :] < Dv)
+        S = tl.load(h + state, mask=mS, other=0.0)  # [BK, BV]
+        v_new = _load(vn + i_bh * T * Dv, Dv, t, T, vv, Dv)  # [BT, BV]
+        dQd = tl.dot(doc, tl.trans(S), input_precision=PREC)  # [BT, BK]
+        db = tl.sum(dQd * qc * (scale * eb)[:, None], axis=1)  # db_i: every term carrying e^{+b_i}, minus e^{-b_i}
+        dAG = scale * tl.where(c[:, None] >= c[None, :], tl.dot(doc, tl.trans(v_new), input_precision=PREC), 0.0)
+        dAG = dAG * _decay(b, False)  # gradient of the Q K^T entries
+        dqc = dQd * (scale * eb)[:, None] + tl.dot(dAG, kc, input_precision=PREC)
+        row_k = (i_b * T * H + i_h) * Dk  # outputs: [B, T, H, D] contiguous
+        tl.store(dq + row_k + t[:, None] * H * Dk + kk[None, :], dqc.to(dq.dtype.element_ty),
+                 mask=(t[:, None] < T) & (kk[None, :] < Dk))
+        dkc = tl.dot(tl.trans(dAG), qc, input_precision=PREC)
+        dAA = dAG * tl.dot(qc, tl.trans(kc), input_precision=PREC)  # dA * A
+        db += tl.sum(dAA, axis=1) - tl.sum(dAA, axis=0)
+        dS = tl.load(dh + state, mask=mS, other=0.0)
+        dKd = tl.dot(v_new, tl.trans(dS), input_precision=PREC)  # [BT, BK]
+        dkc += dKd * ed[:, None]
+        dKdk = tl.sum(dKd * kc * ed[:, None], axis=1)
+        dbC = tl.sum(dKdk, axis=0) + tl.exp(bC) * tl.sum(tl.sum(S * dS, axis=1), axis=0)
+        return dkc, db - dKdk + tl.where(c == BT - 1, dbC, 0.0)
+
+    @triton.jit
+    def _grads_through_transform(k, v, g, beta, tinv, w, vn, h, dvn, dk, dv, dg, dbeta, dkc, db, T, H, i_n, i_bh,
+                                 sk_b, sk_t, sk_h, sv_b, sv_t, sv_h, sg_b, sg_t, sg_h, sb_b, sb_t, sb_h,
+                                 Dk: tl.constexpr, Dv: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr,
+                                 BT: tl.constexpr, PREC: tl.constexpr):
+        """The second half: the terms through v_new = u - w S with [u, w] = Tinv [beta V, beta K e^b]
+        and (I + M) u = beta V, M = strict_tril(diag(beta) K K^T * Gamma). Adds to the first half's
+        dkc and db and stores dk, dv, dg and dbeta."""
+        i_b, i_h = i_bh // H, i_bh % H
+        kk, vv, c = tl.arange(0, BK), tl.arange(0, BV), tl.arange(0, BT)
+        t = i_n * BT + c
+        N = tl.cdiv(T, BT)
+        kc = _load(k + i_b * sk_b + i_h * sk_h, sk_t, t, T, kk, Dk)  # [BT, BK]
+        b = tl.cumsum(_load_row(g + i_b * sg_b + i_h * sg_h, sg_t, t, T), axis=0)
+        eb = tl.exp(b)
+        S = tl.load(h + (i_bh * N + i_n) * Dk * Dv + kk[:, None] * Dv + vv[None, :],
+                    mask=(kk[:, None] < Dk) & (vv[None, :] < Dv), other=0.0)  # [BK, BV]
+        dv_new = _load(dvn + i_bh * T * Dv, Dv, t, T, vv, Dv)  # [BT, BV]
+        TinvT = tl.trans(tl.load(tinv + (i_bh * N + i_n) * BT * BT + c[:, None] * BT + c[None, :]))  # [BT, BT]
+        dVb = tl.dot(TinvT, dv_new, input_precision=PREC)  # [BT, BV]: gradient of beta V
+        dKb = -tl.dot(TinvT, tl.dot(dv_new, tl.trans(S), input_precision=PREC), input_precision=PREC)  # of beta K e^b
+        bc = _load_row(beta + i_b * sb_b + i_h * sb_h, sb_t, t, T)
+        row_k, row_v = (i_b * T * H + i_h) * Dk, (i_b * T * H + i_h) * Dv  # outputs: [B, T, H, D] contiguous
+        mk, mv = (t[:, None] < T) & (kk[None, :] < Dk), (t[:, None] < T) & (vv[None, :] < Dv)
+        tl.store(dv + row_v + t[:, None] * H * Dv + vv[None, :], (dVb * bc[:, None]).to(dv.dtype.element_ty), mask=mv)
+        vc = _load(v + i_b * sv_b + i_h * sv_h, sv_t, t, T, vv, Dv)
+        dbc = tl.sum(dVb * vc, axis=1) + tl.sum(dKb * kc * eb[:, None], axis=1)
+        dkc += dKb * (bc * eb)[:, None]
+        db += tl.sum(dKb * kc * (bc * eb)[:, None], axis=1)
+        wc = _load(w + i_bh * T * Dk, Dk, t, T, kk, Dk)  # [BT, BK]
+        u = _load(vn + i_bh * T * Dv, Dv, t, T, vv, Dv) + tl.dot(wc, S, input_precision=PREC)
+        dM = tl.dot(dVb, tl.trans(u), input_precision=PREC) + tl.dot(dKb, tl.trans(wc), input_precision=PREC)
+        G = -tl.where(c[:, None] > c[None, :], dM, 0.0) * _decay(b, True)  # of the K K^T entries, over beta_i
+        KK = tl.dot(kc, tl.trans(kc), input_precision=PREC)
+        dbc += tl.sum(G * KK, axis=1)
+        dMM = G * KK * bc[:, None]  # dM * M
+        db += tl.sum(dMM, axis=1) - tl.sum(dMM, axis=0)
+        dkc += tl.dot(G * bc[:, None], kc, input_precision=PREC) + tl.dot(tl.trans(G), kc * bc[:, None], input_precision=PREC)
+        tl.store(dk + row_k + t[:, None] * H * Dk + kk[None, :], dkc.to(dk.dtype.element_ty), mask=mk)
+        tl.store(dbeta + i_b * T * H + i_h + t * H, dbc.to(dbeta.dtype.element_ty), mask=t < T)
+        dgc = tl.cumsum(db, axis=0, reverse=True)  # b = cumsum(g)
+        tl.store(dg + i_b * T * H + i_h + t * H, dgc.to(dg.dtype.element_ty), mask=t < T)
+
+    @triton.jit
     def _backward_chunk(q, k, v, g, beta, do, tinv, w, vn, h, dh, dvn, dq, dk, dv, dg, dbeta, T, H, scale,
                         sq_b, sq_t, sq_h, sk_b, sk_t, sk_h, sv_b, sv_t, sv_h, sg_b, sg_t, sg_h, sb_b, sb_t, sb_h,
                         so_b, so_t, so_h,
@@ -274,65 +361,41 @@ if triton is not None:
         so the terms come in the order that ends each [BT, BT] tile's life soonest: each output is
         stored once final, and A, K K^T and u are recomputed where they are used rather than kept."""
         i_n, i_bh = tl.program_id(0), tl.program_id(1)
-        i_b, i_h = i_bh // H, i_bh % H
-        kk, vv, c = tl.arange(0, BK), tl.arange(0, BV), tl.arange(0, BT)
-        t = i_n * BT + c
-        N = tl.cdiv(T, BT)
-        row_k, row_v = (i_b * T * H + i_h) * Dk, (i_b * T * H + i_h) * Dv  # outputs: [B, T, H, D] contiguous
-        mk, mv = (t[:, None] < T) & (kk[None, :] < Dk), (t[:, None] < T) & (vv[None, :] < Dv)
-        qc = _load(q + i_b * sq_b + i_h * sq_h, sq_t, t, T, kk, Dk)  # [BT, BK]
-        kc = _load(k + i_b * sk_b + i_h * sk_h, sk_t, t, T, kk, Dk)
-        doc = _load(do + i_b * so_b + i_h * so_h, so_t, t, T, vv, Dv)  # [BT, BV]
-        gc = _load_row(g + i_b * sg_b + i_h * sg_h, sg_t, t, T)  # [BT]
-        b, bC = tl.cumsum(gc, axis=0), tl.sum(gc, axis=0)
-        eb, ed = tl.exp(b), tl.exp(bC - b)  # decay from the chunk start, and to its end
-        state = (i_bh * N + i_n) * Dk * Dv + kk[:, None] * Dv + vv[None, :]
-        mS = (kk[:, None] < Dk) & (vv[None, :] < Dv)
-        S = tl.load(h + state, mask=mS, other=0.0)  # [BK, BV]
-        v_new = _load(vn + i_bh * T * Dv, Dv, t, T, vv, Dv)  # [BT, BV]
-        # o = (scale Q e^b) S + A v_new, A = tril(scale Q K^T * Gamma)
-        dQd = tl.dot(doc, tl.trans(S), input_precision=PREC)  # [BT, BK]
-        db = tl.sum(dQd * qc * (scale * eb)[:, None], axis=1)  # db_i: every term carrying e^{+b_i}, minus e^{-b_i}
-        dAG = scale * tl.where(c[:, None] >= c[None, :], tl.dot(doc, tl.trans(v_new), input_precision=PREC), 0.0)
-        dAG = dAG * _decay(b, False)  # gradient of the Q K^T entries
-        dqc = dQd * (scale * eb)[:, None] + tl.dot(dAG, kc, input_precision=PREC)
-        tl.store(dq + row_k + t[:, None] * H * Dk + kk[None, :], dqc.to(dq.dtype.element_ty), mask=mk)
-        dkc = tl.dot(tl.trans(dAG), qc, input_precision=PREC)
-        dAA = dAG * tl.dot(qc, tl.trans(kc), input_precision=PREC)  # dA * A
-        db += tl.sum(dAA, axis=1) - tl.sum(dAA, axis=0)
-        # S' = e^{b_C} S + (K e^{b_C - b})^T v_new
-        dS = tl.load(dh + state, mask=mS, other=0.0)
-        dKd = tl.dot(v_new, tl.trans(dS), input_precision=PREC)  # [BT, BK]
-        dkc += dKd * ed[:, None]
-        dKdk = tl.sum(dKd * kc * ed[:, None], axis=1)
-        db -= dKdk
-        dbC = tl.sum(dKdk, axis=0) + tl.exp(bC) * tl.sum(tl.sum(S * dS, axis=1), axis=0)
-        # v_new = u - w S, with [u, w] = Tinv [beta V, beta K e^b]: the gradients of beta V and beta K e^b
-        dv_new = _load(dvn + i_bh * T * Dv, Dv, t, T, vv, Dv)  # [BT, BV]
-        TinvT = tl.trans(tl.load(tinv + (i_bh * N + i_n) * BT * BT + c[:, None] * BT + c[None, :]))  # [BT, BT]
-        dVb = tl.dot(TinvT, dv_new, input_precision=PREC)  # [BT, BV]
-        dKb = -tl.dot(TinvT, tl.dot(dv_new, tl.trans(S), input_precision=PREC), input_precision=PREC)  # [BT, BK]
-        bc = _load_row(beta + i_b * sb_b + i_h * sb_h, sb_t, t, T)
-        tl.store(dv + row_v + t[:, None] * H * Dv + vv[None, :], (dVb * bc[:, None]).to(dv.dtype.element_ty), mask=mv)
-        vc = _load(v + i_b * sv_b + i_h * sv_h, sv_t, t, T, vv, Dv)
-        dbc = tl.sum(dVb * vc, axis=1) + tl.sum(dKb * kc * eb[:, None], axis=1)
-        dkc += dKb * (bc * eb)[:, None]
-        db += tl.sum(dKb * kc * (bc * eb)[:, None], axis=1)
-        # (I + M) u = beta V, M = strict_tril(diag(beta) K K^T * Gamma)
-        wc = _load(w + i_bh * T * Dk, Dk, t, T, kk, Dk)  # [BT, BK]
-        u = v_new + tl.dot(wc, S, input_precision=PREC)
-        dM = tl.dot(dVb, tl.trans(u), input_precision=PREC) + tl.dot(dKb, tl.trans(wc), input_precision=PREC)
-        G = -tl.where(c[:, None] > c[None, :], dM, 0.0) * _decay(b, True)  # gradient of the K K^T entries, over beta_i
-        KK = tl.dot(kc, tl.trans(kc), input_precision=PREC)
-        dbc += tl.sum(G * KK, axis=1)
-        dMM = G * KK * bc[:, None]  # dM * M
-        db += tl.sum(dMM, axis=1) - tl.sum(dMM, axis=0)
-        dkc += tl.dot(G * bc[:, None], kc, input_precision=PREC) + tl.dot(tl.trans(G), kc * bc[:, None], input_precision=PREC)
-        tl.store(dk + row_k + t[:, None] * H * Dk + kk[None, :], dkc.to(dk.dtype.element_ty), mask=mk)
-        tl.store(dbeta + i_b * T * H + i_h + t * H, dbc.to(dbeta.dtype.element_ty), mask=t < T)
-        db += tl.where(c == BT - 1, dbC, 0.0)  # b_C: the state's decay
-        dgc = tl.cumsum(db, axis=0, reverse=True)  # b = cumsum(g)
-        tl.store(dg + i_b * T * H + i_h + t * H, dgc.to(dg.dtype.element_ty), mask=t < T)
+        dkc, db = _grads_through_output_and_state(q, k, g, do, vn, h, dh, dq, T, H, scale, i_n, i_bh,
+                                                  sq_b, sq_t, sq_h, sk_b, sk_t, sk_h, sg_b, sg_t, sg_h, so_b, so_t, so_h,
+                                                  Dk, Dv, BK, BV, BT, PREC)
+        _grads_through_transform(k, v, g, beta, tinv, w, vn, h, dvn, dk, dv, dg, dbeta, dkc, db, T, H, i_n, i_bh,
+                                 sk_b, sk_t, sk_h, sv_b, sv_t, sv_h, sg_b, sg_t, sg_h, sb_b, sb_t, sb_h,
+                                 Dk, Dv, BK, BV, BT, PREC)
+
+    @triton.jit
+    def _backward_chunk_first(q, k, g, do, vn, h, dh, dq, dkp, dbp, T, H, scale,
+                              sq_b, sq_t, sq_h, sk_b, sk_t, sk_h, sg_b, sg_t, sg_h, so_b, so_t, so_h,
+                              Dk: tl.constexpr, Dv: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr,
+                              BT: tl.constexpr, PREC: tl.constexpr):
+        """`_backward_chunk`'s first half as its own kernel (`DeltaRuleConfig.split_backward`): dq, and
+        k's and the decays' gradients so far into float32 scratch dkp [B*H, T, Dk], dbp [B*H, T]."""
+        i_n, i_bh = tl.program_id(0), tl.program_id(1)
+        dkc, db = _grads_through_output_and_state(q, k, g, do, vn, h, dh, dq, T, H, scale, i_n, i_bh,
+                                                  sq_b, sq_t, sq_h, sk_b, sk_t, sk_h, sg_b, sg_t, sg_h, so_b, so_t, so_h,
+                                                  Dk, Dv, BK, BV, BT, PREC)
+        kk, t = tl.arange(0, BK), i_n * BT + tl.arange(0, BT)
+        tl.store(dkp + i_bh * T * Dk + t[:, None] * Dk + kk[None, :], dkc, mask=(t[:, None] < T) & (kk[None, :] < Dk))
+        tl.store(dbp + i_bh * T + t, db, mask=t < T)
+
+    @triton.jit
+    def _backward_chunk_second(k, v, g, beta, tinv, w, vn, h, dvn, dkp, dbp, dk, dv, dg, dbeta, T, H,
+                               sk_b, sk_t, sk_h, sv_b, sv_t, sv_h, sg_b, sg_t, sg_h, sb_b, sb_t, sb_h,
+                               Dk: tl.constexpr, Dv: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr,
+                               BT: tl.constexpr, PREC: tl.constexpr):
+        """`_backward_chunk`'s second half as its own kernel, from the first's scratch."""
+        i_n, i_bh = tl.program_id(0), tl.program_id(1)
+        kk, t = tl.arange(0, BK), i_n * BT + tl.arange(0, BT)
+        dkc = _load(dkp + i_bh * T * Dk, Dk, t, T, kk, Dk)
+        db = tl.load(dbp + i_bh * T + t, mask=t < T, other=0.0)
+        _grads_through_transform(k, v, g, beta, tinv, w, vn, h, dvn, dk, dv, dg, dbeta, dkc, db, T, H, i_n, i_bh,
+                                 sk_b, sk_t, sk_h, sv_b, sv_t, sv_h, sg_b, sg_t, sg_h, sb_b, sb_t, sb_h,
+                                 Dk, Dv, BK, BV, BT, PREC)
 
 
 def _strides(x: torch.Tensor) -> tuple[int, int, int]:
@@ -394,10 +457,20 @@ class DeltaRuleFused(torch.autograd.Function):
         dq, dk = (torch.empty(B, T, H, Dk, device=q.device, dtype=x.dtype) for x in (q, k))  # contiguous
         dv = torch.empty(B, T, H, Dv, device=q.device, dtype=v.dtype)
         dg, dbeta = torch.empty(B, T, H, device=q.device, dtype=g.dtype), torch.empty(B, T, H, device=q.device, dtype=beta.dtype)
-        _backward_chunk[(N, B * H)](
-            q, k, v, g, beta, do, tinv, w, vn, h, dh, dvn, dq, dk, dv, dg, dbeta, T, H, ctx.scale,
-            *_strides(q), *_strides(k), *_strides(v), *_strides(g), *_strides(beta), *_strides(do),
-            num_warps=ctx.config.chunk_warps, **meta)
+        if ctx.config.split_backward:
+            dkp = torch.empty(B * H, T, Dk, device=q.device, dtype=torch.float32)
+            dbp = torch.empty(B * H, T, device=q.device, dtype=torch.float32)
+            _backward_chunk_first[(N, B * H)](
+                q, k, g, do, vn, h, dh, dq, dkp, dbp, T, H, ctx.scale,
+                *_strides(q), *_strides(k), *_strides(g), *_strides(do), num_warps=ctx.config.chunk_warps, **meta)
+            _backward_chunk_second[(N, B * H)](
+                k, v, g, beta, tinv, w, vn, h, dvn, dkp, dbp, dk, dv, dg, dbeta, T, H,
+                *_strides(k), *_strides(v), *_strides(g), *_strides(beta), num_warps=ctx.config.chunk_warps, **meta)
+        else:
+            _backward_chunk[(N, B * H)](
+                q, k, v, g, beta, do, tinv, w, vn, h, dh, dvn, dq, dk, dv, dg, dbeta, T, H, ctx.scale,
+                *_strides(q), *_strides(k), *_strides(v), *_strides(g), *_strides(beta), *_strides(do),
+                num_warps=ctx.config.chunk_warps, **meta)
         return dq, dk, dv, dg, dbeta, None, None, None
 
 
