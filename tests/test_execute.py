@@ -12,7 +12,6 @@ from slabench.runners.execute import (
     RunProgress,
     RunStarted,
     execute,
-    execute_jobs,
 )
 from slabench.runners.records import load_records
 
@@ -40,7 +39,7 @@ def test_events_in_order_then_resume(tmp_path, tiny_grid, monkeypatch):
     )
     out = tmp_path / "out"
     events = []
-    result = execute(name, specs, out, device="cpu", workers=1, on_event=events.append)
+    result = execute(name, [Job(name, specs, out)], device="cpu", workers=1, on_event=events.append)[0]
 
     planned, *runs = events
     assert planned == GridPlanned(name, out, runs=2, recorded=0, pending=2, corrupt=[], packed_without_mps=False)
@@ -63,19 +62,19 @@ def test_events_in_order_then_resume(tmp_path, tiny_grid, monkeypatch):
     )
 
     again = []
-    result = execute(name, specs, out, device="cpu", workers=1, on_event=again.append)
+    result = execute(name, [Job(name, specs, out)], device="cpu", workers=1, on_event=again.append)[0]
     assert again == [GridPlanned(name, out, runs=2, recorded=2, pending=0, corrupt=[], packed_without_mps=False)]
     assert (result.ran, result.skipped, len(result.records)) == (0, 2, 2)
 
 
 def test_several_grids_share_one_pool_and_keep_their_own_records(tmp_path, tiny_grid):
-    """execute_jobs: one plan event for all, each grid's records and grid.json in its own
+    """Several jobs: one plan event for all, each grid's records and grid.json in its own
     directory, each job's result apart, and a rerun resumes every grid."""
     a_name, a_specs = expand_grid(load_grid_file(str(tiny_grid(name="a", steps=2, seeds=(0, 1)))))
     b_name, b_specs = expand_grid(load_grid_file(str(tiny_grid(name="b", steps=3, seeds=(0,)))))
     jobs = [Job(a_name, a_specs, tmp_path / "a"), Job(b_name, b_specs, tmp_path / "b")]
     events = []
-    first_a, first_b = execute_jobs("both", jobs, device="cpu", workers=2, on_event=events.append)
+    first_a, first_b = execute("both", jobs, device="cpu", workers=2, on_event=events.append)
     planned = [e for e in events if isinstance(e, GridPlanned)]
     assert planned == [GridPlanned("both", tmp_path, 3, recorded=0, pending=3, corrupt=[], packed_without_mps=False)]
     assert sorted(load_records(tmp_path / "a").records) == sorted(s.key() for s in a_specs)
@@ -83,5 +82,5 @@ def test_several_grids_share_one_pool_and_keep_their_own_records(tmp_path, tiny_
     assert {(tmp_path / g / "grid.json").exists() for g in "ab"} == {True}
     assert [(r.ran, r.skipped, len(r.records)) for r in (first_a, first_b)] == [(2, 0, 2), (1, 0, 1)]
 
-    again = execute_jobs("both", jobs, device="cpu", workers=2)
+    again = execute("both", jobs, device="cpu", workers=2)
     assert [(r.ran, r.skipped, len(r.records)) for r in again] == [(0, 2, 2), (0, 1, 1)]

@@ -12,6 +12,7 @@ from slabench.cli import render
 from slabench.cli.grid import run_pending
 from slabench.cli.options import device_option, grid_file_argument, out_option, quiet_option, workers_option
 from slabench.errors import SlabenchError
+from slabench.runners.execute import Job
 
 
 def _variant_digest(variant: str) -> str:
@@ -61,7 +62,7 @@ def compare(
     name, specs = expand_grid(compare_grid(grid, variant, baselines))
     stem = variant.rsplit(":", 1)[-1] if ":" in variant else variant
     out_dir = Path(out or Path("runs") / "compare" / f"{stem}-{_variant_digest(variant)}")
-    records, _, _ = run_pending(name, specs, out_dir, device, workers, quiet)
+    records = run_pending(name, [Job(name, specs, out_dir)], device, workers, quiet)[0].records
     summary, paths = write_compare(records, variant, baselines, out_dir)
     for t in summary["tasks"]:
         render.print_tables(*render.compare_tables(t))

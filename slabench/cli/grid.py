@@ -1,6 +1,5 @@
 """Training grids: `run`, `leaderboard` (rebuilt from records) and `ci` (the accuracy regression
-check), and `run_pending` (`run_pending_jobs` for several grids), the progress display every
-grid-running command shares."""
+check), and `run_pending`, the progress display every grid-running command shares."""
 
 from __future__ import annotations
 
@@ -8,7 +7,7 @@ import json
 import sys
 from contextlib import closing
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import click
 
@@ -26,35 +25,10 @@ from slabench.cli.options import (
 )
 from slabench.config import RunSpec
 from slabench.errors import SlabenchError
-
-if TYPE_CHECKING:
-    from slabench.runners.execute import GridResult, Job
+from slabench.runners.execute import GridResult, Job, estimate, execute
 
 
 def run_pending(
-    name: str,
-    specs: list[RunSpec],
-    out_dir: Path,
-    device: str,
-    workers: int,
-    quiet: bool,
-    backend: str = "local",
-    retry_failed: bool = False,
-    outputs: Any = None,
-    fold: int | str = 1,
-    address: str | None = None,
-) -> tuple[list[dict[str, Any]], int, int]:
-    """Run the specs not yet recorded under out_dir, with a progress bar and one line per
-    finished run unless quiet; return (the records of all of `specs`, runs done now, runs skipped).
-    Ctrl-C exits 130 with a line on how to resume."""
-    from slabench.runners.execute import Job
-
-    job = Job(name, specs, out_dir)
-    result = run_pending_jobs(name, [job], device, workers, quiet, backend, retry_failed, outputs, fold, address)[0]
-    return result.records, result.ran, result.skipped
-
-
-def run_pending_jobs(
     name: str,
     jobs: list[Job],
     device: str,
@@ -66,13 +40,13 @@ def run_pending_jobs(
     fold: int | str = 1,
     address: str | None = None,
 ) -> list[GridResult]:
-    """`run_pending` for several grids (`runners.execute.Job`s) through one pool; each job's
-    `GridResult`, in order."""
-    from slabench.runners.execute import execute_jobs
-
+    """Run the specs of `jobs` (one grid each; several share one pool) not yet recorded, with a
+    progress bar and one line per finished run unless quiet; each job's `GridResult` (records of
+    all its specs, runs done now, runs skipped), in order. Ctrl-C exits 130 with a line on how to
+    resume."""
     try:
         with closing(render.GridView(quiet)) as view:
-            return execute_jobs(name, jobs, device, workers, backend, retry_failed, outputs, fold, view, address)
+            return execute(name, jobs, device, workers, backend, retry_failed, outputs, fold, view, address)
     except KeyboardInterrupt:
         where = ", ".join(sorted({str(job.out) for job in jobs}))
         render.console.print(
@@ -167,10 +141,11 @@ def run(
     if log_dir is not None:
         check_tensorboard()  # fail here, not in every run
     outputs = RunOutputs(log_dir, str(out_dir / "checkpoints") if save_checkpoints else None)
-    records, ran, skipped = run_pending(
-        name, specs, out_dir, device, workers, quiet or as_json, backend, retry_failed, outputs, fold, address
+    jobs = [Job(name, specs, out_dir)]
+    (result,) = run_pending(
+        name, jobs, device, workers, quiet or as_json, backend, retry_failed, outputs, fold, address
     )
-    board = aggregate(records)
+    board = aggregate(result.records)
     paths = write_leaderboard(board, out_dir, name)
     if leaderboard_dir is not None:
         paths = write_leaderboard(board, Path(leaderboard_dir), name)
@@ -182,8 +157,8 @@ def run(
                     "name": name,
                     "out": str(out_dir),
                     "runs": len(specs),
-                    "skipped": skipped,
-                    "ran": ran,
+                    "skipped": result.skipped,
+                    "ran": result.ran,
                     "failed": failed,
                     "leaderboard": {k: str(v) for k, v in paths.items()},
                     "overall": board["overall"],
@@ -204,8 +179,6 @@ def _print_plan(
     name: str, specs: list[RunSpec], out_dir: Path, device: str, workers: int, retry_failed: bool, as_json: bool
 ) -> None:
     """`run --dry-run`: what would run, what is recorded, and how long the rest should take."""
-    from slabench.runners.execute import estimate
-
     plan = estimate(name, specs, out_dir, device, workers, retry_failed)
     if not as_json:
         render.print_estimate(plan)
@@ -279,7 +252,7 @@ def ci(baseline_path: str, out: str, update: bool, device: str, workers: int, qu
     from slabench.runners import regression
 
     name, specs = expand_grid(load_preset("ci"))
-    records, _, _ = run_pending(name, specs, Path(out), device, workers, quiet)
+    records = run_pending(name, [Job(name, specs, Path(out))], device, workers, quiet)[0].records
     path = Path(baseline_path)
     if update:
         regression.write_baseline(path, regression.make_baseline(records, name))

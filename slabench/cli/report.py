@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from slabench.cli import render
-from slabench.cli.grid import run_pending_jobs
+from slabench.cli.grid import run_pending
 from slabench.cli.options import (
     device_option,
     fold_option,
@@ -23,6 +23,7 @@ from slabench.cli.options import (
     workers_option,
 )
 from slabench.errors import SlabenchError
+from slabench.runners.execute import Job
 
 
 @dataclass(frozen=True)
@@ -46,8 +47,6 @@ def _stage(
 ) -> dict[str, list]:
     """section -> the records of its runs in `stage` (section -> (its grid, its runs)): the stored
     ones for a section not run, else run where missing, every section's runs in one pool."""
-    from slabench.runners.execute import Job
-
     records = {
         sec: [grid.stored[s.key()] for s in specs if s.key() in grid.stored]
         for sec, (grid, specs) in stage.items()
@@ -57,9 +56,7 @@ def _stage(
         sec: Job(grid.name, specs, grid.out) for sec, (grid, specs) in stage.items() if grid.stored is None and specs
     }
     if jobs:
-        results = run_pending_jobs(
-            title, list(jobs.values()), device, workers, quiet, retry_failed=retry_failed, fold=fold
-        )
+        results = run_pending(title, list(jobs.values()), device, workers, quiet, retry_failed=retry_failed, fold=fold)
         records |= {sec: result.records for sec, result in zip(jobs, results)}
     return {sec: records.get(sec, []) for sec in stage}
 
@@ -188,7 +185,6 @@ def report_zoology(
 
     Runs the zoology-mqar grids (resuming), then writes the Markdown and figure from the records.
     """
-    from slabench.runners.execute import Job
     from slabench.runners.records import load_records
     from slabench.runners.zoology import grid_specs, write_zoology
 
@@ -202,7 +198,7 @@ def report_zoology(
             keys = {s.key() for s in job.specs}
             records += [r for k, r in load_records(job.out).records.items() if k in keys]
     else:
-        results = run_pending_jobs("zoology-mqar", jobs, device, workers, quiet, retry_failed=retry_failed)
+        results = run_pending("zoology-mqar", jobs, device, workers, quiet, retry_failed=retry_failed)
         records = [r for result in results for r in result.records]
     click.echo(f"acceptance: {write_zoology(records, scale, Path(report_path))}")
     click.echo(f"report: {report_path}")

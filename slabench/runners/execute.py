@@ -3,9 +3,9 @@ happens as events (plain dataclasses: the CLI renders them; any other caller may
 
 `execute` is the whole of `slabench run`'s work before the leaderboard: it writes
 <out>/grid.json, skips recorded runs (resume), runs the rest through `runners.grid.run_grid`
-(local pool or Ray) and returns the records of the grid. `execute_jobs` does the same for several
-grids through one pool (the reports' grids). `estimate` is `run --dry-run`: the same
-plan, with the time the pending runs should take.
+(local pool or Ray) and returns the records of the grid; given several grids (`Job`s, a report's)
+it runs them through one pool. `estimate` is `run --dry-run`: the same plan, with the time the
+pending runs should take.
 """
 
 from __future__ import annotations
@@ -94,26 +94,6 @@ class Job:
 
 def execute(
     name: str,
-    specs: list[RunSpec],
-    out: Path,
-    device: str = "auto",
-    workers: int = 0,
-    backend: Literal["local", "ray"] = "local",
-    retry_failed: bool = False,
-    outputs: RunOutputs | None = None,
-    fold: int | str = 1,
-    on_event: Callable[[Event], None] = lambda event: None,
-    address: str | None = None,
-) -> GridResult:
-    """Run the specs not yet recorded under `out`, one record each, calling `on_event` as runs
-    start, step and end. `address`: the Ray cluster to join (backend ray; None: a local instance).
-    A KeyboardInterrupt passes through: finished runs stay recorded."""
-    job = Job(name, specs, out)
-    return execute_jobs(name, [job], device, workers, backend, retry_failed, outputs, fold, on_event, address)[0]
-
-
-def execute_jobs(
-    name: str,
     jobs: list[Job],
     device: str = "auto",
     workers: int = 0,
@@ -124,10 +104,12 @@ def execute_jobs(
     on_event: Callable[[Event], None] = lambda event: None,
     address: str | None = None,
 ) -> list[GridResult]:
-    """`execute` for several grids at once (a report's grids): their pending runs share one pool,
-    so the workers start once and a grid's last long runs overlap the next grid's runs instead
-    of leaving workers idle. Each grid keeps its own directory and grid.json; `name` heads the
-    one plan event. Returns each job's result, in order."""
+    """Run the specs of `jobs` (one grid each) not yet recorded under their `out`, one record
+    each, calling `on_event` as runs start, step and end; `name` heads the one plan event. Several
+    grids (a report's) share one pool, so the workers start once and a grid's last long runs
+    overlap the next grid's instead of leaving workers idle; each keeps its own directory and
+    grid.json. `address`: the Ray cluster to join (backend ray; None: a local instance). Returns
+    each job's result, in order. A KeyboardInterrupt passes through: finished runs stay recorded."""
     from slabench.runners.grid import check_address, plan, resolve_device, run_grid
     from slabench.runners.train import NO_OUTPUTS
 
@@ -135,7 +117,7 @@ def execute_jobs(
     check_address(address)
     outs = {s.grid: job.out for job in jobs for s in job.specs}  # records go by the run's grid name
     if len(outs) != len({(s.grid, job.out) for job in jobs for s in job.specs}):
-        raise ValueError("execute_jobs: one grid name with two record directories")
+        raise ValueError("execute: one grid name with two record directories")
     plans = [plan(job.specs, job.out, retry_failed) for job in jobs]
     for job in jobs:
         write_grid(job.out, job.name, job.specs)
