@@ -19,6 +19,7 @@
 # older HEAD the copy of .git kept.
 #
 # Steps: tests (the CUDA tests, then `slabench doctor`), quick (the quick preset, resumable),
+# quick54 (the quick preset's 54-run first scope with an empty Triton cache: a fresh machine's cost),
 # packing (quick's seed-0 third one at a time and packed, kernels compiled first; then all of quick
 # packed: leaderboards/speed/packing.md), sweep (slabench sweep: docs/speed.md), report (slabench
 # report sla --scale full, resumable), probe (scripts/packing-probe.py), profile (slabench profile),
@@ -104,6 +105,11 @@ for step in "$@"; do
       log "quick seed 0 packed (workers ${PACK:-8}): rc $? in $((SECONDS - t0)) s"; t0=$SECONDS
       run_grid quick-packed "${PACK:-8}" --preset quick
       log "quick packed (workers ${PACK:-8}): rc $? in $((SECONDS - t0)) s" ;;
+    quick54)  # quick's first scope (lr 1e-3, seeds 0-2: 54 runs) as on a fresh machine: an empty Triton cache
+      sed 's/^seeds = .*/seeds = [0, 1, 2]/; s/^lr = .*/lr = 1e-3/; s/^name = "quick"/name = "quick54"/' \
+        slabench/presets/quick.toml > /tmp/quick54.toml
+      TRITON_CACHE_DIR=$(mktemp -d) run_grid quick54-fresh "${PACK:-8}" /tmp/quick54.toml
+      log "quick54 (workers ${PACK:-8}, empty Triton cache): rc $? in $((SECONDS - t0)) s; $(ls "$STATE/quick54-fresh/records" 2>/dev/null | wc -l) records" ;;
     quick)
       run_grid quick "${PACK:-1}" --preset quick
       log "quick (workers ${PACK:-1}): rc $? in $((SECONDS - t0)) s" ;;
