@@ -67,6 +67,10 @@ run_grid() {
   timeout "$(left)" slabench run "$@" --device cuda --workers "$workers" ${FOLD:+--fold "$FOLD"} --out "$STATE/$name" \
     --json > "$STATE/logs/$name.json" 2> "$STATE/logs/$name.err"
 }
+# quick_grid NAME SED: the quick preset edited by the sed script SED, as grid NAME in /tmp/NAME.toml.
+quick_grid() {
+  sed "s/^name = \"quick\"/name = \"$1\"/; $2" slabench/presets/quick.toml > "/tmp/$1.toml"
+}
 # MPS=1: start NVIDIA's Multi-Process Service, so the runs of a packed grid (one process each)
 # share the GPU's SMs at once instead of time-slicing it (leaderboards/speed/packing.md).
 if [ "${MPS:-0}" = 1 ]; then
@@ -83,9 +87,10 @@ for step in "$@"; do
   case $step in
     tests)
       # SIGINT, not SIGTERM, at the deadline: pytest then still prints the failures it has.
-      # TESTS_S caps the step, so that later steps keep their time (a fresh machine's first
-      # dispatch probes, fla's autotuning included, took 388 s of one test on an H200).
-      timeout -s INT -k 20 "$(( $(left) < ${TESTS_S:-999999} ? $(left) : ${TESTS_S:-999999} ))" python -m pytest -m cuda tests/ -k "${TESTS_K:-}" -n "${XDIST:-8}" -v -rfsP -p no:cacheprovider ${PYTEST_ARGS:-} \
+      # TESTS_S caps the step, so that later steps keep their time (on a fresh H200 the test
+      # that probes every op's dispatch took 388 s).
+      limit=$(left); [ "${TESTS_S:-$limit}" -lt "$limit" ] && limit=$TESTS_S
+      timeout -s INT -k 20 "$limit" python -m pytest -m cuda tests/ -k "${TESTS_K:-}" -n "${XDIST:-8}" -v -rfsP -p no:cacheprovider ${PYTEST_ARGS:-} \
         --durations=20 > "$STATE/logs/gpu-tests.txt" 2>&1
       log "cuda tests: rc $? in $((SECONDS - t0)) s"
       [ -n "${TESTS_K:-}" ] && continue  # a chosen subset: no doctor
@@ -96,7 +101,7 @@ for step in "$@"; do
     packing)  # the same 18 runs (quick, seed 0) one at a time and packed, kernels compiled first
       # quick_seed0 NAME WORKERS [SED]: quick's seed-0 third (edited by SED) as grid NAME.
       quick_seed0() {
-        sed "s/^seeds = .*/seeds = [0]/; s/^name = \"quick\"/name = \"$1\"/; ${3:-}" slabench/presets/quick.toml > "/tmp/$1.toml"
+        quick_grid "$1" "s/^seeds = .*/seeds = [0]/; ${3:-}"
         run_grid "$1" "$2" "/tmp/$1.toml"
       }
       quick_seed0 quick-warm 1 's/^steps = .*/steps = 20/'  # compiles every kernel quick uses, so neither mode pays for it
@@ -108,8 +113,7 @@ for step in "$@"; do
       run_grid quick-packed "${PACK:-8}" --preset quick
       log "quick packed (workers ${PACK:-8}): rc $? in $((SECONDS - t0)) s" ;;
     quick54)  # quick's first scope (lr 1e-3, seeds 0-2: 54 runs) as on a fresh machine: an empty Triton cache
-      sed 's/^seeds = .*/seeds = [0, 1, 2]/; s/^lr = .*/lr = 1e-3/; s/^name = "quick"/name = "quick54"/' \
-        slabench/presets/quick.toml > /tmp/quick54.toml
+      quick_grid quick54 's/^seeds = .*/seeds = [0, 1, 2]/; s/^lr = .*/lr = 1e-3/'
       TRITON_CACHE_DIR=$(mktemp -d) run_grid quick54-fresh "${PACK:-8}" /tmp/quick54.toml
       log "quick54 (workers ${PACK:-8}, empty Triton cache): rc $? in $((SECONDS - t0)) s; $(ls "$STATE/quick54-fresh/records" 2>/dev/null | wc -l) records" ;;
     quick)

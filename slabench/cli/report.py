@@ -185,7 +185,6 @@ def report_zoology(
 
     Runs the zoology-mqar grids (resuming), then writes the Markdown and figure from the records.
     """
-    from slabench.runners.records import load_records
     from slabench.runners.zoology import grid_specs, write_zoology
 
     # Longest runs first (attention's grids, then the longer sequences): one pool takes every
@@ -193,10 +192,7 @@ def report_zoology(
     jobs = [Job(name, specs, Path(out) / name) for name, specs in reversed(grid_specs(scale))]
     jobs.sort(key=lambda job: not job.name.endswith("-attention"))
     if from_records:
-        records = []
-        for job in jobs:
-            keys = {s.key() for s in job.specs}
-            records += [r for k, r in load_records(job.out).records.items() if k in keys]
+        records = [r for job in jobs for r in job.records()]
     else:
         results = run_pending("zoology-mqar", jobs, device, workers, quiet, retry_failed=retry_failed)
         records = [r for result in results for r in result.records]

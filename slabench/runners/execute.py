@@ -91,6 +91,11 @@ class Job:
     specs: list[RunSpec]
     out: Path
 
+    def records(self) -> list[dict[str, Any]]:
+        """The records under `out` of this job's runs (a directory may hold other grids' too)."""
+        keys = {s.key() for s in self.specs}
+        return [r for k, r in load_records(self.out).records.items() if k in keys]
+
 
 def execute(
     name: str,
@@ -151,12 +156,7 @@ def execute(
         fold=fold,
         address=address,
     )
-    results = []
-    for job, (job_pending, job_recorded, _) in zip(jobs, plans):
-        keys = {s.key() for s in job.specs}
-        records = [r for k, r in load_records(job.out).records.items() if k in keys]
-        results.append(GridResult(records, len(job_pending), len(job_recorded)))
-    return results
+    return [GridResult(job.records(), len(p), len(r)) for job, (p, r, _) in zip(jobs, plans)]
 
 
 def _packed_without_mps(backend: str, device: str, workers: int, pending: int) -> bool:
