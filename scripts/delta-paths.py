@@ -1,8 +1,8 @@
 """Times the delta-rule paths (fwd+bwd, eager and CUDA-graph replay; the reference at T 256
 only) at the sweep's shapes, and prints one JSON line per (path, shape). The project
 kernel is timed with its walks over value blocks of 32 and of 16 columns
-(`triton_delta_rule@walkN`, `DeltaRuleConfig(walk_block=N)`) and with `_backward_chunk` split in
-two kernels (`triton_delta_rule@split`): these rows set its defaults
+(`triton_delta_rule@walkN`, `DeltaRuleConfig(walk_block=N)`) and with `_backward_chunk` as one
+kernel instead of two (`triton_delta_rule@one_kernel`): these rows set its defaults
 (slabench/kernels/delta_rule/fused.py).
 
     python scripts/delta-paths.py [B,T,H,Dk,Dv ...]     (default: SHAPES)
@@ -46,8 +46,8 @@ def main(shapes):
             (f"triton_delta_rule@walk{n}", partial(delta_rule_fused, config=DeltaRuleConfig(walk_block=n)))
             for n in (32, 16)
         ]
-        split = DeltaRuleConfig(split_backward=True)
-        paths.append(("triton_delta_rule@split", partial(delta_rule_fused, config=split)))
+        one = DeltaRuleConfig(split_backward=False)
+        paths.append(("triton_delta_rule@one_kernel", partial(delta_rule_fused, config=one)))
         paths += [
             (p, fn)
             for p, fn in dispatch.OPS["delta_rule"].candidates

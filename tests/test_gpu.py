@@ -102,8 +102,8 @@ DELTA_SHAPES = [
 ]
 
 
-# every shape with the one-kernel chunk backward, the first two also with it split in two
-DELTA_CASES = [(*s, False) for s in DELTA_SHAPES] + [(*s, True) for s in DELTA_SHAPES[:2]]
+# every shape with the chunk backward split in two (the default), the first two also as one kernel
+DELTA_CASES = [(*s, True) for s in DELTA_SHAPES] + [(*s, False) for s in DELTA_SHAPES[:2]]
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=["fp32", "bf16"])

@@ -78,13 +78,13 @@ def errors(B, T, H, Dk, Dv, decay, strided) -> dict[str, float]:
 
 
 # (B, T, H, Dk, Dv, decay scale, strided, split backward): T 63 ends in a partial chunk, 64 is two
-# full ones; the split form (`DeltaRuleConfig.split_backward`) at both
+# full ones; the chunk backward as one kernel (`DeltaRuleConfig(split_backward=False)`) at both
 DELTA_CASES = [
-    (1, 63, 2, 20, 20, 1.0, True, False),
-    (2, 64, 1, 16, 32, 1.0, False, False),
-    (1, 70, 1, 8, 8, 0.0, True, False),
     (1, 63, 2, 20, 20, 1.0, True, True),
     (2, 64, 1, 16, 32, 1.0, False, True),
+    (1, 70, 1, 8, 8, 0.0, True, True),
+    (1, 63, 2, 20, 20, 1.0, True, False),
+    (2, 64, 1, 16, 32, 1.0, False, False),
 ]
 
 

@@ -63,9 +63,10 @@ class DeltaRuleConfig:
     walk_warps: int = 4
     chunk_warps: int = 4
     # `_backward_chunk` as two kernels through a float32 scratch: 161 and 180 registers a thread
-    # at Dk 16, Dv 32 (sm_90, 4 warps) against the one kernel's 255 with spills; timed against it
-    # by scripts/delta-paths.py
-    split_backward: bool = False
+    # at Dk 16, Dv 32 (sm_90, 4 warps) against the one kernel's 255 with spills. On an H200 the op's
+    # fwd+bwd in graph replay took 12-13% less than with the one kernel at B64 T256 and B16 T4096
+    # (scripts/delta-paths.py, docs/speed.md)
+    split_backward: bool = True
     walk_block: int = 32  # value columns per program of the two walks (the state's columns evolve independently)
 
 MAX_HEAD_DIM = 128  # widest head the kernels hold in registers (the backward holds S and dS whole)
