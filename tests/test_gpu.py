@@ -41,7 +41,7 @@ def test_fast_path_matches_reference(op_name, path, dtype):
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=["fp32", "bf16"])
 def test_dispatch_uses_fast_paths_on_cuda(dtype):
-    """The project's kernels (short gla, SLA gate, delta rule, short conv) and chunk_gla are expected to
+    """The project's kernels (short gla, SLA gate, delta rule, gdn gates, short conv) and chunk_gla are expected to
     work on Hopper: they must be chosen, chunk_gla for sequences too long for the short gla kernel, the
     delta rule's six kernels at any T up to head dims 128, the short conv up to width 8 (fla's beyond)."""
     assert dispatch.select("gla", "cuda", dtype, (16, 32, True))[0] == "triton_gla_short"
@@ -57,6 +57,8 @@ def test_dispatch_uses_fast_paths_on_cuda(dtype):
     assert dispatch.select("rms_norm_gated", "cuda", dtype, (128, 1))[0] == "fla_fused_norm_gate"
     assert dispatch.select("l2norm", "cuda", dtype, (16,))[0] == "fla_l2norm"
     assert dispatch.select("l2norm", "cuda", dtype, (20,))[0] == "fla_l2norm"
+    assert dispatch.select("gdn_gates", "cuda", dtype, (8,))[0] == "triton_gdn_gates"
+    assert dispatch.select("gdn_gates", "cuda", dtype, (5,))[0] == "triton_gdn_gates"
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=["fp32", "bf16"])
@@ -219,6 +221,32 @@ def test_triton_short_conv_odd_shapes(dtype):
         assert max(errs[1:]) <= tol_grad, (B, T, C, W, errs)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=["fp32", "bf16"])
+def test_triton_gdn_gates_odd_shapes(dtype):
+    """The compiled gdn gates vs float64: g, beta and the gradients of the projection (a strided
+    slice, rows not a multiple of the block, H not a power of two) and both float32 parameters."""
+    from slabench.kernels.gdn_gates.fused import gdn_gates_triton
+    from slabench.kernels.gdn_gates.reference import gdn_gates_reference
+
+    tol_out, tol_grad = TOL[dtype]
+    for B, T, H in [(1, 7, 3), (2, 300, 8), (64, 256, 8), (3, 130, 5)]:
+        h = torch.randn(B, T, 2 * H + 5, device="cuda") * 4
+        A_log = torch.rand(H, device="cuda").mul(16).clamp_min(1e-4).log()
+        dt_bias = torch.rand(H, device="cuda") * 5 - 7
+        dg, dbeta = torch.randn(B, T, H, device="cuda"), torch.randn(B, T, H, device="cuda")
+        outs = []
+        for fn, dt in ((gdn_gates_triton, dtype), (gdn_gates_reference, torch.float64)):
+            hh = h.to(dtype).to(dt).requires_grad_()  # the reference sees the same rounded inputs
+            params = [p.to(torch.float32 if fn is gdn_gates_triton else dt).requires_grad_() for p in (A_log, dt_bias)]
+            g, beta = fn(hh[..., 2 : 2 + 2 * H], *params)
+            outs.append([g, beta, *torch.autograd.grad([g, beta], [hh, *params], [dg.to(g.dtype), dbeta.to(dt)])])
+        errs = [dispatch.rel_rms(a, b) for a, b in zip(outs[0], outs[1])]
+        print("gdn_gates", dtype, (B, T, H), [f"{e:.1e}" for e in errs])
+        assert outs[0][0].dtype == torch.float32 and outs[0][1].dtype == dtype
+        assert max(errs[:2]) <= tol_out, (B, T, H, errs)
+        assert max(errs[2:]) <= tol_grad, (B, T, H, errs)
+
+
 @pytest.mark.parametrize("name", MIXERS.names())
 def test_mixer_trains_on_gpu(name):
     from slabench.models import build_model
@@ -248,6 +276,8 @@ def test_mixer_trains_on_gpu(name):
         assert kernels.paths_used()
     if "delta" in name or "gdn" in name:
         assert kernels.paths_used()["delta_rule"] == "triton_delta_rule"
+    if "gdn" in name:
+        assert kernels.paths_used()["gdn_gates"] == "triton_gdn_gates"
     if "short_conv" in kernels.paths_used():
         assert kernels.paths_used()["short_conv"] == "triton_short_conv"
 

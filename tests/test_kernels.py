@@ -138,6 +138,26 @@ def test_l2norm_reference_by_hand():
     assert not kernels.l2norm_reference(torch.zeros(4), 1e-6).isnan().any()
 
 
+def test_gdn_gates_reference_by_hand():
+    """g = -exp(A_log) log(1 + e^(a + dt_bias)) and beta = 1 / (1 + e^-b), element by element with
+    Python's math; gradients by gradcheck; g stays float32 under a bf16 projection."""
+    import math
+
+    gen = torch.Generator().manual_seed(0)
+    ab = torch.randn(2, 3, 2 * 4, generator=gen, dtype=torch.float64, requires_grad=True)
+    A_log, dt_bias = (torch.randn(4, generator=gen, dtype=torch.float64, requires_grad=True) for _ in range(2))
+    assert torch.autograd.gradcheck(lambda *a: kernels.gdn_gates_reference(*a), (ab, A_log, dt_bias))
+    g, beta = kernels.gdn_gates_reference(ab, A_log, dt_bias)
+    for i, j, h in [(0, 0, 0), (1, 2, 3), (0, 1, 2)]:
+        a, b = ab[i, j, h].item(), ab[i, j, 4 + h].item()
+        assert g[i, j, h].item() == pytest.approx(
+            -math.exp(A_log[h].item()) * math.log1p(math.exp(a + dt_bias[h].item()))
+        )
+        assert beta[i, j, h].item() == pytest.approx(1 / (1 + math.exp(-b)))
+    g16, beta16 = kernels.gdn_gates_reference(ab.detach().bfloat16(), A_log.detach().float(), dt_bias.detach().float())
+    assert (g16.dtype, beta16.dtype) == (torch.float32, torch.bfloat16)
+
+
 def test_rms_norm_gated_reference_by_hand():
     gen = torch.Generator().manual_seed(0)
     x, g = (torch.randn(3, 4, 6, generator=gen, dtype=torch.float64, requires_grad=True) for _ in range(2))

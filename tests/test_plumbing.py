@@ -298,4 +298,6 @@ def test_every_mixer_trains_and_its_loss_falls(name, one_thread):
         expected |= {CORE_OP[base], "short_conv"} | ({"sla_gate"} if name.startswith("sla-") else set())
     if base in ("gdn", "deltanet"):
         expected |= {"l2norm"}  # their feature map
+    if base == "gdn":
+        expected |= {"gdn_gates"}  # its decay and write strength
     assert set(paths) == expected and set(paths.values()) == {"reference"}

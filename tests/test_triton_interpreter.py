@@ -14,6 +14,9 @@
 - The short conv (`slabench.kernels.conv.fused`): output and the gradients of x and the weight,
   at T of one step, T shorter than the conv, channels not a multiple of the block, widths 1 to 8
   and x a strided slice of a wider tensor.
+- Gated DeltaNet's gates (`slabench.kernels.gdn_gates.fused`): g, beta and the gradients of the
+  projection and both parameters, on strided and contiguous projections, softplus's argument
+  from -40 to +30.
 
 The interpreter is switched on by TRITON_INTERPRET=1 when a kernel is defined, so the checks
 run in a fresh process. The interpreter forgives what the compiler rejects (it ran a helper
@@ -203,6 +206,41 @@ def short_conv_errors(B, T, C, W, strided) -> dict[str, float]:
     }
 
 
+# (rows B x T, H, strided, dt_bias offset): rows not a multiple of the block, H not a power of two,
+# ab a slice of a wider projection, softplus's argument from about -40 (log1p of a tiny exp) to +30
+# (past torch's threshold of 20, where softplus is the identity)
+GDN_GATE_CASES = [(1, 7, 3, False, -7.0), (2, 300, 8, True, -4.0), (3, 130, 5, True, 0.0), (1, 64, 16, False, 20.0)]
+
+
+def gdn_gates_errors(B, T, H, strided, offset) -> dict[str, float]:
+    """Relative RMS errors of the Triton gdn gates (float32) against the reference (float64):
+    g, beta and the gradients of ab, A_log and dt_bias, with dg and dbeta both nonzero."""
+    import torch
+
+    from slabench.kernels.dispatch import rel_rms
+    from slabench.kernels.gdn_gates.fused import gdn_gates_triton
+    from slabench.kernels.gdn_gates.reference import gdn_gates_reference
+
+    gen = torch.Generator().manual_seed(0)
+    h = torch.randn(B, T, 2 * H + 5, generator=gen, dtype=torch.float64) * 10  # softplus's argument over +-30
+    A_log = torch.rand(H, generator=gen, dtype=torch.float64).mul(16).clamp_min(1e-4).log()
+    dt_bias = torch.rand(H, generator=gen, dtype=torch.float64) + offset
+    dg, dbeta = (torch.randn(B, T, H, generator=gen, dtype=torch.float64) for _ in range(2))
+
+    def run(fn, dtype):
+        leaves = [x.to(dtype).requires_grad_() for x in (h, A_log, dt_bias)]
+        ab = leaves[0][..., 2 : 2 + 2 * H] if strided else leaves[0][..., : 2 * H].contiguous()
+        g, beta = fn(ab, leaves[1], leaves[2])
+        return [g, beta, *torch.autograd.grad([g, beta], leaves, [dg.to(g.dtype), dbeta.to(dtype)])]
+
+    names = ["g", "beta", "dab", "dA_log", "ddt_bias"]
+    ours, ref = run(gdn_gates_triton, torch.float32), run(gdn_gates_reference, torch.float64)
+    errs = {n: rel_rms(a, b) for n, a, b in zip(names, ours, ref)}
+    # the smallest decays too, which an RMS over all tokens would not see (softplus down to ~1e-17)
+    errs["g_worst_element"] = ((ours[0].double() - ref[0]).abs() / ref[0].abs()).max().item()
+    return errs
+
+
 def _interpret(*groups: str) -> dict:
     """This file's checks of `groups` run in a fresh process under Triton's interpreter."""
     env = {**os.environ, "TRITON_INTERPRET": "1"}
@@ -228,6 +266,18 @@ def test_project_triton_kernels_match_float64_references_in_interpreter():
     for case, errs in zip(GATE_CASES, results["sla_gate"]):
         assert {"y", "gates", "dsrc"} <= set(errs), case
         assert max(errs.values()) < 1e-5, (case, errs)  # ~3e-7 measured
+
+
+def test_gdn_gates_kernel_matches_float64_reference_in_interpreter():
+    pytest.importorskip("triton")
+    results = _interpret("gdn_gates")["gdn_gates"]
+    assert len(results) == len(GDN_GATE_CASES)
+    for case, errs in zip(GDN_GATE_CASES, results):
+        assert set(errs) == {"g", "beta", "dab", "dA_log", "ddt_bias", "g_worst_element"}, case
+        worst = errs.pop("g_worst_element")
+        assert max(errs.values()) < 1e-6, (case, errs)  # float32 arithmetic: 2e-8 to 4e-7 measured
+        # a + dt_bias rounds to float32 (torch's float32 chain: the same 2e-6 at such an element)
+        assert worst < 1e-5, (case, worst)
 
 
 def test_short_conv_kernel_matches_float64_reference_in_interpreter():
@@ -329,11 +379,28 @@ def test_short_conv_kernels_compile_for_hopper(dtype, C, W):
         assert ".entry" in compiled.asm["ptx"] and compiled.asm["cubin"], kernel.__name__
 
 
+@pytest.mark.parametrize("H,dtype", [(8, "bf16"), (5, "fp32")])
+def test_gdn_gates_kernels_compile_for_hopper(H, dtype):
+    pytest.importorskip("triton")
+    pytest.importorskip("triton.backends.nvidia")
+    from slabench.kernels.gdn_gates import fused
+
+    meta = fused._meta(H, fused.GdnGatesConfig())
+    num_warps = meta.pop("num_warps")
+    # ab, beta and their gradients in the input dtype; the parameters, g and its gradient float32
+    pointers = {a: f"*{dtype}" for a in ("ab", "beta", "dbeta", "dab")}
+    pointers |= {a: "*fp32" for a in ("A_log", "dt_bias", "g", "dg", "dparams")}
+    for kernel in (fused._gates_fwd, fused._gates_bwd):
+        compiled = _compile_for_hopper(kernel, pointers, set(), meta, num_warps)
+        assert ".entry" in compiled.asm["ptx"] and compiled.asm["cubin"], kernel.__name__
+
+
 if __name__ == "__main__":
     checks = {
         "gla": lambda: [errors(*case) for case in CASES],
         "delta_rule": lambda: [delta_errors(*c) for c in DELTA_CASES],
         "sla_gate": lambda: [sla_gate_errors(*c) for c in GATE_CASES],
         "short_conv": lambda: [short_conv_errors(*c) for c in CONV_CASES],
+        "gdn_gates": lambda: [gdn_gates_errors(*c) for c in GDN_GATE_CASES],
     }
     print(json.dumps({name: checks[name]() for name in sys.argv[1:] or checks}))

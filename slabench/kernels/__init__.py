@@ -10,9 +10,10 @@
     short_conv(x, weight) -> silu(causal depthwise conv of x [B, T, C] over time), weight [C, W]
     rms_norm_gated(x, g, weight, eps) -> x / rms(x) * weight * silu(g), g optional
     l2norm(x, eps) -> x / sqrt(sum(x^2) + eps) over the last dim (q and k of the delta rule)
+    gdn_gates(ab, A_log, dt_bias) -> (g, beta): Gated DeltaNet's decay and write strength
 
 state: [B, H, Dk, Dv] when output_final_state, else None. Each op has a folder (`gla/`,
-`delta_rule/`, `sla_gate/`, `conv/`, `norm/`): its pure-torch reference, the project's Triton
+`delta_rule/`, `sla_gate/`, `conv/`, `norm/`, `gdn_gates/`): its pure-torch reference, the project's Triton
 kernel where there is one, fla's kernels as adapters, and in `__init__.py` the op's declaration
 (candidates in order, probe inputs, the dims it specialises on) and its public function.
 `dispatch` picks a path per device, dtype and dims (project Triton where it suits the shape ->
@@ -35,6 +36,7 @@ os.environ.setdefault("TRITON_CACHE_AUTOTUNING", "1")
 from slabench.kernels.conv import SHORT_CONV, short_conv, short_conv_reference
 from slabench.kernels.delta_rule import DELTA_RULE, delta_rule, delta_rule_chunk, delta_rule_recurrent
 from slabench.kernels.dispatch import OPS, doctor, paths_used, register, reset_paths_used, select
+from slabench.kernels.gdn_gates import GDN_GATES, gdn_gates, gdn_gates_reference
 from slabench.kernels.gla import GLA, SIMPLE_GLA, gla, gla_chunk, gla_recurrent
 from slabench.kernels.norm import (
     L2NORM,
@@ -47,7 +49,7 @@ from slabench.kernels.norm import (
 from slabench.kernels.sla_gate import SLA_GATE, SLA_GATE_SIGMOID, sla_gate, sla_gate_reference
 
 # Every op, in the order `doctor` lists them; a new op's folder adds its declaration here.
-register(GLA, SIMPLE_GLA, DELTA_RULE, SLA_GATE, SLA_GATE_SIGMOID, SHORT_CONV, RMS_NORM_GATED, L2NORM)
+register(GLA, SIMPLE_GLA, DELTA_RULE, GDN_GATES, SLA_GATE, SLA_GATE_SIGMOID, SHORT_CONV, RMS_NORM_GATED, L2NORM)
 
 __all__ = [
     "OPS",
@@ -55,6 +57,8 @@ __all__ = [
     "delta_rule_chunk",
     "delta_rule_recurrent",
     "doctor",
+    "gdn_gates",
+    "gdn_gates_reference",
     "gla",
     "gla_chunk",
     "gla_recurrent",

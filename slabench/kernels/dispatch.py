@@ -1,6 +1,6 @@
 """Pick, per op, device type, dtype and dims, the fastest path that runs and agrees with the
 reference: the selection engine. The ops themselves are declared in their folders (`gla/`,
-`delta_rule/`, `sla_gate/`, `conv/`, `norm/`) and registered in `slabench/kernels/__init__.py`.
+`delta_rule/`, `gdn_gates/`, `sla_gate/`, `conv/`, `norm/`) and registered in `slabench/kernels/__init__.py`.
 
 An `Op` lists its candidates in order of preference, the pure-torch reference last. A candidate
 may apply to some shapes only (`Op.only`). On first use in a process each candidate is PROBED:
@@ -34,6 +34,7 @@ class Op:
     dims_of: Callable[[tuple], tuple]  # a call's args -> the dims its kernels specialise on (part of the key)
     default_dims: tuple  # the dims `doctor` probes
     returns_state: bool = True  # (out, state) pairs: only `out` is compared
+    compared: int = 1  # how many leading outputs of a tuple the probe compares (sla_gate's gates are not)
     # candidate name -> (dims -> why it does not apply to them, or None): shape-bound paths
     only: dict[str, Callable[[tuple], str | None]] = field(default_factory=dict)
     choice: dict = field(default_factory=dict)  # (device type, dtype, forced, dims) -> (name, fn, reasons)
@@ -84,13 +85,13 @@ def compare(
     for f, cast in ((fn, lambda x: x), (op.reference, lambda x: x.to(wide))):
         xs = [None if a is None else cast(a).detach().requires_grad_(a.is_floating_point()) for a in args]
         out = f(*xs, **kwargs, **extra)
-        out = out[0] if isinstance(out, tuple) else out  # (out, state) or (out, gates) pairs
+        outs = out[: op.compared] if isinstance(out, tuple) else (out,)  # (out, state) or (out, gates) pairs
         gen = torch.Generator(device="cpu").manual_seed(1)
-        dout = torch.randn(out.shape, generator=gen).to(out.device, out.dtype)
-        grads = torch.autograd.grad(out, [x for x in xs if x is not None], dout)
-        results.append((out, grads))
-    (out, grads), (ref, ref_grads) = results
-    err_out = rel_rms(out, ref)
+        douts = [torch.randn(o.shape, generator=gen).to(o.device, o.dtype) for o in outs]
+        grads = torch.autograd.grad(outs, [x for x in xs if x is not None], douts)
+        results.append((outs, grads))
+    (outs, grads), (refs, ref_grads) = results
+    err_out = max(rel_rms(a, b) for a, b in zip(outs, refs))
     err_grad = max(rel_rms(a, b) for a, b in zip(grads, ref_grads))
     return err_out, err_grad
 

@@ -2,7 +2,7 @@
 DeltaNet (Yang et al. 2024), the same rule without the decay.
 
     S_t = exp(g_t) (I - beta_t k_t^T k_t) S_{t-1} + beta_t k_t^T v_t,   o_t = q_t S_t
-    g_t = -exp(A_log) * softplus(W_a x_t + dt_bias),   beta_t = sigmoid(W_b x_t)
+    g_t = -exp(A_log) * softplus(W_a x_t + dt_bias),   beta_t = sigmoid(W_b x_t)   (op 'gdn_gates')
 
 with q, k L2-normalised per head, as fla's GatedDeltaNet layer (Mamba-2 style A and dt
 initialisation, swish-gated output norm).
@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from typing import Literal
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from slabench import kernels
@@ -53,8 +52,8 @@ class GatedDeltaNet(LinearMixer):
     def __init__(self, d_model: int, n_heads: int, options: GatedDeltaNetOptions | None = None):
         super().__init__(d_model, n_heads, options)
         H = n_heads
-        self.a_proj = nn.Linear(d_model, H, bias=False)
-        self.b_proj = nn.Linear(d_model, H, bias=False)
+        # fla's a_proj and b_proj (d_model -> H each) as one matmul: a in the first H outputs, b in the last H
+        self.ab_proj = nn.Linear(d_model, 2 * H, bias=False)
         # A ~ U(0, 16) and dt log-uniform in [1e-3, 0.1], dt_bias = softplus^-1(dt): fla/Mamba-2.
         self.A_log = nn.Parameter(torch.empty(H).uniform_(0, 16).clamp_min(1e-4).log())
         dt = torch.exp(torch.rand(H) * (math.log(0.1) - math.log(1e-3)) + math.log(1e-3)).clamp_min(1e-4)
@@ -62,8 +61,7 @@ class GatedDeltaNet(LinearMixer):
 
     def qkv(self, x):
         q, k, v = self.project(x)
-        g = -self.A_log.float().exp() * F.softplus(self.a_proj(x).float() + self.dt_bias)  # [B, T, H]
-        beta = torch.sigmoid(self.b_proj(x))  # [B, T, H]
+        g, beta = kernels.gdn_gates(self.ab_proj(x), self.A_log, self.dt_bias)  # [B, T, H] each, g float32
         return q, k, v, {"g": g, "beta": beta}
 
     def feature_map(self, q, k):
