@@ -19,6 +19,7 @@
 # older HEAD the copy of .git kept.
 #
 # Steps: tests (the CUDA tests, then `slabench doctor`), quick (the quick preset, resumable),
+# throughput (runs per GPU-hour one at a time, packed, packed and folded: scripts/throughput.py),
 # quick54 (the quick preset's 54-run first scope with an empty Triton cache: a fresh machine's cost),
 # packing (quick's seed-0 third one at a time and packed, kernels compiled first; then all of quick
 # packed: leaderboards/speed/packing.md), sweep (slabench sweep: docs/speed.md), report (slabench
@@ -98,7 +99,16 @@ for step in "$@"; do
       COLUMNS=200 timeout "$(left)" slabench doctor --device cuda --dtype float32 --dtype bfloat16 \
         > "$STATE/logs/doctor.txt" 2>&1
       log "doctor: rc $? in $((SECONDS - t0)) s" ;;
-    packing)  # the same 18 runs (quick, seed 0) one at a time and packed, kernels compiled first
+    throughput)  # runs per GPU-hour (scripts/throughput-job.toml): one at a time, packed, packed and folded
+      sed 's/^seeds = .*/seeds = [100]/; s/^steps = .*/steps = 20/' scripts/throughput-job.toml > /tmp/throughput-warm.toml
+      run_grid throughput-warm 1 /tmp/throughput-warm.toml  # compiles what the runs use, so no way pays for it
+      sed 's/^seeds = .*/seeds = [0, 1, 2, 3]/' scripts/throughput-job.toml > /tmp/throughput-serial.toml
+      run_grid throughput-serial 1 /tmp/throughput-serial.toml
+      run_grid throughput-packed "${PACK:-8}" scripts/throughput-job.toml
+      FOLD=${FOLD:-4} run_grid throughput-packed-fold "${PACK:-8}" scripts/throughput-job.toml
+      python scripts/throughput.py "$STATE"/throughput-{serial,packed,packed-fold} > "$STATE/logs/throughput.jsonl"
+      log "throughput (workers ${PACK:-8}, fold ${FOLD:-4}): rc $? in $((SECONDS - t0)) s"; cat "$STATE/logs/throughput.jsonl" ;;
+    packing)  # quick's seed-0 runs (54, at its three lrs) one at a time and packed, kernels compiled first
       # quick_seed0 NAME WORKERS [SED]: quick's seed-0 third (edited by SED) as grid NAME.
       quick_seed0() {
         quick_grid "$1" "s/^seeds = .*/seeds = [0]/; ${3:-}"
