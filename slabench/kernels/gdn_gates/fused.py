@@ -49,8 +49,8 @@ if triton is not None:
         return tl.where(d == 0.0, y, tl.log(u) * (y / tl.where(d == 0.0, 1.0, d)))
 
     @triton.jit
-    def _load(ab, A_log, dt_bias, r, h, R, H, s_ab, BR: tl.constexpr, BH: tl.constexpr):
-        """a, b [BR, BH] in float32 at rows r, and -exp(A_log), dt_bias [BH]."""
+    def _load(ab, A_log, dt_bias, r, h, R, H, s_ab):
+        """a, b [rows, heads] in float32 at rows r and heads h, -exp(A_log) and dt_bias [heads], the mask."""
         mask = (r[:, None] < R) & (h[None, :] < H)
         row = ab + r[:, None].to(tl.int64) * s_ab + h[None, :]
         a = tl.load(row, mask=mask, other=0.0).to(tl.float32)
@@ -63,7 +63,7 @@ if triton is not None:
     def _gates_fwd(ab, A_log, dt_bias, g, beta, R, H, s_ab, BR: tl.constexpr, BH: tl.constexpr):
         r = tl.program_id(0) * BR + tl.arange(0, BR)  # [BR]
         h = tl.arange(0, BH)  # [BH]
-        a, b, neg_c, bias, mask = _load(ab, A_log, dt_bias, r, h, R, H, s_ab, BR, BH)
+        a, b, neg_c, bias, mask = _load(ab, A_log, dt_bias, r, h, R, H, s_ab)
         s = a + bias[None, :]
         softplus = tl.maximum(s, 0.0) + _log1p(tl.exp(-tl.abs(s)))
         out = r[:, None].to(tl.int64) * H + h[None, :]
@@ -76,7 +76,7 @@ if triton is not None:
         (dA_log, ddt_bias)."""
         r = tl.program_id(0) * BR + tl.arange(0, BR)  # [BR]
         h = tl.arange(0, BH)  # [BH]
-        a, b, neg_c, bias, mask = _load(ab, A_log, dt_bias, r, h, R, H, s_ab, BR, BH)
+        a, b, neg_c, bias, mask = _load(ab, A_log, dt_bias, r, h, R, H, s_ab)
         s = a + bias[None, :]
         out = r[:, None].to(tl.int64) * H + h[None, :]
         dgt = tl.load(dg + out, mask=mask, other=0.0).to(tl.float32)  # [BR, BH]
