@@ -53,7 +53,8 @@ class GatedDeltaNet(LinearMixer):
         super().__init__(d_model, n_heads, options)
         H = n_heads
         # fla's a_proj and b_proj (d_model -> H each) as one matmul: a in the first H outputs, b in the last H
-        # (initialised from the same random numbers as the two, drawn in turn)
+        # (the same initial values as the two at a seed where H * d_model is a multiple of 16: torch
+        # draws normals 16 at a time)
         self.ab_proj = nn.Linear(d_model, 2 * H, bias=False)
         # A ~ U(0, 16) and dt log-uniform in [1e-3, 0.1], dt_bias = softplus^-1(dt): fla/Mamba-2.
         self.A_log = nn.Parameter(torch.empty(H).uniform_(0, 16).clamp_min(1e-4).log())
