@@ -129,6 +129,36 @@ def test_arms_expand_to_the_model_options_they_name():
     assert Arms.of("gla") == Arms("gla", "gla/layer-norm", "sla-gla", "sla-gla/head-norm", "sla-gla/sigmoid")
 
 
+def test_full_grids_hold_every_arm_of_their_bases_and_no_idle_one():
+    """Each full section runs, per base with a twin, exactly the arms the contrasts read (three where
+    the base's own norm is the twins', as Mamba-2's), each at every condition; attention beside
+    them where it checks that a cell is solvable."""
+    from slabench.runners.report_data import Arms, arm
+
+    expected = {"noise": (5, True), "mqar": (5, True), "heads": (3, False)}  # (bases, attention)
+    for section in rp.GRID_SECTIONS:
+        _, specs = rp.section_specs(section, "full")
+        cells = {
+            (arm(s.model.name, dict(s.model.params)), s.task.label(), dict(s.model.params)["d_model"]) for s in specs
+        }
+        labels = {label for label, _, _ in cells}
+        bases = sorted({label[4:].split("/")[0] for label in labels if label.startswith("sla-")})
+        n_bases, attention = expected[section]
+        assert len(bases) == n_bases, (section, bases)
+        wanted = {role for b in bases for role in vars(Arms.of(b)).values()} | ({"attention"} if attention else set())
+        assert labels == wanted, (section, labels ^ wanted)
+        conditions = {(task, d) for _, task, d in cells}
+        for label in labels:
+            assert {(t, d) for lab, t, d in cells if lab == label} == conditions, (section, label)
+    assert vars(Arms.of("mamba2")) == {
+        "base": "mamba2",
+        "base_twin_norm": "mamba2",
+        "twin": "sla-mamba2",
+        "twin_base_norm": "sla-mamba2",
+        "control": "sla-mamba2/sigmoid",
+    }
+
+
 def test_lr_is_chosen_on_validation_and_the_verdict_runs_never_saw_it():
     """Stage 1 picks each cell's lr by mean validation accuracy (not test); stage 2 is the other
     seeds at that lr only."""
