@@ -133,7 +133,8 @@ for step in "$@"; do
       timeout "$(left)" slabench sweep --device cuda --seq-lens "${SEQ_LENS:-256,1024,4096,8192,16384,65536}" \
         --shape 64,256,8,16 --train-step --out "$STATE/speed" ${SWEEP_ARGS:-} > "$STATE/logs/sweep.log" 2>&1
       log "sweep: rc $? in $((SECONDS - t0)) s" ;;
-    report)
+    report)  # resumable across machines: starts from the records committed under leaderboards/records/sla-report
+      seed_records sla-report
       timeout "$(left)" slabench report sla --scale full --device cuda --workers "${PACK:-8}" --fold "${FOLD:-1}" --out "$STATE/sla-report" \
         --report "$STATE/sla-report.md" --speed-dir leaderboards/speed --quiet ${REPORT_ARGS:-} > "$STATE/logs/report.log" 2>&1
       log "report: rc $? in $((SECONDS - t0)) s" ;;
