@@ -150,14 +150,15 @@ def _runs_lines(records: dict[str, list[RunRecord]], every: list[RunRecord]) -> 
 
 
 PROTOCOL = (
-    "Protocol (second edition), fixed before the runs: per base X (RetNet, GLA, GDN) five arms, `X`, `X/layer-norm` "
-    "(X with the twin's output norm), `sla-X` (softmax head gates, a norm over all heads), `sla-X/head-norm` (the "
-    "twin with X's per-head norm) and `sla-X/sigmoid` (the same low-rank gate logits, an independent sigmoid per "
-    "head: a gate without competition between heads), and attention as the reference every cell must be solvable "
-    "by. The uniform gate is not the identity: the softmax starts every head at 1/H, the sigmoid control at the "
-    "same 1/H, so q and k of every head are scaled by 1/H at initialisation in both (an output norm divides the "
-    "common scale back out; on GDN it weakens the delta rule's write by 1/H^2). Stage 1: the grid's first "
-    "{lr_seeds} seeds at each of its lrs; each cell (task x arm) keeps the lr with the best mean validation "
+    "Protocol (second edition), fixed before the runs: per base X (RetNet, GLA, GDN; DeltaNet and Mamba-2 too in "
+    "the noise and MQAR sections) five arms, `X`, `X/layer-norm` (X with the twin's output norm), `sla-X` (softmax "
+    "head gates, a norm over all heads), `sla-X/head-norm` (the twin with X's per-head norm) and `sla-X/sigmoid` "
+    "(the same low-rank gate logits, an independent sigmoid per head: a gate without competition between heads); "
+    "three for Mamba-2, whose own norm is the twin's. Attention is the reference every cell must be solvable by "
+    "(noise and MQAR). The uniform gate is not the identity: the softmax starts every head at 1/H, the sigmoid "
+    "control at the same 1/H, so q and k of every head are scaled by 1/H at initialisation in both (an output norm "
+    "divides the common scale back out; on GDN it weakens the delta rule's write by 1/H^2). Stage 1: the grid's "
+    "first {lr_seeds} seeds at each of its lrs; each cell (task x arm) keeps the lr with the best mean validation "
     "accuracy. Stage 2: the grid's other seeds at that lr; only these reach the tables and verdicts below, so the "
     "lr choice never saw the seeds it is judged on, and verdicts use test accuracy only."
 )
