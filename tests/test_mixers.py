@@ -204,6 +204,31 @@ def test_gate_scale_heads_makes_a_uniform_gate_the_identity(name):
         make("sla-gla", gate_scale="double")
 
 
+def test_recall_positions_and_the_peaked_share_there_by_hand():
+    """Queries are the scored positions, keys the other positions holding a query's token (per row);
+    the recall share counts only those positions, per layer, for q and k gates."""
+    from types import SimpleNamespace
+
+    from slabench.models.sla import recall_diagnostics, recall_positions
+
+    ig = -100
+    inputs = torch.tensor([[5, 9, 6, 8, 7, 4, 6, 5], [1, 2, 3, 4, 1, 3, 0, 0]])
+    labels = torch.tensor([[ig, ig, ig, ig, ig, ig, 8, 9], [ig, ig, ig, ig, 2, ig, ig, ig]])
+    focus = recall_positions(inputs, labels, ig)
+    # row 0: queries at 6, 7 (tokens 6, 5), their keys at 2 and 0; row 1: query at 4 (token 1), key at 0
+    # (row 1's token 3 is no query's, so positions 2 and 5 stay out although they repeat)
+    assert focus.tolist() == [[1, 0, 1, 0, 0, 0, 1, 1], [1, 0, 0, 0, 1, 0, 0, 0]]
+    q, k = HeadGate(8, 2), HeadGate(8, 2)
+    peaked, flat = [0.95, 0.05], [0.5, 0.5]
+    q.last_gates = torch.tensor([[peaked] * 8, [flat] * 8])  # [B=2, T=8, H=2]: row 0 peaked everywhere
+    k.last_gates = torch.tensor([[flat] * 8, [peaked] + [flat] * 7])  # only row 1, position 0
+    layers = [SimpleNamespace(q_gate=q, k_gate=k), SimpleNamespace()]  # a layer without gates adds nothing
+    assert recall_diagnostics(layers, focus) == pytest.approx(
+        {"layer0/gate_peaked_recall": 4 / 6, "layer0/kgate_peaked_recall": 1 / 6}
+    )
+    assert recall_diagnostics(layers, torch.zeros(2, 8, dtype=torch.bool)) == {}
+
+
 def test_gate_peaked_on_constructed_gates():
     """gate_peaked: the share of tokens whose largest gate exceeds 0.9; entropy and max by hand."""
     gate = HeadGate(8, 4)

@@ -39,6 +39,7 @@ def test_sla_run_records_kernel_paths_and_gate_diagnostics():
     }
     last = record["metrics"]["curve"][-1]
     assert 0 <= last["layer0/gate_entropy"] <= 1 and 0.5 <= last["layer0/gate_max"] <= 1  # H = 2
+    assert 0 <= last["layer0/gate_peaked_recall"] <= 1 and 0 <= last["layer0/kgate_peaked_recall"] <= 1
 
 
 def test_train_test_overlap_matches_a_brute_force_count():

@@ -76,6 +76,31 @@ class HeadGate(nn.Module):
         }
 
 
+def recall_positions(inputs: torch.Tensor, labels: torch.Tensor, ignore: int) -> torch.Tensor:
+    """[B, T] bool: the positions where a recall task reads and writes. Queries are the scored
+    positions (labels != ignore); keys are the other positions of the row holding a token that
+    one of its queries holds (MQAR's context keys, a needle's key and value tokens; a filler
+    token equal to one counts too)."""
+    query = labels != ignore  # [B, T]
+    B = inputs.shape[0]
+    tagged = inputs + torch.arange(B, device=inputs.device)[:, None] * (int(inputs.max()) + 1)  # unique per row
+    return query | (torch.isin(tagged, tagged[query]) & ~query)
+
+
+def recall_diagnostics(mixers: list[nn.Module], focus: torch.Tensor) -> dict[str, float]:
+    """For each layer whose mixer has head gates, the share of the `focus` positions [B, T] (of
+    the last forward pass) whose largest gate exceeds `PEAKED`: `layer<i>/gate_peaked_recall` and
+    `layer<i>/kgate_peaked_recall`. Near one-hot where the task reads and writes, which an average
+    over every token (`gate_peaked`, filler included) does not show."""
+    out = {}
+    for i, m in enumerate(mixers):
+        for prefix, gate in (("", getattr(m, "q_gate", None)), ("k", getattr(m, "k_gate", None))):
+            if isinstance(gate, HeadGate) and gate.last_gates is not None and bool(focus.any()):
+                top = gate.last_gates.float().max(-1).values  # [B, T]
+                out[f"layer{i}/{prefix}gate_peaked_recall"] = (top[focus] > PEAKED).float().mean().item()
+    return out
+
+
 @dataclass(frozen=True)
 class SLAGateOptions:
     """The options an SLA twin adds to its base mixer's."""

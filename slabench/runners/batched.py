@@ -263,7 +263,7 @@ def _evaluate(
         m.status, m.error, m.done = "diverged", f"non-finite training loss ({loss}) by step {step}", True
         return
     v = evaluate(m.model, val, autocast)
-    m.curve.append({"step": step, "train_loss": loss, "val_acc": v["acc"], **m.model.diagnostics()})
+    m.curve.append({"step": step, "train_loss": loss, "val_acc": v["acc"], **v["diagnostics"]})
     if v["acc"] > m.best_val:
         m.best_val = v["acc"]
         m.best_state = {k: t.detach().clone() for k, t in m.model.state_dict().items()}

@@ -161,12 +161,13 @@ def paired_gains(
     return {b: sorted(g) for b, g in gains.items()}
 
 
-GATE_KEY = re.compile(r"layer(\d+)/(k?gate)_(entropy|max|peaked)$")
+GATE_KEY = re.compile(r"layer(\d+)/(k?gate)_(entropy|max|peaked|peaked_recall)$")
 
 
 def gate_series(records: list[RunRecord]) -> dict[tuple[str, int, int, str], list[list[dict[str, float]]]]:
     """(arm, heads, layer, 'q' | 'k') -> per solved run (ok, test accuracy >= its solve_at), its
-    curve [{step, entropy, max, peaked}] (peaked absent from records older than the diagnostic).
+    curve [{step, entropy, max, peaked, peaked_recall}] (the peaked shares absent from records older
+    than their diagnostics; peaked_recall at the recall positions only, `models.sla.recall_positions`).
     Heads are kept apart: the max gate of H heads starts near 1/H."""
     out: dict[tuple[str, int, int, str], list[list[dict[str, float]]]] = defaultdict(list)
     for r in sorted(records, key=lambda r: r["key"]):

@@ -201,8 +201,9 @@ def heads_verdict(gains: dict[str, list[tuple[int, float]]]) -> tuple[str, dict[
 
 GATES_RULE = (
     "For each SLA arm with softmax gates, number of heads, layer and gate (q, k), over the solved runs of the "
-    "sections above (test accuracy >= solve_at): the share of tokens whose largest gate exceeds 0.9 (`gate_peaked`, "
-    f"`kgate_peaked`) at the last evaluation. Near one-hot means that share ends above {PEAKED_SHARE:g}: a series "
+    "sections above (test accuracy >= solve_at): at the recall positions (each query and the context positions "
+    "holding its tokens), the share whose largest gate exceeds 0.9 (`gate_peaked_recall`, `kgate_peaked_recall`) "
+    f"at the last evaluation. Near one-hot means that share ends above {PEAKED_SHARE:g}: a series "
     f"counts *for* the claim if the mean final share's 95% interval lies above {PEAKED_SHARE:g}, *against* if it "
     f"lies below, else neither (and with fewer than {MIN_SEEDS} solved runs). Supported / not supported by a "
     "majority of the series, else inconclusive, with the solved runs per series for 80% power at the observed "

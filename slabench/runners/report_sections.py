@@ -390,9 +390,9 @@ def heads_section(
 
 GATES_COVER = (
     "The diagnostics summarise the gates of the last forward pass of each evaluation: the last chunk of the "
-    "validation set (up to 256 sequences), over every token, query, key and filler positions alike. A filler token "
-    "dominates that mean, so a share above one half says the gates are peaked almost everywhere, not only where "
-    "the task reads or writes."
+    "validation set (up to 256 sequences). Peaked (all) counts every token, filler included, which dominates it; "
+    "peaked (recall) counts the recall positions only, each query and the context positions holding its tokens, "
+    "where the task reads and writes: the rule's share."
 )
 
 
@@ -400,7 +400,7 @@ def gates_section(records: list[RunRecord], out_dir: Path, stem: str) -> tuple[l
     series = gate_series(records)
     counted = {k: v for k, v in series.items() if not k[0].endswith("/sigmoid")}
     finals = {
-        f"{m} H{h} layer {layer} {g}-gate": [c[-1]["peaked"] for c in curves if "peaked" in c[-1]]
+        f"{m} H{h} layer {layer} {g}-gate": [c[-1]["peaked_recall"] for c in curves if "peaked_recall" in c[-1]]
         for (m, h, layer, g), curves in counted.items()
     }
     verdict, details, more = gates_verdict({k: v for k, v in finals.items() if v})
@@ -418,23 +418,32 @@ def gates_section(records: list[RunRecord], out_dir: Path, stem: str) -> tuple[l
     rows = []
     for (m, h, layer, g), curves in series.items():
         d = details.get(f"{m} H{h} layer {layer} {g}-gate")
-        peaked = [c for c in curves if "peaked" in c[0] and "peaked" in c[-1]]
 
         def ci(xs: list[float]) -> str:
             return interval(*stats.mean_ci(xs)) if xs else "-"
 
+        def shares(key: str, curves: list = curves) -> list[str]:  # initial and final, over the runs that logged it
+            logged = [c for c in curves if key in c[0] and key in c[-1]]
+            return [ci([c[0][key] for c in logged]), ci([c[-1][key] for c in logged])]
+
         rows.append(
             [m, str(h), str(layer), g, str(len(curves))]
-            + [ci([c[0]["peaked"] for c in peaked]), ci([c[-1]["peaked"] for c in peaked])]
+            + shares("peaked")
+            + shares("peaked_recall")
             + [ci([c[0]["entropy"] for c in curves]), ci([c[-1]["entropy"] for c in curves])]
             + [ci([c[-1]["max"] for c in curves])]
             + [d["vote"] if d else "not counted"]
         )
-    header = ["arm", "H", "layer", "gate", "solved runs", "initial peaked", "final peaked"]
+    header = ["arm", "H", "layer", "gate", "solved runs", "initial peaked (all)", "final peaked (all)"]
+    header += ["initial peaked (recall)", "final peaked (recall)"]
     header += ["initial entropy", "final entropy", "final max gate", "vote"]
     lines += [md_table(header, rows), ""]
     if series and not finals:
-        lines += ["No solved run logged the peaked share (`gate_peaked`): its records predate the diagnostic.", ""]
+        lines += [
+            "No solved run logged the peaked share at recall positions (`gate_peaked_recall`): its records predate "
+            "the diagnostic.",
+            "",
+        ]
     if series:
         fig, axes = plt.subplots(1, 2, figsize=(10, 4))
         for (m, h, layer, g), curves in series.items():

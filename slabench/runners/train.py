@@ -22,6 +22,7 @@ import torch
 from slabench import kernels
 from slabench.config import SEED_LIMIT, RunSpec
 from slabench.errors import SlabenchError
+from slabench.models.sla import recall_diagnostics, recall_positions
 from slabench.plugins import source_digest
 from slabench.record import SCHEMA_VERSION, CurvePoint, Metrics, RunRecord
 from slabench.runners.data import hash_multipliers, row_hashes, seeded_generator, total_steps, training_batches
@@ -35,7 +36,9 @@ EVAL_CHUNK = 256  # examples per evaluation forward pass (bounds memory)
 
 @torch.no_grad()
 def evaluate(model: torch.nn.Module, data: Batch, autocast: torch.dtype | None) -> dict[str, Any]:
-    """Micro accuracy over scored positions and per-example exact match, overall and per slice."""
+    """Micro accuracy over scored positions and per-example exact match, overall and per slice;
+    and `diagnostics`, the model's about its last forward pass (the last chunk of `data`),
+    with the SLA gates' share peaked at that chunk's recall positions."""
     model.eval()
     # The head only at the scored positions: as many per row as the most any row has (one host
     # sync per evaluation; it is not captured).
@@ -43,13 +46,15 @@ def evaluate(model: torch.nn.Module, data: Batch, autocast: torch.dtype | None) 
     correct_rows, scored_rows = [], []
     for i in range(0, data.inputs.shape[0], EVAL_CHUNK):
         inputs, labels = data.inputs[i : i + EVAL_CHUNK], data.labels[i : i + EVAL_CHUNK]
-        positions, labels = scored_positions(labels, k)  # [b, k] each, or None and [b, T]
+        positions, scored = scored_positions(labels, k)  # [b, k] each, or None and [b, T]
         with torch.autocast(inputs.device.type, dtype=autocast, enabled=autocast is not None):
             pred = model(inputs, positions).argmax(-1)  # [b, k or T]
-        mask = labels != IGNORE
-        correct_rows.append(((pred == labels) & mask).sum(1))  # [b]
+        mask = scored != IGNORE
+        correct_rows.append(((pred == scored) & mask).sum(1))  # [b]
         scored_rows.append(mask.sum(1))  # [b]
     model.train()
+    focus = recall_positions(inputs, labels, IGNORE)  # [b, T] of the last chunk
+    diagnostics = {**model.diagnostics(), **recall_diagnostics(model.mixers, focus)}
     correct, scored = torch.cat(correct_rows).double(), torch.cat(scored_rows).double()  # [B]
 
     def summary(sel: torch.Tensor) -> dict[str, float]:
@@ -65,6 +70,7 @@ def evaluate(model: torch.nn.Module, data: Batch, autocast: torch.dtype | None) 
         for name, values in data.slices.items()
         for v in sorted(values.unique().tolist())
     }
+    out["diagnostics"] = diagnostics
     return out
 
 
@@ -187,7 +193,7 @@ def train(
             t0 = time.perf_counter()
             v = evaluate(model, val, autocast)
             eval_seconds += time.perf_counter() - t0
-            curve.append({"step": step, "train_loss": train_loss, "val_acc": v["acc"], **model.diagnostics()})
+            curve.append({"step": step, "train_loss": train_loss, "val_acc": v["acc"], **v["diagnostics"]})
             if writer is not None:
                 for name, value in curve[-1].items():
                     if name not in ("step", "train_loss"):
