@@ -50,6 +50,7 @@ TESTS = {
     ],
     "slabench/models/linear_base.py": ["tests/test_plumbing.py", "tests/test_mixers.py"],
     "slabench/models/sla.py": ["tests/test_plumbing.py", "tests/test_mixers.py"],
+    "slabench/kernels/gdn_gates/": ["tests/test_kernels.py"],
     # Statistics and decision rules (STATISTICS_MUTANTS below): the rule tests only, since the
     # files' end-to-end tests retrain the ci preset or the tiny report, minutes per mutant.
     "slabench/runners/stats.py": [
@@ -458,6 +459,20 @@ CORE_MUTANTS = [
         "kernels.sla_gate(src, x, self.down.weight, self.up.weight, self.up.bias, self.temp, self.kind)",
         "kernels.sla_gate(src, x, self.down.weight, self.up.weight, 0 * self.up.bias, self.temp, self.kind)",
         "the gate's learned head bias is dropped",
+    ),
+    M(
+        "recall-keys-from-fillers",
+        "slabench/models/sla.py",
+        "torch.isin(tagged, tagged[query])",
+        "torch.isin(tagged, tagged[~query])",
+        "the gates' recall positions taken from the tokens the queries do not hold",
+    ),
+    M(
+        "gdn-decay-relu",
+        "slabench/kernels/gdn_gates/reference.py",
+        "F.softplus(a.to(wide) + dt_bias.to(wide))",
+        "F.relu(a.to(wide) + dt_bias.to(wide))",
+        "Gated DeltaNet's decay without its softplus: no decay wherever a + dt_bias < 0 (everywhere at init)",
     ),
 ]
 

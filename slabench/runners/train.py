@@ -46,11 +46,11 @@ def evaluate(model: torch.nn.Module, data: Batch, autocast: torch.dtype | None) 
     correct_rows, scored_rows = [], []
     for i in range(0, data.inputs.shape[0], EVAL_CHUNK):
         inputs, labels = data.inputs[i : i + EVAL_CHUNK], data.labels[i : i + EVAL_CHUNK]
-        positions, scored = scored_positions(labels, k)  # [b, k] each, or None and [b, T]
+        positions, targets = scored_positions(labels, k)  # [b, k] each, or None and [b, T]
         with torch.autocast(inputs.device.type, dtype=autocast, enabled=autocast is not None):
             pred = model(inputs, positions).argmax(-1)  # [b, k or T]
-        mask = scored != IGNORE
-        correct_rows.append(((pred == scored) & mask).sum(1))  # [b]
+        mask = targets != IGNORE
+        correct_rows.append(((pred == targets) & mask).sum(1))  # [b]
         scored_rows.append(mask.sum(1))  # [b]
     model.train()
     focus = recall_positions(inputs, labels, IGNORE)  # [b, T] of the last chunk
