@@ -447,7 +447,7 @@ def gates_section(records: list[RunRecord], out_dir: Path, stem: str) -> tuple[l
     if series:
         fig, axes = plt.subplots(1, 2, figsize=(10, 4))
         for (m, h, layer, g), curves in series.items():
-            for ax, what in zip(axes, ("peaked", "entropy")):
+            for ax, what in zip(axes, ("peaked_recall", "entropy")):
                 by_step: dict[int, list[float]] = defaultdict(list)
                 for c in curves:
                     for p in c:
@@ -461,7 +461,7 @@ def gates_section(records: list[RunRecord], out_dir: Path, stem: str) -> tuple[l
                         label=f"{m} H{h} L{layer} {g}",
                         linestyle="-" if g == "q" else "--",
                     )
-        axes[0].set_ylabel("share of tokens with largest gate > 0.9")
+        axes[0].set_ylabel("recall positions with largest gate > 0.9")
         axes[1].set_ylabel("gate entropy / log H")
         for ax in axes:
             ax.set_xlabel("step")
