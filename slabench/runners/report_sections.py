@@ -415,21 +415,22 @@ def gates_section(records: list[RunRecord], out_dir: Path, stem: str) -> tuple[l
         ),
         "",
     ]
+
+    def ci(xs: list[float]) -> str:
+        return interval(*stats.mean_ci(xs)) if xs else "-"
+
+    def shares(curves: list[list[dict[str, float]]], key: str) -> list[str]:
+        """Initial and final `key`, over the runs that logged it."""
+        logged = [c for c in curves if key in c[0] and key in c[-1]]
+        return [ci([c[0][key] for c in logged]), ci([c[-1][key] for c in logged])]
+
     rows = []
     for (m, h, layer, g), curves in series.items():
         d = details.get(f"{m} H{h} layer {layer} {g}-gate")
-
-        def ci(xs: list[float]) -> str:
-            return interval(*stats.mean_ci(xs)) if xs else "-"
-
-        def shares(key: str, curves: list = curves) -> list[str]:  # initial and final, over the runs that logged it
-            logged = [c for c in curves if key in c[0] and key in c[-1]]
-            return [ci([c[0][key] for c in logged]), ci([c[-1][key] for c in logged])]
-
         rows.append(
             [m, str(h), str(layer), g, str(len(curves))]
-            + shares("peaked")
-            + shares("peaked_recall")
+            + shares(curves, "peaked")
+            + shares(curves, "peaked_recall")
             + [ci([c[0]["entropy"] for c in curves]), ci([c[-1]["entropy"] for c in curves])]
             + [ci([c[-1]["max"] for c in curves])]
             + [d["vote"] if d else "not counted"]
