@@ -130,9 +130,9 @@ for step in "$@"; do
     quick)
       run_grid quick "${PACK:-1}" --preset quick
       log "quick (workers ${PACK:-1}): rc $? in $((SECONDS - t0)) s" ;;
-    sweep)
+    sweep)  # SWEEP_ARGS replaces the default --train-step (training steps of every mixer: more compiles)
       timeout "$(left)" slabench sweep --device cuda --seq-lens "${SEQ_LENS:-256,1024,4096,8192,16384,65536}" \
-        --shape 64,256,8,16 --train-step --out "$STATE/speed" ${SWEEP_ARGS:-} > "$STATE/logs/sweep.log" 2>&1
+        --shape 64,256,8,16 --out "$STATE/speed" ${SWEEP_ARGS:---train-step} > "$STATE/logs/sweep.log" 2>&1
       log "sweep: rc $? in $((SECONDS - t0)) s" ;;
     report)  # resumable across machines: starts from the records committed under leaderboards/records/sla-report
       seed_records sla-report
