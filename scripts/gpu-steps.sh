@@ -68,9 +68,10 @@ run_grid() {
   timeout "$(left)" slabench run "$@" --device cuda --workers "$workers" ${FOLD:+--fold "$FOLD"} --out "$STATE/$name" \
     --json > "$STATE/logs/$name.json" 2> "$STATE/logs/$name.err"
 }
-# quick_grid NAME SED: the quick preset edited by the sed script SED, as grid NAME in /tmp/NAME.toml.
-quick_grid() {
-  sed "s/^name = \"quick\"/name = \"$1\"/; $2" slabench/presets/quick.toml > "/tmp/$1.toml"
+# edited_grid FILE NAME SED: the grid FILE edited by the sed script SED, as grid NAME in /tmp/NAME.toml
+# (the first `name =` line is the grid's; later ones name tasks and models).
+edited_grid() {
+  sed "0,/^name = .*/s//name = \"$2\"/; $3" "$1" > "/tmp/$2.toml"
 }
 # MPS=1: start NVIDIA's Multi-Process Service, so the runs of a packed grid (one process each)
 # share the GPU's SMs at once instead of time-slicing it (leaderboards/speed/packing.md).
@@ -100,9 +101,9 @@ for step in "$@"; do
         > "$STATE/logs/doctor.txt" 2>&1
       log "doctor: rc $? in $((SECONDS - t0)) s" ;;
     throughput)  # runs per GPU-hour (scripts/throughput-job.toml): one at a time, packed (PACK and 2 PACK workers), packed and folded
-      sed 's/^seeds = .*/seeds = [100]/; s/^steps = .*/steps = 20/' scripts/throughput-job.toml > /tmp/throughput-warm.toml
+      edited_grid scripts/throughput-job.toml throughput-warm 's/^seeds = .*/seeds = [100]/; s/^steps = .*/steps = 20/'
       run_grid throughput-warm 1 /tmp/throughput-warm.toml  # compiles what the runs use, so no way pays for it
-      sed 's/^seeds = .*/seeds = [0, 1, 2, 3]/' scripts/throughput-job.toml > /tmp/throughput-serial.toml
+      edited_grid scripts/throughput-job.toml throughput-serial 's/^seeds = .*/seeds = [0, 1, 2, 3]/'
       run_grid throughput-serial 1 /tmp/throughput-serial.toml
       run_grid throughput-packed "${PACK:-8}" scripts/throughput-job.toml
       run_grid throughput-packed-double $((2 * ${PACK:-8})) scripts/throughput-job.toml
@@ -112,7 +113,7 @@ for step in "$@"; do
     packing)  # quick's seed-0 runs (54, at its three lrs) one at a time and packed, kernels compiled first
       # quick_seed0 NAME WORKERS [SED]: quick's seed-0 third (edited by SED) as grid NAME.
       quick_seed0() {
-        quick_grid "$1" "s/^seeds = .*/seeds = [0]/; ${3:-}"
+        edited_grid slabench/presets/quick.toml "$1" "s/^seeds = .*/seeds = [0]/; ${3:-}"
         run_grid "$1" "$2" "/tmp/$1.toml"
       }
       quick_seed0 quick-warm 1 's/^steps = .*/steps = 20/'  # compiles every kernel quick uses, so neither mode pays for it
@@ -124,7 +125,7 @@ for step in "$@"; do
       run_grid quick-packed "${PACK:-8}" --preset quick
       log "quick packed (workers ${PACK:-8}): rc $? in $((SECONDS - t0)) s" ;;
     quick54)  # quick's first scope (lr 1e-3, seeds 0-2: 54 runs) as on a fresh machine: an empty Triton cache
-      quick_grid quick54 's/^seeds = .*/seeds = [0, 1, 2]/; s/^lr = .*/lr = 1e-3/'
+      edited_grid slabench/presets/quick.toml quick54 's/^seeds = .*/seeds = [0, 1, 2]/; s/^lr = .*/lr = 1e-3/'
       TRITON_CACHE_DIR=$(mktemp -d) run_grid quick54-fresh "${PACK:-8}" /tmp/quick54.toml
       log "quick54 (workers ${PACK:-8}, empty Triton cache): rc $? in $((SECONDS - t0)) s; $(ls "$STATE/quick54-fresh/records" 2>/dev/null | wc -l) records" ;;
     quick)

@@ -17,24 +17,25 @@ import sys
 from datetime import datetime
 from pathlib import Path
 
+from slabench.runners.records import load_records
+
 
 def summary(directory: Path) -> dict:
-    records = [json.loads(p.read_text()) for p in sorted((directory / "records").glob("*.json"))]
-    ok = [r for r in records if r["status"] == "ok"]
+    ok = [r for r in load_records(directory).records.values() if r["status"] == "ok"]
+    steps, folds = sorted({r["metrics"]["steps"] for r in ok}), sorted({r["fold"] for r in ok})
+    row = {"runs": len(ok), "steps": steps, "fold": folds}
+    if not ok:
+        return row
     per_run = [r["timings"]["train_seconds"] + r["timings"]["eval_seconds"] for r in ok]
     ends = [datetime.fromisoformat(r["timestamp"]).timestamp() for r in ok]
-    row = {
-        "runs": len(ok),
-        "steps": sorted({r["metrics"]["steps"] for r in ok}),
-        "fold": sorted({r["fold"] for r in ok}),
-        "median_run_s": round(statistics.median(per_run), 3) if ok else None,
-        "runs_per_hour_by_median": round(3600 / statistics.median(per_run)) if ok else None,
+    median = statistics.median(per_run)
+    span = max(ends) - min(e - s for e, s in zip(ends, per_run))
+    return row | {
+        "median_run_s": round(median, 3),
+        "runs_per_hour_by_median": round(3600 / median),
+        "span_s": round(span, 1),
+        "runs_per_hour": round(len(ok) * 3600 / span),
     }
-    if ok:
-        span = max(ends) - min(e - s for e, s in zip(ends, per_run))
-        row["span_s"] = round(span, 1)
-        row["runs_per_hour"] = round(len(ok) * 3600 / span)
-    return row
 
 
 if __name__ == "__main__":

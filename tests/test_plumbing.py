@@ -118,11 +118,6 @@ class _CopyModel(torch.nn.Module):
         tokens = inputs if positions is None else inputs.gather(1, positions)
         return F.one_hot(tokens, self.vocab).float() + 0 * self.w
 
-    mixers = ()  # the LM's interface that evaluate() reads: no mixers, no diagnostics
-
-    def diagnostics(self):
-        return {}
-
 
 def test_evaluate_accuracy_exact_match_and_slices_by_hand(monkeypatch):
     """Micro accuracy over scored positions (not a mean of per-row accuracies), exact match per

@@ -93,9 +93,11 @@ def recall_diagnostics(mixers: list[nn.Module], focus: torch.Tensor) -> dict[str
     `layer<i>/kgate_peaked_recall`. Near one-hot where the task reads and writes, which an average
     over every token (`gate_peaked`, filler included) does not show."""
     out = {}
+    if not bool(focus.any()):
+        return out
     for i, m in enumerate(mixers):
         for prefix, gate in (("", getattr(m, "q_gate", None)), ("k", getattr(m, "k_gate", None))):
-            if isinstance(gate, HeadGate) and gate.last_gates is not None and bool(focus.any()):
+            if isinstance(gate, HeadGate) and gate.last_gates is not None:
                 top = gate.last_gates.float().max(-1).values  # [B, T]
                 out[f"layer{i}/{prefix}gate_peaked_recall"] = (top[focus] > PEAKED).float().mean().item()
     return out

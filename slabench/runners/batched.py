@@ -49,7 +49,9 @@ from slabench.runners.train import (
     VAL_SEED,
     Ended,
     RunOutputs,
+    diagnostics,
     evaluate,
+    recall_focus,
     run_record,
     train,
 )
@@ -169,6 +171,7 @@ def train_batched(
     autocast = torch.bfloat16 if (cfg.dtype == "bfloat16" and device.type == "cuda") else None
     vocab, max_len = max(task.vocab_size, test_task.vocab_size), max(task.seq_len, test_task.seq_len)
     val = task.sample(cfg.val_size, seeded_generator(VAL_SEED, device), device)
+    focus = recall_focus(val)
     test = test_task.sample(cfg.test_size, seeded_generator(TEST_SEED, device), device)
     mult = hash_multipliers(task.seq_len, device)
     test_hashes = row_hashes(test.inputs, mult) if test_task.seq_len == task.seq_len else None
@@ -207,7 +210,7 @@ def train_batched(
             if m.done:
                 continue
             opt.load_member(i, list(m.model.parameters()))
-            _evaluate(m, loss, step, total, val, test_hashes, None if seen is None else seen[i], autocast)
+            _evaluate(m, loss, step, total, val, focus, test_hashes, None if seen is None else seen[i], autocast)
             if m.done:
                 opt.active[i] = False  # in place: the captured step reads this mask
                 finished.append(m)
@@ -250,12 +253,13 @@ def _evaluate(
     step: int,
     total: int,
     val,
+    focus: torch.Tensor,
     test_hashes: torch.Tensor | None,
     seen: torch.Tensor | None,
     autocast: torch.dtype | None,
 ) -> None:
     """A member's evaluation: train()'s, on the member's own model. seen: [steps * B] hashes of
-    its training rows since the last evaluation."""
+    its training rows since the last evaluation; focus: `recall_focus(val)`."""
     if seen is not None:
         m.seen_test.logical_or_(torch.isin(test_hashes, seen))
     m.train_loss = loss
@@ -263,7 +267,7 @@ def _evaluate(
         m.status, m.error, m.done = "diverged", f"non-finite training loss ({loss}) by step {step}", True
         return
     v = evaluate(m.model, val, autocast)
-    m.curve.append({"step": step, "train_loss": loss, "val_acc": v["acc"], **v["diagnostics"]})
+    m.curve.append({"step": step, "train_loss": loss, "val_acc": v["acc"], **diagnostics(m.model, focus)})
     if v["acc"] > m.best_val:
         m.best_val = v["acc"]
         m.best_state = {k: t.detach().clone() for k, t in m.model.state_dict().items()}

@@ -36,9 +36,7 @@ EVAL_CHUNK = 256  # examples per evaluation forward pass (bounds memory)
 
 @torch.no_grad()
 def evaluate(model: torch.nn.Module, data: Batch, autocast: torch.dtype | None) -> dict[str, Any]:
-    """Micro accuracy over scored positions and per-example exact match, overall and per slice;
-    and `diagnostics`, the model's about its last forward pass (the last chunk of `data`),
-    with the SLA gates' share peaked at that chunk's recall positions."""
+    """Micro accuracy over scored positions and per-example exact match, overall and per slice."""
     model.eval()
     # The head only at the scored positions: as many per row as the most any row has (one host
     # sync per evaluation; it is not captured).
@@ -46,15 +44,13 @@ def evaluate(model: torch.nn.Module, data: Batch, autocast: torch.dtype | None) 
     correct_rows, scored_rows = [], []
     for i in range(0, data.inputs.shape[0], EVAL_CHUNK):
         inputs, labels = data.inputs[i : i + EVAL_CHUNK], data.labels[i : i + EVAL_CHUNK]
-        positions, targets = scored_positions(labels, k)  # [b, k] each, or None and [b, T]
+        positions, labels = scored_positions(labels, k)  # [b, k] each, or None and [b, T]
         with torch.autocast(inputs.device.type, dtype=autocast, enabled=autocast is not None):
             pred = model(inputs, positions).argmax(-1)  # [b, k or T]
-        mask = targets != IGNORE
-        correct_rows.append(((pred == targets) & mask).sum(1))  # [b]
+        mask = labels != IGNORE
+        correct_rows.append(((pred == labels) & mask).sum(1))  # [b]
         scored_rows.append(mask.sum(1))  # [b]
     model.train()
-    focus = recall_positions(inputs, labels, IGNORE)  # [b, T] of the last chunk
-    diagnostics = {**model.diagnostics(), **recall_diagnostics(model.mixers, focus)}
     correct, scored = torch.cat(correct_rows).double(), torch.cat(scored_rows).double()  # [B]
 
     def summary(sel: torch.Tensor) -> dict[str, float]:
@@ -70,8 +66,20 @@ def evaluate(model: torch.nn.Module, data: Batch, autocast: torch.dtype | None) 
         for name, values in data.slices.items()
         for v in sorted(values.unique().tolist())
     }
-    out["diagnostics"] = diagnostics
     return out
+
+
+def recall_focus(data: Batch) -> torch.Tensor:
+    """[b, T] bool: the recall positions of the last chunk `evaluate(model, data)` runs, the
+    rows whose gates the model's diagnostics then describe (fixed per run: computed once)."""
+    start = (data.inputs.shape[0] - 1) // EVAL_CHUNK * EVAL_CHUNK
+    return recall_positions(data.inputs[start:], data.labels[start:], IGNORE)
+
+
+def diagnostics(model: torch.nn.Module, focus: torch.Tensor) -> dict[str, float]:
+    """After `evaluate`: the model's diagnostics of its last forward pass, and the SLA gates'
+    share peaked at the recall positions `focus` (`recall_focus` of the evaluated data)."""
+    return {**model.diagnostics(), **recall_diagnostics(model.mixers, focus)}
 
 
 @dataclass(frozen=True)
@@ -133,6 +141,7 @@ def train(
     model = model.to(device)
     val = task.sample(cfg.val_size, seeded_generator(VAL_SEED, device), device)
     test = test_task.sample(cfg.test_size, seeded_generator(TEST_SEED, device), device)
+    focus = recall_focus(val)
     mult = hash_multipliers(task.seq_len, device)
     test_hashes = row_hashes(test.inputs, mult) if test_task.seq_len == task.seq_len else None
     held_out = torch.cat([row_hashes(val.inputs, mult), *([test_hashes] if test_hashes is not None else [])])
@@ -193,7 +202,7 @@ def train(
             t0 = time.perf_counter()
             v = evaluate(model, val, autocast)
             eval_seconds += time.perf_counter() - t0
-            curve.append({"step": step, "train_loss": train_loss, "val_acc": v["acc"], **v["diagnostics"]})
+            curve.append({"step": step, "train_loss": train_loss, "val_acc": v["acc"], **diagnostics(model, focus)})
             if writer is not None:
                 for name, value in curve[-1].items():
                     if name not in ("step", "train_loss"):

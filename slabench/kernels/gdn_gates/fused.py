@@ -51,6 +51,10 @@ if triton is not None:
         return tl.where(d == 0.0, y, tl.log(u) * (y / tl.where(d == 0.0, 1.0, d)))
 
     @triton.jit
+    def _softplus(s):
+        return tl.maximum(s, 0.0) + _log1p(tl.exp(-tl.abs(s)))
+
+    @triton.jit
     def _load(ab, A_log, dt_bias, r, h, R, H, s_ab):
         """a, b [rows, heads] in float32 at rows r and heads h, -exp(A_log) and dt_bias [heads], the mask."""
         mask = (r[:, None] < R) & (h[None, :] < H)
@@ -67,9 +71,8 @@ if triton is not None:
         h = tl.arange(0, BH)  # [BH]
         a, b, neg_c, bias, mask = _load(ab, A_log, dt_bias, r, h, R, H, s_ab)
         s = a + bias[None, :]
-        softplus = tl.maximum(s, 0.0) + _log1p(tl.exp(-tl.abs(s)))
         out = r[:, None].to(tl.int64) * H + h[None, :]
-        tl.store(g + out, neg_c[None, :] * softplus, mask=mask)
+        tl.store(g + out, neg_c[None, :] * _softplus(s), mask=mask)
         tl.store(beta + out, tl.sigmoid(b).to(beta.dtype.element_ty), mask=mask)
 
     @triton.jit
@@ -82,7 +85,7 @@ if triton is not None:
         s = a + bias[None, :]
         out = r[:, None].to(tl.int64) * H + h[None, :]
         dgt = tl.load(dg + out, mask=mask, other=0.0).to(tl.float32)  # [BR, BH]
-        g = neg_c[None, :] * (tl.maximum(s, 0.0) + _log1p(tl.exp(-tl.abs(s))))
+        g = neg_c[None, :] * _softplus(s)  # recomputed: cheaper than storing and reading it back
         da = dgt * neg_c[None, :] * tl.sigmoid(s)
         beta = tl.sigmoid(b)
         db = tl.load(dbeta + out, mask=mask, other=0.0).to(tl.float32) * beta * (1.0 - beta)
@@ -124,12 +127,11 @@ class GdnGatesTriton(torch.autograd.Function):
         return g.view(*lead, H), beta.view(*lead, H)
 
     @staticmethod
-    def backward(ctx, dg: torch.Tensor | None, dbeta: torch.Tensor | None):
+    def backward(ctx, dg: torch.Tensor, dbeta: torch.Tensor):
+        # autograd hands an output that fed nothing a zero gradient (materialize_grads, the default)
         rows, A_log, dt_bias = ctx.saved_tensors
         R, H = rows.shape[0], rows.shape[1] // 2
-        # An output that fed nothing gets no gradient: zeros in its place.
-        dg = torch.zeros(R, H, device=rows.device) if dg is None else dg.reshape(R, H).contiguous()
-        dbeta = torch.zeros(R, H, device=rows.device) if dbeta is None else dbeta.reshape(R, H).contiguous()
+        dg, dbeta = dg.reshape(R, H).contiguous(), dbeta.reshape(R, H).contiguous()
         meta = _meta(H, ctx.config)
         grid = (triton.cdiv(R, meta["BR"]),)
         dab = torch.empty(R, 2 * H, device=rows.device, dtype=rows.dtype)
