@@ -51,6 +51,9 @@ TESTS = {
     "slabench/models/linear_base.py": ["tests/test_plumbing.py", "tests/test_mixers.py"],
     "slabench/models/sla.py": ["tests/test_plumbing.py", "tests/test_mixers.py"],
     "slabench/kernels/gdn_gates/": ["tests/test_kernels.py"],
+    "slabench/kernels/delta_rule/fused.py": [
+        "tests/test_triton_interpreter.py::test_project_triton_kernels_match_float64_references_in_interpreter"
+    ],
     # Statistics and decision rules (STATISTICS_MUTANTS below): the rule tests only, since the
     # files' end-to-end tests retrain the ci preset or the tiny report, minutes per mutant.
     "slabench/runners/stats.py": [
@@ -473,6 +476,20 @@ CORE_MUTANTS = [
         "F.softplus(a.to(wide) + dt_bias.to(wide))",
         "F.relu(a.to(wide) + dt_bias.to(wide))",
         "Gated DeltaNet's decay without its softplus: no decay wherever a + dt_bias < 0 (everywhere at init)",
+    ),
+    M(
+        "delta-segment-scan-untransposed",
+        "slabench/kernels/delta_rule/fused.py",
+        "if REVERSE:  # P^T",
+        "if not REVERSE:  # P^T",
+        "the segmented walks chain the state's segment maps transposed (and the gradient's not)",
+    ),
+    M(
+        "delta-segment-gradient-map-local-only",
+        "slabench/kernels/delta_rule/fused.py",
+        "tl.dot(tl.trans(wc), tl.dot(kd, Qm, input_precision=PREC) + dvl, input_precision=PREC)",
+        "tl.dot(tl.trans(wc), dvl, input_precision=PREC)",
+        "a segment's gradient map drops the state's path through the delta rule's write",
     ),
 ]
 

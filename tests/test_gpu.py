@@ -104,23 +104,32 @@ DELTA_SHAPES = [
 ]
 
 
-# every shape with the chunk backward split in two (the default), the first two also as one kernel
-DELTA_CASES = [(*s, True) for s in DELTA_SHAPES] + [(*s, False) for s in DELTA_SHAPES[:2]]
+# every shape with the chunk backward split in two (the default), the first two also as one kernel;
+# the walks segmented automatically where few programs walk many chunks (B1 T4100 H1: 129 chunks,
+# one program), and forced into segments of 1 and 3 chunks at two more
+DELTA_CASES = (
+    [(*s, True, None) for s in DELTA_SHAPES]
+    + [(*s, False, None) for s in DELTA_SHAPES[:2]]
+    + [(2, 200, 2, 64, 64, 0.0, True, 1), (1, 1000, 2, 32, 64, 0.1, True, 3)]
+)
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=["fp32", "bf16"])
 @pytest.mark.parametrize(
-    "B,T,H,Dk,Dv,decay,split",
+    "B,T,H,Dk,Dv,decay,split,segment",
     DELTA_CASES,
-    ids=["B{}-T{}-H{}-Dk{}-Dv{}-g{}".format(*s) + ("-split" if s[-1] else "") for s in DELTA_CASES],
+    ids=[
+        "B{}-T{}-H{}-Dk{}-Dv{}-g{}".format(*s) + ("-split" if s[6] else "") + (f"-seg{s[7]}" if s[7] else "")
+        for s in DELTA_CASES
+    ],
 )
-def test_delta_rule_odd_shapes_and_head_dims(B, T, H, Dk, Dv, decay, split, dtype):
+def test_delta_rule_odd_shapes_and_head_dims(B, T, H, Dk, Dv, decay, split, segment, dtype):
     """The compiled delta-rule kernel vs float64, on strided q, k, v (the split of one projection)."""
     from functools import partial
 
     from slabench.kernels.delta_rule.fused import DeltaRuleConfig, delta_rule_fused
 
-    fused = partial(delta_rule_fused, config=DeltaRuleConfig(split_backward=split))
+    fused = partial(delta_rule_fused, config=DeltaRuleConfig(split_backward=split, walk_segment=segment))
 
     tol_out, tol_grad = TOL[dtype]
     h = torch.randn(B, T, H * (2 * Dk + Dv), device="cuda")
@@ -139,7 +148,7 @@ def test_delta_rule_odd_shapes_and_head_dims(B, T, H, Dk, Dv, decay, split, dtyp
         o, _ = fn(q, k, v, gg, bb)
         outs.append([o, *torch.autograd.grad(o, [hh, gg, bb], do.to(dt))])
     errs = {n: dispatch.rel_rms(a, b) for n, a, b in zip(("o", "dqkv", "dg", "dbeta"), outs[0], outs[1])}
-    print("delta_rule", dtype, (B, T, H, Dk, Dv, decay, split), {n: f"{e:.1e}" for n, e in errs.items()})
+    print("delta_rule", dtype, (B, T, H, Dk, Dv, decay, split, segment), {n: f"{e:.1e}" for n, e in errs.items()})
     assert errs["o"] <= tol_out, errs
     assert max(errs["dqkv"], errs["dg"], errs["dbeta"]) <= tol_grad, errs
 

@@ -80,18 +80,23 @@ def errors(B, T, H, Dk, Dv, decay, strided) -> dict[str, float]:
     return {n: rel_rms(a, b) for n, a, b in zip(names, run(gla_short, torch.float32), run(gla_chunk, torch.float64))}
 
 
-# (B, T, H, Dk, Dv, decay scale, strided, split backward): T 63 ends in a partial chunk, 64 is two
-# full ones; the chunk backward as one kernel (`DeltaRuleConfig(split_backward=False)`) at both
+# (B, T, H, Dk, Dv, decay scale, strided, split backward, chunks per walk segment): T 63 ends in a
+# partial chunk, 64 is two full ones; the chunk backward as one kernel
+# (`DeltaRuleConfig(split_backward=False)`) at both; the walks in segments of 1 and 2 chunks (the
+# last one partial at T 200; two value blocks at Dv 48), with weak or no decay so that the state
+# carried across segments matters
 DELTA_CASES = [
-    (1, 63, 2, 20, 20, 1.0, True, True),
-    (2, 64, 1, 16, 32, 1.0, False, True),
-    (1, 70, 1, 8, 8, 0.0, True, True),
-    (1, 63, 2, 20, 20, 1.0, True, False),
-    (2, 64, 1, 16, 32, 1.0, False, False),
+    (1, 63, 2, 20, 20, 1.0, True, True, 0),
+    (2, 64, 1, 16, 32, 1.0, False, True, 0),
+    (1, 70, 1, 8, 8, 0.0, True, True, 0),
+    (1, 63, 2, 20, 20, 1.0, True, False, 0),
+    (2, 64, 1, 16, 32, 1.0, False, False, 0),
+    (1, 200, 2, 20, 20, 0.1, True, True, 2),
+    (2, 96, 1, 16, 48, 0.0, False, True, 1),
 ]
 
 
-def delta_errors(B, T, H, Dk, Dv, decay, strided, split) -> dict[str, float]:
+def delta_errors(B, T, H, Dk, Dv, decay, strided, split, segment) -> dict[str, float]:
     """Relative RMS errors of `delta_rule_fused` (float32) against `delta_rule_recurrent` (float64)."""
     from functools import partial
 
@@ -118,11 +123,12 @@ def delta_errors(B, T, H, Dk, Dv, decay, strided, split) -> dict[str, float]:
         return [o, state, *torch.autograd.grad(o, leaves, do.to(dtype))]
 
     names = ["o", "state", "dqkv", "dg", "dbeta"]
+    config = DeltaRuleConfig(split_backward=split, walk_segment=segment)
     return {
         n: rel_rms(a, b)
         for n, a, b in zip(
             names,
-            run(partial(delta_rule_fused, config=DeltaRuleConfig(split_backward=split)), torch.float32),
+            run(partial(delta_rule_fused, config=config), torch.float32),
             run(delta_rule_recurrent, torch.float64),
         )
         if b.norm() > 0
@@ -348,14 +354,47 @@ def test_delta_rule_kernels_compile_for_hopper(Dk, Dv, dtype):
     cfg = fused.DeltaRuleConfig()
     walk = {**meta, "BV": min(meta["BV"], cfg.walk_block)}  # the two walks take value blocks
     pointers = {a: f"*{dtype}" for a in ("q", "k", "v", "beta", "o", "do", "dq", "dk", "dv", "dbeta")}
-    scratch = ("g", "tinv", "u", "uv", "vn", "w", "h", "ht", "dvn", "dhl", "dh", "dg", "dkp", "dbp")
+    scratch = (
+        "g",
+        "tinv",
+        "u",
+        "uv",
+        "vn",
+        "w",
+        "h",
+        "ht",
+        "hs",
+        "dvn",
+        "dhl",
+        "dh",
+        "dhs",
+        "dg",
+        "dkp",
+        "dbp",
+        "P",
+        "Q",
+    )
     pointers |= {a: "*fp32" for a in scratch}
     for kernel, kmeta, warps in (  # at the warps each is launched with (4: Triton's default)
         (fused._prepare, meta, cfg.prepare_warps),
-        (fused._forward, {**walk, "STORE_STATE": True}, cfg.walk_warps),
+        (fused._forward, {**walk, "STORE_STATE": True, "SEGMENTED": False}, cfg.walk_warps),
+        (fused._forward, {**walk, "STORE_STATE": False, "SEGMENTED": True}, cfg.walk_warps),  # segmented walks
+        (fused._segment_maps, walk, cfg.walk_warps),
+        (fused._segment_maps_backward, walk, cfg.walk_warps),
+        (
+            fused._segment_scan,
+            {k: walk[k] for k in ("Dk", "Dv", "BK", "BV", "PREC")} | {"STORE_STATE": True, "REVERSE": False},
+            cfg.walk_warps,
+        ),
+        (
+            fused._segment_scan,
+            {k: walk[k] for k in ("Dk", "Dv", "BK", "BV", "PREC")} | {"STORE_STATE": False, "REVERSE": True},
+            cfg.walk_warps,
+        ),
         (fused._output, meta, 4),
         (fused._backward_local, meta, 4),
-        (fused._backward_state, walk, cfg.walk_warps),
+        (fused._backward_state, {**walk, "SEGMENTED": False}, cfg.walk_warps),
+        (fused._backward_state, {**walk, "SEGMENTED": True}, cfg.walk_warps),
         (fused._backward_chunk, meta, cfg.chunk_warps),
         (fused._backward_chunk_first, meta, cfg.chunk_warps),  # split_backward
         (fused._backward_chunk_second, meta, cfg.chunk_warps),

@@ -36,6 +36,15 @@ and `_backward_chunk` [chunks, B*H] then has everything a chunk needs (S, dS, dv
 v_new) to give dq, dk, dv, dbeta and dg in parallel (derivation in docs/speed.md).
 The walks hold two products per chunk on their serial path. The final state is returned without a
 gradient.
+
+Segmented walks (`DeltaRuleConfig.walk_segment`), for few programs and many chunks: a chunk maps
+the state affinely, S <- A S + (K e^{b_C - b})^T u with A = e^{b_C} I - (K e^{b_C - b})^T w, so a
+segment of chunks maps it as S <- P S + Q. `_segment_maps` [segments, B*H, value blocks] computes
+each segment's P and Q, `_segment_scan` [B*H, value blocks] chains them into the state entering
+each segment, and `_forward` then walks each segment from its entering state, one program per
+segment. The gradient's walk is the transpose: dS <- A^T dS + (terms of the chunk), so a segment
+maps it as dS <- P^T dS + Q' with the forward's P (`_segment_maps_backward` gives Q', the same scan
+runs in reverse, then `_backward_state` per segment).
 """
 
 from __future__ import annotations
@@ -68,6 +77,12 @@ class DeltaRuleConfig:
     # (scripts/delta-paths.py, docs/speed.md)
     split_backward: bool = True
     walk_block: int = 32  # value columns per program of the two walks (the state's columns evolve independently)
+    # Chunks per segment of the two walks; None: automatic (`_segment_chunks`), 0: one segment. A
+    # walk is serial over chunks, one program per (batch x head, value block): at B1 H8 T65536 that is
+    # 8 programs walking 2,048 chunks while the other SMs idle. Segmented, each segment's map of the
+    # state (S -> P S + Q: every chunk's map is affine in S) comes from one program per segment, a
+    # short walk over segments chains them, and the chunk walk runs per segment from its entering state.
+    walk_segment: int | None = None
 
 MAX_HEAD_DIM = 128  # widest head the kernels hold in registers (the backward holds S and dS whole)
 
@@ -158,13 +173,15 @@ if triton is not None:
         tl.store(w + t1[:, None] * Dk + kk[None, :], w1, mask=(t1[:, None] < T) & mk)
         tl.store(w + t2[:, None] * Dk + kk[None, :], w2, mask=(t2[:, None] < T) & mk)
 
-    @triton.jit
-    def _forward(k, g, uv, w, h, ht, T, H, sk_b, sk_t, sk_h, sg_b, sg_t, sg_h,
+    @triton.jit(do_not_specialize=["SEG"])  # SEG = N unsegmented: no compile per length class
+    def _forward(k, g, uv, w, h, ht, hs, T, H, SEG, sk_b, sk_t, sk_h, sg_b, sg_t, sg_h,
                  Dk: tl.constexpr, Dv: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr, BT: tl.constexpr,
-                 PREC: tl.constexpr, STORE_STATE: tl.constexpr):
-        """The state walk for value columns of block program_id(1): h [B*H, N, Dk, Dv], the state entering
-        each chunk, and uv [B*H, T, Dv]: u in, v_new out (each element read before it is written)."""
-        i_bh = tl.program_id(0)
+                 PREC: tl.constexpr, STORE_STATE: tl.constexpr, SEGMENTED: tl.constexpr):
+        """The state walk for value columns of block program_id(1) over the SEG chunks of segment
+        program_id(2): h [B*H, N, Dk, Dv], the state entering each chunk, and uv [B*H, T, Dv]: u in, v_new
+        out (each element read before it is written). SEGMENTED: the walk starts from the segment's
+        entering state in hs [B*H, NS, Dk, Dv] (`_segment_scan`), else from zero."""
+        i_bh, i_s = tl.program_id(0), tl.program_id(2)
         i_b, i_h = i_bh // H, i_bh % H
         k, g = k + i_b * sk_b + i_h * sk_h, g + i_b * sg_b + i_h * sg_h
         uv, w = uv + i_bh * T * Dv, w + i_bh * T * Dk
@@ -173,10 +190,16 @@ if triton is not None:
         kk, c = tl.arange(0, BK), tl.arange(0, BT)
         vv = tl.program_id(1) * BV + tl.arange(0, BV)
         mS = (kk[:, None] < Dk) & (vv[None, :] < Dv)
-        S = tl.zeros([BK, BV], dtype=tl.float32)
-        kn, gn = _load(k, sk_t, c, T, kk, Dk), _load_row(g, sg_t, c, T)
-        wn, un = _load(w, Dk, c, T, kk, Dk), _load(uv, Dv, c, T, vv, Dv)
-        for n in range(N):
+        if SEGMENTED:
+            state = (i_bh * tl.cdiv(N, SEG) + i_s) * Dk * Dv + kk[:, None] * Dv + vv[None, :]
+            S = tl.load(hs + state, mask=mS, other=0.0)  # [BK, BV]
+        else:
+            S = tl.zeros([BK, BV], dtype=tl.float32)
+        n0 = i_s * SEG
+        t = n0 * BT + c
+        kn, gn = _load(k, sk_t, t, T, kk, Dk), _load_row(g, sg_t, t, T)
+        wn, un = _load(w, Dk, t, T, kk, Dk), _load(uv, Dv, t, T, vv, Dv)
+        for n in range(n0, tl.minimum(n0 + SEG, N)):
             t = n * BT + c
             kc, gc, wc, uc = kn, gn, wn, un
             # the next chunk's inputs, loaded while this chunk computes (they do not depend on S)
@@ -188,6 +211,62 @@ if triton is not None:
             v_new = uc - tl.dot(wc, S, input_precision=PREC)  # [BT, BV]
             tl.store(uv + t[:, None] * Dv + vv[None, :], v_new, mask=(t[:, None] < T) & (vv[None, :] < Dv))
             S = S * tl.exp(bC) + tl.dot(tl.trans(kd), v_new, input_precision=PREC)
+        if STORE_STATE:
+            tl.store(ht + i_bh * Dk * Dv + kk[:, None] * Dv + vv[None, :], S, mask=mS)
+
+    @triton.jit
+    def _segment_maps(k, g, uv, w, P, Q, T, H, SEG, sk_b, sk_t, sk_h, sg_b, sg_t, sg_h,
+                      Dk: tl.constexpr, Dv: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr, BT: tl.constexpr,
+                      PREC: tl.constexpr):
+        """A segment's map of the state, S_out = P S_in + Q, for segment program_id(0) and value block
+        program_id(2): per chunk S <- A S + (K e^{b_C - b})^T u with A = e^{b_C} I - (K e^{b_C - b})^T w, so
+        P <- A P and Q <- A Q + (K e^{b_C - b})^T u over its chunks. P [B*H, NS, Dk, Dk] (stored by value
+        block 0), Q [B*H, NS, Dk, Dv]."""
+        i_s, i_bh = tl.program_id(0), tl.program_id(1)
+        i_b, i_h = i_bh // H, i_bh % H
+        k, g = k + i_b * sk_b + i_h * sk_h, g + i_b * sg_b + i_h * sg_h
+        uv, w = uv + i_bh * T * Dv, w + i_bh * T * Dk
+        N = tl.cdiv(T, BT)
+        kk, kj, c = tl.arange(0, BK), tl.arange(0, BK), tl.arange(0, BT)
+        vv = tl.program_id(2) * BV + tl.arange(0, BV)
+        Pm = tl.where(kk[:, None] == kj[None, :], 1.0, 0.0)  # [BK, BK]
+        Qm = tl.zeros([BK, BV], dtype=tl.float32)
+        for n in range(i_s * SEG, tl.minimum(i_s * SEG + SEG, N)):
+            t = n * BT + c
+            kc, gc = _load(k, sk_t, t, T, kk, Dk), _load_row(g, sg_t, t, T)
+            wc, uc = _load(w, Dk, t, T, kk, Dk), _load(uv, Dv, t, T, vv, Dv)
+            bC = tl.sum(gc, axis=0)
+            kdT = tl.trans(kc * tl.exp(bC - tl.cumsum(gc, axis=0))[:, None])  # [BK, BT]
+            Pm = Pm * tl.exp(bC) - tl.dot(kdT, tl.dot(wc, Pm, input_precision=PREC), input_precision=PREC)
+            Qm = Qm * tl.exp(bC) - tl.dot(kdT, tl.dot(wc, Qm, input_precision=PREC) - uc, input_precision=PREC)
+        NS = tl.cdiv(N, SEG)
+        mP = (kk[:, None] < Dk) & (kj[None, :] < Dk)
+        if tl.program_id(2) == 0:
+            tl.store(P + (i_bh * NS + i_s) * Dk * Dk + kk[:, None] * Dk + kj[None, :], Pm, mask=mP)
+        tl.store(Q + (i_bh * NS + i_s) * Dk * Dv + kk[:, None] * Dv + vv[None, :], Qm,
+                 mask=(kk[:, None] < Dk) & (vv[None, :] < Dv))
+
+    @triton.jit
+    def _segment_scan(P, Q, hs, ht, NS, Dk: tl.constexpr, Dv: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr,
+                      PREC: tl.constexpr, STORE_STATE: tl.constexpr, REVERSE: tl.constexpr):
+        """The walk over segments for value block program_id(1): hs [B*H, NS, Dk, Dv] gets the state
+        entering each segment, S <- P S + Q from S = 0 (`_segment_maps`). REVERSE: the backward's walk
+        over the gradient leaving each segment, dS <- P^T dS + Q from the last segment (the map of dS
+        through a segment is the transpose of the state's, in reverse order)."""
+        i_bh = tl.program_id(0)
+        kk, kj = tl.arange(0, BK), tl.arange(0, BK)
+        vv = tl.program_id(1) * BV + tl.arange(0, BV)
+        mS, mP = (kk[:, None] < Dk) & (vv[None, :] < Dv), (kk[:, None] < Dk) & (kj[None, :] < Dk)
+        S = tl.zeros([BK, BV], dtype=tl.float32)
+        for m in range(NS):
+            s = NS - 1 - m if REVERSE else m
+            tl.store(hs + (i_bh * NS + s) * Dk * Dv + kk[:, None] * Dv + vv[None, :], S, mask=mS)
+            if REVERSE:  # P^T: element (i, j) read from P[j, i]
+                Pm = tl.load(P + (i_bh * NS + s) * Dk * Dk + kj[None, :] * Dk + kk[:, None], mask=mP, other=0.0)
+            else:
+                Pm = tl.load(P + (i_bh * NS + s) * Dk * Dk + kk[:, None] * Dk + kj[None, :], mask=mP, other=0.0)
+            Qm = tl.load(Q + (i_bh * NS + s) * Dk * Dv + kk[:, None] * Dv + vv[None, :], mask=mS, other=0.0)
+            S = tl.dot(Pm, S, input_precision=PREC) + Qm
         if STORE_STATE:
             tl.store(ht + i_bh * Dk * Dv + kk[:, None] * Dv + vv[None, :], S, mask=mS)
 
@@ -231,13 +310,14 @@ if triton is not None:
         state = (i_bh * tl.cdiv(T, BT) + i_n) * Dk * Dv + kk[:, None] * Dv + vv[None, :]
         tl.store(dhl + state, dS, mask=(kk[:, None] < Dk) & (vv[None, :] < Dv))
 
-    @triton.jit
-    def _backward_state(k, g, w, dvn, dhl, dh, T, H, sk_b, sk_t, sk_h, sg_b, sg_t, sg_h,
+    @triton.jit(do_not_specialize=["SEG"])  # SEG = N unsegmented: no compile per length class
+    def _backward_state(k, g, w, dvn, dhl, dh, dhs, T, H, SEG, sk_b, sk_t, sk_h, sg_b, sg_t, sg_h,
                         Dk: tl.constexpr, Dv: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr, BT: tl.constexpr,
-                        PREC: tl.constexpr):
-        """Reverse walk: dvn [B*H, T, Dv] (A^T dO in, dv_new out) and dh [B*H, N, Dk, Dv], the gradient
-        of the state leaving each chunk."""
-        i_bh = tl.program_id(0)
+                        PREC: tl.constexpr, SEGMENTED: tl.constexpr):
+        """Reverse walk over the SEG chunks of segment program_id(2): dvn [B*H, T, Dv] (A^T dO in,
+        dv_new out) and dh [B*H, N, Dk, Dv], the gradient of the state leaving each chunk. SEGMENTED:
+        the walk starts from the gradient leaving the segment, dhs [B*H, NS, Dk, Dv], else from zero."""
+        i_bh, i_s = tl.program_id(0), tl.program_id(2)
         i_b, i_h = i_bh // H, i_bh % H
         k, g = k + i_b * sk_b + i_h * sk_h, g + i_b * sg_b + i_h * sg_h
         w, dvn = w + i_bh * T * Dk, dvn + i_bh * T * Dv
@@ -246,16 +326,21 @@ if triton is not None:
         kk, c = tl.arange(0, BK), tl.arange(0, BT)
         vv = tl.program_id(1) * BV + tl.arange(0, BV)
         mS = (kk[:, None] < Dk) & (vv[None, :] < Dv)
-        dS = tl.zeros([BK, BV], dtype=tl.float32)
-        t = (N - 1) * BT + c
+        if SEGMENTED:
+            state = (i_bh * tl.cdiv(N, SEG) + i_s) * Dk * Dv + kk[:, None] * Dv + vv[None, :]
+            dS = tl.load(dhs + state, mask=mS, other=0.0)  # [BK, BV]
+        else:
+            dS = tl.zeros([BK, BV], dtype=tl.float32)
+        first, last = i_s * SEG, tl.minimum(i_s * SEG + SEG, N) - 1
+        t = last * BT + c
         kn, gn, wn = _load(k, sk_t, t, T, kk, Dk), _load_row(g, sg_t, t, T), _load(w, Dk, t, T, kk, Dk)
-        dvln, dSln = _load(dvn, Dv, t, T, vv, Dv), tl.load(dhl + (N - 1) * Dk * Dv + kk[:, None] * Dv + vv[None, :], mask=mS, other=0.0)
-        for m in range(N):
-            n = N - 1 - m
+        dvln, dSln = _load(dvn, Dv, t, T, vv, Dv), tl.load(dhl + last * Dk * Dv + kk[:, None] * Dv + vv[None, :], mask=mS, other=0.0)
+        for m in range(last - first + 1):
+            n = last - m
             t = n * BT + c
             kc, gc, wc, dvl, dSl = kn, gn, wn, dvln, dSln
-            # the previous chunk's inputs, loaded while this chunk computes (after chunk 0, chunk 0 again, unused)
-            p = tl.maximum(n - 1, 0)
+            # the previous chunk's inputs, loaded while this chunk computes (after the first, the first again, unused)
+            p = tl.maximum(n - 1, first)
             tp = p * BT + c
             kn, gn = _load(k, sk_t, tp, T, kk, Dk), _load_row(g, sg_t, tp, T)
             wn, dvln = _load(w, Dk, tp, T, kk, Dk), _load(dvn, Dv, tp, T, vv, Dv)
@@ -266,6 +351,35 @@ if triton is not None:
             dv_new = dvl + tl.dot(kd, dS, input_precision=PREC)  # [BT, BV]
             tl.store(dvn + t[:, None] * Dv + vv[None, :], dv_new, mask=(t[:, None] < T) & (vv[None, :] < Dv))
             dS = dS * tl.exp(bC) + dSl - tl.dot(tl.trans(wc), dv_new, input_precision=PREC)
+
+    @triton.jit
+    def _segment_maps_backward(k, g, w, dvn, dhl, Q, T, H, SEG, sk_b, sk_t, sk_h, sg_b, sg_t, sg_h,
+                               Dk: tl.constexpr, Dv: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr,
+                               BT: tl.constexpr, PREC: tl.constexpr):
+        """The reverse walk's map through segment program_id(0), dS_in = P^T dS_out + Q, for value block
+        program_id(2): per chunk (last first) dS <- A^T dS + dSl - w^T (A^T dO), A^T = e^{b_C} I -
+        w^T (K e^{b_C - b}), so Q <- A^T Q + dSl - w^T (A^T dO); P is the forward's. Q [B*H, NS, Dk, Dv]."""
+        i_s, i_bh = tl.program_id(0), tl.program_id(1)
+        i_b, i_h = i_bh // H, i_bh % H
+        k, g = k + i_b * sk_b + i_h * sk_h, g + i_b * sg_b + i_h * sg_h
+        w, dvn = w + i_bh * T * Dk, dvn + i_bh * T * Dv
+        N = tl.cdiv(T, BT)
+        dhl += i_bh * N * Dk * Dv
+        kk, c = tl.arange(0, BK), tl.arange(0, BT)
+        vv = tl.program_id(2) * BV + tl.arange(0, BV)
+        mS = (kk[:, None] < Dk) & (vv[None, :] < Dv)
+        Qm = tl.zeros([BK, BV], dtype=tl.float32)
+        first, last = i_s * SEG, tl.minimum(i_s * SEG + SEG, N) - 1
+        for m in range(last - first + 1):
+            n = last - m
+            t = n * BT + c
+            kc, gc, wc = _load(k, sk_t, t, T, kk, Dk), _load_row(g, sg_t, t, T), _load(w, Dk, t, T, kk, Dk)
+            dvl = _load(dvn, Dv, t, T, vv, Dv)  # [BT, BV]
+            dSl = tl.load(dhl + n * Dk * Dv + kk[:, None] * Dv + vv[None, :], mask=mS, other=0.0)
+            bC = tl.sum(gc, axis=0)
+            kd = kc * tl.exp(bC - tl.cumsum(gc, axis=0))[:, None]  # K e^{b_C - b}
+            Qm = Qm * tl.exp(bC) + dSl - tl.dot(tl.trans(wc), tl.dot(kd, Qm, input_precision=PREC) + dvl, input_precision=PREC)
+        tl.store(Q + (i_bh * tl.cdiv(N, SEG) + i_s) * Dk * Dv + kk[:, None] * Dv + vv[None, :], Qm, mask=mS)
 
     @triton.jit
     def _grads_through_output_and_state(q, k, g, do, vn, h, dh, dq, T, H, scale, i_n, i_bh,
@@ -399,6 +513,21 @@ if triton is not None:
                                  Dk, Dv, BK, BV, BT, PREC)
 
 
+SEGMENT = 16  # chunks per segment when `_segment_chunks` segments the walks
+
+
+def _segment_chunks(config: DeltaRuleConfig, programs: int, N: int, device: torch.device) -> int:
+    """Chunks per segment of the two walks over N chunks (N: one segment, the plain walk). Automatic:
+    segments of SEGMENT chunks where the walks' programs would fill under half the GPU's SMs and the
+    sequence holds at least four segments; a plain walk otherwise, and on CPU (the interpreter)."""
+    if config.walk_segment is not None:
+        return N if config.walk_segment == 0 else min(config.walk_segment, N)
+    if device.type != "cuda":
+        return N
+    sms = torch.cuda.get_device_properties(device).multi_processor_count
+    return SEGMENT if programs < sms // 2 and N >= 4 * SEGMENT else N
+
+
 def _strides(x: torch.Tensor) -> tuple[int, int, int]:
     """(batch, time, head) strides of x [B, T, H, ...] (the last dim, if any, is contiguous)."""
     return x.stride(0), x.stride(1), x.stride(2)
@@ -430,19 +559,29 @@ class DeltaRuleFused(torch.autograd.Function):
         ht = torch.empty(B, H, Dk, Dv, **f32) if output_final_state else None
         _prepare[(N, B * H)](k, v, g, beta, tinv, uv, w, T, H, *_strides(k), *_strides(v), *_strides(g), *_strides(beta),
                              num_warps=config.prepare_warps, **meta)
-        _forward[(B * H, triton.cdiv(Dv, walk["BV"]))](
-            k, g, uv, w, h, h if ht is None else ht, T, H, *_strides(k), *_strides(g), STORE_STATE=output_final_state,
-            num_warps=config.walk_warps, **walk)
+        nvb = triton.cdiv(Dv, walk["BV"])
+        seg = _segment_chunks(config, B * H * nvb, N, q.device)
+        NS = triton.cdiv(N, seg)
+        P = hs = None
+        if NS > 1:  # each segment's map, then the walk over segments: the state entering each
+            P, Q, hs = torch.empty(B * H, NS, Dk, Dk, **f32), torch.empty(B * H, NS, Dk, Dv, **f32), torch.empty(B * H, NS, Dk, Dv, **f32)
+            _segment_maps[(NS, B * H, nvb)](k, g, uv, w, P, Q, T, H, seg, *_strides(k), *_strides(g),
+                                            num_warps=config.walk_warps, **walk)
+            _segment_scan[(B * H, nvb)](P, Q, hs, hs if ht is None else ht, NS, Dk, Dv, walk["BK"], walk["BV"], meta["PREC"],
+                                        STORE_STATE=output_final_state, REVERSE=False, num_warps=config.walk_warps)
+        _forward[(B * H, nvb, NS)](
+            k, g, uv, w, h, h if ht is None else ht, h if hs is None else hs, T, H, seg, *_strides(k), *_strides(g),
+            STORE_STATE=output_final_state and NS == 1, SEGMENTED=NS > 1, num_warps=config.walk_warps, **walk)
         _output[(N, B * H)](q, k, g, uv, h, o, T, H, scale, *_strides(q), *_strides(k), *_strides(g), *_strides(o), **meta)
-        ctx.save_for_backward(q, k, v, g, beta, tinv, w, uv, h)
-        ctx.scale, ctx.config = scale, config
+        ctx.save_for_backward(q, k, v, g, beta, tinv, w, uv, h, *([] if P is None else [P]))
+        ctx.scale, ctx.config, ctx.segment = scale, config, seg
         if ht is not None:
             ctx.mark_non_differentiable(ht)
         return o, ht
 
     @staticmethod
     def backward(ctx, do, dht):
-        q, k, v, g, beta, tinv, w, vn, h = ctx.saved_tensors
+        q, k, v, g, beta, tinv, w, vn, h, *P = ctx.saved_tensors  # P: the segments' state maps, if segmented
         do = do if do.stride(-1) == 1 else do.contiguous()
         B, T, H, Dk = q.shape
         Dv = v.shape[-1]
@@ -453,8 +592,18 @@ class DeltaRuleFused(torch.autograd.Function):
         dhl, dh = (torch.empty(B * H, N, Dk, Dv, device=q.device, dtype=torch.float32) for _ in range(2))
         _backward_local[(N, B * H)](q, k, g, do, dvn, dhl, T, H, ctx.scale,
                                     *_strides(q), *_strides(k), *_strides(g), *_strides(do), **meta)
-        _backward_state[(B * H, triton.cdiv(Dv, walk["BV"]))](
-            k, g, w, dvn, dhl, dh, T, H, *_strides(k), *_strides(g), num_warps=ctx.config.walk_warps, **walk)
+        nvb, seg = triton.cdiv(Dv, walk["BV"]), ctx.segment
+        NS = triton.cdiv(N, seg)
+        dhs = None
+        if NS > 1:  # each segment's map of the gradient (before the walk overwrites dvn), then the walk over them
+            Q, dhs = (torch.empty(B * H, NS, Dk, Dv, device=q.device, dtype=torch.float32) for _ in range(2))
+            _segment_maps_backward[(NS, B * H, nvb)](k, g, w, dvn, dhl, Q, T, H, seg, *_strides(k), *_strides(g),
+                                                     num_warps=ctx.config.walk_warps, **walk)
+            _segment_scan[(B * H, nvb)](P[0], Q, dhs, dhs, NS, Dk, Dv, walk["BK"], walk["BV"], meta["PREC"],
+                                        STORE_STATE=False, REVERSE=True, num_warps=ctx.config.walk_warps)
+        _backward_state[(B * H, nvb, NS)](
+            k, g, w, dvn, dhl, dh, dh if dhs is None else dhs, T, H, seg, *_strides(k), *_strides(g),
+            SEGMENTED=NS > 1, num_warps=ctx.config.walk_warps, **walk)
         dq, dk = (torch.empty(B, T, H, Dk, device=q.device, dtype=x.dtype) for x in (q, k))  # contiguous
         dv = torch.empty(B, T, H, Dv, device=q.device, dtype=v.dtype)
         dg, dbeta = torch.empty(B, T, H, device=q.device, dtype=g.dtype), torch.empty(B, T, H, device=q.device, dtype=beta.dtype)
