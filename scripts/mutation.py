@@ -51,6 +51,9 @@ TESTS = {
     "slabench/models/linear_base.py": ["tests/test_plumbing.py", "tests/test_mixers.py"],
     "slabench/models/sla.py": ["tests/test_plumbing.py", "tests/test_mixers.py"],
     "slabench/kernels/gdn_gates/": ["tests/test_kernels.py"],
+    "slabench/kernels/gla/short.py": [
+        "tests/test_triton_interpreter.py::test_project_triton_kernels_match_float64_references_in_interpreter"
+    ],
     "slabench/kernels/delta_rule/fused.py": [
         "tests/test_triton_interpreter.py::test_project_triton_kernels_match_float64_references_in_interpreter"
     ],
@@ -490,6 +493,20 @@ CORE_MUTANTS = [
         "tl.dot(tl.trans(wc), tl.dot(kd, Qm, input_precision=PREC) + dvl, input_precision=PREC)",
         "tl.dot(tl.trans(wc), dvl, input_precision=PREC)",
         "a segment's gradient map drops the state's path through the delta rule's write",
+    ),
+    M(
+        "gla-short-q-dq-every-block",
+        "slabench/kernels/gla/short.py",
+        "db = tl.where(first, qc * dqc, 0.0) - kc * dkc",
+        "db = qc * dqc - kc * dkc",
+        "with values in blocks, the decay's gradient counts q dq once per block",
+    ),
+    M(
+        "gla-short-dq-first-block-only",
+        "slabench/kernels/gla/short.py",
+        "dq32 = dq32.sum(0) if nvb > 1 else dq32[0]",
+        "dq32 = dq32[0]",
+        "with values in blocks, dq keeps the first block's share only",
     ),
 ]
 

@@ -71,8 +71,11 @@ def test_gla_short_odd_shapes_and_strided_inputs(dtype):
         (3, 37, 3, 8, 20, "channel"),
         (2, 250, 4, 16, 32, "head"),
         (2, 100, 2, 64, 64, "none"),
-        (2, 130, 2, 64, 48, "head"),  # the widest heads 'simple_gla' offers the kernel
+        (2, 130, 2, 64, 48, "head"),  # the widest keys 'simple_gla' offers the kernel
         (4, 1024, 2, 4, 16, "channel"),
+        (2, 200, 4, 64, 128, "head"),  # values in two blocks: retnet at d_model 256, 4 heads
+        (2, 130, 2, 32, 64, "channel"),  # gla at d_model 256, 4 heads
+        (1, 77, 2, 16, 80, "none"),  # a partial last value block
     ]:
         h = torch.randn(B, T, H * (2 * Dk + Dv), device="cuda")
         g = {

@@ -207,12 +207,17 @@ def test_dispatch_probes_each_head_dims_once(monkeypatch):
 
 def test_short_gla_kernel_is_offered_for_short_sequences_and_narrow_heads_only():
     """dims (Dk, Dv, T <= SHORT_T): the one-program-per-head kernel walks T sequentially and keeps
-    its state in registers, so long sequences and wide heads go to fla's chunk kernels."""
+    its state in registers, so long sequences and wide keys go to fla's chunk kernels; values up
+    to 4x the widest key split into blocks, one program each."""
     from slabench.kernels.gla.short import SHORT_T
 
     applies = dispatch.OPS["gla"].only["triton_gla_short"]
     assert applies((16, 32, True)) is None and applies((32, 32, True)) is None
-    assert "T <= " in applies((16, 32, False)) and "head dims" in applies((64, 32, True))
+    assert applies((32, 64, True)) is None and applies((32, 128, True)) is None  # value blocks
+    assert "T <= " in applies((16, 32, False)) and "keys <= 32" in applies((64, 32, True))
+    assert "values <= 128" in applies((32, 160, True))
+    per_head = dispatch.OPS["simple_gla"].only["triton_gla_short"]
+    assert per_head((64, 128, True)) is None and "keys <= 64" in per_head((128, 64, True))
     x = torch.zeros(1, SHORT_T + 1, 2, 16)
     assert dispatch.OPS["gla"].dims_of([x, x, x]) == (16, 16, False)
     assert dispatch.OPS["simple_gla"].dims_of([x[:, :5], x[:, :5], x[:, :5, :, :8]]) == (16, 8, True)

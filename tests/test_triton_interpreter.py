@@ -43,6 +43,11 @@ CASES = [
     (2, 45, 2, 64, 48, "head", True),  # the widest heads 'simple_gla' offers the kernel
     (1, 40, 1, 40, 64, "head-strong", False),
     (1, 35, 2, 64, 64, "none", True),
+    # values wider than a program holds, split into value blocks (the last one partial at 80 and 40)
+    (2, 37, 3, 8, 48, "channel", True),
+    (1, 63, 2, 20, 80, "head", False),
+    (2, 40, 2, 16, 96, "none", True),
+    (2, 50, 2, 8, 40, "channel-strong", True),
 ]
 
 

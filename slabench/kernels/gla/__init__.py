@@ -6,9 +6,10 @@
 
 `reference.py` holds the chunked form and the step-by-step oracle, `short.py` the project's
 Triton kernel (one program per batch and head), `fla_adapters.py` fla's kernels. Candidates,
-in order: the short kernel for T <= 1024 and head dims <= 32 (<= 64 for 'simple_gla', whose
-per-head decays need no [C, C, Dk] tensor), where fla's chunk kernels are bound by their
-launches; fla's chunk kernel native to the op; fla's fused recurrent kernel; the reference.
+in order: the short kernel for T <= 1024 and keys <= 32 wide (<= 64 for 'simple_gla', whose
+per-head decays need no [C, C, Dk] tensor) and values up to 4x that (split into blocks, one
+program each), where fla's chunk kernels are bound by their launches; fla's chunk kernel
+native to the op; fla's fused recurrent kernel; the reference.
 The dims a call specialises on are (Dk, Dv, T <= SHORT_T): fla 0.6.0's chunk_gla backward
 fails to compile for keys 4 wide (d_model 64, 8 heads) while 8 and up work.
 """

@@ -1,4 +1,4 @@
-"""Gated linear attention for short sequences: one Triton program per (batch, head).
+"""Gated linear attention for short sequences: one Triton program per (batch, head, value block).
 
 Same op as `gla_chunk` in `reference.py` (fla's layout, q, k [B, T, H, Dk], v [B, T, H, Dv], decay g None,
 [B, T, H] or [B, T, H, Dk]). At synthetic-task sizes fla's chunk_gla is bound by its ~10
@@ -6,7 +6,10 @@ kernel launches per direction, not by work: at B64 T256 H8 Dk8 Dv16 on an H100 i
 0.40 ms fwd+bwd even replayed from a CUDA graph. Here each program walks its sequence in
 chunks of C = 16 tokens with the state [Dk, Dv] in registers, so the forward is one kernel
 and the backward two (dq in a forward sweep, then dk, dv, dg in a reverse sweep). The walk is
-sequential in T, so the op offers this path for short sequences only (`SHORT_T`).
+sequential in T, so the op offers this path for short sequences only (`SHORT_T`). Values wider
+than a program holds are split into blocks, one program each: the state's columns evolve
+independently, so o and dv split exactly, while dq, dk and dg are sums over value columns, each
+block writing its share (float32 scratch, summed by torch); q dq enters dg once, in block 0.
 
 Per chunk, with b the cumulative log decay from the chunk start (inclusive) and b_C its total:
 
@@ -43,6 +46,9 @@ MAX_HEAD_DIM = 32
 # state [Dk, Dv] is the widest tile; 64 keeps it at 32 float32 registers a thread at 4 warps.
 MAX_HEAD_DIM_PER_HEAD_DECAY = 64
 SHORT_T = 1024  # longest T this path takes; beyond it fla's chunk-parallel kernels win (docs/speed.md)
+# Values wider than a program holds are split into blocks, one program each (the state's columns
+# evolve independently); the key side is not split, so keys stay within the widths above.
+VALUE_BLOCKS = 4  # most value blocks a call takes: values up to 4x the widest head
 
 
 @dataclass(frozen=True)
@@ -50,13 +56,14 @@ class GLAShortConfig:
     """Launch settings of the three kernels (scripts/gla-paths.py sweeps them)."""
 
     num_warps: int | None = None  # None: chosen by state size in `_meta`
+    value_block: int | None = None  # value columns a program holds; None: the widest head of the decay form
 
 
 def unsuited(dims: tuple[int, int, bool], widest: int = MAX_HEAD_DIM) -> str | None:
     """Why this path does not suit a call of dispatch dims (Dk, Dv, T <= SHORT_T), or None if it does."""
-    if dims[2] and max(dims[:2]) <= widest:
+    if dims[2] and dims[0] <= widest and dims[1] <= VALUE_BLOCKS * widest:
         return None
-    return f"only for T <= {SHORT_T} and head dims <= {widest}"
+    return f"only for T <= {SHORT_T}, keys <= {widest} and values <= {VALUE_BLOCKS * widest} wide"
 
 
 def unsuited_per_head_decay(dims: tuple[int, int, bool]) -> str | None:
@@ -112,7 +119,7 @@ if triton is not None:
         i_b, i_h = tl.program_id(0) // H, tl.program_id(0) % H
         q, k, v, o = q + i_b * sq_b + i_h * sq_h, k + i_b * sk_b + i_h * sk_h, v + i_b * sv_b + i_h * sv_h, o + i_b * so_b + i_h * so_h
         g += i_b * sg_b + i_h * sg_h
-        kk, vv, c = tl.arange(0, BK), tl.arange(0, BV), tl.arange(0, CS)
+        kk, vv, c = tl.arange(0, BK), tl.program_id(1) * BV + tl.arange(0, BV), tl.arange(0, CS)  # value block program_id(1)
         S = tl.zeros([BK, BV], dtype=tl.float32)
         for t0 in range(0, T, CS):
             t = t0 + c
@@ -137,12 +144,13 @@ if triton is not None:
                     sq_b, sq_t, sq_h, sk_b, sk_t, sk_h, sv_b, sv_t, sv_h, sg_b, sg_t, sg_h, so_b, so_t, so_h,
                     Dk: tl.constexpr, Dv: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr, CS: tl.constexpr,
                     G_MODE: tl.constexpr):
-        """dq_i = scale * [e^{b_i} (S do_i) + sum_{j <= i} (do_i . v_j) k_j e^{b_i - b_j}], float32, contiguous."""
+        """dq_i = scale * [e^{b_i} (S do_i) + sum_{j <= i} (do_i . v_j) k_j e^{b_i - b_j}], float32, contiguous:
+        the share of value block program_id(1) (a sum over value columns), [blocks, B, H, T, Dk]."""
         i_b, i_h = tl.program_id(0) // H, tl.program_id(0) % H
         k, v, do = k + i_b * sk_b + i_h * sk_h, v + i_b * sv_b + i_h * sv_h, do + i_b * so_b + i_h * so_h
         g += i_b * sg_b + i_h * sg_h
-        dq += tl.program_id(0) * T * Dk  # [T, Dk] per (b, h): float32 scratch, [B, H, T, Dk]
-        kk, vv, c = tl.arange(0, BK), tl.arange(0, BV), tl.arange(0, CS)
+        dq += (tl.program_id(1) * tl.num_programs(0) + tl.program_id(0)) * T * Dk  # [T, Dk] per (block, b, h)
+        kk, vv, c = tl.arange(0, BK), tl.program_id(1) * BV + tl.arange(0, BV), tl.arange(0, CS)
         S = tl.zeros([BK, BV], dtype=tl.float32)
         for t0 in range(0, T, CS):
             t = t0 + c
@@ -160,18 +168,22 @@ if triton is not None:
             S = S * tl.exp(bC)[:, None] + tl.dot(tl.trans(kc * tl.exp(bC[None, :] - b)), vc)
 
     @triton.jit
-    def _gla_bwd_dkv(q, k, v, g, do, dq32, dq, dk, dv, dg, T, H, scale,
+    def _gla_bwd_dkv(q, k, v, g, do, dq32, dq, dk, dv, dg, T, H, scale, blk_k, blk_g,
                      sq_b, sq_t, sq_h, sk_b, sk_t, sk_h, sv_b, sv_t, sv_h, sg_b, sg_t, sg_h, so_b, so_t, so_h,
                      Dk: tl.constexpr, Dv: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr, CS: tl.constexpr,
                      G_MODE: tl.constexpr):
-        """Reverse sweep: dk, dv, dg (and dq cast to the input dtype); outputs contiguous [B, T, H, D]."""
+        """Reverse sweep: dk, dv, dg (and dq cast to the input dtype); outputs contiguous [B, T, H, D].
+        Value block program_id(1) writes dv's columns and its shares of dk and dg (sums over value
+        columns) at dk + block * blk_k, dg + block * blk_g (blk 0 with one block: the outputs)."""
         i_b, i_h = tl.program_id(0) // H, tl.program_id(0) % H
         q, k, v, do = q + i_b * sq_b + i_h * sq_h, k + i_b * sk_b + i_h * sk_h, v + i_b * sv_b + i_h * sv_h, do + i_b * so_b + i_h * so_h
         g += i_b * sg_b + i_h * sg_h
         dq32 += tl.program_id(0) * T * Dk
         row_k, row_v = (i_b * T * H + i_h) * Dk, (i_b * T * H + i_h) * Dv  # outputs: [B, T, H, D] contiguous
-        dq, dk, dv = dq + row_k, dk + row_k, dv + row_v
-        kk, vv, c = tl.arange(0, BK), tl.arange(0, BV), tl.arange(0, CS)
+        dq, dk, dv = dq + row_k, dk + tl.program_id(1) * blk_k + row_k, dv + row_v
+        dg += tl.program_id(1) * blk_g
+        first = tl.program_id(1) == 0  # q dq (dq is whole: the sum over blocks) counts once, in block 0
+        kk, vv, c = tl.arange(0, BK), tl.program_id(1) * BV + tl.arange(0, BV), tl.arange(0, CS)
         dH = tl.zeros([BK, BV], dtype=tl.float32)  # gradient of the state leaving the chunk
         dg_later = tl.zeros([BK], dtype=tl.float32)  # sum of q dq - k dk over later chunks
         N = tl.cdiv(T, CS)
@@ -198,12 +210,13 @@ if triton is not None:
             k_end = kc * tl.exp(bC[None, :] - b)  # keys decayed to the chunk's end
             dvc = tl.dot(tl.trans(A), doc) + tl.dot(k_end, dH)  # [CS, BV]
             dkc = scale * dk_intra + tl.exp(bC[None, :] - b) * tl.dot(vc, tl.trans(dH))
-            db = qc * dqc - kc * dkc  # [CS, BK]
+            db = tl.where(first, qc * dqc, 0.0) - kc * dkc  # [CS, BK]
             dgc = tl.cumsum(db, axis=0, reverse=True) + dg_later[None, :]
             dg_later += tl.sum(db, axis=0)
             dH = dH * tl.exp(bC)[:, None] + scale * tl.dot(tl.trans(qc * tl.exp(b)), doc)
             mk, mv = (t[:, None] < T) & (kk[None, :] < Dk), (t[:, None] < T) & (vv[None, :] < Dv)
-            tl.store(dq + t[:, None] * H * Dk + kk[None, :], dqc.to(dq.dtype.element_ty), mask=mk)
+            if tl.program_id(1) == 0:
+                tl.store(dq + t[:, None] * H * Dk + kk[None, :], dqc.to(dq.dtype.element_ty), mask=mk)
             tl.store(dk + t[:, None] * H * Dk + kk[None, :], dkc.to(dk.dtype.element_ty), mask=mk)
             tl.store(dv + t[:, None] * H * Dv + vv[None, :], dvc.to(dv.dtype.element_ty), mask=mv)
             if G_MODE == 2:
@@ -230,7 +243,7 @@ class GLAShort(torch.autograd.Function):
         o = torch.empty(B, T, H, Dv, device=q.device, dtype=q.dtype)
         ht = torch.empty(B, H, Dk, Dv, device=q.device, dtype=torch.float32) if output_final_state else None
         meta = _meta(Dk, Dv, g_mode, config)
-        _gla_fwd[(B * H,)](q, k, v, q if g is None else g, o, ht if ht is not None else o, T, H, scale,
+        _gla_fwd[(B * H, triton.cdiv(Dv, meta["BV"]))](q, k, v, q if g is None else g, o, ht if ht is not None else o, T, H, scale,
                            *_strides(q), *_strides(k), *_strides(v), *_strides(g), *_strides(o),
                            STORE_STATE=output_final_state, **meta)
         ctx.save_for_backward(q, k, v, g)
@@ -246,22 +259,31 @@ class GLAShort(torch.autograd.Function):
         B, T, H, Dk = q.shape
         Dv = v.shape[-1]
         meta = _meta(Dk, Dv, ctx.g_mode, ctx.config)
+        nvb = triton.cdiv(Dv, meta["BV"])  # value blocks: dq, dk and dg are sums of their shares
         strides = (*_strides(q), *_strides(k), *_strides(v), *_strides(g), *_strides(do))
         gp = q if g is None else g
-        dq32 = torch.empty(B, H, T, Dk, device=q.device, dtype=torch.float32)
-        _gla_bwd_dq[(B * H,)](q, k, v, gp, do, dq32, T, H, ctx.scale, *strides, **meta)
-        dq, dk = (torch.empty(B, T, H, Dk, device=q.device, dtype=x.dtype) for x in (q, k))  # contiguous
+        dq32 = torch.empty(nvb, B, H, T, Dk, device=q.device, dtype=torch.float32)
+        _gla_bwd_dq[(B * H, nvb)](q, k, v, gp, do, dq32, T, H, ctx.scale, *strides, **meta)
+        dq32 = dq32.sum(0) if nvb > 1 else dq32[0]  # [B, H, T, Dk]
+        dq = torch.empty(B, T, H, Dk, device=q.device, dtype=q.dtype)  # contiguous
         dv = torch.empty(B, T, H, Dv, device=q.device, dtype=v.dtype)
-        dg = None if g is None else torch.empty_like(g)
-        _gla_bwd_dkv[(B * H,)](q, k, v, gp, do, dq32, dq, dk, dv, dq32 if dg is None else dg, T, H, ctx.scale,
-                               *strides, **meta)
+        # one block writes dk and dg whole; several write float32 shares, summed below
+        dk = torch.empty(B, T, H, Dk, device=q.device, dtype=k.dtype) if nvb == 1 else torch.empty(nvb, B, T, H, Dk, device=q.device)
+        dg = None if g is None else torch.empty_like(g) if nvb == 1 else torch.empty(nvb, *g.shape, device=q.device)
+        blk_k, blk_g = (0, 0) if nvb == 1 else (dk[0].numel(), 0 if dg is None else dg[0].numel())
+        _gla_bwd_dkv[(B * H, nvb)](q, k, v, gp, do, dq32, dq, dk, dv, dq32 if dg is None else dg, T, H, ctx.scale,
+                                   blk_k, blk_g, *strides, **meta)
+        if nvb > 1:
+            dk, dg = dk.sum(0).to(k.dtype), None if dg is None else dg.sum(0)
         return dq, dk, dv, dg, None, None, None
 
 
 def _meta(Dk: int, Dv: int, g_mode: int, config: GLAShortConfig) -> dict:
-    """Block sizes, and warps by state size: 2 up to a [16, 32] state, 4 from [32, 32] (fastest
-    of 1, 2, 4 on an H100 at B64 T256 H8 Dk8, B128 T128 H4 Dk16 Dv32 and B64 T256 H2 Dk32 Dv32)."""
-    BK, BV = max(16, triton.next_power_of_2(Dk)), max(16, triton.next_power_of_2(Dv))
+    """Block sizes (values in blocks of at most the widest head of the decay form), and warps by
+    state size: 2 up to a [16, 32] state, 4 from [32, 32] (fastest of 1, 2, 4 on an H100 at B64
+    T256 H8 Dk8, B128 T128 H4 Dk16 Dv32 and B64 T256 H2 Dk32 Dv32)."""
+    widest = config.value_block or (MAX_HEAD_DIM if g_mode == 2 else MAX_HEAD_DIM_PER_HEAD_DECAY)
+    BK, BV = max(16, triton.next_power_of_2(Dk)), max(16, min(triton.next_power_of_2(Dv), widest))
     return {"Dk": Dk, "Dv": Dv, "BK": BK, "BV": BV, "CS": C, "G_MODE": g_mode, "num_warps": config.num_warps or (4 if BK * BV >= 1024 else 2)}
 
 
