@@ -669,6 +669,13 @@ STATISTICS_MUTANTS = [
         'ahead = main["p"] < stats.ALPHA',
         "a significant loss counted as the twin ahead",
     ),
+    M(
+        "report-ceiling-votes-against",
+        "slabench/runners/report_rules.py",
+        'if b.get("ceiling"):',
+        'if False and b.get("ceiling"):',
+        "a base at the ceiling (every seed solved) votes against SLA for want of room to gain",
+    ),
 ]
 
 MUTANTS = CORE_MUTANTS + STATISTICS_MUTANTS

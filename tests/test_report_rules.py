@@ -7,7 +7,7 @@ import math
 
 from slabench.runners import report_rules as rp
 from slabench.runners import stats
-from slabench.runners.report_sections import cost_section
+from slabench.runners.report_sections import _accuracy_claim, cost_section
 
 
 def test_majority_needs_more_than_half_of_the_votes():
@@ -55,6 +55,10 @@ def test_noise_rule_needs_a_gain_that_grows_with_noise():
     assert rp.accuracy_verdict({"gla": loss})[1]["gla"]["vote"] == "against"
     no_gain = per_base(0.0, flat, p=1.0, hi=0.04)  # the pooled gain's interval lies below 5 pp
     assert rp.accuracy_verdict({"gla": no_gain, "gdn": no_gain})[0] == rp.NOT_SUPPORTED
+    at_ceiling = {**no_gain, "ceiling": True}  # X solved every seed everywhere: no room to gain, no "against"
+    verdict, d, more = rp.accuracy_verdict({"gla": at_ceiling, "gdn": at_ceiling})
+    assert verdict == rp.INCONCLUSIVE and d["gla"]["vote"] == "neither" and more is None
+    assert d["gla"]["explain"] == "X at the ceiling"
     few = per_base(0.5, grows, seeds=2)  # fewer than MIN_SEEDS seeds never decide
     assert rp.accuracy_verdict({"gla": few})[1]["gla"]["vote"] == "neither"
     # Without the interaction (MQAR): the pooled test alone; the power of the pooled test:
@@ -146,3 +150,24 @@ def test_cost_verdict_rule(tmp_path):
     (tmp_path / "notes.json").write_text("{}")  # not a sweep: ignored
     lines, verdict = cost_section([], tmp_path)
     assert verdict == rp.SUPPORTED and "From `new.json`" in "\n".join(lines)
+
+
+def test_a_base_at_the_ceiling_votes_neither_from_its_cells():
+    """The ceiling is read from the cells: X solved every seed of every condition (here gla at both
+    noise levels), while a base with one unsolved seed (gdn) is judged by the rule as usual."""
+
+    def cell(mixer: str, noise: float, solved: list[float]) -> dict:
+        return {
+            "mixer": mixer,
+            "arm": mixer,
+            "task_params": {"noise": noise, "seq_len": 128},
+            "seed_ids": list(range(len(solved))),
+            "seed_solved": solved,
+            "seeds": len(solved),
+        }
+
+    cells = [cell(m, x, [1.0] * 4) for m in ("gla", "sla-gla", "sla-gdn") for x in (0.0, 0.5)]
+    cells += [cell("gdn", 0.0, [1.0] * 4), cell("gdn", 0.5, [1.0, 1.0, 1.0, 0.0])]
+    _, details, _, _ = _accuracy_claim(cells, lambda c: c["task_params"]["noise"], interaction=True)
+    assert details["gla"]["ceiling"] and details["gla"]["vote"] == "neither"
+    assert not details["gdn"]["ceiling"] and details["gdn"]["explain"] != "X at the ceiling"

@@ -109,7 +109,9 @@ NOISE_RULE = (
     f"5% with sla-X ahead and the gain's slope vs noise has its 95% interval above 0 (better *under noise*: the gain "
     f"grows with noise); *against* if the pooled gain's 95% interval lies below {MIN_GAIN:g} (no gain of "
     f"{100 * MIN_GAIN:g} pp, with confidence) or the slope's lies below 0 (the gain shrinks with noise); else "
-    f"neither. Cells need >= {MIN_SEEDS} seeds. Supported / not supported by a majority of the bases, else "
+    f"neither. Cells need >= {MIN_SEEDS} seeds. A base whose X solved every seed of every condition votes neither: "
+    "at the ceiling no arm can gain, and no number of seeds decides it. Supported / not supported by a majority of "
+    "the bases, else "
     f"inconclusive, with the seeds per cell that would give each undecided base's tests 80% power at the observed "
     f"gain (at least {MIN_GAIN:g}) and slope (at least {MIN_NOISE_SLOPE:g} per unit of noise). "
 )
@@ -117,7 +119,8 @@ NOISE_RULE = (
 MQAR_RULE = (
     "As claim 1, without the noise interaction: for each base, sla-X against X on solve indicators pooled over the "
     f"d_model conditions by the stratified exact test. *For* if it rejects at 5% with sla-X ahead, *against* if the "
-    f"pooled gain's 95% interval lies below {MIN_GAIN:g}, else neither; majority of the bases as above. "
+    f"pooled gain's 95% interval lies below {MIN_GAIN:g}, else neither (and neither for a base whose X solved every "
+    "seed of every condition); majority of the bases as above. "
 )
 
 
@@ -129,11 +132,15 @@ def accuracy_verdict(
     per_base: dict[str, dict[str, Any]], interaction: bool = True
 ) -> tuple[str, dict[str, dict], int | None]:
     """per_base: base -> {"tests": contrast -> stratified result, "seeds": fewest seeds of a cell,
-    "slope": (slope, half-width, residual sd, noise levels) of the gain vs noise or None}.
-    Returns the verdict, the details per base and the seeds per cell that would decide it."""
+    "slope": (slope, half-width, residual sd, noise levels) of the gain vs noise or None, "ceiling":
+    whether X solved every seed of every condition}. Returns the verdict, the details per base and
+    the seeds per cell that would decide it."""
     details = {}
     for base, b in sorted(per_base.items()):
         tests = b["tests"]
+        if b.get("ceiling"):
+            details[base] = {"vote": "neither", "seeds_needed": math.inf, "explain": "X at the ceiling", **b}
+            continue
         if not _enough(tests, b["seeds"]):
             details[base] = {"vote": "neither", "seeds_needed": math.inf, "explain": explain(tests), **b}
             continue

@@ -187,7 +187,9 @@ def _accuracy_claim(
             pts = noise_gains(cells, base)
             fit = stats.slope_fit([x for x, _ in pts], [g for _, g in pts])
             slope = (*fit, sorted({x for x, _ in pts}))
-        per_base[base] = {"tests": tests.get(base, {}), "seeds": seeds, "slope": slope}
+        base_cells = [c for c in cells if c["arm"] == base]
+        ceiling = bool(base_cells) and all(min(c["seed_solved"], default=0.0) == 1.0 for c in base_cells)
+        per_base[base] = {"tests": tests.get(base, {}), "seeds": seeds, "slope": slope, "ceiling": ceiling}
     verdict, details, more = accuracy_verdict(per_base, interaction)
     return verdict, details, more, tests
 
