@@ -25,7 +25,8 @@
 # packed: leaderboards/speed/packing.md), sweep (slabench sweep: docs/speed.md), report (slabench
 # report sla --scale full, resumable), probe (scripts/packing-probe.py), profile (slabench profile),
 # gla-paths and gate-bench (scripts/gla-paths.py, scripts/gate-bench.py), delta-paths
-# (scripts/delta-paths.py), zoology (slabench report zoology, resumable), preset=NAME (a shipped
+# (scripts/delta-paths.py), zoology (slabench report zoology, resumable), zoology-fresh (the same
+# from no records: its device time in one sitting), preset=NAME (a shipped
 # preset, resumable), grid=FILE (any grid), fresh-grid=FILE (a grid in one process with an empty
 # Triton cache: first-use cost), variants (scripts/compile-variants.py), fold-bench
 # (scripts/fold-bench.py).
@@ -162,6 +163,10 @@ for step in "$@"; do
       timeout "$(left)" slabench report zoology --out "$STATE/zoology-mqar" --report "$STATE/zoology-mqar.md" \
         --device cuda --workers "${PACK:-8}" --quiet > "$STATE/logs/zoology.log" 2>&1
       log "zoology (workers ${PACK:-8}): rc $? in $((SECONDS - t0)) s; $(find "$STATE/zoology-mqar" -name '*.json' -path '*records*' | wc -l) records" ;;
+    zoology-fresh)  # the same figure from no records (its device time in one sitting), under $STATE/zoology-mqar-fresh
+      timeout "$(left)" slabench report zoology --out "$STATE/zoology-mqar-fresh" --report "$STATE/zoology-mqar-fresh.md" \
+        --device cuda --workers "${PACK:-8}" --quiet > "$STATE/logs/zoology-fresh.log" 2>&1
+      log "zoology from no records (workers ${PACK:-8}): rc $? in $((SECONDS - t0)) s; $(find "$STATE/zoology-mqar-fresh" -name '*.json' -path '*records*' | wc -l) records" ;;
     preset=*)  # preset=NAME: a shipped preset, records under $STATE/NAME
       name=${step#preset=}
       run_grid "$name" "${PACK:-8}" --preset "$name"
