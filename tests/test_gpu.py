@@ -47,6 +47,8 @@ def test_dispatch_uses_fast_paths_on_cuda(dtype):
     assert dispatch.select("gla", "cuda", dtype, (16, 32, True))[0] == "triton_gla_short"
     assert dispatch.select("simple_gla", "cuda", dtype, (16, 32, True))[0] == "triton_gla_short"
     assert dispatch.select("gla", "cuda", dtype, (16, 32, False))[0] == "fla_chunk_gla"
+    assert dispatch.select("gla", "cuda", dtype, (32, 64, True))[0] == "triton_gla_short"  # two value blocks
+    assert dispatch.select("simple_gla", "cuda", dtype, (64, 128, True))[0] == "triton_gla_short"
     assert dispatch.select("simple_gla", "cuda", dtype, (16, 32, False))[0] not in ("reference", "triton_gla_short")
     assert dispatch.select("sla_gate", "cuda", dtype)[0] == "triton_sla_gate"
     assert dispatch.select("delta_rule", "cuda", dtype, (16, 32))[0] == "triton_delta_rule"
