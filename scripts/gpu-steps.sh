@@ -104,12 +104,13 @@ for step in "$@"; do
     throughput)  # runs per GPU-hour (scripts/throughput-job.toml): one at a time, packed (PACK and 2 PACK workers), packed and folded
       edited_grid scripts/throughput-job.toml throughput-warm 's/^seeds = .*/seeds = [100]/; s/^steps = .*/steps = 20/'
       run_grid throughput-warm 1 /tmp/throughput-warm.toml  # compiles what the runs use, so no way pays for it
-      edited_grid scripts/throughput-job.toml throughput-serial 's/^seeds = .*/seeds = [0, 1, 2, 3]/'
+      edited_grid scripts/throughput-job.toml throughput-serial 's/^seeds = .*/seeds = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]/'
       run_grid throughput-serial 1 /tmp/throughput-serial.toml
       run_grid throughput-packed "${PACK:-8}" scripts/throughput-job.toml
       run_grid throughput-packed-double $((2 * ${PACK:-8})) scripts/throughput-job.toml
       FOLD=${FOLD:-4} run_grid throughput-packed-fold "${PACK:-8}" scripts/throughput-job.toml
-      python scripts/throughput.py "$STATE"/throughput-{serial,packed,packed-double,packed-fold} > "$STATE/logs/throughput.jsonl"
+      python scripts/throughput.py "$STATE/throughput-serial:1" "$STATE/throughput-packed:${PACK:-8}" \
+        "$STATE/throughput-packed-double:$((2 * ${PACK:-8}))" "$STATE/throughput-packed-fold:${PACK:-8}" > "$STATE/logs/throughput.jsonl"
       log "throughput (workers ${PACK:-8} and twice that, fold ${FOLD:-4}): rc $? in $((SECONDS - t0)) s"; cat "$STATE/logs/throughput.jsonl" ;;
     packing)  # quick's seed-0 runs (54, at its three lrs) one at a time and packed, kernels compiled first
       # quick_seed0 NAME WORKERS [SED]: quick's seed-0 third (edited by SED) as grid NAME.

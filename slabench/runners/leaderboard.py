@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
+from datetime import datetime
 from typing import Any
 
 from slabench.config import LEADERBOARD_SETTINGS, RunSpec, TrainSpec
@@ -50,6 +51,43 @@ def score(record: RunRecord, metric: str = "test_acc") -> float | None:
 def record_machines(records: list[RunRecord]) -> list[str]:
     """The devices the records ran on (their environment's device name), sorted."""
     return sorted({r["environment"]["device"] for r in records if r.get("environment")})
+
+
+SITTING_GAP_S = 600  # runs more than 10 minutes apart ran in different sittings (machines, calls)
+
+
+def device_time(records: list[RunRecord]) -> tuple[float, int]:
+    """(seconds, sittings): the device time the records took. A run occupies the device from its
+    start (its record's timestamp less its training time, evaluations included) to its record; runs packed
+    several at a time overlap, and a sitting runs from its first run's start to its last record,
+    gaps under SITTING_GAP_S included (the device was held). A worker's process start and imports
+    before its first run are not in it; timestamps are whole seconds."""
+    spans = sorted(
+        (end - r["timings"]["train_seconds"], end)
+        for r in records
+        if r.get("timestamp") and (r.get("timings") or {}).get("train_seconds") is not None
+        for end in [datetime.fromisoformat(r["timestamp"]).timestamp()]
+    )
+    sittings: list[list[float]] = []
+    for start, end in spans:
+        if sittings and start <= sittings[-1][1] + SITTING_GAP_S:
+            sittings[-1][1] = max(sittings[-1][1], end)
+        else:
+            sittings.append([start, end])
+    return sum(end - start for start, end in sittings), len(sittings)
+
+
+def device_time_line(records: list[RunRecord]) -> str:
+    """One sentence: the records' device time, machines and sittings (`device_time`)."""
+    seconds, sittings = device_time(records)
+    if not sittings:
+        return ""
+    machines = ", ".join(record_machines(records)) or "-"
+    return (
+        f"Device time: {seconds:,.0f} s ({seconds / 60:.0f} min) of {machines} in {sittings} "
+        f"sitting{'s' if sittings > 1 else ''}, from the records (each sitting from its first run's start to its "
+        "last record; runs packed several at a time overlap)."
+    )
 
 
 def time_to_solve(record: RunRecord, solve_at: float) -> tuple[int, bool]:
