@@ -9,7 +9,7 @@ from click.testing import CliRunner
 from slabench.cli import main
 from slabench.config import ModelSpec, RunSpec, TaskSpec, TrainSpec
 from slabench.errors import SlabenchError
-from slabench.runners.leaderboard import aggregate, rank_rows
+from slabench.runners.leaderboard import aggregate, device_time, device_time_line, rank_rows
 from slabench.runners.leaderboard_files import write_leaderboard
 from slabench.runners.records import load_records, write_record
 
@@ -337,3 +337,23 @@ def test_bad_leaderboard_settings_are_one_line_errors(tmp_path, setting, message
         ],
     )
     assert bad.exit_code == 2 and "min_seeds=1 must be >= 2" in bad.output
+
+
+def test_device_time_merges_packed_runs_into_sittings_by_hand():
+    """A run holds the device from its record's timestamp less its training time (evaluations
+    included) to its record; overlapping runs share it, gaps under 10 minutes stay in the sitting."""
+
+    def rec(end: str, train_s: float) -> dict:
+        return {
+            "timestamp": f"2026-12-03T{end}+00:00",
+            "timings": {"train_seconds": train_s, "eval_seconds": 1.0},
+            "environment": {"device": "NVIDIA H200"},
+        }
+
+    first = [rec("10:00:10", 10.0), rec("10:00:15", 10.0), rec("10:05:00", 20.0)]  # 10:00:00 .. 10:05:00
+    second = [rec("11:00:30", 30.0)]  # an hour later: another sitting, 30 s
+    assert device_time(first + second) == (300.0 + 30.0, 2)
+    assert device_time([{"timestamp": None, "status": "failed"}]) == (0.0, 0)
+    line = device_time_line(first + second)
+    assert line.startswith("Device time: 330 s (6 min) of NVIDIA H200 in 2 sittings")
+    assert device_time_line([]) == ""

@@ -157,7 +157,8 @@ def report_sla(
     for sec, grid in grids.items():
         if grid.stored is None:
             write_leaderboard(aggregate(stage1[sec] + records[sec]), grid.out, grid.name)
-    verdicts = write_report(records, scale, Path(report_path), Path(speed_dir), ed, choice)
+    spent = [r for sec in grids for r in stage1[sec] + records[sec]]
+    verdicts = write_report(records, scale, Path(report_path), Path(speed_dir), ed, choice, spent)
     render.print_tables(render.rows_table("SLA claims", ("section", "verdict"), list(verdicts.items())))
     click.echo(f"report: {report_path}")
 

@@ -41,7 +41,7 @@ from slabench.config import RunSpec, expand_grid, load_preset
 from slabench.errors import SlabenchError
 from slabench.record import RunRecord
 from slabench.runners import stats
-from slabench.runners.leaderboard import record_machines, score
+from slabench.runners.leaderboard import device_time_line, record_machines, score
 from slabench.runners.output import md_table
 from slabench.runners.report_sections import cost_section, gates_section, heads_section, mqar_section, noise_section
 
@@ -118,9 +118,10 @@ def verdict_stage(specs: list[RunSpec], stage1: list[RunSpec], chosen: dict[tupl
     return [s for s in specs if s.seed not in first and _cell(s) in chosen and chosen[_cell(s)]["lr"] == s.train.lr]
 
 
-def _runs_lines(records: dict[str, list[RunRecord]], every: list[RunRecord]) -> list[str]:
-    """Where the runs ran, which failed and why, and how many cells split between learned and
-    chance. records: section -> its records; every: all of them."""
+def _runs_lines(records: dict[str, list[RunRecord]], every: list[RunRecord], spent: list[RunRecord]) -> list[str]:
+    """Where the runs ran, which failed and why, how many cells split between learned and chance,
+    and the device time. records: section -> its records; every: all of them; spent: every run the
+    report's protocol ran (the lr stage's too)."""
     if not every:
         return []
     lines = [f"Machines: {', '.join(record_machines(every)) or '-'}."]
@@ -135,6 +136,8 @@ def _runs_lines(records: dict[str, list[RunRecord]], every: list[RunRecord]) -> 
         f"<= {BIMODAL_LOW:.0%} test accuracy: a run either learns the task or stays near chance, so cells are "
         "summarised by seeds solved, and deciding between them takes more seeds."
     )
+    if time_line := device_time_line(spent):
+        lines += ["", time_line]
     failed = sorted(
         (s, RunSpec.from_dict(r["spec"]).model.label(), r["seed"], (r["error"] or "").splitlines()[0][:100])
         for s in GRID_SECTIONS
@@ -176,9 +179,11 @@ def write_report(
     speed_dir: Path,
     edition: int = 2,
     lr_choice: dict[str, dict[tuple[str, str], dict]] | None = None,
+    spent: list[RunRecord] | None = None,
 ) -> dict[str, str]:
-    """records: section -> its verdict records (stage 2); lr_choice: section -> `chosen_lrs`.
-    Writes the Markdown and PNGs next to it; returns the verdict per section."""
+    """records: section -> its verdict records (stage 2); lr_choice: section -> `chosen_lrs`; spent:
+    every run behind the report, the lr stage's included (default: the verdict records), for its
+    device time. Writes the Markdown and PNGs next to it; returns the verdict per section."""
     report_path.parent.mkdir(parents=True, exist_ok=True)
     out_dir, stem = report_path.parent, report_path.stem
     every = [r for s in GRID_SECTIONS for r in records.get(s, [])]
@@ -209,7 +214,7 @@ def write_report(
         ),
         "",
     ]
-    head += _runs_lines(records, every)
+    head += _runs_lines(records, every, every if spent is None else spent)
     if scale == "tiny":
         head += [
             (

@@ -32,7 +32,7 @@ from pathlib import Path
 from slabench.config import RunSpec, expand_grid, load_preset
 from slabench.errors import SlabenchError
 from slabench.record import RunRecord
-from slabench.runners.leaderboard import record_machines, score
+from slabench.runners.leaderboard import device_time_line, record_machines, score
 from slabench.runners.output import md_table, pct, plt, save_figure
 
 GRIDS = {
@@ -197,7 +197,7 @@ def write_zoology(records: list[RunRecord], scale: str, md_path: Path) -> str:
         "",
         *(f"- {d}" for d in descriptions),
         "",
-        f"Machines: {', '.join(record_machines(records)) or '-'}.",
+        f"Machines: {', '.join(record_machines(records)) or '-'}. {device_time_line(records)}".strip(),
         "",
         f"Acceptance: **{verdict}** (the attention and linear-base checks below{missing}).",
         "",
