@@ -51,8 +51,9 @@ def test_dispatch_uses_fast_paths_on_cuda(dtype):
     assert dispatch.select("simple_gla", "cuda", dtype, (64, 128, True))[0] == "triton_gla_short"
     assert dispatch.select("simple_gla", "cuda", dtype, (16, 32, False))[0] not in ("reference", "triton_gla_short")
     assert dispatch.select("sla_gate", "cuda", dtype)[0] == "triton_sla_gate"
-    assert dispatch.select("delta_rule", "cuda", dtype, (16, 32))[0] == "triton_delta_rule"
-    assert dispatch.select("delta_rule", "cuda", dtype, (128, 128))[0] == "triton_delta_rule"
+    assert dispatch.select("delta_rule", "cuda", dtype, (16, 32, False))[0] == "triton_delta_rule"
+    assert dispatch.select("delta_rule", "cuda", dtype, (128, 128, False))[0] == "triton_delta_rule"
+    assert dispatch.select("delta_rule", "cuda", dtype, (16, 32, True))[0] == "triton_delta_rule"  # segmented walks
     assert dispatch.select("short_conv", "cuda", dtype)[0] == "triton_short_conv"
     assert dispatch.select("short_conv", "cuda", dtype, (130, 4))[0] == "triton_short_conv"
     assert dispatch.select("rms_norm_gated", "cuda", dtype, (16, 0))[0] == "fla_fused_norm_gate"  # no gate

@@ -224,9 +224,11 @@ def test_short_gla_kernel_is_offered_for_short_sequences_and_narrow_heads_only()
 
 
 def test_delta_rule_kernel_is_offered_at_any_length_for_heads_up_to_128(monkeypatch):
-    """dims (Dk, Dv): the six chunk-parallel kernels come first and take any T, so the choice is kept
-    per head dims alone (a short and a long sequence share it); heads wider than MAX_HEAD_DIM go on
-    to fla's kernels. The probe's inputs have the dims they are probed for."""
+    """dims (Dk, Dv, walks in segments): the six chunk-parallel kernels come first and take any T,
+    so the choice is kept per head dims (a short and a long sequence share it; on a GPU, calls whose
+    walks run in segments get a probe of their own); heads wider than MAX_HEAD_DIM go on to fla's
+    kernels. The probe's inputs have the dims they are probed for."""
+    from slabench.kernels.delta_rule import fused as fused_module
     from slabench.kernels.delta_rule.fused import MAX_HEAD_DIM
 
     op = dispatch.OPS["delta_rule"]
@@ -238,9 +240,9 @@ def test_delta_rule_kernel_is_offered_at_any_length_for_heads_up_to_128(monkeypa
     ]
     assert list(op.only) == ["triton_delta_rule"]
     fused = op.only["triton_delta_rule"]
-    assert fused((16, 32)) is None and fused((MAX_HEAD_DIM, MAX_HEAD_DIM)) is None
-    assert "head dims" in fused((2 * MAX_HEAD_DIM, 32)) and "head dims" in fused((16, 2 * MAX_HEAD_DIM))
-    for dims in (op.default_dims, (20, 12)):
+    assert fused((16, 32, False)) is None and fused((MAX_HEAD_DIM, MAX_HEAD_DIM, True)) is None
+    assert "head dims" in fused((2 * MAX_HEAD_DIM, 32, False)) and "head dims" in fused((16, 2 * MAX_HEAD_DIM, False))
+    for dims in (op.default_dims, (20, 12, False)):
         args, _ = op.probe_inputs("cpu", torch.float32, dims)
         assert op.dims_of(args) == dims
     monkeypatch.setattr(op, "choice", {})  # (on CPU every choice is the reference; the keys are the point)
@@ -248,6 +250,9 @@ def test_delta_rule_kernel_is_offered_at_any_length_for_heads_up_to_128(monkeypa
     for T_ in (63, 1100):
         q, k = (F.normalize(torch.randn(1, T_, 1, 4, generator=gen), dim=-1) for _ in range(2))
         v, g, beta = torch.randn(1, T_, 1, 8, generator=gen), -torch.rand(1, T_, 1), torch.rand(1, T_, 1)
-        assert op.dims_of([q, k, v, g, beta]) == (4, 8)
+        assert op.dims_of([q, k, v, g, beta]) == (4, 8, False)  # on CPU the walks never segment
         kernels.delta_rule(q, k, v, g, beta)
-    assert [key[3] for key in op.choice] == [(4, 8)]
+    assert [key[3] for key in op.choice] == [(4, 8, False)]
+    # a segmented call's probe is 4 segments long, so that on a GPU its walks run in segments
+    args, _ = op.probe_inputs("cpu", torch.float32, (16, 32, True))
+    assert args[0].shape[1] == 4 * fused_module.SEGMENT * fused_module.C

@@ -87,9 +87,9 @@ class DeltaRuleConfig:
 MAX_HEAD_DIM = 128  # widest head the kernels hold in registers (the backward holds S and dS whole)
 
 
-def unsuited(dims: tuple[int, int]) -> str | None:
-    """Why this path does not suit head dims (Dk, Dv), or None if it does."""
-    return None if max(dims) <= MAX_HEAD_DIM else f"only for head dims <= {MAX_HEAD_DIM}"
+def unsuited(dims: tuple[int, int, bool]) -> str | None:
+    """Why this path does not suit dispatch dims (Dk, Dv, walks in segments), or None if it does."""
+    return None if max(dims[:2]) <= MAX_HEAD_DIM else f"only for head dims <= {MAX_HEAD_DIM}"
 
 
 if triton is not None:
@@ -526,6 +526,14 @@ def _segment_chunks(config: DeltaRuleConfig, programs: int, N: int, device: torc
         return N
     sms = torch.cuda.get_device_properties(device).multi_processor_count
     return SEGMENT if programs < sms // 2 and N >= 4 * SEGMENT else N
+
+
+def walks_in_segments(q: torch.Tensor, v: torch.Tensor, config: DeltaRuleConfig = DeltaRuleConfig()) -> bool:
+    """Whether a call on q [B, T, H, Dk], v [B, T, H, Dv] walks in segments (`_segment_chunks`)."""
+    B, T, H, Dv = *q.shape[:3], v.shape[-1]
+    N = -(-T // C)
+    block = min(max(16, 1 << (Dv - 1).bit_length()), config.walk_block)  # the walks' BV (`_meta`, forward)
+    return _segment_chunks(config, B * H * -(-Dv // block), N, q.device) < N
 
 
 def _strides(x: torch.Tensor) -> tuple[int, int, int]:
