@@ -69,6 +69,12 @@ run_grid() {
   timeout "$(left)" slabench run "$@" --device cuda --workers "$workers" ${FOLD:+--fold "$FOLD"} --out "$STATE/$name" \
     --json > "$STATE/logs/$name.json" 2> "$STATE/logs/$name.err"
 }
+# zoology_report NAME: `slabench report zoology` (resumable) with its records in $STATE/NAME.
+zoology_report() {
+  timeout "$(left)" slabench report zoology --out "$STATE/$1" --report "$STATE/$1.md" \
+    --device cuda --workers "${PACK:-8}" --quiet > "$STATE/logs/$1.log" 2>&1
+  log "$1 (workers ${PACK:-8}): rc $? in $((SECONDS - t0)) s; $(find "$STATE/$1" -name '*.json' -path '*records*' | wc -l) records"
+}
 # edited_grid FILE NAME SED: the grid FILE edited by the sed script SED, as grid NAME in /tmp/NAME.toml
 # (the first `name =` line is the grid's; later ones name tasks and models).
 edited_grid() {
@@ -161,13 +167,9 @@ for step in "$@"; do
       log "delta paths: rc $? in $((SECONDS - t0)) s" ;;
     zoology)  # Zoology's MQAR figure (docs/zoology.md): its three grids, then the report
       seed_records zoology-mqar
-      timeout "$(left)" slabench report zoology --out "$STATE/zoology-mqar" --report "$STATE/zoology-mqar.md" \
-        --device cuda --workers "${PACK:-8}" --quiet > "$STATE/logs/zoology.log" 2>&1
-      log "zoology (workers ${PACK:-8}): rc $? in $((SECONDS - t0)) s; $(find "$STATE/zoology-mqar" -name '*.json' -path '*records*' | wc -l) records" ;;
-    zoology-fresh)  # the same figure from no records (its device time in one sitting), under $STATE/zoology-mqar-fresh
-      timeout "$(left)" slabench report zoology --out "$STATE/zoology-mqar-fresh" --report "$STATE/zoology-mqar-fresh.md" \
-        --device cuda --workers "${PACK:-8}" --quiet > "$STATE/logs/zoology-fresh.log" 2>&1
-      log "zoology from no records (workers ${PACK:-8}): rc $? in $((SECONDS - t0)) s; $(find "$STATE/zoology-mqar-fresh" -name '*.json' -path '*records*' | wc -l) records" ;;
+      zoology_report zoology-mqar ;;
+    zoology-fresh)  # the same figure from no records (its device time in one sitting)
+      zoology_report zoology-mqar-fresh ;;
     preset=*)  # preset=NAME: a shipped preset, records under $STATE/NAME
       name=${step#preset=}
       run_grid "$name" "${PACK:-8}" --preset "$name"

@@ -483,8 +483,8 @@ CORE_MUTANTS = [
     M(
         "delta-segment-scan-untransposed",
         "slabench/kernels/delta_rule/fused.py",
-        "if REVERSE:  # P^T",
-        "if not REVERSE:  # P^T",
+        "if REVERSE:\n                Pm = tl.trans(Pm)",
+        "if not REVERSE:\n                Pm = tl.trans(Pm)",
         "the segmented walks chain the state's segment maps transposed (and the gradient's not)",
     ),
     M(

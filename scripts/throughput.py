@@ -30,8 +30,9 @@ def summary(directory: Path, workers: int) -> dict:
     if not ok:
         return row
     train = [r["timings"]["train_seconds"] for r in ok]
-    ends = sorted(datetime.fromisoformat(r["timestamp"]).timestamp() for r in ok)
-    span = max(ends) - min(datetime.fromisoformat(r["timestamp"]).timestamp() - t for r, t in zip(ok, train))
+    recorded = [datetime.fromisoformat(r["timestamp"]).timestamp() for r in ok]
+    ends = sorted(recorded)
+    span = ends[-1] - min(end - t for end, t in zip(recorded, train))
     first_wave = workers * max(folds)  # each worker's first run (or fold) pays the process's warm-up
     row |= {
         "median_train_s": round(statistics.median(train), 3),

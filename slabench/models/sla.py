@@ -92,15 +92,15 @@ def recall_diagnostics(mixers: list[nn.Module], focus: torch.Tensor) -> dict[str
     the last forward pass) whose largest gate exceeds `PEAKED`: `layer<i>/gate_peaked_recall` and
     `layer<i>/kgate_peaked_recall`. Near one-hot where the task reads and writes, which an average
     over every token (`gate_peaked`, filler included) does not show."""
-    out = {}
-    if not bool(focus.any()):
-        return out
+    shares = {}
     for i, m in enumerate(mixers):
         for prefix, gate in (("", getattr(m, "q_gate", None)), ("k", getattr(m, "k_gate", None))):
             if isinstance(gate, HeadGate) and gate.last_gates is not None:
                 top = gate.last_gates.float().max(-1).values  # [B, T]
-                out[f"layer{i}/{prefix}gate_peaked_recall"] = (top[focus] > PEAKED).float().mean().item()
-    return out
+                shares[f"layer{i}/{prefix}gate_peaked_recall"] = (top[focus] > PEAKED).float().mean()
+    if not shares or not bool(focus.any()):
+        return {}
+    return dict(zip(shares, torch.stack(list(shares.values())).tolist()))  # one host sync for all
 
 
 @dataclass(frozen=True)

@@ -49,6 +49,7 @@ runs in reverse, then `_backward_state` per segment).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import torch
@@ -77,7 +78,7 @@ class DeltaRuleConfig:
     # (scripts/delta-paths.py, docs/speed.md)
     split_backward: bool = True
     walk_block: int = 32  # value columns per program of the two walks (the state's columns evolve independently)
-    # Chunks per segment of the two walks; None: automatic (`_segment_chunks`), 0: one segment. A
+    # Chunks per segment of the two walks; None: automatic (`_walks`), 0: one segment. A
     # walk is serial over chunks, one program per (batch x head, value block): at B1 H8 T65536 that is
     # 8 programs walking 2,048 chunks while the other SMs idle. Segmented, each segment's map of the
     # state (S -> P S + Q: every chunk's map is affine in S) comes from one program per segment, a
@@ -107,6 +108,24 @@ if triton is not None:
         i = tl.arange(0, b.shape[0])
         keep = (i[:, None] > i[None, :]) if STRICT else (i[:, None] >= i[None, :])
         return tl.exp(tl.where(keep, b[:, None] - b[None, :], float("-inf")))
+
+    @triton.jit
+    def _to_chunk_end(kc, gc):
+        """(b_C, K e^{b_C - b} [BT, BK]) of a chunk's keys kc and log decays gc [BT]: its total log
+        decay and its keys decayed to its end, as every walk over chunks uses them."""
+        bC = tl.sum(gc, axis=0)
+        return bC, kc * tl.exp(bC - tl.cumsum(gc, axis=0))[:, None]
+
+    @triton.jit
+    def _entering(hs, i_bh, i_s, N, SEG, kk, vv, mS, Dk: tl.constexpr, Dv: tl.constexpr,
+                  BK: tl.constexpr, BV: tl.constexpr, SEGMENTED: tl.constexpr):
+        """What a walk over segment i_s starts from [BK, BV]: hs [B*H, NS, Dk, Dv] at it (the state, or
+        the gradient, `_segment_scan` left there) when SEGMENTED, else zero."""
+        if SEGMENTED:
+            S = tl.load(hs + (i_bh * tl.cdiv(N, SEG) + i_s) * Dk * Dv + kk[:, None] * Dv + vv[None, :], mask=mS, other=0.0)
+        else:
+            S = tl.zeros([BK, BV], dtype=tl.float32)
+        return S
 
     @triton.jit
     def _solve_pair(M1, M2):
@@ -190,11 +209,7 @@ if triton is not None:
         kk, c = tl.arange(0, BK), tl.arange(0, BT)
         vv = tl.program_id(1) * BV + tl.arange(0, BV)
         mS = (kk[:, None] < Dk) & (vv[None, :] < Dv)
-        if SEGMENTED:
-            state = (i_bh * tl.cdiv(N, SEG) + i_s) * Dk * Dv + kk[:, None] * Dv + vv[None, :]
-            S = tl.load(hs + state, mask=mS, other=0.0)  # [BK, BV]
-        else:
-            S = tl.zeros([BK, BV], dtype=tl.float32)
+        S = _entering(hs, i_bh, i_s, N, SEG, kk, vv, mS, Dk, Dv, BK, BV, SEGMENTED)  # [BK, BV]
         n0 = i_s * SEG
         t = n0 * BT + c
         kn, gn = _load(k, sk_t, t, T, kk, Dk), _load_row(g, sg_t, t, T)
@@ -205,8 +220,7 @@ if triton is not None:
             # the next chunk's inputs, loaded while this chunk computes (they do not depend on S)
             kn, gn = _load(k, sk_t, t + BT, T, kk, Dk), _load_row(g, sg_t, t + BT, T)
             wn, un = _load(w, Dk, t + BT, T, kk, Dk), _load(uv, Dv, t + BT, T, vv, Dv)
-            bC = tl.sum(gc, axis=0)
-            kd = kc * tl.exp(bC - tl.cumsum(gc, axis=0))[:, None]  # K e^{b_C - b}
+            bC, kd = _to_chunk_end(kc, gc)
             tl.store(h + n * Dk * Dv + kk[:, None] * Dv + vv[None, :], S, mask=mS)
             v_new = uc - tl.dot(wc, S, input_precision=PREC)  # [BT, BV]
             tl.store(uv + t[:, None] * Dv + vv[None, :], v_new, mask=(t[:, None] < T) & (vv[None, :] < Dv))
@@ -235,8 +249,8 @@ if triton is not None:
             t = n * BT + c
             kc, gc = _load(k, sk_t, t, T, kk, Dk), _load_row(g, sg_t, t, T)
             wc, uc = _load(w, Dk, t, T, kk, Dk), _load(uv, Dv, t, T, vv, Dv)
-            bC = tl.sum(gc, axis=0)
-            kdT = tl.trans(kc * tl.exp(bC - tl.cumsum(gc, axis=0))[:, None])  # [BK, BT]
+            bC, kd = _to_chunk_end(kc, gc)
+            kdT = tl.trans(kd)  # [BK, BT]
             Pm = Pm * tl.exp(bC) - tl.dot(kdT, tl.dot(wc, Pm, input_precision=PREC), input_precision=PREC)
             Qm = Qm * tl.exp(bC) - tl.dot(kdT, tl.dot(wc, Qm, input_precision=PREC) - uc, input_precision=PREC)
         NS = tl.cdiv(N, SEG)
@@ -261,10 +275,9 @@ if triton is not None:
         for m in range(NS):
             s = NS - 1 - m if REVERSE else m
             tl.store(hs + (i_bh * NS + s) * Dk * Dv + kk[:, None] * Dv + vv[None, :], S, mask=mS)
-            if REVERSE:  # P^T: element (i, j) read from P[j, i]
-                Pm = tl.load(P + (i_bh * NS + s) * Dk * Dk + kj[None, :] * Dk + kk[:, None], mask=mP, other=0.0)
-            else:
-                Pm = tl.load(P + (i_bh * NS + s) * Dk * Dk + kk[:, None] * Dk + kj[None, :], mask=mP, other=0.0)
+            Pm = tl.load(P + (i_bh * NS + s) * Dk * Dk + kk[:, None] * Dk + kj[None, :], mask=mP, other=0.0)
+            if REVERSE:
+                Pm = tl.trans(Pm)  # the gradient's map: P^T
             Qm = tl.load(Q + (i_bh * NS + s) * Dk * Dv + kk[:, None] * Dv + vv[None, :], mask=mS, other=0.0)
             S = tl.dot(Pm, S, input_precision=PREC) + Qm
         if STORE_STATE:
@@ -326,11 +339,7 @@ if triton is not None:
         kk, c = tl.arange(0, BK), tl.arange(0, BT)
         vv = tl.program_id(1) * BV + tl.arange(0, BV)
         mS = (kk[:, None] < Dk) & (vv[None, :] < Dv)
-        if SEGMENTED:
-            state = (i_bh * tl.cdiv(N, SEG) + i_s) * Dk * Dv + kk[:, None] * Dv + vv[None, :]
-            dS = tl.load(dhs + state, mask=mS, other=0.0)  # [BK, BV]
-        else:
-            dS = tl.zeros([BK, BV], dtype=tl.float32)
+        dS = _entering(dhs, i_bh, i_s, N, SEG, kk, vv, mS, Dk, Dv, BK, BV, SEGMENTED)  # [BK, BV]
         first, last = i_s * SEG, tl.minimum(i_s * SEG + SEG, N) - 1
         t = last * BT + c
         kn, gn, wn = _load(k, sk_t, t, T, kk, Dk), _load_row(g, sg_t, t, T), _load(w, Dk, t, T, kk, Dk)
@@ -345,8 +354,7 @@ if triton is not None:
             kn, gn = _load(k, sk_t, tp, T, kk, Dk), _load_row(g, sg_t, tp, T)
             wn, dvln = _load(w, Dk, tp, T, kk, Dk), _load(dvn, Dv, tp, T, vv, Dv)
             dSln = tl.load(dhl + p * Dk * Dv + kk[:, None] * Dv + vv[None, :], mask=mS, other=0.0)
-            bC = tl.sum(gc, axis=0)
-            kd = kc * tl.exp(bC - tl.cumsum(gc, axis=0))[:, None]  # K e^{b_C - b}
+            bC, kd = _to_chunk_end(kc, gc)
             tl.store(dh + n * Dk * Dv + kk[:, None] * Dv + vv[None, :], dS, mask=mS)
             dv_new = dvl + tl.dot(kd, dS, input_precision=PREC)  # [BT, BV]
             tl.store(dvn + t[:, None] * Dv + vv[None, :], dv_new, mask=(t[:, None] < T) & (vv[None, :] < Dv))
@@ -376,8 +384,7 @@ if triton is not None:
             kc, gc, wc = _load(k, sk_t, t, T, kk, Dk), _load_row(g, sg_t, t, T), _load(w, Dk, t, T, kk, Dk)
             dvl = _load(dvn, Dv, t, T, vv, Dv)  # [BT, BV]
             dSl = tl.load(dhl + n * Dk * Dv + kk[:, None] * Dv + vv[None, :], mask=mS, other=0.0)
-            bC = tl.sum(gc, axis=0)
-            kd = kc * tl.exp(bC - tl.cumsum(gc, axis=0))[:, None]  # K e^{b_C - b}
+            bC, kd = _to_chunk_end(kc, gc)
             Qm = Qm * tl.exp(bC) + dSl - tl.dot(tl.trans(wc), tl.dot(kd, Qm, input_precision=PREC) + dvl, input_precision=PREC)
         tl.store(Q + (i_bh * tl.cdiv(N, SEG) + i_s) * Dk * Dv + kk[:, None] * Dv + vv[None, :], Qm, mask=mS)
 
@@ -513,27 +520,36 @@ if triton is not None:
                                  Dk, Dv, BK, BV, BT, PREC)
 
 
-SEGMENT = 16  # chunks per segment when `_segment_chunks` segments the walks
+SEGMENT = 16  # chunks per segment when `_walks` segments the walks
 
 
-def _segment_chunks(config: DeltaRuleConfig, programs: int, N: int, device: torch.device) -> int:
-    """Chunks per segment of the two walks over N chunks (N: one segment, the plain walk). Automatic:
-    segments of SEGMENT chunks where the walks' programs would fill under half the GPU's SMs and the
-    sequence holds at least four segments; a plain walk otherwise, and on CPU (the interpreter)."""
+@functools.lru_cache
+def _sm_count(device: torch.device) -> int:
+    return torch.cuda.get_device_properties(device).multi_processor_count
+
+
+def _walks(B: int, H: int, T: int, Dv: int, device: torch.device, config: DeltaRuleConfig) -> tuple[int, int, int, int]:
+    """(BV, value blocks, chunks per segment, segments) of the two walks over a call's N chunks:
+    value columns in blocks of walk_block; one segment of N chunks (the plain walk) unless
+    `config.walk_segment` says otherwise, or, automatically, segments of SEGMENT chunks where the
+    walks' programs would fill under half the GPU's SMs and the sequence holds at least four
+    segments (never on CPU, the interpreter)."""
+    N = -(-T // C)
+    BV = min(max(16, 1 << (Dv - 1).bit_length()), config.walk_block)  # `_meta`'s BV, capped
+    nvb = -(-Dv // BV)
     if config.walk_segment is not None:
-        return N if config.walk_segment == 0 else min(config.walk_segment, N)
-    if device.type != "cuda":
-        return N
-    sms = torch.cuda.get_device_properties(device).multi_processor_count
-    return SEGMENT if programs < sms // 2 and N >= 4 * SEGMENT else N
+        seg = N if config.walk_segment == 0 else min(config.walk_segment, N)
+    elif device.type == "cuda" and B * H * nvb < _sm_count(device) // 2 and N >= 4 * SEGMENT:
+        seg = SEGMENT
+    else:
+        seg = N
+    return BV, nvb, seg, -(-N // seg)
 
 
 def walks_in_segments(q: torch.Tensor, v: torch.Tensor, config: DeltaRuleConfig = DeltaRuleConfig()) -> bool:
-    """Whether a call on q [B, T, H, Dk], v [B, T, H, Dv] walks in segments (`_segment_chunks`)."""
-    B, T, H, Dv = *q.shape[:3], v.shape[-1]
-    N = -(-T // C)
-    block = min(max(16, 1 << (Dv - 1).bit_length()), config.walk_block)  # the walks' BV (`_meta`, forward)
-    return _segment_chunks(config, B * H * -(-Dv // block), N, q.device) < N
+    """Whether a call on q [B, T, H, Dk], v [B, T, H, Dv] walks in segments (`_walks`)."""
+    B, T, H = q.shape[:3]
+    return _walks(B, H, T, v.shape[-1], q.device, config)[3] > 1
 
 
 def _strides(x: torch.Tensor) -> tuple[int, int, int]:
@@ -558,7 +574,8 @@ class DeltaRuleFused(torch.autograd.Function):
         Dv = v.shape[-1]
         N = triton.cdiv(T, C)
         meta = _meta(Dk, Dv, q.dtype)
-        walk = {**meta, "BV": min(meta["BV"], config.walk_block)}
+        BV, nvb, seg, NS = _walks(B, H, T, Dv, q.device, config)
+        walk = {**meta, "BV": BV}
         f32 = {"device": q.device, "dtype": torch.float32}
         tinv = torch.empty(B * H, N * C, C, **f32)
         uv, w = torch.empty(B * H, T, Dv, **f32), torch.empty(B * H, T, Dk, **f32)
@@ -567,22 +584,19 @@ class DeltaRuleFused(torch.autograd.Function):
         ht = torch.empty(B, H, Dk, Dv, **f32) if output_final_state else None
         _prepare[(N, B * H)](k, v, g, beta, tinv, uv, w, T, H, *_strides(k), *_strides(v), *_strides(g), *_strides(beta),
                              num_warps=config.prepare_warps, **meta)
-        nvb = triton.cdiv(Dv, walk["BV"])
-        seg = _segment_chunks(config, B * H * nvb, N, q.device)
-        NS = triton.cdiv(N, seg)
         P = hs = None
         if NS > 1:  # each segment's map, then the walk over segments: the state entering each
             P, Q, hs = torch.empty(B * H, NS, Dk, Dk, **f32), torch.empty(B * H, NS, Dk, Dv, **f32), torch.empty(B * H, NS, Dk, Dv, **f32)
             _segment_maps[(NS, B * H, nvb)](k, g, uv, w, P, Q, T, H, seg, *_strides(k), *_strides(g),
                                             num_warps=config.walk_warps, **walk)
-            _segment_scan[(B * H, nvb)](P, Q, hs, hs if ht is None else ht, NS, Dk, Dv, walk["BK"], walk["BV"], meta["PREC"],
+            _segment_scan[(B * H, nvb)](P, Q, hs, hs if ht is None else ht, NS, Dk, Dv, walk["BK"], BV, meta["PREC"],
                                         STORE_STATE=output_final_state, REVERSE=False, num_warps=config.walk_warps)
         _forward[(B * H, nvb, NS)](
             k, g, uv, w, h, h if ht is None else ht, h if hs is None else hs, T, H, seg, *_strides(k), *_strides(g),
             STORE_STATE=output_final_state and NS == 1, SEGMENTED=NS > 1, num_warps=config.walk_warps, **walk)
         _output[(N, B * H)](q, k, g, uv, h, o, T, H, scale, *_strides(q), *_strides(k), *_strides(g), *_strides(o), **meta)
         ctx.save_for_backward(q, k, v, g, beta, tinv, w, uv, h, *([] if P is None else [P]))
-        ctx.scale, ctx.config, ctx.segment = scale, config, seg
+        ctx.scale, ctx.config = scale, config
         if ht is not None:
             ctx.mark_non_differentiable(ht)
         return o, ht
@@ -595,19 +609,18 @@ class DeltaRuleFused(torch.autograd.Function):
         Dv = v.shape[-1]
         N = triton.cdiv(T, C)
         meta = _meta(Dk, Dv, q.dtype)
-        walk = {**meta, "BV": min(meta["BV"], ctx.config.walk_block)}
+        BV, nvb, seg, NS = _walks(B, H, T, Dv, q.device, ctx.config)  # the forward's, from the same inputs
+        walk = {**meta, "BV": BV}
         dvn = torch.empty(B * H, T, Dv, device=q.device, dtype=torch.float32)
         dhl, dh = (torch.empty(B * H, N, Dk, Dv, device=q.device, dtype=torch.float32) for _ in range(2))
         _backward_local[(N, B * H)](q, k, g, do, dvn, dhl, T, H, ctx.scale,
                                     *_strides(q), *_strides(k), *_strides(g), *_strides(do), **meta)
-        nvb, seg = triton.cdiv(Dv, walk["BV"]), ctx.segment
-        NS = triton.cdiv(N, seg)
         dhs = None
         if NS > 1:  # each segment's map of the gradient (before the walk overwrites dvn), then the walk over them
             Q, dhs = (torch.empty(B * H, NS, Dk, Dv, device=q.device, dtype=torch.float32) for _ in range(2))
             _segment_maps_backward[(NS, B * H, nvb)](k, g, w, dvn, dhl, Q, T, H, seg, *_strides(k), *_strides(g),
                                                      num_warps=ctx.config.walk_warps, **walk)
-            _segment_scan[(B * H, nvb)](P[0], Q, dhs, dhs, NS, Dk, Dv, walk["BK"], walk["BV"], meta["PREC"],
+            _segment_scan[(B * H, nvb)](P[0], Q, dhs, dhs, NS, Dk, Dv, walk["BK"], BV, meta["PREC"],
                                         STORE_STATE=False, REVERSE=True, num_warps=ctx.config.walk_warps)
         _backward_state[(B * H, nvb, NS)](
             k, g, w, dvn, dhl, dh, dh if dhs is None else dhs, T, H, seg, *_strides(k), *_strides(g),

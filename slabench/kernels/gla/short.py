@@ -215,7 +215,7 @@ if triton is not None:
             dg_later += tl.sum(db, axis=0)
             dH = dH * tl.exp(bC)[:, None] + scale * tl.dot(tl.trans(qc * tl.exp(b)), doc)
             mk, mv = (t[:, None] < T) & (kk[None, :] < Dk), (t[:, None] < T) & (vv[None, :] < Dv)
-            if tl.program_id(1) == 0:
+            if first:
                 tl.store(dq + t[:, None] * H * Dk + kk[None, :], dqc.to(dq.dtype.element_ty), mask=mk)
             tl.store(dk + t[:, None] * H * Dk + kk[None, :], dkc.to(dk.dtype.element_ty), mask=mk)
             tl.store(dv + t[:, None] * H * Dv + vv[None, :], dvc.to(dv.dtype.element_ty), mask=mv)
