@@ -62,6 +62,31 @@ def _assert_same_runs(singles: list[dict], folded: list[dict]) -> None:
         assert set(many) == set(one)  # the same schema
 
 
+def test_capturable_optimizer_is_the_same_adamw():
+    """make_optimizer(capturable=True), the CUDA-graph step's (torch's fused AdamW, a device-tensor
+    lr set in place), takes the same 5 steps as the eager one, weight decay on the matrix only."""
+    cfg = TrainSpec(lr=1.0, weight_decay=0.1)
+    g = torch.Generator().manual_seed(0)
+    start = [torch.randn(4, 3, generator=g), torch.randn(3, generator=g)]
+    grads = [[torch.randn(p.shape, generator=g) for p in start] for _ in range(5)]
+    models = [torch.nn.ParameterList([torch.nn.Parameter(p.clone()) for p in start]) for _ in range(2)]
+    opts = [make_optimizer(m, cfg, torch.device("cpu"), capturable=c) for m, c in zip(models, (False, True))]
+    assert opts[1].defaults["fused"] and not opts[0].defaults["fused"]
+    for t in range(5):
+        for m, opt in zip(models, opts):
+            for group in opt.param_groups:
+                if isinstance(group["lr"], torch.Tensor):
+                    group["lr"].fill_(1e-2 * (t + 1))  # in place, as TrainStep.set_lr
+                else:
+                    group["lr"] = 1e-2 * (t + 1)
+            for p, grad in zip(m, grads[t]):
+                p.grad = grad.clone()
+            opt.step()
+        for p, q in zip(*models):
+            torch.testing.assert_close(p, q, rtol=0, atol=1e-6)
+    assert not torch.equal(models[1][0], start[0])  # they moved
+
+
 def test_folded_adamw_follows_torch_adamw_per_member_with_clipping_and_a_mask():
     """Three members of a matrix and a vector. Member 0 against torch.optim.AdamW as
     make_optimizer configures it, with clip_grad_norm_, over 5 steps of changing lr; member 1

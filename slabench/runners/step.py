@@ -21,7 +21,10 @@ CLIP_EPS = 1e-6  # clip_grad_norm_'s: coefficient max_norm / (norm + CLIP_EPS)
 
 def make_optimizer(model: torch.nn.Module, cfg: TrainSpec, device: torch.device, capturable: bool = False):
     """AdamW, weight decay on matrices only. capturable: state and lr live on the device (a
-    tensor lr, updated in place), so the step can run inside a CUDA graph."""
+    tensor lr, updated in place), so the step can run inside a CUDA graph, and the update is
+    torch's fused AdamW: two kernels per step where the foreach form launches about a dozen
+    multi-tensor kernels for each of the two parameter groups (in a quick-preset step those took
+    ~67 us of GPU time on an H200, more than the model's recurrent kernel)."""
     decay = [p for p in model.parameters() if p.dim() >= 2]
     no_decay = [p for p in model.parameters() if p.dim() < 2]
     return torch.optim.AdamW(
@@ -30,7 +33,7 @@ def make_optimizer(model: torch.nn.Module, cfg: TrainSpec, device: torch.device,
         betas=BETAS,
         eps=EPS,
         capturable=capturable,
-        foreach=True if capturable else None,
+        fused=True if capturable else None,
     )
 
 
