@@ -41,9 +41,10 @@ def test_fast_path_matches_reference(op_name, path, dtype):
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=["fp32", "bf16"])
 def test_dispatch_uses_fast_paths_on_cuda(dtype):
-    """The project's kernels (short gla, SLA gate, delta rule, gdn gates, short conv) and chunk_gla are expected to
-    work on Hopper: they must be chosen, chunk_gla for sequences too long for the short gla kernel, the
-    delta rule's six kernels at any T up to head dims 128, the short conv up to width 8 (fla's beyond)."""
+    """The project's kernels (short gla, SLA gate, delta rule, gdn gates, short conv, embedding) and chunk_gla are
+    expected to work on Hopper: they must be chosen, chunk_gla for sequences too long for the short gla kernel, the
+    delta rule's six kernels at any T up to head dims 128, the short conv up to width 8 (fla's beyond), the
+    embedding's backward up to 512 rows."""
     assert dispatch.select("gla", "cuda", dtype, (16, 32, True))[0] == "triton_gla_short"
     assert dispatch.select("simple_gla", "cuda", dtype, (16, 32, True))[0] == "triton_gla_short"
     assert dispatch.select("gla", "cuda", dtype, (16, 32, False))[0] == "fla_chunk_gla"
@@ -62,6 +63,8 @@ def test_dispatch_uses_fast_paths_on_cuda(dtype):
     assert dispatch.select("l2norm", "cuda", dtype, (20,))[0] == "fla_l2norm"
     assert dispatch.select("gdn_gates", "cuda", dtype, (8,))[0] == "triton_gdn_gates"
     assert dispatch.select("gdn_gates", "cuda", dtype, (5,))[0] == "triton_gdn_gates"
+    assert dispatch.select("embedding", "cuda", dtype, (256, 128))[0] == "triton_embedding"
+    assert dispatch.select("embedding", "cuda", dtype, (8192, 128))[0] == "reference"  # too many rows
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=["fp32", "bf16"])
@@ -262,6 +265,22 @@ def test_triton_gdn_gates_odd_shapes(dtype):
         assert max(errs[2:]) <= tol_grad, (B, T, H, errs)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=["fp32", "bf16"])
+def test_triton_embedding_odd_shapes(dtype):
+    """The compiled embedding backward vs float64: the weight's gradient at vocabularies and widths
+    not powers of two, token counts not a multiple of a program's, and the quick preset's shape."""
+    from slabench.kernels import EMBEDDING
+    from slabench.kernels.embedding.fused import embedding_triton
+
+    tol_out, tol_grad = TOL[dtype]
+    for V, D, shape in [(300, 64, (3, 1000)), (512, 20, (2, 77)), (256, 128, (128, 128)), (5, 3, (1, 1))]:
+        gen = torch.Generator(device="cpu").manual_seed(0)
+        args = [torch.randn(V, D, generator=gen).to("cuda", dtype), torch.randint(0, V, shape, generator=gen).cuda()]
+        err_out, err_grad = dispatch.compare(EMBEDDING, embedding_triton, args, {}, ref_dtype=torch.float64)
+        print("embedding", dtype, (V, D, shape), f"{err_out:.1e} {err_grad:.1e}")
+        assert err_out <= tol_out and err_grad <= tol_grad, (V, D, shape, err_out, err_grad)
+
+
 @pytest.mark.parametrize("name", MIXERS.names())
 def test_mixer_trains_on_gpu(name):
     from slabench.models import build_model
@@ -288,13 +307,14 @@ def test_mixer_trains_on_gpu(name):
     assert all(math.isfinite(v) for v in losses), losses
     assert sum(losses[-5:]) / 5 < sum(losses[:5]) / 5 - 0.3, losses
     if name != "attention":  # softmax attention is SDPA, not a slabench kernel op
-        assert kernels.paths_used()
+        assert set(kernels.paths_used()) - {"embedding"}
     if "delta" in name or "gdn" in name:
         assert kernels.paths_used()["delta_rule"] == "triton_delta_rule"
     if "gdn" in name:
         assert kernels.paths_used()["gdn_gates"] == "triton_gdn_gates"
     if "short_conv" in kernels.paths_used():
         assert kernels.paths_used()["short_conv"] == "triton_short_conv"
+    assert kernels.paths_used()["embedding"] == "triton_embedding"  # vocabulary 64
 
 
 def test_gla_trains_with_keys_4_wide():

@@ -293,7 +293,7 @@ def test_every_mixer_trains_and_its_loss_falls(name, one_thread):
     assert sum(losses[-5:]) / 5 < sum(losses[:5]) / 5 - 0.3, losses
     paths = kernels.paths_used()
     base = name.removeprefix("sla-")
-    expected = {"rms_norm_gated"}  # the backbone's norms; softmax attention is SDPA, no kernel op
+    expected = {"rms_norm_gated", "embedding"}  # the backbone's norms and token embedding; attention is SDPA
     if base != "attention":
         expected |= {CORE_OP[base], "short_conv"} | ({"sla_gate"} if name.startswith("sla-") else set())
     if base in ("gdn", "deltanet"):

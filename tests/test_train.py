@@ -32,6 +32,7 @@ def test_attention_learns_tiny_mqar():
 def test_sla_run_records_kernel_paths_and_gate_diagnostics():
     record = train(_spec("sla-gla", 20), "cpu")
     assert record["kernel_paths"] == {
+        "embedding": "reference",
         "gla": "reference",
         "rms_norm_gated": "reference",
         "short_conv": "reference",

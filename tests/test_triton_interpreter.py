@@ -17,6 +17,9 @@
 - Gated DeltaNet's gates (`slabench.kernels.gdn_gates.fused`): g, beta and the gradients of the
   projection and both parameters, on strided and contiguous projections, softplus's argument
   from -40 to +30.
+- The token embedding's backward (`slabench.kernels.embedding.fused`): the weight's gradient at
+  vocabularies and widths not powers of two, token counts not a multiple of a program's, one
+  token and a strided output gradient; and the dispatch probe's comparison with integer indices.
 
 The interpreter is switched on by TRITON_INTERPRET=1 when a kernel is defined, so the checks
 run in a fresh process. The interpreter forgives what the compiler rejects (it ran a helper
@@ -252,6 +255,44 @@ def gdn_gates_errors(B, T, H, strided, offset) -> dict[str, float]:
     return errs
 
 
+# (V, D, token shape, strided gradient): a vocabulary and width not powers of two, tokens not a
+# multiple of a program's 512, the largest vocabulary the path takes, one token, and the output's
+# gradient given as a strided view
+EMBEDDING_CASES = [
+    (256, 128, (8, 130), False),
+    (5, 3, (2, 7), True),
+    (512, 20, (3, 400), True),
+    (300, 64, (1, 1), False),
+]
+
+
+def embedding_errors(V, D, shape, strided) -> dict[str, float]:
+    """Relative RMS errors of the Triton embedding's weight gradient (float32) against the
+    reference (float64), and of the probe's comparison (`dispatch.compare`, integer indices)."""
+    import torch
+
+    from slabench.kernels import EMBEDDING
+    from slabench.kernels.dispatch import compare, rel_rms
+    from slabench.kernels.embedding.fused import embedding_triton
+    from slabench.kernels.embedding.reference import embedding_reference
+
+    gen = torch.Generator().manual_seed(0)
+    weight = torch.randn(V, D, generator=gen, dtype=torch.float64)
+    idx = torch.randint(0, V, shape, generator=gen)
+    dout = torch.randn(*shape, 2 * D, generator=gen, dtype=torch.float64)
+    dout = dout[..., D:] if strided else dout[..., :D].contiguous()  # a slice: rows 2 D apart
+
+    def run(fn, dtype):
+        w = weight.to(dtype).requires_grad_()
+        out = fn(w, idx)
+        return [out, *torch.autograd.grad(out, w, dout.to(dtype))]
+
+    ours, ref = run(embedding_triton, torch.float32), run(embedding_reference, torch.float64)
+    errs = {n: rel_rms(a, b) for n, a, b in zip(["out", "dweight"], ours, ref)}
+    errs["probe_out"], errs["probe_grad"] = compare(EMBEDDING, embedding_triton, [weight.float(), idx], {})
+    return errs
+
+
 def _interpret(*groups: str) -> dict:
     """This file's checks of `groups` run in a fresh process under Triton's interpreter."""
     env = {**os.environ, "TRITON_INTERPRET": "1"}
@@ -298,6 +339,15 @@ def test_short_conv_kernel_matches_float64_reference_in_interpreter():
     for case, errs in zip(CONV_CASES, results):
         assert set(errs) == {"y", "dx", "dw"}, case
         assert max(errs.values()) < 1e-6, (case, errs)  # float32 arithmetic: 5e-8 to 1.8e-7 measured
+
+
+def test_embedding_backward_kernel_matches_float64_reference_in_interpreter():
+    pytest.importorskip("triton")
+    results = _interpret("embedding")["embedding"]
+    assert len(results) == len(EMBEDDING_CASES)
+    for case, errs in zip(EMBEDDING_CASES, results):
+        assert set(errs) == {"out", "dweight", "probe_out", "probe_grad"}, case
+        assert max(errs.values()) < 1e-6, (case, errs)  # the gather is exact; the sums float32
 
 
 def _compile_for_hopper(kernel, pointers: dict[str, str], floats: set[str], meta: dict, num_warps: int = 4):
@@ -439,6 +489,19 @@ def test_gdn_gates_kernels_compile_for_hopper(H, dtype):
         assert ".entry" in compiled.asm["ptx"] and compiled.asm["cubin"], kernel.__name__
 
 
+@pytest.mark.parametrize("V,D,dtype", [(256, 128, "fp32"), (512, 20, "bf16"), (5, 3, "fp32")])
+def test_embedding_kernel_compiles_for_hopper(V, D, dtype):
+    pytest.importorskip("triton")
+    pytest.importorskip("triton.backends.nvidia")
+    from slabench.kernels.embedding import fused
+
+    meta = fused._meta(V, D, fused.EmbeddingConfig())
+    num_warps = meta.pop("num_warps")
+    pointers = {"idx": "*i64", "dout": f"*{dtype}", "dw": "*fp32"}  # the shares are float32
+    compiled = _compile_for_hopper(fused._embedding_bwd, pointers, set(), meta, num_warps)
+    assert ".entry" in compiled.asm["ptx"] and compiled.asm["cubin"]
+
+
 if __name__ == "__main__":
     checks = {
         "gla": lambda: [errors(*case) for case in CASES],
@@ -446,5 +509,6 @@ if __name__ == "__main__":
         "sla_gate": lambda: [sla_gate_errors(*c) for c in GATE_CASES],
         "short_conv": lambda: [short_conv_errors(*c) for c in CONV_CASES],
         "gdn_gates": lambda: [gdn_gates_errors(*c) for c in GDN_GATE_CASES],
+        "embedding": lambda: [embedding_errors(*c) for c in EMBEDDING_CASES],
     }
     print(json.dumps({name: checks[name]() for name in sys.argv[1:] or checks}))

@@ -11,11 +11,13 @@
     rms_norm_gated(x, g, weight, eps) -> x / rms(x) * weight * silu(g), g optional
     l2norm(x, eps) -> x / sqrt(sum(x^2) + eps) over the last dim (q and k of the delta rule)
     gdn_gates(ab, A_log, dt_bias) -> (g, beta): Gated DeltaNet's decay and write strength
+    embedding(weight, idx) -> weight[idx]: the token embedding (its backward, on CUDA)
 
 state: [B, H, Dk, Dv] when output_final_state, else None. Each op has a folder (`gla/`,
-`delta_rule/`, `sla_gate/`, `conv/`, `norm/`, `gdn_gates/`): its pure-torch reference, the project's Triton
-kernel where there is one, fla's kernels as adapters, and in `__init__.py` the op's declaration
-(candidates in order, probe inputs, the dims it specialises on) and its public function.
+`delta_rule/`, `sla_gate/`, `conv/`, `norm/`, `gdn_gates/`, `embedding/`): its pure-torch
+reference, the project's Triton kernel where there is one, fla's kernels as adapters, and in
+`__init__.py` the op's declaration (candidates in order, probe inputs, the dims it specialises
+on) and its public function.
 `dispatch` picks a path per device, dtype and dims (project Triton where it suits the shape ->
 fla -> reference, probed once per process); `paths_used()` names the paths that ran and
 `doctor()` explains the choices. `slabench.kernels.gla` is the op function: import the folder's
@@ -36,6 +38,7 @@ os.environ.setdefault("TRITON_CACHE_AUTOTUNING", "1")
 from slabench.kernels.conv import SHORT_CONV, short_conv, short_conv_reference
 from slabench.kernels.delta_rule import DELTA_RULE, delta_rule, delta_rule_chunk, delta_rule_recurrent
 from slabench.kernels.dispatch import OPS, doctor, paths_used, register, reset_paths_used, select
+from slabench.kernels.embedding import EMBEDDING, embedding, embedding_reference
 from slabench.kernels.gdn_gates import GDN_GATES, gdn_gates, gdn_gates_reference
 from slabench.kernels.gla import GLA, SIMPLE_GLA, gla, gla_chunk, gla_recurrent
 from slabench.kernels.norm import (
@@ -49,7 +52,9 @@ from slabench.kernels.norm import (
 from slabench.kernels.sla_gate import SLA_GATE, SLA_GATE_SIGMOID, sla_gate, sla_gate_reference
 
 # Every op, in the order `doctor` lists them; a new op's folder adds its declaration here.
-register(GLA, SIMPLE_GLA, DELTA_RULE, GDN_GATES, SLA_GATE, SLA_GATE_SIGMOID, SHORT_CONV, RMS_NORM_GATED, L2NORM)
+register(
+    GLA, SIMPLE_GLA, DELTA_RULE, GDN_GATES, SLA_GATE, SLA_GATE_SIGMOID, SHORT_CONV, RMS_NORM_GATED, L2NORM, EMBEDDING
+)
 
 __all__ = [
     "OPS",
@@ -57,6 +62,8 @@ __all__ = [
     "delta_rule_chunk",
     "delta_rule_recurrent",
     "doctor",
+    "embedding",
+    "embedding_reference",
     "gdn_gates",
     "gdn_gates_reference",
     "gla",

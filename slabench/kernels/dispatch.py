@@ -1,6 +1,7 @@
 """Pick, per op, device type, dtype and dims, the fastest path that runs and agrees with the
 reference: the selection engine. The ops themselves are declared in their folders (`gla/`,
-`delta_rule/`, `gdn_gates/`, `sla_gate/`, `conv/`, `norm/`) and registered in `slabench/kernels/__init__.py`.
+`delta_rule/`, `gdn_gates/`, `sla_gate/`, `conv/`, `norm/`, `embedding/`) and registered in
+`slabench/kernels/__init__.py`.
 
 An `Op` lists its candidates in order of preference, the pure-torch reference last. A candidate
 may apply to some shapes only (`Op.only`). On first use in a process each candidate is PROBED:
@@ -82,13 +83,13 @@ def compare(
     wide = torch.float64 if args[0].dtype == torch.float64 else ref_dtype
     extra = {"output_final_state": False} if op.returns_state else {}
     results = []
-    for f, cast in ((fn, lambda x: x), (op.reference, lambda x: x.to(wide))):
+    for f, cast in ((fn, lambda x: x), (op.reference, lambda x: x.to(wide) if x.is_floating_point() else x)):
         xs = [None if a is None else cast(a).detach().requires_grad_(a.is_floating_point()) for a in args]
         out = f(*xs, **kwargs, **extra)
         outs = out[: op.compared] if isinstance(out, tuple) else (out,)  # (out, state) or (out, gates) pairs
         gen = torch.Generator(device="cpu").manual_seed(1)
         douts = [torch.randn(o.shape, generator=gen).to(o.device, o.dtype) for o in outs]
-        grads = torch.autograd.grad(outs, [x for x in xs if x is not None], douts)
+        grads = torch.autograd.grad(outs, [x for x in xs if x is not None and x.requires_grad], douts)
         results.append((outs, grads))
     (outs, grads), (refs, ref_grads) = results
     err_out = max(rel_rms(a, b) for a, b in zip(outs, refs))
