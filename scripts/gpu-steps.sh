@@ -26,7 +26,8 @@
 # report sla --scale full, resumable), probe (scripts/packing-probe.py), profile (slabench profile),
 # gla-paths and gate-bench (scripts/gla-paths.py, scripts/gate-bench.py), delta-paths
 # (scripts/delta-paths.py), zoology (slabench report zoology, resumable), zoology-fresh (the same
-# from no records: its device time in one sitting), preset=NAME (a shipped
+# from no records: its device time in one sitting), step-profile (scripts/fold-profile.py: a training
+# step's kernels by GPU time), preset=NAME (a shipped
 # preset, resumable), grid=FILE (any grid), fresh-grid=FILE (a grid in one process with an empty
 # Triton cache: first-use cost), variants (scripts/compile-variants.py), fold-bench
 # (scripts/fold-bench.py).
@@ -182,6 +183,9 @@ for step in "$@"; do
       file=${step#fresh-grid=}; name=$(basename "$file" .toml)-fresh
       TRITON_CACHE_DIR=$(mktemp -d) run_grid "$name" 1 "$file"
       log "$name (empty Triton cache): rc $? in $((SECONDS - t0)) s" ;;
+    step-profile)  # where one run's training step spends its GPU time (scripts/fold-profile.py: timings, then a profile table)
+      timeout "$(left)" python scripts/fold-profile.py ${STEP_PROFILE_ARGS:-gla 1} > "$STATE/logs/step-profile.txt" 2>&1
+      log "step profile ${STEP_PROFILE_ARGS:-gla 1}: rc $? in $((SECONDS - t0)) s" ;;
     fold-bench)  # single runs against folds of N (scripts/fold-bench.py), e.g. FOLD_BENCH_ARGS="gla,sla-gla 8,16"
       OUT="$STATE/logs" timeout "$(left)" python scripts/fold-bench.py ${FOLD_BENCH_ARGS:-} > /dev/null 2> "$STATE/logs/fold-bench.err"
       log "fold bench ${FOLD_BENCH_ARGS:-}: rc $? in $((SECONDS - t0)) s" ;;
