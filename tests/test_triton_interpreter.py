@@ -263,6 +263,7 @@ EMBEDDING_CASES = [
     (5, 3, (2, 7), True),
     (512, 20, (3, 400), True),
     (300, 64, (1, 1), False),
+    (64, 16, (40, 700), False),  # 438 token blocks: 110 programs of 4 blocks, the last one of 2
 ]
 
 
@@ -497,7 +498,7 @@ def test_embedding_kernel_compiles_for_hopper(V, D, dtype):
 
     meta = fused._meta(V, D, fused.EmbeddingConfig())
     num_warps = meta.pop("num_warps")
-    pointers = {"idx": "*i64", "dout": f"*{dtype}", "dw": "*fp32"}  # the shares are float32
+    pointers = {"idx": "*i64", "dout": f"*{dtype}", "dw": "*fp32"}  # the shares are float32; steps an int
     compiled = _compile_for_hopper(fused._embedding_bwd, pointers, set(), meta, num_warps)
     assert ".entry" in compiled.asm["ptx"] and compiled.asm["cubin"]
 

@@ -7,13 +7,14 @@ row v is the sum of the output gradients at the tokens that read it:
 
 With more than 3072 indices ATen sorts them first: in a quick-preset training step on an H200
 (16,384 tokens, 256 rows) its backward took 82 us of GPU time, about a tenth of the step. Here
-a program takes STEPS blocks of BN tokens and a block of BD columns, builds the one-hot
-[V, BN] of its tokens in registers and accumulates onehot @ dout with tensor-core products
-(input_precision "tf32x3": the one-hot is exact in tf32, dout is split into a high and a low
-tf32 part, so the sum keeps float32's precision). Each program writes its [V, BD] share into
-a float32 buffer [programs, V, D] that one torch sum finishes, deterministically (no atomics).
-The whole vocabulary sits in one program's accumulator, so this suits small vocabularies only
-(`unsuited`); larger ones keep ATen's backward.
+a program takes a run of blocks of BN tokens and a block of BD columns, builds the one-hot
+[V, BN] of each block's tokens in registers and accumulates onehot @ dout with tensor-core
+products (input_precision "tf32x3": the one-hot is exact in tf32, dout is split into a high and a
+low tf32 part, so the sum keeps float32's precision). Each program writes its [V, BD] share into
+a float32 buffer [programs along the tokens, V, D] that one torch sum finishes, deterministically
+(no atomics). About `EmbeddingConfig.programs` programs run whatever the number of tokens, so the
+buffer stays near programs x V x BD floats (4 MB). The whole vocabulary sits in one program's
+accumulator, so this suits small vocabularies only (`unsuited`); larger ones keep ATen's backward.
 """
 
 from __future__ import annotations
@@ -34,11 +35,11 @@ MAX_VOCAB = 512  # rows one program's accumulator holds: [512, 16] float32 is 64
 
 @dataclass(frozen=True)
 class EmbeddingConfig:
-    """Launch settings, not tuned on a GPU: 64-token blocks, 8 a program (16,384 tokens and 128
-    columns give 128 programs at 256 rows, an H200 has 132 SMs), 4 warps."""
+    """Launch settings, not tuned on a GPU: 64-token blocks, about 128 programs (an H200 has 132
+    SMs; at 16,384 tokens, 256 rows and 128 columns each takes 8 blocks of 32 columns), 4 warps."""
 
     block_n: int = 64
-    steps: int = 8
+    programs: int = 128
     num_warps: int = 4
 
 
@@ -49,17 +50,15 @@ def unsuited(dims: tuple[int, int]) -> str | None:
 
 if triton is not None:
 
-    @triton.jit
-    def _embedding_bwd(
-        idx, dout, dw, N, V, D, BN: tl.constexpr, BV: tl.constexpr, BD: tl.constexpr, STEPS: tl.constexpr
-    ):
-        """dw[program_id(0)] [V, D] (float32), columns of block program_id(1): this program's
-        STEPS x BN tokens' share of onehot(idx)^T dout."""
+    @triton.jit(do_not_specialize=["steps"])  # one compile whatever the number of tokens
+    def _embedding_bwd(idx, dout, dw, N, V, D, steps, BN: tl.constexpr, BV: tl.constexpr, BD: tl.constexpr):
+        """dw[program_id(0)] [V, D] (float32), columns of block program_id(1): the share of
+        onehot(idx)^T dout of this program's `steps` blocks of BN tokens."""
         v = tl.arange(0, BV)  # [BV]
         d = tl.program_id(1) * BD + tl.arange(0, BD)  # [BD]
         acc = tl.zeros([BV, BD], dtype=tl.float32)
-        for s in range(STEPS):
-            n = (tl.program_id(0) * STEPS + s) * BN + tl.arange(0, BN)  # [BN]
+        for s in range(steps):
+            n = (tl.program_id(0) * steps + s) * BN + tl.arange(0, BN)  # [BN]
             i = tl.load(idx + n, mask=n < N, other=-1)  # [BN]: -1 matches no row
             onehot = (v[:, None] == i[None, :]).to(tl.float32)  # [BV, BN]
             mask = (n[:, None] < N) & (d[None, :] < D)
@@ -74,7 +73,7 @@ def _meta(V: int, D: int, config: EmbeddingConfig) -> dict:
     accumulator stays at 8192 values (64 a thread at 4 warps)."""
     BV = max(16, triton.next_power_of_2(V))
     BD = max(16, min(8192 // BV, triton.next_power_of_2(D)))
-    return {"BN": config.block_n, "BV": BV, "BD": BD, "STEPS": config.steps, "num_warps": config.num_warps}
+    return {"BN": config.block_n, "BV": BV, "BD": BD, "num_warps": config.num_warps}
 
 
 class EmbeddingTriton(torch.autograd.Function):
@@ -96,9 +95,12 @@ class EmbeddingTriton(torch.autograd.Function):
         if N == 0:
             return torch.zeros(V, D, device=dout.device, dtype=ctx.dtype), None, None
         meta = _meta(V, D, ctx.config)
-        grid = (triton.cdiv(N, meta["BN"] * meta["STEPS"]), triton.cdiv(D, meta["BD"]))
+        blocks, column_blocks = triton.cdiv(N, meta["BN"]), triton.cdiv(D, meta["BD"])
+        programs = max(1, min(blocks, ctx.config.programs // column_blocks))  # along the tokens
+        steps = triton.cdiv(blocks, programs)
+        grid = (triton.cdiv(blocks, steps), column_blocks)
         dw = torch.empty(grid[0], V, D, device=dout.device, dtype=torch.float32)  # every program writes its share
-        _embedding_bwd[grid](idx, dout, dw, N, V, D, **meta)
+        _embedding_bwd[grid](idx, dout, dw, N, V, D, steps, **meta)
         return dw.sum(0).to(ctx.dtype), None, None
 
 
