@@ -59,8 +59,9 @@ def test_dispatch_uses_fast_paths_on_cuda(dtype):
     assert dispatch.select("short_conv", "cuda", dtype, (130, 4))[0] == "triton_short_conv"
     assert dispatch.select("rms_norm_gated", "cuda", dtype, (16, 0))[0] == "fla_fused_norm_gate"  # no gate
     assert dispatch.select("rms_norm_gated", "cuda", dtype, (128, 1))[0] == "fla_fused_norm_gate"
-    assert dispatch.select("l2norm", "cuda", dtype, (16,))[0] == "fla_l2norm"
-    assert dispatch.select("l2norm", "cuda", dtype, (20,))[0] == "fla_l2norm"
+    assert dispatch.select("l2norm", "cuda", dtype, (16,))[0] == "triton_l2norm"
+    assert dispatch.select("l2norm", "cuda", dtype, (20,))[0] == "triton_l2norm"
+    assert dispatch.select("l2norm", "cuda", dtype, (2048,))[0] == "fla_l2norm"  # wider than a program holds
     assert dispatch.select("gdn_gates", "cuda", dtype, (8,))[0] == "triton_gdn_gates"
     assert dispatch.select("gdn_gates", "cuda", dtype, (5,))[0] == "triton_gdn_gates"
     assert dispatch.select("embedding", "cuda", dtype, (256, 128))[0] == "triton_embedding"
@@ -266,6 +267,27 @@ def test_triton_gdn_gates_odd_shapes(dtype):
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=["fp32", "bf16"])
+def test_triton_l2norm_odd_shapes(dtype):
+    """The compiled l2norm vs float64 on q as the mixers pass it (a slice of a wider projection,
+    rows not a multiple of a program's, D not a power of two) and on a contiguous input."""
+    from slabench.kernels.norm.fused import l2norm_triton
+    from slabench.kernels.norm.reference import l2norm_reference
+
+    tol_out, tol_grad = TOL[dtype]
+    for B, T, H, D, wide in [(2, 37, 3, 20, True), (64, 256, 8, 16, True), (1, 130, 2, 128, False)]:
+        h = torch.randn(B, T, (3 if wide else 1) * H * D, device="cuda")
+        dy = torch.randn(B, T, H, D, device="cuda")
+        outs = []
+        for fn, dt in ((l2norm_triton, dtype), (l2norm_reference, torch.float64)):
+            hh = h.to(dtype).to(dt).requires_grad_()  # the reference sees the same rounded inputs
+            y = fn(hh[..., : H * D].view(B, T, H, D), 1e-6)
+            outs.append([y, *torch.autograd.grad(y, hh, dy.to(y.dtype))])
+        errs = [dispatch.rel_rms(a, b) for a, b in zip(outs[0], outs[1])]
+        print("l2norm", dtype, (B, T, H, D, wide), [f"{e:.1e}" for e in errs])
+        assert outs[0][0].dtype == dtype and errs[0] <= tol_out and errs[1] <= tol_grad, (B, T, H, D, errs)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=["fp32", "bf16"])
 def test_triton_embedding_odd_shapes(dtype):
     """The compiled embedding backward vs float64: the weight's gradient at vocabularies and widths
     not powers of two, token counts not a multiple of a program's, and the quick preset's shape."""
@@ -312,6 +334,8 @@ def test_mixer_trains_on_gpu(name):
         assert kernels.paths_used()["delta_rule"] == "triton_delta_rule"
     if "gdn" in name:
         assert kernels.paths_used()["gdn_gates"] == "triton_gdn_gates"
+    if "l2norm" in kernels.paths_used():
+        assert kernels.paths_used()["l2norm"] == "triton_l2norm"
     if "short_conv" in kernels.paths_used():
         assert kernels.paths_used()["short_conv"] == "triton_short_conv"
     assert kernels.paths_used()["embedding"] == "triton_embedding"  # vocabulary 64

@@ -20,6 +20,8 @@
 - The token embedding's backward (`slabench.kernels.embedding.fused`): the weight's gradient at
   vocabularies and widths not powers of two, token counts not a multiple of a program's, one
   token and a strided output gradient; and the dispatch probe's comparison with integer indices.
+- The L2 norm of q and k (`slabench.kernels.norm.fused`): y and the input's gradient on strided
+  slices of a wider projection and contiguous inputs, D not a power of two.
 
 The interpreter is switched on by TRITON_INTERPRET=1 when a kernel is defined, so the checks
 run in a fresh process. The interpreter forgives what the compiler rejects (it ran a helper
@@ -294,6 +296,41 @@ def embedding_errors(V, D, shape, strided) -> dict[str, float]:
     return errs
 
 
+# (shape, wide): x [..., D] as the mixers pass q (a slice of a wider projection, `wide`) or
+# contiguous; rows not a multiple of a program's, D not a power of two, one row, a 3-D input
+L2NORM_CASES = [
+    ((2, 37, 3, 20), True),
+    ((1, 130, 8, 16), True),
+    ((3, 5, 2, 64), False),
+    ((1, 1, 1, 7), False),
+    ((5, 33), True),
+]
+
+
+def l2norm_errors(shape, wide) -> dict[str, float]:
+    """Relative RMS errors of the Triton l2norm (float32) against the reference (float64): y and dx."""
+    import torch
+
+    from slabench.kernels.dispatch import rel_rms
+    from slabench.kernels.norm.fused import l2norm_triton
+    from slabench.kernels.norm.reference import l2norm_reference
+
+    gen = torch.Generator().manual_seed(0)
+    heads = shape[2] if len(shape) == 4 else 1  # a 4-D x [B, T, H, D] views rows of H * D channels
+    rows, width = shape[:2] if len(shape) == 4 else shape[:-1], heads * shape[-1]
+    h = torch.randn(*rows, 3 * width if wide else width, generator=gen, dtype=torch.float64)
+    dy = torch.randn(shape, generator=gen, dtype=torch.float64)
+
+    def run(fn, dtype):
+        hh = h.to(dtype).requires_grad_()
+        x = hh[..., :width].view(shape)  # strided when wide
+        y = fn(x, 1e-6)
+        return [y, *torch.autograd.grad(y, hh, dy.to(dtype))]
+
+    ours, ref = run(l2norm_triton, torch.float32), run(l2norm_reference, torch.float64)
+    return {n: rel_rms(a, b) for n, a, b in zip(["y", "dx"], ours, ref)}
+
+
 def _interpret(*groups: str) -> dict:
     """This file's checks of `groups` run in a fresh process under Triton's interpreter."""
     env = {**os.environ, "TRITON_INTERPRET": "1"}
@@ -349,6 +386,15 @@ def test_embedding_backward_kernel_matches_float64_reference_in_interpreter():
     for case, errs in zip(EMBEDDING_CASES, results):
         assert set(errs) == {"out", "dweight", "probe_out", "probe_grad"}, case
         assert max(errs.values()) < 1e-6, (case, errs)  # the gather is exact; the sums float32
+
+
+def test_l2norm_kernel_matches_float64_reference_in_interpreter():
+    pytest.importorskip("triton")
+    results = _interpret("l2norm")["l2norm"]
+    assert len(results) == len(L2NORM_CASES)
+    for case, errs in zip(L2NORM_CASES, results):
+        assert set(errs) == {"y", "dx"}, case
+        assert max(errs.values()) < 1e-6, (case, errs)  # float32 arithmetic
 
 
 def _compile_for_hopper(kernel, pointers: dict[str, str], floats: set[str], meta: dict, num_warps: int = 4):
@@ -503,6 +549,20 @@ def test_embedding_kernel_compiles_for_hopper(V, D, dtype):
     assert ".entry" in compiled.asm["ptx"] and compiled.asm["cubin"]
 
 
+@pytest.mark.parametrize("D,dtype", [(16, "bf16"), (20, "fp32")])
+def test_l2norm_kernels_compile_for_hopper(D, dtype):
+    pytest.importorskip("triton")
+    pytest.importorskip("triton.backends.nvidia")
+    from slabench.kernels.norm import fused
+
+    meta = fused._meta(D, fused.L2NormConfig())
+    num_warps = meta.pop("num_warps")
+    pointers = {a: f"*{dtype}" for a in ("x", "y", "dy", "dx")} | {"rstd": "*fp32"}
+    for kernel in (fused._l2norm_fwd, fused._l2norm_bwd):
+        compiled = _compile_for_hopper(kernel, pointers, {"eps"}, meta, num_warps)
+        assert ".entry" in compiled.asm["ptx"] and compiled.asm["cubin"], kernel.__name__
+
+
 if __name__ == "__main__":
     checks = {
         "gla": lambda: [errors(*case) for case in CASES],
@@ -511,5 +571,6 @@ if __name__ == "__main__":
         "short_conv": lambda: [short_conv_errors(*c) for c in CONV_CASES],
         "gdn_gates": lambda: [gdn_gates_errors(*c) for c in GDN_GATE_CASES],
         "embedding": lambda: [embedding_errors(*c) for c in EMBEDDING_CASES],
+        "l2norm": lambda: [l2norm_errors(*c) for c in L2NORM_CASES],
     }
     print(json.dumps({name: checks[name]() for name in sys.argv[1:] or checks}))

@@ -9,7 +9,8 @@ per call, which at synthetic-task sizes cost as much as the work, so on CUDA fla
 norm (`fla_adapters.py`) comes before the reference (`reference.py`). The dims a call
 specialises on are (D, gated) and (D,). `F.normalize` under bf16 autocast takes eight ATen
 kernels forward and backward and returns float32; fla's l2norm is one kernel each way and keeps
-the input's dtype, which the delta rule's bf16 path wants.
+the input's dtype, which the delta rule's bf16 path wants, but copies the strided q and k slices
+first, so the project's l2norm (`fused.py`: reads them in place) comes before it.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import torch
 
 from slabench.kernels.dispatch import PROBE_T, Op, call
 from slabench.kernels.norm.fla_adapters import fla_l2norm, fla_rms_norm_gated
+from slabench.kernels.norm.fused import l2norm_triton, unsuited
 from slabench.kernels.norm.reference import l2norm_reference, rms_norm_gated_reference
 
 
@@ -46,17 +48,21 @@ RMS_NORM_GATED = Op(
 
 
 def _probe_l2norm(device, dtype, dims):
+    """q of two heads as the mixers pass it: a slice of a wider projection [2, PROBE_T, 6 D]."""
     gen = torch.Generator(device="cpu").manual_seed(0)
-    return [torch.randn(2, PROBE_T, 2, dims[0], generator=gen).to(device, dtype)], {"eps": 1e-6}
+    (D,) = dims
+    h = torch.randn(2, PROBE_T, 6 * D, generator=gen).to(device, dtype)
+    return [h[..., : 2 * D].view(2, PROBE_T, 2, D)], {"eps": 1e-6}
 
 
 L2NORM = Op(
     "l2norm",
-    [("fla_l2norm", fla_l2norm), ("reference", l2norm_reference)],
+    [("triton_l2norm", l2norm_triton), ("fla_l2norm", fla_l2norm), ("reference", l2norm_reference)],
     _probe_l2norm,
     dims_of=lambda args: (args[0].shape[-1],),  # (D,)
     default_dims=(16,),
     returns_state=False,
+    only={"triton_l2norm": unsuited},
 )
 
 

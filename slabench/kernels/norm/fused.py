@@ -1,0 +1,115 @@
+"""The L2 norm of q and k in Triton, forward and backward; same op as `l2norm_reference`.
+
+Per row (one token and head) x [D], with r = (sum x^2 + eps)^-1/2:
+
+    y = x r,    dx = r (dy - y sum(dy y))
+
+The delta-rule mixers normalise q and k, which are strided slices of one projection (after its
+short conv): [B, T, H, D] with the channels of q, k and v interleaved per token. fla's l2norm
+views its input as contiguous rows, so its adapter copies each slice first (two 4 MB copies a
+call at B64 T256 H8 D16, about as long as the two norms themselves). Here the forward reads the
+slice in place (a row's offset from its batch, time and head strides) and writes y contiguous,
+with r in float32 for the backward; the backward reads y, dy and r and writes dx contiguous.
+A program takes BR rows of D columns, whole rows, so each sum is one in-register reduction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+try:
+    import triton
+    import triton.language as tl
+except ImportError:  # triton is optional on non-Linux platforms; the reference still works
+    triton = None
+
+MAX_DIM = 1024  # widest row one program holds
+
+
+@dataclass(frozen=True)
+class L2NormConfig:
+    """Launch settings, not tuned on a GPU: about 4096 elements a program (256 rows of 16: 512
+    programs at B64 T256 H8), 4 warps."""
+
+    block_elements: int = 4096
+    num_warps: int = 4
+
+
+def unsuited(dims: tuple[int]) -> str | None:
+    """Why this path does not suit a call of dispatch dims (D,), or None if it does."""
+    return None if dims[0] <= MAX_DIM else f"only for rows <= {MAX_DIM} wide"
+
+
+if triton is not None:
+
+    @triton.jit
+    def _l2norm_fwd(x, y, rstd, R, T, H, sx_b, sx_t, sx_h, eps, D: tl.constexpr, BR: tl.constexpr, BD: tl.constexpr):
+        """y [R, D] contiguous and rstd [R] (float32) for rows program_id(0) of x [B, T, H, D] (strided,
+        rows in (b, t, h) order)."""
+        r = tl.program_id(0) * BR + tl.arange(0, BR)  # [BR]
+        d = tl.arange(0, BD)  # [BD]
+        b, t, h = r // (T * H), (r // H) % T, r % H
+        row = b.to(tl.int64) * sx_b + t.to(tl.int64) * sx_t + h.to(tl.int64) * sx_h  # [BR]
+        mask = (r[:, None] < R) & (d[None, :] < D)
+        xr = tl.load(x + row[:, None] + d[None, :], mask=mask, other=0.0).to(tl.float32)  # [BR, BD]
+        rs = tl.rsqrt(tl.sum(xr * xr, axis=1) + eps)  # [BR]
+        tl.store(y + r[:, None].to(tl.int64) * D + d[None, :], (xr * rs[:, None]).to(y.dtype.element_ty), mask=mask)
+        tl.store(rstd + r, rs, mask=r < R)
+
+    @triton.jit
+    def _l2norm_bwd(y, dy, dx, rstd, R, D: tl.constexpr, BR: tl.constexpr, BD: tl.constexpr):
+        """dx [R, D] for rows program_id(0), from y, dy [R, D] (contiguous) and rstd [R]."""
+        r = tl.program_id(0) * BR + tl.arange(0, BR)  # [BR]
+        d = tl.arange(0, BD)  # [BD]
+        mask = (r[:, None] < R) & (d[None, :] < D)
+        at = r[:, None].to(tl.int64) * D + d[None, :]
+        yr = tl.load(y + at, mask=mask, other=0.0).to(tl.float32)  # [BR, BD]
+        g = tl.load(dy + at, mask=mask, other=0.0).to(tl.float32)
+        rs = tl.load(rstd + r, mask=r < R, other=0.0)  # [BR]
+        tl.store(dx + at, (rs[:, None] * (g - yr * tl.sum(g * yr, axis=1)[:, None])).to(dx.dtype.element_ty), mask=mask)
+
+
+def _meta(D: int, config: L2NormConfig) -> dict:
+    BD = triton.next_power_of_2(D)
+    return {"D": D, "BD": BD, "BR": max(1, config.block_elements // BD), "num_warps": config.num_warps}
+
+
+class L2NormTriton(torch.autograd.Function):
+    """`l2norm` in one Triton kernel per direction; same contract as `l2norm_reference`."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, eps: float, config: L2NormConfig):
+        shape, D = x.shape, x.shape[-1]
+        x4 = x if x.dim() == 4 else x.reshape(1, 1, -1, D)  # [B, T, H, D]
+        if x4.stride(-1) != 1:
+            x4 = x4.contiguous()
+        B, T, H, _ = x4.shape
+        R = B * T * H
+        meta = _meta(D, config)
+        y = torch.empty(R, D, device=x.device, dtype=x.dtype)
+        rstd = torch.empty(R, device=x.device, dtype=torch.float32)
+        if R:
+            _l2norm_fwd[(triton.cdiv(R, meta["BR"]),)](
+                x4, y, rstd, R, T, H, x4.stride(0), x4.stride(1), x4.stride(2), eps, **meta
+            )
+        ctx.save_for_backward(y, rstd)
+        ctx.config = config
+        return y.view(shape)
+
+    @staticmethod
+    def backward(ctx, dy: torch.Tensor):
+        y, rstd = ctx.saved_tensors
+        R, D = y.shape
+        dy2 = dy.reshape(R, D).contiguous()
+        meta = _meta(D, ctx.config)
+        dx = torch.empty(R, D, device=y.device, dtype=y.dtype)
+        if R:
+            _l2norm_bwd[(triton.cdiv(R, meta["BR"]),)](y, dy2, dx, rstd, R, **meta)
+        return dx.view(dy.shape), None, None
+
+
+def l2norm_triton(x: torch.Tensor, eps: float = 1e-6, config: L2NormConfig = L2NormConfig()) -> torch.Tensor:
+    """x [..., D] / sqrt(sum(x^2) + eps) over the last dim, in x's dtype, through `L2NormTriton`."""
+    return L2NormTriton.apply(x, eps, config)
