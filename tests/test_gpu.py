@@ -44,7 +44,7 @@ def test_dispatch_uses_fast_paths_on_cuda(dtype):
     """The project's kernels (short gla, SLA gate, delta rule, gdn gates, short conv, embedding) and chunk_gla are
     expected to work on Hopper: they must be chosen, chunk_gla for sequences too long for the short gla kernel, the
     delta rule's six kernels at any T up to head dims 128, the short conv up to width 8 (fla's beyond), the
-    embedding's backward up to 512 rows."""
+    embedding's backward up to 512 rows, the norms up to rows 1024 wide (fla's beyond)."""
     assert dispatch.select("gla", "cuda", dtype, (16, 32, True))[0] == "triton_gla_short"
     assert dispatch.select("simple_gla", "cuda", dtype, (16, 32, True))[0] == "triton_gla_short"
     assert dispatch.select("gla", "cuda", dtype, (16, 32, False))[0] == "fla_chunk_gla"
@@ -57,11 +57,12 @@ def test_dispatch_uses_fast_paths_on_cuda(dtype):
     assert dispatch.select("delta_rule", "cuda", dtype, (16, 32, True))[0] == "triton_delta_rule"  # segmented walks
     assert dispatch.select("short_conv", "cuda", dtype)[0] == "triton_short_conv"
     assert dispatch.select("short_conv", "cuda", dtype, (130, 4))[0] == "triton_short_conv"
-    assert dispatch.select("rms_norm_gated", "cuda", dtype, (16, 0))[0] == "fla_fused_norm_gate"  # no gate
-    assert dispatch.select("rms_norm_gated", "cuda", dtype, (128, 1))[0] == "fla_fused_norm_gate"
+    assert dispatch.select("rms_norm_gated", "cuda", dtype, (16, 0))[0] == "triton_rms_norm_gated"  # no gate
+    assert dispatch.select("rms_norm_gated", "cuda", dtype, (128, 1))[0] == "triton_rms_norm_gated"
+    assert dispatch.select("rms_norm_gated", "cuda", dtype, (2048, 1))[0] != "triton_rms_norm_gated"  # too wide
     assert dispatch.select("l2norm", "cuda", dtype, (16,))[0] == "triton_l2norm"
     assert dispatch.select("l2norm", "cuda", dtype, (20,))[0] == "triton_l2norm"
-    assert dispatch.select("l2norm", "cuda", dtype, (2048,))[0] == "fla_l2norm"  # wider than a program holds
+    assert dispatch.select("l2norm", "cuda", dtype, (2048,))[0] != "triton_l2norm"  # wider than a program holds
     assert dispatch.select("gdn_gates", "cuda", dtype, (8,))[0] == "triton_gdn_gates"
     assert dispatch.select("gdn_gates", "cuda", dtype, (5,))[0] == "triton_gdn_gates"
     assert dispatch.select("embedding", "cuda", dtype, (256, 128))[0] == "triton_embedding"
@@ -288,6 +289,28 @@ def test_triton_l2norm_odd_shapes(dtype):
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=["fp32", "bf16"])
+def test_triton_rms_norm_gated_odd_shapes(dtype):
+    """The compiled gated RMS norm vs float64: the output norm per head (gated, bf16 x under autocast
+    with a float32 weight), a block's norm (no gate), rows not a multiple of a program's, D 20."""
+    from slabench.kernels.norm.fused import rms_norm_gated_triton
+    from slabench.kernels.norm.reference import rms_norm_gated_reference
+
+    tol_out, tol_grad = TOL[dtype]
+    for rows, D, gated in [((128, 128, 4), 32, True), ((64, 256), 128, False), ((3, 37, 2), 20, True)]:
+        x, g, dy = (torch.randn(*rows, D, device="cuda") for _ in range(3))
+        w = 1 + torch.rand(D, device="cuda")
+        outs = []
+        for fn, dt in ((rms_norm_gated_triton, dtype), (rms_norm_gated_reference, torch.float64)):
+            xs = [t.to(dtype).to(dt).requires_grad_() for t in (x, g)]  # the reference sees the same rounded inputs
+            ww = w.to(torch.float32 if fn is rms_norm_gated_triton else dt).requires_grad_()
+            y = fn(xs[0], xs[1] if gated else None, ww, 1e-6)
+            outs.append([y, *torch.autograd.grad(y, [xs[0], ww, *xs[1:] * gated], dy.to(y.dtype))])
+        errs = [dispatch.rel_rms(a, b) for a, b in zip(outs[0], outs[1])]
+        print("rms_norm_gated", dtype, (rows, D, gated), [f"{e:.1e}" for e in errs])
+        assert outs[0][0].dtype == dtype and errs[0] <= tol_out and max(errs[1:]) <= tol_grad, (rows, D, errs)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=["fp32", "bf16"])
 def test_triton_embedding_odd_shapes(dtype):
     """The compiled embedding backward vs float64: the weight's gradient at vocabularies and widths
     not powers of two, token counts not a multiple of a program's, and the quick preset's shape."""
@@ -336,6 +359,7 @@ def test_mixer_trains_on_gpu(name):
         assert kernels.paths_used()["gdn_gates"] == "triton_gdn_gates"
     if "l2norm" in kernels.paths_used():
         assert kernels.paths_used()["l2norm"] == "triton_l2norm"
+    assert kernels.paths_used()["rms_norm_gated"] == "triton_rms_norm_gated"  # the blocks' norms at least
     if "short_conv" in kernels.paths_used():
         assert kernels.paths_used()["short_conv"] == "triton_short_conv"
     assert kernels.paths_used()["embedding"] == "triton_embedding"  # vocabulary 64

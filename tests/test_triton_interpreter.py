@@ -20,8 +20,9 @@
 - The token embedding's backward (`slabench.kernels.embedding.fused`): the weight's gradient at
   vocabularies and widths not powers of two, token counts not a multiple of a program's, one
   token and a strided output gradient; and the dispatch probe's comparison with integer indices.
-- The L2 norm of q and k (`slabench.kernels.norm.fused`): y and the input's gradient on strided
-  slices of a wider projection and contiguous inputs, D not a power of two.
+- The norms (`slabench.kernels.norm.fused`): the L2 norm's y and input gradient on strided slices
+  of a wider projection and contiguous inputs; the gated RMS norm's y and the gradients of x, the
+  gate and the weight, gated and not; D not a power of two.
 
 The interpreter is switched on by TRITON_INTERPRET=1 when a kernel is defined, so the checks
 run in a fresh process. The interpreter forgives what the compiler rejects (it ran a helper
@@ -331,6 +332,42 @@ def l2norm_errors(shape, wide) -> dict[str, float]:
     return {n: rel_rms(a, b) for n, a, b in zip(["y", "dx"], ours, ref)}
 
 
+# (rows shape, D, gated, x strided): the output norm per head (gated), the blocks' norms (no gate),
+# rows not a multiple of a program's, D not a power of two
+RMS_CASES = [
+    ((2, 37, 3), 20, True, False),
+    ((1, 130), 128, False, True),
+    ((3, 5, 2), 64, True, True),
+    ((1,), 7, False, False),
+]
+
+
+def rms_norm_gated_errors(rows, D, gated, strided) -> dict[str, float]:
+    """Relative RMS errors of the Triton gated RMS norm (float32) against the reference (float64):
+    y and the gradients of x, g and the weight."""
+    import torch
+
+    from slabench.kernels.dispatch import rel_rms
+    from slabench.kernels.norm.fused import rms_norm_gated_triton
+    from slabench.kernels.norm.reference import rms_norm_gated_reference
+
+    gen = torch.Generator().manual_seed(0)
+    h = torch.randn(*rows, 2 * D, generator=gen, dtype=torch.float64)
+    g = torch.randn(*rows, D, generator=gen, dtype=torch.float64)
+    w = 1 + torch.rand(D, generator=gen, dtype=torch.float64)
+    dy = torch.randn(*rows, D, generator=gen, dtype=torch.float64)
+
+    def run(fn, dtype):
+        leaves = [t.to(dtype).requires_grad_() for t in (h, g, w)]
+        x = leaves[0][..., D:] if strided else leaves[0][..., :D].contiguous()
+        y = fn(x, leaves[1] if gated else None, leaves[2], 1e-6)
+        grads = torch.autograd.grad(y, [leaves[0], leaves[2], *leaves[1:2] * gated], dy.to(dtype))
+        return [y, *grads]
+
+    ours, ref = run(rms_norm_gated_triton, torch.float32), run(rms_norm_gated_reference, torch.float64)
+    return {n: rel_rms(a, b) for n, a, b in zip(["y", "dx", "dw", "dg"], ours, ref)}
+
+
 def _interpret(*groups: str) -> dict:
     """This file's checks of `groups` run in a fresh process under Triton's interpreter."""
     env = {**os.environ, "TRITON_INTERPRET": "1"}
@@ -394,6 +431,15 @@ def test_l2norm_kernel_matches_float64_reference_in_interpreter():
     assert len(results) == len(L2NORM_CASES)
     for case, errs in zip(L2NORM_CASES, results):
         assert set(errs) == {"y", "dx"}, case
+        assert max(errs.values()) < 1e-6, (case, errs)  # float32 arithmetic
+
+
+def test_rms_norm_gated_kernel_matches_float64_reference_in_interpreter():
+    pytest.importorskip("triton")
+    results = _interpret("rms_norm_gated")["rms_norm_gated"]
+    assert len(results) == len(RMS_CASES)
+    for case, errs in zip(RMS_CASES, results):
+        assert set(errs) == ({"y", "dx", "dw", "dg"} if case[2] else {"y", "dx", "dw"}), case
         assert max(errs.values()) < 1e-6, (case, errs)  # float32 arithmetic
 
 
@@ -550,17 +596,23 @@ def test_embedding_kernel_compiles_for_hopper(V, D, dtype):
 
 
 @pytest.mark.parametrize("D,dtype", [(16, "bf16"), (20, "fp32")])
-def test_l2norm_kernels_compile_for_hopper(D, dtype):
+def test_norm_kernels_compile_for_hopper(D, dtype):
     pytest.importorskip("triton")
     pytest.importorskip("triton.backends.nvidia")
     from slabench.kernels.norm import fused
 
-    meta = fused._meta(D, fused.L2NormConfig())
+    meta = fused._meta(D, fused.NormConfig())
     num_warps = meta.pop("num_warps")
     pointers = {a: f"*{dtype}" for a in ("x", "y", "dy", "dx")} | {"rstd": "*fp32"}
     for kernel in (fused._l2norm_fwd, fused._l2norm_bwd):
         compiled = _compile_for_hopper(kernel, pointers, {"eps"}, meta, num_warps)
         assert ".entry" in compiled.asm["ptx"] and compiled.asm["cubin"], kernel.__name__
+    # the gated RMS norm: x, g and their gradients in the input dtype, the weight and dw's shares float32
+    pointers = {a: f"*{dtype}" for a in ("x", "g", "y", "dy", "dx", "dg")} | {a: "*fp32" for a in ("w", "rstd", "dw")}
+    for kernel in (fused._rms_fwd, fused._rms_bwd):
+        for gated in (True, False):
+            compiled = _compile_for_hopper(kernel, pointers, {"eps"}, {**meta, "GATED": gated}, num_warps)
+            assert ".entry" in compiled.asm["ptx"] and compiled.asm["cubin"], kernel.__name__
 
 
 if __name__ == "__main__":
@@ -572,5 +624,6 @@ if __name__ == "__main__":
         "gdn_gates": lambda: [gdn_gates_errors(*c) for c in GDN_GATE_CASES],
         "embedding": lambda: [embedding_errors(*c) for c in EMBEDDING_CASES],
         "l2norm": lambda: [l2norm_errors(*c) for c in L2NORM_CASES],
+        "rms_norm_gated": lambda: [rms_norm_gated_errors(*c) for c in RMS_CASES],
     }
     print(json.dumps({name: checks[name]() for name in sys.argv[1:] or checks}))

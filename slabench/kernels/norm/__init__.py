@@ -4,13 +4,14 @@ before the delta rule).
     rms_norm_gated(x, g, weight, eps) -> x / rms(x) * weight * silu(g), g optional
     l2norm(x, eps) -> x / sqrt(sum(x^2) + eps) over the last dim
 
-As with the short conv (`slabench/kernels/conv/`), ATen builds it from several small kernels
-per call, which at synthetic-task sizes cost as much as the work, so on CUDA fla's fused Triton
-norm (`fla_adapters.py`) comes before the reference (`reference.py`). The dims a call
-specialises on are (D, gated) and (D,). `F.normalize` under bf16 autocast takes eight ATen
-kernels forward and backward and returns float32; fla's l2norm is one kernel each way and keeps
-the input's dtype, which the delta rule's bf16 path wants, but copies the strided q and k slices
-first, so the project's l2norm (`fused.py`: reads them in place) comes before it.
+As with the short conv (`slabench/kernels/conv/`), ATen builds each from several small kernels
+per call, which at synthetic-task sizes cost as much as the work. On CUDA the project's Triton
+norms come first (`fused.py`: one kernel each way, a tile of whole rows a program; the l2norm
+reads the strided q and k slices in place), then fla's fused ones (`fla_adapters.py`: their
+backward walks rows one at a time, and the l2norm adapter copies the slices first), then the
+reference (`reference.py`). The dims a call specialises on are (D, gated) and (D,).
+`F.normalize` under bf16 autocast takes eight ATen kernels forward and backward and returns
+float32; both fused l2norms keep the input's dtype, which the delta rule's bf16 path wants.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import torch
 
 from slabench.kernels.dispatch import PROBE_T, Op, call
 from slabench.kernels.norm.fla_adapters import fla_l2norm, fla_rms_norm_gated
-from slabench.kernels.norm.fused import l2norm_triton, unsuited
+from slabench.kernels.norm.fused import l2norm_triton, rms_norm_gated_triton, unsuited
 from slabench.kernels.norm.reference import l2norm_reference, rms_norm_gated_reference
 
 
@@ -39,11 +40,16 @@ def _probe(device, dtype, dims):
 
 RMS_NORM_GATED = Op(
     "rms_norm_gated",
-    [("fla_fused_norm_gate", fla_rms_norm_gated), ("reference", rms_norm_gated_reference)],
+    [
+        ("triton_rms_norm_gated", rms_norm_gated_triton),
+        ("fla_fused_norm_gate", fla_rms_norm_gated),
+        ("reference", rms_norm_gated_reference),
+    ],
     _probe,
     dims_of=lambda args: (args[0].shape[-1], int(args[1] is not None)),  # (D, gated)
     default_dims=(32, 1),
     returns_state=False,
+    only={"triton_rms_norm_gated": unsuited},
 )
 
 

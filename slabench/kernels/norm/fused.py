@@ -1,5 +1,7 @@
-"""The L2 norm of q and k in Triton, forward and backward; same op as `l2norm_reference`.
+"""The norms in Triton, forward and backward: the L2 norm of q and k (same op as
+`l2norm_reference`) and the gated RMS norm (same op as `rms_norm_gated_reference`).
 
+L2 norm.
 Per row (one token and head) x [D], with r = (sum x^2 + eps)^-1/2:
 
     y = x r,    dx = r (dy - y sum(dy y))
@@ -11,6 +13,18 @@ call at B64 T256 H8 D16, about as long as the two norms themselves). Here the fo
 slice in place (a row's offset from its batch, time and head strides) and writes y contiguous,
 with r in float32 for the backward; the backward reads y, dy and r and writes dx contiguous.
 A program takes BR rows of D columns, whole rows, so each sum is one in-register reduction.
+
+Gated RMS norm. Per row x [D], with r = (mean x^2 + eps)^-1/2, n = x r, a = n w and s = silu(g)
+(s = 1 without a gate):
+
+    y = a s,   dg = dy a silu'(g),   dw = sum_rows dy s n,   dx = r (dn - n mean(dn n)), dn = dy s w
+
+fla's fused norm walks its rows one at a time in as many programs as the GPU has SMs (each
+program's share of dw accumulates across its rows), so at synthetic-task sizes, tens of thousands
+of rows of 16 to 128 columns, its backward is a serial loop of hundreds of tiny steps per program:
+33 us per call for 65,536 rows of 32 in a quick-preset step on an H200, where one pass over them
+takes a few. Here a program takes a [BR, D] tile of whole rows at once and writes its share of dw
+into a float32 buffer [programs, D] that one torch sum finishes (deterministic, no atomics).
 """
 
 from __future__ import annotations
@@ -29,9 +43,9 @@ MAX_DIM = 1024  # widest row one program holds
 
 
 @dataclass(frozen=True)
-class L2NormConfig:
-    """Launch settings, not tuned on a GPU: about 4096 elements a program (256 rows of 16: 512
-    programs at B64 T256 H8), 4 warps."""
+class NormConfig:
+    """Launch settings of both norms, not tuned on a GPU: about 4096 elements a program (256 rows
+    of 16: 512 programs at B64 T256 H8), 4 warps."""
 
     block_elements: int = 4096
     num_warps: int = 4
@@ -70,8 +84,48 @@ if triton is not None:
         rs = tl.load(rstd + r, mask=r < R, other=0.0)  # [BR]
         tl.store(dx + at, (rs[:, None] * (g - yr * tl.sum(g * yr, axis=1)[:, None])).to(dx.dtype.element_ty), mask=mask)
 
+    @triton.jit
+    def _rms_fwd(x, g, w, y, rstd, R, eps, D: tl.constexpr, BR: tl.constexpr, BD: tl.constexpr, GATED: tl.constexpr):
+        """y [R, D] and rstd [R] (float32) for rows program_id(0) of x (and g) [R, D], all contiguous."""
+        r = tl.program_id(0) * BR + tl.arange(0, BR)  # [BR]
+        d = tl.arange(0, BD)  # [BD]
+        mask = (r[:, None] < R) & (d[None, :] < D)
+        at = r[:, None].to(tl.int64) * D + d[None, :]
+        xr = tl.load(x + at, mask=mask, other=0.0).to(tl.float32)  # [BR, BD]
+        rs = tl.rsqrt(tl.sum(xr * xr, axis=1) / D + eps)  # [BR]
+        out = xr * rs[:, None] * tl.load(w + d, mask=d < D, other=0.0).to(tl.float32)[None, :]
+        if GATED:
+            gr = tl.load(g + at, mask=mask, other=0.0).to(tl.float32)
+            out *= gr * tl.sigmoid(gr)
+        tl.store(y + at, out.to(y.dtype.element_ty), mask=mask)
+        tl.store(rstd + r, rs, mask=r < R)
 
-def _meta(D: int, config: L2NormConfig) -> dict:
+    @triton.jit
+    def _rms_bwd(
+        x, g, w, rstd, dy, dx, dg, dw, R, D: tl.constexpr, BR: tl.constexpr, BD: tl.constexpr, GATED: tl.constexpr
+    ):
+        """dx (and dg) [R, D] for rows program_id(0), and their share of dw into dw[program_id(0)] [D]."""
+        r = tl.program_id(0) * BR + tl.arange(0, BR)  # [BR]
+        d = tl.arange(0, BD)  # [BD]
+        mask = (r[:, None] < R) & (d[None, :] < D)
+        at = r[:, None].to(tl.int64) * D + d[None, :]
+        xr = tl.load(x + at, mask=mask, other=0.0).to(tl.float32)  # [BR, BD]
+        rs = tl.load(rstd + r, mask=r < R, other=0.0)  # [BR]
+        wr = tl.load(w + d, mask=d < D, other=0.0).to(tl.float32)  # [BD]
+        n = xr * rs[:, None]
+        da = tl.load(dy + at, mask=mask, other=0.0).to(tl.float32)  # dy, then the gradient of a = n w
+        if GATED:
+            gr = tl.load(g + at, mask=mask, other=0.0).to(tl.float32)
+            sg = tl.sigmoid(gr)
+            tl.store(dg + at, (da * n * wr[None, :] * sg * (1.0 + gr * (1.0 - sg))).to(dg.dtype.element_ty), mask=mask)
+            da *= gr * sg
+        tl.store(dw + tl.program_id(0) * D + d, tl.sum(da * n, axis=0), mask=d < D)  # masked rows add 0
+        dn = da * wr[None, :]
+        dxr = rs[:, None] * (dn - n * (tl.sum(dn * n, axis=1) / D)[:, None])
+        tl.store(dx + at, dxr.to(dx.dtype.element_ty), mask=mask)
+
+
+def _meta(D: int, config: NormConfig) -> dict:
     BD = triton.next_power_of_2(D)
     return {"D": D, "BD": BD, "BR": max(1, config.block_elements // BD), "num_warps": config.num_warps}
 
@@ -80,7 +134,7 @@ class L2NormTriton(torch.autograd.Function):
     """`l2norm` in one Triton kernel per direction; same contract as `l2norm_reference`."""
 
     @staticmethod
-    def forward(ctx, x: torch.Tensor, eps: float, config: L2NormConfig):
+    def forward(ctx, x: torch.Tensor, eps: float, config: NormConfig):
         shape, D = x.shape, x.shape[-1]
         x4 = x if x.dim() == 4 else x.reshape(1, 1, -1, D)  # [B, T, H, D]
         if x4.stride(-1) != 1:
@@ -110,6 +164,61 @@ class L2NormTriton(torch.autograd.Function):
         return dx.view(dy.shape), None, None
 
 
-def l2norm_triton(x: torch.Tensor, eps: float = 1e-6, config: L2NormConfig = L2NormConfig()) -> torch.Tensor:
+def l2norm_triton(x: torch.Tensor, eps: float = 1e-6, config: NormConfig = NormConfig()) -> torch.Tensor:
     """x [..., D] / sqrt(sum(x^2) + eps) over the last dim, in x's dtype, through `L2NormTriton`."""
     return L2NormTriton.apply(x, eps, config)
+
+
+class RMSNormGatedTriton(torch.autograd.Function):
+    """`rms_norm_gated` in one Triton kernel per direction; same contract as `rms_norm_gated_reference`."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, g: torch.Tensor | None, weight: torch.Tensor, eps: float, config: NormConfig):
+        shape, D = x.shape, x.shape[-1]
+        x2 = x.reshape(-1, D).contiguous()  # [R, D]
+        g2 = None if g is None else g.reshape(-1, D).contiguous()
+        R = x2.shape[0]
+        meta = _meta(D, config)
+        y = torch.empty(R, D, device=x.device, dtype=x.dtype)
+        rstd = torch.empty(R, device=x.device, dtype=torch.float32)
+        if R:
+            _rms_fwd[(triton.cdiv(R, meta["BR"]),)](
+                x2, x2 if g2 is None else g2, weight, y, rstd, R, eps, GATED=g2 is not None, **meta
+            )
+        ctx.save_for_backward(x2, g2, weight, rstd)
+        ctx.config, ctx.gated = config, g2 is not None
+        return y.view(shape)
+
+    @staticmethod
+    def backward(ctx, dy: torch.Tensor):
+        x2, g2, weight, rstd = ctx.saved_tensors
+        R, D = x2.shape
+        dy2 = dy.reshape(R, D).contiguous()
+        meta = _meta(D, ctx.config)
+        grid = (triton.cdiv(R, meta["BR"]),)
+        dx = torch.empty_like(x2)
+        dg = torch.empty_like(g2) if ctx.gated else None
+        dw = torch.empty(grid[0], D, device=x2.device, dtype=torch.float32)  # every program writes its share
+        if R:
+            _rms_bwd[grid](
+                x2,
+                x2 if g2 is None else g2,
+                weight,
+                rstd,
+                dy2,
+                dx,
+                dx if dg is None else dg,
+                dw,
+                R,
+                GATED=ctx.gated,
+                **meta,
+            )
+        dweight = dw.sum(0).to(weight.dtype) if R else torch.zeros_like(weight)
+        return dx.view(dy.shape), None if dg is None else dg.view(dy.shape), dweight, None, None
+
+
+def rms_norm_gated_triton(
+    x: torch.Tensor, g: torch.Tensor | None, weight: torch.Tensor, eps: float, config: NormConfig = NormConfig()
+) -> torch.Tensor:
+    """x / rms(x) * weight (* silu(g)) over the last dim, in x's dtype, through `RMSNormGatedTriton`."""
+    return RMSNormGatedTriton.apply(x, g, weight, eps, config)
