@@ -1,6 +1,7 @@
 """Where a folded step's time goes, on the quick preset's MQAR model: per step, drawing the members'
 batches, the step (captured on CUDA) and both, for one run (`TrainStep`) and for folds of N
-(`FoldStep`), then a torch.profiler table of 5 eager steps of each. Prints one JSON line per N.
+(`FoldStep`), then torch.profiler tables of 5 eager steps of each (by op, and by op and input
+shapes). Prints one JSON line per N.
 
     python scripts/fold-profile.py [MIXER [N,N,...]]      (default: gla 1,8)
     env: DEV (cuda), REPS (timed steps, 50), PROFILE (1: print the tables)
@@ -97,7 +98,7 @@ def measure(mixer: str, n: int, spec, task, held_out, mult) -> None:
         for _ in range(3):
             eager(x, y)
         activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if DEV.type == "cuda" else [])
-        with profile(activities=activities) as prof:
+        with profile(activities=activities, record_shapes=True) as prof:
             for _ in range(5):
                 eager(x, y)
             if DEV.type == "cuda":
@@ -105,6 +106,8 @@ def measure(mixer: str, n: int, spec, task, held_out, mult) -> None:
         print(f"==== eager profile {mixer} N={n} (5 steps)")
         sort = "cuda_time_total" if DEV.type == "cuda" else "cpu_time_total"
         print(prof.key_averages().table(sort_by=sort, row_limit=35))
+        print("==== the same by op and input shapes (which call each copy and cast serves)")
+        print(prof.key_averages(group_by_input_shape=True).table(sort_by=sort, row_limit=60))
 
 
 def main(mixer: str, ns: list[int]) -> None:
