@@ -179,7 +179,8 @@ class RMSNormGatedTriton(torch.autograd.Function):
         g2 = None if g is None else g.reshape(-1, D).contiguous()
         R = x2.shape[0]
         meta = _meta(D, config)
-        y = torch.empty(R, D, device=x.device, dtype=x.dtype)
+        dtype = x.dtype if g is None else torch.promote_types(x.dtype, g.dtype)  # as the reference's product
+        y = torch.empty(R, D, device=x.device, dtype=dtype)
         rstd = torch.empty(R, device=x.device, dtype=torch.float32)
         if R:
             _rms_fwd[(triton.cdiv(R, meta["BR"]),)](
@@ -220,5 +221,6 @@ class RMSNormGatedTriton(torch.autograd.Function):
 def rms_norm_gated_triton(
     x: torch.Tensor, g: torch.Tensor | None, weight: torch.Tensor, eps: float, config: NormConfig = NormConfig()
 ) -> torch.Tensor:
-    """x / rms(x) * weight (* silu(g)) over the last dim, in x's dtype, through `RMSNormGatedTriton`."""
+    """x / rms(x) * weight (* silu(g)) over the last dim, in x's dtype (promoted with g's), through
+    `RMSNormGatedTriton`."""
     return RMSNormGatedTriton.apply(x, g, weight, eps, config)
