@@ -266,7 +266,7 @@ EMBEDDING_CASES = [
     (5, 3, (2, 7), True),
     (512, 20, (3, 400), True),
     (300, 64, (1, 1), False),
-    (64, 16, (40, 700), False),  # 438 token blocks: 110 programs of 4 blocks, the last one of 2
+    (64, 16, (40, 701), False),  # 1753 token blocks: 251 programs of 7, the last of 3, its last block half full
 ]
 
 

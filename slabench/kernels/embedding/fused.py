@@ -13,7 +13,7 @@ products (input_precision "tf32x3": the one-hot is exact in tf32, dout is split 
 low tf32 part, so the sum keeps float32's precision). Each program writes its [V, BD] share into
 a float32 buffer [programs along the tokens, V, D] that one torch sum finishes, deterministically
 (no atomics). About `EmbeddingConfig.programs` programs run whatever the number of tokens, so the
-buffer stays near programs x V x BD floats (4 MB). The whole vocabulary sits in one program's
+buffer stays near programs x V x BD floats (4 MB at 256 rows). The whole vocabulary sits in one program's
 accumulator, so this suits small vocabularies only (`unsuited`); larger ones keep ATen's backward.
 """
 
@@ -30,17 +30,21 @@ try:
 except ImportError:  # triton is optional on non-Linux platforms; the reference still works
     triton = None
 
-MAX_VOCAB = 512  # rows one program's accumulator holds: [512, 16] float32 is 64 values a thread at 4 warps
+MAX_VOCAB = 512  # rows one program's one-hot and accumulator hold (204 registers a thread at 8 warps)
 
 
 @dataclass(frozen=True)
 class EmbeddingConfig:
-    """Launch settings, not tuned on a GPU: 64-token blocks, about 128 programs (an H200 has 132
-    SMs; at 16,384 tokens, 256 rows and 128 columns each takes 8 blocks of 32 columns), 4 warps."""
+    """Launch settings, not tuned on a GPU. The tf32x3 products hold three copies of each operand:
+    compiled for sm_90 (ptxas), 16-token blocks and 16 columns at 8 warps use 116 registers a
+    thread at 256 rows and 204 at 512, no spills (at 4 warps, 64-token blocks and 32 columns, as
+    first written, they spilled 1.1-1.5 KB). About 256 programs (an H200 has 132 SMs; at 16,384
+    tokens and 128 columns each walks 64 blocks)."""
 
-    block_n: int = 64
-    programs: int = 128
-    num_warps: int = 4
+    block_n: int = 16
+    block_d: int = 16
+    programs: int = 256
+    num_warps: int = 8
 
 
 def unsuited(dims: tuple[int, int]) -> str | None:
@@ -69,11 +73,10 @@ if triton is not None:
 
 
 def _meta(V: int, D: int, config: EmbeddingConfig) -> dict:
-    """Block sizes: all V rows (a power of two, at least 16, as tl.dot needs), columns so that the
-    accumulator stays at 8192 values (64 a thread at 4 warps)."""
+    """Block sizes: all V rows (a power of two, at least 16, as tl.dot needs), the config's tokens
+    and columns."""
     BV = max(16, triton.next_power_of_2(V))
-    BD = max(16, min(8192 // BV, triton.next_power_of_2(D)))
-    return {"BN": config.block_n, "BV": BV, "BD": BD, "num_warps": config.num_warps}
+    return {"BN": config.block_n, "BV": BV, "BD": config.block_d, "num_warps": config.num_warps}
 
 
 class EmbeddingTriton(torch.autograd.Function):

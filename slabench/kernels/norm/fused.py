@@ -44,10 +44,12 @@ MAX_DIM = 1024  # widest row one program holds
 
 @dataclass(frozen=True)
 class NormConfig:
-    """Launch settings of both norms, not tuned on a GPU: about 4096 elements a program (256 rows
-    of 16: 512 programs at B64 T256 H8), 4 warps."""
+    """Launch settings of both norms, not tuned on a GPU: about 1024 elements a program (64 rows of
+    16: 2048 programs at B64 T256 H8), 4 warps. Compiled for sm_90 (ptxas), the four kernels use
+    23-72 registers a thread at D 16 to 1024, no spills; at 4096 elements the gated backward used
+    255 and spilled 88-148 bytes."""
 
-    block_elements: int = 4096
+    block_elements: int = 1024
     num_warps: int = 4
 
 
