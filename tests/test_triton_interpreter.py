@@ -183,7 +183,7 @@ def sla_gate_errors(B, T, H, D, R, C) -> dict[str, float]:
     }  # one head: the gates are constant and the weights get no gradient
 
 
-# (B, T, C, W, strided): one step, T shorter than W, C past a block of 64, W 1 and 8, a common size
+# (B, T, C, W, strided): one step, T shorter than W, C past a block (32 channels; steps 16), W 1 and 8, a common size
 CONV_CASES = [
     (2, 37, 20, 4, False),
     (1, 1, 20, 4, False),
