@@ -57,6 +57,13 @@ TESTS = {
     "slabench/kernels/delta_rule/fused.py": [
         "tests/test_triton_interpreter.py::test_project_triton_kernels_match_float64_references_in_interpreter"
     ],
+    "slabench/kernels/embedding/fused.py": [
+        "tests/test_triton_interpreter.py::test_embedding_backward_kernel_matches_float64_reference_in_interpreter"
+    ],
+    "slabench/kernels/norm/fused.py": [
+        "tests/test_triton_interpreter.py::test_l2norm_kernel_matches_float64_reference_in_interpreter",
+        "tests/test_triton_interpreter.py::test_rms_norm_gated_kernel_matches_float64_reference_in_interpreter",
+    ],
     # Statistics and decision rules (STATISTICS_MUTANTS below): the rule tests only, since the
     # files' end-to-end tests retrain the ci preset or the tiny report, minutes per mutant.
     "slabench/runners/stats.py": [
@@ -507,6 +514,34 @@ CORE_MUTANTS = [
         "dq32 = dq32.sum(0) if nvb > 1 else dq32[0]",
         "dq32 = dq32[0]",
         "with values in blocks, dq keeps the first block's share only",
+    ),
+    M(
+        "embedding-programs-overlap",
+        "slabench/kernels/embedding/fused.py",
+        "n = (tl.program_id(0) * steps + s) * BN",
+        "n = (tl.program_id(0) + s) * BN",
+        "programs walking several token blocks start one block apart: blocks counted twice, others never",
+    ),
+    M(
+        "l2norm-head-stride",
+        "slabench/kernels/norm/fused.py",
+        "h.to(tl.int64) * sx_h",
+        "h.to(tl.int64) * D",
+        "the l2norm assumes heads D apart, which holds for q and k but not every strided input",
+    ),
+    M(
+        "rms-norm-weight-grad-unnormalised",
+        "slabench/kernels/norm/fused.py",
+        "tl.sum(da * n, axis=0), mask=d < D)",
+        "tl.sum(da, axis=0), mask=d < D)",
+        "the norm's weight gradient sums the output gradient without the normalised input",
+    ),
+    M(
+        "rms-norm-silu-derivative",
+        "slabench/kernels/norm/fused.py",
+        "(1.0 + gr * (1.0 - sg))",
+        "(1.0 + gr * sg)",
+        "the gate's gradient through swish uses a wrong derivative",
     ),
 ]
 
