@@ -269,45 +269,36 @@ def test_triton_gdn_gates_odd_shapes(dtype):
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=["fp32", "bf16"])
 def test_triton_l2norm_odd_shapes(dtype):
-    """The compiled l2norm vs float64 on q as the mixers pass it (a slice of a wider projection,
-    rows not a multiple of a program's, D not a power of two) and on a contiguous input."""
+    """The compiled l2norm vs float64 (`dispatch.compare`) on q as the mixers pass it (a slice of a wider
+    projection, rows not a multiple of a program's, D not a power of two) and on a contiguous input."""
+    from slabench.kernels.norm import L2NORM
     from slabench.kernels.norm.fused import l2norm_triton
-    from slabench.kernels.norm.reference import l2norm_reference
 
     tol_out, tol_grad = TOL[dtype]
     for B, T, H, D, wide in [(2, 37, 3, 20, True), (64, 256, 8, 16, True), (1, 130, 2, 128, False)]:
-        h = torch.randn(B, T, (3 if wide else 1) * H * D, device="cuda")
-        dy = torch.randn(B, T, H, D, device="cuda")
-        outs = []
-        for fn, dt in ((l2norm_triton, dtype), (l2norm_reference, torch.float64)):
-            hh = h.to(dtype).to(dt).requires_grad_()  # the reference sees the same rounded inputs
-            y = fn(hh[..., : H * D].view(B, T, H, D), 1e-6)
-            outs.append([y, *torch.autograd.grad(y, hh, dy.to(y.dtype))])
-        errs = [dispatch.rel_rms(a, b) for a, b in zip(outs[0], outs[1])]
-        print("l2norm", dtype, (B, T, H, D, wide), [f"{e:.1e}" for e in errs])
-        assert outs[0][0].dtype == dtype and errs[0] <= tol_out and errs[1] <= tol_grad, (B, T, H, D, errs)
+        h = torch.randn(B, T, (3 if wide else 1) * H * D, device="cuda", dtype=dtype)
+        x = h[..., : H * D].view(B, T, H, D)  # strided when wide
+        err_out, err_grad = dispatch.compare(L2NORM, l2norm_triton, [x], {"eps": 1e-6}, ref_dtype=torch.float64)
+        print("l2norm", dtype, (B, T, H, D, wide), f"{err_out:.1e} {err_grad:.1e}")
+        assert l2norm_triton(x).dtype == dtype and err_out <= tol_out and err_grad <= tol_grad, (B, T, H, D)
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=["fp32", "bf16"])
 def test_triton_rms_norm_gated_odd_shapes(dtype):
-    """The compiled gated RMS norm vs float64: the output norm per head (gated, bf16 x under autocast
-    with a float32 weight), a block's norm (no gate), rows not a multiple of a program's, D 20."""
+    """The compiled gated RMS norm vs float64 (`dispatch.compare`): the output norm per head (gated, x in
+    the compute dtype with a float32 weight, as under autocast), a block's norm (no gate), rows not a
+    multiple of a program's, D 20."""
+    from slabench.kernels.norm import RMS_NORM_GATED
     from slabench.kernels.norm.fused import rms_norm_gated_triton
-    from slabench.kernels.norm.reference import rms_norm_gated_reference
 
     tol_out, tol_grad = TOL[dtype]
     for rows, D, gated in [((128, 128, 4), 32, True), ((64, 256), 128, False), ((3, 37, 2), 20, True)]:
-        x, g, dy = (torch.randn(*rows, D, device="cuda") for _ in range(3))
-        w = 1 + torch.rand(D, device="cuda")
-        outs = []
-        for fn, dt in ((rms_norm_gated_triton, dtype), (rms_norm_gated_reference, torch.float64)):
-            xs = [t.to(dtype).to(dt).requires_grad_() for t in (x, g)]  # the reference sees the same rounded inputs
-            ww = w.to(torch.float32 if fn is rms_norm_gated_triton else dt).requires_grad_()
-            y = fn(xs[0], xs[1] if gated else None, ww, 1e-6)
-            outs.append([y, *torch.autograd.grad(y, [xs[0], ww, *xs[1:] * gated], dy.to(y.dtype))])
-        errs = [dispatch.rel_rms(a, b) for a, b in zip(outs[0], outs[1])]
-        print("rms_norm_gated", dtype, (rows, D, gated), [f"{e:.1e}" for e in errs])
-        assert outs[0][0].dtype == dtype and errs[0] <= tol_out and max(errs[1:]) <= tol_grad, (rows, D, errs)
+        x, g = (torch.randn(*rows, D, device="cuda", dtype=dtype) for _ in range(2))
+        args = [x, g if gated else None, 1 + torch.rand(D, device="cuda")]
+        err_out, err_grad = dispatch.compare(RMS_NORM_GATED, rms_norm_gated_triton, args, {"eps": 1e-6}, torch.float64)
+        print("rms_norm_gated", dtype, (rows, D, gated), f"{err_out:.1e} {err_grad:.1e}")
+        assert rms_norm_gated_triton(*args, 1e-6).dtype == dtype, (rows, D)
+        assert err_out <= tol_out and err_grad <= tol_grad, (rows, D, err_out, err_grad)
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=["fp32", "bf16"])

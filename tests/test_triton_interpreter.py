@@ -443,16 +443,20 @@ def test_rms_norm_gated_kernel_matches_float64_reference_in_interpreter():
         assert max(errs.values()) < 1e-6, (case, errs)  # float32 arithmetic
 
 
-def _compile_for_hopper(kernel, pointers: dict[str, str], floats: set[str], meta: dict, num_warps: int = 4):
-    """triton.compile(kernel) for sm_90: every argument not in `pointers`, `floats` or `meta` is an int32."""
+def _assert_compiles_for_hopper(kernel, pointers: dict[str, str], floats: set[str], meta: dict, num_warps: int = 4):
+    """triton.compile(kernel) for sm_90 gives PTX and a cubin: every argument not in `pointers`, `floats`
+    or `meta` is an int32; meta's "num_warps", as a kernel's `_meta` returns it, wins over `num_warps`."""
     import triton
     from triton.backends.compiler import GPUTarget
     from triton.compiler import ASTSource
 
+    meta = dict(meta)
+    num_warps = meta.pop("num_warps", num_warps)
     sig = {a: "constexpr" if a in meta else pointers.get(a, "fp32" if a in floats else "i32") for a in kernel.arg_names}
-    return triton.compile(
+    compiled = triton.compile(
         ASTSource(kernel, sig, meta), target=GPUTarget("cuda", 90, 32), options={"num_warps": num_warps}
     )
+    assert ".entry" in compiled.asm["ptx"] and compiled.asm["cubin"], kernel.__name__
 
 
 @pytest.mark.parametrize("Dk,Dv,g_mode", [(8, 16, 2), (16, 32, 1), (64, 64, 0), (64, 64, 1)])
@@ -486,8 +490,7 @@ def test_project_triton_kernels_compile_for_hopper(Dk, Dv, g_mode):
         gate.pop("num_warps")
         kernels += [(_sla_gate_fwd, gate, ptrs), (_sla_gate_bwd, {**gate, "SAME": same, "HAS_DG": True}, ptrs)]
     for kernel, kmeta, ptrs in kernels:
-        compiled = _compile_for_hopper(kernel, ptrs, {"scale", "inv_tau"}, kmeta)
-        assert ".entry" in compiled.asm["ptx"] and compiled.asm["cubin"], kernel.__name__
+        _assert_compiles_for_hopper(kernel, ptrs, {"scale", "inv_tau"}, kmeta)
 
 
 @pytest.mark.parametrize("Dk,Dv,dtype", [(20, 32, "bf16"), (16, 16, "fp32")])
@@ -547,8 +550,7 @@ def test_delta_rule_kernels_compile_for_hopper(Dk, Dv, dtype):
         (fused._backward_chunk_first, meta, cfg.chunk_warps),  # split_backward
         (fused._backward_chunk_second, meta, cfg.chunk_warps),
     ):
-        compiled = _compile_for_hopper(kernel, pointers, {"scale"}, kmeta, warps)
-        assert ".entry" in compiled.asm["ptx"] and compiled.asm["cubin"], kernel.__name__
+        _assert_compiles_for_hopper(kernel, pointers, {"scale"}, kmeta, warps)
 
 
 @pytest.mark.parametrize("dtype,C,W", [("bf16", 256, 4), ("fp32", 20, 4)])
@@ -558,12 +560,10 @@ def test_short_conv_kernels_compile_for_hopper(dtype, C, W):
     from slabench.kernels.conv import fused
 
     meta = fused._meta(C, W, fused.ShortConvConfig())
-    num_warps = meta.pop("num_warps")
     # x and its gradients in the input dtype; the weight stays float32 under autocast, dw's shares are float32
     pointers = {a: f"*{dtype}" for a in ("x", "y", "dy", "dx")} | {"w": "*fp32", "dw": "*fp32"}
     for kernel in (fused._conv_fwd, fused._conv_bwd):
-        compiled = _compile_for_hopper(kernel, pointers, set(), meta, num_warps)
-        assert ".entry" in compiled.asm["ptx"] and compiled.asm["cubin"], kernel.__name__
+        _assert_compiles_for_hopper(kernel, pointers, set(), meta)
 
 
 @pytest.mark.parametrize("H,dtype", [(8, "bf16"), (5, "fp32")])
@@ -573,13 +573,11 @@ def test_gdn_gates_kernels_compile_for_hopper(H, dtype):
     from slabench.kernels.gdn_gates import fused
 
     meta = fused._meta(H, fused.GdnGatesConfig())
-    num_warps = meta.pop("num_warps")
     # ab, beta and their gradients in the input dtype; the parameters, g and its gradient float32
     pointers = {a: f"*{dtype}" for a in ("ab", "beta", "dbeta", "dab")}
     pointers |= {a: "*fp32" for a in ("A_log", "dt_bias", "g", "dg", "dparams")}
     for kernel in (fused._gates_fwd, fused._gates_bwd):
-        compiled = _compile_for_hopper(kernel, pointers, set(), meta, num_warps)
-        assert ".entry" in compiled.asm["ptx"] and compiled.asm["cubin"], kernel.__name__
+        _assert_compiles_for_hopper(kernel, pointers, set(), meta)
 
 
 @pytest.mark.parametrize("V,D,dtype", [(256, 128, "fp32"), (512, 20, "bf16"), (5, 3, "fp32")])
@@ -588,11 +586,8 @@ def test_embedding_kernel_compiles_for_hopper(V, D, dtype):
     pytest.importorskip("triton.backends.nvidia")
     from slabench.kernels.embedding import fused
 
-    meta = fused._meta(V, D, fused.EmbeddingConfig())
-    num_warps = meta.pop("num_warps")
     pointers = {"idx": "*i64", "dout": f"*{dtype}", "dw": "*fp32"}  # the shares are float32; steps an int
-    compiled = _compile_for_hopper(fused._embedding_bwd, pointers, set(), meta, num_warps)
-    assert ".entry" in compiled.asm["ptx"] and compiled.asm["cubin"]
+    _assert_compiles_for_hopper(fused._embedding_bwd, pointers, set(), fused._meta(V, D, fused.EmbeddingConfig()))
 
 
 @pytest.mark.parametrize("D,dtype", [(16, "bf16"), (20, "fp32")])
@@ -602,17 +597,14 @@ def test_norm_kernels_compile_for_hopper(D, dtype):
     from slabench.kernels.norm import fused
 
     meta = fused._meta(D, fused.NormConfig())
-    num_warps = meta.pop("num_warps")
     pointers = {a: f"*{dtype}" for a in ("x", "y", "dy", "dx")} | {"rstd": "*fp32"}
     for kernel in (fused._l2norm_fwd, fused._l2norm_bwd):
-        compiled = _compile_for_hopper(kernel, pointers, {"eps"}, meta, num_warps)
-        assert ".entry" in compiled.asm["ptx"] and compiled.asm["cubin"], kernel.__name__
+        _assert_compiles_for_hopper(kernel, pointers, {"eps"}, meta)
     # the gated RMS norm: x, g and their gradients in the input dtype, the weight and dw's shares float32
     pointers = {a: f"*{dtype}" for a in ("x", "g", "y", "dy", "dx", "dg")} | {a: "*fp32" for a in ("w", "rstd", "dw")}
     for kernel in (fused._rms_fwd, fused._rms_bwd):
         for gated in (True, False):
-            compiled = _compile_for_hopper(kernel, pointers, {"eps"}, {**meta, "GATED": gated}, num_warps)
-            assert ".entry" in compiled.asm["ptx"] and compiled.asm["cubin"], kernel.__name__
+            _assert_compiles_for_hopper(kernel, pointers, {"eps"}, {**meta, "GATED": gated})
 
 
 if __name__ == "__main__":

@@ -216,7 +216,7 @@ class RMSNormGatedTriton(torch.autograd.Function):
                 GATED=ctx.gated,
                 **meta,
             )
-        dweight = dw.sum(0).to(weight.dtype) if R else torch.zeros_like(weight)
+        dweight = dw.sum(0).to(weight.dtype)  # no rows: an empty sum, zeros
         return dx.view(dy.shape), None if dg is None else dg.view(dy.shape), dweight, None, None
 
 
