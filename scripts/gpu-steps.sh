@@ -25,7 +25,7 @@
 # packed: leaderboards/speed/packing.md), sweep (slabench sweep: docs/speed.md), report (slabench
 # report sla --scale full, resumable), probe (scripts/packing-probe.py), profile (slabench profile),
 # gla-paths and gate-bench (scripts/gla-paths.py, scripts/gate-bench.py), delta-paths
-# (scripts/delta-paths.py), zoology (slabench report zoology, resumable), zoology-fresh (the same
+# (scripts/delta-paths.py), glue-bench (scripts/glue-bench.py), zoology (slabench report zoology, resumable), zoology-fresh (the same
 # from no records: its device time in one sitting), step-profile (scripts/fold-profile.py: a training
 # step's kernels by GPU time), preset=NAME (a shipped
 # preset, resumable), grid=FILE (any grid), fresh-grid=FILE (a grid in one process with an empty
@@ -163,6 +163,9 @@ for step in "$@"; do
     gate-bench)  # the fused SLA gate per rows per program and warps vs the unfused torch gate
       timeout "$(left)" python scripts/gate-bench.py ${GATE_SHAPES:-} > "$STATE/logs/gate-bench.jsonl" 2> "$STATE/logs/gate-bench.err"
       log "gate bench: rc $? in $((SECONDS - t0)) s" ;;
+    glue-bench)  # a mixer layer with its short conv and norms on other paths or launch settings
+      timeout "$(left)" python scripts/glue-bench.py ${GLUE_ARGS:-} > "$STATE/logs/glue-bench.jsonl" 2> "$STATE/logs/glue-bench.err"
+      log "glue bench: rc $? in $((SECONDS - t0)) s" ;;
     delta-paths)  # the delta-rule paths (project kernel at chunk 32 and 64, fla, reference) beside gla's
       timeout "$(left)" python scripts/delta-paths.py ${DELTA_SHAPES:-} > "$STATE/logs/delta-paths.jsonl" 2> "$STATE/logs/delta-paths.err"
       log "delta paths: rc $? in $((SECONDS - t0)) s" ;;
