@@ -43,7 +43,7 @@ VARIANTS = {
     "conv 32x64": {"short_conv": _conv(32, 64)},
     "conv 16x64": {"short_conv": _conv(16, 64)},
     "conv 32x32": {"short_conv": _conv(32, 32)},
-    "conv 64x32": {"short_conv": _conv(64, 32)},
+    "conv 16x32": {"short_conv": _conv(16, 32)},
     "conv 64x16": {"short_conv": _conv(64, 16)},
     "conv 16x32 8 warps": {"short_conv": _conv(16, 32, 8)},
     "norm fla": {"rms_norm_gated": ("fla_fused_norm_gate", fla_rms_norm_gated)},

@@ -532,9 +532,16 @@ CORE_MUTANTS = [
     M(
         "rms-norm-weight-grad-unnormalised",
         "slabench/kernels/norm/fused.py",
-        "tl.sum(da * n, axis=0), mask=d < D)",
-        "tl.sum(da, axis=0), mask=d < D)",
+        "acc += da * n  # masked rows add 0",
+        "acc += da  # masked rows add 0",
         "the norm's weight gradient sums the output gradient without the normalised input",
+    ),
+    M(
+        "rms-norm-steps-ignored",
+        "slabench/kernels/norm/fused.py",
+        "r = (tl.program_id(0) * steps + s) * BR",
+        "r = (tl.program_id(0) * steps) * BR",
+        "each program of the norm's backward redoes its first tile instead of walking its run",
     ),
     M(
         "rms-norm-silu-derivative",

@@ -287,12 +287,18 @@ def test_triton_l2norm_odd_shapes(dtype):
 def test_triton_rms_norm_gated_odd_shapes(dtype):
     """The compiled gated RMS norm vs float64 (`dispatch.compare`): the output norm per head (gated, x in
     the compute dtype with a float32 weight, as under autocast), a block's norm (no gate), rows not a
-    multiple of a program's, D 20."""
+    multiple of a program's, D 20, and an SLA twin's norm over all heads at 8,200 tiles (the backward's
+    programs take 9 tiles each, the last program fewer)."""
     from slabench.kernels.norm import RMS_NORM_GATED
     from slabench.kernels.norm.fused import rms_norm_gated_triton
 
     tol_out, tol_grad = TOL[dtype]
-    for rows, D, gated in [((128, 128, 4), 32, True), ((64, 256), 128, False), ((3, 37, 2), 20, True)]:
+    for rows, D, gated in [
+        ((128, 128, 4), 32, True),
+        ((64, 256), 128, False),
+        ((3, 37, 2), 20, True),
+        ((16, 4100), 128, True),
+    ]:
         x, g = (torch.randn(*rows, D, device="cuda", dtype=dtype) for _ in range(2))
         args = [x, g if gated else None, 1 + torch.rand(D, device="cuda")]
         err_out, err_grad = dispatch.compare(RMS_NORM_GATED, rms_norm_gated_triton, args, {"eps": 1e-6}, torch.float64)

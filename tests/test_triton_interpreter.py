@@ -334,21 +334,26 @@ def l2norm_errors(shape, wide) -> dict[str, float]:
 
 # (rows shape, D, gated, x strided): the output norm per head (gated), the blocks' norms (no gate),
 # rows not a multiple of a program's, D not a power of two
+# (rows, D, gated, strided, backward programs at most): with 2 programs, 150 rows of 20 (5 tiles of
+# 32) run 3 tiles a program, the last tile wholly past the rows
 RMS_CASES = [
-    ((2, 37, 3), 20, True, False),
-    ((1, 130), 128, False, True),
-    ((3, 5, 2), 64, True, True),
-    ((1,), 7, False, False),
+    ((2, 37, 3), 20, True, False, 1024),
+    ((1, 130), 128, False, True, 1024),
+    ((3, 5, 2), 64, True, True, 1024),
+    ((1,), 7, False, False, 1024),
+    ((3, 50), 20, True, False, 2),
 ]
 
 
-def rms_norm_gated_errors(rows, D, gated, strided) -> dict[str, float]:
+def rms_norm_gated_errors(rows, D, gated, strided, programs) -> dict[str, float]:
     """Relative RMS errors of the Triton gated RMS norm (float32) against the reference (float64):
     y and the gradients of x, g and the weight."""
+    from functools import partial
+
     import torch
 
     from slabench.kernels.dispatch import rel_rms
-    from slabench.kernels.norm.fused import rms_norm_gated_triton
+    from slabench.kernels.norm.fused import NormConfig, rms_norm_gated_triton
     from slabench.kernels.norm.reference import rms_norm_gated_reference
 
     gen = torch.Generator().manual_seed(0)
@@ -364,7 +369,8 @@ def rms_norm_gated_errors(rows, D, gated, strided) -> dict[str, float]:
         grads = torch.autograd.grad(y, [leaves[0], leaves[2], *leaves[1:2] * gated], dy.to(dtype))
         return [y, *grads]
 
-    ours, ref = run(rms_norm_gated_triton, torch.float32), run(rms_norm_gated_reference, torch.float64)
+    ours = run(partial(rms_norm_gated_triton, config=NormConfig(programs=programs)), torch.float32)
+    ref = run(rms_norm_gated_reference, torch.float64)
     return {n: rel_rms(a, b) for n, a, b in zip(["y", "dx", "dw", "dg"], ours, ref)}
 
 

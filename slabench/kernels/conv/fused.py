@@ -47,11 +47,15 @@ MAX_WIDTH = 8  # widest conv the kernels unroll (the backward unrolls W^2 tile l
 
 @dataclass(frozen=True)
 class ShortConvConfig:
-    """Launch settings, not timed on a GPU. Compiled for sm_90 (ptxas), the backward's W recomputed
-    tiles at 32 x 64 (steps x channels) and 4 warps used all 255 registers a thread and spilled
-    332 bytes; at 16 x 32 it uses 96 (the forward 32), no spills, so more programs share an SM."""
+    """Launch settings, chosen by timing a whole mixer layer in CUDA-graph replay on an H200
+    (`scripts/glue-bench.py`; docs/speed.md): 64 x 32 tiles (steps x channels) at 4 warps were the
+    fastest of six (32 x 64, 16 x 64, 32 x 32, 64 x 32, 64 x 16, 16 x 32 at 4 and 8 warps) for gla,
+    gdn and sla-gdn at B64 T256 and B16 T4096, 0.09 ms under 16 x 32 on gdn at B16 T4096.
+    Compiled for sm_90 (ptxas), the backward at 64 x 32 uses 255 registers a thread and spills 396
+    bytes (16 x 32: 96, no spills) and is still the fastest: its W x W recomputed tiles reuse more
+    rows a program, and the spills stay in cache."""
 
-    block_t: int = 16  # time steps per program
+    block_t: int = 64  # time steps per program
     block_c: int = 32  # channels per program (at least 16: a 32-channel row of bf16 is one 64-byte load)
     num_warps: int = 4
 
