@@ -289,7 +289,7 @@ def test_triton_rms_norm_gated_odd_shapes(dtype):
     the compute dtype with a float32 weight, as under autocast), a block's norm (no gate), rows not a
     multiple of a program's, D 20, and an SLA twin's norm over all heads at 8,200 tiles (the backward's
     programs take 9 tiles each, the last program fewer)."""
-    from slabench.kernels.norm import RMS_NORM_GATED
+    from slabench.kernels.norm import RMS_NORM_GATED, rms_norm_gated_reference
     from slabench.kernels.norm.fused import rms_norm_gated_triton
 
     tol_out, tol_grad = TOL[dtype]
@@ -305,6 +305,18 @@ def test_triton_rms_norm_gated_odd_shapes(dtype):
         print("rms_norm_gated", dtype, (rows, D, gated), f"{err_out:.1e} {err_grad:.1e}")
         assert rms_norm_gated_triton(*args, 1e-6).dtype == dtype, (rows, D)
         assert err_out <= tol_out and err_grad <= tol_grad, (rows, D, err_out, err_grad)
+        # written in bf16 (as under autocast): the reference's output rounded to bf16, and the same
+        # gradients from a bf16 output gradient
+        leaves = [a.detach().requires_grad_() if a is not None else None for a in args]
+        y16 = rms_norm_gated_triton(*leaves, 1e-6, out_dtype=torch.bfloat16)
+        ref = rms_norm_gated_reference(*[a.double() if a is not None else None for a in args], 1e-6)
+        assert y16.dtype == torch.bfloat16 and dispatch.rel_rms(y16.double(), ref) <= TOL[torch.bfloat16][0]
+        dy = torch.randn_like(y16)
+        grads = torch.autograd.grad(y16, [a for a in leaves if a is not None], dy)
+        want = torch.autograd.grad(
+            rms_norm_gated_triton(*leaves, 1e-6), [a for a in leaves if a is not None], dy.to(dtype)
+        )
+        assert all(a.dtype == b.dtype and dispatch.rel_rms(a.double(), b.double()) <= 1e-6 for a, b in zip(grads, want))
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=["fp32", "bf16"])

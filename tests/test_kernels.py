@@ -168,6 +168,26 @@ def test_rms_norm_gated_reference_by_hand():
     torch.testing.assert_close(kernels.rms_norm_gated_reference(x, g, w, 1e-6), x / rms * w * g * torch.sigmoid(g))
 
 
+def test_rms_norm_writes_the_autocast_dtype_a_linear_would_cast_to():
+    """Under autocast the norm's output is what the next linear layer would have cast it to (same
+    bf16 values, so the model computes the same), and x's gradient keeps x's dtype."""
+    from slabench.models.norm import RMSNorm
+
+    gen = torch.Generator().manual_seed(0)
+    norm, lin = RMSNorm(8), torch.nn.Linear(8, 4)
+    x = torch.randn(2, 3, 8, generator=gen, requires_grad=True)
+    g = torch.randn(2, 3, 8, generator=gen)
+    fp32 = kernels.rms_norm_gated_reference(x, g, norm.weight, norm.eps or torch.finfo(torch.float32).eps)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y = norm(x, g)
+        out = lin(y)
+        expected = lin(fp32)  # autocast casts the float32 norm to bf16 for the linear
+    assert y.dtype == torch.bfloat16 and norm(x, g).dtype == torch.float32  # outside autocast: x's dtype
+    assert torch.equal(y, fp32.to(torch.bfloat16)) and torch.equal(out, expected)
+    (dx,) = torch.autograd.grad(out.float().sum(), x)
+    assert dx.dtype == torch.float32 and dx.abs().sum() > 0
+
+
 def test_cpu_dispatch_picks_reference_and_records_it():
     x = {k: v.detach() for k, v in inputs("head").items()}
     o, _ = kernels.gla(**{k: v.float() for k, v in x.items()})

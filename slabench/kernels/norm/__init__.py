@@ -1,7 +1,7 @@
 """The norms around a recurrent kernel: ops 'rms_norm_gated' (after it) and 'l2norm' (q and k
 before the delta rule).
 
-    rms_norm_gated(x, g, weight, eps) -> x / rms(x) * weight * silu(g), g optional
+    rms_norm_gated(x, g, weight, eps, out_dtype) -> x / rms(x) * weight * silu(g), g optional
     l2norm(x, eps) -> x / sqrt(sum(x^2) + eps) over the last dim
 
 As with the short conv (`slabench/kernels/conv/`), ATen builds each from several small kernels
@@ -72,9 +72,12 @@ L2NORM = Op(
 )
 
 
-def rms_norm_gated(x: torch.Tensor, g: torch.Tensor | None, weight: torch.Tensor, eps: float) -> torch.Tensor:
-    """RMSNorm over the last dim of x [..., D] times weight [D], times silu(g [..., D]) if g is given."""
-    return call("rms_norm_gated", x, g, weight, eps=eps)
+def rms_norm_gated(
+    x: torch.Tensor, g: torch.Tensor | None, weight: torch.Tensor, eps: float, out_dtype: torch.dtype | None = None
+) -> torch.Tensor:
+    """RMSNorm over the last dim of x [..., D] times weight [D], times silu(g [..., D]) if g is given;
+    in out_dtype if given (else x's, promoted with g's)."""
+    return call("rms_norm_gated", x, g, weight, eps=eps, out_dtype=out_dtype)
 
 
 def l2norm(x: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 
-def fla_rms_norm_gated(x, g, weight, eps):
+def fla_rms_norm_gated(x, g, weight, eps, out_dtype=None):
     from fla.modules.norm.fused_norm_gate import rms_norm_gated
     from fla.modules.norm.layernorm import rms_norm
 
     if g is None:
-        return rms_norm(x, weight, None, eps=eps)
-    return rms_norm_gated(x, g, weight, None, activation="swish", eps=eps)
+        y = rms_norm(x, weight, None, eps=eps)
+    else:
+        y = rms_norm_gated(x, g, weight, None, activation="swish", eps=eps)
+    return y if out_dtype is None else y.to(out_dtype)
 
 
 def fla_l2norm(x, eps):

@@ -198,13 +198,21 @@ class RMSNormGatedTriton(torch.autograd.Function):
     """`rms_norm_gated` in one Triton kernel per direction; same contract as `rms_norm_gated_reference`."""
 
     @staticmethod
-    def forward(ctx, x: torch.Tensor, g: torch.Tensor | None, weight: torch.Tensor, eps: float, config: NormConfig):
+    def forward(
+        ctx,
+        x: torch.Tensor,
+        g: torch.Tensor | None,
+        weight: torch.Tensor,
+        eps: float,
+        out_dtype: torch.dtype | None,
+        config: NormConfig,
+    ):
         shape, D = x.shape, x.shape[-1]
         x2 = x.reshape(-1, D).contiguous()  # [R, D]
         g2 = None if g is None else g.reshape(-1, D).contiguous()
         R = x2.shape[0]
         meta = _meta(D, config)
-        dtype = x.dtype if g is None else torch.promote_types(x.dtype, g.dtype)  # as the reference's product
+        dtype = out_dtype or (x.dtype if g is None else torch.promote_types(x.dtype, g.dtype))  # as the reference
         y = torch.empty(R, D, device=x.device, dtype=dtype)
         rstd = torch.empty(R, device=x.device, dtype=torch.float32)
         if R:
@@ -243,12 +251,17 @@ class RMSNormGatedTriton(torch.autograd.Function):
                 **meta,
             )
         dweight = dw.sum(0).to(weight.dtype)  # no rows: an empty sum, zeros
-        return dx.view(dy.shape), None if dg is None else dg.view(dy.shape), dweight, None, None
+        return dx.view(dy.shape), None if dg is None else dg.view(dy.shape), dweight, None, None, None
 
 
 def rms_norm_gated_triton(
-    x: torch.Tensor, g: torch.Tensor | None, weight: torch.Tensor, eps: float, config: NormConfig = NormConfig()
+    x: torch.Tensor,
+    g: torch.Tensor | None,
+    weight: torch.Tensor,
+    eps: float,
+    out_dtype: torch.dtype | None = None,
+    config: NormConfig = NormConfig(),
 ) -> torch.Tensor:
-    """x / rms(x) * weight (* silu(g)) over the last dim, in x's dtype (promoted with g's), through
-    `RMSNormGatedTriton`."""
-    return RMSNormGatedTriton.apply(x, g, weight, eps, config)
+    """x / rms(x) * weight (* silu(g)) over the last dim, in out_dtype if given, else x's dtype
+    (promoted with g's), through `RMSNormGatedTriton`."""
+    return RMSNormGatedTriton.apply(x, g, weight, eps, out_dtype, config)

@@ -1,6 +1,6 @@
 """The gated RMS norm in plain torch:
 
-rms_norm_gated(x, g, weight, eps) = x / rms(x) * weight * silu(g)      (g None: no gate)
+rms_norm_gated(x, g, weight, eps, out_dtype) = x / rms(x) * weight * silu(g)   (g None: no gate)
     x, g [..., D], weight [D] -> [..., D]; the rms is over the last dim
 l2norm(x, eps) = x / sqrt(sum(x^2) + eps)                                 over the last dim
 """
@@ -11,10 +11,13 @@ import torch
 import torch.nn.functional as F
 
 
-def rms_norm_gated_reference(x: torch.Tensor, g: torch.Tensor | None, weight: torch.Tensor, eps: float) -> torch.Tensor:
-    """x / rms(x) * weight (* silu(g)): x, g [..., D], weight [D] -> [..., D]."""
+def rms_norm_gated_reference(
+    x: torch.Tensor, g: torch.Tensor | None, weight: torch.Tensor, eps: float, out_dtype: torch.dtype | None = None
+) -> torch.Tensor:
+    """x / rms(x) * weight (* silu(g)): x, g [..., D], weight [D] -> [..., D], in out_dtype if given."""
     y = F.rms_norm(x, (x.shape[-1],), weight, eps)
-    return y if g is None else y * F.silu(g)
+    y = y if g is None else y * F.silu(g)
+    return y if out_dtype is None else y.to(out_dtype)
 
 
 def l2norm_reference(x: torch.Tensor, eps: float) -> torch.Tensor:
