@@ -33,8 +33,9 @@ def _conv(block_t, block_c, num_warps=4):
     return ("triton_short_conv", partial(short_conv_triton, config=ShortConvConfig(block_t, block_c, num_warps)))
 
 
-def _norm(block_elements, num_warps=4):
-    return ("triton_rms_norm_gated", partial(rms_norm_gated_triton, config=NormConfig(block_elements, num_warps)))
+def _norm(block_elements, num_warps=4, programs=1024):
+    config = NormConfig(block_elements, num_warps, programs)
+    return ("triton_rms_norm_gated", partial(rms_norm_gated_triton, config=config))
 
 
 # name -> {op: (path name, function)}; "default" is what dispatch picks today
@@ -49,6 +50,7 @@ VARIANTS = {
     "norm fla": {"rms_norm_gated": ("fla_fused_norm_gate", fla_rms_norm_gated)},
     "norm 4096": {"rms_norm_gated": _norm(4096, 8)},
     "norm 256": {"rms_norm_gated": _norm(256)},
+    "norm 264 programs": {"rms_norm_gated": _norm(1024, 4, 264)},  # two an SM: a shorter sum of dw's shares
     "l2norm fla": {"l2norm": ("fla_l2norm", fla_l2norm)},
     "l2norm 4096": {"l2norm": ("triton_l2norm", partial(l2norm_triton, config=NormConfig(4096, 8)))},
 }
