@@ -60,6 +60,9 @@ TESTS = {
     "slabench/kernels/embedding/fused.py": [
         "tests/test_triton_interpreter.py::test_embedding_backward_kernel_matches_float64_reference_in_interpreter"
     ],
+    "slabench/kernels/conv/fused.py": [
+        "tests/test_triton_interpreter.py::test_short_conv_kernel_matches_float64_reference_in_interpreter"
+    ],
     "slabench/kernels/norm/fused.py": [
         "tests/test_triton_interpreter.py::test_l2norm_kernel_matches_float64_reference_in_interpreter",
         "tests/test_triton_interpreter.py::test_rms_norm_gated_kernel_matches_float64_reference_in_interpreter",
@@ -535,6 +538,20 @@ CORE_MUTANTS = [
         "acc += da * n  # masked rows add 0",
         "acc += da  # masked rows add 0",
         "the norm's weight gradient sums the output gradient without the normalised input",
+    ),
+    M(
+        "conv-split-dx-unshifted",
+        "slabench/kernels/conv/fused.py",
+        "d = tl.load(da + u[:, None] * C + c[None, :], mask=m, other=0.0)",
+        "d = tl.load(da + t[:, None] * C + c[None, :], mask=m, other=0.0)",
+        "the two-kernel conv backward reads da at its own rows instead of the later outputs each tap feeds",
+    ),
+    M(
+        "conv-dw-share-wrong-tap",
+        "slabench/kernels/conv/fused.py",
+        "tl.store(dw + (tl.program_id(0) * C + c) * W + i, tl.sum(d * xi, axis=0), mask=c < C)",
+        "tl.store(dw + (tl.program_id(0) * C + c) * W + (W - 1 - i), tl.sum(d * xi, axis=0), mask=c < C)",
+        "the two-kernel conv backward files each tap's weight gradient under the mirrored tap",
     ),
     M(
         "rms-norm-steps-ignored",

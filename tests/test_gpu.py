@@ -217,21 +217,26 @@ def test_normalised_linear_attention_runs_the_short_kernel():
 CONV_SHAPES = [(2, 1, 20, 4), (3, 3, 48, 4), (2, 37, 130, 4), (2, 50, 17, 1), (2, 100, 40, 8), (128, 128, 256, 4)]
 
 
+@pytest.mark.parametrize("split", [False, True], ids=["one-kernel-bwd", "two-kernel-bwd"])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=["fp32", "bf16"])
-def test_triton_short_conv_odd_shapes(dtype):
+def test_triton_short_conv_odd_shapes(dtype, split):
     """The compiled short conv vs float64: output and the gradients of x (a strided slice of a wider
-    projection, as the mixers' q, k, v split) and the float32 weight."""
-    from slabench.kernels.conv.fused import short_conv_triton
+    projection, as the mixers' q, k, v split) and the float32 weight; the backward as one kernel
+    and as two."""
+    from functools import partial
 
+    from slabench.kernels.conv.fused import ShortConvConfig, short_conv_triton
+
+    triton_conv = partial(short_conv_triton, config=ShortConvConfig(split_backward=split))
     tol_out, tol_grad = TOL[dtype]
     for B, T, C, W in CONV_SHAPES:
         h = torch.randn(B, T, C + 7, device="cuda")
         w = torch.randn(C, W, device="cuda") / W**0.5
         dy = torch.randn(B, T, C, device="cuda")
         outs = []
-        for fn, dt in ((short_conv_triton, dtype), (kernels.short_conv_reference, torch.float64)):
+        for fn, dt in ((triton_conv, dtype), (kernels.short_conv_reference, torch.float64)):
             hh = h.to(dtype).to(dt).requires_grad_()  # the reference sees the same rounded inputs
-            ww = w.to(torch.float32 if fn is short_conv_triton else dt).requires_grad_()
+            ww = w.to(torch.float32 if fn is triton_conv else dt).requires_grad_()
             y = fn(hh[..., 3 : 3 + C], ww)
             outs.append([y, *torch.autograd.grad(y, [hh, ww], dy.to(dt))])
         errs = [dispatch.rel_rms(a, b) for a, b in zip(outs[0], outs[1])]

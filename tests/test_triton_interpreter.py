@@ -184,24 +184,30 @@ def sla_gate_errors(B, T, H, D, R, C) -> dict[str, float]:
 
 
 # (B, T, C, W, strided): one step, T shorter than W, C past a block (32 channels; steps 16), W 1 and 8, a common size
+# (B, T, C, W, strided, backward in two kernels)
 CONV_CASES = [
-    (2, 37, 20, 4, False),
-    (1, 1, 20, 4, False),
-    (2, 3, 20, 4, True),
-    (2, 37, 130, 4, True),
-    (2, 20, 17, 1, False),
-    (2, 40, 33, 8, True),
-    (4, 128, 96, 4, True),
+    (2, 37, 20, 4, False, False),
+    (1, 1, 20, 4, False, False),
+    (2, 3, 20, 4, True, False),
+    (2, 37, 130, 4, True, False),
+    (2, 20, 17, 1, False, False),
+    (2, 40, 33, 8, True, False),
+    (4, 128, 96, 4, True, False),
+    (2, 37, 130, 4, True, True),
+    (1, 1, 20, 4, False, True),
+    (2, 70, 33, 8, True, True),
 ]
 
 
-def short_conv_errors(B, T, C, W, strided) -> dict[str, float]:
+def short_conv_errors(B, T, C, W, strided, split) -> dict[str, float]:
     """Relative RMS errors of the Triton short conv (float32) against the reference (float64): the
     output and the gradients of x and the weight. Strided: x is a slice of a wider, longer tensor,
     so its batch stride is not T times its time stride."""
+    from functools import partial
+
     import torch
 
-    from slabench.kernels.conv.fused import short_conv_triton
+    from slabench.kernels.conv.fused import ShortConvConfig, short_conv_triton
     from slabench.kernels.conv.reference import short_conv_reference
     from slabench.kernels.dispatch import rel_rms
 
@@ -219,7 +225,11 @@ def short_conv_errors(B, T, C, W, strided) -> dict[str, float]:
     names = ["y", "dx", "dw"]
     return {
         n: rel_rms(a, b)
-        for n, a, b in zip(names, run(short_conv_triton, torch.float32), run(short_conv_reference, torch.float64))
+        for n, a, b in zip(
+            names,
+            run(partial(short_conv_triton, config=ShortConvConfig(split_backward=split)), torch.float32),
+            run(short_conv_reference, torch.float64),
+        )
     }
 
 
@@ -567,8 +577,8 @@ def test_short_conv_kernels_compile_for_hopper(dtype, C, W):
 
     meta = fused._meta(C, W, fused.ShortConvConfig())
     # x and its gradients in the input dtype; the weight stays float32 under autocast, dw's shares are float32
-    pointers = {a: f"*{dtype}" for a in ("x", "y", "dy", "dx")} | {"w": "*fp32", "dw": "*fp32"}
-    for kernel in (fused._conv_fwd, fused._conv_bwd):
+    pointers = {a: f"*{dtype}" for a in ("x", "y", "dy", "dx")} | {"w": "*fp32", "dw": "*fp32", "da": "*fp32"}
+    for kernel in (fused._conv_fwd, fused._conv_bwd, fused._conv_bwd_da, fused._conv_bwd_dx):
         _assert_compiles_for_hopper(kernel, pointers, set(), meta)
 
 

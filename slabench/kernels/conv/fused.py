@@ -24,7 +24,10 @@ copy of the activation (twice x's bytes in bf16), while recomputing costs W mult
 element and re-reads x rows already in cache. dx at rows t needs da at rows t .. t + W - 1, so
 the program recomputes a at each of those W shifts (W^2 cached tile loads, 16 at W = 4). dw sums
 over batch and time: each program writes its share for its own rows into a float32 buffer
-[B x time blocks, C, W] and one torch sum finishes it, deterministically (no atomics).
+[B x time blocks, C, W] and one torch sum finishes it, deterministically (no atomics). The
+backward can also run as two kernels (`ShortConvConfig.split_backward`): da once per element into
+a float32 buffer, with dw's shares, then dx from W shifted reads of da: one sigmoid and 2 W + W
+tile loads per element instead of W sigmoids and W^2 loads, for a float32 round trip of da.
 
 Inputs may be strided in batch and time (only the channel dim must be contiguous); y and dx
 come back contiguous in x's dtype, dw in the weight's dtype.
@@ -58,6 +61,10 @@ class ShortConvConfig:
     block_t: int = 64  # time steps per program
     block_c: int = 32  # channels per program (at least 16: a 32-channel row of bf16 is one 64-byte load)
     num_warps: int = 4
+    # The backward as two kernels: da = dy silu'(a) once per element into a float32 buffer, then
+    # dx from W shifted loads of it; one kernel instead recomputes a at W shifts (W^2 tile loads
+    # and W sigmoids per element). Not timed yet against the one kernel (`scripts/glue-bench.py`).
+    split_backward: bool = False
 
 
 def unsuited(dims: tuple[int, int]) -> str | None:
@@ -123,6 +130,49 @@ if triton is not None:
         mask = (t[:, None] < T) & (c[None, :] < C)
         tl.store(dx + t[:, None] * C + c[None, :], dxt.to(dx.dtype.element_ty), mask=mask)
 
+    @triton.jit
+    def _conv_bwd_da(
+        x, w, dy, da, dw, T, C, sx_b, sx_t, sdy_b, sdy_t, W: tl.constexpr, BT: tl.constexpr, BC: tl.constexpr
+    ):
+        """da = dy silu'(a) for one (batch, time block, channel block) into da [B, T, C] (float32,
+        contiguous), and this block's share of dw into row program_id(0) of dw [B x time blocks, C, W]."""
+        n_t = tl.cdiv(T, BT)
+        i_b, i_t = tl.program_id(0) // n_t, tl.program_id(0) % n_t
+        t = i_t * BT + tl.arange(0, BT)  # [BT]
+        c = tl.program_id(1) * BC + tl.arange(0, BC)  # [BC]
+        x += i_b.to(tl.int64) * sx_b
+        dy += i_b.to(tl.int64) * sdy_b
+        mask = (t[:, None] < T) & (c[None, :] < C)
+        a = _conv(x, w, t, T, c, C, sx_t, W, BT, BC)  # [BT, BC]
+        g = tl.load(dy + t[:, None] * sdy_t + c[None, :], mask=mask, other=0.0).to(tl.float32)
+        s = tl.sigmoid(a)
+        d = g * s * (1.0 + a * (1.0 - s))  # [BT, BC], zero from row T on (dy masked)
+        tl.store(da + i_b.to(tl.int64) * T * C + t[:, None] * C + c[None, :], d, mask=mask)
+        for i in tl.static_range(W):
+            r = t - (W - 1) + i  # [BT] rows tap i read for outputs t
+            m = (r[:, None] >= 0) & (r[:, None] < T) & (c[None, :] < C)
+            xi = tl.load(x + r[:, None] * sx_t + c[None, :], mask=m, other=0.0).to(tl.float32)
+            tl.store(dw + (tl.program_id(0) * C + c) * W + i, tl.sum(d * xi, axis=0), mask=c < C)
+
+    @triton.jit
+    def _conv_bwd_dx(da, w, dx, T, C, W: tl.constexpr, BT: tl.constexpr, BC: tl.constexpr):
+        """dx[t] = sum_j w[c, j] da[t + (W-1) - j] for one (batch, time block, channel block); da (float32)
+        and dx contiguous [B, T, C]."""
+        n_t = tl.cdiv(T, BT)
+        i_b, i_t = tl.program_id(0) // n_t, tl.program_id(0) % n_t
+        t = i_t * BT + tl.arange(0, BT)  # [BT]
+        c = tl.program_id(1) * BC + tl.arange(0, BC)  # [BC]
+        da += i_b.to(tl.int64) * T * C
+        dx += i_b.to(tl.int64) * T * C
+        dxt = tl.zeros([BT, BC], dtype=tl.float32)
+        for j in tl.static_range(W):
+            u = t + (W - 1 - j)  # [BT] the output rows whose tap j reads rows t
+            m = (u[:, None] < T) & (c[None, :] < C)
+            d = tl.load(da + u[:, None] * C + c[None, :], mask=m, other=0.0)  # [BT, BC]
+            dxt += tl.load(w + c * W + j, mask=c < C, other=0.0).to(tl.float32)[None, :] * d
+        mask = (t[:, None] < T) & (c[None, :] < C)
+        tl.store(dx + t[:, None] * C + c[None, :], dxt.to(dx.dtype.element_ty), mask=mask)
+
 
 def _meta(C: int, W: int, config: ShortConvConfig) -> dict:
     """Block sizes (powers of two, at least 16 channels for whole-row loads) and warps."""
@@ -165,8 +215,13 @@ class ShortConvTriton(torch.autograd.Function):
         grid = (B * triton.cdiv(T, meta["BT"]), triton.cdiv(C, meta["BC"]))
         dx = torch.empty(B, T, C, device=x.device, dtype=x.dtype)  # contiguous
         dw = torch.empty(grid[0], C, W, device=x.device, dtype=torch.float32)  # every program writes its share
-        if dx.numel():
-            _conv_bwd[grid](x, w, dy, dx, dw, T, C, x.stride(0), x.stride(1), dy.stride(0), dy.stride(1), **meta)
+        strides = (x.stride(0), x.stride(1), dy.stride(0), dy.stride(1))
+        if dx.numel() and ctx.config.split_backward:
+            da = torch.empty(B, T, C, device=x.device, dtype=torch.float32)
+            _conv_bwd_da[grid](x, w, dy, da, dw, T, C, *strides, **meta)
+            _conv_bwd_dx[grid](da, w, dx, T, C, **meta)
+        elif dx.numel():
+            _conv_bwd[grid](x, w, dy, dx, dw, T, C, *strides, **meta)
         return dx, dw.sum(0).to(ctx.weight_dtype), None
 
 
