@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import sys
+from contextlib import contextmanager
 from functools import partial
 
 import torch
@@ -60,21 +61,20 @@ VARIANTS = {
 }
 
 
-def _use(paths: dict) -> dict:
-    """Put each op's given path first (the reference stays last); returns the old candidates."""
-    saved = {}
+@contextmanager
+def _using(paths: dict):
+    """Each op's given path first, the reference after it, inside the block; dispatch forgets its
+    choices on the way in and out, so the next variant probes afresh."""
+    saved = {op_name: dispatch.OPS[op_name].candidates for op_name in paths}
     for op_name, path in paths.items():
-        op = dispatch.OPS[op_name]
-        saved[op_name] = op.candidates
-        op.candidates = [path, op.candidates[-1]]
-        op.choice.clear()
-    return saved
-
-
-def _restore(saved: dict) -> None:
-    for op_name, candidates in saved.items():
-        dispatch.OPS[op_name].candidates = candidates
+        dispatch.OPS[op_name].candidates = [path, saved[op_name][-1]]
         dispatch.OPS[op_name].choice.clear()
+    try:
+        yield
+    finally:
+        for op_name, candidates in saved.items():
+            dispatch.OPS[op_name].candidates = candidates
+            dispatch.OPS[op_name].choice.clear()
 
 
 def main(mixers, shapes):
@@ -82,17 +82,16 @@ def main(mixers, shapes):
         shape = Shape(B, T, H, D)
         for mixer in mixers:
             for variant, paths in VARIANTS.items():
-                saved = _use(paths)
                 row = {"mixer": mixer, "shape": shape.label, "variant": variant}
                 try:
-                    dispatch.reset_paths_used()
-                    step = mixer_fns(mixer, shape, torch.device("cuda"), "bf16")["fwdbwd"]
-                    row["graph_ms"] = timing.measure(timing.cuda_graph(step, "cuda"), "cuda", memory=False).median_ms
-                    row["paths"] = dispatch.paths_used()
+                    with _using(paths):
+                        dispatch.reset_paths_used()
+                        step = mixer_fns(mixer, shape, torch.device("cuda"), "bf16")["fwdbwd"]
+                        graph = timing.cuda_graph(step, "cuda")
+                        row["graph_ms"] = timing.measure(graph, "cuda", memory=False).median_ms
+                        row["paths"] = dispatch.paths_used()
                 except Exception as e:
                     row["error"] = f"{type(e).__name__}: {str(e).splitlines()[0][:120] if str(e) else ''}"
-                finally:
-                    _restore(saved)
                 print(json.dumps(row), flush=True)
 
 

@@ -549,9 +549,9 @@ CORE_MUTANTS = [
     M(
         "conv-dw-share-wrong-tap",
         "slabench/kernels/conv/fused.py",
-        "tl.store(dw + (tl.program_id(0) * C + c) * W + i, tl.sum(d * xi, axis=0), mask=c < C)",
-        "tl.store(dw + (tl.program_id(0) * C + c) * W + (W - 1 - i), tl.sum(d * xi, axis=0), mask=c < C)",
-        "the two-kernel conv backward files each tap's weight gradient under the mirrored tap",
+        "tl.store(dw + (tl.program_id(0) * C + c) * W + i, tl.sum(da * xi, axis=0), mask=c < C)",
+        "tl.store(dw + (tl.program_id(0) * C + c) * W + (W - 1 - i), tl.sum(da * xi, axis=0), mask=c < C)",
+        "the conv backward files each tap's weight gradient under the mirrored tap",
     ),
     M(
         "rms-norm-steps-ignored",

@@ -88,12 +88,33 @@ if triton is not None:
         return a
 
     @triton.jit
+    def _block(T, BT: tl.constexpr, BC: tl.constexpr):
+        """This program's batch, rows t [BT] and channels c [BC], from a grid of (B x time blocks,
+        channel blocks)."""
+        n_t = tl.cdiv(T, BT)
+        t = (tl.program_id(0) % n_t) * BT + tl.arange(0, BT)  # [BT]
+        return tl.program_id(0) // n_t, t, tl.program_id(1) * BC + tl.arange(0, BC)  # batch, [BT], [BC]
+
+    @triton.jit
+    def _silu_grad(g, a):
+        """dy silu'(a) in float32 for dy tile g: silu'(a) = s (1 + a (1 - s)), s = sigmoid(a)."""
+        s = tl.sigmoid(a)
+        return g.to(tl.float32) * s * (1.0 + a * (1.0 - s))
+
+    @triton.jit
+    def _dw_share(x, da, dw, t, T, c, C, sx_t, W: tl.constexpr, BT: tl.constexpr):
+        """This program's share of dw, sum over rows t of da[t] x[t - (W-1) + i] for each tap i, into
+        row program_id(0) of dw [B x time blocks, C, W]; da [BT, BC] is zero at rows from T on."""
+        for i in tl.static_range(W):
+            r = t - (W - 1) + i  # [BT] rows tap i read for outputs t
+            mask = (r[:, None] >= 0) & (r[:, None] < T) & (c[None, :] < C)
+            xi = tl.load(x + r[:, None] * sx_t + c[None, :], mask=mask, other=0.0).to(tl.float32)
+            tl.store(dw + (tl.program_id(0) * C + c) * W + i, tl.sum(da * xi, axis=0), mask=c < C)
+
+    @triton.jit
     def _conv_fwd(x, w, y, T, C, sx_b, sx_t, W: tl.constexpr, BT: tl.constexpr, BC: tl.constexpr):
         """y = silu(a) for one (batch, time block, channel block); y contiguous [B, T, C]."""
-        n_t = tl.cdiv(T, BT)
-        i_b, i_t = tl.program_id(0) // n_t, tl.program_id(0) % n_t
-        t = i_t * BT + tl.arange(0, BT)  # [BT]
-        c = tl.program_id(1) * BC + tl.arange(0, BC)  # [BC]
+        i_b, t, c = _block(T, BT, BC)
         x += i_b.to(tl.int64) * sx_b  # 64-bit: B T C may pass 2^31 elements
         a = _conv(x, w, t, T, c, C, sx_t, W, BT, BC)  # [BT, BC]
         y += i_b.to(tl.int64) * T * C
@@ -106,10 +127,7 @@ if triton is not None:
     ):
         """dx for one (batch, time block, channel block), and this block's share of dw into row
         program_id(0) of dw [B x time blocks, C, W] (float32); dx contiguous [B, T, C]."""
-        n_t = tl.cdiv(T, BT)
-        i_b, i_t = tl.program_id(0) // n_t, tl.program_id(0) % n_t
-        t = i_t * BT + tl.arange(0, BT)  # [BT]
-        c = tl.program_id(1) * BC + tl.arange(0, BC)  # [BC]
+        i_b, t, c = _block(T, BT, BC)
         x += i_b.to(tl.int64) * sx_b
         dy += i_b.to(tl.int64) * sdy_b
         dxt = tl.zeros([BT, BC], dtype=tl.float32)
@@ -117,15 +135,10 @@ if triton is not None:
             u = t + (W - 1 - j)  # [BT] the output rows whose tap j reads rows t
             a = _conv(x, w, u, T, c, C, sx_t, W, BT, BC)  # recomputed: [BT, BC]
             g = tl.load(dy + u[:, None] * sdy_t + c[None, :], mask=(u[:, None] < T) & (c[None, :] < C), other=0.0)
-            s = tl.sigmoid(a)
-            da = g.to(tl.float32) * s * (1.0 + a * (1.0 - s))  # [BT, BC], zero from row T on (dy masked)
+            da = _silu_grad(g, a)  # [BT, BC], zero from row T on (dy masked)
             dxt += tl.load(w + c * W + j, mask=c < C, other=0.0).to(tl.float32)[None, :] * da
             if j == W - 1:  # u = t: da at this program's own rows, so each row's share of dw is counted once
-                for i in tl.static_range(W):
-                    r = t - (W - 1) + i  # [BT] rows tap i read for outputs t
-                    mask = (r[:, None] >= 0) & (r[:, None] < T) & (c[None, :] < C)
-                    xi = tl.load(x + r[:, None] * sx_t + c[None, :], mask=mask, other=0.0).to(tl.float32)
-                    tl.store(dw + (tl.program_id(0) * C + c) * W + i, tl.sum(da * xi, axis=0), mask=c < C)
+                _dw_share(x, da, dw, t, T, c, C, sx_t, W, BT)
         dx += i_b.to(tl.int64) * T * C
         mask = (t[:, None] < T) & (c[None, :] < C)
         tl.store(dx + t[:, None] * C + c[None, :], dxt.to(dx.dtype.element_ty), mask=mask)
@@ -136,32 +149,20 @@ if triton is not None:
     ):
         """da = dy silu'(a) for one (batch, time block, channel block) into da [B, T, C] (float32,
         contiguous), and this block's share of dw into row program_id(0) of dw [B x time blocks, C, W]."""
-        n_t = tl.cdiv(T, BT)
-        i_b, i_t = tl.program_id(0) // n_t, tl.program_id(0) % n_t
-        t = i_t * BT + tl.arange(0, BT)  # [BT]
-        c = tl.program_id(1) * BC + tl.arange(0, BC)  # [BC]
+        i_b, t, c = _block(T, BT, BC)
         x += i_b.to(tl.int64) * sx_b
         dy += i_b.to(tl.int64) * sdy_b
         mask = (t[:, None] < T) & (c[None, :] < C)
         a = _conv(x, w, t, T, c, C, sx_t, W, BT, BC)  # [BT, BC]
-        g = tl.load(dy + t[:, None] * sdy_t + c[None, :], mask=mask, other=0.0).to(tl.float32)
-        s = tl.sigmoid(a)
-        d = g * s * (1.0 + a * (1.0 - s))  # [BT, BC], zero from row T on (dy masked)
+        d = _silu_grad(tl.load(dy + t[:, None] * sdy_t + c[None, :], mask=mask, other=0.0), a)  # zero from row T on
         tl.store(da + i_b.to(tl.int64) * T * C + t[:, None] * C + c[None, :], d, mask=mask)
-        for i in tl.static_range(W):
-            r = t - (W - 1) + i  # [BT] rows tap i read for outputs t
-            m = (r[:, None] >= 0) & (r[:, None] < T) & (c[None, :] < C)
-            xi = tl.load(x + r[:, None] * sx_t + c[None, :], mask=m, other=0.0).to(tl.float32)
-            tl.store(dw + (tl.program_id(0) * C + c) * W + i, tl.sum(d * xi, axis=0), mask=c < C)
+        _dw_share(x, d, dw, t, T, c, C, sx_t, W, BT)
 
     @triton.jit
     def _conv_bwd_dx(da, w, dx, T, C, W: tl.constexpr, BT: tl.constexpr, BC: tl.constexpr):
         """dx[t] = sum_j w[c, j] da[t + (W-1) - j] for one (batch, time block, channel block); da (float32)
         and dx contiguous [B, T, C]."""
-        n_t = tl.cdiv(T, BT)
-        i_b, i_t = tl.program_id(0) // n_t, tl.program_id(0) % n_t
-        t = i_t * BT + tl.arange(0, BT)  # [BT]
-        c = tl.program_id(1) * BC + tl.arange(0, BC)  # [BC]
+        i_b, t, c = _block(T, BT, BC)
         da += i_b.to(tl.int64) * T * C
         dx += i_b.to(tl.int64) * T * C
         dxt = tl.zeros([BT, BC], dtype=tl.float32)
