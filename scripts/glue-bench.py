@@ -30,7 +30,7 @@ MIXERS = ["gla", "gdn", "sla-gdn"]
 SHAPES = [(64, 256, 8, 16), (16, 4096, 8, 16)]  # the sweep's small shape and a long one
 
 
-def _conv(block_t, block_c, num_warps=4, split_backward=False):
+def _conv(block_t, block_c, num_warps=4, split_backward=True):
     config = ShortConvConfig(block_t, block_c, num_warps, split_backward)
     return ("triton_short_conv", partial(short_conv_triton, config=config))
 
@@ -44,14 +44,9 @@ def _norm(block_elements, num_warps=4, programs=1024):
 VARIANTS = {
     "default": {},
     "conv 32x64": {"short_conv": _conv(32, 64)},
-    "conv 16x64": {"short_conv": _conv(16, 64)},
-    "conv 32x32": {"short_conv": _conv(32, 32)},
     "conv 16x32": {"short_conv": _conv(16, 32)},
-    "conv 64x16": {"short_conv": _conv(64, 16)},
-    "conv 16x32 8 warps": {"short_conv": _conv(16, 32, 8)},
-    "conv split 64x32": {"short_conv": _conv(64, 32, 4, True)},  # the backward in two kernels
-    "conv split 32x64": {"short_conv": _conv(32, 64, 4, True)},
-    "conv split 16x32": {"short_conv": _conv(16, 32, 4, True)},
+    "conv one kernel 64x32": {"short_conv": _conv(64, 32, 4, False)},  # the backward in one kernel
+    "conv one kernel 16x32": {"short_conv": _conv(16, 32, 4, False)},
     "norm fla": {"rms_norm_gated": ("fla_fused_norm_gate", fla_rms_norm_gated)},
     "norm 4096": {"rms_norm_gated": _norm(4096, 8)},
     "norm 256": {"rms_norm_gated": _norm(256)},

@@ -19,7 +19,8 @@
 # older HEAD the copy of .git kept.
 #
 # Steps: tests (the CUDA tests, then `slabench doctor`), quick (the quick preset, resumable),
-# throughput (runs per GPU-hour one at a time, packed, packed and folded: scripts/throughput.py),
+# throughput (runs per GPU-hour one at a time, packed, packed and folded: scripts/throughput.py;
+# THROUGHPUT_WAYS picks some),
 # quick54 (the quick preset's 54-run first scope with an empty Triton cache: a fresh machine's cost),
 # packing (quick's seed-0 third one at a time and packed, kernels compiled first; then all of quick
 # packed: leaderboards/speed/packing.md), sweep (slabench sweep: docs/speed.md), report (slabench
@@ -108,17 +109,24 @@ for step in "$@"; do
       COLUMNS=200 timeout "$(left)" slabench doctor --device cuda --dtype float32 --dtype bfloat16 \
         > "$STATE/logs/doctor.txt" 2>&1
       log "doctor: rc $? in $((SECONDS - t0)) s" ;;
-    throughput)  # runs per GPU-hour (scripts/throughput-job.toml): one at a time, packed (PACK and 2 PACK workers), packed and folded
+    throughput)  # runs per GPU-hour (scripts/throughput-job.toml): the ways in THROUGHPUT_WAYS (default all four):
+      # serial (one at a time), packed (PACK workers), double (2 PACK workers), fold (packed, FOLD runs a model)
+      ways=${THROUGHPUT_WAYS:-serial packed double fold}; dirs=()
       edited_grid scripts/throughput-job.toml throughput-warm 's/^seeds = .*/seeds = [100]/; s/^steps = .*/steps = 20/'
       run_grid throughput-warm 1 /tmp/throughput-warm.toml  # compiles what the runs use, so no way pays for it
-      edited_grid scripts/throughput-job.toml throughput-serial 's/^seeds = .*/seeds = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]/'
-      run_grid throughput-serial 1 /tmp/throughput-serial.toml
-      run_grid throughput-packed "${PACK:-8}" scripts/throughput-job.toml
-      run_grid throughput-packed-double $((2 * ${PACK:-8})) scripts/throughput-job.toml
-      FOLD=${FOLD:-4} run_grid throughput-packed-fold "${PACK:-8}" scripts/throughput-job.toml
-      python scripts/throughput.py "$STATE/throughput-serial:1" "$STATE/throughput-packed:${PACK:-8}" \
-        "$STATE/throughput-packed-double:$((2 * ${PACK:-8}))" "$STATE/throughput-packed-fold:${PACK:-8}" > "$STATE/logs/throughput.jsonl"
-      log "throughput (workers ${PACK:-8} and twice that, fold ${FOLD:-4}): rc $? in $((SECONDS - t0)) s"; cat "$STATE/logs/throughput.jsonl" ;;
+      for way in $ways; do
+        case $way in
+          serial) edited_grid scripts/throughput-job.toml throughput-serial 's/^seeds = .*/seeds = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]/'
+                  run_grid throughput-serial 1 /tmp/throughput-serial.toml; dirs+=("$STATE/throughput-serial:1") ;;
+          packed) run_grid throughput-packed "${PACK:-8}" scripts/throughput-job.toml; dirs+=("$STATE/throughput-packed:${PACK:-8}") ;;
+          double) run_grid throughput-packed-double $((2 * ${PACK:-8})) scripts/throughput-job.toml
+                  dirs+=("$STATE/throughput-packed-double:$((2 * ${PACK:-8}))") ;;
+          fold) FOLD=${FOLD:-4} run_grid throughput-packed-fold "${PACK:-8}" scripts/throughput-job.toml
+                dirs+=("$STATE/throughput-packed-fold:${PACK:-8}") ;;
+        esac
+      done
+      python scripts/throughput.py "${dirs[@]}" > "$STATE/logs/throughput.jsonl"
+      log "throughput ($ways; workers ${PACK:-8}, fold ${FOLD:-4}): rc $? in $((SECONDS - t0)) s"; cat "$STATE/logs/throughput.jsonl" ;;
     packing)  # quick's seed-0 runs (54, at its three lrs) one at a time and packed, kernels compiled first
       # quick_seed0 NAME WORKERS [SED]: quick's seed-0 third (edited by SED) as grid NAME.
       quick_seed0() {

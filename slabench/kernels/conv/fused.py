@@ -54,17 +54,19 @@ class ShortConvConfig:
     (`scripts/glue-bench.py`; docs/speed.md): 64 x 32 tiles (steps x channels) at 4 warps were the
     fastest of six (32 x 64, 16 x 64, 32 x 32, 64 x 32, 64 x 16, 16 x 32 at 4 and 8 warps) for gla,
     gdn and sla-gdn at B64 T256 and B16 T4096, 0.09 ms under 16 x 32 on gdn at B16 T4096.
-    Compiled for sm_90 (ptxas), the backward at 64 x 32 uses 255 registers a thread and spills 396
-    bytes (16 x 32: 96, no spills) and is still the fastest: its W x W recomputed tiles reuse more
-    rows a program, and the spills stay in cache."""
+    Compiled for sm_90 (ptxas), the one-kernel backward at 64 x 32 uses 255 registers a thread and
+    spills 396 bytes (16 x 32: 96, no spills) and is still the fastest one-kernel form: its W x W
+    recomputed tiles reuse more rows a program, and the spills stay in cache."""
 
     block_t: int = 64  # time steps per program
     block_c: int = 32  # channels per program (at least 16: a 32-channel row of bf16 is one 64-byte load)
     num_warps: int = 4
     # The backward as two kernels: da = dy silu'(a) once per element into a float32 buffer, then
     # dx from W shifted loads of it; one kernel instead recomputes a at W shifts (W^2 tile loads
-    # and W sigmoids per element). Not timed yet against the one kernel (`scripts/glue-bench.py`).
-    split_backward: bool = False
+    # and W sigmoids per element). Two kernels at 64 x 32 were the fastest layer of all nine conv
+    # settings timed on an H200: gdn 0.645 vs 0.665 ms at B64 T256 and 2.115 vs 2.173 ms at
+    # B16 T4096, gla 0.435 vs 0.446 and 2.841 vs 2.880 (`leaderboards/speed/raw/glue-bench-split-h200.jsonl`).
+    split_backward: bool = True
 
 
 def unsuited(dims: tuple[int, int]) -> str | None:

@@ -6,21 +6,23 @@ cumulative log decay from the chunk start (inclusive), b_C its total, Gamma_ij =
 (j <= i; every exponent <= 0 since g <= 0) and S the state entering the chunk:
 
     M     = strictly lower part of diag(beta) K K^T * Gamma       the chunk's Householder products
-    Tinv  = (I + M)^-1                                           the UT transform, blocked
+    Tinv  = (I + M)^-1                                           the UT transform
     u     = Tinv (beta V),  w = Tinv (beta K e^b)                pseudo-values and decayed keys
     v_new = u - w S                                             what each token still has to write
     o     = scale (Q e^b) S + tril(scale Q K^T * Gamma) v_new
     S    <- e^{b_C} S + (K e^{b_C - b})^T v_new
 
-Tinv is blocked in 16 x 16 blocks: with M's diagonal blocks M11, M22 and its lower block M21,
+Tinv is built by doubling diagonal blocks. With X the inverse of (I + M)'s diagonal blocks of size
+s and L the blocks of M below them within blocks of 2s, (I + M)'s diagonal blocks of size 2s are
+D + L with D^-1 = X and L X L = 0, so
 
-    Tinv = [[T11, 0], [T21, T22]],   Tii = (I + Mii)^-1,   T21 = -T22 M21 T11
+    their inverse is (I + X L)^-1 X = X - X L X
 
-(the lower block of (I + M) Tinv = I). The diagonal blocks are solved by forward substitution
-(row i = e_i - sum_{j<i} M_ij row_j: 15 serial steps on 16 x 16 tiles, both blocks at once), which
-stays as well conditioned as the solve itself, where the nilpotent product (I - M)(I + M^2)...
-sums terms that grow like binomials when keys align and cancels them in floating point; the
-off-diagonal block takes two tensor-core products.
+(the lower block is the familiar T21 = -T22 M21 T11). From blocks of 2 (X = I - M on them),
+log2(C) - 1 steps of two tensor-core products give Tinv. Each X is an exact inverse, so no entry
+grows beyond Tinv's own, unlike the nilpotent product (I - M)(I + M^2)(I + M^4)..., whose terms
+grow like binomial coefficients when keys align and cancel in floating point; and it replaces
+forward substitution's C - 1 serial row steps (two cross-thread sums each).
 
 Kernels (grid in brackets). Forward: `_prepare` [chunks, B*H] stores Tinv, u and w; `_forward`
 [B*H, value blocks] walks the chunks carrying S (the columns of S evolve independently, so value
@@ -60,7 +62,7 @@ try:
 except ImportError:  # triton is optional on non-Linux platforms; the reference still works
     triton = None
 
-C = 32  # chunk length: `_prepare` splits it into the UT transform's two 16 x 16 blocks
+C = 32  # chunk length, a power of two: `_ut_inverse` doubles blocks up to it
 
 
 @dataclass(frozen=True)
@@ -97,6 +99,8 @@ if triton is not None:
 
     from slabench.kernels.tiles import load_tile as _load
 
+    LOG2_C = tl.constexpr(C.bit_length() - 1)
+
     @triton.jit
     def _load_row(ptr, stride_t, t, T):
         """A [len(t)] block of a [T] slice (g or beta; zero outside) in float32."""
@@ -128,69 +132,37 @@ if triton is not None:
         return S
 
     @triton.jit
-    def _solve_pair(M1, M2):
-        """(I + M1)^-1 and (I + M2)^-1 of strictly lower [C/2, C/2] M1, M2 by forward substitution,
-        the two in one loop so that their serial steps overlap."""
-        r = tl.arange(0, M1.shape[0])
-        X1 = tl.where(r[:, None] == r[None, :], 1.0, 0.0)
-        X2 = X1
-        for i in range(1, M1.shape[0]):  # rows j < i are final; row i is still e_i
-            row = r[:, None] == i
-            m1 = tl.sum(tl.where(row, M1, 0.0), axis=0)  # [C/2]: M_ij, zero for j >= i
-            m2 = tl.sum(tl.where(row, M2, 0.0), axis=0)
-            X1 -= tl.where(row, tl.sum(m1[:, None] * X1, axis=0)[None, :], 0.0)
-            X2 -= tl.where(row, tl.sum(m2[:, None] * X2, axis=0)[None, :], 0.0)
-        return X1, X2
-
-    @triton.jit
-    def _ut_blocks(k1, k2, b1, b2, be1, be2, PREC: tl.constexpr):
-        """The blocks T11, T21, T22 [C/2, C/2] of Tinv = (I + M)^-1 for a chunk's halves 1, 2: keys k1, k2
-        [C/2, BK], cumulative log decays from the chunk start b1, b2 and write strengths be1, be2 [C/2]."""
-        M11 = be1[:, None] * tl.dot(k1, tl.trans(k1), input_precision=PREC) * _decay(b1, True)  # [C/2, C/2]
-        M22 = be2[:, None] * tl.dot(k2, tl.trans(k2), input_precision=PREC) * _decay(b2, True)
-        M21 = be2[:, None] * tl.dot(k2, tl.trans(k1), input_precision=PREC) * tl.exp(b2[:, None] - b1[None, :])
-        T11, T22 = _solve_pair(M11, M22)
-        T21 = -tl.dot(T22, tl.dot(M21, T11, input_precision=PREC), input_precision=PREC)  # the lower block of (I + M) Tinv = I
-        return T11, T21, T22
+    def _ut_inverse(M, PREC: tl.constexpr):
+        """Tinv = (I + M)^-1 [C, C] of a chunk's strictly lower M, by doubling diagonal blocks."""
+        r = tl.arange(0, M.shape[0])
+        X = tl.where(r[:, None] == r[None, :], 1.0, 0.0) - tl.where((r[:, None] ^ 1) == r[None, :], M, 0.0)  # [C, C]: blocks of 2
+        for i in tl.static_range(1, LOG2_C):  # blocks of 2^i -> 2^(i+1)
+            L = tl.where(((r[:, None] >> i) ^ 1) == (r[None, :] >> i), M, 0.0)  # below the blocks, within their pairs
+            X -= tl.dot(X, tl.dot(L, X, input_precision=PREC), input_precision=PREC)
+        return X
 
     @triton.jit
     def _prepare(k, v, g, beta, tinv, u, w, T, H,
                  sk_b, sk_t, sk_h, sv_b, sv_t, sv_h, sg_b, sg_t, sg_h, sb_b, sb_t, sb_h,
                  Dk: tl.constexpr, Dv: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr, BT: tl.constexpr,
                  PREC: tl.constexpr):
-        """Tinv [B*H, N*C, C], u = Tinv (beta V) [B*H, T, Dv] and w = Tinv (beta K e^b) [B*H, T, Dk], float32,
-        with the chunk's two halves (rows t1, t2) as separate blocks."""
+        """Tinv [B*H, N*C, C], u = Tinv (beta V) [B*H, T, Dv] and w = Tinv (beta K e^b) [B*H, T, Dk], float32."""
         i_n, i_bh = tl.program_id(0), tl.program_id(1)
         i_b, i_h = i_bh // H, i_bh % H
-        k, v = k + i_b * sk_b + i_h * sk_h, v + i_b * sv_b + i_h * sv_h
-        g, beta = g + i_b * sg_b + i_h * sg_h, beta + i_b * sb_b + i_h * sb_h
-        kk, vv, r = tl.arange(0, BK), tl.arange(0, BV), tl.arange(0, BT // 2)
-        t1 = i_n * BT + r
-        t2 = t1 + BT // 2
-        k1, k2 = _load(k, sk_t, t1, T, kk, Dk), _load(k, sk_t, t2, T, kk, Dk)  # [BT/2, BK]
-        v1, v2 = _load(v, sv_t, t1, T, vv, Dv), _load(v, sv_t, t2, T, vv, Dv)  # [BT/2, BV]
-        g1, g2 = _load_row(g, sg_t, t1, T), _load_row(g, sg_t, t2, T)
-        b1 = tl.cumsum(g1, axis=0)  # [BT/2]
-        b2 = tl.sum(g1, axis=0) + tl.cumsum(g2, axis=0)
-        be1, be2 = _load_row(beta, sb_t, t1, T), _load_row(beta, sb_t, t2, T)
-        T11, T21, T22 = _ut_blocks(k1, k2, b1, b2, be1, be2, PREC)  # [BT/2, BT/2]
-        tinv += (i_bh * tl.cdiv(T, BT) + i_n) * BT * BT
-        tl.store(tinv + r[:, None] * BT + r[None, :], T11)
-        tl.store(tinv + r[:, None] * BT + BT // 2 + r[None, :], tl.zeros_like(T11))
-        tl.store(tinv + (BT // 2 + r[:, None]) * BT + r[None, :], T21)
-        tl.store(tinv + (BT // 2 + r[:, None]) * BT + BT // 2 + r[None, :], T22)
-        vb1, vb2 = v1 * be1[:, None], v2 * be2[:, None]
-        kb1, kb2 = k1 * (be1 * tl.exp(b1))[:, None], k2 * (be2 * tl.exp(b2))[:, None]
-        u1 = tl.dot(T11, vb1, input_precision=PREC)
-        u2 = tl.dot(T21, vb1, input_precision=PREC) + tl.dot(T22, vb2, input_precision=PREC)
-        w1 = tl.dot(T11, kb1, input_precision=PREC)
-        w2 = tl.dot(T21, kb1, input_precision=PREC) + tl.dot(T22, kb2, input_precision=PREC)
-        u, w = u + i_bh * T * Dv, w + i_bh * T * Dk
-        mv, mk = vv[None, :] < Dv, kk[None, :] < Dk
-        tl.store(u + t1[:, None] * Dv + vv[None, :], u1, mask=(t1[:, None] < T) & mv)
-        tl.store(u + t2[:, None] * Dv + vv[None, :], u2, mask=(t2[:, None] < T) & mv)
-        tl.store(w + t1[:, None] * Dk + kk[None, :], w1, mask=(t1[:, None] < T) & mk)
-        tl.store(w + t2[:, None] * Dk + kk[None, :], w2, mask=(t2[:, None] < T) & mk)
+        kk, vv, c = tl.arange(0, BK), tl.arange(0, BV), tl.arange(0, BT)
+        t = i_n * BT + c
+        kc = _load(k + i_b * sk_b + i_h * sk_h, sk_t, t, T, kk, Dk)  # [BT, BK]
+        vc = _load(v + i_b * sv_b + i_h * sv_h, sv_t, t, T, vv, Dv)  # [BT, BV]
+        b = tl.cumsum(_load_row(g + i_b * sg_b + i_h * sg_h, sg_t, t, T), axis=0)  # [BT]
+        bc = _load_row(beta + i_b * sb_b + i_h * sb_h, sb_t, t, T)
+        M = bc[:, None] * tl.dot(kc, tl.trans(kc), input_precision=PREC) * _decay(b, True)  # [BT, BT]
+        Tinv = _ut_inverse(M, PREC)
+        tl.store(tinv + ((i_bh * tl.cdiv(T, BT) + i_n) * BT + c[:, None]) * BT + c[None, :], Tinv)
+        uc = tl.dot(Tinv, vc * bc[:, None], input_precision=PREC)  # [BT, BV]
+        wc = tl.dot(Tinv, kc * (bc * tl.exp(b))[:, None], input_precision=PREC)  # [BT, BK]
+        mt = t[:, None] < T
+        tl.store(u + i_bh * T * Dv + t[:, None] * Dv + vv[None, :], uc, mask=mt & (vv[None, :] < Dv))
+        tl.store(w + i_bh * T * Dk + t[:, None] * Dk + kk[None, :], wc, mask=mt & (kk[None, :] < Dk))
 
     @triton.jit(do_not_specialize=["SEG"])  # SEG = N unsegmented: no compile per length class
     def _forward(k, g, uv, w, h, ht, hs, T, H, SEG, sk_b, sk_t, sk_h, sg_b, sg_t, sg_h,
