@@ -52,6 +52,7 @@ def test_dispatch_uses_fast_paths_on_cuda(dtype):
     assert dispatch.select("simple_gla", "cuda", dtype, (64, 128, True))[0] == "triton_gla_short"
     assert dispatch.select("simple_gla", "cuda", dtype, (16, 32, False))[0] not in ("reference", "triton_gla_short")
     assert dispatch.select("sla_gate", "cuda", dtype)[0] == "triton_sla_gate"
+    assert dispatch.select("sla_gate_l2", "cuda", dtype)[0] == "triton_sla_gate_l2"
     assert dispatch.select("delta_rule", "cuda", dtype, (16, 32, False))[0] == "triton_delta_rule"
     assert dispatch.select("delta_rule", "cuda", dtype, (128, 128, False))[0] == "triton_delta_rule"
     assert dispatch.select("delta_rule", "cuda", dtype, (16, 32, True))[0] == "triton_delta_rule"  # segmented walks
@@ -166,15 +167,33 @@ def test_delta_rule_odd_shapes_and_head_dims(B, T, H, Dk, Dv, decay, split, segm
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=["fp32", "bf16"])
 def test_triton_sla_gate_odd_shapes(dtype):
-    """The compiled fused gate vs float64: gating src itself or a separate x, odd H, D, rank, C."""
-    from slabench.kernels.sla_gate.fused import sla_gate_triton
-    from slabench.kernels.sla_gate.reference import sla_gate_reference
+    """The compiled fused gate vs float64: gating src itself or a separate x, odd H, D, rank, C;
+    and gating src's own heads L2-normalised ("l2", the L2 twins' gate)."""
+    from functools import partial
+
+    from slabench.kernels.sla_gate.fused import sla_gate_l2_triton, sla_gate_triton
+    from slabench.kernels.sla_gate.reference import sla_gate_l2_reference, sla_gate_reference
 
     # float32 products are exact ("ieee"); bf16 rounds the projections' inputs as autocast does.
     tol_out, tol_grad = {torch.float32: (1e-5, 1e-5), torch.bfloat16: (1.5e-2, 3e-2)}[dtype]
     torch.manual_seed(0)
-    for H, D, R, C in [(1, 3, 1, None), (3, 20, 5, None), (8, 16, 8, 200), (12, 64, 8, None), (4, 8, 16, 33)]:
-        same, C = C is None, C or H * D
+    cases = [
+        (1, 3, 1, None),
+        (3, 20, 5, None),
+        (8, 16, 8, 200),
+        (12, 64, 8, None),
+        (4, 8, 16, 33),
+        (3, 20, 5, "l2"),
+        (8, 16, 8, "l2"),
+    ]
+    for H, D, R, C in cases:
+        l2 = C == "l2"
+        same, C = C in (None, "l2"), H * D if C in (None, "l2") else C
+        ours, ref = (
+            (partial(sla_gate_l2_triton, eps=1e-6), partial(sla_gate_l2_reference, eps=1e-6))
+            if l2
+            else (sla_gate_triton, sla_gate_reference)
+        )
         src, x = torch.randn(3, 37, C, device="cuda"), torch.randn(3, 37, H, D, device="cuda")
         w = [
             torch.randn(R, C, device="cuda") / C**0.5,
@@ -183,9 +202,9 @@ def test_triton_sla_gate_odd_shapes(dtype):
         ]
         dy = torch.randn(3, 37, H, D, device="cuda")
         outs = []
-        for f, dt in ((sla_gate_triton, dtype), (sla_gate_reference, torch.float64)):
+        for f, dt in ((ours, dtype), (ref, torch.float64)):
             a = [t.to(dtype).to(dt).requires_grad_() for t in (src, x)]  # the reference sees the rounded inputs
-            ws = [t.to(torch.float32 if f is sla_gate_triton else dt).requires_grad_() for t in w]
+            ws = [t.to(torch.float32 if f is ours else dt).requires_grad_() for t in w]
             y, gates = f(a[0], None if same else a[1], *ws, 0.5)
             leaves = a[:1] + ([] if same else a[1:]) + ws
             outs.append([y, gates, *torch.autograd.grad((y * dy.to(dt)).sum() + gates[..., 0].sum(), leaves)])

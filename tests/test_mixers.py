@@ -84,9 +84,7 @@ def test_final_state_continues_the_recurrence(name):
     m = make(name).double()
     x = torch.randn(2, 17, 32, dtype=torch.float64)
     q_raw, k_raw, v, extras = m.qkv(x)
-    q, k = m.feature_map(q_raw, k_raw)
-    if m.q_gate is not None:
-        q, k = m.apply_head_gates(x, q_raw, k_raw, q, k)
+    q, k = m.feature_map(q_raw, k_raw) if m.q_gate is None else m.apply_head_gates(x, q_raw, k_raw)
     if "beta" in extras:
         _, oracle = delta_rule_recurrent(q, k, v, extras["g"], extras["beta"], output_final_state=True)
     else:
@@ -249,6 +247,23 @@ def test_gate_peaked_on_constructed_gates():
     assert d["gate_entropy"] == pytest.approx((1 + second) / 2, rel=1e-6)
 
 
+@pytest.mark.parametrize("name", ["sla-gdn", "sla-deltanet"])
+@pytest.mark.parametrize("kind,q_only", [("softmax", False), ("sigmoid", False), ("softmax", True)])
+def test_l2_twins_gate_the_normalised_heads_they_read_raw(name, kind, q_only):
+    """GDN's and DeltaNet's gates do their L2 feature map themselves: the result is the base's
+    feature map, then gates read from the raw q, k scaling the normalised heads, written out here."""
+    m = make(name, gate_kind=kind, gate_q_only=q_only).double()
+    x = torch.randn(2, 9, 32, dtype=torch.float64)
+    q_raw, k_raw, _, _ = m.qkv(x)
+    q, k = m.apply_head_gates(x, q_raw, k_raw)
+    q_map, k_map = (t / (t.square().sum(-1, keepdim=True) + 1e-6).sqrt() for t in (q_raw, k_raw))  # fla's l2norm
+    want_q = m.q_gate(q_raw.flatten(2), q_map)
+    want_k = k_map if q_only else m.k_gate(k_raw.flatten(2), k_map)
+    torch.testing.assert_close(q, want_q, rtol=1e-12, atol=1e-14)
+    torch.testing.assert_close(k, want_k, rtol=1e-12, atol=1e-14)
+    assert (want_q - q_map).abs().max() > 1e-3  # the gates did scale the heads
+
+
 def test_sla_gates_respond_to_query_magnitude():
     """Gates read the raw q: scaling the input changes them (the paper's magnitude sensitivity)."""
     m = make("sla-linear", conv_size=0)
@@ -309,7 +324,7 @@ def test_sla_twin_of_a_base_with_required_and_keyword_only_options(monkeypatch):
     assert m.q_gate.down.out_features == 3 and m.k_gate is not None
     x = torch.randn(2, 17, 32, dtype=torch.float64)
     q_raw, k_raw, v, _ = m.qkv(x)
-    q, k = m.apply_head_gates(x, q_raw, k_raw, q_raw, k_raw)
+    q, k = m.apply_head_gates(x, q_raw, k_raw)
     o, _ = gla_recurrent(q, k, v, torch.full(q.shape[:3], math.log(0.5), dtype=torch.float64), scale=0.25)
     torch.testing.assert_close(m(x), m.o_proj(o.reshape(2, 17, -1)), rtol=1e-9, atol=1e-9)
 

@@ -294,10 +294,13 @@ def test_every_mixer_trains_and_its_loss_falls(name, one_thread):
     paths = kernels.paths_used()
     base = name.removeprefix("sla-")
     expected = {"rms_norm_gated", "embedding"}  # the backbone's norms and token embedding; attention is SDPA
+    sla, l2 = name.startswith("sla-"), base in ("gdn", "deltanet")  # l2: an L2 feature map
     if base != "attention":
-        expected |= {CORE_OP[base], "short_conv"} | ({"sla_gate"} if name.startswith("sla-") else set())
-    if base in ("gdn", "deltanet"):
-        expected |= {"l2norm"}  # their feature map
+        expected |= {CORE_OP[base], "short_conv"}
+    if sla:
+        expected |= {"sla_gate_l2" if l2 else "sla_gate"}  # the twins' gates (doing the L2 map too)
+    elif l2:
+        expected |= {"l2norm"}
     if base == "gdn":
         expected |= {"gdn_gates"}  # its decay and write strength
     assert set(paths) == expected and set(paths.values()) == {"reference"}

@@ -10,7 +10,7 @@
   (one partial chunk), at T a multiple of the chunk, and with g = 0 (DeltaNet), on strided and
   contiguous inputs.
 - The fused SLA gate (`slabench.kernels.sla_gate.fused`) on strided src and x, gating src itself or a
-  separate x: output, gates and the gradients of src, x and the three weights.
+  separate x, or its own heads L2-normalised first: output, gates and the gradients of src, x and the three weights.
 - The short conv (`slabench.kernels.conv.fused`): output and the gradients of x and the weight,
   at T of one step, T shorter than the conv, channels not a multiple of the block, widths 1 to 8
   and x a strided slice of a wider tensor.
@@ -146,18 +146,34 @@ def delta_errors(B, T, H, Dk, Dv, decay, strided, split, segment) -> dict[str, f
     }
 
 
-# (B, T, H, D, R, C): C None gates src itself (x is None, C = H * D), else x is separate
-GATE_CASES = [(2, 37, 3, 20, 5, None), (2, 37, 3, 20, 5, 70), (1, 130, 8, 16, 8, 128), (1, 65, 1, 3, 1, None)]
+# (B, T, H, D, R, C, l2): C None gates src itself (x is None, C = H * D), else x is separate; l2: src's
+# heads L2-normalised first (op 'sla_gate_l2', C None only)
+GATE_CASES = [
+    (2, 37, 3, 20, 5, None, False),
+    (2, 37, 3, 20, 5, 70, False),
+    (1, 130, 8, 16, 8, 128, False),
+    (1, 65, 1, 3, 1, None, False),
+    (2, 37, 3, 20, 5, None, True),
+    (1, 130, 8, 16, 8, None, True),
+]
 
 
-def sla_gate_errors(B, T, H, D, R, C) -> dict[str, float]:
+def sla_gate_errors(B, T, H, D, R, C, l2) -> dict[str, float]:
     """Relative RMS errors of the fused SLA gate (float32, src and x strided views) against the
     reference (float64): output, gates, and gradients of src, x and the three weights."""
+    from functools import partial
+
     import torch
 
     from slabench.kernels.dispatch import rel_rms
-    from slabench.kernels.sla_gate.fused import sla_gate_triton
-    from slabench.kernels.sla_gate.reference import sla_gate_reference
+    from slabench.kernels.sla_gate.fused import sla_gate_l2_triton, sla_gate_triton
+    from slabench.kernels.sla_gate.reference import sla_gate_l2_reference, sla_gate_reference
+
+    ours, ref = (
+        (partial(sla_gate_l2_triton, eps=1e-6), partial(sla_gate_l2_reference, eps=1e-6))
+        if l2
+        else (sla_gate_triton, sla_gate_reference)
+    )
 
     same, C = C is None, C or H * D
     gen = torch.Generator().manual_seed(0)
@@ -177,9 +193,7 @@ def sla_gate_errors(B, T, H, D, R, C) -> dict[str, float]:
 
     names = ["y", "gates", "dsrc"] + ([] if same else ["dx"]) + ["dw_down", "dw_up", "db_up"]
     return {
-        n: rel_rms(a, b)
-        for n, a, b in zip(names, run(sla_gate_triton, torch.float32), run(sla_gate_reference, torch.float64))
-        if b.norm() > 0
+        n: rel_rms(a, b) for n, a, b in zip(names, run(ours, torch.float32), run(ref, torch.float64)) if b.norm() > 0
     }  # one head: the gates are constant and the weights get no gradient
 
 
@@ -501,12 +515,17 @@ def test_project_triton_kernels_compile_for_hopper(Dk, Dv, g_mode):
     # The SLA gate at some (H, D): bf16 reading a separate x (C = 3 Dk), float32 (ieee products) gating src itself.
     H, D, R = Dk // 4, Dv, 8
     all_fp32 = {a: "*fp32" for a in pointers}
-    for C, same, prec, ptrs in ((3 * Dk, False, "tf32", pointers), (H * D, True, "ieee", all_fp32)):
-        gate = {"C": C, "H": H, "D": D, "R": R, "PREC": prec, **blocks(C, H, D, R)}
+    # And gating src's own heads L2-normalised (bf16, as GDN's twin under autocast).
+    for C, same, l2, prec, ptrs in (
+        (3 * Dk, False, False, "tf32", pointers),
+        (H * D, True, False, "ieee", all_fp32),
+        (H * D, True, True, "tf32", pointers),
+    ):
+        gate = {"C": C, "H": H, "D": D, "R": R, "L2": l2, "PREC": prec, **blocks(C, H, D, R)}
         gate.pop("num_warps")
         kernels += [(_sla_gate_fwd, gate, ptrs), (_sla_gate_bwd, {**gate, "SAME": same, "HAS_DG": True}, ptrs)]
     for kernel, kmeta, ptrs in kernels:
-        _assert_compiles_for_hopper(kernel, ptrs, {"scale", "inv_tau"}, kmeta)
+        _assert_compiles_for_hopper(kernel, ptrs, {"scale", "inv_tau", "eps"}, kmeta)
 
 
 @pytest.mark.parametrize("Dk,Dv,dtype", [(20, 32, "bf16"), (16, 16, "fp32")])

@@ -49,11 +49,21 @@ from slabench.kernels.norm import (
     rms_norm_gated,
     rms_norm_gated_reference,
 )
-from slabench.kernels.sla_gate import SLA_GATE, SLA_GATE_SIGMOID, sla_gate, sla_gate_reference
+from slabench.kernels.sla_gate import SLA_GATE, SLA_GATE_L2, SLA_GATE_SIGMOID, sla_gate, sla_gate_reference
 
 # Every op, in the order `doctor` lists them; a new op's folder adds its declaration here.
 register(
-    GLA, SIMPLE_GLA, DELTA_RULE, GDN_GATES, SLA_GATE, SLA_GATE_SIGMOID, SHORT_CONV, RMS_NORM_GATED, L2NORM, EMBEDDING
+    GLA,
+    SIMPLE_GLA,
+    DELTA_RULE,
+    GDN_GATES,
+    SLA_GATE,
+    SLA_GATE_L2,
+    SLA_GATE_SIGMOID,
+    SHORT_CONV,
+    RMS_NORM_GATED,
+    L2NORM,
+    EMBEDDING,
 )
 
 __all__ = [

@@ -24,12 +24,14 @@ from torch import nn
 from slabench import kernels
 from slabench.models.linear_base import LinearMixer, shared_option
 
+L2_EPS = 1e-6  # q / sqrt(|q|^2 + eps) per head, fla's l2norm
+
 
 def l2_feature_map(q, k):
     # kernels.l2norm keeps the input's dtype: under bf16 autocast q and k reach the delta rule in
     # bf16, its tensor-core path (F.normalize would return float32: tf32x3 products, ~2.6x slower
     # backward on an H200).
-    return kernels.l2norm(q, eps=1e-6), kernels.l2norm(k, eps=1e-6)  # [B, T, H, Dk]
+    return kernels.l2norm(q, eps=L2_EPS), kernels.l2norm(k, eps=L2_EPS)  # [B, T, H, Dk]
 
 
 def delta_rule(q, k, v, extras, output_final_state):
@@ -48,6 +50,7 @@ class GatedDeltaNetOptions:
 
 class GatedDeltaNet(LinearMixer):
     Options = GatedDeltaNetOptions
+    feature_l2_eps = L2_EPS
 
     def __init__(self, d_model: int, n_heads: int, options: GatedDeltaNetOptions | None = None):
         super().__init__(d_model, n_heads, options)
@@ -92,6 +95,7 @@ class DeltaNet(LinearMixer):
     """
 
     Options = DeltaNetOptions
+    feature_l2_eps = L2_EPS
 
     def __init__(self, d_model: int, n_heads: int, options: DeltaNetOptions | None = None):
         super().__init__(d_model, n_heads, options)

@@ -68,6 +68,9 @@ class LinearMixer(Mixer):
     """Base of the recurrent mixers: projections, short conv, output norm and gate, SLA hook."""
 
     state_v_extra = 0  # extra value columns the kernel state carries (the normaliser of `linear`)
+    # A mixer whose feature map is `kernels.l2norm` per head with this eps (GDN, DeltaNet) says so:
+    # its SLA gates, reading the raw q and k, then normalise the heads they scale themselves.
+    feature_l2_eps: float | None = None
 
     def __init__(self, d_model: int, n_heads: int, options: Any = None):
         super().__init__(d_model, n_heads, options)
@@ -124,11 +127,20 @@ class LinearMixer(Mixer):
         if not q_only:
             self.k_gate = HeadGate(d_in, self.n_heads, rank, temp, kind, factor)
 
-    def apply_head_gates(self, x, q_raw, k_raw, q, k):
-        """Scale q, k [B, T, H, Dk] per head by gates read from the raw q, k (or from x)."""
+    def apply_head_gates(self, x, q_raw, k_raw):
+        """q, k [B, T, H, Dk] after the feature map, scaled per head by gates read from the raw q, k
+        (or from x). An L2 feature map (`feature_l2_eps`) is done by the gate itself when the gate
+        reads the very heads it scales: one pass over q instead of the norm's and the gate's."""
+        B, T = x.shape[:2]
+        eps = self.feature_l2_eps
+        if self.gate_source == "qk" and eps is not None:
+            q = self.q_gate(q_raw.reshape(B, T, -1), None, l2_eps=eps)
+            if self.k_gate is None:
+                return q, kernels.l2norm(k_raw, eps=eps)
+            return q, self.k_gate(k_raw.reshape(B, T, -1), None, l2_eps=eps)
+        q, k = self.feature_map(q_raw, k_raw)
         if self.gate_source == "x":
             return self.q_gate(x, q), k if self.k_gate is None else self.k_gate(x, k)
-        B, T = x.shape[:2]
 
         def gate(g: HeadGate, raw: torch.Tensor, mapped: torch.Tensor) -> torch.Tensor:
             # With an identity feature map the gate scales the very tensor it reads.
@@ -170,9 +182,10 @@ class LinearMixer(Mixer):
 
     def run(self, x: torch.Tensor, output_final_state: bool = False):
         q_raw, k_raw, v, extras = self.qkv(x)
-        q, k = self.feature_map(q_raw, k_raw)
-        if self.q_gate is not None:
-            q, k = self.apply_head_gates(x, q_raw, k_raw, q, k)
+        if self.q_gate is None:
+            q, k = self.feature_map(q_raw, k_raw)
+        else:
+            q, k = self.apply_head_gates(x, q_raw, k_raw)
         o, state = self.mix(q, k, v, extras, output_final_state)  # [B, T, H, Dv]
         B, T = x.shape[:2]
         g = self.g_proj(x) if self.g_proj is not None else None  # [B, T, Dv_all]

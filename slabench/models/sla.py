@@ -51,10 +51,13 @@ class HeadGate(nn.Module):
         self.up = nn.Linear(rank, n_heads)
         self.last_gates: torch.Tensor | None = None
 
-    def forward(self, src: torch.Tensor, x: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, src: torch.Tensor, x: torch.Tensor | None = None, l2_eps: float | None = None) -> torch.Tensor:
         """src [B, T, d_in], x [B, T, H, D] -> x scaled per head [B, T, H, D]; x None gates src
-        itself (d_in = H * D), which lets the kernel add src's two gradients in one pass."""
-        y, gates = kernels.sla_gate(src, x, self.down.weight, self.up.weight, self.up.bias, self.temp, self.kind)
+        itself (d_in = H * D), which lets the kernel add src's two gradients in one pass; l2_eps
+        with x None: src's heads L2-normalised, in the gate's kernel."""
+        y, gates = kernels.sla_gate(
+            src, x, self.down.weight, self.up.weight, self.up.bias, self.temp, self.kind, l2_eps=l2_eps
+        )
         self.last_gates = gates.detach()
         return y if self.scale == 1.0 else y * self.scale
 

@@ -1,12 +1,15 @@
 """The SLA head gate, op 'sla_gate': softmax over heads of low-rank logits, scaling each head.
 
     sla_gate(src, x, w_down, w_up, b_up, tau) -> (x * softmax(low-rank logits of src / tau)[..., None], gates)
+    sla_gate(src, None, ..., l2_eps=eps): x is src's heads L2-normalised (op 'sla_gate_l2')
 
 `reference.py` holds the plain-torch gate, `fused.py` the project's Triton kernel (forward and
 backward in one pass over the rows each); fla has no such op. The dims a call specialises on
 are (C, H, D, R, x is src). `kind="sigmoid"` (an independent sigmoid per head, the control
 without competition between heads) is its own op, 'sla_gate_sigmoid', with the reference as its
 only path: the Triton kernel computes the softmax, and a record then names the path that ran.
+'sla_gate_l2' is the softmax gate scaling src's own heads after an L2 norm, the feature map of GDN
+and DeltaNet, in the same kernel's one pass (the sigmoid kind takes the L2 norm's op, then its gate).
 """
 
 from __future__ import annotations
@@ -14,8 +17,9 @@ from __future__ import annotations
 import torch
 
 from slabench.kernels.dispatch import PROBE_T, Op, call
-from slabench.kernels.sla_gate.fused import sla_gate_triton
-from slabench.kernels.sla_gate.reference import sla_gate_reference, sla_gate_sigmoid_reference
+from slabench.kernels.norm import l2norm
+from slabench.kernels.sla_gate.fused import sla_gate_l2_triton, sla_gate_triton
+from slabench.kernels.sla_gate.reference import sla_gate_l2_reference, sla_gate_reference, sla_gate_sigmoid_reference
 
 
 def _probe(device, dtype, dims):
@@ -55,6 +59,15 @@ SLA_GATE_SIGMOID = Op(
     returns_state=False,
 )
 
+SLA_GATE_L2 = Op(
+    "sla_gate_l2",
+    [("triton_sla_gate_l2", sla_gate_l2_triton), ("reference", sla_gate_l2_reference)],
+    lambda device, dtype, dims: (_probe(device, dtype, dims)[0], {"tau": 0.7, "eps": 1e-6}),
+    dims_of=_dims,
+    default_dims=(40, 5, 8, 8, True),
+    returns_state=False,
+)
+
 GATE_KINDS = {"softmax": "sla_gate", "sigmoid": "sla_gate_sigmoid"}  # gate kind -> op
 
 
@@ -66,13 +79,28 @@ def sla_gate(
     b_up: torch.Tensor,
     tau: float,
     kind: str = "softmax",
+    l2_eps: float | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """SLA head gate: gates = softmax((src W_down^T W_up^T + b_up) / tau over H), y = x * gates;
     kind 'sigmoid': gates = sigmoid(same logits / tau - log(H - 1)) per head (`reference.py`).
 
     src [B, T, C], x [B, T, H, D] (None: src split into H heads), W_down [R, C], W_up [H, R],
-    b_up [H] -> (y [B, T, H, D], gates [B, T, H] float32)."""
-    return call(GATE_KINDS[kind], src, x, w_down, w_up, b_up, tau=tau)
+    b_up [H] -> (y [B, T, H, D], gates [B, T, H] float32). l2_eps: x (must be None) is src's heads
+    L2-normalised, x / sqrt(|x|^2 + l2_eps), as `kernels.l2norm` computes them."""
+    if l2_eps is None:
+        return call(GATE_KINDS[kind], src, x, w_down, w_up, b_up, tau=tau)
+    if kind == "softmax":
+        return call("sla_gate_l2", src, x, w_down, w_up, b_up, tau=tau, eps=l2_eps)
+    heads = l2norm(src.unflatten(-1, (w_up.shape[0], -1)), eps=l2_eps)  # [B, T, H, D]
+    return call(GATE_KINDS[kind], src, heads, w_down, w_up, b_up, tau=tau)
 
 
-__all__ = ["GATE_KINDS", "SLA_GATE", "SLA_GATE_SIGMOID", "sla_gate", "sla_gate_reference", "sla_gate_sigmoid_reference"]
+__all__ = [
+    "GATE_KINDS",
+    "SLA_GATE",
+    "SLA_GATE_L2",
+    "SLA_GATE_SIGMOID",
+    "sla_gate",
+    "sla_gate_reference",
+    "sla_gate_sigmoid_reference",
+]

@@ -7,7 +7,9 @@ gradients, the softmax and the scaling); at synthetic-task sizes those launches,
 arithmetic, were the SLA overhead. Weight gradients are summed per block of rows and the blocks
 reduced by one torch sum, so they are deterministic (no atomics). When x is None (the gate reads
 the very q it scales, as with an identity feature map) the two gradients of that tensor are
-added in the kernel. src and x may be strided views (splits of one projection): they are read
+added in the kernel. With an L2 feature map (GDN, DeltaNet) the kernel also normalises src's heads
+before scaling them (`sla_gate_l2_triton`): the separate L2 norm's kernels, its normalised copy of
+src and the sum of src's two gradients drop out. src and x may be strided views (splits of one projection): they are read
 in place. Gates come back in float32 for diagnostics.
 """
 
@@ -64,10 +66,18 @@ if triton is not None:
         return tl.sum(tl.where(tl.arange(0, BH)[None, :] == h, G, 0.0), axis=1)[:, None]
 
     @triton.jit
-    def _sla_gate_fwd(src, x, wd, wu, bu, y, gates, N, inv_tau, s_src, s_x, C: tl.constexpr, H: tl.constexpr,
-                      D: tl.constexpr, R: tl.constexpr, BN: tl.constexpr, BC: tl.constexpr, BR: tl.constexpr,
-                      BH: tl.constexpr, BD: tl.constexpr, PREC: tl.constexpr):
-        """y = x * G per head and the gates G for this program's rows (x is src itself when Python got x None)."""
+    def _l2(xv, eps, L2: tl.constexpr):
+        """(the head tile xv [BN, BD] in float32, normalised per row if L2; its rows' 1 / norms [BN, 1])."""
+        xf = xv.to(tl.float32)
+        rs = tl.rsqrt(tl.sum(xf * xf, axis=1) + eps)[:, None] if L2 else tl.full([xf.shape[0], 1], 1.0, tl.float32)
+        return xf * rs, rs
+
+    @triton.jit
+    def _sla_gate_fwd(src, x, wd, wu, bu, y, gates, N, inv_tau, eps, s_src, s_x, C: tl.constexpr, H: tl.constexpr,
+                      D: tl.constexpr, R: tl.constexpr, L2: tl.constexpr, BN: tl.constexpr, BC: tl.constexpr,
+                      BR: tl.constexpr, BH: tl.constexpr, BD: tl.constexpr, PREC: tl.constexpr):
+        """y = x * G per head and the gates G for this program's rows (x is src itself when Python got x None;
+        L2: x's heads normalised first)."""
         rows = tl.program_id(0) * BN + tl.arange(0, BN)  # (b, t) rows
         h_, d_ = tl.arange(0, BH), tl.arange(0, BD)
         _, G = _gates(src, wd, wu, bu, rows, s_src, N, inv_tau, C, H, R, BN, BC, BR, BH, PREC)  # [BN, BH]
@@ -75,15 +85,17 @@ if triton is not None:
         mask = (rows[:, None] < N) & (d_[None, :] < D)
         for h in range(H):  # one head's [BN, D] columns at a time
             xv = tl.load(x + rows[:, None] * s_x + h * D + d_[None, :], mask=mask, other=0.0)  # [BN, BD]
-            yv = xv.to(tl.float32) * _head(G, h, BH)
+            yv = _l2(xv, eps, L2)[0] * _head(G, h, BH)
             tl.store(y + rows[:, None] * (H * D) + h * D + d_[None, :], yv.to(xv.dtype), mask=mask)
 
     @triton.jit
-    def _sla_gate_bwd(src, x, wd, wu, bu, dy, dgates, dsrc, dx, dw, N, inv_tau, s_src, s_x, C: tl.constexpr,
-                      H: tl.constexpr, D: tl.constexpr, R: tl.constexpr, SAME: tl.constexpr, HAS_DG: tl.constexpr,
-                      BN: tl.constexpr, BC: tl.constexpr, BR: tl.constexpr, BH: tl.constexpr, BD: tl.constexpr,
-                      PREC: tl.constexpr):
-        """dsrc, dx per row; this block's sums of dW_down [R, C], dW_up [H, R], db [H] into its row of dw."""
+    def _sla_gate_bwd(src, x, wd, wu, bu, dy, dgates, dsrc, dx, dw, N, inv_tau, eps, s_src, s_x, C: tl.constexpr,
+                      H: tl.constexpr, D: tl.constexpr, R: tl.constexpr, L2: tl.constexpr, SAME: tl.constexpr,
+                      HAS_DG: tl.constexpr, BN: tl.constexpr, BC: tl.constexpr, BR: tl.constexpr, BH: tl.constexpr,
+                      BD: tl.constexpr, PREC: tl.constexpr):
+        """dsrc, dx per row; this block's sums of dW_down [R, C], dW_up [H, R], db [H] into its row of dw.
+        L2 (with SAME): y_h = n_h G_h with n_h = s_h / |s_h|, so dG_h = dy_h . n_h and the scaling's share of
+        dsrc_h is G_h (dy_h - n_h (dy_h . n_h)) / |s_h|."""
         pid = tl.program_id(0)
         rows = pid * BN + tl.arange(0, BN)
         r_, h_, d_ = tl.arange(0, BR), tl.arange(0, BH), tl.arange(0, BD)
@@ -91,7 +103,7 @@ if triton is not None:
         mask = (rows[:, None] < N) & (d_[None, :] < D)
         dG = tl.zeros([BN, BH], dtype=tl.float32)
         for h in range(H):  # dG_h = sum_d dy * x over head h; dx = dy * G_h (folded into dsrc below when SAME)
-            xv = tl.load(x + rows[:, None] * s_x + h * D + d_[None, :], mask=mask, other=0.0).to(tl.float32)
+            xv = _l2(tl.load(x + rows[:, None] * s_x + h * D + d_[None, :], mask=mask, other=0.0), eps, L2)[0]
             dyv = tl.load(dy + rows[:, None] * (H * D) + h * D + d_[None, :], mask=mask, other=0.0).to(tl.float32)
             dG += tl.where(h_[None, :] == h, tl.sum(dyv * xv, axis=1)[:, None], 0.0)
             if not SAME:
@@ -123,6 +135,9 @@ if triton is not None:
             ds_c = tl.dot(dr, w.to(dr.dtype), input_precision=PREC)  # [BN, BW]
             if SAME:
                 dyv = tl.load(dy + rows[:, None] * C + c[None, :], mask=row_c, other=0.0).to(tl.float32)
+                n, rs = _l2(s, eps, L2)  # [BN, BW], [BN, 1]
+                if L2:
+                    dyv = (dyv - n * tl.sum(dyv * n, axis=1)[:, None]) * rs
                 ds_c += dyv * _head(G, c0 // D, BH)
             tl.store(dsrc + rows[:, None] * C + c[None, :], ds_c.to(dsrc.dtype.element_ty), mask=row_c)
 
@@ -158,13 +173,15 @@ def _precision(dtype: torch.dtype) -> str:
 
 
 class SLAGateTriton(torch.autograd.Function):
-    """The fused gate; same contract as `sla_gate_reference`."""
+    """The fused gate; same contract as `sla_gate_reference` (eps None) or `sla_gate_l2_reference`."""
 
     @staticmethod
-    def forward(ctx, src, x, w_down, w_up, b_up, tau: float, config: SLAGateConfig):
+    def forward(ctx, src, x, w_down, w_up, b_up, tau: float, eps: float | None, config: SLAGateConfig):
         B, T, C = src.shape
         H, R = w_up.shape
         D = C // H if x is None else x.shape[-1]
+        if eps is not None and x is not None:
+            raise ValueError("the L2 gate scales src's own heads: x must be None")
         src2 = _rows(src)  # [B, T, C]
         x2 = None if x is None else _rows(x)  # [B, T, H * D]
         xd = src2 if x is None else x2
@@ -172,11 +189,12 @@ class SLAGateTriton(torch.autograd.Function):
         y = torch.empty(B, T, H, D, device=src.device, dtype=xd.dtype)
         gates = torch.empty(B, T, H, device=src.device, dtype=torch.float32)
         meta = blocks(C, H, D, R, config)
-        _sla_gate_fwd[(triton.cdiv(N, meta["BN"]),)](src2, xd, w_down, w_up, b_up, y, gates, N, 1.0 / tau, src2.stride(1),
-                                                    xd.stride(1), C, H, D, R, PREC=_precision(src.dtype), **meta)
+        _sla_gate_fwd[(triton.cdiv(N, meta["BN"]),)](src2, xd, w_down, w_up, b_up, y, gates, N, 1.0 / tau, eps or 0.0,
+                                                    src2.stride(1), xd.stride(1), C, H, D, R, eps is not None,
+                                                    PREC=_precision(src.dtype), **meta)
         ctx.save_for_backward(src2, x2, w_down, w_up, b_up)
         ctx.set_materialize_grads(False)  # gates are mostly unused: no zeros for their gradient
-        ctx.tau, ctx.D, ctx.config = tau, D, config
+        ctx.tau, ctx.eps, ctx.D, ctx.config = tau, eps, D, config
         return y, gates
 
     @staticmethod
@@ -194,13 +212,20 @@ class SLAGateTriton(torch.autograd.Function):
         dw = torch.empty(grid, R * C + H * R + H, device=src.device, dtype=torch.float32)  # per block of rows
         has_dg = dgates is not None
         dg = dgates.contiguous() if has_dg else dw  # a placeholder pointer when absent
-        _sla_gate_bwd[(grid,)](src, xd, w_down, w_up, b_up, dy, dg, dsrc, dx, dw, N, 1.0 / ctx.tau, src.stride(1),
-                               xd.stride(1), C, H, D, R, same, has_dg, PREC=_precision(src.dtype), **meta)
+        _sla_gate_bwd[(grid,)](src, xd, w_down, w_up, b_up, dy, dg, dsrc, dx, dw, N, 1.0 / ctx.tau, ctx.eps or 0.0,
+                               src.stride(1), xd.stride(1), C, H, D, R, ctx.eps is not None, same, has_dg,
+                               PREC=_precision(src.dtype), **meta)
         dwd, dwu, db = dw.sum(0).split([R * C, H * R, H])
         return (dsrc, None if same else dx, dwd.view(R, C).to(w_down.dtype), dwu.view(H, R).to(w_up.dtype),
-                db.to(b_up.dtype), None, None)
+                db.to(b_up.dtype), None, None, None)
 
 
 def sla_gate_triton(src, x, w_down, w_up, b_up, tau: float,
                     config: SLAGateConfig = SLAGateConfig()) -> tuple[torch.Tensor, torch.Tensor]:
-    return SLAGateTriton.apply(src, x, w_down, w_up, b_up, tau, config)
+    return SLAGateTriton.apply(src, x, w_down, w_up, b_up, tau, None, config)
+
+
+def sla_gate_l2_triton(src, x, w_down, w_up, b_up, tau: float, eps: float,
+                       config: SLAGateConfig = SLAGateConfig()) -> tuple[torch.Tensor, torch.Tensor]:
+    """The gate scaling src's heads L2-normalised (`sla_gate_l2_reference`), in the same one pass."""
+    return SLAGateTriton.apply(src, x, w_down, w_up, b_up, tau, eps, config)

@@ -5,6 +5,10 @@ the heads, then each head of q (or k) scaled by its gate.
     gates  = softmax(logits / tau, over H)
     y      = x * gates[..., None]              x: [B, T, H, D]; None means src itself, split into H heads
 
+With an L2 feature map (GDN, DeltaNet) the heads the gate scales are src's heads normalised first,
+x = src_h / sqrt(|src_h|^2 + eps): `sla_gate_l2_reference`, the op the fused kernel takes in one
+pass (it reads src once instead of src and a normalised copy).
+
 The sigmoid kind, the non-competing control, gives each head its own gate from the same logits:
 
     gates  = sigmoid(logits / tau - log(H - 1))
@@ -21,6 +25,8 @@ import math
 
 import torch
 import torch.nn.functional as F
+
+from slabench.kernels.norm.reference import l2norm_reference
 
 
 def _scale(src: torch.Tensor, x: torch.Tensor | None, gates: torch.Tensor) -> torch.Tensor:
@@ -48,3 +54,14 @@ def sla_gate_sigmoid_reference(
     logits = F.linear(F.linear(src, w_down), w_up, b_up)  # [B, T, H]
     gates = torch.sigmoid(logits.to(torch.promote_types(logits.dtype, torch.float32)) / tau - shift)  # [B, T, H]
     return _scale(src, x, gates), gates
+
+
+def sla_gate_l2_reference(
+    src: torch.Tensor, x: None, w_down: torch.Tensor, w_up: torch.Tensor, b_up: torch.Tensor, tau: float, eps: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """`sla_gate_reference` scaling src's heads L2-normalised (x must be None): the gates read src raw."""
+    if x is not None:
+        raise ValueError("sla_gate_l2 scales src's own heads: x must be None")
+    return sla_gate_reference(
+        src, l2norm_reference(src.unflatten(-1, (w_up.shape[0], -1)), eps), w_down, w_up, b_up, tau
+    )
