@@ -57,6 +57,9 @@ TESTS = {
     "slabench/kernels/delta_rule/fused.py": [
         "tests/test_triton_interpreter.py::test_project_triton_kernels_match_float64_references_in_interpreter"
     ],
+    "slabench/kernels/sla_gate/fused.py": [
+        "tests/test_triton_interpreter.py::test_project_triton_kernels_match_float64_references_in_interpreter"
+    ],
     "slabench/kernels/embedding/fused.py": [
         "tests/test_triton_interpreter.py::test_embedding_backward_kernel_matches_float64_reference_in_interpreter"
     ],
@@ -444,9 +447,23 @@ CORE_MUTANTS = [
     M(
         "gates-read-mapped",
         "slabench/models/linear_base.py",
-        "q, k = self.apply_head_gates(x, q_raw, k_raw, q, k)",
-        "q, k = self.apply_head_gates(x, q, k, q, k)",
+        "return g(raw.reshape(B, T, -1), None if mapped is raw else mapped)",
+        "return g(mapped.reshape(B, T, -1), None if mapped is raw else mapped)",
         "gates read phi(q), phi(k) instead of the raw q, k",
+    ),
+    M(
+        "l2-gates-read-normalised",
+        "slabench/models/linear_base.py",
+        "q = self.q_gate(q_raw.reshape(B, T, -1), None, l2_eps=eps)",
+        "q = self.q_gate(kernels.l2norm(q_raw, eps=eps).reshape(B, T, -1), None, l2_eps=eps)",
+        "GDN's query gate reads the L2-normalised q, blind to its magnitude",
+    ),
+    M(
+        "l2-gates-skip-the-norm",
+        "slabench/models/linear_base.py",
+        "return q, self.k_gate(k_raw.reshape(B, T, -1), None, l2_eps=eps)",
+        "return q, self.k_gate(k_raw.reshape(B, T, -1), None)",
+        "GDN's key gate scales the raw key: the delta rule's keys lose their L2 norm",
     ),
     M(
         "gate-source-x-ignored",
@@ -472,8 +489,8 @@ CORE_MUTANTS = [
     M(
         "head-gate-no-bias",
         "slabench/models/sla.py",
-        "kernels.sla_gate(src, x, self.down.weight, self.up.weight, self.up.bias, self.temp, self.kind)",
-        "kernels.sla_gate(src, x, self.down.weight, self.up.weight, 0 * self.up.bias, self.temp, self.kind)",
+        "src, x, self.down.weight, self.up.weight, self.up.bias, self.temp, self.kind, l2_eps=l2_eps",
+        "src, x, self.down.weight, self.up.weight, 0 * self.up.bias, self.temp, self.kind, l2_eps=l2_eps",
         "the gate's learned head bias is dropped",
     ),
     M(
@@ -489,6 +506,20 @@ CORE_MUTANTS = [
         "F.softplus(a.to(wide) + dt_bias.to(wide))",
         "F.relu(a.to(wide) + dt_bias.to(wide))",
         "Gated DeltaNet's decay without its softplus: no decay wherever a + dt_bias < 0 (everywhere at init)",
+    ),
+    M(
+        "delta-ut-inverse-one-doubling-short",
+        "slabench/kernels/delta_rule/fused.py",
+        "for i in tl.static_range(1, LOG2_C):",
+        "for i in tl.static_range(1, LOG2_C - 1):",
+        "the UT inverse stops at blocks of C/2: the chunk's halves never see each other's writes",
+    ),
+    M(
+        "sla-gate-l2-grad-unprojected",
+        "slabench/kernels/sla_gate/fused.py",
+        "dyv = (dyv - n * tl.sum(dyv * n, axis=1)[:, None]) * rs",
+        "dyv = dyv * rs",
+        "the L2 gate's src gradient skips the norm's projection (the gradient of x/|x| as if |x| were fixed)",
     ),
     M(
         "delta-segment-scan-untransposed",

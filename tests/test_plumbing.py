@@ -230,7 +230,7 @@ def test_sla_linear_forward_by_hand(feature_map):
     torch.testing.assert_close(y, expected)
 
 
-@pytest.mark.parametrize("name", ["sla-gla", "sla-gdn", "sla-retnet"])
+@pytest.mark.parametrize("name", ["sla-gla", "sla-gdn", "sla-retnet", "sla-linear"])
 def test_sla_gates_read_the_raw_query_and_key(name):
     """For every twin (conv on, the default): the gates equal the softmax of the gate weights
     applied to the conv'd q and k columns of the projection, recomputed here."""
