@@ -9,8 +9,8 @@ reduced by one torch sum, so they are deterministic (no atomics). When x is None
 the very q it scales, as with an identity feature map) the two gradients of that tensor are
 added in the kernel. With an L2 feature map (GDN, DeltaNet) the kernel also normalises src's heads
 before scaling them (`sla_gate_l2_triton`): the separate L2 norm's kernels, its normalised copy of
-src and the sum of src's two gradients drop out. src and x may be strided views (splits of one projection): they are read
-in place. Gates come back in float32 for diagnostics.
+src and the sum of src's two gradients drop out. src and x may be strided views (splits of one
+projection): they are read in place. Gates come back in float32 for diagnostics.
 """
 
 from __future__ import annotations
