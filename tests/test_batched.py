@@ -207,7 +207,8 @@ def test_a_bf16_fold_on_the_gpu_trains_as_its_single_runs(mixer):
 @pytest.mark.parametrize("mixer", ["sla-gdn", "sla-retnet"])
 def test_folded_kernel_ops_match_single_runs(mixer):
     """Mixers on the kernel ops: delta_rule and simple_gla (a decay from a buffer) run outside vmap
-    on the members folded into the batch; sla_gate, short_conv and rms_norm_gated inside it."""
+    on the members folded into the batch; the gates (sla_gate_l2 for sla-gdn), short_conv and
+    rms_norm_gated inside it."""
     specs = [_spec(0, mixer=mixer, steps=8), _spec(1, lr=3e-2, mixer=mixer, steps=8)]
     _assert_same_runs([train(s) for s in specs], train_batched(specs, "cpu"))
 
