@@ -26,8 +26,8 @@
 # packed: leaderboards/speed/packing.md), sweep (slabench sweep: docs/speed.md), report (slabench
 # report sla --scale full, resumable), probe (scripts/packing-probe.py), profile (slabench profile),
 # gla-paths and gate-bench (scripts/gla-paths.py, scripts/gate-bench.py), delta-paths
-# (scripts/delta-paths.py), glue-bench (scripts/glue-bench.py), zoology (slabench report zoology, resumable), zoology-fresh (the same
-# from no records: its device time in one sitting), step-profile (scripts/fold-profile.py: a training
+# (scripts/delta-paths.py), glue-bench (scripts/glue-bench.py), zoology (slabench report zoology,
+# resumable), zoology-fresh (the same from no records: its device time in one sitting), step-profile (scripts/fold-profile.py: a training
 # step's kernels by GPU time), preset=NAME (a shipped
 # preset, resumable), grid=FILE (any grid), fresh-grid=FILE (a grid in one process with an empty
 # Triton cache: first-use cost), variants (scripts/compile-variants.py), fold-bench

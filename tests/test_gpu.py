@@ -177,18 +177,17 @@ def test_triton_sla_gate_odd_shapes(dtype):
     # float32 products are exact ("ieee"); bf16 rounds the projections' inputs as autocast does.
     tol_out, tol_grad = {torch.float32: (1e-5, 1e-5), torch.bfloat16: (1.5e-2, 3e-2)}[dtype]
     torch.manual_seed(0)
-    cases = [
-        (1, 3, 1, None),
-        (3, 20, 5, None),
-        (8, 16, 8, 200),
-        (12, 64, 8, None),
-        (4, 8, 16, 33),
-        (3, 20, 5, "l2"),
-        (8, 16, 8, "l2"),
+    cases = [  # (H, D, R, C, l2): C None gates src itself
+        (1, 3, 1, None, False),
+        (3, 20, 5, None, False),
+        (8, 16, 8, 200, False),
+        (12, 64, 8, None, False),
+        (4, 8, 16, 33, False),
+        (3, 20, 5, None, True),
+        (8, 16, 8, None, True),
     ]
-    for H, D, R, C in cases:
-        l2 = C == "l2"
-        same, C = C in (None, "l2"), H * D if C in (None, "l2") else C
+    for H, D, R, C, l2 in cases:
+        same, C = C is None, C or H * D
         ours, ref = (
             (partial(sla_gate_l2_triton, eps=1e-6), partial(sla_gate_l2_reference, eps=1e-6))
             if l2

@@ -24,14 +24,7 @@ from torch import nn
 from slabench import kernels
 from slabench.models.linear_base import LinearMixer, shared_option
 
-L2_EPS = 1e-6  # q / sqrt(|q|^2 + eps) per head, fla's l2norm
-
-
-def l2_feature_map(q, k):
-    # kernels.l2norm keeps the input's dtype: under bf16 autocast q and k reach the delta rule in
-    # bf16, its tensor-core path (F.normalize would return float32: tf32x3 products, ~2.6x slower
-    # backward on an H200).
-    return kernels.l2norm(q, eps=L2_EPS), kernels.l2norm(k, eps=L2_EPS)  # [B, T, H, Dk]
+L2_EPS = 1e-6  # the feature map: q / sqrt(|q|^2 + eps) per head, fla's l2norm (`feature_l2_eps`)
 
 
 def delta_rule(q, k, v, extras, output_final_state):
@@ -69,9 +62,6 @@ class GatedDeltaNet(LinearMixer):
         g, beta = kernels.gdn_gates(self.ab_proj(x), self.A_log, self.dt_bias)  # [B, T, H] each, g float32
         return q, k, v, {"g": g, "beta": beta}
 
-    def feature_map(self, q, k):
-        return l2_feature_map(q, k)
-
     def mix(self, q, k, v, extras, output_final_state=False):
         return delta_rule(q, k, v, extras, output_final_state)
 
@@ -105,9 +95,6 @@ class DeltaNet(LinearMixer):
         q, k, v = self.project(x)
         beta = torch.sigmoid(self.b_proj(x))  # [B, T, H]
         return q, k, v, {"g": beta.new_zeros(beta.shape, dtype=torch.float32), "beta": beta}  # g: no decay
-
-    def feature_map(self, q, k):
-        return l2_feature_map(q, k)
 
     def mix(self, q, k, v, extras, output_final_state=False):
         return delta_rule(q, k, v, extras, output_final_state)

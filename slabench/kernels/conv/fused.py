@@ -15,15 +15,15 @@ da = dy * silu'(a) and silu'(a) = s (1 + a (1 - s)), s = sigmoid(a):
 fla's causal_conv1d took 118 us per backward call in a quick-preset gla training step on an H200
 (B128 T128, 256 channels: 8 MB of x in bf16), where one pass over x and dy takes a few
 microseconds. Here the forward is one kernel, and the backward one or two, over a grid of
-(batch x blocks of BT steps, blocks of BC channels). A program loads its x tile once per tap, each load shifted one step
-back (a halo of W - 1 earlier rows; the repeats should hit the cache, so x is read about once from
-memory), and works in float32.
+(batch x blocks of BT steps, blocks of BC channels). A program loads its x tile once per tap, each
+load shifted one step back (a halo of W - 1 earlier rows; the repeats should hit the cache, so x
+is read about once from memory), and works in float32.
 
 The backward recomputes a rather than saving it: saving would write and read back a float32
 copy of the activation (twice x's bytes in bf16), while recomputing costs W multiply-adds per
 element and re-reads x rows already in cache. dx at rows t needs da at rows t .. t + W - 1, so
-the one-kernel form recomputes a at each of those W shifts (W^2 cached tile loads, 16 at W = 4). dw sums
-over batch and time: each program writes its share for its own rows into a float32 buffer
+the one-kernel form recomputes a at each of those W shifts (W^2 cached tile loads, 16 at W = 4).
+dw sums over batch and time: each program writes its share for its own rows into a float32 buffer
 [B x time blocks, C, W] and one torch sum finishes it, deterministically (no atomics). By
 default the backward runs as two kernels (`ShortConvConfig.split_backward`): da once per element
 into a float32 buffer, with dw's shares, then dx from W shifted reads of da: one sigmoid and

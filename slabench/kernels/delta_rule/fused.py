@@ -69,7 +69,8 @@ C = 32  # chunk length, a power of two: `_ut_inverse` doubles blocks up to it
 class DeltaRuleConfig:
     """Launch settings (scripts/delta-paths.py sweeps them). On an H200 1 or 2 warps for the walks and
     8 for `_backward_chunk` measured slower than 4; 2 for `_prepare` 0.05-0.20 ms faster at every
-    shape swept (docs/speed.md)."""
+    shape swept (docs/speed.md), timed when it solved the UT transform by substitution, before the
+    doubling products; not timed again since."""
 
     prepare_warps: int = 2
     walk_warps: int = 4

@@ -66,10 +66,9 @@ if triton is not None:
         return tl.sum(tl.where(tl.arange(0, BH)[None, :] == h, G, 0.0), axis=1)[:, None]
 
     @triton.jit
-    def _l2(xv, eps, L2: tl.constexpr):
-        """(the head tile xv [BN, BD] in float32, normalised per row if L2; its rows' 1 / norms [BN, 1])."""
-        xf = xv.to(tl.float32)
-        rs = tl.rsqrt(tl.sum(xf * xf, axis=1) + eps)[:, None] if L2 else tl.full([xf.shape[0], 1], 1.0, tl.float32)
+    def _l2(xf, eps):
+        """(the float32 head tile xf [BN, BD] normalised per row, its rows' 1 / norms [BN, 1])."""
+        rs = tl.rsqrt(tl.sum(xf * xf, axis=1) + eps)[:, None]
         return xf * rs, rs
 
     @triton.jit
@@ -85,7 +84,10 @@ if triton is not None:
         mask = (rows[:, None] < N) & (d_[None, :] < D)
         for h in range(H):  # one head's [BN, D] columns at a time
             xv = tl.load(x + rows[:, None] * s_x + h * D + d_[None, :], mask=mask, other=0.0)  # [BN, BD]
-            yv = _l2(xv, eps, L2)[0] * _head(G, h, BH)
+            xf = xv.to(tl.float32)
+            if L2:
+                xf = _l2(xf, eps)[0]
+            yv = xf * _head(G, h, BH)
             tl.store(y + rows[:, None] * (H * D) + h * D + d_[None, :], yv.to(xv.dtype), mask=mask)
 
     @triton.jit
@@ -103,7 +105,9 @@ if triton is not None:
         mask = (rows[:, None] < N) & (d_[None, :] < D)
         dG = tl.zeros([BN, BH], dtype=tl.float32)
         for h in range(H):  # dG_h = sum_d dy * x over head h; dx = dy * G_h (folded into dsrc below when SAME)
-            xv = _l2(tl.load(x + rows[:, None] * s_x + h * D + d_[None, :], mask=mask, other=0.0), eps, L2)[0]
+            xv = tl.load(x + rows[:, None] * s_x + h * D + d_[None, :], mask=mask, other=0.0).to(tl.float32)
+            if L2:
+                xv = _l2(xv, eps)[0]
             dyv = tl.load(dy + rows[:, None] * (H * D) + h * D + d_[None, :], mask=mask, other=0.0).to(tl.float32)
             dG += tl.where(h_[None, :] == h, tl.sum(dyv * xv, axis=1)[:, None], 0.0)
             if not SAME:
@@ -135,8 +139,8 @@ if triton is not None:
             ds_c = tl.dot(dr, w.to(dr.dtype), input_precision=PREC)  # [BN, BW]
             if SAME:
                 dyv = tl.load(dy + rows[:, None] * C + c[None, :], mask=row_c, other=0.0).to(tl.float32)
-                n, rs = _l2(s, eps, L2)  # [BN, BW], [BN, 1]
                 if L2:
+                    n, rs = _l2(s.to(tl.float32), eps)  # [BN, BW], [BN, 1]
                     dyv = (dyv - n * tl.sum(dyv * n, axis=1)[:, None]) * rs
                 ds_c += dyv * _head(G, c0 // D, BH)
             tl.store(dsrc + rows[:, None] * C + c[None, :], ds_c.to(dsrc.dtype.element_ty), mask=row_c)
