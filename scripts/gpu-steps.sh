@@ -13,10 +13,14 @@
 # finished.
 #
 # A grid step starts from the records committed under leaderboards/records/<name> when the
-# state holds none, so a fresh machine resumes where the repository stands. If .gpu/head.bundle
-# exists (`git bundle create .gpu/head.bundle HEAD`), the machine's copy of .git is moved to that
-# commit first: records then name the commit the working tree is at, clean, instead of whatever
-# older HEAD the copy of .git kept.
+# state holds none, so a fresh machine resumes where the repository stands. If .gpu/head.commit
+# exists (`git cat-file commit HEAD > .gpu/head.commit`), the machine's copy of .git is moved to
+# that commit first: records then name the commit the working tree is at, clean, instead of
+# whatever older HEAD the copy of .git kept. Only the commit object travels (a bundle of the
+# history no longer fits beside the tree): the tree it names is rebuilt from the files that
+# came, and the commit is written again from its raw text, so it gets the same hash; its parents
+# stay behind (.git/shallow). A tree that differs from the commit's is left as it is, so its
+# records say dirty.
 #
 # Steps: tests (the CUDA tests, then `slabench doctor`), quick (the quick preset, resumable),
 # throughput (runs per GPU-hour one at a time, packed, packed and folded: scripts/throughput.py;
@@ -44,9 +48,16 @@ if [ ! -f "$STATE/logs/steps.txt" ]; then
   [ -f .gpu/autotune.tgz ] && tar xzf .gpu/autotune.tgz -C "$TRITON_CACHE_DIR"
   [ -f .gpu/state.tgz ] && tar xzf .gpu/state.tgz -C "$STATE"
 fi
-if [ -f .gpu/head.bundle ]; then
+if [ -f .gpu/head.commit ]; then
   grep -qx /.gpu/ .git/info/exclude 2>/dev/null || printf '/.gpu/\n/.wheels/\n' >> .git/info/exclude
-  git fetch -q .gpu/head.bundle HEAD && git reset -q FETCH_HEAD  # index too; the tree stays
+  git add -A
+  if [ "$(git write-tree)" = "$(sed -n 's/^tree //p' .gpu/head.commit)" ]; then
+    commit=$(git hash-object -t commit -w .gpu/head.commit)
+    sed -n 's/^parent //p' .gpu/head.commit >> .git/shallow
+    git update-ref HEAD "$commit" && git reset -q "$commit" && echo "head: $commit, tree clean"
+  else
+    echo "head: the tree differs from .gpu/head.commit's; records will name $(git rev-parse --short HEAD), dirty"
+  fi
 fi
 # .wheels: fla-core, and pytest-xdist + execnet (parallel CUDA tests: Triton compiles on all cores).
 { python -m pip install --no-deps .wheels/*.whl && python -m pip install --no-deps --no-build-isolation -e .; } \
