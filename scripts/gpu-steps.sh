@@ -19,7 +19,7 @@
 # whatever older HEAD the copy of .git kept. Only the commit object travels (a bundle of the
 # history no longer fits beside the tree): the tree it names is rebuilt from the files that
 # came, and the commit is written again from its raw text, so it gets the same hash; its parents
-# stay behind (.git/shallow). A tree that differs from the commit's is left as it is, so its
+# stay behind (it is marked shallow). A tree that differs from the commit's is left as it is, so its
 # records say dirty.
 #
 # Steps: tests (the CUDA tests, then `slabench doctor`), quick (the quick preset, resumable),
@@ -53,7 +53,7 @@ if [ -f .gpu/head.commit ]; then
   git add -A
   if [ "$(git write-tree)" = "$(sed -n 's/^tree //p' .gpu/head.commit)" ]; then
     commit=$(git hash-object -t commit -w .gpu/head.commit)
-    sed -n 's/^parent //p' .gpu/head.commit >> .git/shallow
+    echo "$commit" >> .git/shallow  # its parents are not here
     git update-ref HEAD "$commit" && git reset -q "$commit" && echo "head: $commit, tree clean"
   else
     echo "head: the tree differs from .gpu/head.commit's; records will name $(git rev-parse --short HEAD), dirty"
