@@ -56,7 +56,7 @@ if [ -f .gpu/head.commit ]; then
     echo "$commit" >> .git/shallow  # its parents are not here
     git update-ref HEAD "$commit" && git reset -q "$commit" && echo "head: $commit, tree clean"
   else
-    echo "head: the tree differs from .gpu/head.commit's; records will name $(git rev-parse --short HEAD), dirty"
+    echo "head: the tree differs from .gpu/head.commit's; records will say dirty"
   fi
 fi
 # .wheels: fla-core, and pytest-xdist + execnet (parallel CUDA tests: Triton compiles on all cores).
