@@ -179,6 +179,16 @@ def test_tiny_report_runs_end_to_end_and_rebuilds_from_records(tmp_path, one_thr
     assert "from 11 of the grids' 12 runs" in text and "**incomplete** (" in text and "1 runs not recorded yet" in text
 
 
+def test_committed_report_regenerates_from_committed_records(tmp_path):
+    """leaderboards/zoology-mqar.md is exactly what leaderboards/records/zoology-mqar gives."""
+    report = tmp_path / "zoology-mqar.md"
+    out = ROOT / "leaderboards" / "records" / "zoology-mqar"
+    args = ["report", "zoology", "--from-records", "--out", str(out), "--report", str(report)]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert report.read_text() == (ROOT / "leaderboards" / "zoology-mqar.md").read_text()
+
+
 def test_a_point_with_unrecorded_lrs_is_marked(tmp_path):
     """The full grids plan four lrs a point; with one recorded, the cell shows that run, marked."""
     spec = next(s for s in grid_specs("full")[0][1] if s.model.name == "gla" and dict(s.model.params)["d_model"] == 64)
