@@ -5,12 +5,14 @@ The failures are real ones at the two places a write can stop: while the JSON is
 (half of the text is on disk, then the writer dies) and at the final rename.
 """
 
+import gzip
 import json
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
+from slabench.errors import SlabenchError
 from slabench.record import Environment, Metrics, ModelInfo, RunRecord, Timings
 from slabench.runners import records
 from slabench.runners.records import load_records, record_path, write_record
@@ -101,6 +103,85 @@ def test_load_records_flags_each_kind_of_bad_file(tmp_path):
     assert set(reasons) == set(bad)
     for key, (_, why) in bad.items():
         assert why in reasons[key], (key, reasons[key])
+
+
+# --- packed records (`slabench pack`) --------------------------------------------------------------
+
+
+def test_pack_keeps_every_record_and_its_order_and_later_runs_override_it(tmp_path):
+    for key, acc in [("b", 0.2), ("a", 0.1), ("c", 0.3)]:
+        write_record(tmp_path / "g1", _record(key, acc))
+    write_record(tmp_path / "g2", _record("d", 0.4))
+    (tmp_path / "g1" / "records" / "zz.json").write_text("{")  # corrupt: reported, left loose
+    before = load_records(tmp_path)
+
+    packed = records.pack_records(tmp_path)
+    assert [(f.parent.name, n) for f, n, _, _ in packed] == [("g1", 3), ("g2", 1)]
+    assert sorted(p.name for p in (tmp_path / "g1" / "records").iterdir()) == ["packed.jsonl.gz", "zz.json"]
+    after = load_records(tmp_path)
+    assert list(after.records.items()) == list(before.records.items())  # same records, same order
+    assert [p.name for p, _ in after.corrupt] == ["zz.json"]
+
+    write_record(tmp_path / "g1", _record("a", 0.9))  # a rerun after the pack: the loose file wins
+    write_record(tmp_path / "g1", _record("e", 0.5))
+    assert {k: r["metrics"]["test_acc"] for k, r in load_records(tmp_path / "g1").records.items()} == {
+        "a": 0.9,
+        "b": 0.2,
+        "c": 0.3,
+        "e": 0.5,
+    }
+    pack = tmp_path / "g1" / "records" / records.PACK
+    records.pack_records(tmp_path / "g1")  # folds them in
+    assert sorted(p.name for p in pack.parent.iterdir()) == ["packed.jsonl.gz", "zz.json"]
+    first = pack.read_bytes()
+    assert first[4:8] == bytes(4)  # gzip's MTIME field: no timestamp
+    assert [json.loads(line)["key"] for line in gzip.decompress(first).decode().splitlines()] == ["a", "b", "c", "e"]
+    write_record(tmp_path / "g1", _record("e", 0.5))  # the same record again: the same bytes
+    records.pack_records(tmp_path / "g1")
+    assert pack.read_bytes() == first
+
+
+def test_a_bad_pack_line_is_reported_and_a_bad_pack_is_never_repacked(tmp_path):
+    write_record(tmp_path, _record("a", 0.1))
+    records.pack_records(tmp_path)
+    pack = tmp_path / "records" / records.PACK
+    lines = gzip.decompress(pack.read_bytes()).decode() + json.dumps({**_record("x", 0.1), "status": "done"}) + "\n"
+    pack.write_bytes(gzip.compress(lines.encode()))
+    loaded = load_records(tmp_path)
+    assert set(loaded.records) == {"a"} and loaded.corrupt == [
+        (pack, "line 2: status 'done' not in ('ok', 'diverged', 'failed')")
+    ]
+
+    write_record(tmp_path, _record("b", 0.2))
+    pack.write_bytes(pack.read_bytes()[:20])  # truncated: nothing in it can be read
+    assert [why for _, why in load_records(tmp_path).corrupt] == ["unreadable: EOFError"]
+    with pytest.raises(SlabenchError, match="not repacking"):
+        records.pack_records(tmp_path)
+    assert (tmp_path / "records" / "b.json").exists()  # the loose record stays
+
+
+def test_leaderboard_and_resume_read_packed_records_as_loose_ones(tmp_path):
+    """The committed smoke records, packed: the same leaderboard byte for byte, and a resumed grid
+    finds every run recorded."""
+    import shutil
+
+    from click.testing import CliRunner
+
+    from slabench.cli import main
+    from slabench.config import expand_grid, load_preset
+    from slabench.runners.grid import plan
+
+    loose, packed = tmp_path / "loose", tmp_path / "packed"
+    shutil.copytree(Path(__file__).parents[1] / "leaderboards/records/smoke", loose)
+    shutil.copytree(loose, packed)
+    result = CliRunner().invoke(main, ["pack", str(packed)])
+    assert result.exit_code == 0 and "records, " in result.output
+    assert [p.name for p in packed.rglob("*.json") if p.parent.name == "records"] == []
+    for d in (loose, packed):
+        assert CliRunner().invoke(main, ["leaderboard", str(d), "--name", "board"]).exit_code == 0
+    assert (packed / "board.md").read_text() == (loose / "board.md").read_text()
+    _, specs = expand_grid(load_preset("smoke"))
+    assert plan(specs, packed)[0] == plan(specs, loose)[0] == []
 
 
 # --- resume plan and failure isolation (slabench.runners.grid) --------------------------------------

@@ -37,6 +37,7 @@ for command in (
     catalog.show,
     grid.run,
     grid.leaderboard,
+    grid.pack,
     grid.ci,
     compare.compare,
     kernels.doctor,

@@ -1,5 +1,6 @@
-"""Training grids: `run`, `leaderboard` (rebuilt from records) and `ci` (the accuracy regression
-check), and `run_pending`, the progress display every grid-running command shares."""
+"""Training grids: `run`, `leaderboard` (rebuilt from records), `pack` (records folded into one
+compressed file for committing) and `ci` (the accuracy regression check), and `run_pending`,
+the progress display every grid-running command shares."""
 
 from __future__ import annotations
 
@@ -219,13 +220,33 @@ def leaderboard(
         render.console.print(f"[yellow]skipping corrupt record {path}: {reason}[/]")
     records = list(found.records.values())
     if not records:
-        raise SlabenchError(f"RESULTS_DIR '{results_dir}' holds no run records (expected records/*.json)")
+        raise SlabenchError(
+            f"RESULTS_DIR '{results_dir}' holds no run records (expected records/*.json or records/packed.jsonl.gz)"
+        )
     grids = sorted({r["spec"]["grid"] for r in records})
     name = name or (grids[0] if len(grids) == 1 else Path(results_dir).name)
     board = aggregate(records, solve_at=solve_at, min_seeds=min_seeds)
     paths = write_leaderboard(board, Path(out_dir or results_dir), name)
     render.print_board(board)
     click.echo(f"leaderboard: {paths['md']}")
+
+
+@click.command()
+@click.argument("results_dir", type=click.Path(exists=True, file_okay=False))
+def pack(results_dir: str) -> None:
+    """Fold the run records under RESULTS_DIR into one compressed file per records/ folder.
+
+    Each folder's <key>.json files become records/packed.jsonl.gz (about a tenth of the size, for
+    committing); every command reads packed records as it reads loose ones, and runs recorded
+    later are written loose beside the pack until the next `pack`.
+    """
+    from slabench.runners.records import pack_records
+
+    packed = pack_records(Path(results_dir))
+    for folder, n, before, after in packed:
+        click.echo(f"{folder}: {n} records, {before / 1e6:.2f} MB -> {after / 1e6:.2f} MB")
+    if not packed:
+        click.echo(f"{results_dir}: no loose records to pack")
 
 
 @click.command()
