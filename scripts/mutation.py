@@ -287,8 +287,8 @@ CORE_MUTANTS = [
     M(
         "check-key-dropped",
         "slabench/runners/records.py",
-        'if record["key"] != path.stem:',
-        'if record["key"] != path.stem and False:',
+        'if key is not None and record["key"] != key:',
+        "if key is not None and False:",
         "a record filed under another key is trusted",
     ),
     M(
@@ -297,6 +297,27 @@ CORE_MUTANTS = [
         'if record["status"] == "ok" and "test_acc" not in record["metrics"]:',
         'if record["status"] == "ok" and "test_acc" not in record:',
         "an ok record without a score is trusted",
+    ),
+    M(
+        "pack-wins-over-loose",
+        "slabench/runners/records.py",
+        '            found[record["key"]] = record\n            loose.append(path)',
+        '            found.setdefault(record["key"], record)\n            loose.append(path)',
+        "a run redone after the pack is read as its old packed record",
+    ),
+    M(
+        "pack-keeps-timestamp",
+        "slabench/runners/records.py",
+        "compresslevel=9, mtime=0)",
+        "compresslevel=9)",
+        "the same records pack to different bytes at each pack (noise in every commit)",
+    ),
+    M(
+        "pack-repacks-unreadable-pack",
+        "slabench/runners/records.py",
+        "for path, reason in read.corrupt if path == pack]",
+        "for path, reason in read.corrupt if False]",
+        "an unreadable pack is overwritten by the loose records alone: the packed ones are lost",
     ),
     M(
         "replace-as-rename",
