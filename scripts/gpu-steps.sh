@@ -16,10 +16,10 @@
 # state holds none, so a fresh machine resumes where the repository stands. If .gpu/head.commit
 # exists (`git cat-file commit HEAD > .gpu/head.commit`), the machine's copy of .git is moved to
 # that commit first: records then name the commit the working tree is at, clean, instead of
-# whatever older HEAD the copy of .git kept. Only the commit object travels (a bundle of the
-# history no longer fits beside the tree): the tree it names is rebuilt from the files that
-# came, and the commit is written again from its raw text, so it gets the same hash; its parents
-# stay behind (it is marked shallow). A tree that differs from the commit's is left as it is, so its
+# whatever older HEAD the copy of .git kept. Only the commit object travels (378 bytes, where a
+# bundle of the history is tens of MB): the tree it names is rebuilt from the files that came,
+# and the commit is written again from its raw text, so it gets the same hash; its parents stay
+# behind (it is marked shallow). A tree that differs from the commit's is left as it is, so its
 # records say dirty.
 #
 # Steps: tests (the CUDA tests, then `slabench doctor`), quick (the quick preset, resumable),
