@@ -65,7 +65,9 @@ fi
 
 save() {  # write-then-rename: a tarball is never seen half-written
   (cd "$TRITON_CACHE_DIR" && find . -name '*.autotune.json' | tar czf - -T -) > "$OUT/.autotune.tgz" && mv "$OUT/.autotune.tgz" "$OUT/autotune.tgz"
-  tar czf "$OUT/.state.tgz" -C "$STATE" . && mv "$OUT/.state.tgz" "$OUT/state.tgz"
+  # tar exits 1 when a file changed while it was read (a run writing its record): the archive is
+  # still whole (records are renamed into place, so each is in it complete or not at all).
+  { tar czf "$OUT/.state.tgz" --warning=no-file-changed -C "$STATE" .; [ $? -le 1 ]; } && mv "$OUT/.state.tgz" "$OUT/state.tgz"
 }
 (while sleep 60; do save; done) & SAVER=$!
 left() { echo $((DEADLINE - SECONDS)); }
