@@ -3,6 +3,9 @@ never leaves a partial `<key>.json` that a reader would take for a record (or re
 
 The failures are real ones at the two places a write can stop: while the JSON is being written
 (half of the text is on disk, then the writer dies) and at the final rename.
+
+Packed records (`slabench pack`) read as the loose ones did, in the same order, with a later
+loose record over its packed one; a pack that cannot be read is reported and never overwritten.
 """
 
 import gzip
