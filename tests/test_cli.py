@@ -133,6 +133,30 @@ def test_cli_values_are_typed_like_toml():
     _one_line_error(["show", "mqar", "--set", "seq_len=long"], "seq_len='long'", "int")
 
 
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (
+            ["report", "sla", "--scale", "huge"],
+            ["'--scale'", "'huge' is not one of 'tiny', 'full'", "report sla --help"],
+        ),
+        (["leaderboard", "/no/such/dir"], ["'RESULTS_DIR'", "does not exist"]),
+        (["run", "--bogus"], ["No such option '--bogus'", "run --help"]),
+        (["nosuch"], ["No such command 'nosuch'"]),
+        (["--bogus"], ["No such option '--bogus'"]),
+    ],
+)
+def test_click_usage_errors_are_one_line_too(args, words):
+    """What click itself rejects (a value outside a choice, a missing path, an unknown option or
+    command) reads like slabench's own errors: one line naming the field, exit 2."""
+    _one_line_error(args, *words)
+
+
+def test_a_group_without_arguments_still_shows_its_help():
+    result = CliRunner().invoke(main, ["report"])
+    assert "Commands:" in result.output and "zoology" in result.output
+
+
 # ---- plugins named wrongly: one line each ------------------------------------------------------
 
 

@@ -5,23 +5,51 @@ the grid's progress in `render`."""
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
 from slabench.cli import catalog, compare, grid, kernels, report
 from slabench.errors import SlabenchError
 
+# click >= 8.2 shows a group's help when it is given no arguments by raising a usage error: that
+# one keeps click's own output.
+_NO_ARGS_IS_HELP = getattr(click.exceptions, "NoArgsIsHelpError", ())
+
+
+def _fail(message: str) -> NoReturn:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(2)
+
+
+def _usage_line(e: click.UsageError) -> str:
+    """click's usage error (a bad option value, an unknown option or command) as one line that
+    names the field and points at the command's help, instead of click's usage block."""
+    where = f" (see `{e.ctx.command_path} --help`)" if e.ctx else ""
+    return e.format_message() + where
+
 
 class Group(click.Group):
-    """Prints a SlabenchError as one line (no traceback) and exits with status 2."""
+    """Prints a SlabenchError, or a usage error click raises while parsing, as one line (no
+    traceback, no usage block) and exits with status 2."""
+
+    def make_context(self, *args: Any, **kwargs: Any) -> click.Context:
+        try:
+            return super().make_context(*args, **kwargs)
+        except click.UsageError as e:  # the group's own options
+            if isinstance(e, _NO_ARGS_IS_HELP):
+                raise
+            _fail(_usage_line(e))
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except SlabenchError as e:
-            click.echo(f"error: {e}", err=True)
-            sys.exit(2)
+            _fail(str(e))
+        except click.UsageError as e:  # a command's options and arguments, or an unknown command
+            if isinstance(e, _NO_ARGS_IS_HELP):
+                raise
+            _fail(_usage_line(e))
 
 
 @click.group(cls=Group)
