@@ -84,15 +84,15 @@ run_grid() {
   timeout "$(left)" slabench run "$@" --device cuda --workers "$workers" ${FOLD:+--fold "$FOLD"} --out "$STATE/$name" \
     --json > "$STATE/logs/$name.json" 2> "$STATE/logs/$name.err"
 }
-# records DIR: how many run records DIR holds, loose and packed (`slabench pack`).
-records() {
+# count_records DIR: how many run records DIR holds, loose and packed (`slabench pack`).
+count_records() {
   python -c 'import sys; from slabench.runners.records import load_records; print(len(load_records(sys.argv[1]).records))' "$1"
 }
 # zoology_report NAME: `slabench report zoology` (resumable) with its records in $STATE/NAME.
 zoology_report() {
   timeout "$(left)" slabench report zoology --out "$STATE/$1" --report "$STATE/$1.md" \
     --device cuda --workers "${PACK:-8}" --quiet > "$STATE/logs/$1.log" 2>&1
-  log "$1 (workers ${PACK:-8}): rc $? in $((SECONDS - t0)) s; $(records "$STATE/$1") records"
+  log "$1 (workers ${PACK:-8}): rc $? in $((SECONDS - t0)) s; $(count_records "$STATE/$1") records"
 }
 # edited_grid FILE NAME SED: the grid FILE edited by the sed script SED, as grid NAME in /tmp/NAME.toml
 # (the first `name =` line is the grid's; later ones name tasks and models).
@@ -161,7 +161,7 @@ for step in "$@"; do
     quick54)  # quick's first scope (lr 1e-3, seeds 0-2: 54 runs) as on a fresh machine: an empty Triton cache
       edited_grid slabench/presets/quick.toml quick54 's/^seeds = .*/seeds = [0, 1, 2]/; s/^lr = .*/lr = 1e-3/'
       TRITON_CACHE_DIR=$(mktemp -d) run_grid quick54-fresh "${PACK:-8}" /tmp/quick54.toml
-      log "quick54 (workers ${PACK:-8}, empty Triton cache): rc $? in $((SECONDS - t0)) s; $(records "$STATE/quick54-fresh") records" ;;
+      log "quick54 (workers ${PACK:-8}, empty Triton cache): rc $? in $((SECONDS - t0)) s; $(count_records "$STATE/quick54-fresh") records" ;;
     quick)
       run_grid quick "${PACK:-1}" --preset quick
       log "quick (workers ${PACK:-1}): rc $? in $((SECONDS - t0)) s" ;;
@@ -202,7 +202,7 @@ for step in "$@"; do
     preset=*)  # preset=NAME: a shipped preset, records under $STATE/NAME
       name=${step#preset=}
       run_grid "$name" "${PACK:-8}" --preset "$name"
-      log "$name (workers ${PACK:-8}): rc $? in $((SECONDS - t0)) s; $(records "$STATE/$name") records" ;;
+      log "$name (workers ${PACK:-8}): rc $? in $((SECONDS - t0)) s; $(count_records "$STATE/$name") records" ;;
     grid=*)  # grid=FILE.toml: any grid, records under $STATE/<file name>
       file=${step#grid=}; name=$(basename "$file" .toml)
       run_grid "$name" "${PACK:-1}" "$file"

@@ -273,8 +273,8 @@ CORE_MUTANTS = [
         "write-not-atomic",
         "slabench/runners/records.py",
         '    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".partial")\n'
-        '    with os.fdopen(fd, "w") as f:\n',
-        '    tmp = path\n    with open(path, "w") as f:\n',
+        "    with os.fdopen(fd, mode) as f:\n",
+        "    tmp = path\n    with open(path, mode) as f:\n",
         "a write that dies half-way leaves a truncated record and loses the old one",
     ),
     M(

@@ -84,7 +84,7 @@ def test_final_state_continues_the_recurrence(name):
     m = make(name).double()
     x = torch.randn(2, 17, 32, dtype=torch.float64)
     q_raw, k_raw, v, extras = m.qkv(x)
-    q, k = m.feature_map(q_raw, k_raw) if m.q_gate is None else m.apply_head_gates(x, q_raw, k_raw)
+    q, k = m.features(x, q_raw, k_raw)
     if "beta" in extras:
         _, oracle = delta_rule_recurrent(q, k, v, extras["g"], extras["beta"], output_final_state=True)
     else:

@@ -22,11 +22,13 @@ def _fail(message: str) -> NoReturn:
     sys.exit(2)
 
 
-def _usage_line(e: click.UsageError) -> str:
+def _usage_error(e: click.UsageError) -> NoReturn:
     """click's usage error (a bad option value, an unknown option or command) as one line that
-    names the field and points at the command's help, instead of click's usage block."""
-    where = f" (see `{e.ctx.command_path} --help`)" if e.ctx else ""
-    return e.format_message() + where
+    names the field and points at the command's help, instead of click's usage block; a group's
+    help for no arguments goes on to click as it is."""
+    if isinstance(e, _NO_ARGS_IS_HELP):
+        raise e
+    _fail(e.format_message() + (f" (see `{e.ctx.command_path} --help`)" if e.ctx else ""))
 
 
 class Group(click.Group):
@@ -37,9 +39,7 @@ class Group(click.Group):
         try:
             return super().make_context(*args, **kwargs)
         except click.UsageError as e:  # the group's own options
-            if isinstance(e, _NO_ARGS_IS_HELP):
-                raise
-            _fail(_usage_line(e))
+            _usage_error(e)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -47,9 +47,7 @@ class Group(click.Group):
         except SlabenchError as e:
             _fail(str(e))
         except click.UsageError as e:  # a command's options and arguments, or an unknown command
-            if isinstance(e, _NO_ARGS_IS_HELP):
-                raise
-            _fail(_usage_line(e))
+            _usage_error(e)
 
 
 @click.group(cls=Group)

@@ -127,6 +127,10 @@ class LinearMixer(Mixer):
         if not q_only:
             self.k_gate = HeadGate(d_in, self.n_heads, rank, temp, kind, factor)
 
+    def features(self, x, q_raw, k_raw):
+        """q, k [B, T, H, Dk] as `mix` takes them: the feature map, then an SLA twin's head gates."""
+        return self.feature_map(q_raw, k_raw) if self.q_gate is None else self.apply_head_gates(x, q_raw, k_raw)
+
     def apply_head_gates(self, x, q_raw, k_raw):
         """q, k [B, T, H, Dk] after the feature map, scaled per head by gates read from the raw q, k
         (or from x). An L2 feature map (`feature_l2_eps`) is done by the gate itself when the gate
@@ -186,10 +190,7 @@ class LinearMixer(Mixer):
 
     def run(self, x: torch.Tensor, output_final_state: bool = False):
         q_raw, k_raw, v, extras = self.qkv(x)
-        if self.q_gate is None:
-            q, k = self.feature_map(q_raw, k_raw)
-        else:
-            q, k = self.apply_head_gates(x, q_raw, k_raw)
+        q, k = self.features(x, q_raw, k_raw)
         o, state = self.mix(q, k, v, extras, output_final_state)  # [B, T, H, Dv]
         B, T = x.shape[:2]
         g = self.g_proj(x) if self.g_proj is not None else None  # [B, T, Dv_all]

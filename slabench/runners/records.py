@@ -21,9 +21,10 @@ import gzip
 import json
 import os
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from slabench.errors import SlabenchError
 from slabench.record import STATUSES, RunRecord
@@ -35,17 +36,22 @@ def record_path(out: Path, key: str) -> Path:
     return out / "records" / f"{key}.json"
 
 
-def write_record(out: Path, record: RunRecord) -> Path:
-    path = record_path(out, record["key"])
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # Not named *.json: a writer killed mid-write leaves a temporary that no reader takes for
-    # a record (nor reports as a corrupt one).
+def _write_atomically(path: Path, mode: str, write: Callable[[IO[Any]], object]) -> None:
+    """`write(f)` into a temporary beside `path`, then rename it into place. The temporary is
+    not named *.json: a writer killed mid-write leaves a file that no reader takes for a record
+    (nor reports as a corrupt one)."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".partial")
-    with os.fdopen(fd, "w") as f:
-        json.dump(record, f, indent=1, default=str)
+    with os.fdopen(fd, mode) as f:
+        write(f)
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
+
+
+def write_record(out: Path, record: RunRecord) -> Path:
+    path = record_path(out, record["key"])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _write_atomically(path, "w", lambda f: json.dump(record, f, indent=1, default=str))
     return path
 
 
@@ -126,8 +132,7 @@ def load_records(out: Path) -> RecordSet:
     """All readable records under `out` (records/ folders searched recursively, packed and loose),
     in folder then key order, plus the corrupt ones."""
     result = RecordSet()
-    out = Path(out)
-    folders = {p.parent for p in out.rglob("records/*.json")} | {p.parent for p in out.rglob(f"records/{PACK}")}
+    folders = {p.parent for p in Path(out).rglob("records/*") if p.suffix == ".json" or p.name == PACK}
     for folder in sorted(folders):
         found, _ = _read_folder(folder, result)
         result.records.update((k, found[k]) for k in sorted(found))
@@ -140,16 +145,14 @@ def pack_records(out: Path) -> list[tuple[Path, int, int, int]]:
     packed = []
     for folder in sorted({p.parent for p in Path(out).rglob("records/*.json")}):
         pack = folder / PACK
-        before = sum(p.stat().st_size for p in [*folder.glob("*.json"), pack] if p.exists())
         read = RecordSet()
         found, loose = _read_folder(folder, read)
         if bad := [reason for path, reason in read.corrupt if path == pack]:
             raise SlabenchError(f"{pack}: {bad[0]}; not repacking {folder} (its records would be lost)")
+        before = sum(p.stat().st_size for p in loose) + (pack.stat().st_size if pack.exists() else 0)
         lines = "".join(json.dumps(found[k], separators=(",", ":"), default=str) + "\n" for k in sorted(found))
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".partial")
-        with os.fdopen(fd, "wb") as f:
-            f.write(gzip.compress(lines.encode(), compresslevel=9, mtime=0))
-        os.replace(tmp, pack)
+        data = gzip.compress(lines.encode(), compresslevel=9, mtime=0)
+        _write_atomically(pack, "wb", lambda f, data=data: f.write(data))
         for path in loose:
             path.unlink()
         packed.append((folder, len(found), before, pack.stat().st_size))
