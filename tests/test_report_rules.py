@@ -33,6 +33,13 @@ def test_power_and_stratified_test_hand_computed():
     t = stats.stratified_compare(strata([([1, 1, 0], [0, 0, 0]), ([1, 0, 0], [0, 0, 0])]))
     assert math.isclose(t["p"], 16 / 64) and t["n"] == 6 and t["conditions"] == 2
     assert math.isclose(t["delta"], 0.5) and math.isclose(t["sd"], math.sqrt(0.3))
+    # Unequal conditions weigh by pairs, as the test does: diffs (1, 1, 1, 1) and (0,) give the
+    # gain 4/5, not the mean of condition means (1 + 0) / 2; p: 2 of the 16 flips of the four ones.
+    t = stats.stratified_compare(strata([([1, 1, 1, 1], [0, 0, 0, 0]), ([0], [0])]))
+    assert math.isclose(t["delta"], 0.8) and math.isclose(t["p"], 2 / 16) and t["n"] == 5
+    # Its interval resamples seeds within each condition: the first's are all 1, the second's
+    # one 0, so every resample gives 4/5 and the interval is the point.
+    assert math.isclose(t["lo"], 0.8) and math.isclose(t["hi"], 0.8)
 
 
 def per_base(delta: float, slope: tuple | None, p: float = 0.01, hi: float = 0.9, seeds: int = 10) -> dict:
@@ -55,6 +62,11 @@ def test_noise_rule_needs_a_gain_that_grows_with_noise():
     assert rp.accuracy_verdict({"gla": loss})[1]["gla"]["vote"] == "against"
     no_gain = per_base(0.0, flat, p=1.0, hi=0.04)  # the pooled gain's interval lies below 5 pp
     assert rp.accuracy_verdict({"gla": no_gain, "gdn": no_gain})[0] == rp.NOT_SUPPORTED
+    # A cell below 3 seeds decides nothing, however clear its tests, but still says what would:
+    # the pooled test at gain 0.3, sd 0.5: ((2.801585 * 0.5 / 0.3)^2) / 4 conditions = 5.45 -> 6.
+    verdict, d, more = rp.accuracy_verdict({"gla": per_base(0.3, grows, seeds=2)})
+    assert verdict == rp.INCONCLUSIVE and d["gla"]["vote"] == "neither" and d["gla"]["seeds_needed"] == 6
+    assert rp.accuracy_verdict({"gla": per_base(0.0, flat, p=1.0, hi=0.04, seeds=2)})[1]["gla"]["vote"] == "neither"
     at_ceiling = {**no_gain, "ceiling": True}  # X solved every seed everywhere: no room to gain, no "against"
     verdict, d, more = rp.accuracy_verdict({"gla": at_ceiling, "gdn": at_ceiling})
     assert verdict == rp.INCONCLUSIVE and d["gla"]["vote"] == "neither" and more is None

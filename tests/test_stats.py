@@ -46,6 +46,19 @@ def test_sign_flip_test_by_enumeration():
     assert stats.min_paired_p(5) == 1 / 16 and stats.min_paired_p(6) == 1 / 32
 
 
+def test_sign_flip_beyond_enumeration_is_exact_for_solve_indicators_and_never_zero():
+    # Zeros flip to themselves: 17 pairs with one zero is the 16-pair test, enumerated.
+    assert stats.sign_flip_p([1.0] * 16 + [0.0]) == stats.sign_flip_p([1.0] * 16) == 2 / 2**16
+    # 20 solved-vs-unsolved pairs, 15 for a and 5 against: the two-sided sign test,
+    # P(|S| >= 10) = 2 * sum_{k >= 15} C(20, k) / 2^20 = 2 * 21700 / 1048576.
+    assert stats.sign_flip_p([1.0] * 15 + [-1.0] * 5) == 2 * 21700 / 2**20
+    assert stats.sign_flip_p([1.0] * 15 + [-1.0] * 5, "less") == 1 - 6196 / 2**20  # P(S <= 10) = 1 - P(k >= 16)
+    # Unequal sizes beyond the limit: Monte Carlo, the observed arrangement counted among the
+    # draws, so 20 positive differences of distinct sizes (no draw as extreme) give 1 / 20001.
+    assert stats.sign_flip_p([0.1 * i for i in range(1, 21)]) == 1 / (stats.MONTE_CARLO + 1)
+    assert stats.permutation_p([0.9] * 10, [0.1] * 10) == 1 / (stats.MONTE_CARLO + 1)  # C(20, 10) > 2^16
+
+
 def test_permutation_test_by_enumeration():
     # pooled 1, 2, 3, 4 split 2 + 2: mean differences -2, -1, 0, 0, 1, 2; |observed| = 2 twice
     assert stats.permutation_p([1, 2], [3, 4]) == pytest.approx(1 / 3)

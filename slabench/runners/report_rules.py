@@ -124,10 +124,6 @@ MQAR_RULE = (
 )
 
 
-def _enough(tests: dict[str, dict[str, Any]], seeds: int) -> bool:
-    return "sla" in tests and tests["sla"]["n"] > 0 and seeds >= MIN_SEEDS
-
-
 def accuracy_verdict(
     per_base: dict[str, dict[str, Any]], interaction: bool = True
 ) -> tuple[str, dict[str, dict], int | None]:
@@ -141,12 +137,14 @@ def accuracy_verdict(
         if b.get("ceiling"):
             details[base] = {"vote": "neither", "seeds_needed": math.inf, "explain": "X at the ceiling", **b}
             continue
-        if not _enough(tests, b["seeds"]):
+        if "sla" not in tests or not tests["sla"]["n"]:
             details[base] = {"vote": "neither", "seeds_needed": math.inf, "explain": explain(tests), **b}
             continue
         main = tests["sla"]
-        ahead = main["p"] < stats.ALPHA and main["delta"] > 0
-        no_gain = main["hi"] < MIN_GAIN
+        # A cell below MIN_SEEDS decides nothing yet: the tests still say how many seeds would.
+        few = b["seeds"] < MIN_SEEDS
+        ahead = main["p"] < stats.ALPHA and main["delta"] > 0 and not few
+        no_gain = main["hi"] < MIN_GAIN and not few
         need = _seeds(stats.n_for_power(max(abs(main["delta"]), MIN_GAIN), main["sd"]) / main["conditions"])
         grows = shrinks = True
         if interaction:
@@ -159,6 +157,8 @@ def accuracy_verdict(
             )
             need = max(need if not (ahead or no_gain) else 0, slope_need if not (grows or shrinks) else 0)
         vote = "for" if ahead and grows else "against" if no_gain or (interaction and shrinks) else "neither"
+        if few:
+            vote, need = "neither", max(need, MIN_SEEDS)
         details[base] = {"vote": vote, "seeds_needed": need, "explain": explain(tests), **b}
     return _majority({b: d["vote"] for b, d in details.items()}), details, _more_seeds(details)
 

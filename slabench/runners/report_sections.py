@@ -138,7 +138,7 @@ def _plot_lines(
 
 
 def _seeds_text(n: int | float) -> str:
-    return "no finite number (no effect observed)" if not math.isfinite(n) else f"{n}"
+    return "no finite number" if not math.isfinite(n) else f"{n}"
 
 
 def _verdict_lines(

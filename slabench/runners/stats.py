@@ -81,19 +81,28 @@ def mean_ci(xs: Sequence[float]) -> tuple[float, float, float]:
 
 
 def bootstrap_mean_of_means(
-    groups: Sequence[Sequence[float]], seed: int = BOOTSTRAP_SEED, resamples: int = BOOTSTRAP_RESAMPLES
+    groups: Sequence[Sequence[float]],
+    seed: int = BOOTSTRAP_SEED,
+    resamples: int = BOOTSTRAP_RESAMPLES,
+    pooled: bool = False,
 ) -> tuple[float, float]:
     """95% percentile-bootstrap interval of the mean of group means, resampling within each group
-    (a model's seeds within each task); nan, nan when no group has 2 values."""
+    (a model's seeds within each task); nan, nan when no group has 2 values. pooled: the mean of
+    all values instead (each group weighted by its size), still resampled within each group."""
     groups = [np.asarray(g, dtype=np.float64) for g in groups if len(g)]
     if not groups or all(len(g) < 2 for g in groups):
         return math.nan, math.nan
+    # Each group's resampled mean, or its sum when pooled, over the number of groups or of values.
+    total = sum(len(g) for g in groups) if pooled else len(groups)
     rng = np.random.default_rng(seed)
     means = np.zeros(resamples)  # [R]
     for g in groups:
-        means += g[rng.integers(0, len(g), size=(resamples, len(g)))].mean(axis=1) / len(groups)
+        resampled = g[rng.integers(0, len(g), size=(resamples, len(g)))]  # [R, len(g)]
+        means += (resampled.sum(axis=1) if pooled else resampled.mean(axis=1)) / total
     lo, hi = np.quantile(means, [0.025, 0.975])
-    floor, ceil = sum(float(g.min()) for g in groups) / len(groups), sum(float(g.max()) for g in groups) / len(groups)
+    weights = [len(g) if pooled else 1 for g in groups]
+    floor = sum(float(g.min()) * w for g, w in zip(groups, weights)) / total
+    ceil = sum(float(g.max()) * w for g, w in zip(groups, weights)) / total
     return max(float(lo), floor), min(float(hi), ceil)
 
 
@@ -112,26 +121,42 @@ def km_median(times: Sequence[float], solved: Sequence[bool]) -> float | None:
     return None
 
 
-def _p_value(observed: float, stats: np.ndarray, alternative: str) -> float:
+def _extreme(observed: float, stats: np.ndarray, alternative: str) -> np.ndarray:
+    """Which statistics are as extreme as the observed one (within EPS: float sums)."""
     if alternative == "two-sided":
-        return float(np.mean(np.abs(stats) >= abs(observed) - EPS))
+        return np.abs(stats) >= abs(observed) - EPS
     if alternative == "less":
-        return float(np.mean(stats <= observed + EPS))
-    return float(np.mean(stats >= observed - EPS))
+        return stats <= observed + EPS
+    return stats >= observed - EPS
+
+
+def _monte_carlo_p(observed: float, stats: np.ndarray, alternative: str) -> float:
+    """A sample's p counts the observed arrangement among its draws, (1 + k) / (1 + N), so it is
+    never 0, which only an impossible observation would have."""
+    return float((1 + _extreme(observed, stats, alternative).sum()) / (1 + len(stats)))
 
 
 def sign_flip_p(diffs: Sequence[float], alternative: str = "two-sided") -> float:
-    """Exact paired permutation test: p-value of sum(diffs) among all 2^n sign flips (a seeded
-    Monte Carlo beyond EXACT_LIMIT). alternative 'less' asks whether the differences are below 0.
-    With n pairs the smallest two-sided p is 2^(1-n): 6 pairs are needed to reach 5%."""
+    """Exact paired permutation test: p-value of sum(diffs) among all 2^n sign flips. A zero
+    difference flips to itself, so it scales every count alike and is left out. Beyond
+    EXACT_LIMIT arrangements: exact by the binomial when the differences are equal in size (the
+    sign test, as for solve indicators), else a seeded Monte Carlo. alternative 'less' asks
+    whether the differences are below 0. With n nonzero pairs the smallest two-sided p is
+    2^(1-n): 6 pairs are needed to reach 5%."""
     d = np.asarray(diffs, dtype=np.float64)  # [n]
-    if len(d) == 0:
+    d = d[d != 0]  # [m]
+    m, observed = len(d), float(d.sum())
+    if m == 0:
         return 1.0
-    if 2 ** len(d) <= EXACT_LIMIT:
-        signs = np.array(list(itertools.product((1.0, -1.0), repeat=len(d))))  # [2^n, n]
-    else:
-        signs = np.random.default_rng(BOOTSTRAP_SEED).choice((1.0, -1.0), size=(MONTE_CARLO, len(d)))
-    return _p_value(float(d.sum()), signs @ d, alternative)
+    if 2**m <= EXACT_LIMIT:
+        signs = np.array(list(itertools.product((1.0, -1.0), repeat=m)))  # [2^m, m]
+        return float(np.mean(_extreme(observed, signs @ d, alternative)))
+    if np.all(np.abs(d) == abs(d[0])):
+        # k plus signs of m give the sum |d| (2k - m), with probability C(m, k) / 2^m.
+        sums = abs(d[0]) * (2 * np.arange(m + 1) - m)  # [m + 1]
+        return sum(math.comb(m, k) for k in np.flatnonzero(_extreme(observed, sums, alternative))) / 2**m
+    signs = np.random.default_rng(BOOTSTRAP_SEED).choice((1.0, -1.0), size=(MONTE_CARLO, m))  # [N, m]
+    return _monte_carlo_p(observed, signs @ d, alternative)
 
 
 def permutation_p(a: Sequence[float], b: Sequence[float], alternative: str = "two-sided") -> float:
@@ -145,11 +170,12 @@ def permutation_p(a: Sequence[float], b: Sequence[float], alternative: str = "tw
         masks = np.zeros((math.comb(n, na), n), dtype=bool)  # [splits, n]
         for i, chosen in enumerate(itertools.combinations(range(n), na)):
             masks[i, list(chosen)] = True
-    else:
-        rng = np.random.default_rng(BOOTSTRAP_SEED)
-        masks = np.argsort(rng.random((MONTE_CARLO, n)), axis=1) < na
-    stats = (masks @ pooled) / na - (~masks @ pooled) / (n - na)
-    return _p_value(mean(a) - mean(b), stats, alternative)
+        stats = (masks @ pooled) / na - (~masks @ pooled) / (n - na)  # [splits]
+        return float(np.mean(_extreme(mean(a) - mean(b), stats, alternative)))
+    rng = np.random.default_rng(BOOTSTRAP_SEED)
+    masks = np.argsort(rng.random((MONTE_CARLO, n)), axis=1) < na  # [N, n]
+    stats = (masks @ pooled) / na - (~masks @ pooled) / (n - na)  # [N]
+    return _monte_carlo_p(mean(a) - mean(b), stats, alternative)
 
 
 def compare(a: dict[int, float], b: dict[int, float], alternative: str = "two-sided") -> dict[str, object]:
@@ -192,18 +218,19 @@ def stratified_compare(strata: Sequence[tuple[Mapping[int, float], Mapping[int, 
     """Arm a against arm b pooled across conditions, paired by seed within each: strata is one
     ({seed: a's value}, {seed: b's value}) per condition. The test is `sign_flip_p` on every
     (condition, seed) difference: a flip swaps the arms within one pair, never across
-    conditions, so the test is stratified by condition. delta is the mean over conditions of
-    the mean difference, its interval a bootstrap resampling seeds within each condition; sd is
+    conditions, so the test is stratified by condition. delta is the mean of those differences
+    (the test's statistic over n, so every pair weighs alike in both and a condition with fewer
+    pairs weighs less), its interval a bootstrap resampling seeds within each condition; sd is
     the differences' standard deviation, for `n_for_power`."""
     groups = [[a[s] - b[s] for s in sorted(set(a) & set(b))] for a, b in strata]
     groups = [g for g in groups if g]
     diffs = [d for g in groups for d in g]
-    lo, hi = bootstrap_mean_of_means(groups)
+    lo, hi = bootstrap_mean_of_means(groups, pooled=True)
     return {
         "p": sign_flip_p(diffs),
         "n": len(diffs),
         "conditions": len(groups),
-        "delta": mean([mean(g) for g in groups]),
+        "delta": mean(diffs),
         "lo": lo,
         "hi": hi,
         "sd": sd(diffs),
