@@ -76,6 +76,7 @@ TESTS = {
         "tests/test_stats.py",
         "tests/test_leaderboard.py",
         "tests/test_compare.py::test_verdict_by_the_paired_test",
+        "tests/test_report_rules.py::test_power_and_stratified_test_hand_computed",
     ],
     "slabench/runners/leaderboard.py": ["tests/test_leaderboard.py"],
     "slabench/runners/regression.py": [
@@ -641,9 +642,44 @@ STATISTICS_MUTANTS = [
     M(
         "stat-sign-flip-one-sided",
         "slabench/runners/stats.py",
-        "return float(np.mean(np.abs(stats) >= abs(observed) - EPS))",
-        "return float(np.mean(stats >= abs(observed) - EPS))",
+        "return np.abs(stats) >= abs(observed) - EPS",
+        "return stats >= abs(observed) - EPS",
         "the two-sided test counts one tail: half the p-value, twice the false separations",
+    ),
+    M(
+        "stat-monte-carlo-zero-p",
+        "slabench/runners/stats.py",
+        "return float((1 + _extreme(observed, stats, alternative).sum()) / (1 + len(stats)))",
+        "return float(np.mean(_extreme(observed, stats, alternative)))",
+        "a Monte Carlo p leaves out the observed draw: p = 0 for a sample with none as extreme",
+    ),
+    M(
+        "stat-zero-differences-kept",
+        "slabench/runners/stats.py",
+        "d = d[d != 0]  # [m]",
+        "d = d[np.isfinite(d)]  # [m]",
+        "zero differences kept: a pair test past enumeration falls to Monte Carlo instead of exact",
+    ),
+    M(
+        "stat-sign-test-sums",
+        "slabench/runners/stats.py",
+        "sums = abs(d[0]) * (2 * np.arange(m + 1) - m)  # [m + 1]",
+        "sums = abs(d[0]) * (np.arange(m + 1) - m)  # [m + 1]",
+        "the sign test's sum of k plus signs of m taken as k - m",
+    ),
+    M(
+        "stat-stratified-mean-of-means",
+        "slabench/runners/stats.py",
+        '"delta": mean(diffs),',
+        '"delta": mean([mean(g) for g in groups]),',
+        "the pooled gain weighs conditions alike while its test weighs pairs alike",
+    ),
+    M(
+        "stat-stratified-interval-by-condition",
+        "slabench/runners/stats.py",
+        "lo, hi = bootstrap_mean_of_means(groups, pooled=True)",
+        "lo, hi = bootstrap_mean_of_means(groups)",
+        "the pooled gain's interval is that of the mean of condition means",
     ),
     M(
         "stat-permutation-sums",
@@ -786,6 +822,13 @@ STATISTICS_MUTANTS = [
         'if b.get("ceiling"):',
         'if False and b.get("ceiling"):',
         "a base at the ceiling (every seed solved) votes against SLA for want of room to gain",
+    ),
+    M(
+        "rep-few-seeds-decide",
+        "slabench/runners/report_rules.py",
+        'few = b["seeds"] < MIN_SEEDS',
+        "few = False",
+        "a cell of one or two seeds decides a base's vote",
     ),
 ]
 

@@ -166,16 +166,19 @@ def permutation_p(a: Sequence[float], b: Sequence[float], alternative: str = "tw
         return 1.0
     pooled = np.asarray([*a, *b], dtype=np.float64)  # [na + nb]
     na, n = len(a), len(pooled)
-    if math.comb(n, na) <= EXACT_LIMIT:
+    exact = math.comb(n, na) <= EXACT_LIMIT
+    if exact:
         masks = np.zeros((math.comb(n, na), n), dtype=bool)  # [splits, n]
         for i, chosen in enumerate(itertools.combinations(range(n), na)):
             masks[i, list(chosen)] = True
-        stats = (masks @ pooled) / na - (~masks @ pooled) / (n - na)  # [splits]
-        return float(np.mean(_extreme(mean(a) - mean(b), stats, alternative)))
-    rng = np.random.default_rng(BOOTSTRAP_SEED)
-    masks = np.argsort(rng.random((MONTE_CARLO, n)), axis=1) < na  # [N, n]
-    stats = (masks @ pooled) / na - (~masks @ pooled) / (n - na)  # [N]
-    return _monte_carlo_p(mean(a) - mean(b), stats, alternative)
+    else:
+        rng = np.random.default_rng(BOOTSTRAP_SEED)
+        masks = np.argsort(rng.random((MONTE_CARLO, n)), axis=1) < na  # [N, n]
+    stats = (masks @ pooled) / na - (~masks @ pooled) / (n - na)  # [splits]
+    observed = mean(a) - mean(b)
+    if exact:
+        return float(np.mean(_extreme(observed, stats, alternative)))
+    return _monte_carlo_p(observed, stats, alternative)
 
 
 def compare(a: dict[int, float], b: dict[int, float], alternative: str = "two-sided") -> dict[str, object]:
