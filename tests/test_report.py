@@ -53,6 +53,7 @@ def test_tiny_report_end_to_end_and_from_records(tmp_path):
     counts = {s: len(list((out / s / "records").glob("*.json"))) for s in rp.GRID_SECTIONS}
     # Stage 1: seed 0 at both lrs; stage 2: seeds 1-2 at the lr each cell chose. Five arms of gla.
     assert counts == {"noise": 40, "mqar": 20, "heads": 40}
+    assert "Incomplete" not in text
     assert (out / "noise" / "report-noise-tiny.md").is_file()  # each section's own leaderboard
     assert "/2 solved)" in text and "(n=2)" in text and "lr kept per cell in stage 1" in text
     for arm in ("| gla/layer-norm |", "| sla-gla/head-norm |", "| sla-gla/sigmoid |", "sla-gla - gla/layer-norm"):
@@ -76,6 +77,11 @@ def test_tiny_report_end_to_end_and_from_records(tmp_path):
     assert result.exit_code == 0, result.output
     assert json.loads(victim.read_text())["status"] == "ok" and "Failed runs" not in md.read_text()
     assert counts == {s: len(list((out / s / "records").glob("*.json"))) for s in rp.GRID_SECTIONS}
+
+    # A missing seed-stage run: the report from records says the protocol lacks it.
+    next(p for p in (out / "mqar" / "records").glob("*.json") if json.loads(p.read_text())["seed"] == 2).unlink()
+    assert CliRunner().invoke(main, args + ["--from-records"]).exit_code == 0
+    assert "**Incomplete:** 1 of the protocol's runs still to run (mqar 1)" in md.read_text()
 
 
 def test_committed_report_regenerates_from_committed_records(tmp_path):
@@ -218,4 +224,7 @@ def test_fold_trains_each_stages_runs_of_a_cell_as_one_model(tmp_path, one_threa
     assert result.exit_code == 0, result.output
     records = [json.loads(p.read_text()) for p in (tmp_path / "mqar" / "records").glob("*.json")]
     assert records and all(r["fold"] == 2 for r in records)  # tiny: 2 lrs, then 2 seeds, a cell
-    assert "## 2." in (tmp_path / "r.md").read_text()
+    text = (tmp_path / "r.md").read_text()
+    assert "## 2." in text
+    # The sections this sitting left out are still to run, and the report says how much of them.
+    assert "**Incomplete:** 80 of the protocol's runs still to run (noise 40, heads 40)" in text

@@ -128,6 +128,7 @@ def report_sla(
         chosen_lrs,
         lr_stage,
         only_bases,
+        runs_left,
         section_specs,
         verdict_stage,
         write_report,
@@ -158,7 +159,12 @@ def report_sla(
         if grid.stored is None:
             write_leaderboard(aggregate(stage1[sec] + records[sec]), grid.out, grid.name)
     spent = [r for sec in grids for r in stage1[sec] + records[sec]]
-    verdicts = write_report(records, scale, Path(report_path), Path(speed_dir), ed, choice, spent)
+    # What the whole protocol still lacks, every base's arms, whatever this sitting ran.
+    left = {
+        sec: runs_left(section_specs(sec, scale, ed)[1], scale, ed, grid.stored or load_records(grid.out).records)
+        for sec, grid in grids.items()
+    }
+    verdicts = write_report(records, scale, Path(report_path), Path(speed_dir), ed, choice, spent, left)
     render.print_tables(render.rows_table("SLA claims", ("section", "verdict"), list(verdicts.items())))
     click.echo(f"report: {report_path}")
 

@@ -118,6 +118,18 @@ def verdict_stage(specs: list[RunSpec], stage1: list[RunSpec], chosen: dict[tupl
     return [s for s in specs if s.seed not in first and _cell(s) in chosen and chosen[_cell(s)]["lr"] == s.train.lr]
 
 
+def runs_left(specs: list[RunSpec], scale: str, edition: int, stored: dict[str, RunRecord]) -> int:
+    """Runs of a section's protocol not in `stored` yet: stage 1's, and stage 2's at each cell's
+    lr as chosen from the stage-1 records there so far (a cell with none yet counts its stage-2
+    seeds once, whatever lr it will choose)."""
+    stage1 = lr_stage(specs, scale, edition)
+    chosen = chosen_lrs([stored[s.key()] for s in stage1 if s.key() in stored])
+    first = {s.seed for s in stage1}
+    unchosen = {(_cell(s), s.seed) for s in specs if s.seed not in first and stage1 and _cell(s) not in chosen}
+    stage2 = verdict_stage(specs, stage1, chosen)
+    return sum(s.key() not in stored for s in stage1 + stage2) + len(unchosen)
+
+
 def _runs_lines(records: dict[str, list[RunRecord]], every: list[RunRecord], spent: list[RunRecord]) -> list[str]:
     """Where the runs ran, which failed and why, how many cells split between learned and chance,
     and the device time. records: section -> its records; every: all of them; spent: every run the
@@ -180,10 +192,12 @@ def write_report(
     edition: int = 2,
     lr_choice: dict[str, dict[tuple[str, str], dict]] | None = None,
     spent: list[RunRecord] | None = None,
+    left: dict[str, int] | None = None,
 ) -> dict[str, str]:
     """records: section -> its verdict records (stage 2); lr_choice: section -> `chosen_lrs`; spent:
     every run behind the report, the lr stage's included (default: the verdict records), for its
-    device time. Writes the Markdown and PNGs next to it; returns the verdict per section."""
+    device time; left: section -> `runs_left`, so a report of a protocol still running says so.
+    Writes the Markdown and PNGs next to it; returns the verdict per section."""
     report_path.parent.mkdir(parents=True, exist_ok=True)
     out_dir, stem = report_path.parent, report_path.stem
     every = [r for s in GRID_SECTIONS for r in records.get(s, [])]
@@ -214,6 +228,13 @@ def write_report(
         ),
         "",
     ]
+    if left and sum(left.values()):
+        by_section = ", ".join(f"{s} {n:,}" for s, n in left.items() if n)
+        head += [
+            f"**Incomplete:** {sum(left.values()):,} of the protocol's runs still to run ({by_section}); "
+            "the verdicts below can change when they are in.",
+            "",
+        ]
     head += _runs_lines(records, every, every if spent is None else spent)
     if scale == "tiny":
         head += [
