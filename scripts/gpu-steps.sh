@@ -11,6 +11,8 @@
 # itself (~73 MB gzipped) is too large to carry. Every step writes under $STATE; state.tgz is
 # refreshed every minute, so a job cut off at its time limit (BUDGET seconds) still leaves what
 # finished.
+# `bash scripts/gpu-return.sh DIR` puts a returned pair back into .gpu/ (and folds the SLA
+# report's records into the repository).
 #
 # A grid step starts from the records committed under leaderboards/records/<name> when the
 # state holds none, so a fresh machine resumes where the repository stands. If .gpu/head.commit

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# After a device call of scripts/gpu-steps.sh, with DIR holding the autotune.tgz and state.tgz
+# it returned:
+#
+#   bash scripts/gpu-return.sh DIR
+#
+# keeps both in .gpu/, so the next machine resumes from them (a machine released between two
+# calls comes back fresh: without the state it would start from the committed records and rerun
+# what the last one finished), and folds the SLA report's records into
+# leaderboards/records/sla-report, packed, with each section's leaderboard rebuilt, ready to commit.
+set -euo pipefail
+dir=$1
+cp "$dir/autotune.tgz" .gpu/autotune.tgz
+cp "$dir/state.tgz" .gpu/state.tgz
+state=$(mktemp -d)
+trap 'rm -rf "$state"' EXIT
+tar xzf "$dir/state.tgz" -C "$state"
+if [ -d "$state/sla-report" ]; then
+  cp -r "$state/sla-report/." leaderboards/records/sla-report/
+  slabench pack leaderboards/records/sla-report
+  for s in noise mqar heads; do
+    slabench leaderboard "leaderboards/records/sla-report/$s" --out-dir "leaderboards/records/sla-report/$s" \
+      --name "report-$s-full" > /dev/null 2>&1
+  done
+fi
+git status --short | tail -3
