@@ -142,12 +142,14 @@ def _seeds_text(n: int | float) -> str:
 
 
 def _verdict_lines(
-    verdict: str, rule: str, details: list[str], more: int | None = None, unit: str = "cell"
+    verdict: str, rule: str, details: list[str], more: int | None = None, unit: str = "cell", have: int = 0
 ) -> list[str]:
+    """have: the seeds per unit run so far (the fewest of a counted cell), to say how many more."""
     decide = ""
     if verdict == "inconclusive":
+        extra = f" (so far at least {have})" if more and have else ""
         decide = (
-            f" {more} seeds per {unit} would give a majority of the votes 80% power at their observed effects."
+            f" {more} seeds per {unit}{extra} would give a majority of the votes 80% power at their observed effects."
             if more
             else " A majority of the votes is decided, for and against: seeds alone would not decide it."
             if more == 0
@@ -263,6 +265,7 @@ def noise_section(
         NOISE_RULE + EXPLAIN_RULE,
         [_votes_table(details, interaction=True), ""],
         more,
+        have=min((d["seeds"] for d in details.values()), default=0),
     )
     return lines, verdict
 
@@ -300,7 +303,13 @@ def mqar_section(
         _contrast_table(tests),
         "",
     ]
-    lines += _verdict_lines(verdict, MQAR_RULE + EXPLAIN_RULE, [_votes_table(details, interaction=False), ""], more)
+    lines += _verdict_lines(
+        verdict,
+        MQAR_RULE + EXPLAIN_RULE,
+        [_votes_table(details, interaction=False), ""],
+        more,
+        have=min((d["seeds"] for d in details.values()), default=0),
+    )
     return lines, verdict
 
 
