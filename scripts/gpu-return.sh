@@ -20,7 +20,7 @@ if [ -d "$state/sla-report" ]; then
   slabench pack leaderboards/records/sla-report
   for s in noise mqar heads; do
     slabench leaderboard "leaderboards/records/sla-report/$s" --out-dir "leaderboards/records/sla-report/$s" \
-      --name "report-$s-full" > /dev/null 2>&1
+      --name "report-$s-full" > /dev/null
   done
 fi
 git status --short | tail -3

@@ -140,9 +140,10 @@ def report_sla(
     if not chosen or not set(chosen) <= set(GRID_SECTIONS):
         raise SlabenchError(f"--sections={sections!r}: choose a comma list of {', '.join(GRID_SECTIONS)}")
     # Each stage runs every chosen section's runs in one pool; stage 2 needs stage 1's lr choices.
-    grids, specs_of = {}, {}
+    grids, specs_of, protocol = {}, {}, {}
     for section in GRID_SECTIONS:
         name, specs = section_specs(section, scale, ed)
+        protocol[section] = specs
         section_dir = Path(out) / section
         run_it = section in chosen and not from_records
         if run_it:
@@ -161,7 +162,7 @@ def report_sla(
     spent = [r for sec in grids for r in stage1[sec] + records[sec]]
     # What the whole protocol still lacks, every base's arms, whatever this sitting ran.
     left = {
-        sec: runs_left(section_specs(sec, scale, ed)[1], scale, ed, grid.stored or load_records(grid.out).records)
+        sec: runs_left(protocol[sec], scale, ed, grid.stored or load_records(grid.out).records)
         for sec, grid in grids.items()
     }
     verdicts = write_report(records, scale, Path(report_path), Path(speed_dir), ed, choice, spent, left)

@@ -123,11 +123,12 @@ def runs_left(specs: list[RunSpec], scale: str, edition: int, stored: dict[str, 
     lr as chosen from the stage-1 records there so far (a cell with none yet counts its stage-2
     seeds once, whatever lr it will choose)."""
     stage1 = lr_stage(specs, scale, edition)
+    if not stage1:  # the first edition: one stage, every run
+        return sum(s.key() not in stored for s in specs)
     chosen = chosen_lrs([stored[s.key()] for s in stage1 if s.key() in stored])
     first = {s.seed for s in stage1}
-    unchosen = {(_cell(s), s.seed) for s in specs if s.seed not in first and stage1 and _cell(s) not in chosen}
-    stage2 = verdict_stage(specs, stage1, chosen)
-    return sum(s.key() not in stored for s in stage1 + stage2) + len(unchosen)
+    unchosen = {(_cell(s), s.seed) for s in specs if s.seed not in first and _cell(s) not in chosen}
+    return sum(s.key() not in stored for s in stage1 + verdict_stage(specs, stage1, chosen)) + len(unchosen)
 
 
 def _runs_lines(records: dict[str, list[RunRecord]], every: list[RunRecord], spent: list[RunRecord]) -> list[str]:

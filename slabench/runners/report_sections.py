@@ -210,6 +210,14 @@ def _votes_table(details: dict[str, dict], interaction: bool) -> str:
     return md_table(header + ["explained by", "vote", "seeds per cell for 80% power"], rows)
 
 
+def _accuracy_verdict_lines(
+    verdict: str, rule: str, details: dict[str, dict], more: int | None, interaction: bool
+) -> list[str]:
+    """Claim 1's verdict, its rule and the votes per base (`_accuracy_claim`'s details)."""
+    have = min((d["seeds"] for d in details.values()), default=0)
+    return _verdict_lines(verdict, rule + EXPLAIN_RULE, [_votes_table(details, interaction), ""], more, have=have)
+
+
 def noise_section(
     records: list[RunRecord], out_dir: Path, stem: str, choice: dict[tuple[str, str], dict]
 ) -> tuple[list[str], str]:
@@ -260,13 +268,7 @@ def noise_section(
         lines += [f"![noise]({save_figure(fig, out_dir / f'{stem}-noise.png', dpi=100).name})", ""]
     lines += ["Contrasts, solve rates pooled over every (noise, seq_len) condition (stratified exact test):", ""]
     lines += [_contrast_table(tests), ""]
-    lines += _verdict_lines(
-        verdict,
-        NOISE_RULE + EXPLAIN_RULE,
-        [_votes_table(details, interaction=True), ""],
-        more,
-        have=min((d["seeds"] for d in details.values()), default=0),
-    )
+    lines += _accuracy_verdict_lines(verdict, NOISE_RULE, details, more, interaction=True)
     return lines, verdict
 
 
@@ -303,13 +305,7 @@ def mqar_section(
         _contrast_table(tests),
         "",
     ]
-    lines += _verdict_lines(
-        verdict,
-        MQAR_RULE + EXPLAIN_RULE,
-        [_votes_table(details, interaction=False), ""],
-        more,
-        have=min((d["seeds"] for d in details.values()), default=0),
-    )
+    lines += _accuracy_verdict_lines(verdict, MQAR_RULE, details, more, interaction=False)
     return lines, verdict
 
 
