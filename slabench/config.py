@@ -1,7 +1,8 @@
 """Run specifications and grid files.
 
 A grid (TOML file or preset) expands, as a cartesian product over every list value, into
-frozen `RunSpec`s: task x model x train settings (lr, ...) x seed. A `RunSpec` is hashable and
+frozen `RunSpec`s: task x model x train settings (lr, ...) x seed; a task table's `with_models`
+narrows the product to the models it names (a task that scales with the model). A `RunSpec` is hashable and
 has a stable `key()`, so a run's record can be found again and a grid resumed.
 """
 
@@ -265,19 +266,25 @@ def expand_grid(grid: dict[str, Any]) -> tuple[str, list[RunSpec]]:
     )
     trains = [TrainSpec(**check_params("[train]", train_fields, t)) for t in _expand(train_table)]
 
-    tasks: list[TaskSpec] = []
+    tasks: list[tuple[TaskSpec, dict[str, Any]]] = []  # each with the model values it pairs with
     for i, table in enumerate(grid["tasks"]):
         table = dict(table)
         where = f"[[tasks]] #{i + 1}"
         require("name" in table, where, "'name' is required")
         test = table.pop("test", {})
         require(isinstance(test, dict), where, "'test' must be a table of parameter overrides")
+        pair = table.pop("with_models", {})
+        require(
+            isinstance(pair, dict) and not any(isinstance(v, (list, dict)) for v in pair.values()),
+            where,
+            "'with_models' must be a table of single model parameter values, e.g. { n_heads = 4 }",
+        )
         for combo in _expand(table):  # `name` may be a list too
             tname = combo.pop("name")
             require(isinstance(tname, str), where, f"name={tname!r} must be a string or a list of strings")
             spec = TaskSpec(tname, _items(combo), _items(test))
             spec.build(), spec.build_test()  # validates names, types and constraints now, not mid-grid
-            tasks.append(spec)
+            tasks.append((spec, pair))
 
     models: list[ModelSpec] = []
     for i, table in enumerate(grid["models"]):
@@ -293,7 +300,14 @@ def expand_grid(grid: dict[str, Any]) -> tuple[str, list[RunSpec]]:
             for size in ("d_model", "n_layers", "n_heads"):
                 require(getattr(bb, size) >= 1, f"model '{mname}'", f"{size}={getattr(bb, size)} must be >= 1")
             build_mixer(mname, bb.d_model, bb.n_heads, **options)  # cheap: catches d_model % n_heads etc.
-            models.append(ModelSpec(mname, _items(typed)))
+            models.append((ModelSpec(mname, _items(typed)), {p.name: p.default for p in model_params(mname)} | typed))
 
-    specs = [RunSpec(name, t, m, tr, s) for t, m, tr, s in itertools.product(tasks, models, trains, seeds)]
+    pairs = [(t, m) for t, pair in tasks for m, values in models if all(values.get(k) == v for k, v in pair.items())]
+    for t, pair in tasks:
+        require(
+            any(tt == t for tt, _ in pairs),
+            f"[[tasks]] {t.label()}",
+            f"with_models={pair} matches none of the grid's models",
+        )
+    specs = [RunSpec(name, t, m, tr, s) for (t, m), tr, s in itertools.product(pairs, trains, seeds)]
     return name, list(dict.fromkeys(specs))

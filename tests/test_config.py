@@ -31,6 +31,26 @@ def test_key_ignores_grid_name_but_not_settings():
     assert a[0].key() == b[0].key() != c[0].key()
 
 
+def test_with_models_pairs_a_task_only_with_the_models_it_names():
+    """A task scaled with the model: 4 pairs with 2 heads, 8 with 4 (and the default n_heads 4
+    of a model table that leaves it out), instead of every task with every model."""
+    grid = {
+        **GRID,
+        "tasks": [
+            {"name": "mqar", "vocab_size": 64, "seq_len": 32, "num_kv_pairs": 4, "with_models": {"n_heads": 2}},
+            {"name": "mqar", "vocab_size": 64, "seq_len": 32, "num_kv_pairs": 8, "with_models": {"n_heads": 4}},
+        ],
+        "models": [*GRID["models"], {"name": "gla", "d_model": 32}],
+    }
+    _, specs = expand_grid(grid)
+    cells = {(dict(s.task.params)["num_kv_pairs"], s.model.name, dict(s.model.params).get("n_heads")) for s in specs}
+    assert cells == {(4, "attention", 2), (8, "attention", 4), (8, "gla", None)}
+    assert len(specs) == 3 * 2 * 2  # cells x lr x seeds
+    # The pairing is not part of a run: a paired run keeps the key it has in the full product.
+    full = {s.key() for s in expand_grid({**grid, "tasks": [{**t, "with_models": {}} for t in grid["tasks"]]})[1]}
+    assert {s.key() for s in specs} < full
+
+
 @pytest.mark.parametrize(
     "patch, words",
     [
@@ -44,6 +64,8 @@ def test_key_ignores_grid_name_but_not_settings():
         ({"models": [{"name": "attention", "d_model": 30, "n_heads": 4}]}, ["d_model=30", "n_heads=4"]),
         ({"train": {"lr": "fast"}}, ["lr", "float"]),
         ({"train": {"seeds": [-1]}}, ["seeds"]),
+        ({"tasks": [{"name": "mqar", "with_models": {"n_heads": [2, 4]}}]}, ["[[tasks]] #1", "with_models"]),
+        ({"tasks": [{"name": "mqar", "with_models": {"n_heads": 8}}]}, ["with_models", "matches none"]),
     ],
 )
 def test_bad_grids_name_the_field(patch, words):

@@ -317,13 +317,15 @@ def heads_section(
     gains = paired_gains(cells, counts=counts)
     verdict, details, more = heads_verdict(gains)
     label = lambda h: f"H {h}"  # noqa: E731
-    widths = sorted({(c["model_params"]["n_heads"], c["model_params"]["d_model"]) for c in cells})
+    widths = sorted(
+        {(c["model_params"]["n_heads"], c["model_params"]["d_model"], c["task_params"]["num_kv_pairs"]) for c in cells}
+    )
     lines = [
         "## 3. Gain vs number of heads (claim 2)",
         "",
         (
-            "MQAR; H varies at a fixed head dimension (H, d_model: "
-            + ", ".join(f"{h}, {d}" for h, d in widths)
+            "MQAR at each number of heads H (H, d_model, key-value pairs: "
+            + "; ".join(f"{h}, {d}, {k}" for h, d, k in widths)
             + "). Test accuracy %, mean [95% bootstrap CI] and seeds solved, per heads H:"
         ),
         "",
