@@ -182,6 +182,26 @@ def test_sigmoid_twin_trains_and_records_its_path():
         make("sla-gla", gate_kind="relu")
 
 
+@pytest.mark.parametrize("name", SLA)
+def test_constant_gate_is_the_learned_gate_held_at_its_start(name):
+    """gate_kind 'constant': every gate 1/H with no parameters, which is what the softmax gate
+    computes with zero logits (uniform over the heads), through whatever path the twin takes
+    (GDN's L2 feature map inside the gate included)."""
+    x = torch.randn(2, 17, 32, dtype=torch.float64)
+    fixed = make(name, gate_kind="constant").double()
+    learned = make(name).double()
+    for g in (learned.q_gate, learned.k_gate):
+        torch.nn.init.zeros_(g.up.weight)
+        torch.nn.init.zeros_(g.up.bias)
+    assert not list(fixed.q_gate.parameters()) and not list(fixed.k_gate.parameters())
+    # The same base weights: the gates are built after the base's layers.
+    learned_base = {k: v for k, v in learned.state_dict().items() if "_gate." not in k}
+    assert learned_base.keys() == fixed.state_dict().keys()
+    fixed.load_state_dict(learned_base)
+    torch.testing.assert_close(fixed(x), learned(x), rtol=1e-12, atol=1e-14)
+    assert fixed.diagnostics() == {}  # nothing to summarise: the gates never move
+
+
 @pytest.mark.parametrize("name", ["sla-gla", "sla-gdn", "sla-retnet", "sla-linear"])
 def test_gate_scale_heads_makes_a_uniform_gate_the_identity(name):
     """gate_scale 'heads': with uniform gates (zero logits) the twin computes what it computes with

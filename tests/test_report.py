@@ -51,12 +51,14 @@ def test_tiny_report_end_to_end_and_from_records(tmp_path):
     # The gates figure needs solved runs, which 20 steps may not give: drawn exactly when linked.
     assert ("![gates]" in text) == (md.parent / "sla-report-gates.png").exists()
     counts = {s: len(list((out / s / "records").glob("*.json"))) for s in rp.GRID_SECTIONS}
-    # Stage 1: seed 0 at both lrs; stage 2: seeds 1-2 at the lr each cell chose. Five arms of gla.
-    assert counts == {"noise": 40, "mqar": 20, "heads": 40}
+    # Stage 1: seed 0 at both lrs; stage 2: seeds 1-2 at the lr each cell chose. Five arms of gla
+    # (six under noise: the gate held at 1/H too).
+    assert counts == {"noise": 48, "mqar": 20, "heads": 40}
     assert "Incomplete" not in text
     assert (out / "noise" / "report-noise-tiny.md").is_file()  # each section's own leaderboard
     assert "/2 solved)" in text and "(n=2)" in text and "lr kept per cell in stage 1" in text
-    for arm in ("| gla/layer-norm |", "| sla-gla/head-norm |", "| sla-gla/sigmoid |", "sla-gla - gla/layer-norm"):
+    arms = ("| gla/layer-norm |", "| sla-gla/head-norm |", "| sla-gla/sigmoid |", "| sla-gla/constant |")
+    for arm in (*arms, "sla-gla - gla/layer-norm", "sla-gla/constant - gla/layer-norm"):
         assert arm in text
 
     # No training: the same Markdown, byte for byte, from the records alone.
@@ -127,12 +129,15 @@ def test_arms_expand_to_the_model_options_they_name():
             mixer = spec.model.build(vocab_size=64, max_len=64).mixers[0]
             seen.add(label)
             assert mixer.output_norm == (
-                "layer" if label in ("gla/layer-norm", "sla-gla", "sla-gla/sigmoid") else "head"
+                "layer" if label in ("gla/layer-norm", "sla-gla", "sla-gla/sigmoid", "sla-gla/constant") else "head"
             )
             gates = None if mixer.q_gate is None else mixer.q_gate.kind
-            assert gates == {"gla": None, "gla/layer-norm": None, "sla-gla/sigmoid": "sigmoid"}.get(label, "softmax")
+            kinds = {"gla": None, "gla/layer-norm": None, "sla-gla/sigmoid": "sigmoid", "sla-gla/constant": "constant"}
+            assert gates == kinds.get(label, "softmax")
     assert seen == set(vars(Arms.of("gla")).values())  # every role of the base, nothing else
-    assert Arms.of("gla") == Arms("gla", "gla/layer-norm", "sla-gla", "sla-gla/head-norm", "sla-gla/sigmoid")
+    assert Arms.of("gla") == Arms(
+        "gla", "gla/layer-norm", "sla-gla", "sla-gla/head-norm", "sla-gla/sigmoid", "sla-gla/constant"
+    )
 
 
 def test_full_grids_hold_every_arm_of_their_bases_and_no_idle_one():
@@ -141,7 +146,8 @@ def test_full_grids_hold_every_arm_of_their_bases_and_no_idle_one():
     them where it checks that a cell is solvable."""
     from slabench.runners.report_data import Arms, arm
 
-    expected = {"noise": (5, True), "mqar": (5, True), "heads": (3, False)}  # (bases, attention)
+    # (bases, attention, the gate held at 1/H: the noise section's control without learning)
+    expected = {"noise": (5, True, True), "mqar": (5, True, False), "heads": (3, False, False)}
     for section in rp.GRID_SECTIONS:
         _, specs = rp.section_specs(section, "full")
         cells = {
@@ -149,9 +155,10 @@ def test_full_grids_hold_every_arm_of_their_bases_and_no_idle_one():
         }
         labels = {label for label, _, _ in cells}
         bases = sorted({label[4:].split("/")[0] for label in labels if label.startswith("sla-")})
-        n_bases, attention = expected[section]
+        n_bases, attention, held = expected[section]
         assert len(bases) == n_bases, (section, bases)
-        wanted = {role for b in bases for role in vars(Arms.of(b)).values()} | ({"attention"} if attention else set())
+        roles = {label for b in bases for name, label in vars(Arms.of(b)).items() if held or name != "fixed"}
+        wanted = roles | ({"attention"} if attention else set())
         assert labels == wanted, (section, labels ^ wanted)
         conditions = {(task, d) for _, task, d in cells}
         for label in labels:
@@ -162,6 +169,7 @@ def test_full_grids_hold_every_arm_of_their_bases_and_no_idle_one():
         "twin": "sla-mamba2",
         "twin_base_norm": "sla-mamba2",
         "control": "sla-mamba2/sigmoid",
+        "fixed": "sla-mamba2/constant",
     }
 
 
@@ -204,7 +212,7 @@ def test_bases_and_sections_pick_what_a_sitting_runs(tmp_path):
     _, specs = rp.section_specs("noise", "full")
     kept = rp.only_bases(specs, ("gla",))
     assert {s.model.name for s in kept} == {"attention", "gla", "sla-gla"}
-    assert len({(s.model.label(), s.task.label()) for s in kept}) == 6 * 4  # 5 gla arms + attention, 4 noise levels
+    assert len({(s.model.label(), s.task.label()) for s in kept}) == 7 * 4  # 6 gla arms + attention, 4 noise levels
     assert rp.only_bases(specs, ()) == specs
     for args, word in (
         (["--bases", "mamba"], "--bases"),
@@ -227,4 +235,19 @@ def test_fold_trains_each_stages_runs_of_a_cell_as_one_model(tmp_path, one_threa
     text = (tmp_path / "r.md").read_text()
     assert "## 2." in text
     # The sections this sitting left out are still to run, and the report says how much of them.
-    assert "**Incomplete:** 80 of the protocol's runs still to run (noise 40, heads 40)" in text
+    assert "**Incomplete:** 88 of the protocol's runs still to run (noise 48, heads 40)" in text
+
+
+def test_code_line_names_each_commit_and_its_runs_from_a_dirty_tree():
+    """Provenance: the commits behind the runs, most runs first, each with how many ran from a tree
+    with uncommitted changes."""
+
+    def rec(sha: str | None, dirty: bool) -> dict:
+        return {"environment": {"git_sha": sha, "git_dirty": dirty}}
+
+    spent = [rec("a" * 40, False)] * 3 + [rec("b" * 40, True)] * 2 + [rec("c" * 40, True), rec("c" * 40, False)]
+    spent += [rec(None, False)]  # a record from outside a git checkout
+    assert rp._code_line(spent) == (
+        "Code: aaaaaaa (3 runs), bbbbbbb (2 runs; all from a tree with uncommitted changes), "
+        "ccccccc (2 runs; 1 from a tree with uncommitted changes), unknown (1 run)."
+    )

@@ -96,6 +96,13 @@ def test_explain_names_the_arm_behind_the_difference():
     assert rp.explain({**both, "sla": ns}) == "no difference to explain"
     assert rp.explain({"sla": sig}).startswith("undecided: contrast arms missing")
     assert rp.explain({}) == "arms missing"
+    # With the gate held at 1/H beside: learned gates, or the gates' scale alone, or still any gate.
+    anyg = {**gate, "competition": ns}
+    assert rp.explain({**anyg, "learned": sig, "scale": ns}) == "gate (learned gates)"
+    assert rp.explain({**anyg, "learned": ns, "scale": sig}) == "gate (the gates' 1/H scale)"
+    assert rp.explain({**anyg, "learned": ns, "scale": ns}) == "gate (any gate)"
+    assert rp.explain({**anyg, "learned": t(-0.4, 0.001), "scale": t(-0.4, 0.001)}) == "gate (any gate)"
+    assert rp.explain({**gate, "learned": sig, "scale": sig}) == "gate (softmax competition)"  # most specific
 
 
 def test_heads_verdict_rule():

@@ -108,16 +108,16 @@ class LinearMixer(Mixer):
     def enable_head_gates(
         self, rank: int, temp: float, q_only: bool, source: str, kind: str = "softmax", scale: str = "one"
     ) -> None:
-        """Switch on SLA: gates on q (and k unless q_only), softmax over heads or a sigmoid per head,
-        times H with scale 'heads'."""
+        """Switch on SLA: gates on q (and k unless q_only), softmax over heads, a sigmoid per head or
+        a constant 1/H, times H with scale 'heads'."""
         where = f"sla-{type(self).__mro__[1].__name__}"
         require(rank >= 1, where, f"gate_rank={rank} must be >= 1")
         require(temp > 0, where, f"gate_temp={temp} must be > 0")
         require(source in ("qk", "x"), where, f"gate_source={source!r} is not allowed; choose one of 'qk', 'x'")
         require(
-            kind in ("softmax", "sigmoid"),
+            kind in ("softmax", "sigmoid", "constant"),
             where,
-            f"gate_kind={kind!r} is not allowed; choose one of 'softmax', 'sigmoid'",
+            f"gate_kind={kind!r} is not allowed; choose one of 'softmax', 'sigmoid', 'constant'",
         )
         require(scale in ("one", "heads"), where, f"gate_scale={scale!r} is not allowed; choose one of 'one', 'heads'")
         self.gate_source = source

@@ -13,6 +13,11 @@ independent sigmoid per head, shifted so that every gate starts at the softmax's
 (`slabench/kernels/sla_gate/reference.py` derives the shift). It separates what the softmax's
 competition between heads does from what any per-head gate does.
 
+`gate_kind="constant"` fixes every gate at 1/H, the value both learned kinds start at: no
+parameters, the twin's q and k scaled by 1/H throughout. It separates what the gates' learning
+does from what their scale does (at initialisation the scale puts the twin's pre-norm output
+below the output norm's epsilon: docs/report.md).
+
 `HeadGate` is the gate; `sla_twin(MixerClass)` turns any `LinearMixer` subclass into its SLA
 twin: its options are the base's plus `SLAGateOptions`, and its constructor switches the gate on.
 """
@@ -35,8 +40,8 @@ PEAKED = 0.9
 
 
 class HeadGate(nn.Module):
-    """softmax(up(down(src)) / temp) over heads (kind 'sigmoid': a sigmoid per head), applied to
-    x [B, T, H, D] by one op.
+    """softmax(up(down(src)) / temp) over heads (kind 'sigmoid': a sigmoid per head; 'constant':
+    1/H, no parameters), applied to x [B, T, H, D] by one op.
 
     Keeps the last gates (detached, [B, T, H]) so `diagnostics()` can summarise them on demand
     without adding work to the training step.
@@ -47,14 +52,20 @@ class HeadGate(nn.Module):
     ):
         super().__init__()
         self.n_heads, self.temp, self.kind, self.scale = n_heads, temp, kind, scale
-        self.down = nn.Linear(d_in, rank, bias=False)
-        self.up = nn.Linear(rank, n_heads)
+        if kind != "constant":
+            self.down = nn.Linear(d_in, rank, bias=False)
+            self.up = nn.Linear(rank, n_heads)
         self.last_gates: torch.Tensor | None = None
 
     def forward(self, src: torch.Tensor, x: torch.Tensor | None = None, l2_eps: float | None = None) -> torch.Tensor:
         """src [B, T, d_in], x [B, T, H, D] -> x scaled per head [B, T, H, D]; x None gates src
         itself (d_in = H * D), which lets the kernel add src's two gradients in one pass; l2_eps
         with x None: src's heads L2-normalised, in the gate's kernel."""
+        if self.kind == "constant":
+            if x is None:
+                x = src.reshape(*src.shape[:2], self.n_heads, -1)  # [B, T, H, D]
+                x = x if l2_eps is None else kernels.l2norm(x, eps=l2_eps)
+            return x * (self.scale / self.n_heads)
         y, gates = kernels.sla_gate(
             src, x, self.down.weight, self.up.weight, self.up.bias, self.temp, self.kind, l2_eps=l2_eps
         )
@@ -117,11 +128,11 @@ class SLAGateOptions:
         default="qk",
         metadata={"help": "what the gates read: 'qk' the full q and k (the paper), 'x' the layer input (an ablation)"},
     )
-    gate_kind: Literal["softmax", "sigmoid"] = field(
+    gate_kind: Literal["softmax", "sigmoid", "constant"] = field(
         default="softmax",
         metadata={
-            "help": "'softmax' over the heads (the paper) or 'sigmoid' per head, starting at 1/H "
-            "(the control without competition; runs on the reference path)"
+            "help": "'softmax' over the heads (the paper), 'sigmoid' per head, starting at 1/H (the control "
+            "without competition; runs on the reference path), or 'constant' 1/H (the control without learning)"
         },
     )
     gate_scale: Literal["one", "heads"] = field(

@@ -34,7 +34,7 @@ sections' tables and figures in `report_sections`; this module runs them and ass
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 
 from slabench.config import RunSpec, expand_grid, load_preset
@@ -151,6 +151,7 @@ def _runs_lines(records: dict[str, list[RunRecord]], every: list[RunRecord], spe
     )
     if time_line := device_time_line(spent):
         lines += ["", time_line]
+    lines += ["", _code_line(spent)]
     failed = sorted(
         (s, RunSpec.from_dict(r["spec"]).model.label(), r["seed"], (r["error"] or "").splitlines()[0][:100])
         for s in GRID_SECTIONS
@@ -165,15 +166,35 @@ def _runs_lines(records: dict[str, list[RunRecord]], every: list[RunRecord], spe
     return lines + [""]
 
 
+def _code_line(spent: list[RunRecord]) -> str:
+    """The commits the runs ran, with how many ran from a tree with changes no commit holds."""
+    runs, dirty = Counter(), Counter()  # commit -> runs, runs from a dirty tree
+    for r in spent:
+        env = r.get("environment") or {}
+        sha = (env.get("git_sha") or "unknown")[:7]
+        runs[sha] += 1
+        dirty[sha] += bool(env.get("git_dirty"))
+
+    def part(sha: str) -> str:
+        n, d = runs[sha], dirty[sha]
+        tag = "" if not d else "; all" if d == n else f"; {d}"
+        return f"{sha} ({n} run{'s' * (n != 1)}{tag}{' from a tree with uncommitted changes' if d else ''})"
+
+    return f"Code: {', '.join(part(sha) for sha, _ in runs.most_common()) or '-'}."
+
+
 PROTOCOL = (
     "Protocol (second edition), fixed before the runs: per base X (RetNet, GLA, GDN; DeltaNet and Mamba-2 too in "
     "the noise and MQAR sections) five arms, `X`, `X/layer-norm` (X with the twin's output norm), `sla-X` (softmax "
     "head gates, a norm over all heads), `sla-X/head-norm` (the twin with X's per-head norm) and `sla-X/sigmoid` "
     "(the same low-rank gate logits, an independent sigmoid per head: a gate without competition between heads); "
-    "three for Mamba-2, whose own norm is the twin's. Attention is the reference every cell must be solvable by "
-    "(noise and MQAR). The uniform gate is not the identity: the softmax starts every head at 1/H, the sigmoid "
-    "control at the same 1/H, so q and k of every head are scaled by 1/H at initialisation in both (an output norm "
-    "divides the common scale back out; on GDN it weakens the delta rule's write by 1/H^2). Stage 1: the grid's "
+    "three for Mamba-2, whose own norm is the twin's. The noise section has a sixth (Mamba-2 a fourth), added after "
+    "its first results: `sla-X/constant`, every gate held at 1/H (a gate without learning). Attention is the "
+    "reference every cell must be solvable by (noise and MQAR). The uniform gate is not the identity: the softmax "
+    "starts every head at 1/H, the sigmoid control at the same 1/H, so q and k of every head are scaled by 1/H at "
+    "initialisation in both (at these sizes the scaled output lies below the output norm's epsilon, so the norm "
+    "does not divide the scale back out: docs/report.md; on GDN it also weakens the delta rule's write). Stage 1: "
+    "the grid's "
     "first {lr_seeds} seeds at each of its lrs; each cell (task x arm) keeps the lr with the best mean validation "
     "accuracy. Stage 2: the grid's other seeds at that lr; only these reach the tables and verdicts below, so the "
     "lr choice never saw the seeds it is judged on, and verdicts use test accuracy only."

@@ -5,7 +5,8 @@ failed runs are left out.
 
 An arm is a mixer with the options that set it apart, labelled by its name and those options:
 `gla`, `gla/layer-norm` (the twin's output norm), `sla-gla`, `sla-gla/head-norm` (the base's),
-`sla-gla/sigmoid` (the control gate). A grid declares arms as ordinary model options.
+`sla-gla/sigmoid` (the control gate), `sla-gla/constant` (the gate held at 1/H). A grid declares
+arms as ordinary model options.
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ class Arms:
     twin: str  # sla-X as registered (softmax gates, its own norm)
     twin_base_norm: str  # sla-X with X's output norm
     control: str  # sla-X with a sigmoid gate per head
+    fixed: str  # sla-X with every gate held at 1/H
 
     @staticmethod
     def of(base: str) -> Arms:
@@ -62,6 +64,7 @@ class Arms:
             twin,
             arm(twin, {"output_norm": base_norm}),
             arm(twin, {"gate_kind": "sigmoid"}),
+            arm(twin, {"gate_kind": "constant"}),
         )
 
 

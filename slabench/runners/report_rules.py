@@ -10,8 +10,9 @@ parameters. Unit-tested on hand-made aggregates.
 
 Arms (per base X): `base` X at its own output norm, `base_twin_norm` X with the twin's norm,
 `twin` sla-X, `twin_base_norm` sla-X with X's norm, `control` sla-X with an independent
-sigmoid gate per head instead of the softmax over heads. The contrasts between them say which
-difference explains SLA's: the gate, the norm, or neither.
+sigmoid gate per head instead of the softmax over heads, `fixed` sla-X with every gate held at
+1/H (where a grid runs it). The contrasts between them say which difference explains SLA's: the
+gate, the norm, or neither.
 """
 
 from __future__ import annotations
@@ -40,7 +41,10 @@ CONTRASTS = (
     ("gate_base_norm", "twin_base_norm", "base"),  # the gate, both at the base's norm
     ("norm", "base_twin_norm", "base"),  # the norm alone, no gate
     ("competition", "twin", "control"),  # softmax over heads against a sigmoid per head
+    ("learned", "twin", "fixed"),  # learned gates against gates held at 1/H (optional arm)
+    ("scale", "fixed", "base_twin_norm"),  # gates held at 1/H against none: their scale alone (optional)
 )
+OPTIONAL_CONTRASTS = ("learned", "scale")  # their arm joined the noise grid after the others
 
 
 def _majority(per_base: dict[str, str]) -> str:
@@ -77,6 +81,12 @@ EXPLAIN_RULE = (
     "difference is *softmax competition* if sla-X also separates from the sigmoid control in that direction, "
     "else *any gate*."
 )
+FIXED_RULE = (
+    " Where sla-X with every gate held at 1/H ran (added to the noise grid after its first results): a gate "
+    "difference that is not softmax competition is *learned gates* if sla-X separates from the held gate in that "
+    "direction, else *the gates' 1/H scale* if the held gate separates from X with the twin's norm in that "
+    "direction, else *any gate*."
+)
 
 
 def explain(tests: dict[str, dict[str, Any]]) -> str:
@@ -86,17 +96,26 @@ def explain(tests: dict[str, dict[str, Any]]) -> str:
         return "arms missing"
     if main["p"] >= stats.ALPHA:
         return "no difference to explain"
-    missing = [n for n, _, _ in CONTRASTS if n not in tests or not tests[n]["n"]]
+    ran = {n for n, _, _ in CONTRASTS if n in tests and tests[n]["n"]}
+    missing = [n for n, _, _ in CONTRASTS if n not in ran and n not in OPTIONAL_CONTRASTS]
     if missing:
         return f"undecided: contrast arms missing ({', '.join(missing)})"
     up = main["delta"] > 0
 
     def agrees(name: str) -> bool:
-        return tests[name]["p"] < stats.ALPHA and (tests[name]["delta"] > 0) == up
+        return name in ran and tests[name]["p"] < stats.ALPHA and (tests[name]["delta"] > 0) == up
 
     gate, norm = agrees("gate_twin_norm") or agrees("gate_base_norm"), agrees("norm")
     if gate:
-        kind = "softmax competition" if agrees("competition") else "any gate"
+        kind = (
+            "softmax competition"
+            if agrees("competition")
+            else "learned gates"
+            if agrees("learned")
+            else "the gates' 1/H scale"
+            if agrees("scale")
+            else "any gate"
+        )
         return f"gate ({kind}) and norm" if norm else f"gate ({kind})"
     return "norm" if norm else "neither"
 

@@ -33,11 +33,13 @@ from slabench.runners.report_rules import (
     CONTRASTS,
     COST_RULE,
     EXPLAIN_RULE,
+    FIXED_RULE,
     GATES_RULE,
     HEADS_RULE,
     LEARNS,
     MQAR_RULE,
     NOISE_RULE,
+    OPTIONAL_CONTRASTS,
     accuracy_verdict,
     cost_verdict,
     gates_verdict,
@@ -50,6 +52,8 @@ CONTRAST_TITLES = {
     "gate_base_norm": "gate, base's norm",
     "norm": "norm alone",
     "competition": "softmax vs sigmoid",
+    "learned": "learned vs held gate",
+    "scale": "held gate vs none",
 }
 
 
@@ -165,6 +169,8 @@ def _contrast_table(tests_by_base: dict[str, dict[str, dict]]) -> str:
         arms = Arms.of(base)
         for name, a, b in CONTRASTS:
             t = tests.get(name)
+            if t is None and name in OPTIONAL_CONTRASTS:
+                continue  # an arm this grid does not run
             rows.append(
                 [base, CONTRAST_TITLES[name], f"{getattr(arms, a)} - {getattr(arms, b)}"]
                 + (
@@ -215,7 +221,9 @@ def _accuracy_verdict_lines(
 ) -> list[str]:
     """Claim 1's verdict, its rule and the votes per base (`_accuracy_claim`'s details)."""
     have = min((d["seeds"] for d in details.values()), default=0)
-    return _verdict_lines(verdict, rule + EXPLAIN_RULE, [_votes_table(details, interaction), ""], more, have=have)
+    held = any(set(OPTIONAL_CONTRASTS) & set(d["tests"]) for d in details.values())
+    rule += EXPLAIN_RULE + (FIXED_RULE if held else "")
+    return _verdict_lines(verdict, rule, [_votes_table(details, interaction), ""], more, have=have)
 
 
 def noise_section(
