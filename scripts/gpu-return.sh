@@ -7,7 +7,8 @@
 # keeps both in .gpu/, so the next machine resumes from them (a machine released between two
 # calls comes back fresh: without the state it would start from the committed records and rerun
 # what the last one finished), and folds the SLA report's records into
-# leaderboards/records/sla-report, packed, with each section's leaderboard rebuilt, ready to commit.
+# leaderboards/records/sla-report, packed, with each section's leaderboard and the report
+# (leaderboards/sla-report.md, from the records in so far) rebuilt, ready to commit.
 set -euo pipefail
 dir=$1
 cp "$dir/autotune.tgz" .gpu/autotune.tgz
@@ -22,5 +23,7 @@ if [ -d "$state/sla-report" ]; then
     slabench leaderboard "leaderboards/records/sla-report/$s" --out-dir "leaderboards/records/sla-report/$s" \
       --name "report-$s-full" > /dev/null
   done
+  slabench report sla --from-records --out leaderboards/records/sla-report --report leaderboards/sla-report.md \
+    --speed-dir leaderboards/speed --quiet
 fi
 git status --short | tail -3

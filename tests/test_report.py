@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 
+import pytest
 from click.testing import CliRunner
 
 from slabench.cli import main
@@ -86,13 +87,15 @@ def test_tiny_report_end_to_end_and_from_records(tmp_path):
     assert "**Incomplete:** 1 of the protocol's runs still to run (mqar 1)" in md.read_text()
 
 
-def test_committed_report_regenerates_from_committed_records(tmp_path):
-    """leaderboards/sla-report.md (the first edition's H100 runs) is exactly what its committed records give."""
+@pytest.mark.parametrize("edition, name", [("1", "sla-report-v1.md"), ("2", "sla-report.md")])
+def test_committed_report_regenerates_from_committed_records(tmp_path, edition, name):
+    """leaderboards/sla-report.md (the second edition, from the records in so far) and
+    sla-report-v1.md (the first edition's H100 runs) are exactly what the committed records give."""
     from pathlib import Path
 
     root = Path(__file__).resolve().parent.parent
-    committed = root / "leaderboards" / "sla-report.md"
-    md = tmp_path / "sla-report.md"
+    committed = root / "leaderboards" / name
+    md = tmp_path / name
     result = CliRunner().invoke(
         main,
         [
@@ -102,7 +105,7 @@ def test_committed_report_regenerates_from_committed_records(tmp_path):
             "--scale",
             "full",
             "--edition",
-            "1",
+            edition,
             "--quiet",
             "--out",
             str(root / "leaderboards" / "records" / "sla-report"),
