@@ -231,6 +231,12 @@ def write_report(
         "gates": gates_section(every, out_dir, stem),
         "cost": cost_section(every, speed_dir),
     }
+    for s in GRID_SECTIONS:  # a section without runs yet: its title, verdict and rule, no empty tables
+        if not records.get(s):
+            lines, verdict = parts[s]
+            rule = [line for line in lines if line.startswith("Rule: ")]
+            note = f"No verdict-stage runs yet: `slabench report sla --sections {s}` runs them."
+            parts[s] = ([lines[0], "", note, "", f"**Verdict: {verdict}.**", "", *rule, ""], verdict)
     counts = ", ".join(f"{s} {len(records.get(s, []))}" for s in GRID_SECTIONS)
     failed = sum(r["status"] == "failed" for r in every)
     grids = f"report-v1-<section>-{scale}" if edition == 1 else f"report-<section>-{scale}"
