@@ -83,7 +83,9 @@ TESTS = {
         "tests/test_regression.py::test_regression_rule_on_hand_built_cells",
         "tests/test_regression.py::test_check_rows_missing_and_new",
     ],
+    "slabench/config.py": ["tests/test_config.py"],
     "slabench/runners/report_rules.py": [
+        "tests/test_report_rules.py::test_explain_names_the_arm_behind_the_difference",
         "tests/test_report_rules.py::test_majority_needs_more_than_half_of_the_votes",
         "tests/test_report_rules.py::test_noise_rule_needs_a_gain_that_grows_with_noise",
         "tests/test_report_rules.py::test_gates_verdict_rule_on_the_peaked_share",
@@ -516,6 +518,13 @@ CORE_MUTANTS = [
         "the gate's learned head bias is dropped",
     ),
     M(
+        "held-gate-at-one",
+        "slabench/models/sla.py",
+        "return x * (self.scale / self.n_heads)",
+        "return x * self.scale",
+        "the held (constant) gate is 1, not the 1/H the learned gates start at: the control is the base",
+    ),
+    M(
         "recall-keys-from-fillers",
         "slabench/models/sla.py",
         "torch.isin(tagged, tagged[query])",
@@ -829,6 +838,20 @@ STATISTICS_MUTANTS = [
         'few = b["seeds"] < MIN_SEEDS',
         "few = False",
         "a cell of one or two seeds decides a base's vote",
+    ),
+    M(
+        "rep-held-gate-contrasts-swapped",
+        "slabench/runners/report_rules.py",
+        'else "learned gates"\n            if agrees("learned")',
+        'else "learned gates"\n            if agrees("scale")',
+        "a gain the held 1/H gate also shows is credited to the gates' learning",
+    ),
+    M(
+        "grid-pairing-ignores-defaults",
+        "slabench/config.py",
+        "{p.name: p.default for p in model_params(mname)} | typed",
+        "typed",
+        "a task paired by with_models misses the models that leave the parameter at its default",
     ),
 ]
 
