@@ -2,8 +2,8 @@
 
 A grid (TOML file or preset) expands, as a cartesian product over every list value, into
 frozen `RunSpec`s: task x model x train settings (lr, ...) x seed; a task table's `with_models`
-narrows the product to the models it names (a task that scales with the model). A `RunSpec` is hashable and
-has a stable `key()`, so a run's record can be found again and a grid resumed.
+narrows the product to the models it names (a task that scales with the model). A `RunSpec` is
+hashable and has a stable `key()`, so a run's record can be found again and a grid resumed.
 """
 
 from __future__ import annotations
