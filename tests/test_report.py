@@ -254,3 +254,18 @@ def test_code_line_names_each_commit_and_its_runs_from_a_dirty_tree():
         "Code: aaaaaaa (3 runs), bbbbbbb (2 runs; all from a tree with uncommitted changes), "
         "ccccccc (2 runs; 1 from a tree with uncommitted changes), unknown (1 run)."
     )
+
+
+def test_docs_state_each_sections_protocol_size():
+    """docs/report.md's table of sections gives each full grid's protocol runs (both stages) and
+    their sum, as `runs_left` counts them before any run, and `--help` the sum: neither can drift
+    from the grids."""
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parent.parent / "docs" / "report.md").read_text()
+    sizes = {s: rp.runs_left(rp.section_specs(s, "full")[1], "full", 2, {}) for s in rp.GRID_SECTIONS}
+    for section, n in sizes.items():
+        assert re.search(rf"^\| {section} \| `report-{section}-full` \|.*\| {n} \|$", text, re.M), section
+    assert f"{sum(sizes.values())} runs in all." in text
+    help_text = " ".join(CliRunner().invoke(main, ["report", "sla", "--help"]).output.split())
+    assert f"({sum(sizes.values())} runs" in help_text
