@@ -849,7 +849,7 @@ STATISTICS_MUTANTS = [
     M(
         "grid-pairing-ignores-defaults",
         "slabench/config.py",
-        "{p.name: p.default for p in model_params(mname)} | typed",
+        "{p.name: p.default for p in known} | typed",
         "typed",
         "a task paired by with_models misses the models that leave the parameter at its default",
     ),

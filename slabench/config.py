@@ -266,7 +266,7 @@ def expand_grid(grid: dict[str, Any]) -> tuple[str, list[RunSpec]]:
     )
     trains = [TrainSpec(**check_params("[train]", train_fields, t)) for t in _expand(train_table)]
 
-    tasks: list[tuple[TaskSpec, dict[str, Any]]] = []  # each with the model values it pairs with
+    tasks: list[tuple[TaskSpec, dict[str, Any]]] = []  # each with its with_models (model values it pairs with)
     for i, table in enumerate(grid["tasks"]):
         table = dict(table)
         where = f"[[tasks]] #{i + 1}"
@@ -295,19 +295,18 @@ def expand_grid(grid: dict[str, Any]) -> tuple[str, list[RunSpec]]:
             mname = combo.pop("name")
             require(isinstance(mname, str), where, f"name={mname!r} must be a string or a list of strings")
             MIXERS.get(mname)
-            typed = check_params(f"model '{mname}'", model_params(mname), combo)
+            known = model_params(mname)
+            typed = check_params(f"model '{mname}'", known, combo)
             bb, options = split_backbone(typed, f"model '{mname}'")
             for size in ("d_model", "n_layers", "n_heads"):
                 require(getattr(bb, size) >= 1, f"model '{mname}'", f"{size}={getattr(bb, size)} must be >= 1")
             build_mixer(mname, bb.d_model, bb.n_heads, **options)  # cheap: catches d_model % n_heads etc.
-            models.append((ModelSpec(mname, _items(typed)), {p.name: p.default for p in model_params(mname)} | typed))
+            models.append((ModelSpec(mname, _items(typed)), {p.name: p.default for p in known} | typed))
 
-    pairs = [(t, m) for t, pair in tasks for m, values in models if all(values.get(k) == v for k, v in pair.items())]
-    for t, pair in tasks:
-        require(
-            any(tt == t for tt, _ in pairs),
-            f"[[tasks]] {t.label()}",
-            f"with_models={pair} matches none of the grid's models",
-        )
+    pairs = []  # (task, model): every model, or those with the values the task's with_models names
+    for t, want in tasks:
+        matched = [m for m, values in models if all(values.get(k) == v for k, v in want.items())]
+        require(bool(matched), f"[[tasks]] {t.label()}", f"with_models={want} matches none of the grid's models")
+        pairs += [(t, m) for m in matched]
     specs = [RunSpec(name, t, m, tr, s) for (t, m), tr, s in itertools.product(pairs, trains, seeds)]
     return name, list(dict.fromkeys(specs))
