@@ -57,6 +57,9 @@ def test_tiny_report_end_to_end_and_from_records(tmp_path):
     assert counts == {"noise": 48, "mqar": 20, "heads": 40}
     assert "Incomplete" not in text
     assert (out / "noise" / "report-noise-tiny.md").is_file()  # each section's own leaderboard
+    for section in rp.GRID_SECTIONS:  # grid.json: the section's whole grid, not its last stage's runs
+        listed = {run["key"] for run in json.loads((out / section / "grid.json").read_text())["runs"]}
+        assert listed == {s.key() for s in rp.section_specs(section, "tiny")[1]}
     assert "/2 solved)" in text and "(n=2)" in text and "lr kept per cell in stage 1" in text
     arms = ("| gla/layer-norm |", "| sla-gla/head-norm |", "| sla-gla/sigmoid |", "| sla-gla/constant |")
     for arm in (*arms, "sla-gla - gla/layer-norm", "sla-gla/constant - gla/layer-norm"):

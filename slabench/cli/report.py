@@ -122,7 +122,7 @@ def report_sla(
     """
     from slabench.runners.leaderboard import aggregate
     from slabench.runners.leaderboard_files import write_leaderboard
-    from slabench.runners.records import load_records
+    from slabench.runners.records import load_records, write_grid
     from slabench.runners.report import (
         GRID_SECTIONS,
         chosen_lrs,
@@ -158,6 +158,8 @@ def report_sla(
     records = run("sla-report: seeds stage", seeds_stage)
     for sec, grid in grids.items():
         if grid.stored is None:
+            # Each stage wrote grid.json with its own runs; the folder keeps the whole grid it serves.
+            write_grid(grid.out, grid.name, protocol[sec])
             write_leaderboard(aggregate(stage1[sec] + records[sec]), grid.out, grid.name)
     spent = [r for sec in grids for r in stage1[sec] + records[sec]]
     # What the whole protocol still lacks, every base's arms, whatever this sitting ran.
