@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import datetime, timezone
 
 import pytest
 from click.testing import CliRunner
@@ -88,6 +89,7 @@ def test_tiny_report_end_to_end_and_from_records(tmp_path):
     next(p for p in (out / "mqar" / "records").glob("*.json") if json.loads(p.read_text())["seed"] == 2).unlink()
     assert CliRunner().invoke(main, args + ["--from-records"]).exit_code == 0
     assert "**Incomplete:** 1 of the protocol's runs still to run (mqar 1)" in md.read_text()
+    assert re.search(r"\(mqar 1\), about \d+ s of .+ at each section's device time per run so far;", md.read_text())
 
 
 @pytest.mark.parametrize("edition, name", [("1", "sla-report-v1.md"), ("2", "sla-report.md")])
@@ -257,6 +259,32 @@ def test_code_line_names_each_commit_and_its_runs_from_a_dirty_tree():
         "Code: aaaaaaa (3 runs), bbbbbbb (2 runs; all from a tree with uncommitted changes), "
         "ccccccc (2 runs; 1 from a tree with uncommitted changes), unknown (1 run)."
     )
+
+
+def test_time_left_is_each_sections_device_time_per_run_times_its_runs_left():
+    """The Incomplete line's estimate, by hand: noise's two runs held the device 10 s each (two
+    10 s spans end to end, 20 s), heads' four runs 40 s together (four packed at once); a section
+    with no runs yet is named, not guessed."""
+
+    def rec(grid: str, end_s: int, train_s: float) -> dict:
+        stamp = datetime.fromtimestamp(1_800_000_000 + end_s, timezone.utc).isoformat()
+        return {
+            "spec": {"grid": grid},
+            "timestamp": stamp,
+            "timings": {"train_seconds": train_s},
+            "environment": {"device": "Dev"},
+        }
+
+    spent = [rec("report-noise-full", 10, 10), rec("report-noise-full", 20, 10)]
+    spent += [rec("report-heads-full", 100, 40)] * 4
+    # noise 10 s a run x 30 + heads 10 s a run x 4 = 340 s
+    assert rp._time_left({"noise": 30, "mqar": 5, "heads": 4}, spent) == (
+        ", about 6 min of Dev at each section's device time per run so far (mqar not yet timed)"
+    )
+    assert rp._time_left({"noise": 3, "mqar": 0, "heads": 0}, spent) == (
+        ", about 30 s of Dev at each section's device time per run so far"
+    )
+    assert rp._time_left({"noise": 0, "mqar": 5, "heads": 0}, spent) == ""  # nothing timed to go on
 
 
 def test_docs_state_each_sections_protocol_size():

@@ -41,7 +41,7 @@ from slabench.config import RunSpec, expand_grid, load_preset
 from slabench.errors import SlabenchError
 from slabench.record import RunRecord
 from slabench.runners import stats
-from slabench.runners.leaderboard import device_time_line, record_machines, score
+from slabench.runners.leaderboard import device_time, device_time_line, record_machines, score
 from slabench.runners.output import md_table
 from slabench.runners.report_sections import cost_section, gates_section, heads_section, mqar_section, noise_section
 
@@ -166,6 +166,24 @@ def _runs_lines(records: dict[str, list[RunRecord]], every: list[RunRecord], spe
     return lines + [""]
 
 
+def _time_left(left: dict[str, int], spent: list[RunRecord]) -> str:
+    """How long the runs left take at the device time per run (`device_time`) each section's runs
+    have taken so far, as a clause for the Incomplete line; sections with no runs yet are named,
+    not guessed. Empty when no section with runs left has been timed."""
+    by_section: dict[str, list[RunRecord]] = defaultdict(list)
+    for r in spent:
+        grid = r["spec"]["grid"]  # report-<section>-<scale> or report-v1-<section>-<scale>
+        by_section[next((s for s in GRID_SECTIONS if f"-{s}-" in grid), "")].append(r)
+    timed = {s: n for s, n in left.items() if n and by_section[s]}
+    seconds = sum(n * device_time(by_section[s])[0] / len(by_section[s]) for s, n in timed.items())
+    if not seconds:
+        return ""
+    untimed = [s for s, n in left.items() if n and s not in timed]
+    when = f" ({' and '.join(untimed)} not yet timed)" if untimed else ""
+    took = f"{seconds / 60:,.0f} min" if seconds >= 120 else f"{seconds:.0f} s"
+    return f", about {took} of {', '.join(record_machines(spent))} at each section's device time per run so far{when}"
+
+
 def _code_line(spent: list[RunRecord]) -> str:
     """The commits the runs ran, with how many ran from a tree with changes no commit holds."""
     runs, dirty = Counter(), Counter()  # commit -> runs, runs from a dirty tree
@@ -255,14 +273,15 @@ def write_report(
         ),
         "",
     ]
+    spent = every if spent is None else spent
     if left and sum(left.values()):
         by_section = ", ".join(f"{s} {n:,}" for s, n in left.items() if n)
         head += [
-            f"**Incomplete:** {sum(left.values()):,} of the protocol's runs still to run ({by_section}); "
-            "the verdicts below can change when they are in.",
+            f"**Incomplete:** {sum(left.values()):,} of the protocol's runs still to run ({by_section})"
+            f"{_time_left(left, spent)}; the verdicts below can change when they are in.",
             "",
         ]
-    head += _runs_lines(records, every, every if spent is None else spent)
+    head += _runs_lines(records, every, spent)
     if scale == "tiny":
         head += [
             (
