@@ -15,7 +15,9 @@
 # report's records into the repository).
 #
 # A grid step starts from the records committed under leaderboards/records/<name> when the
-# state holds none, so a fresh machine resumes where the repository stands. If .gpu/head.commit
+# state holds none, so a fresh machine resumes where the repository stands. The state wins
+# when it has them: records dropped from the repository (to run them again) must go from
+# .gpu/state.tgz too, or the next machine restores them and skips their runs. If .gpu/head.commit
 # exists (`git cat-file commit HEAD > .gpu/head.commit`), the machine's copy of .git is moved to
 # that commit first: records then name the commit the working tree is at, clean, instead of
 # whatever older HEAD the copy of .git kept. Only the commit object travels (378 bytes, where a
