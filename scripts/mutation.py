@@ -84,6 +84,11 @@ TESTS = {
         "tests/test_regression.py::test_check_rows_missing_and_new",
     ],
     "slabench/config.py": ["tests/test_config.py"],
+    "slabench/runners/report.py": [
+        "tests/test_report.py::test_lr_is_chosen_on_validation_and_the_verdict_runs_never_saw_it",
+        "tests/test_report.py::test_code_line_names_each_commit_and_its_runs_from_a_dirty_tree",
+        "tests/test_report.py::test_time_left_is_each_sections_device_time_per_run_times_its_runs_left",
+    ],
     "slabench/runners/report_rules.py": [
         "tests/test_report_rules.py::test_explain_names_the_arm_behind_the_difference",
         "tests/test_report_rules.py::test_majority_needs_more_than_half_of_the_votes",
@@ -845,6 +850,27 @@ STATISTICS_MUTANTS = [
         'else "learned gates"\n            if agrees("learned")',
         'else "learned gates"\n            if agrees("scale")',
         "a gain the held 1/H gate also shows is credited to the gates' learning",
+    ),
+    M(
+        "rep-lr-chosen-on-verdict-seeds",
+        "slabench/runners/report.py",
+        "first = {s.seed for s in stage1}\n    return [s for s in specs if s.seed not in first",
+        "first = {s.seed for s in stage1}\n    return [s for s in specs if True",
+        "the verdict stage reruns the seeds the lr was chosen on",
+    ),
+    M(
+        "rep-dirty-runs-unnamed",
+        "slabench/runners/report.py",
+        'dirty[sha] += bool(env.get("git_dirty"))',
+        "dirty[sha] += 0",
+        "runs from a tree with uncommitted changes pass as clean in the report's Code line",
+    ),
+    M(
+        "rep-time-left-per-section-ignored",
+        "slabench/runners/report.py",
+        "seconds = sum(n * device_time(by_section[s])[0] / len(by_section[s])",
+        "seconds = sum(device_time(by_section[s])[0] / len(by_section[s])",
+        "the estimate of the device time left forgets how many runs are left",
     ),
     M(
         "grid-pairing-ignores-defaults",
