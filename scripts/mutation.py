@@ -847,8 +847,8 @@ STATISTICS_MUTANTS = [
     M(
         "rep-held-gate-contrasts-swapped",
         "slabench/runners/report_rules.py",
-        'else "learned gates"\n            if agrees("learned")',
-        'else "learned gates"\n            if agrees("scale")',
+        '("learned", "learned gates")',
+        '("scale", "learned gates")',
         "a gain the held 1/H gate also shows is credited to the gates' learning",
     ),
     M(
@@ -868,8 +868,8 @@ STATISTICS_MUTANTS = [
     M(
         "rep-time-left-per-section-ignored",
         "slabench/runners/report.py",
-        "seconds = sum(n * device_time(by_section[s])[0] / len(by_section[s])",
-        "seconds = sum(device_time(by_section[s])[0] / len(by_section[s])",
+        "seconds = sum(n * device_time(spent[s])[0] / len(spent[s])",
+        "seconds = sum(device_time(spent[s])[0] / len(spent[s])",
         "the estimate of the device time left forgets how many runs are left",
     ),
     M(

@@ -266,17 +266,15 @@ def test_time_left_is_each_sections_device_time_per_run_times_its_runs_left():
     10 s spans end to end, 20 s), heads' four runs 40 s together (four packed at once); a section
     with no runs yet is named, not guessed."""
 
-    def rec(grid: str, end_s: int, train_s: float) -> dict:
+    def rec(end_s: int, train_s: float) -> dict:
         stamp = datetime.fromtimestamp(1_800_000_000 + end_s, timezone.utc).isoformat()
         return {
-            "spec": {"grid": grid},
             "timestamp": stamp,
             "timings": {"train_seconds": train_s},
             "environment": {"device": "Dev"},
         }
 
-    spent = [rec("report-noise-full", 10, 10), rec("report-noise-full", 20, 10)]
-    spent += [rec("report-heads-full", 100, 40)] * 4
+    spent = {"noise": [rec(10, 10), rec(20, 10)], "heads": [rec(100, 40)] * 4}
     # noise 10 s a run x 30 + heads 10 s a run x 4 = 340 s
     assert rp._time_left({"noise": 30, "mqar": 5, "heads": 4}, spent) == (
         ", about 6 min of Dev at each section's device time per run so far (mqar not yet timed)"

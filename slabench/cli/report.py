@@ -28,11 +28,13 @@ from slabench.runners.execute import Job
 
 @dataclass(frozen=True)
 class _Section:
-    """A report section's grid: its name, its records' directory, and its stored records when it
-    is not run (--from-records, or a section outside --sections), else None."""
+    """A report section's grid: its name, its records' directory, its whole grid (every base's
+    runs, both stages), and its stored records when it is not run (--from-records, or a section
+    outside --sections), else None."""
 
     name: str
     out: Path
+    specs: list
     stored: dict | None
 
 
@@ -53,7 +55,9 @@ def _stage(
         if grid.stored is not None
     }
     jobs = {
-        sec: Job(grid.name, specs, grid.out) for sec, (grid, specs) in stage.items() if grid.stored is None and specs
+        sec: Job(grid.name, specs, grid.out, grid.specs)
+        for sec, (grid, specs) in stage.items()
+        if grid.stored is None and specs
     }
     if jobs:
         results = run_pending(title, list(jobs.values()), device, workers, quiet, retry_failed=retry_failed, fold=fold)
@@ -122,7 +126,7 @@ def report_sla(
     """
     from slabench.runners.leaderboard import aggregate
     from slabench.runners.leaderboard_files import write_leaderboard
-    from slabench.runners.records import load_records, write_grid
+    from slabench.runners.records import load_records
     from slabench.runners.report import (
         GRID_SECTIONS,
         chosen_lrs,
@@ -140,16 +144,14 @@ def report_sla(
     if not chosen or not set(chosen) <= set(GRID_SECTIONS):
         raise SlabenchError(f"--sections={sections!r}: choose a comma list of {', '.join(GRID_SECTIONS)}")
     # Each stage runs every chosen section's runs in one pool; stage 2 needs stage 1's lr choices.
-    grids, specs_of, protocol = {}, {}, {}
+    wanted = tuple(b.strip() for b in bases.split(",") if b.strip())
+    grids, specs_of = {}, {}
     for section in GRID_SECTIONS:
         name, specs = section_specs(section, scale, ed)
-        protocol[section] = specs
         section_dir = Path(out) / section
         run_it = section in chosen and not from_records
-        if run_it:
-            specs = only_bases(specs, tuple(b.strip() for b in bases.split(",") if b.strip()))
-        grids[section] = _Section(name, section_dir, None if run_it else load_records(section_dir).records)
-        specs_of[section] = specs
+        grids[section] = _Section(name, section_dir, specs, None if run_it else load_records(section_dir).records)
+        specs_of[section] = only_bases(specs, wanted) if run_it else specs
     run = partial(_stage, device=device, workers=workers, quiet=quiet, retry_failed=retry_failed, fold=folding)
     firsts = {sec: lr_stage(specs_of[sec], scale, ed) for sec in grids}
     stage1 = run("sla-report: lr stage", {sec: (grid, firsts[sec]) for sec, grid in grids.items()})
@@ -158,13 +160,11 @@ def report_sla(
     records = run("sla-report: seeds stage", seeds_stage)
     for sec, grid in grids.items():
         if grid.stored is None:
-            # Each stage wrote grid.json with its own runs; the folder keeps the whole grid it serves.
-            write_grid(grid.out, grid.name, protocol[sec])
             write_leaderboard(aggregate(stage1[sec] + records[sec]), grid.out, grid.name)
-    spent = [r for sec in grids for r in stage1[sec] + records[sec]]
+    spent = {sec: stage1[sec] + records[sec] for sec in grids}
     # What the whole protocol still lacks, every base's arms, whatever this sitting ran.
     left = {
-        sec: runs_left(protocol[sec], scale, ed, grid.stored or load_records(grid.out).records)
+        sec: runs_left(grid.specs, scale, ed, grid.stored or load_records(grid.out).records)
         for sec, grid in grids.items()
     }
     verdicts = write_report(records, scale, Path(report_path), Path(speed_dir), ed, choice, spent, left)

@@ -85,11 +85,13 @@ class GridResult:
 
 @dataclass(frozen=True)
 class Job:
-    """One grid to run: its name, its runs and the directory of its records."""
+    """One grid to run: its name, its runs and the directory of its records; `grid`, when the runs
+    are one stage of a larger grid (a report's protocol), is the whole of it, for grid.json."""
 
     name: str
     specs: list[RunSpec]
     out: Path
+    grid: list[RunSpec] | None = None
 
     def records(self) -> list[dict[str, Any]]:
         """The records under `out` of this job's runs (a directory may hold other grids' too)."""
@@ -125,7 +127,7 @@ def execute(
         raise ValueError("execute: one grid name with two record directories")
     plans = [plan(job.specs, job.out, retry_failed) for job in jobs]
     for job in jobs:
-        write_grid(job.out, job.name, job.specs)
+        write_grid(job.out, job.name, job.specs if job.grid is None else job.grid)
     pending = [s for p, _, _ in plans for s in p]
     root = Path(os.path.commonpath([job.out for job in jobs]))
     recorded = sum(len(r) for _, r, _ in plans)

@@ -166,22 +166,19 @@ def _runs_lines(records: dict[str, list[RunRecord]], every: list[RunRecord], spe
     return lines + [""]
 
 
-def _time_left(left: dict[str, int], spent: list[RunRecord]) -> str:
+def _time_left(left: dict[str, int], spent: dict[str, list[RunRecord]]) -> str:
     """How long the runs left take at the device time per run (`device_time`) each section's runs
-    have taken so far, as a clause for the Incomplete line; sections with no runs yet are named,
-    not guessed. Empty when no section with runs left has been timed."""
-    by_section: dict[str, list[RunRecord]] = defaultdict(list)
-    for r in spent:
-        grid = r["spec"]["grid"]  # report-<section>-<scale> or report-v1-<section>-<scale>
-        by_section[next((s for s in GRID_SECTIONS if f"-{s}-" in grid), "")].append(r)
-    timed = {s: n for s, n in left.items() if n and by_section[s]}
-    seconds = sum(n * device_time(by_section[s])[0] / len(by_section[s]) for s, n in timed.items())
+    (spent: section -> its runs) have taken so far, as a clause for the Incomplete line; sections
+    with no runs yet are named, not guessed. Empty when no section with runs left has been timed."""
+    timed = {s: n for s, n in left.items() if n and spent.get(s)}
+    seconds = sum(n * device_time(spent[s])[0] / len(spent[s]) for s, n in timed.items())
     if not seconds:
         return ""
     untimed = [s for s, n in left.items() if n and s not in timed]
     when = f" ({' and '.join(untimed)} not yet timed)" if untimed else ""
     took = f"{seconds / 60:,.0f} min" if seconds >= 120 else f"{seconds:.0f} s"
-    return f", about {took} of {', '.join(record_machines(spent))} at each section's device time per run so far{when}"
+    machines = ", ".join(record_machines([r for runs in spent.values() for r in runs]))
+    return f", about {took} of {machines} at each section's device time per run so far{when}"
 
 
 def _code_line(spent: list[RunRecord]) -> str:
@@ -230,13 +227,14 @@ def write_report(
     speed_dir: Path,
     edition: int = 2,
     lr_choice: dict[str, dict[tuple[str, str], dict]] | None = None,
-    spent: list[RunRecord] | None = None,
+    spent: dict[str, list[RunRecord]] | None = None,
     left: dict[str, int] | None = None,
 ) -> dict[str, str]:
     """records: section -> its verdict records (stage 2); lr_choice: section -> `chosen_lrs`; spent:
-    every run behind the report, the lr stage's included (default: the verdict records), for its
-    device time; left: section -> `runs_left`, so a report of a protocol still running says so.
-    Writes the Markdown and PNGs next to it; returns the verdict per section."""
+    section -> every run behind it, the lr stage's included (default: the verdict records), for
+    the device time, the commits and the time left; left: section -> `runs_left`, so a report of
+    a protocol still running says so. Writes the Markdown and PNGs next to it; returns the
+    verdict per section."""
     report_path.parent.mkdir(parents=True, exist_ok=True)
     out_dir, stem = report_path.parent, report_path.stem
     every = [r for s in GRID_SECTIONS for r in records.get(s, [])]
@@ -273,7 +271,7 @@ def write_report(
         ),
         "",
     ]
-    spent = every if spent is None else spent
+    spent = records if spent is None else spent
     if left and sum(left.values()):
         by_section = ", ".join(f"{s} {n:,}" for s, n in left.items() if n)
         head += [
@@ -281,7 +279,7 @@ def write_report(
             f"{_time_left(left, spent)}; the verdicts below can change when they are in.",
             "",
         ]
-    head += _runs_lines(records, every, spent)
+    head += _runs_lines(records, every, [r for runs in spent.values() for r in runs])
     if scale == "tiny":
         head += [
             (

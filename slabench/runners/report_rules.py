@@ -89,6 +89,14 @@ FIXED_RULE = (
 )
 
 
+# What a gate difference is: the first of these contrasts that agrees with it, else "any gate".
+GATE_KINDS = (
+    ("competition", "softmax competition"),
+    ("learned", "learned gates"),
+    ("scale", "the gates' 1/H scale"),
+)
+
+
 def explain(tests: dict[str, dict[str, Any]]) -> str:
     """tests: contrast name -> `stats.stratified_compare` result (absent: an arm did not run)."""
     main = tests.get("sla")
@@ -107,15 +115,7 @@ def explain(tests: dict[str, dict[str, Any]]) -> str:
 
     gate, norm = agrees("gate_twin_norm") or agrees("gate_base_norm"), agrees("norm")
     if gate:
-        kind = (
-            "softmax competition"
-            if agrees("competition")
-            else "learned gates"
-            if agrees("learned")
-            else "the gates' 1/H scale"
-            if agrees("scale")
-            else "any gate"
-        )
+        kind = next((k for name, k in GATE_KINDS if agrees(name)), "any gate")
         return f"gate ({kind}) and norm" if norm else f"gate ({kind})"
     return "norm" if norm else "neither"
 
