@@ -94,6 +94,7 @@ TESTS = {
         "tests/test_report_rules.py::test_majority_needs_more_than_half_of_the_votes",
         "tests/test_report_rules.py::test_noise_rule_needs_a_gain_that_grows_with_noise",
         "tests/test_report_rules.py::test_gates_verdict_rule_on_the_peaked_share",
+        "tests/test_report_rules.py::test_heads_verdict_rule",
     ],
 }
 
@@ -815,6 +816,20 @@ STATISTICS_MUTANTS = [
         'if votes.count("for") > n / 2:',
         'if votes.count("for") >= n / 2:',
         "a split vote counts as support",
+    ),
+    M(
+        "rep-untestable-votes",
+        "slabench/runners/report_rules.py",
+        "votes = [v for v in per_base.values() if v != UNTESTABLE]",
+        "votes = list(per_base.values())",
+        "a base no seed can test still counts against every majority",
+    ),
+    M(
+        "rep-one-h-slope",
+        "slabench/runners/report_rules.py",
+        "if len(levels) < 2",
+        "if len(levels) < 1",
+        "a base with one H in range is given a slope vote",
     ),
     M(
         "rep-gates-lower-bound",

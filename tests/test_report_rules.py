@@ -16,6 +16,10 @@ def test_majority_needs_more_than_half_of_the_votes():
     assert rp._majority({"a": "for", "b": "for", "c": "neither", "d": "neither"}) == rp.INCONCLUSIVE  # 2 of 4
     assert rp._majority({"a": "against", "b": "against", "c": "for"}) == rp.NOT_SUPPORTED
     assert rp._majority({}) == rp.INCONCLUSIVE
+    # An untestable base is out of the count: 1 of 1 voting base decides, none decides nothing.
+    assert rp._majority({"a": "against", "b": rp.UNTESTABLE, "c": rp.UNTESTABLE}) == rp.NOT_SUPPORTED
+    assert rp._majority({"a": "for", "b": "neither", "c": rp.UNTESTABLE}) == rp.INCONCLUSIVE  # 1 of 2
+    assert rp._majority({"a": rp.UNTESTABLE}) == rp.INCONCLUSIVE
 
 
 def strata(pairs: list[tuple[list[float], list[float]]]) -> list[tuple[dict, dict]]:
@@ -69,8 +73,11 @@ def test_noise_rule_needs_a_gain_that_grows_with_noise():
     assert rp.accuracy_verdict({"gla": per_base(0.0, flat, p=1.0, hi=0.04, seeds=2)})[1]["gla"]["vote"] == "neither"
     at_ceiling = {**no_gain, "ceiling": True}  # X solved every seed everywhere: no room to gain, no "against"
     verdict, d, more = rp.accuracy_verdict({"gla": at_ceiling, "gdn": at_ceiling})
-    assert verdict == rp.INCONCLUSIVE and d["gla"]["vote"] == "neither" and more is None
+    assert verdict == rp.INCONCLUSIVE and d["gla"]["vote"] == rp.UNTESTABLE and more is None
     assert d["gla"]["explain"] == "X at the ceiling"
+    # ... and does not block the bases that vote: gdn's "against" is 1 of 1 vote.
+    verdict, d, more = rp.accuracy_verdict({"gla": at_ceiling, "gdn": no_gain, "retnet": at_ceiling})
+    assert verdict == rp.NOT_SUPPORTED and d["gdn"]["vote"] == "against" and more == 0
     few = per_base(0.5, grows, seeds=2)  # fewer than MIN_SEEDS seeds never decide
     assert rp.accuracy_verdict({"gla": few})[1]["gla"]["vote"] == "neither"
     # Without the interaction (MQAR): the pooled test alone; the power of the pooled test:
@@ -115,7 +122,12 @@ def test_heads_verdict_rule():
     verdict, d, more = rp.heads_verdict({"gla": noisy})
     assert verdict == rp.INCONCLUSIVE and more == d["gla"]["seeds_needed"] > 3
     assert rp.heads_verdict({"gla": points(-0.05, 0.005)})[1]["gla"]["vote"] == "against"
-    assert rp.heads_verdict({"gla": [(4, 0.1), (4, 0.2), (4, 0.3)]})[1]["gla"]["vote"] == "neither"  # one H
+    one_h = [(4, 0.1), (4, 0.2), (4, 0.3)]  # one H in range: no slope, whatever the seeds
+    assert rp.heads_verdict({"gla": one_h})[1]["gla"]["vote"] == rp.UNTESTABLE
+    assert rp.heads_verdict({"gla": points(-0.05, 0.005), "retnet": one_h})[0] == rp.NOT_SUPPORTED
+    # The seeds that would decide count the voting bases only: gla's, not retnet's infinity.
+    verdict, d, more = rp.heads_verdict({"gla": noisy, "retnet": one_h})
+    assert verdict == rp.INCONCLUSIVE and more == d["gla"]["seeds_needed"] and d["retnet"]["seeds_needed"] == math.inf
 
 
 def test_gates_verdict_rule_on_the_peaked_share():
@@ -171,7 +183,7 @@ def test_cost_verdict_rule(tmp_path):
     assert verdict == rp.SUPPORTED and "From `new.json`" in "\n".join(lines)
 
 
-def test_a_base_at_the_ceiling_votes_neither_from_its_cells():
+def test_a_base_at_the_ceiling_is_untestable_from_its_cells():
     """The ceiling is read from the cells: X solved every seed of every condition (here gla at both
     noise levels), while a base with one unsolved seed (gdn) is judged by the rule as usual."""
 
@@ -188,5 +200,5 @@ def test_a_base_at_the_ceiling_votes_neither_from_its_cells():
     cells = [cell(m, x, [1.0] * 4) for m in ("gla", "sla-gla", "sla-gdn") for x in (0.0, 0.5)]
     cells += [cell("gdn", 0.0, [1.0] * 4), cell("gdn", 0.5, [1.0, 1.0, 1.0, 0.0])]
     _, details, _, _ = _accuracy_claim(cells, lambda c: c["task_params"]["noise"], interaction=True)
-    assert details["gla"]["ceiling"] and details["gla"]["vote"] == "neither"
+    assert details["gla"]["ceiling"] and details["gla"]["vote"] == rp.UNTESTABLE
     assert not details["gdn"]["ceiling"] and details["gdn"]["explain"] != "X at the ceiling"

@@ -4,7 +4,9 @@ The rules were written before the runs they judge. Each claim is decided by vote
 mixer, or per gate series): a vote is *for*, *against* or *neither*, and a majority of for (or
 against) votes makes the claim supported (or not supported); anything else is inconclusive, and
 an inconclusive claim says how many seeds per cell would give every undecided vote's test 80%
-power at the observed effect (`stats.n_for_power`, normal approximation). Every rule's text is
+power at the observed effect (`stats.n_for_power`, normal approximation). A base the grid cannot
+test (X at the ceiling everywhere; fewer than two H in range) is *untestable*: no number of seeds
+gives it a vote, so it is left out of the majority instead of blocking it. Every rule's text is
 printed in the report beside its verdict, and the thresholds below are the rules' only
 parameters. Unit-tested on hand-made aggregates.
 
@@ -33,6 +35,7 @@ LINEAR_SLOPE, SUPERLINEAR_SLOPE = 1.2, 1.5  # claim 4: log-log slopes of time an
 SLOPE_EXCESS, LARGE_SLOPE_EXCESS = 0.1, 0.3  # claim 4: an sla-X time slope above its base's
 SMALL_OVERHEAD, LARGE_OVERHEAD = 1.25, 2.0  # claim 4: median sla-X / X time ratio
 SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE = "supported", "not supported", "inconclusive"
+UNTESTABLE = "untestable"  # a base's vote no number of seeds can give: out of the majority
 
 # (name, arm a, arm b): each contrast tests a against b, stratified by condition.
 CONTRASTS = (
@@ -48,10 +51,10 @@ OPTIONAL_CONTRASTS = ("learned", "scale")  # their arm joined the noise grid aft
 
 
 def _majority(per_base: dict[str, str]) -> str:
-    n = len(per_base)
+    votes = [v for v in per_base.values() if v != UNTESTABLE]
+    n = len(votes)
     if n == 0:
         return INCONCLUSIVE
-    votes = list(per_base.values())
     if votes.count("for") > n / 2:
         return SUPPORTED
     if votes.count("against") > n / 2:
@@ -62,9 +65,10 @@ def _majority(per_base: dict[str, str]) -> str:
 def _more_seeds(details: dict[str, dict]) -> int | None:
     """Seeds per cell at which a majority of the votes is decided or has 80% power at its observed
     effect (decided votes need none); None when that takes an infinite number."""
-    if not details:
+    voting = [d for d in details.values() if d["vote"] != UNTESTABLE]
+    if not voting:
         return None
-    needs = sorted(0 if d["vote"] != "neither" else d["seeds_needed"] for d in details.values())
+    needs = sorted(0 if d["vote"] != "neither" else d["seeds_needed"] for d in voting)
     need = needs[len(needs) // 2]  # the smallest count that covers more than half of the votes
     return need if math.isfinite(need) else None
 
@@ -128,9 +132,9 @@ NOISE_RULE = (
     f"5% with sla-X ahead and the gain's slope vs noise has its 95% interval above 0 (better *under noise*: the gain "
     f"grows with noise); *against* if the pooled gain's 95% interval lies below {MIN_GAIN:g} (no gain of "
     f"{100 * MIN_GAIN:g} pp, with confidence) or the slope's lies below 0 (the gain shrinks with noise); else "
-    f"neither. Cells need >= {MIN_SEEDS} seeds. A base whose X solved every seed of every condition votes neither: "
-    "at the ceiling no arm can gain, and no number of seeds decides it. Supported / not supported by a majority of "
-    "the bases, else "
+    f"neither. Cells need >= {MIN_SEEDS} seeds. A base whose X solved every seed of every condition is untestable: "
+    "at the ceiling no arm can gain, no number of seeds decides it, and it does not vote. Supported / not "
+    "supported by a majority of the bases that vote, else "
     f"inconclusive, with the seeds per cell that would give each undecided base's tests 80% power at the observed "
     f"gain (at least {MIN_GAIN:g}) and slope (at least {MIN_NOISE_SLOPE:g} per unit of noise). "
 )
@@ -138,8 +142,8 @@ NOISE_RULE = (
 MQAR_RULE = (
     "As claim 1, without the noise interaction: for each base, sla-X against X on solve indicators pooled over the "
     f"d_model conditions by the stratified exact test. *For* if it rejects at 5% with sla-X ahead, *against* if the "
-    f"pooled gain's 95% interval lies below {MIN_GAIN:g}, else neither (and neither for a base whose X solved every "
-    "seed of every condition); majority of the bases as above. "
+    f"pooled gain's 95% interval lies below {MIN_GAIN:g}, else neither (a base whose X solved every seed of every "
+    "condition is untestable); majority of the bases that vote, as above. "
 )
 
 
@@ -154,7 +158,7 @@ def accuracy_verdict(
     for base, b in sorted(per_base.items()):
         tests = b["tests"]
         if b.get("ceiling"):
-            details[base] = {"vote": "neither", "seeds_needed": math.inf, "explain": "X at the ceiling", **b}
+            details[base] = {"vote": UNTESTABLE, "seeds_needed": math.inf, "explain": "X at the ceiling", **b}
             continue
         if "sla" not in tests or not tests["sla"]["n"]:
             details[base] = {"vote": "neither", "seeds_needed": math.inf, "explain": explain(tests), **b}
@@ -187,8 +191,9 @@ HEADS_RULE = (
     f"below the ceiling (its mean test accuracy in [{LEARNS:g}, {CEILING:g}]) count; the per-seed accuracy gains "
     "(sla-X - X, paired by seed) at those H are regressed on log2 H. The base counts *for* the claim if the slope's "
     f"95% interval lies above 0, *against* if it lies below {MIN_SLOPE:g} ({100 * MIN_SLOPE:g} pp more gain per "
-    "doubling of H), else (or with fewer than 2 such H) neither. Supported / not supported by a majority of the "
-    "bases, else inconclusive, with the seeds per H for 80% power at the observed slope (at least "
+    "doubling of H), else neither. A base with fewer than 2 such H is untestable (no number of seeds gives it a "
+    "slope) and does not vote. Supported / not supported by a majority of the bases that vote, else "
+    "inconclusive, with the seeds per H for 80% power at the observed slope (at least "
     f"{MIN_SLOPE:g}). "
 )
 
@@ -201,8 +206,10 @@ def heads_verdict(gains: dict[str, list[tuple[int, float]]]) -> tuple[str, dict[
         slope, ci, resid_sd = stats.slope_fit(xs, [g for _, g in points])
         levels = sorted(set(xs))
         vote = (
-            "neither"
-            if math.isnan(ci) or len(levels) < 2
+            UNTESTABLE
+            if len(levels) < 2
+            else "neither"
+            if math.isnan(ci)
             else "for"
             if slope - ci > 0
             else "against"

@@ -397,7 +397,7 @@ def heads_section(
     )
     uncounted = sorted(set(bases(cells)) - set(gains))
     note = (
-        [f"No H counts for {', '.join(uncounted)} (the base never within [{LEARNS:g}, {CEILING:g}]).", ""]
+        [f"No H counts for {', '.join(uncounted)} (the base never within [{LEARNS:g}, {CEILING:g}]): untestable.", ""]
         if uncounted
         else []
     )
