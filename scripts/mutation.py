@@ -88,6 +88,8 @@ TESTS = {
         "tests/test_report.py::test_lr_is_chosen_on_validation_and_the_verdict_runs_never_saw_it",
         "tests/test_report.py::test_code_line_names_each_commit_and_its_runs_from_a_dirty_tree",
         "tests/test_report.py::test_time_left_is_each_sections_device_time_per_run_times_its_runs_left",
+        "tests/test_report.py::test_running_bases_are_those_with_protocol_runs_left",
+        "tests/test_report.py::test_incomplete_line_says_which_verdicts_the_runs_left_can_change",
     ],
     "slabench/runners/report_rules.py": [
         "tests/test_report_rules.py::test_explain_names_the_arm_behind_the_difference",
@@ -95,6 +97,7 @@ TESTS = {
         "tests/test_report_rules.py::test_noise_rule_needs_a_gain_that_grows_with_noise",
         "tests/test_report_rules.py::test_gates_verdict_rule_on_the_peaked_share",
         "tests/test_report_rules.py::test_heads_verdict_rule",
+        "tests/test_report_rules.py::test_settled_when_no_votes_still_to_come_can_turn_the_verdict",
     ],
 }
 
@@ -830,6 +833,27 @@ STATISTICS_MUTANTS = [
         "if len(levels) < 2",
         "if len(levels) < 1",
         "a base with one H in range is given a slope vote",
+    ),
+    M(
+        "rep-settled-always",
+        "slabench/runners/report_rules.py",
+        "return len(outcomes) == 1",
+        "return bool(outcomes)",
+        "a verdict the runs still to come can turn is called settled",
+    ),
+    M(
+        "rep-settled-running-ignored",
+        "slabench/runners/report.py",
+        "settled(parts[s].votes or {}, running.get(s, ()))",
+        "settled(parts[s].votes or {}, ())",
+        "the Incomplete line calls a verdict settled without the votes still to come",
+    ),
+    M(
+        "rep-attention-a-base",
+        "slabench/runners/report.py",
+        'if s.model.name != "attention":',
+        "if True:",
+        "attention's runs left keep a claim open although no vote reads them",
     ),
     M(
         "rep-gates-lower-bound",

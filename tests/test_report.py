@@ -285,6 +285,56 @@ def test_time_left_is_each_sections_device_time_per_run_times_its_runs_left():
     assert rp._time_left({"noise": 0, "mqar": 5, "heads": 0}, spent) == ""  # nothing timed to go on
 
 
+def test_running_bases_are_those_with_protocol_runs_left():
+    """A base leaves `running_bases` once both stages of every arm of it are stored (stage 2 at
+    each cell's chosen lr); attention is no base."""
+    _, specs = rp.section_specs("heads", "full")
+    gla = [s for s in specs if s.model.name in ("gla", "sla-gla")]
+    first = rp.lr_stage(gla, "full", 2)
+
+    def rec(s) -> dict:
+        return {"spec": s.to_dict(), "status": "ok", "metrics": {"val_acc": s.train.lr, "test_acc": 0.5}}
+
+    stored = {s.key(): rec(s) for s in first}
+    chosen = rp.chosen_lrs(list(stored.values()))
+    second = rp.verdict_stage(gla, first, chosen)
+    assert second and all(s.train.lr == max(x.train.lr for x in first) for s in second)
+    assert rp.running_bases(specs, "full", 2, stored) == {"gla", "gdn", "retnet"}  # stage 2 to come
+    stored |= {s.key(): rec(s) for s in second}
+    assert rp.running_bases(specs, "full", 2, stored) == {"gdn", "retnet"}
+    assert rp.running_bases(specs, "full", 2, {}) == {"gla", "gdn", "retnet"}
+    assert "attention" not in rp.running_bases(rp.section_specs("noise", "full")[1], "full", 2, {})
+
+
+def test_incomplete_line_says_which_verdicts_the_runs_left_can_change():
+    """noise: three bases cast neither, two to come: it stands; heads: gla against, retnet to come
+    (retnet for would split it): it can change; gates can whenever runs are left."""
+    from slabench.runners.report_sections import Section
+
+    parts = {
+        "noise": Section([], "inconclusive", {"gla": "neither", "gdn": "neither", "retnet": "neither"}),
+        "mqar": Section([], "inconclusive", {}),
+        "heads": Section([], "not supported", {"gla": "against"}),
+    }
+    left = {"noise": 10, "mqar": 5, "heads": 3}
+    running = {"noise": {"deltanet", "mamba2"}, "mqar": {"gla", "gdn"}, "heads": {"retnet"}}
+    assert rp._can_change(parts, left, running) == (
+        ". They can change the mqar, heads and gates verdicts; the noise verdict (inconclusive) stands whatever "
+        "deltanet and mamba2 vote, given the votes cast (gdn neither, gla neither, retnet neither)."
+    )
+    parts["heads"] = Section([], "not supported", {"gla": "against", "gdn": "against"})
+    assert rp._can_change(parts, left, running).endswith(
+        "; the heads verdict (not supported) stands whatever retnet votes, given the votes cast "
+        "(gdn against, gla against)."
+    )
+    # With gla and gdn to come on noise (two for of three would win), noise can change too.
+    assert rp._can_change(parts, left, {**running, "noise": {"gla", "gdn"}}).startswith(
+        ". They can change the noise, mqar and gates verdicts; the heads verdict"
+    )
+    none_stand = {**running, "noise": {"gla", "gdn"}, "heads": {"retnet", "gdn"}}
+    assert rp._can_change(parts, left, none_stand) == "; the verdicts below can change when they are in."
+
+
 def test_docs_state_each_sections_protocol_size():
     """docs/report.md's table of sections gives each full grid's protocol runs (both stages) and
     their sum, as `runs_left` counts them before any run, and `--help` the sum: neither can drift

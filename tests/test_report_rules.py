@@ -22,6 +22,20 @@ def test_majority_needs_more_than_half_of_the_votes():
     assert rp._majority({"a": rp.UNTESTABLE}) == rp.INCONCLUSIVE
 
 
+def test_settled_when_no_votes_still_to_come_can_turn_the_verdict():
+    """By hand: three bases cast neither, so two more can reach at most 2 of 5 votes either way;
+    two against of three stand whatever the third votes (untestable: 2 of 2); one against with
+    two bases to come does not (two for would win); with no vote cast, any first vote decides."""
+    three_neither = {"gla": "neither", "gdn": "neither", "retnet": "neither"}
+    assert rp.settled(three_neither, {"deltanet", "mamba2"})
+    assert rp.settled({"gla": "against", "gdn": "against"}, {"retnet"})
+    assert not rp.settled({"gla": "against"}, {"retnet", "gdn"})
+    assert not rp.settled({}, {"gla"})
+    assert rp.settled({"gla": "for"}, ())  # nothing to come
+    # A base to come that has already voted is re-cast: its vote is not final.
+    assert not rp.settled({"gla": "for", "gdn": "for", "retnet": "against"}, {"gla"})
+
+
 def strata(pairs: list[tuple[list[float], list[float]]]) -> list[tuple[dict, dict]]:
     return [(dict(enumerate(a)), dict(enumerate(b))) for a, b in pairs]
 
@@ -179,7 +193,7 @@ def test_cost_verdict_rule(tmp_path):
             json.dumps({"timestamp": stamp, "machine": {"device": "cuda"}, "summary": sweep_summary(ratio, 1.0, 1.0)})
         )
     (tmp_path / "notes.json").write_text("{}")  # not a sweep: ignored
-    lines, verdict = cost_section([], tmp_path)
+    lines, verdict, _ = cost_section([], tmp_path)
     assert verdict == rp.SUPPORTED and "From `new.json`" in "\n".join(lines)
 
 

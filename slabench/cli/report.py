@@ -132,6 +132,7 @@ def report_sla(
         chosen_lrs,
         lr_stage,
         only_bases,
+        running_bases,
         runs_left,
         section_specs,
         verdict_stage,
@@ -163,11 +164,10 @@ def report_sla(
             write_leaderboard(aggregate(stage1[sec] + records[sec]), grid.out, grid.name)
     spent = {sec: stage1[sec] + records[sec] for sec in grids}
     # What the whole protocol still lacks, every base's arms, whatever this sitting ran.
-    left = {
-        sec: runs_left(grid.specs, scale, ed, grid.stored or load_records(grid.out).records)
-        for sec, grid in grids.items()
-    }
-    verdicts = write_report(records, scale, Path(report_path), Path(speed_dir), ed, choice, spent, left)
+    stored = {sec: grid.stored or load_records(grid.out).records for sec, grid in grids.items()}
+    left = {sec: runs_left(grid.specs, scale, ed, stored[sec]) for sec, grid in grids.items()}
+    running = {sec: running_bases(grid.specs, scale, ed, stored[sec]) for sec, grid in grids.items()}
+    verdicts = write_report(records, scale, Path(report_path), Path(speed_dir), ed, choice, spent, left, running)
     render.print_tables(render.rows_table("SLA claims", ("section", "verdict"), list(verdicts.items())))
     click.echo(f"report: {report_path}")
 

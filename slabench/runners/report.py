@@ -43,7 +43,15 @@ from slabench.record import RunRecord
 from slabench.runners import stats
 from slabench.runners.leaderboard import device_time, device_time_line, record_machines, score
 from slabench.runners.output import md_table
-from slabench.runners.report_sections import cost_section, gates_section, heads_section, mqar_section, noise_section
+from slabench.runners.report_rules import settled
+from slabench.runners.report_sections import (
+    Section,
+    cost_section,
+    gates_section,
+    heads_section,
+    mqar_section,
+    noise_section,
+)
 
 SCALES = ("tiny", "full")
 EDITIONS = (1, 2)
@@ -131,6 +139,16 @@ def runs_left(specs: list[RunSpec], scale: str, edition: int, stored: dict[str, 
     return sum(s.key() not in stored for s in stage1 + verdict_stage(specs, stage1, chosen)) + len(unchosen)
 
 
+def running_bases(specs: list[RunSpec], scale: str, edition: int, stored: dict[str, RunRecord]) -> set[str]:
+    """The bases whose arms still have runs of the protocol to come (`runs_left`; attention, the
+    reference, votes for no base)."""
+    arms: dict[str, list[RunSpec]] = defaultdict(list)
+    for s in specs:
+        if s.model.name != "attention":
+            arms[s.model.name.removeprefix("sla-")].append(s)
+    return {b for b, a in arms.items() if runs_left(a, scale, edition, stored)}
+
+
 def _runs_lines(records: dict[str, list[RunRecord]], every: list[RunRecord], spent: list[RunRecord]) -> list[str]:
     """Where the runs ran, which failed and why, how many cells split between learned and chance,
     and the device time. records: section -> its records; every: all of them; spent: every run the
@@ -181,6 +199,33 @@ def _time_left(left: dict[str, int], spent: dict[str, list[RunRecord]]) -> str:
     return f", about {took} of {machines} at each section's device time per run so far{when}"
 
 
+def _can_change(parts: dict[str, Section], left: dict[str, int], running: dict[str, set[str]]) -> str:
+    """Which verdicts the runs left can change, as the end of the Incomplete line: a claim decided
+    by votes per base stands if no votes of its running bases (`running_bases`) can turn it
+    (`settled`); the gates' claim reads every section's solved runs, so any run can change it."""
+    stands = [s for s in GRID_SECTIONS if left.get(s) and settled(parts[s].votes or {}, running.get(s, ()))]
+    if not stands:
+        return "; the verdicts below can change when they are in."
+    can = [s for s in GRID_SECTIONS if left.get(s) and s not in stands] + ["gates"]
+
+    def why(s: str) -> str:
+        bases = sorted(running.get(s, ()))
+        if not bases:
+            return f"the {s} verdict ({parts[s].verdict}) stands: its runs left are attention's, which no vote reads"
+        cast = ", ".join(f"{b} {v}" for b, v in sorted((parts[s].votes or {}).items()) if b not in bases)
+        return (
+            f"the {s} verdict ({parts[s].verdict}) stands whatever {_and(bases)} vote{'s' * (len(bases) == 1)}, "
+            f"given the votes cast "
+            f"({cast or 'none'})"
+        )
+
+    return f". They can change the {_and(can)} verdicts; {'; '.join(why(s) for s in stands)}."
+
+
+def _and(words: list[str]) -> str:
+    return " and ".join(words) if len(words) < 3 else f"{', '.join(words[:-1])} and {words[-1]}"
+
+
 def _code_line(spent: list[RunRecord]) -> str:
     """The commits the runs ran, with how many ran from a tree with changes no commit holds."""
     runs, dirty = Counter(), Counter()  # commit -> runs, runs from a dirty tree
@@ -229,12 +274,14 @@ def write_report(
     lr_choice: dict[str, dict[tuple[str, str], dict]] | None = None,
     spent: dict[str, list[RunRecord]] | None = None,
     left: dict[str, int] | None = None,
+    running: dict[str, set[str]] | None = None,
 ) -> dict[str, str]:
     """records: section -> its verdict records (stage 2); lr_choice: section -> `chosen_lrs`; spent:
     section -> every run behind it, the lr stage's included (default: the verdict records), for
     the device time, the commits and the time left; left: section -> `runs_left`, so a report of
-    a protocol still running says so. Writes the Markdown and PNGs next to it; returns the
-    verdict per section."""
+    a protocol still running says so; running: section -> `running_bases`, to say which verdicts
+    the runs left can still change. Writes the Markdown and PNGs next to it; returns the verdict
+    per section."""
     report_path.parent.mkdir(parents=True, exist_ok=True)
     out_dir, stem = report_path.parent, report_path.stem
     every = [r for s in GRID_SECTIONS for r in records.get(s, [])]
@@ -248,10 +295,10 @@ def write_report(
     }
     for s in GRID_SECTIONS:  # a section without runs yet: its title, verdict and rule, no empty tables
         if not records.get(s):
-            lines, verdict = parts[s]
+            lines, verdict, votes = parts[s]
             rule = [line for line in lines if line.startswith("Rule: ")]
             note = f"No verdict-stage runs yet: `slabench report sla --sections {s}` runs them."
-            parts[s] = ([lines[0], "", note, "", f"**Verdict: {verdict}.**", "", *rule, ""], verdict)
+            parts[s] = Section([lines[0], "", note, "", f"**Verdict: {verdict}.**", "", *rule, ""], verdict, votes)
     counts = ", ".join(f"{s} {len(records.get(s, []))}" for s in GRID_SECTIONS)
     failed = sum(r["status"] == "failed" for r in every)
     grids = f"report-v1-<section>-{scale}" if edition == 1 else f"report-<section>-{scale}"
@@ -276,7 +323,7 @@ def write_report(
         by_section = ", ".join(f"{s} {n:,}" for s, n in left.items() if n)
         head += [
             f"**Incomplete:** {sum(left.values()):,} of the protocol's runs still to run ({by_section})"
-            f"{_time_left(left, spent)}; the verdicts below can change when they are in.",
+            f"{_time_left(left, spent)}{_can_change(parts, left, running or {})}",
             "",
         ]
     head += _runs_lines(records, every, [r for runs in spent.values() for r in runs])

@@ -19,8 +19,10 @@ gate, the norm, or neither.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections import defaultdict
+from collections.abc import Iterable
 from typing import Any
 
 from slabench.runners import stats
@@ -60,6 +62,17 @@ def _majority(per_base: dict[str, str]) -> str:
     if votes.count("against") > n / 2:
         return NOT_SUPPORTED
     return INCONCLUSIVE
+
+
+def settled(votes: dict[str, str], running: Iterable[str]) -> bool:
+    """Whether a claim's verdict from `votes` (base -> vote) stands whatever the bases in `running`
+    (runs still to come; a base with no vote yet among them) vote when their runs are in."""
+    running = sorted(set(running))
+    outcomes = {
+        _majority({**votes, **dict(zip(running, combo))})  # a running base's vote so far is not final
+        for combo in itertools.product(("for", "against", "neither", UNTESTABLE), repeat=len(running))
+    }
+    return len(outcomes) == 1
 
 
 def _more_seeds(details: dict[str, dict]) -> int | None:

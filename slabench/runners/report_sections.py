@@ -10,7 +10,7 @@ import math
 from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from slabench.record import RunRecord
 from slabench.runners import stats
@@ -55,6 +55,15 @@ CONTRAST_TITLES = {
     "learned": "learned vs held gate",
     "scale": "held gate vs none",
 }
+
+
+class Section(NamedTuple):
+    """A section of the report: its Markdown, its verdict and, for a claim decided by votes per
+    base, each base's vote (so the report can tell whether the runs still to come can change it)."""
+
+    lines: list[str]
+    verdict: str
+    votes: dict[str, str] | None = None
 
 
 def _arm_order(label: str) -> tuple:
@@ -226,9 +235,7 @@ def _accuracy_verdict_lines(
     return _verdict_lines(verdict, rule, [_votes_table(details, interaction), ""], more, have=have)
 
 
-def noise_section(
-    records: list[RunRecord], out_dir: Path, stem: str, choice: dict[tuple[str, str], dict]
-) -> tuple[list[str], str]:
+def noise_section(records: list[RunRecord], out_dir: Path, stem: str, choice: dict[tuple[str, str], dict]) -> Section:
     cells = section_cells(records)
     verdict, details, more, tests = _accuracy_claim(cells, noise_condition, interaction=True)
     label = lambda k: f"noise {k[0]:g}, T {k[1]}"  # noqa: E731
@@ -277,12 +284,10 @@ def noise_section(
     lines += ["Contrasts, solve rates pooled over every (noise, seq_len) condition (stratified exact test):", ""]
     lines += [_contrast_table(tests), ""]
     lines += _accuracy_verdict_lines(verdict, NOISE_RULE, details, more, interaction=True)
-    return lines, verdict
+    return Section(lines, verdict, {b: d["vote"] for b, d in details.items()})
 
 
-def mqar_section(
-    records: list[RunRecord], out_dir: Path, stem: str, choice: dict[tuple[str, str], dict]
-) -> tuple[list[str], str]:
+def mqar_section(records: list[RunRecord], out_dir: Path, stem: str, choice: dict[tuple[str, str], dict]) -> Section:
     cells = section_cells(records)
     verdict, details, more, tests = _accuracy_claim(cells, d_model_condition, interaction=False)
     label = lambda d: f"d_model {d}"  # noqa: E731
@@ -314,12 +319,10 @@ def mqar_section(
         "",
     ]
     lines += _accuracy_verdict_lines(verdict, MQAR_RULE, details, more, interaction=False)
-    return lines, verdict
+    return Section(lines, verdict, {b: d["vote"] for b, d in details.items()})
 
 
-def heads_section(
-    records: list[RunRecord], out_dir: Path, stem: str, choice: dict[tuple[str, str], dict]
-) -> tuple[list[str], str]:
+def heads_section(records: list[RunRecord], out_dir: Path, stem: str, choice: dict[tuple[str, str], dict]) -> Section:
     cells = section_cells(records)
     counts = lambda x: LEARNS <= x["acc"] <= CEILING  # noqa: E731  (X learns, below the ceiling)
     gains = paired_gains(cells, counts=counts)
@@ -402,7 +405,7 @@ def heads_section(
         else []
     )
     lines += _verdict_lines(verdict, HEADS_RULE, [votes, ""] + note, more, unit="H")
-    return lines, verdict
+    return Section(lines, verdict, {b: d["vote"] for b, d in details.items()})
 
 
 GATES_COVER = (
@@ -413,7 +416,7 @@ GATES_COVER = (
 )
 
 
-def gates_section(records: list[RunRecord], out_dir: Path, stem: str) -> tuple[list[str], str]:
+def gates_section(records: list[RunRecord], out_dir: Path, stem: str) -> Section:
     series = gate_series(records)
     counted = {k: v for k, v in series.items() if not k[0].endswith("/sigmoid")}
     finals = {
@@ -487,10 +490,10 @@ def gates_section(records: list[RunRecord], out_dir: Path, stem: str) -> tuple[l
         axes[1].legend(fontsize=6)
         lines += [f"![gates]({save_figure(fig, out_dir / f'{stem}-gates.png', dpi=100).name})", ""]
     lines += _verdict_lines(verdict, GATES_RULE, [], more, unit="series (solved runs)")
-    return lines, verdict
+    return Section(lines, verdict)
 
 
-def cost_section(records: list[RunRecord], speed_dir: Path) -> tuple[list[str], str]:
+def cost_section(records: list[RunRecord], speed_dir: Path) -> Section:
     lines = ["## 5. Cost: time and memory (claim 4)", ""]
     sweep = latest_sweep(speed_dir)
     verdict, c = cost_verdict(sweep[1]["summary"] if sweep else None)
@@ -545,4 +548,4 @@ def cost_section(records: list[RunRecord], speed_dir: Path) -> tuple[list[str], 
         )
         lines += [intro, "", md_table(header, rows), ""]
     lines += _verdict_lines(verdict, COST_RULE, [])
-    return lines, verdict
+    return Section(lines, verdict)
