@@ -844,7 +844,7 @@ STATISTICS_MUTANTS = [
     M(
         "rep-settled-running-ignored",
         "slabench/runners/report.py",
-        "settled(parts[s].votes or {}, running.get(s, ()))",
+        "settled(parts[s].votes or {}, running[s])",
         "settled(parts[s].votes or {}, ())",
         "the Incomplete line calls a verdict settled without the votes still to come",
     ),

@@ -333,6 +333,11 @@ def test_incomplete_line_says_which_verdicts_the_runs_left_can_change():
     )
     none_stand = {**running, "noise": {"gla", "gdn"}, "heads": {"retnet", "gdn"}}
     assert rp._can_change(parts, left, none_stand) == "; the verdicts below can change when they are in."
+    assert rp._can_change(parts, left, None) == "; the verdicts below can change when they are in."  # not known
+    only_attention = rp._can_change(parts, left, {**none_stand, "noise": set()})
+    assert only_attention.endswith(
+        "the noise verdict (inconclusive) stands: its runs left are attention's, which no vote reads."
+    )
 
 
 def test_docs_state_each_sections_protocol_size():

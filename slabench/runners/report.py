@@ -199,25 +199,26 @@ def _time_left(left: dict[str, int], spent: dict[str, list[RunRecord]]) -> str:
     return f", about {took} of {machines} at each section's device time per run so far{when}"
 
 
-def _can_change(parts: dict[str, Section], left: dict[str, int], running: dict[str, set[str]]) -> str:
+def _can_change(parts: dict[str, Section], left: dict[str, int], running: dict[str, set[str]] | None) -> str:
     """Which verdicts the runs left can change, as the end of the Incomplete line: a claim decided
-    by votes per base stands if no votes of its running bases (`running_bases`) can turn it
-    (`settled`); the gates' claim reads every section's solved runs, so any run can change it."""
-    stands = [s for s in GRID_SECTIONS if left.get(s) and settled(parts[s].votes or {}, running.get(s, ()))]
+    by votes per base stands if no votes of its running bases (`running_bases`; None: not known)
+    can turn it (`settled`); the gates' claim reads every section's solved runs, so any run can
+    change it."""
+    stands = [
+        s for s in GRID_SECTIONS if running is not None and left.get(s) and settled(parts[s].votes or {}, running[s])
+    ]
     if not stands:
         return "; the verdicts below can change when they are in."
     can = [s for s in GRID_SECTIONS if left.get(s) and s not in stands] + ["gates"]
 
     def why(s: str) -> str:
-        bases = sorted(running.get(s, ()))
+        bases = sorted(running[s])
         if not bases:
             return f"the {s} verdict ({parts[s].verdict}) stands: its runs left are attention's, which no vote reads"
         cast = ", ".join(f"{b} {v}" for b, v in sorted((parts[s].votes or {}).items()) if b not in bases)
-        return (
-            f"the {s} verdict ({parts[s].verdict}) stands whatever {_and(bases)} vote{'s' * (len(bases) == 1)}, "
-            f"given the votes cast "
-            f"({cast or 'none'})"
-        )
+        verb = "votes" if len(bases) == 1 else "vote"
+        head = f"the {s} verdict ({parts[s].verdict}) stands"
+        return f"{head} whatever {_and(bases)} {verb}, given the votes cast ({cast or 'none'})"
 
     return f". They can change the {_and(can)} verdicts; {'; '.join(why(s) for s in stands)}."
 
@@ -323,7 +324,7 @@ def write_report(
         by_section = ", ".join(f"{s} {n:,}" for s, n in left.items() if n)
         head += [
             f"**Incomplete:** {sum(left.values()):,} of the protocol's runs still to run ({by_section})"
-            f"{_time_left(left, spent)}{_can_change(parts, left, running or {})}",
+            f"{_time_left(left, spent)}{_can_change(parts, left, running)}",
             "",
         ]
     head += _runs_lines(records, every, [r for runs in spent.values() for r in runs])
