@@ -138,6 +138,7 @@ def test_heads_verdict_rule():
     assert rp.heads_verdict({"gla": points(-0.05, 0.005)})[1]["gla"]["vote"] == "against"
     one_h = [(4, 0.1), (4, 0.2), (4, 0.3)]  # one H in range: no slope, whatever the seeds
     assert rp.heads_verdict({"gla": one_h})[1]["gla"]["vote"] == rp.UNTESTABLE
+    assert rp.heads_verdict({"gdn": []})[1]["gdn"]["vote"] == rp.UNTESTABLE  # no H in range at all
     assert rp.heads_verdict({"gla": points(-0.05, 0.005), "retnet": one_h})[0] == rp.NOT_SUPPORTED
     # The seeds that would decide count the voting bases only: gla's, not retnet's infinity.
     verdict, d, more = rp.heads_verdict({"gla": noisy, "retnet": one_h})

@@ -193,7 +193,7 @@ def _time_left(left: dict[str, int], spent: dict[str, list[RunRecord]]) -> str:
     if not seconds:
         return ""
     untimed = [s for s, n in left.items() if n and s not in timed]
-    when = f" ({' and '.join(untimed)} not yet timed)" if untimed else ""
+    when = f" ({_and(untimed)} not yet timed)" if untimed else ""
     took = f"{seconds / 60:,.0f} min" if seconds >= 120 else f"{seconds:.0f} s"
     machines = ", ".join(record_machines([r for runs in spent.values() for r in runs]))
     return f", about {took} of {machines} at each section's device time per run so far{when}"
@@ -296,10 +296,10 @@ def write_report(
     }
     for s in GRID_SECTIONS:  # a section without runs yet: its title, verdict and rule, no empty tables
         if not records.get(s):
-            lines, verdict, votes = parts[s]
+            lines, verdict = parts[s].lines, parts[s].verdict
             rule = [line for line in lines if line.startswith("Rule: ")]
             note = f"No verdict-stage runs yet: `slabench report sla --sections {s}` runs them."
-            parts[s] = Section([lines[0], "", note, "", f"**Verdict: {verdict}.**", "", *rule, ""], verdict, votes)
+            parts[s] = parts[s]._replace(lines=[lines[0], "", note, "", f"**Verdict: {verdict}.**", "", *rule, ""])
     counts = ", ".join(f"{s} {len(records.get(s, []))}" for s in GRID_SECTIONS)
     failed = sum(r["status"] == "failed" for r in every)
     grids = f"report-v1-<section>-{scale}" if edition == 1 else f"report-<section>-{scale}"
