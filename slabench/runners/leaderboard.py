@@ -53,7 +53,10 @@ def record_machines(records: list[RunRecord]) -> list[str]:
     return sorted({r["environment"]["device"] for r in records if r.get("environment")})
 
 
-SITTING_GAP_S = 600  # runs more than 10 minutes apart ran in different sittings (machines, calls)
+# Runs more than 2 minutes apart ran in different sittings (machines, calls). Within one sitting of
+# packed runs the device is never idle that long (a worker starts its next run in seconds); between
+# sittings a lent machine is not held, so merging calls minutes apart would count the gap.
+SITTING_GAP_S = 120
 
 
 def device_time(records: list[RunRecord]) -> tuple[float, int]:
