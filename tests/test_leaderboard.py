@@ -341,7 +341,7 @@ def test_bad_leaderboard_settings_are_one_line_errors(tmp_path, setting, message
 
 def test_device_time_merges_packed_runs_into_sittings_by_hand():
     """A run holds the device from its record's timestamp less its training time (evaluations
-    included) to its record; overlapping runs share it, gaps under 2 minutes stay in the sitting."""
+    included) to its record; overlapping runs share it, gaps under a minute stay in the sitting."""
 
     def rec(end: str, train_s: float) -> dict:
         return {
@@ -350,10 +350,10 @@ def test_device_time_merges_packed_runs_into_sittings_by_hand():
             "environment": {"device": "NVIDIA H200"},
         }
 
-    first = [rec("10:00:10", 10.0), rec("10:00:15", 10.0), rec("10:02:00", 20.0)]  # 10:00:00 .. 10:02:00
-    second = [rec("10:05:30", 30.0)]  # 3 min 30 s after: another sitting (another call), 30 s
-    assert device_time(first + second) == (120.0 + 30.0, 2)
+    first = [rec("10:00:10", 10.0), rec("10:00:15", 10.0), rec("10:01:30", 30.0)]  # 10:00:00 .. 10:01:30, a 45 s gap
+    second = [rec("10:03:30", 30.0)]  # starts 90 s after: another sitting (another call), 30 s
+    assert device_time(first + second) == (90.0 + 30.0, 2)
     assert device_time([{"timestamp": None, "status": "failed"}]) == (0.0, 0)
     line = device_time_line(first + second)
-    assert line.startswith("Device time: 150 s (2 min) of NVIDIA H200 in 2 sittings")
+    assert line.startswith("Device time: 120 s (2 min) of NVIDIA H200 in 2 sittings")
     assert device_time_line([]) == ""

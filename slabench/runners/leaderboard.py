@@ -53,10 +53,11 @@ def record_machines(records: list[RunRecord]) -> list[str]:
     return sorted({r["environment"]["device"] for r in records if r.get("environment")})
 
 
-# Runs more than 2 minutes apart ran in different sittings (machines, calls). Within one sitting of
-# packed runs the device is never idle that long (a worker starts its next run in seconds); between
-# sittings a lent machine is not held, so merging calls minutes apart would count the gap.
-SITTING_GAP_S = 120
+# Runs more than a minute apart ran in different sittings (machines, calls). In the SLA report's
+# H200 records, runs of one call are at most 44 s apart (a worker starts its next run in seconds;
+# a new `slabench` process between two steps takes tens), calls at least 119 s apart; a lent
+# machine is not held between calls, so merging them would count the gap.
+SITTING_GAP_S = 60
 
 
 def device_time(records: list[RunRecord]) -> tuple[float, int]:
