@@ -91,6 +91,9 @@ TESTS = {
         "tests/test_report.py::test_running_bases_are_those_with_protocol_runs_left",
         "tests/test_report.py::test_incomplete_line_says_which_verdicts_the_runs_left_can_change",
     ],
+    "slabench/runners/report_sections.py": [
+        "tests/test_report.py::test_lr_table_marks_an_edge_lr_below_the_ceiling_apart_from_one_at_it",
+    ],
     "slabench/runners/report_rules.py": [
         "tests/test_report_rules.py::test_explain_names_the_arm_behind_the_difference",
         "tests/test_report_rules.py::test_majority_needs_more_than_half_of_the_votes",
@@ -910,6 +913,20 @@ STATISTICS_MUTANTS = [
         "seconds = sum(n * device_time(spent[s])[0] / len(spent[s])",
         "seconds = sum(device_time(spent[s])[0] / len(spent[s])",
         "the estimate of the device time left forgets how many runs are left",
+    ),
+    M(
+        "rep-edge-below-ceiling-unmarked",
+        "slabench/runners/report_sections.py",
+        '"*" if ch["val"][ch["lr"]] >= CEILING else "**"',
+        '"*"',
+        "an lr kept at the sweep's edge reads the same whether the cell reached the ceiling or not",
+    ),
+    M(
+        "device-time-merges-calls",
+        "slabench/runners/leaderboard.py",
+        "SITTING_GAP_S = 60",
+        "SITTING_GAP_S = 600",
+        "the device time counts the minutes between two calls to a lent machine",
     ),
     M(
         "grid-pairing-ignores-defaults",

@@ -124,6 +124,33 @@ def test_committed_report_regenerates_from_committed_records(tmp_path, edition, 
     assert md.read_text() == committed.read_text()
 
 
+def test_lr_table_marks_an_edge_lr_below_the_ceiling_apart_from_one_at_it():
+    """An lr kept at the sweep's edge is `*`; `**` when the cell's best mean validation accuracy is
+    also below the ceiling (a wider sweep might help it); an inner lr is unmarked."""
+    from slabench.runners.report_sections import _lr_table
+
+    cells = [{"arm": a, "task": "t", "model": a, "level": 0} for a in ("gla", "sla-gla", "sla-gla/sigmoid")]
+    choice = {
+        ("t", "gla"): {"lr": 1e-4, "lrs": [1e-4, 3e-4, 1e-3], "val": {1e-4: 0.99, 3e-4: 0.5, 1e-3: 0.1}, "edge": True},
+        ("t", "sla-gla"): {
+            "lr": 1e-4,
+            "lrs": [1e-4, 3e-4, 1e-3],
+            "val": {1e-4: 0.6, 3e-4: 0.5, 1e-3: 0.1},
+            "edge": True,
+        },
+        ("t", "sla-gla/sigmoid"): {
+            "lr": 3e-4,
+            "lrs": [1e-4, 3e-4, 1e-3],
+            "val": {1e-4: 0.2, 3e-4: 0.6, 1e-3: 0.1},
+            "edge": False,
+        },
+    }
+    lines = _lr_table(cells, lambda c: c["level"], str, choice)
+    assert "1 of 3 cells" in lines[0]
+    rows = {r.split(" | ")[0].lstrip("| "): r.split(" | ")[1].rstrip(" |") for r in lines[2].splitlines()[2:]}
+    assert rows == {"gla": "0.0001*", "sla-gla": "0.0001**", "sla-gla/sigmoid": "0.0003"}
+
+
 def test_arms_expand_to_the_model_options_they_name():
     """Each arm label of the tiny grids builds the model it names: the norm and gate kind really set."""
     from slabench.runners.report_data import Arms, arm

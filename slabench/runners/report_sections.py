@@ -98,21 +98,28 @@ def _lr_table(
     label: Callable[[Any], str],
     choice: dict[tuple[str, str], dict],
 ) -> list[str]:
-    """The lr each cell kept in stage 1 (* at the edge of the sweep), or nothing without a choice."""
+    """The lr each cell kept in stage 1, or nothing without a choice: * at the edge of the sweep,
+    ** there and below the ceiling, where an lr beyond the sweep may have suited the arm better (a
+    cell at the ceiling has nothing left to gain)."""
     if not choice or not cells:
         return []
     conds = sorted({condition(c) for c in cells})
     arms = sorted({c["arm"] for c in cells}, key=_arm_order)
     index = {(c["arm"], condition(c)): choice.get((c["task"], c["model"])) for c in cells}
-    rows = [
-        [m] + [f"{ch['lr']:g}" + ("*" if ch["edge"] else "") if (ch := index.get((m, k))) else "-" for k in conds]
-        for m in arms
-    ]
+
+    def mark(ch: dict) -> str:
+        return "" if not ch["edge"] else "*" if ch["val"][ch["lr"]] >= CEILING else "**"
+
+    rows = [[m] + [f"{ch['lr']:g}{mark(ch)}" if (ch := index.get((m, k))) else "-" for k in conds] for m in arms]
     lrs = sorted({lr for ch in choice.values() for lr in ch["lrs"]})
+    kept = [ch for ch in index.values() if ch]
+    below = sum(mark(ch) == "**" for ch in kept)
     return [
         (
             f"lr kept per cell in stage 1 (best mean validation accuracy over lrs {', '.join(f'{x:g}' for x in lrs)}; "
-            "* at the edge of the sweep):"
+            f"* at the edge of the sweep; ** at the edge with that accuracy below the ceiling ({CEILING:.0%}), "
+            f"{below} of {len(kept)} cells: an lr beyond the sweep may have suited the arm better there, so its "
+            "runs may understate it):"
         ),
         "",
         md_table(["arm"] + [label(k) for k in conds], rows),
