@@ -54,9 +54,9 @@ def record_machines(records: list[RunRecord]) -> list[str]:
 
 
 # Runs more than a minute apart ran in different sittings (machines, calls). In the SLA report's
-# H200 records, runs of one call are at most 44 s apart (a worker starts its next run in seconds;
-# a new `slabench` process between two steps takes tens), calls at least 119 s apart; a lent
-# machine is not held between calls, so merging them would count the gap.
+# H200 records the gaps with no run in flight fall in two groups: at most 44 s (a new `slabench`
+# process between two steps, or the next call on a machine still held) and at least 119 s (the
+# next call on a fresh machine, not held in between, so merging them would count the gap).
 SITTING_GAP_S = 60
 
 
