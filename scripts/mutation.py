@@ -88,7 +88,8 @@ TESTS = {
         "tests/test_report.py::test_lr_is_chosen_on_validation_and_the_verdict_runs_never_saw_it",
         "tests/test_report.py::test_code_line_names_each_commit_and_its_runs_from_a_dirty_tree",
         "tests/test_report.py::test_time_left_is_each_sections_device_time_per_run_times_its_runs_left",
-        "tests/test_report.py::test_running_bases_are_those_with_protocol_runs_left",
+        "tests/test_report.py::test_left_by_base_counts_each_bases_runs_to_come",
+        "tests/test_report.py::test_plan_table_gives_each_bases_runs_time_and_whether_it_can_turn_the_verdict",
         "tests/test_report.py::test_incomplete_line_says_which_verdicts_the_runs_left_can_change",
     ],
     "slabench/runners/report_sections.py": [
@@ -854,9 +855,16 @@ STATISTICS_MUTANTS = [
     M(
         "rep-attention-a-base",
         "slabench/runners/report.py",
-        'if s.model.name != "attention":',
-        "if True:",
+        'return set(by_base) - {"attention"}',
+        "return set(by_base)",
         "attention's runs left keep a claim open although no vote reads them",
+    ),
+    M(
+        "rep-plan-base-ignored",
+        "slabench/runners/report.py",
+        'turns = "no" if settled(parts[s].votes or {}, {base}) else "yes"',
+        'turns = "no" if settled(parts[s].votes or {}, ()) else "yes"',
+        "the table of runs left says no base's runs can change a verdict they can",
     ),
     M(
         "rep-gates-lower-bound",
@@ -910,8 +918,8 @@ STATISTICS_MUTANTS = [
     M(
         "rep-time-left-per-section-ignored",
         "slabench/runners/report.py",
-        "seconds = sum(n * device_time(spent[s])[0] / len(spent[s])",
-        "seconds = sum(device_time(spent[s])[0] / len(spent[s])",
+        "seconds = sum(n * per_run[s] for",
+        "seconds = sum(per_run[s] for",
         "the estimate of the device time left forgets how many runs are left",
     ),
     M(

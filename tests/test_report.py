@@ -312,9 +312,9 @@ def test_time_left_is_each_sections_device_time_per_run_times_its_runs_left():
     assert rp._time_left({"noise": 0, "mqar": 5, "heads": 0}, spent) == ""  # nothing timed to go on
 
 
-def test_running_bases_are_those_with_protocol_runs_left():
-    """A base leaves `running_bases` once both stages of every arm of it are stored (stage 2 at
-    each cell's chosen lr); attention is no base."""
+def test_left_by_base_counts_each_bases_runs_to_come():
+    """A base leaves `left_by_base` once both stages of every arm of it are stored (stage 2 at
+    each cell's chosen lr); attention counts under its own name; the counts sum to `runs_left`."""
     _, specs = rp.section_specs("heads", "full")
     gla = [s for s in specs if s.model.name in ("gla", "sla-gla")]
     first = rp.lr_stage(gla, "full", 2)
@@ -322,15 +322,20 @@ def test_running_bases_are_those_with_protocol_runs_left():
     def rec(s) -> dict:
         return {"spec": s.to_dict(), "status": "ok", "metrics": {"val_acc": s.train.lr, "test_acc": 0.5}}
 
+    # Per base: 5 arms x 3 H x (3 seeds x 3 lrs + 10 seeds) = 285 runs.
+    assert rp.left_by_base(specs, "full", 2, {}) == {"gdn": 285, "gla": 285, "retnet": 285}
     stored = {s.key(): rec(s) for s in first}
     chosen = rp.chosen_lrs(list(stored.values()))
     second = rp.verdict_stage(gla, first, chosen)
-    assert second and all(s.train.lr == max(x.train.lr for x in first) for s in second)
-    assert rp.running_bases(specs, "full", 2, stored) == {"gla", "gdn", "retnet"}  # stage 2 to come
-    stored |= {s.key(): rec(s) for s in second}
-    assert rp.running_bases(specs, "full", 2, stored) == {"gdn", "retnet"}
-    assert rp.running_bases(specs, "full", 2, {}) == {"gla", "gdn", "retnet"}
-    assert "attention" not in rp.running_bases(rp.section_specs("noise", "full")[1], "full", 2, {})
+    assert len(second) == 150 and all(s.train.lr == max(x.train.lr for x in first) for s in second)
+    assert rp.left_by_base(specs, "full", 2, stored) == {"gdn": 285, "gla": 150, "retnet": 285}  # stage 2 to come
+    stored |= {s.key(): rec(s) for s in second[:100]}
+    assert rp.left_by_base(specs, "full", 2, stored) == {"gdn": 285, "gla": 50, "retnet": 285}
+    stored |= {s.key(): rec(s) for s in second[100:]}
+    assert rp.left_by_base(specs, "full", 2, stored) == {"gdn": 285, "retnet": 285}
+    noise = rp.section_specs("noise", "full")[1]
+    by_base = rp.left_by_base(noise, "full", 2, {})
+    assert by_base["attention"] == 4 * (3 * 3 + 10) and sum(by_base.values()) == rp.runs_left(noise, "full", 2, {})
 
 
 def test_incomplete_line_says_which_verdicts_the_runs_left_can_change():
@@ -343,28 +348,59 @@ def test_incomplete_line_says_which_verdicts_the_runs_left_can_change():
         "mqar": Section([], "inconclusive", {}),
         "heads": Section([], "not supported", {"gla": "against"}),
     }
-    left = {"noise": 10, "mqar": 5, "heads": 3}
-    running = {"noise": {"deltanet", "mamba2"}, "mqar": {"gla", "gdn"}, "heads": {"retnet"}}
-    assert rp._can_change(parts, left, running) == (
+
+    def left(noise=("deltanet", "mamba2"), heads=("retnet",)) -> dict:  # section -> base -> runs left
+        return {"noise": dict.fromkeys(noise, 5), "mqar": {"gla": 3, "gdn": 2}, "heads": dict.fromkeys(heads, 3)}
+
+    assert rp._can_change(parts, left()) == (
         ". They can change the mqar, heads and gates verdicts; the noise verdict (inconclusive) stands whatever "
         "deltanet and mamba2 vote, given the votes cast (gdn neither, gla neither, retnet neither)."
     )
     parts["heads"] = Section([], "not supported", {"gla": "against", "gdn": "against"})
-    assert rp._can_change(parts, left, running).endswith(
+    assert rp._can_change(parts, left()).endswith(
         "; the heads verdict (not supported) stands whatever retnet votes, given the votes cast "
         "(gdn against, gla against)."
     )
     # With gla and gdn to come on noise (two for of three would win), noise can change too.
-    assert rp._can_change(parts, left, {**running, "noise": {"gla", "gdn"}}).startswith(
+    assert rp._can_change(parts, left(noise=("gla", "gdn"))).startswith(
         ". They can change the noise, mqar and gates verdicts; the heads verdict"
     )
-    none_stand = {**running, "noise": {"gla", "gdn"}, "heads": {"retnet", "gdn"}}
-    assert rp._can_change(parts, left, none_stand) == "; the verdicts below can change when they are in."
-    assert rp._can_change(parts, left, None) == "; the verdicts below can change when they are in."  # not known
-    only_attention = rp._can_change(parts, left, {**none_stand, "noise": set()})
+    none_stand = left(noise=("gla", "gdn"), heads=("retnet", "gdn"))
+    assert rp._can_change(parts, none_stand) == "; the verdicts below can change when they are in."
+    only_attention = rp._can_change(parts, {**none_stand, "noise": {"attention": 4}})
     assert only_attention.endswith(
         "the noise verdict (inconclusive) stands: its runs left are attention's, which no vote reads."
     )
+
+
+def test_plan_table_gives_each_bases_runs_time_and_whether_it_can_turn_the_verdict():
+    """Per section and base: runs left, their device time at the section's time per run so far
+    (none: not yet timed), and whether that base's votes alone, the others' as they stand, can
+    change the verdict; attention votes for none."""
+    from slabench.runners.report_sections import Section
+
+    parts = {
+        "noise": Section([], "inconclusive", {"gla": "neither", "gdn": "neither", "retnet": "neither"}),
+        "mqar": Section([], "inconclusive", {}),
+        "heads": Section([], "not supported", {"gla": "against", "gdn": "against", "retnet": "neither"}),
+    }
+    left = {"noise": {"mamba2": 30}, "mqar": {"attention": 4, "gla": 6}, "heads": {"gla": 12, "retnet": 3}}
+
+    def rec(end_s: int, train_s: float) -> dict:
+        stamp = datetime.fromtimestamp(1_800_000_000 + end_s, tz=timezone.utc).isoformat()
+        return {"timestamp": stamp, "timings": {"train_seconds": train_s}, "environment": {"device": "Dev"}}
+
+    spent = {"noise": [rec(10, 10), rec(20, 10)], "heads": [rec(100, 40)] * 4}  # 10 s a run each
+    lines = rp._plan(parts, left, spent)
+    rows = [[c.strip() for c in r.strip("|").split("|")] for r in lines[2].splitlines()[2:]]
+    assert rows == [
+        ["noise", "mamba2", "30", "5 min", "no"],  # one vote more: 3 neither of 4 stays a non-majority
+        ["mqar", "attention", "4", "not yet timed", "no: the reference, no vote"],
+        ["mqar", "gla", "6", "not yet timed", "yes"],  # the only vote: for would carry it
+        ["heads", "gla", "12", "2 min", "yes"],  # gla neither: 1 against of 3, not a majority
+        ["heads", "retnet", "3", "30 s", "no"],  # two of three against whatever retnet votes
+    ]
+    assert rp._plan(parts, {s: {} for s in left}, spent) == []
 
 
 def test_docs_state_each_sections_protocol_size():

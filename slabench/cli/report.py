@@ -130,10 +130,9 @@ def report_sla(
     from slabench.runners.report import (
         GRID_SECTIONS,
         chosen_lrs,
+        left_by_base,
         lr_stage,
         only_bases,
-        running_bases,
-        runs_left,
         section_specs,
         verdict_stage,
         write_report,
@@ -165,9 +164,8 @@ def report_sla(
     spent = {sec: stage1[sec] + records[sec] for sec in grids}
     # What the whole protocol still lacks, every base's arms, whatever this sitting ran.
     stored = {sec: grid.stored or load_records(grid.out).records for sec, grid in grids.items()}
-    left = {sec: runs_left(grid.specs, scale, ed, stored[sec]) for sec, grid in grids.items()}
-    running = {sec: running_bases(grid.specs, scale, ed, stored[sec]) for sec, grid in grids.items()}
-    verdicts = write_report(records, scale, Path(report_path), Path(speed_dir), ed, choice, spent, left, running)
+    left = {sec: left_by_base(grid.specs, scale, ed, stored[sec]) for sec, grid in grids.items()}
+    verdicts = write_report(records, scale, Path(report_path), Path(speed_dir), ed, choice, spent, left)
     render.print_tables(render.rows_table("SLA claims", ("section", "verdict"), list(verdicts.items())))
     click.echo(f"report: {report_path}")
 

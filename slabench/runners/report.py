@@ -139,14 +139,14 @@ def runs_left(specs: list[RunSpec], scale: str, edition: int, stored: dict[str, 
     return sum(s.key() not in stored for s in stage1 + verdict_stage(specs, stage1, chosen)) + len(unchosen)
 
 
-def running_bases(specs: list[RunSpec], scale: str, edition: int, stored: dict[str, RunRecord]) -> set[str]:
-    """The bases whose arms still have runs of the protocol to come (`runs_left`; attention, the
-    reference, votes for no base)."""
+def left_by_base(specs: list[RunSpec], scale: str, edition: int, stored: dict[str, RunRecord]) -> dict[str, int]:
+    """base -> the runs of its arms that the protocol still lacks (`runs_left`), for the bases with
+    any; attention, the reference every cell must be solvable by, under its own name."""
     arms: dict[str, list[RunSpec]] = defaultdict(list)
     for s in specs:
-        if s.model.name != "attention":
-            arms[s.model.name.removeprefix("sla-")].append(s)
-    return {b for b, a in arms.items() if runs_left(a, scale, edition, stored)}
+        arms[s.model.name.removeprefix("sla-")].append(s)
+    left = {b: runs_left(a, scale, edition, stored) for b, a in sorted(arms.items())}
+    return {b: n for b, n in left.items() if n}
 
 
 def _runs_lines(records: dict[str, list[RunRecord]], every: list[RunRecord], spent: list[RunRecord]) -> list[str]:
@@ -184,29 +184,42 @@ def _runs_lines(records: dict[str, list[RunRecord]], every: list[RunRecord], spe
     return lines + [""]
 
 
+def _per_run(spent: dict[str, list[RunRecord]]) -> dict[str, float]:
+    """section -> the device time (`device_time`) a run of it has taken so far, for the sections
+    with runs (spent: section -> its runs)."""
+    return {s: device_time(runs)[0] / len(runs) for s, runs in spent.items() if runs}
+
+
+def _took(seconds: float) -> str:
+    return f"{seconds / 60:,.0f} min" if seconds >= 120 else f"{seconds:.0f} s"
+
+
 def _time_left(left: dict[str, int], spent: dict[str, list[RunRecord]]) -> str:
-    """How long the runs left take at the device time per run (`device_time`) each section's runs
-    (spent: section -> its runs) have taken so far, as a clause for the Incomplete line; sections
-    with no runs yet are named, not guessed. Empty when no section with runs left has been timed."""
-    timed = {s: n for s, n in left.items() if n and spent.get(s)}
-    seconds = sum(n * device_time(spent[s])[0] / len(spent[s]) for s, n in timed.items())
+    """How long the runs left take at the device time per run each section's runs have taken so
+    far (`_per_run`), as a clause for the Incomplete line; sections with no runs yet are named, not
+    guessed. Empty when no section with runs left has been timed."""
+    per_run = _per_run(spent)
+    seconds = sum(n * per_run[s] for s, n in left.items() if n and s in per_run)
     if not seconds:
         return ""
-    untimed = [s for s, n in left.items() if n and s not in timed]
+    untimed = [s for s, n in left.items() if n and s not in per_run]
     when = f" ({_and(untimed)} not yet timed)" if untimed else ""
-    took = f"{seconds / 60:,.0f} min" if seconds >= 120 else f"{seconds:.0f} s"
     machines = ", ".join(record_machines([r for runs in spent.values() for r in runs]))
-    return f", about {took} of {machines} at each section's device time per run so far{when}"
+    return f", about {_took(seconds)} of {machines} at each section's device time per run so far{when}"
 
 
-def _can_change(parts: dict[str, Section], left: dict[str, int], running: dict[str, set[str]] | None) -> str:
-    """Which verdicts the runs left can change, as the end of the Incomplete line: a claim decided
-    by votes per base stands if no votes of its running bases (`running_bases`; None: not known)
-    can turn it (`settled`); the gates' claim reads every section's solved runs, so any run can
-    change it."""
-    stands = [
-        s for s in GRID_SECTIONS if running is not None and left.get(s) and settled(parts[s].votes or {}, running[s])
-    ]
+def _voters(by_base: dict[str, int]) -> set[str]:
+    """The bases among `left_by_base`'s whose runs are votes to come (attention votes for none)."""
+    return set(by_base) - {"attention"}
+
+
+def _can_change(parts: dict[str, Section], left: dict[str, dict[str, int]]) -> str:
+    """Which verdicts the runs left (section -> `left_by_base`) can change, as the end of the
+    Incomplete line: a claim decided by votes per base stands if no votes of its bases with runs
+    left can turn it (`settled`); the gates' claim reads every section's solved runs, so any run
+    can change it."""
+    running = {s: _voters(left.get(s, {})) for s in GRID_SECTIONS}
+    stands = [s for s in GRID_SECTIONS if left.get(s) and settled(parts[s].votes or {}, running[s])]
     if not stands:
         return "; the verdicts below can change when they are in."
     can = [s for s in GRID_SECTIONS if left.get(s) and s not in stands] + ["gates"]
@@ -221,6 +234,33 @@ def _can_change(parts: dict[str, Section], left: dict[str, int], running: dict[s
         return f"{head} whatever {_and(bases)} {verb}, given the votes cast ({cast or 'none'})"
 
     return f". They can change the {_and(can)} verdicts; {'; '.join(why(s) for s in stands)}."
+
+
+def _plan(parts: dict[str, Section], left: dict[str, dict[str, int]], spent: dict[str, list[RunRecord]]) -> list[str]:
+    """The runs left as a table per section and base, for choosing what a sitting runs: each
+    row's device time at its section's time per run so far (`_per_run`), and whether that base's
+    votes alone can turn its section's verdict (`settled`)."""
+    per_run = _per_run(spent)
+    rows = []
+    for s in GRID_SECTIONS:
+        for base, n in left.get(s, {}).items():
+            took = _took(n * per_run[s]) if s in per_run else "not yet timed"
+            if base == "attention":
+                turns = "no: the reference, no vote"
+            else:
+                turns = "no" if settled(parts[s].votes or {}, {base}) else "yes"
+            rows.append([s, base, f"{n:,}", took, turns])
+    if not rows:
+        return []
+    return [
+        "Runs left per section and base (`slabench report sla --sections S --bases B` runs a row; attention's "
+        "runs go with any base of its section). Whether a base's votes alone can change its section's verdict "
+        "holds the other bases' votes as they stand; the gates' verdict reads every solved run, so any row can "
+        "change it:",
+        "",
+        md_table(["section", "base", "runs left", "device time", "its votes alone can change the verdict"], rows),
+        "",
+    ]
 
 
 def _and(words: list[str]) -> str:
@@ -274,15 +314,13 @@ def write_report(
     edition: int = 2,
     lr_choice: dict[str, dict[tuple[str, str], dict]] | None = None,
     spent: dict[str, list[RunRecord]] | None = None,
-    left: dict[str, int] | None = None,
-    running: dict[str, set[str]] | None = None,
+    left: dict[str, dict[str, int]] | None = None,
 ) -> dict[str, str]:
     """records: section -> its verdict records (stage 2); lr_choice: section -> `chosen_lrs`; spent:
     section -> every run behind it, the lr stage's included (default: the verdict records), for
-    the device time, the commits and the time left; left: section -> `runs_left`, so a report of
-    a protocol still running says so; running: section -> `running_bases`, to say which verdicts
-    the runs left can still change. Writes the Markdown and PNGs next to it; returns the verdict
-    per section."""
+    the device time, the commits and the time left; left: section -> `left_by_base`, so a report
+    of a protocol still running says what is left and which verdicts it can still change. Writes
+    the Markdown and PNGs next to it; returns the verdict per section."""
     report_path.parent.mkdir(parents=True, exist_ok=True)
     out_dir, stem = report_path.parent, report_path.stem
     every = [r for s in GRID_SECTIONS for r in records.get(s, [])]
@@ -320,12 +358,14 @@ def write_report(
         "",
     ]
     spent = records if spent is None else spent
-    if left and sum(left.values()):
-        by_section = ", ".join(f"{s} {n:,}" for s, n in left.items() if n)
+    totals = {s: sum(by_base.values()) for s, by_base in (left or {}).items()}
+    if sum(totals.values()):
+        by_section = ", ".join(f"{s} {n:,}" for s, n in totals.items() if n)
         head += [
-            f"**Incomplete:** {sum(left.values()):,} of the protocol's runs still to run ({by_section})"
-            f"{_time_left(left, spent)}{_can_change(parts, left, running)}",
+            f"**Incomplete:** {sum(totals.values()):,} of the protocol's runs still to run ({by_section})"
+            f"{_time_left(totals, spent)}{_can_change(parts, left)}",
             "",
+            *_plan(parts, left, spent),
         ]
     head += _runs_lines(records, every, [r for runs in spent.values() for r in runs])
     if scale == "tiny":
