@@ -855,8 +855,8 @@ STATISTICS_MUTANTS = [
     M(
         "rep-attention-a-base",
         "slabench/runners/report.py",
-        'return set(by_base) - {"attention"}',
-        "return set(by_base)",
+        'running = {s: set(left.get(s, {})) - {"attention"} for s in GRID_SECTIONS}',
+        "running = {s: set(left.get(s, {})) for s in GRID_SECTIONS}",
         "attention's runs left keep a claim open although no vote reads them",
     ),
     M(

@@ -190,7 +190,7 @@ def _per_run(spent: dict[str, list[RunRecord]]) -> dict[str, float]:
     return {s: device_time(runs)[0] / len(runs) for s, runs in spent.items() if runs}
 
 
-def _took(seconds: float) -> str:
+def _duration(seconds: float) -> str:
     return f"{seconds / 60:,.0f} min" if seconds >= 120 else f"{seconds:.0f} s"
 
 
@@ -205,12 +205,7 @@ def _time_left(left: dict[str, int], spent: dict[str, list[RunRecord]]) -> str:
     untimed = [s for s, n in left.items() if n and s not in per_run]
     when = f" ({_and(untimed)} not yet timed)" if untimed else ""
     machines = ", ".join(record_machines([r for runs in spent.values() for r in runs]))
-    return f", about {_took(seconds)} of {machines} at each section's device time per run so far{when}"
-
-
-def _voters(by_base: dict[str, int]) -> set[str]:
-    """The bases among `left_by_base`'s whose runs are votes to come (attention votes for none)."""
-    return set(by_base) - {"attention"}
+    return f", about {_duration(seconds)} of {machines} at each section's device time per run so far{when}"
 
 
 def _can_change(parts: dict[str, Section], left: dict[str, dict[str, int]]) -> str:
@@ -218,7 +213,7 @@ def _can_change(parts: dict[str, Section], left: dict[str, dict[str, int]]) -> s
     Incomplete line: a claim decided by votes per base stands if no votes of its bases with runs
     left can turn it (`settled`); the gates' claim reads every section's solved runs, so any run
     can change it."""
-    running = {s: _voters(left.get(s, {})) for s in GRID_SECTIONS}
+    running = {s: set(left.get(s, {})) - {"attention"} for s in GRID_SECTIONS}  # attention votes for no base
     stands = [s for s in GRID_SECTIONS if left.get(s) and settled(parts[s].votes or {}, running[s])]
     if not stands:
         return "; the verdicts below can change when they are in."
@@ -244,7 +239,7 @@ def _plan(parts: dict[str, Section], left: dict[str, dict[str, int]], spent: dic
     rows = []
     for s in GRID_SECTIONS:
         for base, n in left.get(s, {}).items():
-            took = _took(n * per_run[s]) if s in per_run else "not yet timed"
+            took = _duration(n * per_run[s]) if s in per_run else "not yet timed"
             if base == "attention":
                 turns = "no: the reference, no vote"
             else:
