@@ -848,8 +848,8 @@ STATISTICS_MUTANTS = [
     M(
         "rep-settled-running-ignored",
         "slabench/runners/report.py",
-        "settled(parts[s].votes or {}, running[s])",
-        "settled(parts[s].votes or {}, ())",
+        "settled(parts[s].votes, running[s])",
+        "settled(parts[s].votes, ())",
         "the Incomplete line calls a verdict settled without the votes still to come",
     ),
     M(
@@ -862,8 +862,8 @@ STATISTICS_MUTANTS = [
     M(
         "rep-plan-base-ignored",
         "slabench/runners/report.py",
-        'turns = "no" if settled(parts[s].votes or {}, {base}) else "yes"',
-        'turns = "no" if settled(parts[s].votes or {}, ()) else "yes"',
+        'turns = "no" if settled(parts[s].votes, {base}) else "yes"',
+        'turns = "no" if settled(parts[s].votes, ()) else "yes"',
         "the table of runs left says no base's runs can change a verdict they can",
     ),
     M(

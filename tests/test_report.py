@@ -302,14 +302,15 @@ def test_time_left_is_each_sections_device_time_per_run_times_its_runs_left():
         }
 
     spent = {"noise": [rec(10, 10), rec(20, 10)], "heads": [rec(100, 40)] * 4}
+    per_run, machines = rp._per_run(spent), rp.record_machines([r for runs in spent.values() for r in runs])
     # noise 10 s a run x 30 + heads 10 s a run x 4 = 340 s
-    assert rp._time_left({"noise": 30, "mqar": 5, "heads": 4}, spent) == (
+    assert rp._time_left({"noise": 30, "mqar": 5, "heads": 4}, per_run, machines) == (
         ", about 6 min of Dev at each section's device time per run so far (mqar not yet timed)"
     )
-    assert rp._time_left({"noise": 3, "mqar": 0, "heads": 0}, spent) == (
+    assert rp._time_left({"noise": 3, "mqar": 0, "heads": 0}, per_run, machines) == (
         ", about 30 s of Dev at each section's device time per run so far"
     )
-    assert rp._time_left({"noise": 0, "mqar": 5, "heads": 0}, spent) == ""  # nothing timed to go on
+    assert rp._time_left({"noise": 0, "mqar": 5, "heads": 0}, per_run, machines) == ""  # nothing timed to go on
 
 
 def test_left_by_base_counts_each_bases_runs_to_come():
@@ -391,7 +392,7 @@ def test_plan_table_gives_each_bases_runs_time_and_whether_it_can_turn_the_verdi
         return {"timestamp": stamp, "timings": {"train_seconds": train_s}, "environment": {"device": "Dev"}}
 
     spent = {"noise": [rec(10, 10), rec(20, 10)], "heads": [rec(100, 40)] * 4}  # 10 s a run each
-    lines = rp._plan(parts, left, spent)
+    lines = rp._plan(parts, left, rp._per_run(spent))
     rows = [[c.strip() for c in r.strip("|").split("|")] for r in lines[2].splitlines()[2:]]
     assert rows == [
         ["noise", "mamba2", "30", "5 min", "no"],  # one vote more: 3 neither of 4 stays a non-majority
@@ -400,7 +401,7 @@ def test_plan_table_gives_each_bases_runs_time_and_whether_it_can_turn_the_verdi
         ["heads", "gla", "12", "2 min", "yes"],  # gla neither: 1 against of 3, not a majority
         ["heads", "retnet", "3", "30 s", "no"],  # two of three against whatever retnet votes
     ]
-    assert rp._plan(parts, {s: {} for s in left}, spent) == []
+    assert rp._plan(parts, {s: {} for s in left}, rp._per_run(spent)) == []
 
 
 def test_docs_state_each_sections_protocol_size():

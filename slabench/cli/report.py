@@ -163,7 +163,9 @@ def report_sla(
             write_leaderboard(aggregate(stage1[sec] + records[sec]), grid.out, grid.name)
     spent = {sec: stage1[sec] + records[sec] for sec in grids}
     # What the whole protocol still lacks, every base's arms, whatever this sitting ran.
-    stored = {sec: grid.stored or load_records(grid.out).records for sec, grid in grids.items()}
+    stored = {
+        sec: load_records(grid.out).records if grid.stored is None else grid.stored for sec, grid in grids.items()
+    }
     left = {sec: left_by_base(grid.specs, scale, ed, stored[sec]) for sec, grid in grids.items()}
     verdicts = write_report(records, scale, Path(report_path), Path(speed_dir), ed, choice, spent, left)
     render.print_tables(render.rows_table("SLA claims", ("section", "verdict"), list(verdicts.items())))

@@ -194,18 +194,16 @@ def _duration(seconds: float) -> str:
     return f"{seconds / 60:,.0f} min" if seconds >= 120 else f"{seconds:.0f} s"
 
 
-def _time_left(left: dict[str, int], spent: dict[str, list[RunRecord]]) -> str:
+def _time_left(left: dict[str, int], per_run: dict[str, float], machines: list[str]) -> str:
     """How long the runs left take at the device time per run each section's runs have taken so
-    far (`_per_run`), as a clause for the Incomplete line; sections with no runs yet are named, not
-    guessed. Empty when no section with runs left has been timed."""
-    per_run = _per_run(spent)
+    far (`_per_run`) on `machines`, as a clause for the Incomplete line; sections with no runs yet
+    are named, not guessed. Empty when no section with runs left has been timed."""
     seconds = sum(n * per_run[s] for s, n in left.items() if n and s in per_run)
     if not seconds:
         return ""
     untimed = [s for s, n in left.items() if n and s not in per_run]
     when = f" ({_and(untimed)} not yet timed)" if untimed else ""
-    machines = ", ".join(record_machines([r for runs in spent.values() for r in runs]))
-    return f", about {_duration(seconds)} of {machines} at each section's device time per run so far{when}"
+    return f", about {_duration(seconds)} of {', '.join(machines)} at each section's device time per run so far{when}"
 
 
 def _can_change(parts: dict[str, Section], left: dict[str, dict[str, int]]) -> str:
@@ -214,7 +212,7 @@ def _can_change(parts: dict[str, Section], left: dict[str, dict[str, int]]) -> s
     left can turn it (`settled`); the gates' claim reads every section's solved runs, so any run
     can change it."""
     running = {s: set(left.get(s, {})) - {"attention"} for s in GRID_SECTIONS}  # attention votes for no base
-    stands = [s for s in GRID_SECTIONS if left.get(s) and settled(parts[s].votes or {}, running[s])]
+    stands = [s for s in GRID_SECTIONS if left.get(s) and settled(parts[s].votes, running[s])]
     if not stands:
         return "; the verdicts below can change when they are in."
     can = [s for s in GRID_SECTIONS if left.get(s) and s not in stands] + ["gates"]
@@ -223,7 +221,7 @@ def _can_change(parts: dict[str, Section], left: dict[str, dict[str, int]]) -> s
         bases = sorted(running[s])
         if not bases:
             return f"the {s} verdict ({parts[s].verdict}) stands: its runs left are attention's, which no vote reads"
-        cast = ", ".join(f"{b} {v}" for b, v in sorted((parts[s].votes or {}).items()) if b not in bases)
+        cast = ", ".join(f"{b} {v}" for b, v in sorted(parts[s].votes.items()) if b not in bases)
         verb = "votes" if len(bases) == 1 else "vote"
         head = f"the {s} verdict ({parts[s].verdict}) stands"
         return f"{head} whatever {_and(bases)} {verb}, given the votes cast ({cast or 'none'})"
@@ -231,11 +229,10 @@ def _can_change(parts: dict[str, Section], left: dict[str, dict[str, int]]) -> s
     return f". They can change the {_and(can)} verdicts; {'; '.join(why(s) for s in stands)}."
 
 
-def _plan(parts: dict[str, Section], left: dict[str, dict[str, int]], spent: dict[str, list[RunRecord]]) -> list[str]:
+def _plan(parts: dict[str, Section], left: dict[str, dict[str, int]], per_run: dict[str, float]) -> list[str]:
     """The runs left as a table per section and base, for choosing what a sitting runs: each
     row's device time at its section's time per run so far (`_per_run`), and whether that base's
     votes alone can turn its section's verdict (`settled`)."""
-    per_run = _per_run(spent)
     rows = []
     for s in GRID_SECTIONS:
         for base, n in left.get(s, {}).items():
@@ -243,7 +240,7 @@ def _plan(parts: dict[str, Section], left: dict[str, dict[str, int]], spent: dic
             if base == "attention":
                 turns = "no: the reference, no vote"
             else:
-                turns = "no" if settled(parts[s].votes or {}, {base}) else "yes"
+                turns = "no" if settled(parts[s].votes, {base}) else "yes"
             rows.append([s, base, f"{n:,}", took, turns])
     if not rows:
         return []
@@ -353,16 +350,18 @@ def write_report(
         "",
     ]
     spent = records if spent is None else spent
+    spent_runs = [r for runs in spent.values() for r in runs]
+    per_run = _per_run(spent)
     totals = {s: sum(by_base.values()) for s, by_base in (left or {}).items()}
     if sum(totals.values()):
         by_section = ", ".join(f"{s} {n:,}" for s, n in totals.items() if n)
         head += [
             f"**Incomplete:** {sum(totals.values()):,} of the protocol's runs still to run ({by_section})"
-            f"{_time_left(totals, spent)}{_can_change(parts, left)}",
+            f"{_time_left(totals, per_run, record_machines(spent_runs))}{_can_change(parts, left)}",
             "",
-            *_plan(parts, left, spent),
+            *_plan(parts, left, per_run),
         ]
-    head += _runs_lines(records, every, [r for runs in spent.values() for r in runs])
+    head += _runs_lines(records, every, spent_runs)
     if scale == "tiny":
         head += [
             (

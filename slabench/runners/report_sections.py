@@ -59,7 +59,8 @@ CONTRAST_TITLES = {
 
 class Section(NamedTuple):
     """A section of the report: its Markdown, its verdict and, for a claim decided by votes per
-    base, each base's vote (so the report can tell whether the runs still to come can change it)."""
+    base (the grid sections), each base's vote (so the report can tell whether the runs still to
+    come can change it); None for the gates' and cost claims."""
 
     lines: list[str]
     verdict: str
