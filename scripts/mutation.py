@@ -101,6 +101,7 @@ TESTS = {
         "tests/test_report_rules.py::test_noise_rule_needs_a_gain_that_grows_with_noise",
         "tests/test_report_rules.py::test_gates_verdict_rule_on_the_peaked_share",
         "tests/test_report_rules.py::test_heads_verdict_rule",
+        "tests/test_report_rules.py::test_heads_explain_names_the_arm_behind_the_slope",
         "tests/test_report_rules.py::test_settled_when_no_votes_still_to_come_can_turn_the_verdict",
     ],
 }
@@ -921,6 +922,27 @@ STATISTICS_MUTANTS = [
         "seconds = sum(n * per_run[s] for",
         "seconds = sum(per_run[s] for",
         "the estimate of the device time left forgets how many runs are left",
+    ),
+    M(
+        "rep-heads-few-pairs-decide",
+        "slabench/runners/report_rules.py",
+        'if math.isnan(ci) or few',
+        'if math.isnan(ci)',
+        "an H with one paired seed decides a base's vote on the gain vs heads",
+    ),
+    M(
+        "rep-heads-explain-every-h",
+        "slabench/runners/report_rules.py",
+        "if h in heads]",
+        "]",
+        "a contrast's slope is read over H that the verdict does not count",
+    ),
+    M(
+        "stats-t-normal-beyond-table",
+        "slabench/runners/stats.py",
+        "    return z + sum(g / df**i for i, g in enumerate(terms, start=1))",
+        "    return z",
+        "slope intervals beyond 30 degrees of freedom are 2-3% narrower than 95%",
     ),
     M(
         "rep-edge-below-ceiling-unmarked",

@@ -103,10 +103,12 @@ def test_noise_rule_needs_a_gain_that_grows_with_noise():
 
 
 def test_explain_names_the_arm_behind_the_difference():
-    def t(delta: float, p: float) -> dict:
-        return {"p": p, "delta": delta, "n": 30}
+    def t(delta: float, p: float) -> tuple[float, bool]:
+        return rp.rejected({"t": {"p": p, "delta": delta, "n": 30}})["t"]
 
     sig, ns = t(0.4, 0.001), t(0.0, 0.9)
+    assert sig == (0.4, True) and ns == (0.0, False) and t(0.4, 0.05) == (0.4, False)  # rejects below 5%
+    assert rp.rejected({"sla": {"p": 1.0, "delta": 0.0, "n": 0}}) == {}  # no pairs: its arms did not run
     both = {"sla": sig, "gate_twin_norm": ns, "gate_base_norm": ns, "norm": sig, "competition": ns}
     assert rp.explain(both) == "norm"  # the measured confound: the norm alone moves accuracy
     gate = {**both, "norm": ns, "gate_base_norm": sig, "competition": sig}
@@ -136,6 +138,11 @@ def test_heads_verdict_rule():
     verdict, d, more = rp.heads_verdict({"gla": noisy})
     assert verdict == rp.INCONCLUSIVE and more == d["gla"]["seeds_needed"] > 3
     assert rp.heads_verdict({"gla": points(-0.05, 0.005)})[1]["gla"]["vote"] == "against"
+    # An H with fewer than MIN_SEEDS pairs decides nothing yet, however clear the slope.
+    thin = points(0.05, 0.005)[:-2]  # H 16 keeps one pair
+    d = rp.heads_verdict({"gla": thin})[1]["gla"]
+    assert d["vote"] == "neither" and d["seeds_needed"] == rp.MIN_SEEDS
+    assert rp.heads_verdict({"gla": points(0.05, 0.005)[:-1]})[1]["gla"]["vote"] == "neither"  # 2 pairs at H 16
     one_h = [(4, 0.1), (4, 0.2), (4, 0.3)]  # one H in range: no slope, whatever the seeds
     assert rp.heads_verdict({"gla": one_h})[1]["gla"]["vote"] == rp.UNTESTABLE
     assert rp.heads_verdict({"gdn": []})[1]["gdn"]["vote"] == rp.UNTESTABLE  # no H in range at all
@@ -143,6 +150,36 @@ def test_heads_verdict_rule():
     # The seeds that would decide count the voting bases only: gla's, not retnet's infinity.
     verdict, d, more = rp.heads_verdict({"gla": noisy, "retnet": one_h})
     assert verdict == rp.INCONCLUSIVE and more == d["gla"]["seeds_needed"] and d["retnet"]["seeds_needed"] == math.inf
+
+
+def test_heads_explain_names_the_arm_behind_the_slope():
+    def points(gain_per_doubling: float, heads=(2, 4, 8)) -> list[tuple[int, float]]:
+        return [(h, gain_per_doubling * math.log2(h) + 0.005 * s) for h in heads for s in (-1, 0, 1)]
+
+    falling, flat = points(-0.1), points(0.0)
+    # The gain falls with H, and so does the gate's at the base's norm; the norm's and the softmax's
+    # against the sigmoid are flat: the gate explains it, any gate. Gains at an H that does not count
+    # (16, outside sla-X - X's points) are left out of the contrasts' slopes.
+    contrasts = {
+        "gate_twin_norm": {"gla": flat},
+        "gate_base_norm": {"gla": falling + [(16, 5.0)] * 3},
+        "norm": {"gla": flat},
+        "competition": {"gla": flat},
+    }
+    d = rp.heads_verdict({"gla": falling}, contrasts)[1]["gla"]
+    assert d["vote"] == "against" and d["explain"] == "gate (any gate)"
+    assert (
+        rp.heads_verdict({"gla": falling}, {**contrasts, "competition": {"gla": falling}})[1]["gla"]["explain"]
+        == "gate (softmax competition)"
+    )
+    rising = {**contrasts, "gate_base_norm": {"gla": points(0.1)}}  # the other direction agrees with nothing
+    assert rp.heads_verdict({"gla": falling}, rising)[1]["gla"]["explain"] == "neither"
+    assert rp.heads_verdict({"gla": flat}, contrasts)[1]["gla"]["explain"] == "no difference to explain"
+    missing = {k: v for k, v in contrasts.items() if k != "norm"}
+    assert rp.heads_verdict({"gla": falling}, missing)[1]["gla"]["explain"] == "undecided: contrast arms missing (norm)"
+    one_h = [(4, 0.1), (4, 0.2), (4, 0.3)]
+    assert rp.heads_verdict({"gla": one_h}, contrasts)[1]["gla"]["explain"] == "fewer than 2 H count"
+    assert rp.heads_verdict({"gla": [(2, 0.1), (4, 0.2)]}, contrasts)[1]["gla"]["explain"] == "too few points"
 
 
 def test_gates_verdict_rule_on_the_peaked_share():

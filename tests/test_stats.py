@@ -96,6 +96,15 @@ def test_slope_ci_exact_line_and_known_spread():
     assert slope == pytest.approx(0.2) and ci == pytest.approx(4.303 * math.sqrt(0.8 / 2 / 5))
 
 
+def test_t_quantile_against_published_tables():
+    # Student's t, two-sided 95%, from the printed tables (e.g. Abramowitz and Stegun Table 26.10):
+    # the 1.96 of the normal only as the degrees of freedom grow without bound.
+    for df, t in ((1, 12.706), (10, 2.228), (30, 2.042), (31, 2.0395), (40, 2.0211), (60, 2.0003), (120, 1.9799)):
+        assert stats.t975(df) == pytest.approx(t, abs=1e-3 if df <= 30 else 1e-4), df
+    assert stats.t975(10**6) == pytest.approx(stats.Z975, abs=1e-5)
+    assert stats.t975(30) > stats.t975(31) > stats.t975(38) > stats.t975(120) > stats.Z975  # decreasing
+
+
 def test_median_sd_and_mean_interval_by_hand():
     assert stats.median([3.0, 1.0, 2.0]) == 2.0 and stats.median([4.0, 1.0, 2.0, 3.0]) == 2.5
     assert math.isnan(stats.median([]))

@@ -288,8 +288,9 @@ PROTOCOL = (
     "initialisation in both (at these sizes the scaled output lies below the output norm's epsilon, so the norm "
     "does not divide the scale back out: docs/report.md; on GDN it also weakens the delta rule's write). Stage 1: "
     "the grid's first {lr_seeds} seeds at each of its lrs; each cell (task x arm) keeps the lr with the best mean "
-    "validation accuracy. Stage 2: the grid's other seeds at that lr; only these reach the tables and verdicts "
-    "below, so the lr choice never saw the seeds it is judged on, and verdicts use test accuracy only."
+    "validation accuracy (ties: the smaller lr). Stage 2: the grid's other seeds at that lr; only these reach the "
+    "tables and verdicts below, so the lr choice never saw the seeds it is judged on, and verdicts use test "
+    "accuracy only."
 )
 FIRST_EDITION = (
     "First edition: these records predate the controlled protocol (no control arms, one lr, 3 seeds, budgets at "

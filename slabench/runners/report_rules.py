@@ -114,27 +114,32 @@ GATE_KINDS = (
 )
 
 
-def explain(tests: dict[str, dict[str, Any]]) -> str:
-    """tests: contrast name -> `stats.stratified_compare` result (absent: an arm did not run)."""
-    main = tests.get("sla")
-    if main is None or not main["n"]:
+def explain(effects: dict[str, tuple[float, bool]]) -> str:
+    """effects: contrast name -> (its effect, a - b, and whether its test rejects no effect at 5%),
+    for the contrasts whose arms ran. The effect is a stratified gain in solve rate (claim 1, via
+    `rejected`) or a slope of the paired gain in log2 H (claim 2)."""
+    if "sla" not in effects:
         return "arms missing"
-    if main["p"] >= stats.ALPHA:
+    delta, rejects = effects["sla"]
+    if not rejects:
         return "no difference to explain"
-    ran = {n for n, _, _ in CONTRASTS if n in tests and tests[n]["n"]}
-    missing = [n for n, _, _ in CONTRASTS if n not in ran and n not in OPTIONAL_CONTRASTS]
+    missing = [n for n, _, _ in CONTRASTS if n not in effects and n not in OPTIONAL_CONTRASTS]
     if missing:
         return f"undecided: contrast arms missing ({', '.join(missing)})"
-    up = main["delta"] > 0
 
     def agrees(name: str) -> bool:
-        return name in ran and tests[name]["p"] < stats.ALPHA and (tests[name]["delta"] > 0) == up
+        return name in effects and effects[name][1] and (effects[name][0] > 0) == (delta > 0)
 
     gate, norm = agrees("gate_twin_norm") or agrees("gate_base_norm"), agrees("norm")
     if gate:
         kind = next((k for name, k in GATE_KINDS if agrees(name)), "any gate")
         return f"gate ({kind}) and norm" if norm else f"gate ({kind})"
     return "norm" if norm else "neither"
+
+
+def rejected(tests: dict[str, dict[str, Any]]) -> dict[str, tuple[float, bool]]:
+    """`explain`'s effects from `stats.stratified_compare` results (one with no pairs: its arms did not run)."""
+    return {name: (t["delta"], t["p"] < stats.ALPHA) for name, t in tests.items() if t["n"]}
 
 
 NOISE_RULE = (
@@ -174,7 +179,7 @@ def accuracy_verdict(
             details[base] = {"vote": UNTESTABLE, "seeds_needed": math.inf, "explain": "X at the ceiling", **b}
             continue
         if "sla" not in tests or not tests["sla"]["n"]:
-            details[base] = {"vote": "neither", "seeds_needed": math.inf, "explain": explain(tests), **b}
+            details[base] = {"vote": "neither", "seeds_needed": math.inf, "explain": explain(rejected(tests)), **b}
             continue
         main = tests["sla"]
         # A cell below MIN_SEEDS decides nothing yet: the tests still say how many seeds would.
@@ -195,7 +200,7 @@ def accuracy_verdict(
         vote = "for" if ahead and grows else "against" if no_gain or (interaction and shrinks) else "neither"
         if few:
             vote, need = "neither", max(need, MIN_SEEDS)
-        details[base] = {"vote": vote, "seeds_needed": need, "explain": explain(tests), **b}
+        details[base] = {"vote": vote, "seeds_needed": need, "explain": explain(rejected(tests)), **b}
     return _majority({b: d["vote"] for b, d in details.items()}), details, _more_seeds(details)
 
 
@@ -204,25 +209,38 @@ HEADS_RULE = (
     f"below the ceiling (its mean test accuracy in [{LEARNS:g}, {CEILING:g}]) count; the per-seed accuracy gains "
     "(sla-X - X, paired by seed) at those H are regressed on log2 H. The base counts *for* the claim if the slope's "
     f"95% interval lies above 0, *against* if it lies below {MIN_SLOPE:g} ({100 * MIN_SLOPE:g} pp more gain per "
-    "doubling of H), else neither. A base with fewer than 2 such H is untestable (no number of seeds gives it a "
-    "slope) and does not vote. Supported / not supported by a majority of the bases that vote, else "
-    "inconclusive, with the seeds per H for 80% power at the observed slope (at least "
-    f"{MIN_SLOPE:g}). "
+    f"doubling of H), else neither, and neither while an H that counts has fewer than {MIN_SEEDS} paired seeds. A "
+    "base with fewer than 2 such H is untestable (no number of seeds gives it a slope) and does not vote. "
+    "Supported / not supported by a majority of the bases that vote, else inconclusive, with the seeds per H for "
+    f"80% power at the observed slope (at least {MIN_SLOPE:g}). "
+)
+HEADS_EXPLAIN_RULE = (
+    "Which arm explains a slope (named, not voted; written after gla's verdict runs at H 2 and 4): each contrast's "
+    "paired gains at the H that count are regressed on log2 H like sla-X - X's. A slope whose 95% interval excludes "
+    "0 is the *gate*'s if a matched-norm gate contrast's slope (sla-X - X with the twin's norm, sla-X with the "
+    "base's norm - X) excludes 0 on the same side, the *norm*'s if the norm contrast's (X with the twin's norm - X) "
+    "does, both, or *neither*; a gate slope is *softmax competition* if sla-X - the sigmoid control's does too, "
+    "else *any gate*."
 )
 
 
-def heads_verdict(gains: dict[str, list[tuple[int, float]]]) -> tuple[str, dict[str, dict], int | None]:
-    """gains: base -> [(H, paired per-seed gain)] at the H values that count."""
+def heads_verdict(
+    gains: dict[str, list[tuple[int, float]]], contrasts: dict[str, dict[str, list[tuple[int, float]]]] | None = None
+) -> tuple[str, dict[str, dict], int | None]:
+    """gains: base -> [(H, paired per-seed gain sla-X - X)] at the H values that count; contrasts:
+    contrast name -> base -> the same for each contrast of `CONTRASTS` (its arms' gains at those H),
+    to name which explains the slope."""
     details = {}
     for base, points in sorted(gains.items()):
         xs = [math.log2(h) for h, _ in points]
         slope, ci, resid_sd = stats.slope_fit(xs, [g for _, g in points])
         levels = sorted(set(xs))
+        few = min((xs.count(x) for x in levels), default=0) < MIN_SEEDS  # an H with fewer pairs decides nothing yet
         vote = (
             UNTESTABLE
             if len(levels) < 2
             else "neither"
-            if math.isnan(ci)
+            if math.isnan(ci) or few
             else "for"
             if slope - ci > 0
             else "against"
@@ -234,6 +252,8 @@ def heads_verdict(gains: dict[str, list[tuple[int, float]]]) -> tuple[str, dict[
             if math.isfinite(ci)
             else math.inf
         )
+        if few and vote != UNTESTABLE:
+            need = max(need, MIN_SEEDS)
         details[base] = {
             "slope": slope,
             "slope_ci": ci,
@@ -241,8 +261,28 @@ def heads_verdict(gains: dict[str, list[tuple[int, float]]]) -> tuple[str, dict[
             "heads": sorted({h for h, _ in points}),
             "vote": vote,
             "seeds_needed": need,
+            "explain": "fewer than 2 H count"
+            if vote == UNTESTABLE
+            else "too few points"
+            if math.isnan(ci)
+            else explain(_slopes(contrasts or {}, base, points)),
         }
     return _majority({b: d["vote"] for b, d in details.items()}), details, _more_seeds(details)
+
+
+def _slopes(
+    contrasts: dict[str, dict[str, list[tuple[int, float]]]], base: str, points: list[tuple[int, float]]
+) -> dict[str, tuple[float, bool]]:
+    """`explain`'s effects for a base: each contrast's slope of its gains in log2 H at the H of
+    `points` (sla-X - X's, which the verdict counts), and whether its 95% interval excludes 0."""
+    heads = {h for h, _ in points}
+    effects = {}
+    for name, by_base in {**contrasts, "sla": {base: points}}.items():
+        pts = [(h, g) for h, g in by_base.get(base, []) if h in heads]
+        slope, ci, _ = stats.slope_fit([math.log2(h) for h, _ in pts], [g for _, g in pts])
+        if math.isfinite(ci):  # too few points or H: no slope, as an arm that did not run
+            effects[name] = (slope, abs(slope) > ci)
+    return effects
 
 
 GATES_RULE = (

@@ -35,6 +35,7 @@ from slabench.runners.report_rules import (
     EXPLAIN_RULE,
     FIXED_RULE,
     GATES_RULE,
+    HEADS_EXPLAIN_RULE,
     HEADS_RULE,
     LEARNS,
     MQAR_RULE,
@@ -335,7 +336,8 @@ def heads_section(records: list[RunRecord], out_dir: Path, stem: str, choice: di
     counts = lambda x: LEARNS <= x["acc"] <= CEILING  # noqa: E731  (X learns, below the ceiling)
     # Every base votes through the rule: one with no H in range has no points, so is untestable.
     gains = {b: [] for b in bases(cells)} | paired_gains(cells, counts=counts)
-    verdict, details, more = heads_verdict(gains)
+    explaining = {name: paired_gains(cells, a, b, counts=counts) for name, a, b in CONTRASTS if name != "sla"}
+    verdict, details, more = heads_verdict(gains, explaining)
     label = lambda h: f"H {h}"  # noqa: E731
     widths = sorted(
         {(c["model_params"]["n_heads"], c["model_params"]["d_model"], c["task_params"]["num_kv_pairs"]) for c in cells}
@@ -352,11 +354,7 @@ def heads_section(records: list[RunRecord], out_dir: Path, stem: str, choice: di
     ]
     lines += [_accuracy_table(cells, heads_condition, label), ""]
     lines += _lr_table(cells, heads_condition, label, choice)
-    all_gains = {
-        name: paired_gains(cells, a, b)
-        for name, a, b in CONTRASTS
-        if name in ("sla", "gate_base_norm", "norm", "competition")
-    }
+    all_gains = {name: paired_gains(cells, a, b) for name, a, b in CONTRASTS if name not in OPTIONAL_CONTRASTS}
     hs = sorted({c["model_params"]["n_heads"] for c in cells})
     rows = []
     for name, by_base in all_gains.items():
@@ -394,20 +392,29 @@ def heads_section(records: list[RunRecord], out_dir: Path, stem: str, choice: di
         ax.grid(alpha=0.3)
         lines += [f"![heads]({save_figure(fig, out_dir / f'{stem}-heads.png', dpi=100).name})", ""]
     votes = md_table(
-        ["base", "H that count", "slope (gain per doubling of H)", "points", "vote", "seeds per H for 80% power"],
+        [
+            "base",
+            "H that count",
+            "slope (gain per doubling of H)",
+            "points",
+            "slope explained by",
+            "vote",
+            "seeds per H for 80% power",
+        ],
         [
             [
                 b,
                 ", ".join(map(str, d["heads"])) or "none",
                 interval(d["slope"], d["slope"] - d["slope_ci"], d["slope"] + d["slope_ci"]),
                 str(d["points"]),
+                d["explain"],
                 d["vote"],
                 _seeds_text(d["seeds_needed"]) if d["vote"] == "neither" else "-",
             ]
             for b, d in details.items()
         ],
     )
-    lines += _verdict_lines(verdict, HEADS_RULE, [votes, ""], more, unit="H")
+    lines += _verdict_lines(verdict, HEADS_RULE + HEADS_EXPLAIN_RULE, [votes, ""], more, unit="H")
     return Section(lines, verdict, {b: d["vote"] for b, d in details.items()})
 
 

@@ -282,7 +282,7 @@ def slope_ci(xs: Sequence[float], ys: Sequence[float]) -> tuple[float, float]:
     return slope_fit(xs, ys)[:2]
 
 
-# Two-sided 95% quantiles of Student's t for 1..30 degrees of freedom; 1.96 beyond.
+# Two-sided 95% quantiles of Student's t for 1..30 degrees of freedom; the expansion in t975 beyond.
 _T975 = [
     12.706,
     4.303,
@@ -318,4 +318,16 @@ _T975 = [
 
 
 def t975(df: int) -> float:
-    return _T975[df - 1] if df <= len(_T975) else Z975
+    """Student's t 97.5% quantile. Beyond the table, the Cornish-Fisher expansion around the normal
+    quantile (Abramowitz and Stegun 26.7.5), within 1e-5 of the exact value from 30 degrees of
+    freedom on; 1.96 alone would narrow a 95% interval by 3% at 38."""
+    if df <= len(_T975):
+        return _T975[df - 1]
+    z = Z975
+    terms = (
+        (z**3 + z) / 4,
+        (5 * z**5 + 16 * z**3 + 3 * z) / 96,
+        (3 * z**7 + 19 * z**5 + 17 * z**3 - 15 * z) / 384,
+        (79 * z**9 + 776 * z**7 + 1482 * z**5 - 1920 * z**3 - 945 * z) / 92160,
+    )
+    return z + sum(g / df**i for i, g in enumerate(terms, start=1))
