@@ -926,8 +926,8 @@ STATISTICS_MUTANTS = [
     M(
         "rep-heads-few-pairs-decide",
         "slabench/runners/report_rules.py",
-        'if math.isnan(ci) or few',
-        'if math.isnan(ci)',
+        "if math.isnan(ci) or few",
+        "if math.isnan(ci)",
         "an H with one paired seed decides a base's vote on the gain vs heads",
     ),
     M(
