@@ -12,6 +12,7 @@ from click.testing import CliRunner
 
 from slabench.cli import main
 from slabench.runners import report as rp
+from slabench.runners.report_rules import HEADS_FIXED_RULE
 
 SECTION_TITLES = [
     "## 1. Retrieval under noise",
@@ -54,8 +55,10 @@ def test_tiny_report_end_to_end_and_from_records(tmp_path):
     assert ("![gates]" in text) == (md.parent / "sla-report-gates.png").exists()
     counts = {s: len(list((out / s / "records").glob("*.json"))) for s in rp.GRID_SECTIONS}
     # Stage 1: seed 0 at both lrs; stage 2: seeds 1-2 at the lr each cell chose. Five arms of gla
-    # (six under noise: the gate held at 1/H too).
-    assert counts == {"noise": 48, "mqar": 20, "heads": 40}
+    # (six under noise and heads: the gate held at 1/H too).
+    assert counts == {"noise": 48, "mqar": 20, "heads": 48}
+    heads = text[text.index("## 3.") : text.index("## 4.")]
+    assert "Which arm explains a slope" in heads and HEADS_FIXED_RULE in heads  # the held gate ran there
     assert "Incomplete" not in text
     assert (out / "noise" / "report-noise-tiny.md").is_file()  # each section's own leaderboard
     for section in rp.GRID_SECTIONS:  # grid.json: the section's whole grid, not its last stage's runs
@@ -181,8 +184,10 @@ def test_full_grids_hold_every_arm_of_their_bases_and_no_idle_one():
     them where it checks that a cell is solvable."""
     from slabench.runners.report_data import Arms, arm
 
-    # (bases, attention, the gate held at 1/H: the noise section's control without learning)
-    expected = {"noise": (5, True, True), "mqar": (5, True, False), "heads": (3, False, False)}
+    # (bases, attention, the bases with the gate held at 1/H, the control without learning: every
+    # base under noise, gla in the heads section, the one base with a slope to explain there)
+    everyone = {"retnet", "gla", "gdn", "deltanet", "mamba2"}
+    expected = {"noise": (5, True, everyone), "mqar": (5, True, set()), "heads": (3, False, {"gla"})}
     for section in rp.GRID_SECTIONS:
         _, specs = rp.section_specs(section, "full")
         cells = {
@@ -192,7 +197,7 @@ def test_full_grids_hold_every_arm_of_their_bases_and_no_idle_one():
         bases = sorted({label[4:].split("/")[0] for label in labels if label.startswith("sla-")})
         n_bases, attention, held = expected[section]
         assert len(bases) == n_bases, (section, bases)
-        roles = {label for b in bases for name, label in vars(Arms.of(b)).items() if held or name != "fixed"}
+        roles = {label for b in bases for name, label in vars(Arms.of(b)).items() if b in held or name != "fixed"}
         wanted = roles | ({"attention"} if attention else set())
         assert labels == wanted, (section, labels ^ wanted)
         conditions = {(task, d) for _, task, d in cells}
@@ -270,7 +275,7 @@ def test_fold_trains_each_stages_runs_of_a_cell_as_one_model(tmp_path, one_threa
     text = (tmp_path / "r.md").read_text()
     assert "## 2." in text
     # The sections this sitting left out are still to run, and the report says how much of them.
-    assert "**Incomplete:** 88 of the protocol's runs still to run (noise 48, heads 40)" in text
+    assert "**Incomplete:** 96 of the protocol's runs still to run (noise 48, heads 48)" in text
 
 
 def test_code_line_names_each_commit_and_its_runs_from_a_dirty_tree():
@@ -323,15 +328,15 @@ def test_left_by_base_counts_each_bases_runs_to_come():
     def rec(s) -> dict:
         return {"spec": s.to_dict(), "status": "ok", "metrics": {"val_acc": s.train.lr, "test_acc": 0.5}}
 
-    # Per base: 5 arms x 3 H x (3 seeds x 3 lrs + 10 seeds) = 285 runs.
-    assert rp.left_by_base(specs, "full", 2, {}) == {"gdn": 285, "gla": 285, "retnet": 285}
+    # Per base: 5 arms x 3 H x (3 seeds x 3 lrs + 10 seeds) = 285 runs; gla 342 with its held gate.
+    assert rp.left_by_base(specs, "full", 2, {}) == {"gdn": 285, "gla": 342, "retnet": 285}
     stored = {s.key(): rec(s) for s in first}
     chosen = rp.chosen_lrs(list(stored.values()))
     second = rp.verdict_stage(gla, first, chosen)
-    assert len(second) == 150 and all(s.train.lr == max(x.train.lr for x in first) for s in second)
-    assert rp.left_by_base(specs, "full", 2, stored) == {"gdn": 285, "gla": 150, "retnet": 285}  # stage 2 to come
+    assert len(second) == 180 and all(s.train.lr == max(x.train.lr for x in first) for s in second)
+    assert rp.left_by_base(specs, "full", 2, stored) == {"gdn": 285, "gla": 180, "retnet": 285}  # stage 2 to come
     stored |= {s.key(): rec(s) for s in second[:100]}
-    assert rp.left_by_base(specs, "full", 2, stored) == {"gdn": 285, "gla": 50, "retnet": 285}
+    assert rp.left_by_base(specs, "full", 2, stored) == {"gdn": 285, "gla": 80, "retnet": 285}
     stored |= {s.key(): rec(s) for s in second[100:]}
     assert rp.left_by_base(specs, "full", 2, stored) == {"gdn": 285, "retnet": 285}
     noise = rp.section_specs("noise", "full")[1]

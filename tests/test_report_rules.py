@@ -172,6 +172,11 @@ def test_heads_explain_names_the_arm_behind_the_slope():
         rp.heads_verdict({"gla": falling}, {**contrasts, "competition": {"gla": falling}})[1]["gla"]["explain"]
         == "gate (softmax competition)"
     )
+    # With the gate held at 1/H beside (gla's in the heads grid): its scale, or what the gates learn.
+    held = {**contrasts, "learned": {"gla": flat}, "scale": {"gla": falling}}
+    assert rp.heads_verdict({"gla": falling}, held)[1]["gla"]["explain"] == "gate (the gates' 1/H scale)"
+    held = {**contrasts, "learned": {"gla": falling}, "scale": {"gla": flat}}
+    assert rp.heads_verdict({"gla": falling}, held)[1]["gla"]["explain"] == "gate (learned gates)"
     rising = {**contrasts, "gate_base_norm": {"gla": points(0.1)}}  # the other direction agrees with nothing
     assert rp.heads_verdict({"gla": falling}, rising)[1]["gla"]["explain"] == "neither"
     assert rp.heads_verdict({"gla": flat}, contrasts)[1]["gla"]["explain"] == "no difference to explain"

@@ -223,6 +223,12 @@ HEADS_EXPLAIN_RULE = (
     "else *any gate*."
 )
 
+HEADS_FIXED_RULE = (
+    " Where sla-X with every gate held at 1/H ran (gla's, added after its verdict runs at H 2 and 4): a gate slope "
+    "that is not softmax competition is *learned gates* if sla-X - the held gate's slope agrees, else *the gates' "
+    "1/H scale* if the held gate - X with the twin's norm's does, else *any gate*."
+)
+
 
 def heads_verdict(
     gains: dict[str, list[tuple[int, float]]], contrasts: dict[str, dict[str, list[tuple[int, float]]]] | None = None

@@ -36,6 +36,7 @@ from slabench.runners.report_rules import (
     FIXED_RULE,
     GATES_RULE,
     HEADS_EXPLAIN_RULE,
+    HEADS_FIXED_RULE,
     HEADS_RULE,
     LEARNS,
     MQAR_RULE,
@@ -354,7 +355,7 @@ def heads_section(records: list[RunRecord], out_dir: Path, stem: str, choice: di
     ]
     lines += [_accuracy_table(cells, heads_condition, label), ""]
     lines += _lr_table(cells, heads_condition, label, choice)
-    all_gains = {name: paired_gains(cells, a, b) for name, a, b in CONTRASTS if name not in OPTIONAL_CONTRASTS}
+    all_gains = {name: paired_gains(cells, a, b) for name, a, b in CONTRASTS}  # no rows where an arm did not run
     hs = sorted({c["model_params"]["n_heads"] for c in cells})
     rows = []
     for name, by_base in all_gains.items():
@@ -414,7 +415,9 @@ def heads_section(records: list[RunRecord], out_dir: Path, stem: str, choice: di
             for b, d in details.items()
         ],
     )
-    lines += _verdict_lines(verdict, HEADS_RULE + HEADS_EXPLAIN_RULE, [votes, ""], more, unit="H")
+    held = any(all_gains[name] for name in OPTIONAL_CONTRASTS)  # the held gate ran, at any H
+    rule = HEADS_RULE + HEADS_EXPLAIN_RULE + (HEADS_FIXED_RULE if held else "")
+    lines += _verdict_lines(verdict, rule, [votes, ""], more, unit="H")
     return Section(lines, verdict, {b: d["vote"] for b, d in details.items()})
 
 
