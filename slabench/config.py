@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import math
 import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -118,7 +119,13 @@ class TrainSpec:
         w = "train"
         for name in ("steps", "batch_size", "eval_every", "val_size", "test_size"):
             require(getattr(self, name) >= 1, w, f"{name}={getattr(self, name)} must be >= 1")
-        require(self.tokens >= 0 and self.seconds >= 0, w, "tokens and seconds must be >= 0")
+        require(self.tokens >= 0, w, f"tokens={self.tokens} must be >= 0 (0: not the budget)")
+        # inf would never end a run, and nan fails every comparison, so name both here.
+        require(
+            math.isfinite(self.seconds) and self.seconds >= 0,
+            w,
+            f"seconds={self.seconds} must be a finite number >= 0 (0: not the budget)",
+        )
         require(self.train_examples >= 0, w, f"train_examples={self.train_examples} must be >= 0 (0: a fresh stream)")
         require(self.epochs >= 0, w, f"epochs={self.epochs} must be >= 0")
         require(
@@ -126,7 +133,17 @@ class TrainSpec:
             w,
             f"epochs={self.epochs} needs a finite training set; set train_examples (e.g. 100000)",
         )
-        require(self.lr > 0, w, f"lr={self.lr} must be > 0")
+        require(math.isfinite(self.lr) and self.lr > 0, w, f"lr={self.lr} must be a finite number > 0")
+        require(
+            math.isfinite(self.weight_decay) and self.weight_decay >= 0,
+            w,
+            f"weight_decay={self.weight_decay} must be a finite number >= 0 (0: off)",
+        )
+        require(
+            math.isfinite(self.grad_clip) and self.grad_clip >= 0,
+            w,
+            f"grad_clip={self.grad_clip} must be a finite number >= 0 (0: off)",
+        )
         require(0 <= self.warmup < 1, w, f"warmup={self.warmup} must be in [0, 1)")
         require(0 <= self.stop_at <= 1, w, f"stop_at={self.stop_at} must be in [0, 1]")
         require(0 < self.solve_at <= 1, w, f"solve_at={self.solve_at} must be in (0, 1] (a fraction of test accuracy)")
@@ -190,11 +207,15 @@ class RunSpec:
 # ---- grid files -----------------------------------------------------------------------------
 
 GRID_KEYS = {"name", "description", "train", "tasks", "models"}
+GRID_TRAIN_KEYS = ("seeds", "fold")  # [train] keys that are no TrainSpec field: which seeds run, and how
 SEED_LIMIT = 2**31  # user seeds stay below this; validation/test sets use seeds above it
 
 
-def _expand(table: dict[str, Any]) -> list[dict[str, Any]]:
+def _expand(table: dict[str, Any], where: str) -> list[dict[str, Any]]:
     """Cartesian product over every list value: {a: [1, 2], b: 3} -> [{a: 1, b: 3}, {a: 2, b: 3}]."""
+    for key, value in table.items():
+        # One empty list empties the whole product: zero runs, and a leaderboard rewritten from none.
+        require(not (isinstance(value, list) and not value), where, f"{key} = [] runs nothing; give at least one value")
     keys = list(table)
     values = [v if isinstance(v, list) else [v] for v in table.values()]
     return [dict(zip(keys, combo)) for combo in itertools.product(*values)]
@@ -205,9 +226,15 @@ def load_grid_file(path: str | Path) -> dict[str, Any]:
     if not p.is_file():
         raise SlabenchError(f"grid file '{path}' does not exist")
     try:
-        return tomllib.loads(p.read_text())
+        text = p.read_text(encoding="utf-8")  # TOML is UTF-8 whatever the locale's encoding
+    except UnicodeDecodeError as e:
+        raise SlabenchError(f"grid file '{path}': byte {e.start} is not UTF-8; a grid file is UTF-8 TOML") from None
+    try:
+        grid = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise SlabenchError(f"grid file '{path}': invalid TOML: {e}") from None
+    check_grid_layout(grid)  # here too: `run --mixer` and `compare` rewrite the models before expand_grid
+    return grid
 
 
 def preset_names() -> list[str]:
@@ -234,20 +261,48 @@ def grid_fold(grid: dict[str, Any]) -> int | Literal["auto"]:
     return check_fold(grid.get("train", {}).get("fold", 1), "[train]")
 
 
-def expand_grid(grid: dict[str, Any]) -> tuple[str, list[RunSpec]]:
-    """Validate a parsed grid and expand it into RunSpecs (deduplicated, in a stable order)."""
-    from slabench.models import MIXERS, build_mixer, model_params, split_backbone
-
+def check_grid_layout(grid: dict[str, Any]) -> None:
+    """The grid's top level: known keys, a name usable as a file name, a description string, and
+    tables where tables go ([train] one table, [[tasks]] and [[models]] arrays of tables)."""
     for key in grid:
         require(key in GRID_KEYS, "grid", f"unknown key '{key}' at top level; known: {', '.join(sorted(GRID_KEYS))}")
     name = grid.get("name")
     require(isinstance(name, str) and name != "", "grid", "'name' (a non-empty string) is required")
-    require(isinstance(grid.get("tasks"), list) and grid["tasks"], "grid", "at least one [[tasks]] table is required")
+    # The name is a file name (<name>.md, ...) and the default output folder (runs/<name>): a
+    # separator would write into another folder, or out of --out; '.' and '..' name folders.
     require(
-        isinstance(grid.get("models"), list) and grid["models"], "grid", "at least one [[models]] table is required"
+        not any(c in name for c in "/\\\0") and name not in (".", ".."),
+        "grid",
+        f"name={name!r} must be usable as a file name: no '/', '\\' or NUL, and not '.' or '..'",
     )
+    description = grid.get("description", "")
+    require(isinstance(description, str), "grid", f"description={description!r} must be a string")
+    train = grid.get("train", {})
+    require(
+        isinstance(train, dict), "grid", f"train = {train!r} is not allowed; give one [train] table (not [[train]])"
+    )
+    for key in ("tasks", "models"):
+        tables = grid.get(key)
+        require(tables is not None and tables != [], "grid", f"at least one [[{key}]] table is required")
+        require(
+            isinstance(tables, list) and all(isinstance(t, dict) for t in tables),
+            "grid",
+            f"{key} = {tables!r} is not allowed; give [[{key}]] tables, each a [[{key}]] line then name = ...",
+        )
+
+
+def expand_grid(grid: dict[str, Any]) -> tuple[str, list[RunSpec]]:
+    """Validate a parsed grid and expand it into RunSpecs (deduplicated, in a stable order)."""
+    from slabench.models import MIXERS, build_mixer, model_params, split_backbone
+
+    check_grid_layout(grid)
+    name = grid["name"]
 
     train_table = dict(grid.get("train", {}))
+    train_fields = dataclass_params(TrainSpec)
+    known = [p.name for p in train_fields] + list(GRID_TRAIN_KEYS)
+    for key in train_table:  # before seeds and fold are popped, so the list of known keys has them
+        require(key in known, "[train]", f"unknown parameter '{key}'; known: {', '.join(known)}")
     check_fold(train_table.pop("fold", 1), "[train]")  # how runs execute, not what they are: no RunSpec field
     seeds = train_table.pop("seeds", [0])
     seeds = seeds if isinstance(seeds, list) else [seeds]
@@ -259,14 +314,16 @@ def expand_grid(grid: dict[str, Any]) -> tuple[str, list[RunSpec]]:
         f"{' and '.join(budgets)} are each a budget; set exactly one of steps, tokens, seconds or epochs",
     )
     for s in seeds:
-        require(isinstance(s, int) and 0 <= s < SEED_LIMIT, "[train]", f"seeds: {s!r} must be an int in [0, 2**31)")
-    train_fields = dataclass_params(TrainSpec)
-    check_params(
-        "[train]", train_fields, {k: (v[0] if isinstance(v, list) and v else v) for k, v in train_table.items()}
-    )
-    trains = [TrainSpec(**check_params("[train]", train_fields, t)) for t in _expand(train_table)]
+        # TOML's true and false are Python ints (bool subclasses int): not seeds 1 and 0.
+        require(
+            isinstance(s, int) and not isinstance(s, bool) and 0 <= s < SEED_LIMIT,
+            "[train]",
+            f"seeds: {s!r} must be an int in [0, 2**31)",
+        )
+    trains = [TrainSpec(**check_params("[train]", train_fields, t)) for t in _expand(train_table, "[train]")]
 
-    tasks: list[tuple[TaskSpec, dict[str, Any]]] = []  # each with its with_models (model values it pairs with)
+    # each with its with_models (model values it pairs with) and its longest sequence (test set's included)
+    tasks: list[tuple[TaskSpec, dict[str, Any], int]] = []
     for i, table in enumerate(grid["tasks"]):
         table = dict(table)
         where = f"[[tasks]] #{i + 1}"
@@ -279,19 +336,19 @@ def expand_grid(grid: dict[str, Any]) -> tuple[str, list[RunSpec]]:
             where,
             "'with_models' must be a table of single model parameter values, e.g. { n_heads = 4 }",
         )
-        for combo in _expand(table):  # `name` may be a list too
+        for combo in _expand(table, where):  # `name` may be a list too
             tname = combo.pop("name")
             require(isinstance(tname, str), where, f"name={tname!r} must be a string or a list of strings")
             spec = TaskSpec(tname, _items(combo), _items(test))
-            spec.build(), spec.build_test()  # validates names, types and constraints now, not mid-grid
-            tasks.append((spec, pair))
+            task, test_task = spec.build(), spec.build_test()  # validates names, types and constraints now
+            tasks.append((spec, pair, max(task.seq_len, test_task.seq_len)))
 
     models: list[ModelSpec] = []
     for i, table in enumerate(grid["models"]):
         table = dict(table)
         where = f"[[models]] #{i + 1}"
         require("name" in table, where, "'name' is required")
-        for combo in _expand(table):  # `name` may be a list too
+        for combo in _expand(table, where):  # `name` may be a list too
             mname = combo.pop("name")
             require(isinstance(mname, str), where, f"name={mname!r} must be a string or a list of strings")
             MIXERS.get(mname)
@@ -303,10 +360,30 @@ def expand_grid(grid: dict[str, Any]) -> tuple[str, list[RunSpec]]:
             build_mixer(mname, bb.d_model, bb.n_heads, **options)  # cheap: catches d_model % n_heads etc.
             models.append((ModelSpec(mname, _items(typed)), {p.name: p.default for p in known} | typed))
 
+    model_keys = list(dict.fromkeys(k for _, values in models for k in values))  # every model parameter
     pairs = []  # (task, model): every model, or those with the values the task's with_models names
-    for t, want in tasks:
-        matched = [m for m, values in models if all(values.get(k) == v for k, v in want.items())]
+    for t, want, seq_len in tasks:
+        for key in want:  # a misspelt parameter would otherwise read as "matches none"
+            require(
+                key in model_keys,
+                f"[[tasks]] {t.label()}",
+                f"with_models names '{key}', which no model of the grid has; they have: {', '.join(model_keys)}",
+            )
+        matched = [(m, values) for m, values in models if all(values.get(k) == v for k, v in want.items())]
         require(bool(matched), f"[[tasks]] {t.label()}", f"with_models={want} matches none of the grid's models")
-        pairs += [(t, m) for m in matched]
+        for m, values in matched:
+            # A learned position table has max_len rows, so a longer sequence fails mid-run. Left
+            # out, max_len follows the task (ModelSpec.build): only one given can be too short.
+            given = dict(m.params).get("max_len")
+            require(
+                values["pos_emb"] != "learned" or given is None or given >= seq_len,
+                f"model '{m.name}'",
+                f"max_len={given} is below seq_len={seq_len} of task {t.label()}; with pos_emb='learned' "
+                f"give max_len >= {seq_len}, or leave max_len out (it follows the task)",
+            )
+            pairs.append((t, m))
     specs = [RunSpec(name, t, m, tr, s) for (t, m), tr, s in itertools.product(pairs, trains, seeds)]
+    # Unreachable while every list above is non-empty; kept because zero runs would rewrite an
+    # existing leaderboard from no records.
+    require(bool(specs), "grid", "expands to no runs; a grid must give at least one run")
     return name, list(dict.fromkeys(specs))

@@ -1,7 +1,9 @@
 """Grid expansion and validation."""
 
 import pytest
+from click.testing import CliRunner
 
+from slabench.cli import main
 from slabench.config import RunSpec, expand_grid, load_preset, preset_names
 from slabench.errors import SlabenchError
 
@@ -98,3 +100,110 @@ def test_every_task_is_in_a_preset():
     # the shipped mixers: plugins other tests registered live in other modules
     builtin = {n for n in MIXERS.names() if MIXERS.get(n).__module__.startswith("slabench.models.")}
     assert {s.model.name for s in expand_grid(load_preset("coverage-quick"))[1]} == builtin
+
+
+# ---- bad grid files from the command line: one line naming the field, exit 2, nothing trained ----
+
+TASK = 'name = "mqar"\nvocab_size = 32\nseq_len = 16\nnum_kv_pairs = 2'
+MODEL = 'name = "attention"\nd_model = 16\nn_layers = 1\nn_heads = 2'
+
+
+def grid_toml(top: str = 'name = "g"', train: str | None = "steps = 10", task: str | None = TASK, model=MODEL) -> str:
+    """A grid file: top-level keys, then a [train], a [[tasks]] and a [[models]] table (None: left out)."""
+    tables = [("[train]", train), ("[[tasks]]", task), ("[[models]]", model)]
+    return "\n".join([top, *(f"{header}\n{body}" for header, body in tables if body is not None)]) + "\n"
+
+
+@pytest.mark.parametrize(
+    "text, words",
+    [
+        # tables where tables go
+        (grid_toml(top='name = "g"\ntrain = 5', train=None), ["train = 5", "one [train] table"]),
+        (grid_toml(train=None) + "[[train]]\nsteps = 10\n", ["train = [{'steps': 10}]", "not [[train]]"]),
+        (grid_toml(top='name = "g"\ntasks = [1, 2]', task=None), ["tasks = [1, 2]", "[[tasks]] tables"]),
+        (grid_toml(top='name = "g"\ntasks = ["mqar"]', task=None), ["tasks = ['mqar']", "[[tasks]] tables"]),
+        (grid_toml(top='name = "g"\nmodels = ["gla"]', model=None), ["models = ['gla']", "[[models]] tables"]),
+        # an empty list anywhere expands to no runs
+        (grid_toml(task=TASK.replace("num_kv_pairs = 2", "num_kv_pairs = []")), ["[[tasks]] #1", "num_kv_pairs = []"]),
+        (grid_toml(task=TASK.replace('name = "mqar"', "name = []")), ["[[tasks]] #1", "name = []"]),
+        (grid_toml(model=MODEL.replace('name = "attention"', "name = []")), ["[[models]] #1", "name = []"]),
+        (grid_toml(model=MODEL + "\npos_emb = []"), ["[[models]] #1", "pos_emb = []"]),
+        (grid_toml(train="steps = 10\nlr = []"), ["[train]", "lr = []", "at least one value"]),
+        (grid_toml(train="steps = 10\nseeds = []"), ["[train]", "seeds = []", "at least one seed"]),
+        # the name is one file-name component
+        (grid_toml(top='name = "a/b"'), ["name='a/b'", "file name", "'/'"]),
+        (grid_toml(top='name = "a\\\\b"'), ["name='a\\\\b'", "file name"]),
+        (grid_toml(top='name = "../../evil"'), ["name='../../evil'", "file name"]),
+        (grid_toml(top='name = ".."'), ["name='..'", "not '.' or '..'"]),
+        (grid_toml(top='name = "."'), ["name='.'", "not '.' or '..'"]),
+        (grid_toml(top='name = ""'), ["'name'", "non-empty string"]),
+        # a learned position table shorter than the task's (or its test set's) sequences
+        (grid_toml(model=MODEL + '\npos_emb = "learned"\nmax_len = 8'), ["max_len=8", "seq_len=16", "max_len >= 16"]),
+        (
+            grid_toml(task=TASK + "\ntest = { seq_len = 32 }", model=MODEL + '\npos_emb = "learned"\nmax_len = 16'),
+            ["model 'attention'", "max_len=16", "seq_len=32", "max_len >= 32"],
+        ),
+        # numbers out of range in [train]
+        (grid_toml(train="grad_clip = -1.0"), ["grad_clip=-1.0", ">= 0"]),
+        (grid_toml(train="weight_decay = -0.1"), ["weight_decay=-0.1", ">= 0"]),
+        (grid_toml(train="lr = inf"), ["lr=inf", "finite number > 0"]),
+        (grid_toml(train="lr = nan"), ["lr=nan", "finite number > 0"]),
+        (grid_toml(train="seconds = inf"), ["seconds=inf", "finite number >= 0"]),
+        (grid_toml(train="seconds = nan"), ["seconds=nan", "finite number >= 0"]),
+        (grid_toml(train="tokens = -5"), ["tokens=-5", ">= 0"]),
+        (grid_toml(train="batch_size = 0"), ["batch_size=0", ">= 1"]),
+        (grid_toml(train="seeds = [true, false]"), ["seeds: True", "an int in [0, 2**31)"]),
+        (grid_toml(top='name = "g"\ndescription = 5'), ["description=5", "a string"]),
+        # messages that name the right thing
+        (grid_toml(train="stepz = 5"), ["unknown parameter 'stepz'", "steps", "seeds", "fold"]),
+        (
+            grid_toml(task=TASK + "\nwith_models = { foo = 4 }"),
+            ["with_models names 'foo'", "no model of the grid has", "n_heads"],
+        ),
+    ],
+)
+def test_bad_grid_files_are_one_line_before_any_run(tmp_path, text, words):
+    path, out = tmp_path / "grid.toml", tmp_path / "out"
+    path.write_text(text)
+    result = CliRunner().invoke(main, ["run", str(path), "--dry-run", "--out", str(out)])
+    assert result.exit_code == 2, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
+    assert "Traceback" not in result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    for w in words:
+        assert w in lines[0], lines[0]
+    assert "matches none" not in lines[0]  # the with_models message only when a real value matches no model
+    assert not out.exists()
+
+
+def test_good_edges_still_expand():
+    """What the checks above must not reject: max_len at the longest seq_len, or left out (it
+    follows the task), a max_len without a learned table, a name with dots inside."""
+    for model, task in [
+        ({"pos_emb": "learned", "max_len": 32}, {"test": {"seq_len": 32}}),
+        ({"pos_emb": "learned"}, {"test": {"seq_len": 64}}),
+        ({"max_len": 1}, {}),
+    ]:
+        grid = {**GRID, "name": "a..b", "description": "edges"}
+        grid["tasks"] = [{**GRID["tasks"][0], **task}]
+        grid["models"] = [{**GRID["models"][0], **model}]
+        assert expand_grid(grid)[1]
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["run", "{path}", "--dry-run"],
+        ["compare", "{path}", "--mixer", "gla", "--against", "attention"],
+        ["sweep", "--targets", "{path}"],
+    ],
+)
+def test_a_file_that_is_not_utf8_is_one_line(tmp_path, command):
+    path = tmp_path / "g.toml"
+    path.write_bytes(b"\xff\xfe")
+    result = CliRunner().invoke(main, [arg.format(path=path) for arg in command])
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "not UTF-8" in lines[0] and str(path) in lines[0], result.stderr

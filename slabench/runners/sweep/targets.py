@@ -111,7 +111,9 @@ def load_targets(path: str | Path = DEFAULT_TARGETS) -> tuple[Target, ...]:
     p = Path(path)
     require(p.is_file(), "--targets", f"'{path}' does not exist")
     try:
-        data = tomllib.loads(p.read_text())
+        data = tomllib.loads(p.read_text(encoding="utf-8"))  # TOML is UTF-8 whatever the locale's encoding
+    except UnicodeDecodeError as e:
+        raise SlabenchError(f"--targets {path}: byte {e.start} is not UTF-8; a targets file is UTF-8 TOML") from None
     except tomllib.TOMLDecodeError as e:
         raise SlabenchError(f"--targets {path}: invalid TOML: {e}") from None
     tables = data.get("target")
