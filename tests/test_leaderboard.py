@@ -224,16 +224,34 @@ def test_quick_records_rebuild_with_bounded_intervals_monotone_ranks_and_plots(t
     assert "](q-task1-mqar-curves.png)" in md and "3/3 [44, 100]" in md
 
 
+def _written(*args) -> dict:
+    """`_record` with what a run writes besides (the keys `load_records` requires)."""
+    r = _record(*args)
+    return {**r, "schema": 1, "timestamp": "2026-01-01T00:00:00+00:00", "metrics": {**r["metrics"], "curve": []}}
+
+
 def test_records_roundtrip_and_corruption_is_reported(tmp_path):
-    good = _record("a", 1e-3, 0, 0.8, 0.8)
+    good = _written("a", 1e-3, 0, 0.8, 0.8)
     write_record(tmp_path, good)
-    bad = _record("a", 1e-3, 1, 0.8, 0.8)
+    bad = _written("a", 1e-3, 1, 0.8, 0.8)
     path = write_record(tmp_path, bad)
     path.write_text(path.read_text()[:50])  # truncated
     found = load_records(tmp_path)
     assert list(found.records) == [good["key"]]
     assert len(found.corrupt) == 1 and found.corrupt[0][0] == path
     assert not list(tmp_path.glob("records/.tmp-*"))  # atomic writes leave no temporaries
+
+
+def test_leaderboard_of_only_malformed_records_says_so_in_one_line(tmp_path):
+    """Every record skipped (each named with its field): exit 2 and the no-records line, no traceback."""
+    write_record(tmp_path, {**_written("a", 1e-3, 0, 0.8, 0.8), "metrics": None})
+    write_record(tmp_path, {**_written("a", 1e-3, 1, 0.8, 0.8), "seed": "x"})
+    result = CliRunner().invoke(main, ["leaderboard", str(tmp_path)])
+    assert result.exit_code == 2 and isinstance(result.exception, SystemExit), result.output
+    said = " ".join(result.stderr.split())
+    assert said.count("skipping corrupt record") == 2 and "metrics is null" in said and 'seed is "x"' in said
+    assert "holds no run records" in said and "Traceback" not in said
+    assert not list(tmp_path.glob("*.md"))
 
 
 def test_write_leaderboard_files(tmp_path):

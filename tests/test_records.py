@@ -22,7 +22,23 @@ from slabench.runners.records import load_records, record_path, write_record
 
 
 def _record(key: str, acc: float) -> dict:
-    return {"schema": 1, "key": key, "spec": {"name": "t"}, "seed": 0, "status": "ok", "metrics": {"test_acc": acc}}
+    """An ok record with every field the reader requires (`slabench.record`), under a made-up key."""
+    from slabench.config import ModelSpec, RunSpec, TaskSpec, TrainSpec
+
+    spec = RunSpec("t", TaskSpec("mqar"), ModelSpec("attention"), TrainSpec(), 0)
+    return {
+        "schema": 1,
+        "key": key,
+        "spec": json.loads(json.dumps(spec.to_dict())),  # as read back: tuples become lists
+        "seed": 0,
+        "status": "ok",
+        "error": None,
+        "metrics": {"test_acc": acc, "test_exact": acc, "val_acc": acc, "steps": 10, "curve": [{"step": 10}]},
+        "model": {"params": 10, "state_size": 4},
+        "timings": {"train_seconds": 1.0, "tokens_per_s": 100.0},
+        "environment": {"device": "cpu"},
+        "timestamp": "2026-01-01T00:00:00+00:00",
+    }
 
 
 def _dump_half_then_die(obj, f, **kw):
@@ -80,7 +96,7 @@ def test_record_round_trips_and_overwrites(tmp_path):
     assert path == tmp_path / "records" / "k1.json"
     assert json.loads(path.read_text()) == rec
     write_record(tmp_path, _record("k1", 1.0))
-    assert load_records(tmp_path).records["k1"]["metrics"] == {"test_acc": 1.0}
+    assert load_records(tmp_path).records["k1"]["metrics"] == _record("k1", 1.0)["metrics"]
     assert _json_files(tmp_path) == [path]
 
 
@@ -259,3 +275,147 @@ def test_committed_records_load_and_lack_only_what_the_schema_says():
     absent_ok = {"traceback", "checkpoint", "fold", "model.mixer_source", "environment.mps", "environment.device_index"}
     absent_ok.add("metrics.train_examples")  # written only by runs with a finite training set
     assert set(lacking) <= absent_ok, lacking
+
+
+# --- records of the wrong shape: skipped, named, never a traceback ----------------------------------
+
+
+def _set(path: str, value):
+    """A change to a record: set the field at dotted `path` to `value`."""
+
+    def change(r: dict) -> None:
+        *parts, last = path.split(".")
+        for p in parts:
+            r = r[p]
+        r[last] = value
+
+    return change
+
+
+def _drop(path: str):
+    def change(r: dict) -> None:
+        *parts, last = path.split(".")
+        for p in parts:
+            r = r[p]
+        del r[last]
+
+    return change
+
+
+# Valid JSON of the wrong shape, each as an audit found it crashing the tables, and the field the
+# skip message names.
+MALFORMED = {
+    "metrics-null": (_set("metrics", None), "metrics is null, not an object"),
+    "spec-string": (_set("spec", "x"), 'spec is "x", not an object'),
+    "spec-no-task": (_drop("spec.task"), "missing 'spec.task'"),
+    "acc-string": (_set("metrics.test_acc", "high"), 'metrics.test_acc is "high", not a number'),
+    "timings-null": (_set("timings", None), "timings is null, not an object"),
+    "seed-string": (_set("seed", "x"), 'seed is "x", not an integer'),
+    "grid-null": (_set("spec.grid", None), "spec.grid is null, not a string"),
+    "curve-string": (_set("metrics.curve", "x"), 'metrics.curve is "x", not a list'),
+    "curve-point": (_set("metrics.curve", [1]), "metrics.curve has a point without an integer step"),
+    "solve-at-string": (_set("spec.train.solve_at", "x"), 'spec.train.solve_at is "x", not a number'),
+    "solve-at-range": (_set("spec.train.solve_at", 2), "spec.train: solve_at=2 must be in (0, 1]"),
+    "train-extra": (_set("spec.train.bogus", 1), "spec.train.bogus is not a training setting"),
+    "task-params": (_set("spec.task.params", "x"), "spec.task.params is not a list of (name, value) pairs"),
+    "schema-newer": (_set("schema", 99), "schema 99 is newer than this slabench reads (1)"),
+    "steps-bool": (_set("metrics.steps", True), "metrics.steps is true, not an integer"),
+    "no-timestamp": (_drop("timestamp"), "missing 'timestamp'"),
+    "bad-timestamp": (_set("timestamp", "yesterday"), "timestamp 'yesterday' is not an ISO 8601 time"),
+    "no-device": (_set("environment", {}), "environment.device is None, not a string"),
+    "ok-no-val-acc": (_drop("metrics.val_acc"), "status ok but no val_acc in metrics"),
+    "ok-no-model": (_drop("model"), "model is null, not an object"),
+}
+
+
+def test_each_malformed_record_is_skipped_naming_its_field(tmp_path):
+    write_record(tmp_path, _record("good", 0.5))
+    for key, (change, _) in MALFORMED.items():
+        record = _record(key, 0.5)
+        change(record)
+        (tmp_path / "records" / f"{key}.json").write_text(json.dumps(record))
+    loaded = load_records(tmp_path)
+    assert set(loaded.records) == {"good"}
+    reasons = {p.stem: why for p, why in loaded.corrupt}
+    assert set(reasons) == set(MALFORMED)
+    for key, (_, why) in MALFORMED.items():
+        assert reasons[key].startswith(why), (key, reasons[key])
+
+
+def test_older_and_unfinished_records_still_load(tmp_path):
+    """What slabench.record says a record may lack: an older record's newer fields, and the metrics,
+    model and timings of a diverged or failed run."""
+    older = _record("older", 0.5)
+    for key in ("solve_at", "min_seeds", "epochs", "train_examples"):
+        del older["spec"]["train"][key]
+    older["seed"] = older["spec"]["seed"] = 3
+    diverged = {**_record("diverged", 0.0), "status": "diverged", "error": "loss is nan"}
+    diverged["metrics"] = {"steps": 4, "curve": [{"step": 2, "val_acc": None, "train_loss": float("nan")}]}
+    failed = {**_record("failed", 0.0), "status": "failed", "error": "boom", "traceback": None, "metrics": {}}
+    del failed["model"], failed["timings"]
+    for record in (older, diverged, failed):
+        write_record(tmp_path, record)
+    loaded = load_records(tmp_path)
+    assert not loaded.corrupt and set(loaded.records) == {"older", "diverged", "failed"}
+
+
+def test_malformed_records_leave_leaderboard_and_pack_working(tmp_path):
+    """`slabench leaderboard` and `slabench pack` on the committed smoke records plus every malformed
+    record: each bad file is named with its field, no traceback, the same leaderboard as without them,
+    and pack folds the good records in and leaves the bad ones loose."""
+    import shutil
+
+    from click.testing import CliRunner
+
+    from slabench.cli import main
+
+    clean, dirty = tmp_path / "clean", tmp_path / "dirty"
+    shutil.copytree(Path(__file__).parents[1] / "leaderboards/records/smoke", clean)
+    shutil.copytree(clean, dirty)
+    template = json.loads(min((clean / "records").glob("*.json")).read_text())
+    for n, (change, _) in enumerate(MALFORMED.values()):
+        record = json.loads(json.dumps(template))
+        record["key"] = f"{n:016x}"
+        change(record)
+        (dirty / "records" / f"{record['key']}.json").write_text(json.dumps(record))
+
+    result = CliRunner().invoke(main, ["leaderboard", str(dirty), "--name", "board"])
+    assert result.exit_code == 0 and result.exception is None, result.output
+    assert "Traceback" not in result.output
+    said = "".join(result.stderr.split())  # rich wraps long lines, paths included
+    for n, (_, why) in enumerate(MALFORMED.values()):
+        assert "".join(f"{n:016x}.json: {why}".split()) in said, why
+    assert CliRunner().invoke(main, ["leaderboard", str(clean), "--name", "board"]).exit_code == 0
+    assert (dirty / "board.md").read_text() == (clean / "board.md").read_text()
+
+    good = load_records(dirty).records
+    result = CliRunner().invoke(main, ["pack", str(dirty)])
+    assert result.exit_code == 0 and result.exception is None, result.output
+    assert sorted(p.name for p in (dirty / "records").glob("*.json")) == [
+        f"{n:016x}.json" for n in range(len(MALFORMED))
+    ]
+    assert load_records(dirty).records == good
+
+
+def test_run_skips_a_malformed_record_and_redoes_its_run(tmp_path, tiny_grid):
+    """`slabench run` over records of which one has a field of the wrong type: that run is named and
+    redone, another grid's malformed record is left as it was, and the leaderboard is written."""
+    from click.testing import CliRunner
+
+    from slabench.cli import main
+
+    grid, out = tiny_grid(), tmp_path / "out"
+    args = ["run", str(grid), "--out", str(out), "--device", "cpu", "--workers", "1", "--json"]
+    assert CliRunner().invoke(main, args).exit_code == 0
+    victim = min((out / "records").glob("*.json"))
+    record = json.loads(victim.read_text())
+    victim.write_text(json.dumps({**record, "metrics": {**record["metrics"], "test_acc": "high"}}))
+    stranger = out / "records" / f"{'0' * 16}.json"
+    stranger.write_text(json.dumps({**record, "key": "0" * 16, "timings": None}))
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0 and result.exception is None, result.output
+    assert "metrics.test_acc" in result.stderr and "timings is null" in result.stderr
+    assert json.loads(result.stdout)["ran"] == 1
+    assert isinstance(json.loads(victim.read_text())["metrics"]["test_acc"], float)  # rerun, rewritten
+    assert json.loads(stranger.read_text())["timings"] is None  # not this grid's: never touched
+    assert len(load_records(out).records) == 3 and (out / "tiny.md").is_file()

@@ -422,3 +422,43 @@ def test_docs_state_each_sections_protocol_size():
     assert f"{sum(sizes.values())} runs in all." in text
     help_text = " ".join(CliRunner().invoke(main, ["report", "sla", "--help"]).output.split())
     assert f"({sum(sizes.values())} runs" in help_text
+
+
+@pytest.mark.parametrize("paper", ["sla", "zoology"])
+def test_from_records_without_records_stops_before_writing(tmp_path, paper):
+    """A fresh clone's default --out holds no records: --from-records says so in one line and
+    exits 2, leaving the committed report as it was (it used to rewrite it from 0 runs)."""
+    md = tmp_path / "report.md"
+    md.write_text("the committed report\n")
+    (tmp_path / "runs" / "noise" / "records").mkdir(parents=True)  # an empty records folder is none too
+    args = ["report", paper, "--from-records", "--out", str(tmp_path / "runs"), "--report", str(md)]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 2 and isinstance(result.exception, SystemExit), result.output
+    said = " ".join(result.output.split())
+    assert f"--out '{tmp_path / 'runs'}' holds no run records" in said and "without --from-records runs them" in said
+    assert "Traceback" not in said and len(result.output.strip().splitlines()) == 1
+    assert md.read_text() == "the committed report\n" and sorted(p.name for p in tmp_path.iterdir()) == [
+        "report.md",
+        "runs",
+    ]
+
+
+def test_from_records_with_some_sections_only_still_reports(tmp_path):
+    """Records for one section only (the others not run yet) still make a report; a malformed record
+    among them is named and skipped."""
+    import shutil
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    out, md = tmp_path / "runs", tmp_path / "sla-report.md"
+    shutil.copytree(root / "leaderboards" / "records" / "sla-report" / "mqar", out / "mqar")
+    (out / "mqar" / "records" / f"{'0' * 16}.json").write_text(json.dumps({"key": "0" * 16, "spec": "x"}))
+    args = ["report", "sla", "--from-records", "--scale", "full", "--quiet", "--out", str(out), "--report", str(md)]
+    result = CliRunner().invoke(main, args + ["--speed-dir", str(root / "leaderboards" / "speed")])
+    assert result.exit_code == 0, result.output
+    assert (
+        f'skipping corrupt record {out / "mqar" / "records" / ("0" * 16 + ".json")}: spec is "x", not an object'
+        in result.stderr
+    )
+    text = md.read_text()
+    assert all(t in text for t in SECTION_TITLES)

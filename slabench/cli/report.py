@@ -7,6 +7,7 @@ from functools import partial
 from pathlib import Path
 
 import click
+from rich.markup import escape
 
 from slabench.cli import render
 from slabench.cli.grid import run_pending
@@ -63,6 +64,18 @@ def _stage(
         results = run_pending(title, list(jobs.values()), device, workers, quiet, retry_failed=retry_failed, fold=fold)
         records |= {sec: result.records for sec, result in zip(jobs, results)}
     return {sec: records.get(sec, []) for sec in stage}
+
+
+def _stored_records(out: Path) -> dict:
+    """key -> record under `out`, for a section built from its records; each corrupt one is named
+    and skipped, as `slabench leaderboard` does."""
+    from slabench.runners.records import load_records
+
+    found = load_records(out)
+    for path, reason in found.corrupt:
+        # escape: a path or reason may hold [...] that rich would take for markup; soft_wrap: one line
+        render.console.print(f"[yellow]skipping corrupt record {escape(f'{path}: {reason}')}[/]", soft_wrap=True)
+    return found.records
 
 
 @click.group()
@@ -150,8 +163,15 @@ def report_sla(
         name, specs = section_specs(section, scale, ed)
         section_dir = Path(out) / section
         run_it = section in chosen and not from_records
-        grids[section] = _Section(name, section_dir, specs, None if run_it else load_records(section_dir).records)
+        grids[section] = _Section(name, section_dir, specs, None if run_it else _stored_records(section_dir))
         specs_of[section] = only_bases(specs, wanted) if run_it else specs
+    # --from-records with nothing under --out (a fresh clone's default) would rewrite the report
+    # from no runs at all; a partial set is fine (a section may not have run yet).
+    if from_records and not any(grid.stored for grid in grids.values()):
+        raise SlabenchError(
+            f"--out '{out}' holds no run records (none in its {', '.join(GRID_SECTIONS)} records/ folders); "
+            "`slabench report sla` without --from-records runs them, or pass --out leaderboards/records/sla-report"
+        )
     run = partial(_stage, device=device, workers=workers, quiet=quiet, retry_failed=retry_failed, fold=folding)
     firsts = {sec: lr_stage(specs_of[sec], scale, ed) for sec in grids}
     stage1 = run("sla-report: lr stage", {sec: (grid, firsts[sec]) for sec, grid in grids.items()})
@@ -202,7 +222,15 @@ def report_zoology(
     jobs = [Job(name, specs, Path(out) / name) for name, specs in reversed(grid_specs(scale))]
     jobs.sort(key=lambda job: not job.name.endswith("-attention"))
     if from_records:
-        records = [r for job in jobs for r in job.records()]
+        records = []
+        for job in jobs:  # a grid's directory may hold other grids' runs too
+            keys = {s.key() for s in job.specs}
+            records += [r for key, r in _stored_records(job.out).items() if key in keys]
+        if not records:  # else a fresh clone's default --out would rewrite the report from no runs
+            raise SlabenchError(
+                f"--out '{out}' holds no run records of the zoology-mqar grids; `slabench report zoology` without "
+                "--from-records runs them, or pass --out leaderboards/records/zoology-mqar"
+            )
     else:
         results = run_pending("zoology-mqar", jobs, device, workers, quiet, retry_failed=retry_failed)
         records = [r for result in results for r in result.records]
