@@ -106,8 +106,13 @@ def load_reference(ref: str) -> type:
     obj = module
     for part in attr.split("."):
         if not hasattr(obj, part):
+            from torch import nn
+
+            # Only the mixer candidates: an options dataclass or a helper class is no answer.
             classes = sorted(
-                n for n, v in vars(module).items() if inspect.isclass(v) and v.__module__ == module.__name__
+                n
+                for n, v in vars(module).items()
+                if inspect.isclass(v) and v.__module__ == module.__name__ and issubclass(v, nn.Module)
             )
             raise SlabenchError(
                 f"plugin '{ref}': '{where}' defines no class '{attr}'; classes there: {', '.join(classes) or '(none)'}"
@@ -198,8 +203,18 @@ def validate(cls: Any, ref: str) -> type:
 
 
 def sla_twin_of(cls: type, ref: str) -> type:
-    from slabench.models import LinearMixer, sla_twin
+    from slabench.models import MIXERS, LinearMixer, SLAGateOptions, sla_twin
 
+    if issubclass(getattr(cls, "Options", object), SLAGateOptions):
+        # A twin of a twin would declare the gate options twice (an inconsistent MRO): say so,
+        # naming the bases that have a twin (file references by their pattern, not one by one).
+        bases = ", ".join(
+            n for n in MIXERS.names() if f"sla-{n}" in MIXERS and not n.startswith("sla-") and not is_reference(n)
+        )
+        raise SlabenchError(
+            f"model 'sla-{ref}': {ref} already has SLA gates; sla- applies to a base mixer: {bases}, "
+            "or a LinearMixer plugin (sla-path/to/file.py:Class)"
+        )
     if not issubclass(cls, LinearMixer):
         raise SlabenchError(
             f"plugin 'sla-{ref}': {cls.__name__} is not a slabench.models.LinearMixer subclass, so it "

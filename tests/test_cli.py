@@ -248,7 +248,8 @@ def test_train_options_lists_every_train_key():
     from dataclasses import fields
 
     options = json.loads(CliRunner().invoke(main, ["train-options", "--json"]).stdout)["train"]
-    assert set(options) == {f.name for f in fields(config.TrainSpec)} | {"seeds"}
+    assert set(options) == {f.name for f in fields(config.TrainSpec)} | {"seeds", "fold"}
+    assert "'auto'" in options["fold"]["help"] and options["fold"]["default"] == 1
     assert options["grad_clip"]["default"] == 1.0 and options["schedule"]["type"] == "'wsd' | 'cosine' | 'constant'"
 
 
@@ -405,3 +406,89 @@ def test_sigint_mid_grid_keeps_finished_records(tmp_path, tiny_grid):
     assert 1 <= len(found.records) < 8 and not found.corrupt
     plan = json.loads(CliRunner().invoke(main, ["run", str(grid), "--out", str(out), "--dry-run", "--json"]).stdout)
     assert plan["recorded"] == len(found.records)
+
+
+# ---- bad values for the mixer-only commands: one line, nothing run or written -------------------
+
+SLA_OF_SLA = ["sla-gla already has SLA gates; sla- applies to a base mixer:", "gla, linear", "LinearMixer plugin"]
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["run", "--preset", "smoke", "--mixer", "sla-sla-gla", "--dry-run"],
+        ["compare", "--mixer", "sla-sla-gla", "--against", "gla"],
+        ["compare", "--mixer", "gla", "--against", "attention,sla-sla-gla"],
+        ["sweep", "--mixers", "gla,sla-sla-gla", "--device", "cpu"],
+        ["profile", "sla-sla-gla", "--device", "cpu"],
+        ["models", "sla-sla-gla"],
+    ],
+)
+def test_sla_twin_of_a_twin_is_one_line(tmp_path, monkeypatch, args):
+    """Was a TypeError about an inconsistent MRO from every command that names a mixer."""
+    monkeypatch.chdir(tmp_path)
+    _one_line_error(args, "model 'sla-sla-gla'", *SLA_OF_SLA)
+    assert not any(tmp_path.iterdir())  # nothing ran, nothing written
+
+
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["doctor", "--device", "tpu"], ["--device 'tpu' is not allowed", "auto, cpu, cuda or cuda:N"]),
+        (["doctor", "--device", ""], ["--device '' is not allowed", "auto, cpu, cuda or cuda:N"]),
+        (["doctor", "--device", "mps"], ["--device 'mps' is not allowed"]),
+        (["doctor", "--device", "cpu", "--device", "cuda:0"], ["--device cuda:0: CUDA is not available here"]),
+        (["doctor", "--device", "cuda"], ["--device cuda: CUDA is not available here"]),
+        (["sweep", "--mixers", "gla", "--device", "tpu"], ["--device 'tpu' is not allowed"]),
+        (["sweep", "--mixers", "gla", "--device", ""], ["--device '' is not allowed"]),
+        (["sweep", "--mixers", "gla", "--device", "cuda:0"], ["--device cuda:0: CUDA is not available here"]),
+    ],
+)
+def test_unavailable_or_unknown_devices_are_one_line(tmp_path, monkeypatch, args, words):
+    """doctor and sweep check --device as run and profile do (was a torch RuntimeError, or for
+    doctor a table of kernel paths on a device the machine lacks)."""
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # a CPU-only machine, on any host
+    monkeypatch.chdir(tmp_path)
+    _one_line_error(args, *words)
+    assert not any(tmp_path.iterdir())
+
+
+SWEEP = ["sweep", "--mixers", "gla", "--device", "cpu"]
+
+
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        ([*SWEEP, "--d-model", "0"], ["'--d-model': 0 is not in the range x>=1"]),
+        ([*SWEEP, "--heads", "-2"], ["'--heads': -2 is not in the range x>=1"]),
+        ([*SWEEP, "--tokens", "0"], ["'--tokens': 0 is not in the range x>=1"]),
+        ([*SWEEP, "--batch", "0"], ["'--batch': 0 is not in the range x>=1"]),
+        ([*SWEEP, "--repeats", "0"], ["'--repeats': 0 is not in the range x>=1"]),
+        ([*SWEEP, "--shape", "0,8,2,8"], ["--shape='0,8,2,8' must be 4 comma-separated integers >= 1"]),
+        (["profile", "gla", "--device", "cpu", "--shape", "0,8,2,8"], ["--shape='0,8,2,8' must be 4", ">= 1"]),
+        (["profile", "gla", "--device", "cpu", "--shape", "1,-8,2,8"], ["--shape='1,-8,2,8' must be 4", ">= 1"]),
+        (["profile", "gla", "--device", "cpu", "--shape", "1,8,2"], ["--shape='1,8,2' must be 4"]),
+        (["profile", "gla", "--device", "cpu", "--top", "0"], ["'--top': 0 is not in the range x>=1"]),
+    ],
+)
+def test_non_positive_sizes_are_one_line(tmp_path, monkeypatch, args, words):
+    """sweep --d-model 0 used to exit 0 with an all-failed table written over --out's (by default
+    the committed leaderboards/speed); profile --shape 0,... was a torch RuntimeError."""
+    monkeypatch.chdir(tmp_path)
+    _one_line_error(args, *words)
+    assert not any(tmp_path.iterdir())
+
+
+def test_models_lists_a_plugin_and_its_twin():
+    """docs/new-variant.md: `slabench models path/to/file.py:Class` shows a variant's options."""
+    plugin = str(config.PRESETS_DIR.parents[1] / "examples" / "my_variant.py") + ":GatedLinear"
+    result = CliRunner().invoke(main, ["models", plugin, f"sla-{plugin}", "--json"])
+    assert result.exit_code == 0, result.output
+    listed = json.loads(result.stdout)
+    assert list(listed) == [plugin, f"sla-{plugin}"]
+    assert "gate_normalizer" in listed[plugin] and "d_model" in listed[plugin]  # its own, after the backbone's
+    assert "gate_rank" in listed[f"sla-{plugin}"] and "gate_rank" not in listed[plugin]
+    # docs/new-variant.md §6: only the mixer classes, not GatedLinearOptions
+    assert _one_line_error(["models", plugin.replace(":GatedLinear", ":Nope")]).endswith("classes there: GatedLinear")

@@ -176,3 +176,34 @@ def test_plugin_declaring_its_options_dataclass(tmp_path):
         build_model(f"{path}:Declared", vocab_size=8, scale=True)
     # A LinearMixer subclass taking keyword options is told how to declare them.
     assert "subclasses LinearMixer, which takes its options as a dataclass" in _one_line_error(f"{path}:KeywordLinear")
+
+
+def test_missing_class_lists_only_the_mixer_classes(tmp_path):
+    path = tmp_path / "options_too.py"
+    path.write_text(
+        textwrap.dedent(
+            """
+            from dataclasses import dataclass
+            from torch import nn
+
+            @dataclass(frozen=True)
+            class MineOptions:
+                width: int = 4
+
+            class Helper:
+                pass
+
+            class Mine(nn.Module):
+                Options = MineOptions
+            """
+        )
+    )
+    assert _one_line_error(f"{path}:Mien").endswith("classes there: Mine")
+
+
+@pytest.mark.parametrize("name", ["sla-sla-gla", "sla-sla-sla-linear", "sla-sla-examples/my_variant.py:GatedLinear"])
+def test_sla_twin_of_a_twin_is_one_line(name):
+    """Was a TypeError (an inconsistent MRO): the gate options would be declared twice."""
+    message = _one_line_error(name)
+    assert "already has SLA gates; sla- applies to a base mixer: deltanet, gdn, gla, linear, mamba2" in message
+    assert "or a LinearMixer plugin (sla-path/to/file.py:Class)" in message  # (names register_mixer added between)

@@ -112,3 +112,70 @@ def test_check_rows_missing_and_new():
     missing = {"cells": [{"task": "t", "model": "m", "seeds": [0], "accs": [0.5]}]}
     rows = regression.check(records, missing)
     assert sorted(r["verdict"] for r in rows) == ["missing", "new"] and regression.failed(rows)
+
+
+# ---- a bad baseline fails before the preset trains ----------------------------------------------
+
+GOOD_CELL = {"task": "t", "model": "m", "mixer": "attention", "solve_at": 0.9, "seeds": [0, 1], "accs": [0.5, 0.6]}
+
+
+def _ci_error(tmp_path, monkeypatch, baseline: str | None) -> str:
+    """`slabench ci` against `baseline` (text; None: no file), training forbidden: its one-line error."""
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("ci trained before checking its baseline")
+
+    monkeypatch.setattr("slabench.cli.grid.run_pending", no_training)
+    path, out = tmp_path / "baseline.json", tmp_path / "out"
+    if baseline is not None:
+        path.write_text(baseline)
+    result = CliRunner().invoke(main, ["ci", "--baseline", str(path), "--out", str(out)])
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output and isinstance(result.exception, SystemExit)
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith(f"error: --baseline: '{path}'") and not out.exists()
+    return line
+
+
+def test_ci_checks_a_missing_baseline_before_training(tmp_path, monkeypatch):
+    assert "does not exist; create it with `slabench ci --update`" in _ci_error(tmp_path, monkeypatch, None)
+
+
+def _cell(**changes) -> str:
+    """A baseline of one cell, GOOD_CELL with `changes` (None: the key left out)."""
+    cell = {k: v for k, v in (GOOD_CELL | changes).items() if v is not None}
+    return json.dumps({"cells": [cell]})
+
+
+@pytest.mark.parametrize(
+    "baseline, words",
+    [
+        ("{not json", ["is not JSON"]),
+        ('["cells"]', ["is not a baseline file (no 'cells')"]),
+        ('{"cells": "x"}', ["'cells' must be a list"]),
+        ('{"cells": []}', ["'cells' is empty", "check nothing"]),
+        ('{"cells": [5]}', ["cells[0] must be an object"]),
+        (_cell(task=5), ["cells[0]: 'task' must be a non-empty string", "got 5"]),
+        (_cell(model=None), ["cells[0]: 'model' must be a non-empty string"]),
+        (_cell(mixer=3), ["'mixer' must be a string"]),
+        (_cell(solve_at="high"), ["'solve_at' must be a number in [0, 1]"]),
+        (_cell(accs="x"), ["'accs' must be a list of finite numbers", "got 'x'"]),
+        (_cell(accs=[None, 0.5]), ["'accs' must be a list of finite numbers", "got [None, 0.5]"]),
+        (_cell(accs=[0.5, True]), ["'accs' must be a list of finite numbers"]),
+        (_cell(accs=[0.5, float("nan")]), ["'accs' must be a list of finite numbers"]),
+        (_cell(accs=[0.5]), ["'accs' must hold one accuracy per seed (2); got 1"]),
+        (_cell(seeds=[]), ["'seeds' must be a non-empty list of ints"]),
+        (_cell(seeds=[0, "1"]), ["'seeds' must be a non-empty list of ints"]),
+        (_cell(seeds=[1, 1]), ["'seeds' must not repeat a seed"]),
+        (json.dumps({"cells": [GOOD_CELL, GOOD_CELL]}), ["cells[1]: task and model repeat an earlier cell"]),
+    ],
+)
+def test_ci_rejects_a_malformed_baseline_in_one_line(tmp_path, monkeypatch, baseline, words):
+    """Each would crash `check` with a TypeError after training, or pass checking nothing."""
+    line = _ci_error(tmp_path, monkeypatch, baseline)
+    for w in words:
+        assert w in line, line
+
+
+def test_committed_baseline_passes_its_own_check():
+    assert regression.load_baseline(BASELINE)["cells"]

@@ -33,12 +33,14 @@ def tasks(as_json: bool) -> None:
 
 
 @click.command()
+@click.argument("names", nargs=-1, metavar="[NAME]...")
 @json_option()
-def models(as_json: bool) -> None:
-    """List registered mixers with their parameters (backbone first) and defaults."""
+def models(names: tuple[str, ...], as_json: bool) -> None:
+    """List registered mixers with their parameters (backbone first) and defaults; or only NAMEs,
+    which may be plugins (path/to/file.py:Class, sla-<that>), loaded and checked as `run` would."""
     from slabench.models import MIXERS, model_params
 
-    rows = [(n, model_params(n)) for n in MIXERS.names()]
+    rows = [(n, model_params(n)) for n in names or MIXERS.names()]
     click.echo(_params_json(rows)) if as_json else render.print_tables(render.params_table("models", rows))
 
 
@@ -49,7 +51,19 @@ def train_options(as_json: bool) -> None:
     from slabench.config import TrainSpec
     from slabench.params import Param, dataclass_params
 
-    params = [*dataclass_params(TrainSpec), Param("seeds", list[int], [0], "one run per seed (a list)")]
+    # seeds and fold are [train] keys but no TrainSpec fields: a run has one seed, and fold changes
+    # how runs execute, not what they are (it is in no run key).
+    params = [
+        *dataclass_params(TrainSpec),
+        Param("seeds", list[int], [0], "one run per seed (a list)"),
+        Param(
+            "fold",
+            int,
+            1,
+            "train runs differing only in seed and lr as one model, up to this many a model: an int >= 1 "
+            "or 'auto' (not a list; `run --fold` overrides it; docs/batched.md)",
+        ),
+    ]
     if as_json:
         click.echo(_params_json([("train", params)]))
         return

@@ -272,13 +272,17 @@ def ci(baseline_path: str, out: str, update: bool, device: str, workers: int, qu
     from slabench.config import expand_grid, load_preset
     from slabench.runners import regression
 
+    path = Path(baseline_path)
+    # Read and check the baseline before training: a missing or malformed one fails in a second,
+    # not after the preset's minutes (--update writes it instead, from this run).
+    baseline = None if update else regression.load_baseline(path)
     name, specs = expand_grid(load_preset("ci"))
     records = run_pending(name, [Job(name, specs, Path(out))], device, workers, quiet)[0].records
-    path = Path(baseline_path)
     if update:
-        regression.write_baseline(path, regression.make_baseline(records, name))
+        baseline = regression.make_baseline(records, name)
+        regression.write_baseline(path, baseline)
         render.console.print(f"baseline written: {path}")
-    rows = regression.check(records, regression.load_baseline(path))
+    rows = regression.check(records, baseline)
     render.print_tables(*render.regression_tables(rows, str(path), regression.RULE))
     if regression.failed(rows):
         bad = [f"{r['model']} ({r['verdict']})" for r in rows if r["verdict"] in ("regressed", "missing")]

@@ -9,12 +9,13 @@ from pathlib import Path
 import click
 
 from slabench.cli import render
-from slabench.cli.options import device_option, json_option, out_option, parse_ints
-from slabench.errors import SlabenchError
+from slabench.cli.options import device_option, json_option, out_option, parse_ints, positive_int_option
 
 
 @click.command()
-@click.option("--device", "devices", multiple=True, help="cpu, cuda (repeatable; default: cpu, and cuda if present)")
+@click.option(
+    "--device", "devices", multiple=True, help="cpu, cuda or cuda:N (repeatable; default: cpu, and cuda if present)"
+)
 @click.option(
     "--dtype",
     "dtypes",
@@ -28,8 +29,10 @@ def doctor(devices: tuple[str, ...], dtypes: tuple[str, ...], as_json: bool) -> 
     import torch
 
     from slabench import kernels
+    from slabench.runners.grid import resolve_device
 
-    devices = devices or (("cpu", "cuda") if torch.cuda.is_available() else ("cpu",))
+    # As `run` checks it: a device this machine lacks is an error, not a table of its paths.
+    devices = tuple(resolve_device(d) for d in devices) or (("cpu", "cuda") if torch.cuda.is_available() else ("cpu",))
     rows = kernels.doctor(list(devices), [getattr(torch, d) for d in (dtypes or ("float32", "bfloat16"))])
     if as_json:
         click.echo(json.dumps(rows, indent=1))
@@ -47,14 +50,13 @@ def doctor(devices: tuple[str, ...], dtypes: tuple[str, ...], as_json: bool) -> 
 @click.command()
 @click.option("--mixers", help="comma list (default: every registered mixer)")
 @click.option("--seq-lens", help="comma list (default: 256,1024,4096,16384,65536 on GPU; 64,128,256 on CPU)")
-@click.option(
-    "--tokens",
-    type=int,
-    help="tokens per call of the length sweep, B = max(1, tokens // T) (default 65536 on GPU, 2048 on CPU)",
+# Sizes and counts are checked here, before the sweep writes (its --out may hold committed tables).
+@positive_int_option(
+    "--tokens", "tokens per call of the length sweep, B = max(1, tokens // T) (default 65536 on GPU, 2048 on CPU)"
 )
-@click.option("--batch", type=int, help="fixed batch for every length (overrides --tokens)")
-@click.option("--d-model", type=int, help="model width of the length sweep (default 128)")
-@click.option("--heads", type=int, help="heads of the length sweep (default 8)")
+@positive_int_option("--batch", "fixed batch for every length (overrides --tokens)")
+@positive_int_option("--d-model", "model width of the length sweep (default 128)")
+@positive_int_option("--heads", "heads of the length sweep (default 8)")
 @click.option(
     "--shape", "shapes", multiple=True, metavar="B,T,H,D", help="extra exact shape, d_model = H*D (repeatable)"
 )
@@ -70,7 +72,7 @@ def doctor(devices: tuple[str, ...], dtypes: tuple[str, ...], as_json: bool) -> 
 @click.option(
     "--train-step", is_flag=True, help="also time training steps of the standard MQAR model, eager and CUDA graph"
 )
-@click.option("--repeats", type=int, help="timed calls per case (default: as many as fit in ~0.3 s, 10 to 100)")
+@positive_int_option("--repeats", "timed calls per case (default: as many as fit in ~0.3 s, 10 to 100)")
 @out_option(default="leaderboards/speed")
 @click.option("--quick", is_flag=True, help="two lengths, 5 repeats: a smoke test of the sweep")
 @click.option(
@@ -101,14 +103,11 @@ def sweep(
     write <out>/<device>.md, .csv, .json and plots."""
     import torch
 
+    from slabench.runners.grid import resolve_device
     from slabench.runners.sweep import default_config, load_targets, run_sweep, write_outputs
 
     targets = load_targets(targets_file) if targets_file else None
-
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    if torch.device(device).type == "cuda" and not torch.cuda.is_available():
-        raise SlabenchError(f"--device={device} needs CUDA, which is not available here; use --device cpu")
+    device = resolve_device(device)
     modes = ("fwd", "fwdbwd") if mode == "both" else (mode,)
     cfg = default_config(
         device,
@@ -119,7 +118,7 @@ def sweep(
         batch=batch,
         d_model=d_model,
         heads=heads,
-        shapes=tuple(parse_ints("--shape", s, 4) for s in shapes) or None,
+        shapes=tuple(parse_ints("--shape", s, 4, minimum=1) for s in shapes) or None,
         dtype=dtype,
         modes=modes
         + (("fwdbwd-graph",) if "fwdbwd" in modes and cuda_graph and torch.device(device).type == "cuda" else ()),
@@ -162,7 +161,7 @@ def sweep(
 @click.option("--dtype", type=click.Choice(["bf16", "fp32"]), help="default bf16 on GPU (autocast), fp32 on CPU")
 @device_option()
 @click.option("--mode", type=click.Choice(["fwd", "fwdbwd"]), default="fwdbwd", show_default=True)
-@click.option("--top", type=int, default=25, show_default=True, help="kernels to list")
+@positive_int_option("--top", "kernels to list", default=25, show_default=True)
 @click.option("--by-op", is_flag=True, help="on CUDA, group device time by the aten op (and shapes) that launched it")
 @json_option()
 def profile(
@@ -179,7 +178,7 @@ def profile(
     gpu = device.startswith("cuda")
     result = profile_mixer(
         mixer,
-        Shape(*parse_ints("--shape", shape, 4)),
+        Shape(*parse_ints("--shape", shape, 4, minimum=1)),  # as sweep --shape: every size >= 1
         device,
         dtype or ("bf16" if gpu else "fp32"),
         backward=mode == "fwdbwd",

@@ -91,14 +91,24 @@ def retry_failed_option() -> Decorator:
     return click.option("--retry-failed", is_flag=True, help="rerun runs recorded as failed")
 
 
-def parse_ints(flag: str, value: str | None, n: int | None = None) -> tuple[int, ...] | None:
-    """A comma-separated list of integers (exactly n where given), or None when not given."""
+def parse_ints(
+    flag: str, value: str | None, n: int | None = None, minimum: int | None = None
+) -> tuple[int, ...] | None:
+    """A comma-separated list of integers (exactly n where given, each >= minimum where given), or
+    None when not given."""
     if value is None:
         return None
+    allowed = f"{n or 'one or more'} comma-separated integers" + (f" >= {minimum}" if minimum is not None else "")
     try:
         out = tuple(int(v) for v in value.split(",") if v.strip())
     except ValueError:
-        raise SlabenchError(f"{flag}={value!r} must be comma-separated integers") from None
-    if not out or (n is not None and len(out) != n):
-        raise SlabenchError(f"{flag}={value!r} must be {n or 'one or more'} comma-separated integers")
+        raise SlabenchError(f"{flag}={value!r} must be {allowed}") from None
+    if not out or (n is not None and len(out) != n) or (minimum is not None and min(out) < minimum):
+        raise SlabenchError(f"{flag}={value!r} must be {allowed}")
     return out
+
+
+def positive_int_option(name: str, help: str, **kwargs: Any) -> Decorator:
+    """An int option that must be >= 1 (a size or a count): click rejects 0 and negatives in one
+    line naming the option, before anything runs or writes."""
+    return click.option(name, type=click.IntRange(min=1), help=help, **kwargs)

@@ -108,16 +108,65 @@ def write_baseline(path: Path, baseline: dict[str, Any]) -> None:
 
 
 def load_baseline(path: Path) -> dict[str, Any]:
+    """The baseline file at `path`, every cell checked (`check_baseline`): a bad one is one line."""
     if not path.is_file():
         raise SlabenchError(f"--baseline: '{path}' does not exist; create it with `slabench ci --update`")
     try:
         baseline = json.loads(path.read_text())
-        missing = [k for c in baseline["cells"] for k in ("task", "model", "seeds", "accs") if k not in c]
-        if missing:
-            raise KeyError(missing[0])
-    except (json.JSONDecodeError, KeyError, TypeError) as e:
-        raise SlabenchError(f"--baseline: '{path}' is not a baseline file ({type(e).__name__}: {e})") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise SlabenchError(f"--baseline: '{path}' is not JSON ({type(e).__name__}: {e})") from None
+    check_baseline(baseline, f"--baseline: '{path}'")
     return baseline
+
+
+# JSON's true and false are Python bools, which are ints: no seed or accuracy.
+def _is_int(x: Any) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool)
+
+
+def _is_number(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def check_baseline(baseline: Any, where: str) -> None:
+    """Raise one line naming the first bad field of a baseline: `cells` must be a non-empty list
+    (a baseline without cells checks nothing), each cell an object with `task` and `model`
+    strings, one finite number in `accs` per distinct int in `seeds`, and, where given,
+    `mixer` a string and `solve_at` a number in [0, 1]. `check` and `judge` rely on all of it."""
+    if not isinstance(baseline, dict) or "cells" not in baseline:
+        raise SlabenchError(f"{where} is not a baseline file (no 'cells'); write one with `slabench ci --update`")
+    cells = baseline["cells"]
+    if not isinstance(cells, list):
+        raise SlabenchError(f"{where}: 'cells' must be a list of cells (task, model, seeds, accs); got {cells!r:.60}")
+    if not cells:
+        raise SlabenchError(
+            f"{where}: 'cells' is empty, so it would check nothing; write the baseline with `slabench ci --update`"
+        )
+    seen = set()
+    for i, c in enumerate(cells):
+        at = f"{where}: cells[{i}]"
+        if not isinstance(c, dict):
+            raise SlabenchError(f"{at} must be an object with task, model, seeds and accs; got {c!r:.60}")
+        for key in ("task", "model"):
+            if not isinstance(c.get(key), str) or not c[key]:
+                raise SlabenchError(f"{at}: '{key}' must be a non-empty string (a label); got {c.get(key)!r:.60}")
+        if "mixer" in c and not isinstance(c["mixer"], str):
+            raise SlabenchError(f"{at}: 'mixer' must be a string; got {c['mixer']!r:.60}")
+        if "solve_at" in c and not (_is_number(c["solve_at"]) and 0 <= c["solve_at"] <= 1):
+            raise SlabenchError(f"{at}: 'solve_at' must be a number in [0, 1]; got {c['solve_at']!r:.60}")
+        seeds, accs = c.get("seeds"), c.get("accs")
+        if not isinstance(seeds, list) or not seeds or not all(_is_int(s) for s in seeds):
+            raise SlabenchError(f"{at}: 'seeds' must be a non-empty list of ints; got {seeds!r:.60}")
+        if len(set(seeds)) != len(seeds):
+            raise SlabenchError(f"{at}: 'seeds' must not repeat a seed; got {seeds!r:.60}")
+        # Not bounded to [0, 1]: a baseline raised past 1 on purpose (tests) must fail every seed.
+        if not isinstance(accs, list) or not all(_is_number(a) for a in accs):
+            raise SlabenchError(f"{at}: 'accs' must be a list of finite numbers (accuracies); got {accs!r:.60}")
+        if len(accs) != len(seeds):
+            raise SlabenchError(f"{at}: 'accs' must hold one accuracy per seed ({len(seeds)}); got {len(accs)}")
+        if (c["task"], c["model"]) in seen:
+            raise SlabenchError(f"{at}: task and model repeat an earlier cell; each (task, model) must appear once")
+        seen.add((c["task"], c["model"]))
 
 
 def _order(model: str, mixer: str) -> tuple[str, int]:
