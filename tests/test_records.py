@@ -231,6 +231,12 @@ def test_plan_skips_recorded_runs_and_retries_only_failed_ones(tmp_path):
     assert pending == specs[3:] and recorded == specs[:3] and [p.name for p, _ in corrupt] == ["zz.json"]
     pending, recorded, _ = plan(specs, tmp_path, retry_failed=True)
     assert pending == [specs[1], specs[3]] and recorded == [specs[0], specs[2]]  # diverged is a result
+    # A newer slabench's record is not redone: that would overwrite its result with this one's.
+    newer = tmp_path / "records" / f"{specs[3].key()}.json"
+    newer.write_text(json.dumps({**_record(specs[3].key(), 0.5), "schema": 99}))
+    with pytest.raises(SlabenchError, match="written by a newer slabench"):
+        plan(specs, tmp_path)
+    assert json.loads(newer.read_text())["schema"] == 99
 
 
 def test_a_run_that_raises_becomes_a_failed_record_and_the_grid_goes_on(tmp_path, monkeypatch):

@@ -216,8 +216,7 @@ def leaderboard(
     from slabench.runners.records import load_records
 
     found = load_records(Path(results_dir))
-    for path, reason in found.corrupt:
-        render.console.print(f"[yellow]skipping corrupt record {path}: {reason}[/]")
+    render.print_corrupt(found.corrupt, "skipped")
     records = list(found.records.values())
     if not records:
         raise SlabenchError(
@@ -280,6 +279,8 @@ def ci(baseline_path: str, out: str, update: bool, device: str, workers: int, qu
     records = run_pending(name, [Job(name, specs, Path(out))], device, workers, quiet)[0].records
     if update:
         baseline = regression.make_baseline(records, name)
+        # A cell whose runs all failed has no accuracies: refuse it rather than overwrite a good baseline.
+        regression.check_baseline(baseline, f"the baseline from this run (not written to '{path}')")
         regression.write_baseline(path, baseline)
         render.console.print(f"baseline written: {path}")
     rows = regression.check(records, baseline)

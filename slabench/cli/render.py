@@ -97,6 +97,13 @@ def print_board(board: dict[str, Any]) -> None:
     print_tables(*board_tables(board, every_column=not out_console.is_terminal))
 
 
+def print_corrupt(corrupt: list, then: str) -> None:
+    """One line per record file that could not be read: (path, reason) pairs, and what happens to it.
+    Escaped, since a path or reason may hold [...] that rich would read as markup."""
+    for path, reason in corrupt:
+        console.print(f"[yellow]{escape(f'corrupt record {path}: {reason}; {then}')}[/]", soft_wrap=True)
+
+
 # ---- a grid as it runs ----------------------------------------------------------------------------
 
 
@@ -139,8 +146,7 @@ class GridView:
 
     def __call__(self, event: Event) -> None:
         if isinstance(event, GridPlanned):
-            for path, reason in event.corrupt:
-                console.print(f"[yellow]corrupt record {path}: {reason}; its run will be redone[/]")
+            print_corrupt(event.corrupt, "its run will be redone")
             if not self.quiet:
                 console.print(
                     f"[bold]{event.name}[/]: {event.runs} runs, {event.recorded} already recorded, "

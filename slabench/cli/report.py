@@ -7,7 +7,6 @@ from functools import partial
 from pathlib import Path
 
 import click
-from rich.markup import escape
 
 from slabench.cli import render
 from slabench.cli.grid import run_pending
@@ -72,9 +71,7 @@ def _stored_records(out: Path) -> dict:
     from slabench.runners.records import load_records
 
     found = load_records(out)
-    for path, reason in found.corrupt:
-        # escape: a path or reason may hold [...] that rich would take for markup; soft_wrap: one line
-        render.console.print(f"[yellow]skipping corrupt record {escape(f'{path}: {reason}')}[/]", soft_wrap=True)
+    render.print_corrupt(found.corrupt, "skipped")
     return found.records
 
 

@@ -43,7 +43,7 @@ from slabench.errors import SlabenchError
 from slabench.runners.batched import fold_groups, resolve_fold
 from slabench.runners.environment import environment
 from slabench.runners.placement import RESERVE_BYTES, Group, Placement, spread_first_uses
-from slabench.runners.records import load_records, record_path, write_record
+from slabench.runners.records import NEWER_SCHEMA, load_records, record_path, write_record
 from slabench.runners.train import NO_OUTPUTS, RunOutputs
 
 Event = Callable[[str, RunSpec, dict[str, Any] | None], None]  # ("start" | "end" | "step", spec, record)
@@ -366,6 +366,10 @@ def _run_ray(
 def plan(specs: list[RunSpec], out: Path, retry_failed: bool = False) -> tuple[list[RunSpec], list[RunSpec], list]:
     """Split specs into (pending, already recorded) and list corrupt record files."""
     existing = load_records(out)
+    newer = [path for path, reason in existing.corrupt if NEWER_SCHEMA in reason]
+    if newer:  # redoing their runs would overwrite a newer slabench's results with this one's
+        more = f" and {len(newer) - 1} more" if len(newer) > 1 else ""
+        raise SlabenchError(f"record {newer[0]}{more} written by a newer slabench; upgrade slabench to run this grid")
     done_keys = {k for k, r in existing.records.items() if not (retry_failed and r["status"] == "failed")}
     pending, recorded = [], []
     for s in specs:

@@ -34,6 +34,7 @@ from slabench.errors import SlabenchError
 from slabench.record import SCHEMA_VERSION, STATUSES, RunRecord
 
 PACK = "packed.jsonl.gz"
+NEWER_SCHEMA = "is newer than this slabench reads"  # in a corrupt record's reason: written by a newer slabench
 
 
 def record_path(out: Path, key: str) -> Path:
@@ -164,7 +165,7 @@ def _check(record: Any, key: str | None) -> str | None:
     if record["status"] not in STATUSES:
         return f"status {record['status']!r} not in {STATUSES}"
     if record["schema"] > SCHEMA_VERSION:
-        return f"schema {record['schema']} is newer than this slabench reads ({SCHEMA_VERSION}); upgrade slabench"
+        return f"schema {record['schema']} {NEWER_SCHEMA} ({SCHEMA_VERSION}); upgrade slabench"
     if key is not None and record["key"] != key:
         return f"key {record['key']!r} does not match the file name"
     ok = record["status"] == "ok"
