@@ -2,14 +2,17 @@
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
 
+import pytest
 from click.testing import CliRunner
 
 from slabench.cli import main
+from slabench.errors import SlabenchError
 from slabench.runners.records import load_records
 
 
@@ -109,3 +112,17 @@ def test_mps_detection_follows_the_control_pipe(tmp_path, monkeypatch):
     (tmp_path / "control").touch()
     assert mps_active()
     assert environment("cpu")["mps"] is None  # a CPU run has no MPS to speak of
+
+
+def test_device_names_a_gpu_this_machine_has(monkeypatch):
+    """`--device cuda:N` must name a GPU that exists (checked with two pretend GPUs, so on any machine)."""
+    import torch
+
+    from slabench.runners.grid import resolve_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert resolve_device("cuda:1") == "cuda:1" and resolve_device("cuda") == "cuda"
+    for bad, says in (("cuda:2", "has 2 GPU(s)"), ("cuda:abc", "not allowed"), ("cuda:", "not allowed")):
+        with pytest.raises(SlabenchError, match=re.escape(says)):
+            resolve_device(bad)

@@ -54,8 +54,10 @@ def resolve_device(device: str) -> str:
         return "cuda" if torch.cuda.is_available() else "cpu"
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise SlabenchError(f"--device {device}: CUDA is not available here; use cpu or auto")
-    if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
+    if device not in ("cpu", "cuda") and not re.fullmatch(r"cuda:\d+", device):
         raise SlabenchError(f"--device {device!r} is not allowed; choose auto, cpu, cuda or cuda:N")
+    if device.startswith("cuda:") and int(device[5:]) >= torch.cuda.device_count():
+        raise SlabenchError(f"--device {device}: this machine has {torch.cuda.device_count()} GPU(s), cuda:0 up")
     return device
 
 
