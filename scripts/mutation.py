@@ -311,9 +311,23 @@ CORE_MUTANTS = [
     M(
         "check-ok-needs-acc-dropped",
         "slabench/runners/records.py",
-        'if record["status"] == "ok" and "test_acc" not in record["metrics"]:',
-        'if record["status"] == "ok" and "test_acc" not in record:',
+        'return f"status ok but no {name} in {part}"',
+        "continue",
         "an ok record without a score is trusted",
+    ),
+    M(
+        "check-field-types-dropped",
+        "slabench/runners/records.py",
+        "        if not _is(record[name], types):\n            return _wrong(name, record[name], types)\n",
+        "",
+        "a record with a field of the wrong type reaches the tables and crashes them",
+    ),
+    M(
+        "newer-record-overwritten",
+        "slabench/runners/grid.py",
+        "if NEWER_SCHEMA in reason]",
+        "if False]",
+        "a newer slabench's record is redone, its result overwritten",
     ),
     M(
         "pack-wins-over-loose",
@@ -346,6 +360,13 @@ CORE_MUTANTS = [
         "rename-failure test injects its failure into os.replace, so it fails this mutant all the same)",
     ),
     # --- grid ----------------------------------------------------------------------------------
+    M(
+        "grid-empty-list-runs",
+        "slabench/config.py",
+        "require(not (isinstance(value, list) and not value), where,",
+        "require(True, where,",
+        "a grid value list left empty expands to no runs and rewrites the leaderboard from none",
+    ),
     M(
         "retry-all",
         "slabench/runners/grid.py",
