@@ -308,7 +308,7 @@ def _drop(path: str):
     return change
 
 
-# Valid JSON of the wrong shape, each as an audit found it crashing the tables, and the field the
+# Valid JSON of the wrong shape, each of which once crashed the tables, and the field the
 # skip message names.
 MALFORMED = {
     "metrics-null": (_set("metrics", None), "metrics is null, not an object"),
