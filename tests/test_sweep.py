@@ -85,6 +85,12 @@ def test_bad_shape_is_one_line_error(tmp_path):
     assert result.exit_code == 2 and "--shape" in result.output and len(result.output.strip().splitlines()) == 1
 
 
+def test_zero_width_is_refused_from_python_too():
+    # The CLI rejects --d-model 0 itself; a config built in code must not time an empty model either.
+    with pytest.raises(SlabenchError, match="d_model=0 must be a positive multiple of heads=8"):
+        config.default_config("cpu", quick=True, d_model=0)
+
+
 def test_loglog_slope_recovers_known_slope():
     gen = torch.Generator().manual_seed(0)
     xs = [256, 1024, 4096, 16384, 65536]

@@ -77,7 +77,7 @@ class SweepConfig:
         require(self.tokens >= 1, "--tokens", f"{self.tokens} must be >= 1")
         require(self.batch is None or self.batch >= 1, "--batch", f"{self.batch} must be >= 1")
         require(
-            self.heads >= 1 and self.d_model % self.heads == 0,
+            self.heads >= 1 and self.d_model >= 1 and self.d_model % self.heads == 0,  # 0 % heads is 0
             "--heads",
             f"d_model={self.d_model} must be a positive multiple of heads={self.heads}",
         )
