@@ -56,7 +56,9 @@ def test_preset_run_writes_under_out_only(tmp_path, tiny_grid, monkeypatch):
     assert result.exit_code == 0, result.output
     assert not (work / "leaderboards").exists()
     out = work / "runs" / "tiny"
-    assert json.loads(result.stdout)["leaderboard"]["md"] == "runs/tiny/tiny.md"
+    # Strict JSON (no NaN: a one-seed cell's interval is null), as a JavaScript reader needs.
+    summary = json.loads(result.stdout, parse_constant=lambda c: pytest.fail(f"{c} in run --json"))
+    assert summary["leaderboard"]["md"] == "runs/tiny/tiny.md" and summary["overall"][0]["acc_lo"] is None
     assert (out / "tiny.md").read_text().splitlines()[0].endswith("tiny")  # titled by the grid, not "leaderboard"
     assert not list(out.glob("leaderboard.*"))
     assert json.loads((out / "grid.json").read_text())["runs"][0]["key"] in load_records(out).records

@@ -4,6 +4,7 @@ import json
 import shutil
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from slabench.cli import main
@@ -34,7 +35,7 @@ def test_compare_example_against_gla(tmp_path, monkeypatch):
     ]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
-    summary = json.loads((out / "compare.json").read_text())
+    summary = json.loads((out / "compare.json").read_text(), parse_constant=lambda c: pytest.fail(f"{c} in JSON"))
     (task,) = summary["tasks"]
     assert [m["mixer"] for m in task["models"]] == ["my_variant.py:GatedLinear", "gla"]
     assert all(m["seeds"] == 2 and 0 < m["acc"] <= 1 for m in task["models"])

@@ -112,6 +112,12 @@ def test_check_rows_missing_and_new():
     missing = {"cells": [{"task": "t", "model": "m", "seeds": [0], "accs": [0.5]}]}
     rows = regression.check(records, missing)
     assert sorted(r["verdict"] for r in rows) == ["missing", "new"] and regression.failed(rows)
+    # Seeds that crashed now: the one that survives solves, but a rate over survivors would hide
+    # the crashes, so the cell is missing (and fails), not ok at 1 of 1.
+    solved = {**base["cells"][0], "accs": [0.95] * 5}
+    crashed = [_record(0.95, 0)] + [_record(0.0, s, "failed") for s in range(1, 5)]
+    (row,) = regression.check(crashed, {"cells": [solved]})
+    assert row["verdict"] == "missing" and row["failed"] == 4 and row["now"] == 0.95 and regression.failed([row])
 
 
 # ---- a bad baseline fails before the preset trains ----------------------------------------------

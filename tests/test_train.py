@@ -178,3 +178,38 @@ def test_evaluation_at_the_scored_positions_equals_the_full_heads():
     assert out["acc"] == correct.sum().item() / mask.sum().item()
     assert out["exact"] == (correct == mask.sum(1)).double().mean().item()
     assert out["n"] == 300
+
+
+NAN_AT_EVALUATION = '''
+import torch
+from torch import nn
+
+
+class NanAtEvaluation(nn.Module):
+    """Trains as a linear map; in eval mode its output is NaN, so argmax would read class 0."""
+
+    def __init__(self, d_model, n_heads):
+        super().__init__()
+        self.proj = nn.Linear(d_model, d_model)
+
+    def forward(self, x):
+        y = self.proj(x)
+        return y if self.training else y * float("nan")
+'''
+
+
+def test_non_finite_logits_at_evaluation_are_a_divergence(tmp_path):
+    """A model whose logits are NaN at evaluation only (its training loss stays finite) is recorded
+    as diverged, alone and in a fold, not scored: argmax of NaN is class 0, a real label."""
+    from slabench.runners.batched import train_batched
+
+    path = tmp_path / "nan_mixer.py"
+    path.write_text(NAN_AT_EVALUATION)
+    model = ModelSpec(f"{path}:NanAtEvaluation", (("d_model", 32), ("n_heads", 2), ("n_layers", 1)))
+    spec = RunSpec("t", TASK, model, TrainSpec(steps=20, eval_every=10), 0)
+    record = train(spec, "cpu")
+    assert record["status"] == "diverged" and record["error"] == "non-finite logits at the evaluation of step 10"
+    assert "test_acc" not in record["metrics"] and record["metrics"]["steps"] == 10
+    folded = train_batched([spec, RunSpec("t", spec.task, spec.model, spec.train, 1)], "cpu")
+    assert [r["status"] for r in folded] == ["diverged", "diverged"]
+    assert all(r["error"] == "non-finite logits at the evaluation of step 10" for r in folded)

@@ -118,7 +118,7 @@ def run(
     from slabench.config import expand_grid, grid_fold, load_grid_file, load_preset
     from slabench.runners.grid import check_address, resolve_device
     from slabench.runners.leaderboard import aggregate
-    from slabench.runners.leaderboard_files import write_leaderboard
+    from slabench.runners.leaderboard_files import json_safe, write_leaderboard
 
     device = resolve_device(device)  # fail on a bad --device or --address before anything is printed or run
     check_address(address)
@@ -162,10 +162,11 @@ def run(
                     "ran": result.ran,
                     "failed": failed,
                     "leaderboard": {k: str(v) for k, v in paths.items()},
-                    "overall": board["overall"],
+                    "overall": json_safe(board["overall"]),  # a one-seed cell has no interval: null, not NaN
                 },
                 indent=1,
                 default=str,
+                allow_nan=False,
             )
         )
     elif not quiet:

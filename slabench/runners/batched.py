@@ -267,6 +267,9 @@ def _evaluate(
         m.status, m.error, m.done = "diverged", f"non-finite training loss ({loss}) by step {step}", True
         return
     v = evaluate(m.model, val, autocast)
+    if not v["finite"]:
+        m.status, m.error, m.done = "diverged", f"non-finite logits at the evaluation of step {step}", True
+        return
     m.curve.append({"step": step, "train_loss": loss, "val_acc": v["acc"], **diagnostics(m.model, focus)})
     if v["acc"] > m.best_val:
         m.best_val = v["acc"]

@@ -197,7 +197,7 @@ def plot_compare(summary: dict[str, Any], path: Path) -> Path | None:
 def write_compare(records: list[RunRecord], variant: str, against: list[str], out_dir: Path) -> tuple[dict, dict]:
     """Write compare.md, compare.json, compare.png (and the full leaderboard) into out_dir."""
     from slabench.runners.leaderboard import aggregate
-    from slabench.runners.leaderboard_files import write_leaderboard
+    from slabench.runners.leaderboard_files import json_safe, write_leaderboard
 
     out_dir.mkdir(parents=True, exist_ok=True)
     board = aggregate(records)
@@ -205,7 +205,7 @@ def write_compare(records: list[RunRecord], variant: str, against: list[str], ou
     plot = plot_compare(summary, out_dir / "compare.png")
     paths = {"md": out_dir / "compare.md", "json": out_dir / "compare.json"}
     paths["md"].write_text(to_markdown(summary, plot))
-    paths["json"].write_text(json.dumps(summary, indent=1, default=str) + "\n")
+    paths["json"].write_text(json.dumps(json_safe(summary), indent=1, default=str, allow_nan=False) + "\n")
     if plot is not None:
         paths["png"] = plot
     write_leaderboard(board, out_dir, "leaderboard")

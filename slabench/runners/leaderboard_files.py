@@ -174,14 +174,15 @@ CSV_COLUMNS = [
 ]
 
 
-def _finite(x: Any) -> Any:
-    """x with NaN floats as None, so the JSON is standard (null, not NaN)."""
-    if isinstance(x, float) and math.isnan(x):
+def json_safe(x: Any) -> Any:
+    """x with non-finite floats as None, so its JSON is standard (null, not NaN or Infinity, which
+    strict parsers reject); dump it with allow_nan=False."""
+    if isinstance(x, float) and not math.isfinite(x):
         return None
     if isinstance(x, dict):
-        return {k: _finite(v) for k, v in x.items()}
+        return {k: json_safe(v) for k, v in x.items()}
     if isinstance(x, (list, tuple)):
-        return [_finite(v) for v in x]
+        return [json_safe(v) for v in x]
     return x
 
 
@@ -195,7 +196,7 @@ def write_leaderboard(board: dict[str, Any], out_dir: Path, name: str) -> dict[s
     paths = {"md": out_dir / f"{name}.md", "csv": out_dir / f"{name}.csv", "json": out_dir / f"{name}.json"}
     paths["md"].write_text(to_markdown(name, board, plots))
     paths["json"].write_text(
-        json.dumps(_finite({"name": name, **board}), indent=1, default=str, allow_nan=False) + "\n"
+        json.dumps(json_safe({"name": name, **board}), indent=1, default=str, allow_nan=False) + "\n"
     )
     with paths["csv"].open("w", newline="") as f:
         w = csv.writer(f)

@@ -10,7 +10,8 @@ statistics (`slabench.runners.stats`), seed by seed:
   than FLOOR. With 5 seeds the test needs every seed lower (p = 1/32); FLOOR keeps float-sum
   differences on other hardware (all seeds a few answers apart) from failing.
 - IMPROVED by the mirror rule (reported, not a failure: run `--update` to raise the bar).
-- MISSING when a baseline cell has no result now (or only failed runs): fails too.
+- MISSING when a baseline cell, or any of its seeds, has no result now (a failed run, say): fails
+  too, since a solve rate over the seeds that survived would hide the ones that crashed.
 """
 
 from __future__ import annotations
@@ -187,7 +188,7 @@ def check(records: list[RunRecord], baseline: dict[str, Any]) -> list[dict[str, 
             "model": b["model"],
             "mixer": b.get("mixer", b["model"]),
             "baseline": stats.mean(b["accs"]),
-            "now": math.nan,
+            "now": c["mean"] if c and c["n"] else math.nan,
             "delta": math.nan,
             "p_below": math.nan,
             "solved_now": 0,
@@ -195,7 +196,7 @@ def check(records: list[RunRecord], baseline: dict[str, Any]) -> list[dict[str, 
             "verdict": "missing",
             "failed": c["failed"] if c else 0,
         }
-        if c and c["n"]:
+        if c and set(b["seeds"]) <= set(c["seeds"]):  # every baseline seed has a result now
             solve_at = b.get("solve_at", c["solve_at"])
             row.update(
                 judge(dict(zip(c["seeds"], c["accs"])), dict(zip(b["seeds"], b["accs"])), solve_at), now=c["mean"]

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -36,17 +36,22 @@ EVAL_CHUNK = 256  # examples per evaluation forward pass (bounds memory)
 
 @torch.no_grad()
 def evaluate(model: torch.nn.Module, data: Batch, autocast: torch.dtype | None) -> dict[str, Any]:
-    """Micro accuracy over scored positions and per-example exact match, overall and per slice."""
+    """Micro accuracy over scored positions and per-example exact match, overall and per slice, and
+    whether every logit was finite."""
     model.eval()
     # The head only at the scored positions: as many per row as the most any row has (one host
     # sync per evaluation; it is not captured).
     k = int((data.labels != IGNORE).sum(1).max())
     correct_rows, scored_rows = [], []
+    finite = torch.ones((), dtype=torch.bool, device=data.inputs.device)
     for i in range(0, data.inputs.shape[0], EVAL_CHUNK):
         inputs, labels = data.inputs[i : i + EVAL_CHUNK], data.labels[i : i + EVAL_CHUNK]
         positions, labels = scored_positions(labels, k)  # [b, k] each, or None and [b, T]
         with torch.autocast(inputs.device.type, dtype=autocast, enabled=autocast is not None):
-            pred = model(inputs, positions).argmax(-1)  # [b, k or T]
+            logits = model(inputs, positions)  # [b, k or T, V]
+        # argmax of NaN logits is class 0, a real label on some tasks: such a model scores, so say so.
+        finite &= torch.isfinite(logits).all()
+        pred = logits.argmax(-1)  # [b, k or T]
         mask = labels != IGNORE
         correct_rows.append(((pred == labels) & mask).sum(1))  # [b]
         scored_rows.append(mask.sum(1))  # [b]
@@ -60,7 +65,8 @@ def evaluate(model: torch.nn.Module, data: Batch, autocast: torch.dtype | None) 
             "n": int(sel.sum()),
         }
 
-    out = summary(torch.ones_like(correct, dtype=torch.bool))
+    out: dict[str, Any] = summary(torch.ones_like(correct, dtype=torch.bool))
+    out["finite"] = bool(finite)  # every logit finite; else the accuracies mean nothing
     out["slices"] = {
         f"{name}={v:g}": summary(values == v)
         for name, values in data.slices.items()
@@ -202,6 +208,9 @@ def train(
             t0 = time.perf_counter()
             v = evaluate(model, val, autocast)
             eval_seconds += time.perf_counter() - t0
+            if not v["finite"]:
+                status, error = "diverged", f"non-finite logits at the evaluation of step {step}"
+                break
             curve.append({"step": step, "train_loss": train_loss, "val_acc": v["acc"], **diagnostics(model, focus)})
             if writer is not None:
                 for name, value in curve[-1].items():
@@ -272,11 +281,16 @@ def run_record(
     step_seconds = max(ended.train_seconds - ended.eval_seconds, 1e-9)
     metrics: Metrics = {"steps": step, "curve": ended.curve}
     if ended.status == "ok":
+        finite = True
         if ended.best_state is None:  # a seconds budget that ended before the first evaluation
-            best_val = evaluate(model, val, autocast)["acc"]
+            first = evaluate(model, val, autocast)
+            best_val, finite = first["acc"], first["finite"]
         else:
             model.load_state_dict(ended.best_state)
         result = evaluate(model, test, autocast)
+        if not (finite and result["finite"]):
+            ended = replace(ended, status="diverged", error="non-finite logits at the final evaluation")
+    if ended.status == "ok":
         metrics.update(
             test_acc=result["acc"],
             test_exact=result["exact"],
