@@ -120,6 +120,23 @@ def test_equal_validation_picks_the_smaller_lr_and_a_middle_choice_is_no_edge():
     assert row["best_lr"] == 1e-3 and not row["lr_edge"] and row["lrs"] == [1e-4, 1e-3, 1e-2]
 
 
+def test_an_lr_with_failed_runs_is_chosen_only_when_every_lr_has_some():
+    """One seed that survived two crashes does not outbid three complete seeds on validation."""
+    from slabench.runners import report
+
+    crashed = [_record("a", 1e-3, 0, 0.9, 0.9)] + [_record("a", 1e-3, s, 0, 0, "failed") for s in (1, 2)]
+    complete = [_record("a", 3e-3, s, 0.5, 0.5) for s in range(3)]
+    (row,) = aggregate(crashed + complete)["tasks"][TASK.label()]
+    assert row["best_lr"] == 3e-3 and row["seeds"] == 3
+    ((_, chosen),) = report.chosen_lrs(crashed + complete).items()  # the SLA report's stage 1 alike
+    assert chosen["lr"] == 3e-3 and chosen["val"] == {1e-3: 0.9, 3e-3: 0.5}
+    # Failures at every lr: the best on validation again, as without the rule.
+    also = [_record("a", 3e-3, 3, 0, 0, "failed")]
+    assert aggregate(crashed + complete + also)["tasks"][TASK.label()][0]["best_lr"] == 1e-3
+    ((_, again),) = report.chosen_lrs(crashed + complete + also).items()
+    assert again["lr"] == 1e-3
+
+
 def test_diverged_scores_zero_and_failed_is_excluded_but_listed():
     records = [
         _record("a", 1e-3, 0, 0.8, 0.8),

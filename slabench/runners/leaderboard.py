@@ -2,7 +2,8 @@
 `leaderboard_files`).
 
 A cell is one (task, model, train settings other than lr); its learning rate is the one with
-the best mean *validation* accuracy (the full sweep stays in the JSON's `fixed_lr` view). A cell
+the best mean *validation* accuracy among those with no failed run (the full sweep stays in the
+JSON's `fixed_lr` view). A cell
 keeps every seed's test accuracy and reports (statistics in `slabench.runners.stats`):
 
 - solved: seeds whose test accuracy reaches `solve_at`; solve rate k/n with a Wilson interval;
@@ -243,7 +244,10 @@ def aggregate(records: list[RunRecord], solve_at: float | None = None, min_seeds
                 options.append(row)
         if not options:
             continue
-        best = max(options, key=lambda o: (o["val_acc"], -o["lr"]))
+        # Failed runs say nothing about the model, so an lr with some is measured on fewer seeds:
+        # choose among the lrs with none, lest one surviving seed win (any lr when every one has some).
+        complete = [o for o in options if not o["failed"]] or options
+        best = max(complete, key=lambda o: (o["val_acc"], -o["lr"]))
         lrs = [o["lr"] for o in options]
         edge = len(lrs) > 1 and best["lr"] in (min(lrs), max(lrs))
         by_task[task].append({**best, "best_lr": best["lr"], "lrs": lrs, "lr_edge": edge})

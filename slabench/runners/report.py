@@ -103,17 +103,21 @@ def lr_stage(specs: list[RunSpec], scale: str, edition: int) -> list[RunSpec]:
 
 def chosen_lrs(stage1: list[RunRecord]) -> dict[tuple[str, str], dict]:
     """(task label, model label) -> {lr, lrs, val: mean validation accuracy per lr, edge}: the lr
-    with the best mean validation accuracy over stage 1's seeds (ties: the smaller lr), as the
-    leaderboards choose it."""
+    with the best mean validation accuracy over stage 1's seeds (ties: the smaller lr) among the
+    lrs with no failed run, as the leaderboards choose it."""
     vals: dict[tuple[str, str], dict[float, list[float]]] = defaultdict(lambda: defaultdict(list))
+    failed: set[tuple[tuple[str, str], float]] = set()  # (cell, lr) with a failed run
     for r in stage1:
         spec = RunSpec.from_dict(r["spec"])
         if (v := score(r, "val_acc")) is not None:
             vals[_cell(spec)][spec.train.lr].append(v)
+        else:
+            failed.add((_cell(spec), spec.train.lr))
     out = {}
     for cell, by_lr in sorted(vals.items()):
         val = {lr: stats.mean(v) for lr, v in sorted(by_lr.items())}
-        lr = max(val, key=lambda x: (val[x], -x))
+        complete = [x for x in val if (cell, x) not in failed] or list(val)  # as the leaderboards: no failed run
+        lr = max(complete, key=lambda x: (val[x], -x))
         out[cell] = {"lr": lr, "lrs": list(val), "val": val, "edge": len(val) > 1 and lr in (min(val), max(val))}
     return out
 
