@@ -462,3 +462,22 @@ def test_from_records_with_some_sections_only_still_reports(tmp_path):
     )
     text = md.read_text()
     assert all(t in text for t in SECTION_TITLES)
+
+
+def test_failed_lr_stage_runs_are_counted_and_listed():
+    """An lr-stage run that failed leaves no verdict-stage run behind it (its cell may have none),
+    so the report counts and lists failures over every run the protocol ran, both stages."""
+    from pathlib import Path
+
+    from slabench.config import RunSpec
+    from slabench.runners.records import load_records
+
+    heads = list(
+        load_records(Path(__file__).resolve().parent.parent / "leaderboards/records/sla-report/heads").records.values()
+    )
+    verdict = heads[:5]
+    crashed = {**heads[5], "status": "failed", "error": "RuntimeError: boom\nmore", "metrics": {}}
+    lines = "\n".join(rp._runs_lines({"heads": verdict + [crashed]}, verdict, verdict + [crashed]))
+    model = RunSpec.from_dict(crashed["spec"]).model.label()
+    assert "Failed runs (left out of every figure):" in lines
+    assert f"| heads | {model} | {crashed['seed']} | RuntimeError: boom |" in lines
