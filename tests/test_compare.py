@@ -104,3 +104,35 @@ def test_run_with_a_plugin_mixer(tmp_path):
     assert result.exit_code == 0, result.output
     (row,) = json.loads(result.stdout)["overall"]
     assert row["mixer"] == f"{variant}:GatedLinear" and row["params"] > 0
+
+
+def test_a_variant_whose_every_run_failed_is_named_not_left_out():
+    """No row for the variant (every run failed): the summary, the Markdown and the warnings say so,
+    instead of a 0 win / 0 tie / 0 loss that reads like a comparison."""
+    from slabench.config import ModelSpec, RunSpec, TaskSpec, TrainSpec
+    from slabench.runners.compare import summarise, to_markdown
+    from slabench.runners.leaderboard import aggregate
+
+    task = TaskSpec("mqar", (("num_kv_pairs", 4),))
+
+    def record(mixer: str, seed: int, status: str) -> dict:
+        spec = RunSpec("g", task, ModelSpec(mixer, (("d_model", 16),)), TrainSpec(steps=1), seed)
+        ok = status == "ok"
+        return {
+            "key": spec.key(),
+            "spec": spec.to_dict(),
+            "seed": seed,
+            "status": status,
+            "error": None if ok else "RuntimeError: boom",
+            "metrics": {"test_acc": 0.5, "val_acc": 0.5, "test_exact": 0.1, "steps": 1} if ok else {},
+            "model": {"params": 10, "state_size": 4},
+            "timings": {"train_seconds": 1.0, "tokens_per_s": 100.0},
+        }
+
+    records = [record("gla", s, "ok") for s in range(3)] + [record("plugin.py:Broken", s, "failed") for s in range(3)]
+    summary = summarise(aggregate(records), "plugin.py:Broken", ["gla"])
+    (t,) = summary["tasks"]
+    assert t["missing"] == ["plugin.py:Broken"] and t["versus"] == []
+    assert any("all 3 runs failed" in w for w in summary["warnings"])
+    text = to_markdown(summary, None)
+    assert "No result for plugin.py:Broken: every run failed" in text and "## Warnings" in text

@@ -147,6 +147,10 @@ def test_diverged_scores_zero_and_failed_is_excluded_but_listed():
     assert row["acc"] == pytest.approx(0.4) and row["seeds"] == 2 and row["diverged"] == 1 and row["failed"] == 1
     assert row["seed_accs"] == [0.8, 0.0] and row["rank"] is None  # 2 seeds < min_seeds 5
     assert {f["status"] for f in aggregate(records)["failures"]} == {"diverged", "failed"}
+    # A model whose every run failed has no row: the warnings say so, where a reader looks for it.
+    board = aggregate(records + [_record("b", lr, s, 0, 0, "failed") for lr in (1e-3, 3e-3) for s in range(2)])
+    assert [r["mixer"] for r in board["tasks"][TASK.label()]] == ["a"]
+    assert any(w.startswith("b(d_model=16) on ") and "all 4 runs failed" in w for w in board["warnings"])
 
 
 def test_time_to_solve_comes_from_the_validation_curve_and_censors_runs_that_never_solve():

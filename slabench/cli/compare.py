@@ -70,6 +70,7 @@ def compare(
         f"vs {b}: {t['win']} win / {t['tie']} tie / {t['loss']} loss" for b, t in summary["totals"].items()
     )
     click.echo(totals)
+    render.print_warnings(summary["warnings"])  # e.g. a model whose every run failed, so it has no row above
     click.echo(f"compare: {paths['md']}")
     failed = [f for f in summary["failures"] if f["status"] == "failed"]
     if failed:

@@ -171,6 +171,7 @@ def run(
         )
     elif not quiet:
         render.print_board(board)
+        render.print_warnings(board["warnings"])
         click.echo(f"leaderboard: {paths['md']}")
     if failed:
         render.print_failures(failed)

@@ -97,6 +97,12 @@ def print_board(board: dict[str, Any]) -> None:
     print_tables(*board_tables(board, every_column=not out_console.is_terminal))
 
 
+def print_warnings(warnings: list[str]) -> None:
+    """A board's warnings (an lr at the sweep's edge, a model whose every run failed...), as its .md lists them."""
+    for w in warnings:
+        console.print(f"[yellow]warning: {escape(w)}[/]", soft_wrap=True)
+
+
 def print_corrupt(corrupt: list, then: str) -> None:
     """One line per record file that could not be read: (path, reason) pairs, and what happens to it.
     Escaped, since a path or reason may hold [...] that rich would read as markup."""

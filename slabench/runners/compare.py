@@ -84,7 +84,8 @@ def summarise(board: dict[str, Any], variant: str, against: list[str]) -> dict[s
                     }
                 )
             models = [by_mixer[m] for m in [variant, *against] if m in by_mixer]
-            tasks.append({"task": task, "backbone": dict(size), "models": models, "versus": versus})
+            missing = [m for m in [variant, *against] if m not in by_mixer]  # every run failed: no row
+            tasks.append({"task": task, "backbone": dict(size), "models": models, "versus": versus, "missing": missing})
     return {
         "variant": variant,
         "against": against,
@@ -92,6 +93,7 @@ def summarise(board: dict[str, Any], variant: str, against: list[str]) -> dict[s
         "tasks": tasks,
         "totals": totals,
         "failures": board["failures"],
+        "warnings": board["warnings"],
         "runs": board["runs"],
     }
 
@@ -141,9 +143,13 @@ def to_markdown(summary: dict[str, Any], plot: Path | None) -> str:
         size = ", ".join(f"{k}={v}" for k, v in t["backbone"].items())
         out += [f"## {t['task']}", "", f"Backbone: {size}.", ""]
         out += [md_table(MODEL_COLUMNS, [model_cells(r) for r in t["models"]]), ""]
+        if t["missing"]:
+            out += [f"No result for {', '.join(t['missing'])}: every run failed (below), so nothing to compare.", ""]
         out += [md_table(VERSUS_COLUMNS, [versus_cells(v) for v in t["versus"]]), ""]
     if plot is not None:
         out += ["## Plot", "", f"![{plot.stem}]({plot.name})", ""]
+    if summary["warnings"]:
+        out += ["## Warnings", ""] + [f"- {w}" for w in summary["warnings"]] + [""]
     if summary["failures"]:
         out += (
             ["## Runs that did not finish ok", ""]

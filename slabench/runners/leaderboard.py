@@ -242,7 +242,9 @@ def aggregate(records: list[RunRecord], solve_at: float | None = None, min_seeds
             fixed_lr.append({k: v for k, v in row.items() if k != "curve"})
             if row["seeds"]:
                 options.append(row)
-        if not options:
+        if not options:  # every run failed: no row, so say it where the rows are read
+            n = sum(len(runs) for runs in by_lr.values())
+            warnings.append(f"{model} on {task}: all {n} runs failed, so it has no row (see the failures)")
             continue
         # Failed runs say nothing about the model, so an lr with some is measured on fewer seeds:
         # choose among the lrs with none, lest one surviving seed win (any lr when every one has some).
