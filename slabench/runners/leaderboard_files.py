@@ -65,7 +65,7 @@ def task_row_cells(row: dict[str, Any]) -> list[str]:
         pct(row["exact"]),
         lr,
         num(row["steps"]),
-        f"{row['train_seconds']:.1f}",
+        "-" if math.isnan(row["train_seconds"]) else f"{row['train_seconds']:.1f}",  # nan: no run finished ok
         num(row["tokens_per_s"]),
     ]
 
