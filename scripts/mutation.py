@@ -285,6 +285,13 @@ CORE_MUTANTS = [
         "train hashes kept after folding",
         equivalent="isin against all training rows so far marks the same test rows (it only costs time)",
     ),
+    M(
+        "eval-nan-scored",
+        "slabench/runners/train.py",
+        'if not v["finite"]:',
+        "if False:",
+        "a model with NaN logits at evaluation is scored (argmax reads class 0) instead of diverged",
+    ),
     # --- records -------------------------------------------------------------------------------
     M(
         "write-not-atomic",
@@ -838,6 +845,20 @@ STATISTICS_MUTANTS = [
         "if rate_now < rate_base or (",
         "if False or (",
         "a seed that stops solving passes the check",
+    ),
+    M(
+        "ci-survivors-judged",
+        "slabench/runners/regression.py",
+        'if c and set(b["seeds"]) <= set(c["seeds"]):',
+        'if c and c["n"]:',
+        "seeds that crashed drop out of the solve rate, and ci passes on the one that survived",
+    ),
+    M(
+        "lr-choice-counts-crashed",
+        "slabench/runners/leaderboard.py",
+        'complete = [o for o in options if not o["failed"]] or options',
+        "complete = options",
+        "an lr where one seed survived two crashes wins on that seed",
     ),
     M(
         "rep-majority-half",
