@@ -494,3 +494,14 @@ def test_models_lists_a_plugin_and_its_twin():
     assert "gate_rank" in listed[f"sla-{plugin}"] and "gate_rank" not in listed[plugin]
     # docs/new-variant.md §6: only the mixer classes, not GatedLinearOptions
     assert _one_line_error(["models", plugin.replace(":GatedLinear", ":Nope")]).endswith("classes there: GatedLinear")
+
+
+def test_failures_line_says_how_many_it_leaves_out():
+    from slabench.cli import render
+
+    failures = [{"model": "m", "seed": s, "error": "RuntimeError: [boom]"} for s in range(7)]
+    with render.console.capture() as said:
+        render.print_failures(failures)
+    text = said.get()
+    assert text.startswith("7 run(s) failed: m seed 0: RuntimeError: [boom]")  # brackets kept, not markup
+    assert text.count("seed ") == 5 and "and 2 more (the leaderboard lists every one)" in text

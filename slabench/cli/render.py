@@ -208,9 +208,11 @@ def print_estimate(plan: Estimate) -> None:
 
 
 def print_failures(failures: list[dict[str, Any]]) -> None:
+    """The first five failed runs; the leaderboard's failures table has them all."""
+    more = f"; and {len(failures) - 5} more (the leaderboard lists every one)" if len(failures) > 5 else ""
     console.print(
         f"[red]{len(failures)} run(s) failed[/]: "
-        + "; ".join(f"{f['model']} seed {f['seed']}: {f['error']}" for f in failures[:5])
+        + escape("; ".join(f"{f['model']} seed {f['seed']}: {f['error']}" for f in failures[:5]) + more)
     )
 
 
