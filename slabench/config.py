@@ -383,7 +383,4 @@ def expand_grid(grid: dict[str, Any]) -> tuple[str, list[RunSpec]]:
             )
             pairs.append((t, m))
     specs = [RunSpec(name, t, m, tr, s) for (t, m), tr, s in itertools.product(pairs, trains, seeds)]
-    # Unreachable while every list above is non-empty; kept because zero runs would rewrite an
-    # existing leaderboard from no records.
-    require(bool(specs), "grid", "expands to no runs; a grid must give at least one run")
     return name, list(dict.fromkeys(specs))
