@@ -785,8 +785,8 @@ STATISTICS_MUTANTS = [
     M(
         "lb-lr-on-test",
         "slabench/runners/leaderboard.py",
-        'best = max(options, key=lambda o: (o["val_acc"], -o["lr"]))',
-        'best = max(options, key=lambda o: (o["acc"], -o["lr"]))',
+        'best = max(complete, key=lambda o: (o["val_acc"], -o["lr"]))',
+        'best = max(complete, key=lambda o: (o["acc"], -o["lr"]))',
         "the learning rate chosen on the test set",
     ),
     M(
