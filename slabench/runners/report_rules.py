@@ -234,8 +234,8 @@ def heads_verdict(
     gains: dict[str, list[tuple[int, float]]], contrasts: dict[str, dict[str, list[tuple[int, float]]]] | None = None
 ) -> tuple[str, dict[str, dict], int | None]:
     """gains: base -> [(H, paired per-seed gain sla-X - X)] at the H values that count; contrasts:
-    contrast name -> base -> the same for each contrast of `CONTRASTS` (its arms' gains at those H),
-    to name which explains the slope."""
+    contrast name -> base -> [(H, paired gain)] for each contrast of `CONTRASTS`, at any H (each is
+    read at the H of that base's `gains` only), to name which explains the slope."""
     details = {}
     for base, points in sorted(gains.items()):
         xs = [math.log2(h) for h, _ in points]
@@ -283,7 +283,7 @@ def _slopes(
     `points` (sla-X - X's, which the verdict counts), and whether its 95% interval excludes 0."""
     heads = {h for h, _ in points}
     effects = {}
-    for name, by_base in {**contrasts, "sla": {base: points}}.items():
+    for name, by_base in {**contrasts, "sla": {base: points}}.items():  # sla-X - X's own points, as counted
         pts = [(h, g) for h, g in by_base.get(base, []) if h in heads]
         slope, ci, _ = stats.slope_fit([math.log2(h) for h, _ in pts], [g for _, g in pts])
         if math.isfinite(ci):  # too few points or H: no slope, as an arm that did not run

@@ -337,8 +337,9 @@ def heads_section(records: list[RunRecord], out_dir: Path, stem: str, choice: di
     counts = lambda x: LEARNS <= x["acc"] <= CEILING  # noqa: E731  (X learns, below the ceiling)
     # Every base votes through the rule: one with no H in range has no points, so is untestable.
     gains = {b: [] for b in bases(cells)} | paired_gains(cells, counts=counts)
-    explaining = {name: paired_gains(cells, a, b, counts=counts) for name, a, b in CONTRASTS if name != "sla"}
-    verdict, details, more = heads_verdict(gains, explaining)
+    # Every contrast at every H: the table shows them all, and heads_verdict reads each at the H that count.
+    all_gains = {name: paired_gains(cells, a, b) for name, a, b in CONTRASTS}  # no rows where an arm did not run
+    verdict, details, more = heads_verdict(gains, all_gains)
     label = lambda h: f"H {h}"  # noqa: E731
     widths = sorted(
         {(c["model_params"]["n_heads"], c["model_params"]["d_model"], c["task_params"]["num_kv_pairs"]) for c in cells}
@@ -355,7 +356,6 @@ def heads_section(records: list[RunRecord], out_dir: Path, stem: str, choice: di
     ]
     lines += [_accuracy_table(cells, heads_condition, label), ""]
     lines += _lr_table(cells, heads_condition, label, choice)
-    all_gains = {name: paired_gains(cells, a, b) for name, a, b in CONTRASTS}  # no rows where an arm did not run
     hs = sorted({c["model_params"]["n_heads"] for c in cells})
     rows = []
     for name, by_base in all_gains.items():
