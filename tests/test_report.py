@@ -185,14 +185,14 @@ def test_full_grids_hold_every_arm_of_their_bases_and_no_idle_one():
     from slabench.runners.report_data import Arms, arm
 
     # (bases, attention, the bases with the gate held at 1/H, the control without learning: every
-    # base under noise, gla in the heads section, the one base with a slope to explain there)
+    # base under noise, gla and retnet in the heads section, the bases with two H in range there)
     everyone = {"retnet", "gla", "gdn", "deltanet", "mamba2"}
-    expected = {"noise": (5, True, everyone), "mqar": (5, True, set()), "heads": (3, False, {"gla"})}
+    expected = {"noise": (5, True, everyone), "mqar": (5, True, set()), "heads": (3, False, {"gla", "retnet"})}
     for section in rp.GRID_SECTIONS:
         _, specs = rp.section_specs(section, "full")
-        cells = {
-            (arm(s.model.name, dict(s.model.params)), s.task.label(), dict(s.model.params)["d_model"]) for s in specs
-        }
+        # A condition is the d_model, or in the heads section H (each base keeps its head dimension).
+        size = "n_heads" if section == "heads" else "d_model"
+        cells = {(arm(s.model.name, dict(s.model.params)), s.task.label(), dict(s.model.params)[size]) for s in specs}
         labels = {label for label, _, _ in cells}
         bases = sorted({label[4:].split("/")[0] for label in labels if label.startswith("sla-")})
         n_bases, attention, held = expected[section]
@@ -318,6 +318,26 @@ def test_time_left_is_each_sections_device_time_per_run_times_its_runs_left():
     assert rp._time_left({"noise": 0, "mqar": 5, "heads": 0}, per_run, machines) == ""  # nothing timed to go on
 
 
+def test_time_line_adds_what_the_runs_outside_the_protocol_held_the_device_for():
+    """By hand: the protocol's two runs span 0-20 s (one sitting, 20 s); of the two runs outside
+    it, one lies inside that span (adds nothing) and one, a day later, held another device 30 s."""
+
+    def rec(end_s: int, train_s: float, device: str) -> dict:
+        stamp = datetime.fromtimestamp(1_800_000_000 + end_s, timezone.utc).isoformat()
+        return {"timestamp": stamp, "timings": {"train_seconds": train_s}, "environment": {"device": device}}
+
+    spent = [rec(10, 10, "Dev"), rec(20, 10, "Dev")]
+    others = [rec(15, 10, "Dev"), rec(86_430, 30, "Old")]
+    line = rp._time_line(spent, others)
+    assert line.startswith("Device time: 20 s (0 min) of Dev in 1 sitting, from the records")
+    assert line.endswith(
+        " The 2 other runs in its records folders (earlier grids', the other edition's; in no table "
+        "here) add 30 s of Dev, Old."
+    )
+    assert rp._time_line(spent, []) == rp.device_time_line(spent)
+    assert rp._time_line([], others) == ""  # nothing of the protocol ran yet: no line
+
+
 def test_left_by_base_counts_each_bases_runs_to_come():
     """A base leaves `left_by_base` once both stages of every arm of it are stored (stage 2 at
     each cell's chosen lr); attention counts under its own name; the counts sum to `runs_left`."""
@@ -328,17 +348,17 @@ def test_left_by_base_counts_each_bases_runs_to_come():
     def rec(s) -> dict:
         return {"spec": s.to_dict(), "status": "ok", "metrics": {"val_acc": s.train.lr, "test_acc": 0.5}}
 
-    # Per base: 5 arms x 3 H x (3 seeds x 3 lrs + 10 seeds) = 285 runs; gla 342 with its held gate.
-    assert rp.left_by_base(specs, "full", 2, {}) == {"gdn": 285, "gla": 342, "retnet": 285}
+    # Per base: 5 arms x 3 H x (3 seeds x 3 lrs + 10 seeds) = 285 runs; 342 with the held gate.
+    assert rp.left_by_base(specs, "full", 2, {}) == {"gdn": 285, "gla": 342, "retnet": 342}
     stored = {s.key(): rec(s) for s in first}
     chosen = rp.chosen_lrs(list(stored.values()))
     second = rp.verdict_stage(gla, first, chosen)
     assert len(second) == 180 and all(s.train.lr == max(x.train.lr for x in first) for s in second)
-    assert rp.left_by_base(specs, "full", 2, stored) == {"gdn": 285, "gla": 180, "retnet": 285}  # stage 2 to come
+    assert rp.left_by_base(specs, "full", 2, stored) == {"gdn": 285, "gla": 180, "retnet": 342}  # stage 2 to come
     stored |= {s.key(): rec(s) for s in second[:100]}
-    assert rp.left_by_base(specs, "full", 2, stored) == {"gdn": 285, "gla": 80, "retnet": 285}
+    assert rp.left_by_base(specs, "full", 2, stored) == {"gdn": 285, "gla": 80, "retnet": 342}
     stored |= {s.key(): rec(s) for s in second[100:]}
-    assert rp.left_by_base(specs, "full", 2, stored) == {"gdn": 285, "retnet": 285}
+    assert rp.left_by_base(specs, "full", 2, stored) == {"gdn": 285, "retnet": 342}
     noise = rp.section_specs("noise", "full")[1]
     by_base = rp.left_by_base(noise, "full", 2, {})
     assert by_base["attention"] == 4 * (3 * 3 + 10) and sum(by_base.values()) == rp.runs_left(noise, "full", 2, {})
@@ -477,7 +497,7 @@ def test_failed_lr_stage_runs_are_counted_and_listed():
     )
     verdict = heads[:5]
     crashed = {**heads[5], "status": "failed", "error": "RuntimeError: boom\nmore", "metrics": {}}
-    lines = "\n".join(rp._runs_lines({"heads": verdict + [crashed]}, verdict, verdict + [crashed]))
+    lines = "\n".join(rp._runs_lines({"heads": verdict + [crashed]}, verdict, verdict + [crashed], []))
     model = RunSpec.from_dict(crashed["spec"]).model.label()
     assert "Failed runs (left out of every figure):" in lines
     assert f"| heads | {model} | {crashed['seed']} | RuntimeError: boom |" in lines

@@ -84,7 +84,7 @@ def report() -> None:
 @out_option("run records, one subdirectory per section (existing ones are reused)", default="runs/sla-report")
 @report_file_option("leaderboards/sla-report.md", "the Markdown (PNG plots are written next to it)")
 @from_records_option()
-@scale_option("the GPU grids (4172 runs, hours of one GPU: docs/report.md)")
+@scale_option("the GPU grids (4229 runs, hours of one GPU: docs/report.md)")
 @click.option(
     "--edition",
     type=click.Choice(["1", "2"]),
@@ -184,7 +184,9 @@ def report_sla(
         sec: load_records(grid.out).records if grid.stored is None else grid.stored for sec, grid in grids.items()
     }
     left = {sec: left_by_base(grid.specs, scale, ed, stored[sec]) for sec, grid in grids.items()}
-    verdicts = write_report(records, scale, Path(report_path), Path(speed_dir), ed, choice, spent, left)
+    protocol = {r["key"] for runs in spent.values() for r in runs}
+    others = [r for sec in grids for key, r in stored[sec].items() if key not in protocol]
+    verdicts = write_report(records, scale, Path(report_path), Path(speed_dir), ed, choice, spent, left, others)
     render.print_tables(render.rows_table("SLA claims", ("section", "verdict"), list(verdicts.items())))
     click.echo(f"report: {report_path}")
 

@@ -153,10 +153,14 @@ def left_by_base(specs: list[RunSpec], scale: str, edition: int, stored: dict[st
     return {b: n for b, n in left.items() if n}
 
 
-def _runs_lines(ran: dict[str, list[RunRecord]], every: list[RunRecord], spent: list[RunRecord]) -> list[str]:
+def _runs_lines(
+    ran: dict[str, list[RunRecord]], every: list[RunRecord], spent: list[RunRecord], others: list[RunRecord]
+) -> list[str]:
     """Where the runs ran, which failed and why, how many cells split between learned and chance,
     and the device time. ran: section -> every run the report's protocol ran (the lr stage's too),
-    whose failures are listed; every: the verdict records; spent: `ran`'s runs, flat."""
+    whose failures are listed; every: the verdict records; spent: `ran`'s runs, flat; others: the
+    runs beside them in the records folders that the protocol does not hold (earlier grids', the
+    other edition's), whose device time was spent on the report too."""
     if not every:
         return []
     lines = [f"Machines: {', '.join(record_machines(every)) or '-'}."]
@@ -171,7 +175,7 @@ def _runs_lines(ran: dict[str, list[RunRecord]], every: list[RunRecord], spent: 
         f"<= {BIMODAL_LOW:.0%} test accuracy: a run either learns the task or stays near chance, so cells are "
         "summarised by seeds solved, and deciding between them takes more seeds."
     )
-    if time_line := device_time_line(spent):
+    if time_line := _time_line(spent, others):
         lines += ["", time_line]
     lines += ["", _code_line(spent)]
     failed = sorted(
@@ -186,6 +190,20 @@ def _runs_lines(ran: dict[str, list[RunRecord]], every: list[RunRecord], spent: 
             md_table(["section", "model", "seed", "error"], [[s, m, str(seed), e] for s, m, seed, e in failed])
         )
     return lines + [""]
+
+
+def _time_line(spent: list[RunRecord], others: list[RunRecord]) -> str:
+    """The protocol's device time (`device_time_line`), then what the other runs in its records
+    folders added: their sittings can overlap the protocol's, so their share is what they add
+    to the union."""
+    line = device_time_line(spent)
+    if line and others:
+        extra = device_time(spent + others)[0] - device_time(spent)[0]
+        line += (
+            f" The {len(others):,} other runs in its records folders (earlier grids', the other edition's; in no "
+            f"table here) add {extra:,.0f} s of {', '.join(record_machines(others)) or '-'}."
+        )
+    return line
 
 
 def _per_run(spent: dict[str, list[RunRecord]]) -> dict[str, float]:
@@ -287,7 +305,8 @@ PROTOCOL = (
     "(the same low-rank gate logits, an independent sigmoid per head: a gate without competition between heads); "
     "three for Mamba-2, whose own norm is the twin's. The noise section has a sixth (Mamba-2 a fourth), added after "
     "its first results: `sla-X/constant`, every gate held at 1/H (a gate without learning); the heads section "
-    "has it for gla, added after gla's verdict runs at H 2 and 4. Attention is the "
+    "has it for gla and RetNet, added after gla's verdict runs at H 2 and 4 (RetNet's when it moved to half gla's "
+    "width, before any of its runs there). Attention is the "
     "reference every cell must be solvable by (noise and MQAR). The uniform gate is not the identity: the softmax "
     "starts every head at 1/H, the sigmoid control at the same 1/H, so q and k of every head are scaled by 1/H at "
     "initialisation in both (at these sizes the scaled output lies below the output norm's epsilon, so the norm "
@@ -313,11 +332,13 @@ def write_report(
     lr_choice: dict[str, dict[tuple[str, str], dict]] | None = None,
     spent: dict[str, list[RunRecord]] | None = None,
     left: dict[str, dict[str, int]] | None = None,
+    others: list[RunRecord] | None = None,
 ) -> dict[str, str]:
     """records: section -> its verdict records (stage 2); lr_choice: section -> `chosen_lrs`; spent:
     section -> every run behind it, the lr stage's included (default: the verdict records), for
     the device time, the commits and the time left; left: section -> `left_by_base`, so a report
-    of a protocol still running says what is left and which verdicts it can still change. Writes
+    of a protocol still running says what is left and which verdicts it can still change; others:
+    the records folders' runs outside the protocol, whose device time is stated beside. Writes
     the Markdown and PNGs next to it; returns the verdict per section."""
     report_path.parent.mkdir(parents=True, exist_ok=True)
     out_dir, stem = report_path.parent, report_path.stem
@@ -369,7 +390,7 @@ def write_report(
             "",
             *_plan(parts, left, per_run),
         ]
-    head += _runs_lines(spent, every, spent_runs)
+    head += _runs_lines(spent, every, spent_runs, others or [])
     if scale == "tiny":
         head += [
             (

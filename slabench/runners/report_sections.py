@@ -7,7 +7,7 @@ report and returns its Markdown lines and its verdict (rules in `report_rules`).
 from __future__ import annotations
 
 import math
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -332,6 +332,19 @@ def mqar_section(records: list[RunRecord], out_dir: Path, stem: str, choice: dic
     return Section(lines, verdict, {b: d["vote"] for b, d in details.items()})
 
 
+def _heads_widths(cells: list[dict[str, Any]]) -> list[tuple[int, str, int]]:
+    """(H, d_model, pairs) per H; a base at another head dimension than most is named beside its
+    d_model ("64 (retnet 32)")."""
+    out = []
+    for h, k in sorted({(c["model_params"]["n_heads"], c["task_params"]["num_kv_pairs"]) for c in cells}):
+        at = [c for c in cells if c["model_params"]["n_heads"] == h and c["task_params"]["num_kv_pairs"] == k]
+        by_base = {c["mixer"].removeprefix("sla-"): c["model_params"]["d_model"] for c in at}
+        common = Counter(by_base.values()).most_common(1)[0][0]
+        others = ", ".join(f"{b} {d}" for b, d in sorted(by_base.items()) if d != common)
+        out.append((h, f"{common} ({others})" if others else str(common), k))
+    return out
+
+
 def heads_section(records: list[RunRecord], out_dir: Path, stem: str, choice: dict[tuple[str, str], dict]) -> Section:
     cells = section_cells(records)
     counts = lambda x: LEARNS <= x["acc"] <= CEILING  # noqa: E731  (X learns, below the ceiling)
@@ -341,15 +354,12 @@ def heads_section(records: list[RunRecord], out_dir: Path, stem: str, choice: di
     all_gains = {name: paired_gains(cells, a, b) for name, a, b in CONTRASTS}  # no rows where an arm did not run
     verdict, details, more = heads_verdict(gains, all_gains)
     label = lambda h: f"H {h}"  # noqa: E731
-    widths = sorted(
-        {(c["model_params"]["n_heads"], c["model_params"]["d_model"], c["task_params"]["num_kv_pairs"]) for c in cells}
-    )
     lines = [
         "## 3. Gain vs number of heads (claim 2)",
         "",
         (
             "MQAR at each number of heads H (H, d_model, key-value pairs: "
-            + "; ".join(f"{h}, {d}, {k}" for h, d, k in widths)
+            + "; ".join(f"{h}, {d}, {k}" for h, d, k in _heads_widths(cells))
             + "). Test accuracy %, mean [95% bootstrap CI] and seeds solved, per heads H:"
         ),
         "",
