@@ -88,12 +88,14 @@ TESTS = {
         "tests/test_report.py::test_lr_is_chosen_on_validation_and_the_verdict_runs_never_saw_it",
         "tests/test_report.py::test_code_line_names_each_commit_and_its_runs_from_a_dirty_tree",
         "tests/test_report.py::test_time_left_is_each_sections_device_time_per_run_times_its_runs_left",
+        "tests/test_report.py::test_time_line_adds_what_the_runs_outside_the_protocol_held_the_device_for",
         "tests/test_report.py::test_left_by_base_counts_each_bases_runs_to_come",
         "tests/test_report.py::test_plan_table_gives_each_bases_runs_time_and_whether_it_can_turn_the_verdict",
         "tests/test_report.py::test_incomplete_line_says_which_verdicts_the_runs_left_can_change",
     ],
     "slabench/runners/report_sections.py": [
         "tests/test_report.py::test_lr_table_marks_an_edge_lr_below_the_ceiling_apart_from_one_at_it",
+        "tests/test_report.py::test_heads_widths_name_a_base_at_another_head_dimension",
     ],
     "slabench/runners/report_rules.py": [
         "tests/test_report_rules.py::test_explain_names_the_arm_behind_the_difference",
@@ -992,6 +994,20 @@ STATISTICS_MUTANTS = [
         '"*" if ch["val"][ch["lr"]] >= CEILING else "**"',
         '"*"',
         "an lr kept at the sweep's edge reads the same whether the cell reached the ceiling or not",
+    ),
+    M(
+        "rep-others-time-summed",
+        "slabench/runners/report.py",
+        "extra = device_time(spent + others)[0] - device_time(spent)[0]",
+        "extra = device_time(others)[0]",
+        "runs outside the protocol that ran in its sittings are counted twice in the device time",
+    ),
+    M(
+        "rep-heads-width-one-base",
+        "slabench/runners/report_sections.py",
+        'out.append((h, f"{common} ({others})" if others else str(common), k))',
+        "out.append((h, str(common), k))",
+        "the heads section's widths line hides a base that runs at another head dimension",
     ),
     M(
         "device-time-merges-calls",
