@@ -32,3 +32,23 @@ def test_error_bars_and_figure_saving(tmp_path):
     ax.plot([0, 1], [0, 1])
     path = output.save_figure(fig, tmp_path / "f.png", dpi=50)
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and not plt.get_fignums()  # written, and closed
+
+
+@pytest.mark.parametrize("series", [3, 40])
+def test_a_legend_of_many_series_goes_beside_the_axes_and_into_the_png(tmp_path, series):
+    """A few series keep their legend inside the axes and the figure's size; dozens go beside the
+    axes, outside the figure, and the PNG grows to hold every entry instead of cutting them off."""
+    from matplotlib.image import imread
+
+    from slabench.runners.plots import LEGEND_INSIDE, _legend
+
+    fig, ax = plt.subplots(figsize=(4, 3))
+    for i in range(series):
+        ax.plot([0, 1], [i, i + 1], label=f"model number {i} [n_heads={i}]")
+    crop = _legend(ax, series)
+    fig.canvas.draw()
+    legend = ax.get_legend().get_window_extent()
+    assert crop == (legend.x1 > fig.bbox.x1) == (series > LEGEND_INSIDE)
+    span = (legend.x1 - ax.bbox.x0) / fig.dpi * 50  # axes' left edge to legend's right edge, at 50 dpi
+    height, width, _ = imread(output.save_figure(fig, tmp_path / "f.png", dpi=50, crop=crop)).shape
+    assert width >= span if crop else (width, height) == (4 * 50, 3 * 50)

@@ -70,9 +70,14 @@ def yerr(rows: list[dict[str, Any]]) -> list[list[float]]:
     return [[gap(r, "acc_lo") for r in rows], [gap(r, "acc_hi") for r in rows]]
 
 
-def save_figure(fig: Any, path: Path, dpi: int = 110) -> Path:
-    """Lay out, write and close `fig` (closing keeps a long run's memory flat); returns path."""
+def save_figure(fig: Any, path: Path, dpi: int = 110, crop: bool = False) -> Path:
+    """Lay out, write and close `fig` (closing keeps a long run's memory flat); returns path.
+    crop: size the PNG to what is drawn, for a figure with a legend beside its axes."""
     fig.tight_layout()
-    fig.savefig(path, dpi=dpi)
+    if crop:  # a legend kept out of the layout is taken in by naming it
+        legends = [ax.get_legend() for ax in fig.axes if ax.get_legend()]
+        fig.savefig(path, dpi=dpi, bbox_inches="tight", bbox_extra_artists=legends)
+    else:
+        fig.savefig(path, dpi=dpi)
     plt.close(fig)
     return path

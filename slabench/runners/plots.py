@@ -15,6 +15,9 @@ from typing import Any
 
 from slabench.runners.output import plt, save_figure, yerr
 
+LEGEND_INSIDE = 8  # series a legend inside the axes holds without covering the data
+LEGEND_ROWS = 24  # entries per column of a legend beside the axes
+
 
 def _short(model: str, rows: list[dict[str, Any]]) -> str:
     """A model's label without the parameters every row of the table shares."""
@@ -26,6 +29,26 @@ def _short(model: str, rows: list[dict[str, Any]]) -> str:
     mixer = next(r for r in rows if r["model"] == model)["mixer"]
     extra = model.split(" [", 1)[1].rstrip("]") if " [" in model else ""
     return mixer + (f"({own})" if own else "") + (f" [{extra}]" if extra else "")
+
+
+def _legend(ax: Any, n: int) -> bool:
+    """Inside the axes for a few series; for many, beside them in columns of at most LEGEND_ROWS (a
+    legend of dozens of entries drawn over the data hides it). Returns whether it lies outside
+    the figure, which `save_figure(..., crop=True)` then takes in."""
+    if n <= LEGEND_INSIDE:
+        ax.legend(fontsize=7)
+        return False
+    cols = math.ceil(n / LEGEND_ROWS)
+    legend = ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1), borderaxespad=0, ncols=cols)
+    legend.set_in_layout(False)  # the axes keep their size; the PNG grows to hold the legend
+    return True
+
+
+def _own(rest: tuple, common: set) -> str:
+    """' [k=v, ...]' for a series' parameters (`rest`, sorted (k, v) pairs) that not every series
+    shares (`common`); '' when it has none of its own."""
+    own = [f"{k}={v}" for k, v in rest if (k, v) not in common]
+    return f" [{', '.join(own)}]" if own else ""
 
 
 def task_plots(task: str, rows: list[dict[str, Any]], out_dir: Path, stem: str) -> list[Path]:
@@ -135,10 +158,10 @@ def make_plots(board: dict[str, Any], out_dir: Path, name: str) -> dict[str, lis
                 rest = tuple(sorted((k, v) for k, v in r["task_params"].items() if k != param))
                 lines[(r["model"], rest)].append(r)
             fig, ax = plt.subplots(figsize=(6.4, 4.2))
-            rests = {rest for _, rest in lines}
+            common = set.intersection(*(set(rest) for _, rest in lines))
             for (model, rest), lrows in sorted(lines.items()):
                 lrows.sort(key=lambda r: r["task_params"][param])
-                label = model if len(rests) == 1 else f"{model} [{', '.join(f'{k}={v}' for k, v in rest)}]"
+                label = _short(model, frows) + _own(rest, common)
                 ax.errorbar(
                     [r["task_params"][param] for r in lrows],
                     [100 * r["acc"] for r in lrows],
@@ -155,8 +178,8 @@ def make_plots(board: dict[str, Any], out_dir: Path, name: str) -> dict[str, lis
             )
             if param == "seq_len":
                 ax.set_xscale("log", base=2)
-            ax.legend(fontsize=7)
-            paths.append(save_figure(fig, out_dir / f"{name}-{family}-acc-vs-{param}.png"))
+            crop = _legend(ax, len(lines))
+            paths.append(save_figure(fig, out_dir / f"{name}-{family}-acc-vs-{param}.png", crop=crop))
 
     # Accuracy vs recurrent state size (one point per task x model cell).
     sized = [r for r in rows if r["state_size"]]
@@ -181,8 +204,8 @@ def make_plots(board: dict[str, Any], out_dir: Path, name: str) -> dict[str, lis
             title="accuracy vs state size",
             ylim=(-2, 102),
         )
-        ax.legend(fontsize=7)
-        paths.append(save_figure(fig, out_dir / f"{name}-acc-vs-state.png"))
+        crop = _legend(ax, len(by_mixer))
+        paths.append(save_figure(fig, out_dir / f"{name}-acc-vs-state.png", crop=crop))
 
     # Accuracy vs d_model, when a grid sweeps it (mean over task cells).
     widths = {r["model_params"].get("d_model") for r in rows}
@@ -192,9 +215,10 @@ def make_plots(board: dict[str, Any], out_dir: Path, name: str) -> dict[str, lis
         for r in rows:
             rest = tuple(sorted((k, v) for k, v in r["model_params"].items() if k != "d_model"))
             series[(r["mixer"], rest)][r["model_params"].get("d_model", 64)].append(100 * r["acc"])
+        common = set.intersection(*(set(rest) for _, rest in series))
         for (mixer, rest), pts in sorted(series.items()):
             xs = sorted(pts)
-            label = mixer + (f" [{', '.join(f'{k}={v}' for k, v in rest)}]" if rest else "")
+            label = mixer + _own(rest, common)
             ax.plot(xs, [sum(pts[x]) / len(pts[x]) for x in xs], marker="o", label=label)
         ax.set(
             xscale="log",
@@ -203,7 +227,7 @@ def make_plots(board: dict[str, Any], out_dir: Path, name: str) -> dict[str, lis
             title="accuracy vs d_model",
             ylim=(-2, 102),
         )
-        ax.legend(fontsize=7)
-        paths.append(save_figure(fig, out_dir / f"{name}-acc-vs-d_model.png"))
+        crop = _legend(ax, len(series))
+        paths.append(save_figure(fig, out_dir / f"{name}-acc-vs-d_model.png", crop=crop))
     out[""] = paths
     return out
