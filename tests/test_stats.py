@@ -16,6 +16,8 @@ def test_wilson_interval_by_hand():
     lo, hi = stats.wilson(5, 5)
     assert hi == 1.0 and lo == pytest.approx(0.5655, abs=1e-4)  # 5 of 5: 5 / (5 + z^2)
     assert all(math.isnan(x) for x in stats.wilson(0, 0))
+    # The bound at 0 of n (n of n) is exactly 0 (1), where centre - half leaves float residue.
+    assert all(stats.wilson(0, n)[0] == 0.0 and stats.wilson(n, n)[1] == 1.0 for n in range(1, 40))
 
 
 def test_bootstrap_interval_matches_the_exact_resampling_distribution():

@@ -58,7 +58,10 @@ def wilson(k: int, n: int) -> tuple[float, float]:
     p, z2 = k / n, Z975**2
     centre = (p + z2 / (2 * n)) / (1 + z2 / n)
     half = Z975 * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / (1 + z2 / n)
-    return max(0.0, centre - half), min(1.0, centre + half)
+    # At 0 of n (n of n) centre and half are equal in exact arithmetic; floats leave ~1e-17.
+    lo = 0.0 if k == 0 else max(0.0, centre - half)
+    hi = 1.0 if k == n else min(1.0, centre + half)
+    return lo, hi
 
 
 def bootstrap_mean(
