@@ -10,7 +10,7 @@ from slabench.cli import main
 from slabench.config import ModelSpec, RunSpec, TaskSpec, TrainSpec
 from slabench.errors import SlabenchError
 from slabench.runners.leaderboard import aggregate, device_time, device_time_line, rank_rows
-from slabench.runners.leaderboard_files import write_leaderboard
+from slabench.runners.leaderboard_files import to_markdown, write_leaderboard
 from slabench.runners.records import load_records, write_record
 
 TASK = TaskSpec("mqar", (("num_kv_pairs", 2), ("seq_len", 16), ("vocab_size", 32)))
@@ -147,6 +147,9 @@ def test_diverged_scores_zero_and_failed_is_excluded_but_listed():
     assert row["acc"] == pytest.approx(0.4) and row["seeds"] == 2 and row["diverged"] == 1 and row["failed"] == 1
     assert row["seed_accs"] == [0.8, 0.0] and row["rank"] is None  # 2 seeds < min_seeds 5
     assert {f["status"] for f in aggregate(records)["failures"]} == {"diverged", "failed"}
+    # Listed with their lr: in a sweep the same model and seed run at several.
+    md = to_markdown("g", aggregate(records), {})
+    assert "| seed | lr | status |" in md and "| 2 | 0.001 | failed |" in md
     # A model whose every run failed has no row: the warnings say so, where a reader looks for it.
     board = aggregate(records + [_record("b", lr, s, 0, 0, "failed") for lr in (1e-3, 3e-3) for s in range(2)])
     assert [r["mixer"] for r in board["tasks"][TASK.label()]] == ["a"]

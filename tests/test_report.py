@@ -513,4 +513,5 @@ def test_failed_lr_stage_runs_are_counted_and_listed():
     lines = "\n".join(rp._runs_lines({"heads": verdict + [crashed]}, verdict, verdict + [crashed], []))
     model = RunSpec.from_dict(crashed["spec"]).model.label()
     assert "Failed runs (left out of every figure):" in lines
-    assert f"| heads | {model} | {crashed['seed']} | RuntimeError: boom |" in lines
+    lr = RunSpec.from_dict(crashed["spec"]).train.lr
+    assert f"| heads | {model} | {crashed['seed']} | {lr:g} | RuntimeError: boom |" in lines

@@ -286,6 +286,7 @@ def aggregate(records: list[RunRecord], solve_at: float | None = None, min_seeds
             "model": s.model.label(),
             "task": s.task.label(),
             "seed": r["seed"],
+            "lr": s.train.lr,
             "status": r["status"],
             "error": r.get("error"),
         }

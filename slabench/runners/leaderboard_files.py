@@ -127,12 +127,13 @@ def to_markdown(name: str, board: dict[str, Any], plots: dict[str, list[Path]]) 
             "## Runs that did not finish ok",
             "",
             md_table(
-                ["model", "task", "seed", "status", "error"],
+                ["model", "task", "seed", "lr", "status", "error"],
                 [
                     [
                         f["model"],
                         f["task"],
                         str(f["seed"]),
+                        f"{f['lr']:g}",
                         f["status"],
                         (f["error"] or "").splitlines()[-1][:200] if f["error"] else "",
                     ]

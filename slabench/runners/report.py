@@ -179,15 +179,19 @@ def _runs_lines(
         lines += ["", time_line]
     lines += ["", _code_line(spent)]
     failed = sorted(
-        (s, RunSpec.from_dict(r["spec"]).model.label(), r["seed"], (r["error"] or "").splitlines()[0][:100])
+        (s, spec.model.label(), r["seed"], spec.train.lr, (r["error"] or "").splitlines()[0][:100])
         for s in GRID_SECTIONS
         for r in ran.get(s, [])
         if r["status"] == "failed"
+        for spec in [RunSpec.from_dict(r["spec"])]
     )
     if failed:
         lines += ["", "Failed runs (left out of every figure):", ""]
         lines.append(
-            md_table(["section", "model", "seed", "error"], [[s, m, str(seed), e] for s, m, seed, e in failed])
+            md_table(
+                ["section", "model", "seed", "lr", "error"],
+                [[s, m, str(seed), f"{lr:g}", e] for s, m, seed, lr, e in failed],
+            )
         )
     return lines + [""]
 
