@@ -224,9 +224,10 @@ HEADS_EXPLAIN_RULE = (
 )
 
 HEADS_FIXED_RULE = (
-    " Where sla-X with every gate held at 1/H ran (gla's, added after its verdict runs at H 2 and 4): a gate slope "
-    "that is not softmax competition is *learned gates* if sla-X - the held gate's slope agrees, else *the gates' "
-    "1/H scale* if the held gate - X with the twin's norm's does, else *any gate*."
+    " Where sla-X with every gate held at 1/H ran (gla's, added after its verdict runs at H 2 and 4; RetNet's, "
+    "before its runs at half gla's width): a gate slope that is not softmax competition is *learned gates* if sla-X "
+    "- the held gate's slope agrees, else *the gates' 1/H scale* if the held gate - X with the twin's norm's does, "
+    "else *any gate*."
 )
 
 
