@@ -1017,6 +1017,13 @@ STATISTICS_MUTANTS = [
         "the device time counts the minutes between two calls to a lent machine",
     ),
     M(
+        "grid-model-train-ignored",
+        "slabench/config.py",
+        'own_trains = trains(f"{where} train", override) if override else grid_trains',
+        "own_trains = grid_trains",
+        "a model table's own lr sweep is dropped: its models run the grid's lrs instead",
+    ),
+    M(
         "grid-pairing-ignores-defaults",
         "slabench/config.py",
         "{p.name: p.default for p in known} | typed",

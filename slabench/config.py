@@ -307,12 +307,6 @@ def expand_grid(grid: dict[str, Any]) -> tuple[str, list[RunSpec]]:
     seeds = train_table.pop("seeds", [0])
     seeds = seeds if isinstance(seeds, list) else [seeds]
     require(bool(seeds), "[train]", "seeds = [] runs nothing; give at least one seed, e.g. seeds = [0, 1, 2]")
-    budgets = [k for k in ("steps", "tokens", "seconds", "epochs") if k in train_table]
-    require(
-        len(budgets) <= 1,
-        "[train]",
-        f"{' and '.join(budgets)} are each a budget; set exactly one of steps, tokens, seconds or epochs",
-    )
     for s in seeds:
         # TOML's true and false are Python ints (bool subclasses int): not seeds 1 and 0.
         require(
@@ -320,7 +314,18 @@ def expand_grid(grid: dict[str, Any]) -> tuple[str, list[RunSpec]]:
             "[train]",
             f"seeds: {s!r} must be an int in [0, 2**31)",
         )
-    trains = [TrainSpec(**check_params("[train]", train_fields, t)) for t in _expand(train_table, "[train]")]
+
+    def trains(where: str, override: dict[str, Any]) -> list[TrainSpec]:
+        table = train_table | override
+        budgets = [k for k in ("steps", "tokens", "seconds", "epochs") if k in table]
+        require(
+            len(budgets) <= 1,
+            where,
+            f"{' and '.join(budgets)} are each a budget; set exactly one of steps, tokens, seconds or epochs",
+        )
+        return [TrainSpec(**check_params(where, train_fields, t)) for t in _expand(table, where)]
+
+    grid_trains = trains("[train]", {})
 
     # each with its with_models (model values it pairs with) and its longest sequence (test set's included)
     tasks: list[tuple[TaskSpec, dict[str, Any], int]] = []
@@ -343,11 +348,22 @@ def expand_grid(grid: dict[str, Any]) -> tuple[str, list[RunSpec]]:
             task, test_task = spec.build(), spec.build_test()  # validates names, types and constraints now
             tasks.append((spec, pair, max(task.seq_len, test_task.seq_len)))
 
-    models: list[ModelSpec] = []
+    models: list[tuple[ModelSpec, dict[str, Any], list[TrainSpec]]] = []
     for i, table in enumerate(grid["models"]):
         table = dict(table)
         where = f"[[models]] #{i + 1}"
         require("name" in table, where, "'name' is required")
+        # `train = { lr = [...] }`: these models' own values of [train] keys (an lr sweep that
+        # suits them); seeds stay the grid's, so runs stay paired by seed across models.
+        override = table.pop("train", {})
+        fields = [f.name for f in train_fields]
+        require(
+            isinstance(override, dict) and all(k in fields for k in override),
+            where,
+            f"train = {override!r}: give a table of [train] keys, e.g. train = {{ lr = [1e-3, 1e-2] }}; known: "
+            + ", ".join(fields),
+        )
+        own_trains = trains(f"{where} train", override) if override else grid_trains
         for combo in _expand(table, where):  # `name` may be a list too
             mname = combo.pop("name")
             require(isinstance(mname, str), where, f"name={mname!r} must be a string or a list of strings")
@@ -358,9 +374,9 @@ def expand_grid(grid: dict[str, Any]) -> tuple[str, list[RunSpec]]:
             for size in ("d_model", "n_layers", "n_heads"):
                 require(getattr(bb, size) >= 1, f"model '{mname}'", f"{size}={getattr(bb, size)} must be >= 1")
             build_mixer(mname, bb.d_model, bb.n_heads, **options)  # cheap: catches d_model % n_heads etc.
-            models.append((ModelSpec(mname, _items(typed)), {p.name: p.default for p in known} | typed))
+            models.append((ModelSpec(mname, _items(typed)), {p.name: p.default for p in known} | typed, own_trains))
 
-    model_keys = list(dict.fromkeys(k for _, values in models for k in values))  # every model parameter
+    model_keys = list(dict.fromkeys(k for _, values, _ in models for k in values))  # every model parameter
     pairs = []  # (task, model): every model, or those with the values the task's with_models names
     for t, want, seq_len in tasks:
         for key in want:  # a misspelt parameter would otherwise read as "matches none"
@@ -369,9 +385,9 @@ def expand_grid(grid: dict[str, Any]) -> tuple[str, list[RunSpec]]:
                 f"[[tasks]] {t.label()}",
                 f"with_models names '{key}', which no model of the grid has; they have: {', '.join(model_keys)}",
             )
-        matched = [(m, values) for m, values in models if all(values.get(k) == v for k, v in want.items())]
+        matched = [(m, v, tr) for m, v, tr in models if all(v.get(k) == x for k, x in want.items())]
         require(bool(matched), f"[[tasks]] {t.label()}", f"with_models={want} matches none of the grid's models")
-        for m, values in matched:
+        for m, values, own_trains in matched:
             # A learned position table has max_len rows, so a longer sequence fails mid-run. Left
             # out, max_len follows the task (ModelSpec.build): only one given can be too short.
             given = dict(m.params).get("max_len")
@@ -381,6 +397,6 @@ def expand_grid(grid: dict[str, Any]) -> tuple[str, list[RunSpec]]:
                 f"max_len={given} is below seq_len={seq_len} of task {t.label()}; with pos_emb='learned' "
                 f"give max_len >= {seq_len}, or leave max_len out (it follows the task)",
             )
-            pairs.append((t, m))
-    specs = [RunSpec(name, t, m, tr, s) for (t, m), tr, s in itertools.product(pairs, trains, seeds)]
+            pairs.append((t, m, own_trains))
+    specs = [RunSpec(name, t, m, tr, s) for t, m, own in pairs for tr, s in itertools.product(own, seeds)]
     return name, list(dict.fromkeys(specs))

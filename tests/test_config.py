@@ -53,6 +53,20 @@ def test_with_models_pairs_a_task_only_with_the_models_it_names():
     assert {s.key() for s in specs} < full
 
 
+def test_a_model_table_can_sweep_its_own_lrs_on_the_grids_seeds():
+    """`train = { lr = [...] }` in a [[models]] table gives those models their own lr sweep; the
+    others keep [train]'s, every model the grid's seeds, and a run the grid shares keeps its key."""
+    wide = {"name": "gla", "d_model": 32, "n_heads": 2, "train": {"lr": [3e-3, 1e-2]}}
+    _, specs = expand_grid({**GRID, "models": [*GRID["models"], wide]})
+    lrs = {m: sorted({s.train.lr for s in specs if s.model.name == m}) for m in ("attention", "gla")}
+    assert lrs == {"attention": [1e-3, 3e-3], "gla": [3e-3, 1e-2]}
+    assert {s.seed for s in specs if s.model.name == "gla"} == {0, 1}
+    assert len(specs) == 2 * 2 * 2 * 2 + 2 * 2 * 2  # attention as before; gla: pairs x its lrs x seeds
+    _, shared = expand_grid({**GRID, "models": [*GRID["models"], {**wide, "train": {}}]})
+    at_3e3 = {s.key() for s in shared if s.model.name == "gla" and s.train.lr == 3e-3}
+    assert at_3e3 == {s.key() for s in specs if s.model.name == "gla" and s.train.lr == 3e-3}
+
+
 @pytest.mark.parametrize(
     "patch, words",
     [
@@ -68,6 +82,10 @@ def test_with_models_pairs_a_task_only_with_the_models_it_names():
         ({"train": {"seeds": [-1]}}, ["seeds"]),
         ({"tasks": [{"name": "mqar", "with_models": {"n_heads": [2, 4]}}]}, ["[[tasks]] #1", "with_models"]),
         ({"tasks": [{"name": "mqar", "with_models": {"n_heads": 8}}]}, ["with_models", "matches none"]),
+        ({"models": [{"name": "attention", "train": {"seeds": [3]}}]}, ["[[models]] #1", "train", "known: steps"]),
+        ({"models": [{"name": "attention", "train": 3}]}, ["[[models]] #1", "train = 3"]),
+        ({"models": [{"name": "attention", "train": {"tokens": 99}}]}, ["[[models]] #1 train", "steps and tokens"]),
+        ({"models": [{"name": "attention", "train": {"lr": []}}]}, ["[[models]] #1 train", "lr = []"]),
     ],
 )
 def test_bad_grids_name_the_field(patch, words):

@@ -361,17 +361,18 @@ def test_left_by_base_counts_each_bases_runs_to_come():
     def rec(s) -> dict:
         return {"spec": s.to_dict(), "status": "ok", "metrics": {"val_acc": s.train.lr, "test_acc": 0.5}}
 
-    # Per base: 5 arms x 3 H x (3 seeds x 3 lrs + 10 seeds) = 285 runs; 342 with the held gate.
-    assert rp.left_by_base(specs, "full", 2, {}) == {"gdn": 285, "gla": 342, "retnet": 342}
+    # Per base: 5 arms x 3 H x (3 seeds x 3 lrs + 10 seeds) = 285 runs; 342 with the held gate;
+    # retnet's 6 arms sweep a fourth lr: 6 x 3 x (3 x 4 + 10) = 396.
+    assert rp.left_by_base(specs, "full", 2, {}) == {"gdn": 285, "gla": 342, "retnet": 396}
     stored = {s.key(): rec(s) for s in first}
     chosen = rp.chosen_lrs(list(stored.values()))
     second = rp.verdict_stage(gla, first, chosen)
     assert len(second) == 180 and all(s.train.lr == max(x.train.lr for x in first) for s in second)
-    assert rp.left_by_base(specs, "full", 2, stored) == {"gdn": 285, "gla": 180, "retnet": 342}  # stage 2 to come
+    assert rp.left_by_base(specs, "full", 2, stored) == {"gdn": 285, "gla": 180, "retnet": 396}  # stage 2 to come
     stored |= {s.key(): rec(s) for s in second[:100]}
-    assert rp.left_by_base(specs, "full", 2, stored) == {"gdn": 285, "gla": 80, "retnet": 342}
+    assert rp.left_by_base(specs, "full", 2, stored) == {"gdn": 285, "gla": 80, "retnet": 396}
     stored |= {s.key(): rec(s) for s in second[100:]}
-    assert rp.left_by_base(specs, "full", 2, stored) == {"gdn": 285, "retnet": 342}
+    assert rp.left_by_base(specs, "full", 2, stored) == {"gdn": 285, "retnet": 396}
     noise = rp.section_specs("noise", "full")[1]
     by_base = rp.left_by_base(noise, "full", 2, {})
     assert by_base["attention"] == 4 * (3 * 3 + 10) and sum(by_base.values()) == rp.runs_left(noise, "full", 2, {})

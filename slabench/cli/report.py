@@ -84,7 +84,7 @@ def report() -> None:
 @out_option("run records, one subdirectory per section (existing ones are reused)", default="runs/sla-report")
 @report_file_option("leaderboards/sla-report.md", "the Markdown (PNG plots are written next to it)")
 @from_records_option()
-@scale_option("the GPU grids (4229 runs, hours of one GPU: docs/report.md)")
+@scale_option("the GPU grids (4283 runs, hours of one GPU: docs/report.md)")
 @click.option(
     "--edition",
     type=click.Choice(["1", "2"]),
