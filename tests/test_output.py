@@ -40,15 +40,15 @@ def test_a_legend_of_many_series_goes_beside_the_axes_and_into_the_png(tmp_path,
     axes, outside the figure, and the PNG grows to hold every entry instead of cutting them off."""
     from matplotlib.image import imread
 
-    from slabench.runners.plots import LEGEND_INSIDE, _legend
+    from slabench.runners.output import LEGEND_INSIDE, legend
 
     fig, ax = plt.subplots(figsize=(4, 3))
     for i in range(series):
         ax.plot([0, 1], [i, i + 1], label=f"model number {i} [n_heads={i}]")
-    crop = _legend(ax, series)
+    crop = legend(ax, series)
     fig.canvas.draw()
-    legend = ax.get_legend().get_window_extent()
-    assert crop == (legend.x1 > fig.bbox.x1) == (series > LEGEND_INSIDE)
-    span = (legend.x1 - ax.bbox.x0) / fig.dpi * 50  # axes' left edge to legend's right edge, at 50 dpi
+    box = ax.get_legend().get_window_extent()
+    assert crop == (box.x1 > fig.bbox.x1) == (series > LEGEND_INSIDE)
+    span = (box.x1 - ax.bbox.x0) / fig.dpi * 50  # axes' left edge to legend's right edge, at 50 dpi
     height, width, _ = imread(output.save_figure(fig, tmp_path / "f.png", dpi=50, crop=crop)).shape
     assert width >= span if crop else (width, height) == (4 * 50, 3 * 50)

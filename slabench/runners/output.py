@@ -16,6 +16,9 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
+LEGEND_INSIDE = 8  # series a legend inside the axes holds without covering the data
+LEGEND_ROWS = 24  # entries per column of a legend beside the axes
+
 
 def _missing(x: float | None) -> bool:
     return x is None or (isinstance(x, float) and math.isnan(x))
@@ -68,6 +71,19 @@ def yerr(rows: list[dict[str, Any]]) -> list[list[float]]:
         return 0.0 if _missing(r[bound]) else 100 * abs(r["acc"] - r[bound])
 
     return [[gap(r, "acc_lo") for r in rows], [gap(r, "acc_hi") for r in rows]]
+
+
+def legend(ax: Any, n: int) -> bool:
+    """Inside the axes for a few series; for many, beside them in columns of at most LEGEND_ROWS (a
+    legend of dozens of entries drawn over the data hides it). Returns whether it lies outside
+    the figure, which `save_figure(..., crop=True)` then takes in."""
+    if n <= LEGEND_INSIDE:
+        ax.legend(fontsize=7)
+        return False
+    cols = math.ceil(n / LEGEND_ROWS)
+    box = ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1), borderaxespad=0, ncols=cols)
+    box.set_in_layout(False)  # the axes keep their size; the PNG grows to hold the legend
+    return True
 
 
 def save_figure(fig: Any, path: Path, dpi: int = 110, crop: bool = False) -> Path:

@@ -13,10 +13,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from slabench.runners.output import plt, save_figure, yerr
-
-LEGEND_INSIDE = 8  # series a legend inside the axes holds without covering the data
-LEGEND_ROWS = 24  # entries per column of a legend beside the axes
+from slabench.runners.output import legend, plt, save_figure, yerr
 
 
 def _short(model: str, rows: list[dict[str, Any]]) -> str:
@@ -29,19 +26,6 @@ def _short(model: str, rows: list[dict[str, Any]]) -> str:
     mixer = next(r for r in rows if r["model"] == model)["mixer"]
     extra = model.split(" [", 1)[1].rstrip("]") if " [" in model else ""
     return mixer + (f"({own})" if own else "") + (f" [{extra}]" if extra else "")
-
-
-def _legend(ax: Any, n: int) -> bool:
-    """Inside the axes for a few series; for many, beside them in columns of at most LEGEND_ROWS (a
-    legend of dozens of entries drawn over the data hides it). Returns whether it lies outside
-    the figure, which `save_figure(..., crop=True)` then takes in."""
-    if n <= LEGEND_INSIDE:
-        ax.legend(fontsize=7)
-        return False
-    cols = math.ceil(n / LEGEND_ROWS)
-    legend = ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1), borderaxespad=0, ncols=cols)
-    legend.set_in_layout(False)  # the axes keep their size; the PNG grows to hold the legend
-    return True
 
 
 def _own(rest: tuple, common: set) -> str:
@@ -178,7 +162,7 @@ def make_plots(board: dict[str, Any], out_dir: Path, name: str) -> dict[str, lis
             )
             if param == "seq_len":
                 ax.set_xscale("log", base=2)
-            crop = _legend(ax, len(lines))
+            crop = legend(ax, len(lines))
             paths.append(save_figure(fig, out_dir / f"{name}-{family}-acc-vs-{param}.png", crop=crop))
 
     # Accuracy vs recurrent state size (one point per task x model cell).
@@ -204,7 +188,7 @@ def make_plots(board: dict[str, Any], out_dir: Path, name: str) -> dict[str, lis
             title="accuracy vs state size",
             ylim=(-2, 102),
         )
-        crop = _legend(ax, len(by_mixer))
+        crop = legend(ax, len(by_mixer))
         paths.append(save_figure(fig, out_dir / f"{name}-acc-vs-state.png", crop=crop))
 
     # Accuracy vs d_model, when a grid sweeps it (mean over task cells).
@@ -227,7 +211,7 @@ def make_plots(board: dict[str, Any], out_dir: Path, name: str) -> dict[str, lis
             title="accuracy vs d_model",
             ylim=(-2, 102),
         )
-        crop = _legend(ax, len(series))
+        crop = legend(ax, len(series))
         paths.append(save_figure(fig, out_dir / f"{name}-acc-vs-d_model.png", crop=crop))
     out[""] = paths
     return out

@@ -14,7 +14,7 @@ from typing import Any, NamedTuple
 
 from slabench.record import RunRecord
 from slabench.runners import stats
-from slabench.runners.output import interval, md_table, pct, plt, save_figure, yerr
+from slabench.runners.output import interval, legend, md_table, pct, plt, save_figure, yerr
 from slabench.runners.report_data import (
     Arms,
     bases,
@@ -510,8 +510,8 @@ def gates_section(records: list[RunRecord], out_dir: Path, stem: str) -> Section
         for ax in axes:
             ax.set_xlabel("step")
             ax.grid(alpha=0.3)
-        axes[1].legend(fontsize=6)
-        lines += [f"![gates]({save_figure(fig, out_dir / f'{stem}-gates.png', dpi=100).name})", ""]
+        crop = legend(axes[1], len(series))
+        lines += [f"![gates]({save_figure(fig, out_dir / f'{stem}-gates.png', dpi=100, crop=crop).name})", ""]
     lines += _verdict_lines(verdict, GATES_RULE, [], more, unit="series (solved runs)")
     return Section(lines, verdict)
 
