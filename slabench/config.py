@@ -300,7 +300,8 @@ def expand_grid(grid: dict[str, Any]) -> tuple[str, list[RunSpec]]:
 
     train_table = dict(grid.get("train", {}))
     train_fields = dataclass_params(TrainSpec)
-    known = [p.name for p in train_fields] + list(GRID_TRAIN_KEYS)
+    fields = [p.name for p in train_fields]
+    known = fields + list(GRID_TRAIN_KEYS)
     for key in train_table:  # before seeds and fold are popped, so the list of known keys has them
         require(key in known, "[train]", f"unknown parameter '{key}'; known: {', '.join(known)}")
     check_fold(train_table.pop("fold", 1), "[train]")  # how runs execute, not what they are: no RunSpec field
@@ -356,7 +357,6 @@ def expand_grid(grid: dict[str, Any]) -> tuple[str, list[RunSpec]]:
         # `train = { lr = [...] }`: these models' own values of [train] keys (an lr sweep that
         # suits them); seeds stay the grid's, so runs stay paired by seed across models.
         override = table.pop("train", {})
-        fields = [f.name for f in train_fields]
         require(
             isinstance(override, dict) and all(k in fields for k in override),
             where,

@@ -293,20 +293,19 @@ def test_code_line_names_each_commit_and_its_runs_from_a_dirty_tree():
     )
 
 
+def _timed(end_s: int, train_s: float, device: str = "Dev") -> dict:
+    """A record with only what the device time reads: it ended end_s after a fixed instant and
+    trained train_s, on `device`."""
+    stamp = datetime.fromtimestamp(1_800_000_000 + end_s, timezone.utc).isoformat()
+    return {"timestamp": stamp, "timings": {"train_seconds": train_s}, "environment": {"device": device}}
+
+
 def test_time_left_is_each_sections_device_time_per_run_times_its_runs_left():
     """The Incomplete line's estimate, by hand: noise's two runs held the device 10 s each (two
     10 s spans end to end, 20 s), heads' four runs 40 s together (four packed at once); a section
     with no runs yet is named, not guessed."""
 
-    def rec(end_s: int, train_s: float) -> dict:
-        stamp = datetime.fromtimestamp(1_800_000_000 + end_s, timezone.utc).isoformat()
-        return {
-            "timestamp": stamp,
-            "timings": {"train_seconds": train_s},
-            "environment": {"device": "Dev"},
-        }
-
-    spent = {"noise": [rec(10, 10), rec(20, 10)], "heads": [rec(100, 40)] * 4}
+    spent = {"noise": [_timed(10, 10), _timed(20, 10)], "heads": [_timed(100, 40)] * 4}
     per_run, machines = rp._per_run(spent), rp.record_machines([r for runs in spent.values() for r in runs])
     # noise 10 s a run x 30 + heads 10 s a run x 4 = 340 s
     assert rp._time_left({"noise": 30, "mqar": 5, "heads": 4}, per_run, machines) == (
@@ -322,12 +321,8 @@ def test_time_line_adds_what_the_runs_outside_the_protocol_held_the_device_for()
     """By hand: the protocol's two runs span 0-20 s (one sitting, 20 s); of the two runs outside
     it, one lies inside that span (adds nothing) and one, a day later, held another device 30 s."""
 
-    def rec(end_s: int, train_s: float, device: str) -> dict:
-        stamp = datetime.fromtimestamp(1_800_000_000 + end_s, timezone.utc).isoformat()
-        return {"timestamp": stamp, "timings": {"train_seconds": train_s}, "environment": {"device": device}}
-
-    spent = [rec(10, 10, "Dev"), rec(20, 10, "Dev")]
-    others = [rec(15, 10, "Dev"), rec(86_430, 30, "Old")]
+    spent = [_timed(10, 10), _timed(20, 10)]
+    others = [_timed(15, 10), _timed(86_430, 30, "Old")]
     line = rp._time_line(spent, others)
     assert line.startswith("Device time: 20 s (0 min) of Dev in 1 sitting, from the records")
     assert line.endswith(
@@ -426,11 +421,7 @@ def test_plan_table_gives_each_bases_runs_time_and_whether_it_can_turn_the_verdi
     }
     left = {"noise": {"mamba2": 30}, "mqar": {"attention": 4, "gla": 6}, "heads": {"gla": 12, "retnet": 3}}
 
-    def rec(end_s: int, train_s: float) -> dict:
-        stamp = datetime.fromtimestamp(1_800_000_000 + end_s, tz=timezone.utc).isoformat()
-        return {"timestamp": stamp, "timings": {"train_seconds": train_s}, "environment": {"device": "Dev"}}
-
-    spent = {"noise": [rec(10, 10), rec(20, 10)], "heads": [rec(100, 40)] * 4}  # 10 s a run each
+    spent = {"noise": [_timed(10, 10), _timed(20, 10)], "heads": [_timed(100, 40)] * 4}  # 10 s a run each
     lines = rp._plan(parts, left, rp._per_run(spent))
     rows = [[c.strip() for c in r.strip("|").split("|")] for r in lines[2].splitlines()[2:]]
     assert rows == [
@@ -511,7 +502,7 @@ def test_failed_lr_stage_runs_are_counted_and_listed():
     )
     verdict = heads[:5]
     crashed = {**heads[5], "status": "failed", "error": "RuntimeError: boom\nmore", "metrics": {}}
-    lines = "\n".join(rp._runs_lines({"heads": verdict + [crashed]}, verdict, verdict + [crashed], []))
+    lines = "\n".join(rp._runs_lines({"heads": verdict + [crashed]}, verdict, []))
     model = RunSpec.from_dict(crashed["spec"]).model.label()
     assert "Failed runs (left out of every figure):" in lines
     lr = RunSpec.from_dict(crashed["spec"]).train.lr

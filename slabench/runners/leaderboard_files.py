@@ -9,7 +9,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from slabench.runners.output import md_table, num, pct, rate
+from slabench.runners.output import interval, md_table, num, pct, rate
 
 
 def solved_cell(row: dict[str, Any]) -> str:
@@ -65,7 +65,7 @@ def task_row_cells(row: dict[str, Any]) -> list[str]:
         pct(row["exact"]),
         lr,
         num(row["steps"]),
-        "-" if math.isnan(row["train_seconds"]) else f"{row['train_seconds']:.1f}",  # nan: no run finished ok
+        interval(row["train_seconds"], fmt=".1f"),  # nan when no run finished ok: "-"
         num(row["tokens_per_s"]),
     ]
 

@@ -153,16 +153,15 @@ def left_by_base(specs: list[RunSpec], scale: str, edition: int, stored: dict[st
     return {b: n for b, n in left.items() if n}
 
 
-def _runs_lines(
-    ran: dict[str, list[RunRecord]], every: list[RunRecord], spent: list[RunRecord], others: list[RunRecord]
-) -> list[str]:
+def _runs_lines(ran: dict[str, list[RunRecord]], every: list[RunRecord], others: list[RunRecord]) -> list[str]:
     """Where the runs ran, which failed and why, how many cells split between learned and chance,
     and the device time. ran: section -> every run the report's protocol ran (the lr stage's too),
-    whose failures are listed; every: the verdict records; spent: `ran`'s runs, flat; others: the
-    runs beside them in the records folders that the protocol does not hold (earlier grids', the
-    other edition's), whose device time was spent on the report too."""
+    whose failures are listed; every: the verdict records; others: the runs beside them in the
+    records folders that the protocol does not hold (earlier grids', the other edition's), whose
+    device time was spent on the report too."""
     if not every:
         return []
+    spent = [r for runs in ran.values() for r in runs]
     lines = [f"Machines: {', '.join(record_machines(every)) or '-'}."]
     scores: dict[tuple, list[float]] = defaultdict(list)
     for r in every:
@@ -394,7 +393,7 @@ def write_report(
             "",
             *_plan(parts, left, per_run),
         ]
-    head += _runs_lines(spent, every, spent_runs, others or [])
+    head += _runs_lines(spent, every, others or [])
     if scale == "tiny":
         head += [
             (
