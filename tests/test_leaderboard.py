@@ -248,6 +248,47 @@ def test_quick_records_rebuild_with_bounded_intervals_monotone_ranks_and_plots(t
     assert "](q-task1-mqar-curves.png)" in md and "3/3 [44, 100]" in md
 
 
+@pytest.mark.parametrize("per_mixer", [1, 6])
+def test_a_plot_of_many_series_gets_a_panel_per_mixer(tmp_path, monkeypatch, per_mixer):
+    """Two series share one axes, labelled by mixer; twelve (more than a legend inside the axes
+    holds) go on one panel per mixer, titled by it, each legend naming only what differs there."""
+    import matplotlib.pyplot as plt
+
+    from slabench.runners import plots
+
+    drawn = []
+
+    def capture(fig, path, crop=False):
+        legends = [[t.get_text() for t in ax.get_legend().get_texts()] for ax in fig.axes]
+        drawn.append(([ax.get_title(loc="left") for ax in fig.axes], fig.axes[0].get_title(), legends))
+        plt.close(fig)
+        return path
+
+    monkeypatch.setattr(plots, "save_figure", capture)
+    rows = [
+        {
+            "model": f"{mixer}(n_heads={h})",
+            "mixer": mixer,
+            "model_params": {"d_model": 64, "n_heads": h},
+            "task_name": "mqar",
+            "task_params": {"num_kv_pairs": n, "seq_len": 256},
+            "acc": 0.5,
+            "acc_lo": 0.4,
+            "acc_hi": 0.6,
+        }
+        for mixer in ("sla-gla", "gla")
+        for h in range(per_mixer)
+        for n in (16, 32)
+    ]
+    assert plots.param_plots(rows, tmp_path, "t") == [tmp_path / "t-mqar-acc-vs-num_kv_pairs.png"]
+    ((panels, title, legends),) = drawn
+    heads = [f"n_heads={h}" for h in range(per_mixer)]
+    if per_mixer == 1:
+        assert (panels, title, legends) == ([""], "mqar: accuracy vs num_kv_pairs", [["gla", "sla-gla"]])
+    else:
+        assert panels == ["gla", "sla-gla"] and title == "mqar: accuracy vs num_kv_pairs" and legends == [heads, heads]
+
+
 def _written(*args) -> dict:
     """`_record` with what a run writes besides (the keys `load_records` requires)."""
     r = _record(*args)

@@ -9,15 +9,16 @@ size, and vs d_model when a grid sweeps it.
 from __future__ import annotations
 
 import math
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
-from slabench.runners.output import legend, plt, save_figure, yerr
+from slabench.runners.output import LEGEND_INSIDE, LEGEND_ROWS, legend, plt, save_figure, yerr
 
 
-def _short(model: str, rows: list[dict[str, Any]]) -> str:
-    """A model's label without the parameters every row of the table shares."""
+def _short(model: str, rows: list[dict[str, Any]], named: bool = True) -> str:
+    """A model's label without the parameters every row of `rows` shares; named=False leaves out
+    the mixer (a panel's title names it)."""
     shared = set.intersection(*(set(r["model_params"].items()) for r in rows))
     own = ", ".join(
         f"{k}={v}"
@@ -25,7 +26,8 @@ def _short(model: str, rows: list[dict[str, Any]]) -> str:
     )
     mixer = next(r for r in rows if r["model"] == model)["mixer"]
     extra = model.split(" [", 1)[1].rstrip("]") if " [" in model else ""
-    return mixer + (f"({own})" if own else "") + (f" [{extra}]" if extra else "")
+    own = f"({own})" if own and named else own
+    return (mixer if named else "") + own + (f" [{extra}]" if extra else "")
 
 
 def _own(rest: tuple, common: set) -> str:
@@ -33,6 +35,57 @@ def _own(rest: tuple, common: set) -> str:
     shares (`common`); '' when it has none of its own."""
     own = [f"{k}={v}" for k, v in rest if (k, v) not in common]
     return f" [{', '.join(own)}]" if own else ""
+
+
+def _panels(mixers: list[str], title: str) -> tuple[Any, dict[str, Any]]:
+    """A figure and each mixer's axes, given each series' mixer: one axes for all when a legend
+    inside it holds the series; otherwise one per mixer, stacked on shared axes, each as tall as
+    its legend (a hundred lines in one axes hide each other, and matplotlib's colours repeat
+    every ten)."""
+    counts = Counter(mixers)
+    if len(mixers) <= LEGEND_INSIDE or len(counts) == 1:
+        fig, ax = plt.subplots(figsize=(6.4, 4.2))
+        ax.set_title(title)
+        return fig, dict.fromkeys(counts, ax)
+    names = sorted(counts)
+    heights = [max(2.2, 0.3 + 0.16 * min(counts[m], LEGEND_ROWS)) for m in names]  # inches; a legend row ~0.16
+    fig, axes = plt.subplots(
+        len(names), 1, figsize=(6.4, sum(heights)), sharex=True, sharey=True, squeeze=False, height_ratios=heights
+    )
+    axes[0, 0].set_title(title)
+    for ax, mixer in zip(axes[:, 0], names):
+        ax.set_title(mixer, fontsize=9, loc="left")
+    return fig, dict(zip(names, axes[:, 0]))
+
+
+def _by_panel(series: dict[tuple, Any], panels: dict[str, Any]) -> list[list[tuple]]:
+    """Series keys (each starting with its mixer), sorted, grouped by the axes they are drawn on."""
+    groups: dict[int, list[tuple]] = {}
+    for key in sorted(series):
+        groups.setdefault(id(panels[key[0]]), []).append(key)
+    return list(groups.values())
+
+
+def _style(i: int) -> str:
+    """Line style of the i-th series on an axes: solid for the first ten colours, then dashed,
+    dotted, dash-dotted, so series that share a colour still differ."""
+    return ("-", "--", ":", "-.")[i // 10 % 4]
+
+
+def _save(fig: Any, panels: dict[str, Any], xlabel: str, ylabel: str, path: Path, log: int | None) -> Path:
+    """Axis labels, legends and (log: its base) a log x axis on every axes of a figure from
+    `_panels`, then write it."""
+    axes = list(dict.fromkeys(panels.values()))  # each axes once, top to bottom
+    crop = False
+    for ax in axes:
+        ax.set(ylabel=ylabel if len(axes) == 1 else None, ylim=(-2, 102))
+        if log:
+            ax.set_xscale("log", base=log)
+        crop |= legend(ax, len(ax.get_legend_handles_labels()[1]))
+    axes[-1].set_xlabel(xlabel)
+    if len(axes) > 1:
+        fig.supylabel(ylabel, fontsize=10)
+    return save_figure(fig, path, crop=crop)
 
 
 def task_plots(task: str, rows: list[dict[str, Any]], out_dir: Path, stem: str) -> list[Path]:
@@ -117,17 +170,10 @@ def task_plots(task: str, rows: list[dict[str, Any]], out_dir: Path, stem: str) 
     return paths
 
 
-def make_plots(board: dict[str, Any], out_dir: Path, name: str) -> dict[str, list[Path]]:
-    """task -> its plots, and '' -> the plots across tasks."""
-    out: dict[str, list[Path]] = {}
-    for i, (task, rows) in enumerate(board["tasks"].items()):
-        rows = [{**r, "solve_at": board["solve_at"]} for r in rows]
-        out[task] = task_plots(task, rows, out_dir, f"{name}-task{i + 1}-{rows[0]['task_name']}")
-    rows = [r for task_rows in board["tasks"].values() for r in task_rows]
-    paths: list[Path] = []
-
-    # Accuracy vs a task parameter: for each task family, each parameter that takes several
-    # values while the others stay fixed within a line.
+def param_plots(rows: list[dict[str, Any]], out_dir: Path, name: str) -> list[Path]:
+    """Accuracy vs a task parameter: for each task family, each parameter that takes several
+    values, one line per model and setting of the other parameters."""
+    paths = []
     by_family = defaultdict(list)
     for r in rows:
         by_family[r["task_name"]].append(r)
@@ -140,30 +186,38 @@ def make_plots(board: dict[str, Any], out_dir: Path, name: str) -> dict[str, lis
             lines = defaultdict(list)
             for r in frows:
                 rest = tuple(sorted((k, v) for k, v in r["task_params"].items() if k != param))
-                lines[(r["model"], rest)].append(r)
-            fig, ax = plt.subplots(figsize=(6.4, 4.2))
-            common = set.intersection(*(set(rest) for _, rest in lines))
-            for (model, rest), lrows in sorted(lines.items()):
-                lrows.sort(key=lambda r: r["task_params"][param])
-                label = _short(model, frows) + _own(rest, common)
-                ax.errorbar(
-                    [r["task_params"][param] for r in lrows],
-                    [100 * r["acc"] for r in lrows],
-                    yerr=yerr(lrows),
-                    marker="o",
-                    capsize=3,
-                    label=label,
-                )
-            ax.set(
-                xlabel=param,
-                ylabel="test accuracy % (mean, 95% CI)",
-                title=f"{family}: accuracy vs {param}",
-                ylim=(-2, 102),
-            )
-            if param == "seq_len":
-                ax.set_xscale("log", base=2)
-            crop = legend(ax, len(lines))
-            paths.append(save_figure(fig, out_dir / f"{name}-{family}-acc-vs-{param}.png", crop=crop))
+                lines[(r["mixer"], r["model"], rest)].append(r)
+            fig, panels = _panels([mixer for mixer, _, _ in lines], f"{family}: accuracy vs {param}")
+            named = len(set(panels.values())) == 1  # else each panel's title names its mixer
+            for group in _by_panel(lines, panels):
+                prows = frows if named else [r for r in frows if r["mixer"] == group[0][0]]
+                common = set.intersection(*(set(rest) for _, _, rest in group))
+                for i, (mixer, model, rest) in enumerate(group):
+                    lrows = sorted(lines[(mixer, model, rest)], key=lambda r: r["task_params"][param])
+                    label = _short(model, prows, named) + _own(rest, common)
+                    panels[mixer].errorbar(
+                        [r["task_params"][param] for r in lrows],
+                        [100 * r["acc"] for r in lrows],
+                        yerr=yerr(lrows),
+                        marker="o",
+                        capsize=3,
+                        linestyle=_style(i),
+                        label=label.strip() or mixer,
+                    )
+            path = out_dir / f"{name}-{family}-acc-vs-{param}.png"
+            log = 2 if param == "seq_len" else None
+            paths.append(_save(fig, panels, param, "test accuracy % (mean, 95% CI)", path, log))
+    return paths
+
+
+def make_plots(board: dict[str, Any], out_dir: Path, name: str) -> dict[str, list[Path]]:
+    """task -> its plots, and '' -> the plots across tasks."""
+    out: dict[str, list[Path]] = {}
+    for i, (task, rows) in enumerate(board["tasks"].items()):
+        rows = [{**r, "solve_at": board["solve_at"]} for r in rows]
+        out[task] = task_plots(task, rows, out_dir, f"{name}-task{i + 1}-{rows[0]['task_name']}")
+    rows = [r for task_rows in board["tasks"].values() for r in task_rows]
+    paths = param_plots(rows, out_dir, name)
 
     # Accuracy vs recurrent state size (one point per task x model cell).
     sized = [r for r in rows if r["state_size"]]
@@ -194,24 +248,22 @@ def make_plots(board: dict[str, Any], out_dir: Path, name: str) -> dict[str, lis
     # Accuracy vs d_model, when a grid sweeps it (mean over task cells).
     widths = {r["model_params"].get("d_model") for r in rows}
     if len(widths) > 1:
-        fig, ax = plt.subplots(figsize=(6.4, 4.2))
         series = defaultdict(lambda: defaultdict(list))
         for r in rows:
             rest = tuple(sorted((k, v) for k, v in r["model_params"].items() if k != "d_model"))
             series[(r["mixer"], rest)][r["model_params"].get("d_model", 64)].append(100 * r["acc"])
-        common = set.intersection(*(set(rest) for _, rest in series))
-        for (mixer, rest), pts in sorted(series.items()):
-            xs = sorted(pts)
-            label = mixer + _own(rest, common)
-            ax.plot(xs, [sum(pts[x]) / len(pts[x]) for x in xs], marker="o", label=label)
-        ax.set(
-            xscale="log",
-            xlabel="d_model",
-            ylabel="test accuracy % (mean over tasks)",
-            title="accuracy vs d_model",
-            ylim=(-2, 102),
-        )
-        crop = legend(ax, len(series))
-        paths.append(save_figure(fig, out_dir / f"{name}-acc-vs-d_model.png", crop=crop))
+        fig, panels = _panels([mixer for mixer, _ in series], "accuracy vs d_model")
+        named = len(set(panels.values())) == 1
+        for group in _by_panel(series, panels):
+            common = set.intersection(*(set(rest) for _, rest in group))
+            for i, (mixer, rest) in enumerate(group):
+                pts = series[(mixer, rest)]
+                xs = sorted(pts)
+                label = (mixer if named else "") + _own(rest, common)
+                ys = [sum(pts[x]) / len(pts[x]) for x in xs]
+                panels[mixer].plot(xs, ys, marker="o", linestyle=_style(i), label=label.strip() or mixer)
+        path = out_dir / f"{name}-acc-vs-d_model.png"
+        ylabel = "test accuracy % (mean over tasks)"
+        paths.append(_save(fig, panels, "d_model", ylabel, path, 10))
     out[""] = paths
     return out
