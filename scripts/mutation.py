@@ -1005,8 +1005,8 @@ STATISTICS_MUTANTS = [
     M(
         "rep-heads-width-one-base",
         "slabench/runners/report_sections.py",
-        'out.append((h, f"{common} ({others})" if others else str(common), k))',
-        "out.append((h, str(common), k))",
+        'out.append((h, " or ".join(named) if len(by_width) > 1 else str(next(iter(by_width))), k))',
+        "out.append((h, str(max(by_width)), k))",
         "the heads section's widths line hides a base that runs at another head dimension",
     ),
     M(

@@ -334,7 +334,7 @@ def test_time_line_adds_what_the_runs_outside_the_protocol_held_the_device_for()
 
 
 def test_heads_widths_name_a_base_at_another_head_dimension():
-    """One d_model per H when the bases agree; a base at another one is named beside it, the
+    """One d_model per H when the bases agree; where they differ, each d_model with its bases, the
     twin's arms under their base."""
     from slabench.runners.report_sections import _heads_widths
 
@@ -342,8 +342,8 @@ def test_heads_widths_name_a_base_at_another_head_dimension():
         return {"mixer": mixer, "model_params": {"n_heads": h, "d_model": d}, "task_params": {"num_kv_pairs": pairs}}
 
     cells = [cell(m, 2, 16 * 2 if "retnet" in m else 32 * 2, 32) for m in ("gla", "sla-gla", "retnet", "sla-retnet")]
-    cells += [cell(m, 4, 128, 64) for m in ("gla", "sla-gla", "gdn")]
-    assert _heads_widths(cells) == [(2, "64 (retnet 32)", 32), (4, "128", 64)]
+    cells += [cell("gdn", 2, 64, 32)] + [cell(m, 4, 128, 64) for m in ("gla", "sla-gla", "gdn")]
+    assert _heads_widths(cells) == [(2, "32 (retnet) or 64 (gdn, gla)", 32), (4, "128", 64)]
 
 
 def test_left_by_base_counts_each_bases_runs_to_come():

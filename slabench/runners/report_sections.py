@@ -7,7 +7,7 @@ report and returns its Markdown lines and its verdict (rules in `report_rules`).
 from __future__ import annotations
 
 import math
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -333,15 +333,16 @@ def mqar_section(records: list[RunRecord], out_dir: Path, stem: str, choice: dic
 
 
 def _heads_widths(cells: list[dict[str, Any]]) -> list[tuple[int, str, int]]:
-    """(H, d_model, pairs) per H; a base at another head dimension than most is named beside its
-    d_model ("64 (retnet 32)")."""
+    """(H, d_model, pairs) per H; where the bases differ in head dimension, each d_model with the
+    bases at it ("32 (retnet) or 64 (gdn, gla)"), the twin's arms under their base."""
     out = []
     for h, k in sorted({(c["model_params"]["n_heads"], c["task_params"]["num_kv_pairs"]) for c in cells}):
         at = [c for c in cells if c["model_params"]["n_heads"] == h and c["task_params"]["num_kv_pairs"] == k]
-        by_base = {c["mixer"].removeprefix("sla-"): c["model_params"]["d_model"] for c in at}
-        common = Counter(by_base.values()).most_common(1)[0][0]
-        others = ", ".join(f"{b} {d}" for b, d in sorted(by_base.items()) if d != common)
-        out.append((h, f"{common} ({others})" if others else str(common), k))
+        by_width = defaultdict(set)
+        for c in at:
+            by_width[c["model_params"]["d_model"]].add(c["mixer"].removeprefix("sla-"))
+        named = [f"{d} ({', '.join(sorted(b))})" for d, b in sorted(by_width.items())]
+        out.append((h, " or ".join(named) if len(by_width) > 1 else str(next(iter(by_width))), k))
     return out
 
 
