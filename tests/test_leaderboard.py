@@ -251,7 +251,8 @@ def test_quick_records_rebuild_with_bounded_intervals_monotone_ranks_and_plots(t
 @pytest.mark.parametrize("per_mixer", [1, 6])
 def test_a_plot_of_many_series_gets_a_panel_per_mixer(tmp_path, monkeypatch, per_mixer):
     """Two series share one axes, labelled by mixer; twelve (more than a legend inside the axes
-    holds) go on one panel per mixer, titled by it, each legend naming only what differs there."""
+    holds) go on one panel per mixer, titled by it, each legend beside its panel (a panel is too
+    short to hold one) naming only what differs there."""
     import matplotlib.pyplot as plt
 
     from slabench.runners import plots
@@ -260,7 +261,7 @@ def test_a_plot_of_many_series_gets_a_panel_per_mixer(tmp_path, monkeypatch, per
 
     def capture(fig, path, crop=False):
         legends = [[t.get_text() for t in ax.get_legend().get_texts()] for ax in fig.axes]
-        drawn.append(([ax.get_title(loc="left") for ax in fig.axes], fig.axes[0].get_title(), legends))
+        drawn.append(([ax.get_title(loc="left") for ax in fig.axes], fig.axes[0].get_title(), legends, crop))
         plt.close(fig)
         return path
 
@@ -281,12 +282,13 @@ def test_a_plot_of_many_series_gets_a_panel_per_mixer(tmp_path, monkeypatch, per
         for n in (16, 32)
     ]
     assert plots.param_plots(rows, tmp_path, "t") == [tmp_path / "t-mqar-acc-vs-num_kv_pairs.png"]
-    ((panels, title, legends),) = drawn
+    ((panels, title, legends, beside),) = drawn
     heads = [f"n_heads={h}" for h in range(per_mixer)]
     if per_mixer == 1:
-        assert (panels, title, legends) == ([""], "mqar: accuracy vs num_kv_pairs", [["gla", "sla-gla"]])
+        assert (panels, title, legends, beside) == ([""], "mqar: accuracy vs num_kv_pairs", [["gla", "sla-gla"]], False)
     else:
         assert panels == ["gla", "sla-gla"] and title == "mqar: accuracy vs num_kv_pairs" and legends == [heads, heads]
+        assert beside
 
 
 def _written(*args) -> dict:

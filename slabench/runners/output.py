@@ -73,11 +73,12 @@ def yerr(rows: list[dict[str, Any]]) -> list[list[float]]:
     return [[gap(r, "acc_lo") for r in rows], [gap(r, "acc_hi") for r in rows]]
 
 
-def legend(ax: Any, n: int) -> bool:
-    """Inside the axes for a few series; for many, beside them in columns of at most LEGEND_ROWS (a
-    legend of dozens of entries drawn over the data hides it). Returns whether it lies outside
-    the figure, which `save_figure(..., crop=True)` then takes in."""
-    if n <= LEGEND_INSIDE:
+def legend(ax: Any, n: int, beside: bool = False) -> bool:
+    """Inside the axes for a few series; for many (or `beside`: axes too short to hold one), beside
+    them in columns of at most LEGEND_ROWS (a legend of dozens of entries drawn over the data hides
+    it). Returns whether it lies outside the figure, which `save_figure(..., crop=True)` then
+    takes in."""
+    if n <= LEGEND_INSIDE and not beside:
         ax.legend(fontsize=7)
         return False
     cols = math.ceil(n / LEGEND_ROWS)

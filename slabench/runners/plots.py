@@ -81,7 +81,7 @@ def _save(fig: Any, panels: dict[str, Any], xlabel: str, ylabel: str, path: Path
         ax.set(ylabel=ylabel if len(axes) == 1 else None, ylim=(-2, 102))
         if log:
             ax.set_xscale("log", base=log)
-        crop |= legend(ax, len(ax.get_legend_handles_labels()[1]))
+        crop |= legend(ax, len(ax.get_legend_handles_labels()[1]), beside=len(axes) > 1)  # panels are short
     axes[-1].set_xlabel(xlabel)
     if len(axes) > 1:
         fig.supylabel(ylabel, fontsize=10)
