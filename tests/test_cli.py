@@ -483,6 +483,18 @@ def test_non_positive_sizes_are_one_line(tmp_path, monkeypatch, args, words):
     assert not any(tmp_path.iterdir())
 
 
+@pytest.mark.parametrize(
+    "assignment, words",
+    [
+        ("seq_len=1e9", ["task 'mqar': seq_len=1000000000 must be <= 1048576"]),
+        ("vocab_size=1048577", ["task 'mqar': vocab_size=1048577 must be <= 1048576"]),
+    ],
+)
+def test_sizes_past_any_machine_are_one_line(assignment, words):
+    """`show mqar --set seq_len=1e9` allocated 8 GB and died with a traceback (or was OOM-killed)."""
+    _one_line_error(["show", "mqar", "--set", assignment], *words)
+
+
 def test_models_lists_a_plugin_and_its_twin():
     """docs/new-variant.md: `slabench models path/to/file.py:Class` shows a variant's options."""
     plugin = str(config.PRESETS_DIR.parents[1] / "examples" / "my_variant.py") + ":GatedLinear"

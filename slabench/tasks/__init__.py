@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from slabench.params import Param, check_params, dataclass_params
+from slabench.params import Param, check_params, dataclass_params, require
 from slabench.registry import Registry
 from slabench.tasks.ar import AR
 from slabench.tasks.base import IGNORE, Batch, Task
@@ -45,10 +45,20 @@ def task_params(name: str) -> list[Param]:
     return dataclass_params(TASKS.get(name))
 
 
+# Largest seq_len and vocab_size of any task: a synthetic recall task far beyond them is a typo
+# (seq_len=1e9 made `slabench show` allocate 8 GB and die), and its batches or embedding would
+# not fit one machine anyway.
+MAX_SIZE = 2**20
+
+
 def build_task(name: str, **params: Any) -> Task:
     """A task instance; unknown or invalid parameters raise a one-line `SlabenchError`."""
-    cls = TASKS.get(name)
-    return cls(**check_params(f"task '{name}'", task_params(name), params))
+    where = f"task '{name}'"
+    task = TASKS.get(name)(**check_params(where, task_params(name), params))
+    for key in ("seq_len", "vocab_size"):
+        value = getattr(task, key)
+        require(value <= MAX_SIZE, where, f"{key}={value} must be <= {MAX_SIZE} (2**20)")
+    return task
 
 
 __all__ = ["IGNORE", "TASKS", "Batch", "Task", "build_task", "task_params"]
