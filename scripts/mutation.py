@@ -36,6 +36,10 @@ TIMEOUT_S = 900  # per mutant; a mutant that hangs the tests counts as killed
 
 # Module (file or folder prefix) -> the test files that must catch a bug in it, fastest first.
 TESTS = {
+    "slabench/tasks/__init__.py": [
+        "tests/test_cli.py::test_sizes_past_any_machine_are_one_line",
+        "tests/test_tasks.py",
+    ],
     "slabench/tasks/": ["tests/test_tasks.py"],
     "slabench/runners/train.py": ["tests/test_plumbing.py", "tests/test_train.py"],
     "slabench/runners/step.py": ["tests/test_plumbing.py", "tests/test_train.py"],
@@ -79,6 +83,7 @@ TESTS = {
         "tests/test_report_rules.py::test_power_and_stratified_test_hand_computed",
     ],
     "slabench/runners/leaderboard.py": ["tests/test_leaderboard.py"],
+    "slabench/runners/plots.py": ["tests/test_leaderboard.py::test_a_plot_of_many_series_gets_a_panel_per_mixer"],
     "slabench/runners/regression.py": [
         "tests/test_regression.py::test_regression_rule_on_hand_built_cells",
         "tests/test_regression.py::test_check_rows_missing_and_new",
@@ -1029,6 +1034,20 @@ STATISTICS_MUTANTS = [
         "{p.name: p.default for p in known} | typed",
         "typed",
         "a task paired by with_models misses the models that leave the parameter at its default",
+    ),
+    M(
+        "task-size-uncapped",
+        "slabench/tasks/__init__.py",
+        'for key in ("seq_len", "vocab_size"):',
+        "for key in ():",
+        "a mistyped seq_len of 1e9 allocates until the machine dies instead of a one-line error",
+    ),
+    M(
+        "plots-one-axes-for-all",
+        "slabench/runners/plots.py",
+        "if len(mixers) <= LEGEND_INSIDE or len(counts) == 1:",
+        "if True:",
+        "a leaderboard plot draws a hundred series on one axes, colours repeating every ten",
     ),
 ]
 
