@@ -60,10 +60,10 @@ def _panels(mixers: list[str], title: str) -> tuple[Any, dict[str, Any]]:
 
 def _by_panel(series: dict[tuple, Any], panels: dict[str, Any]) -> list[list[tuple]]:
     """Series keys (each starting with its mixer), sorted, grouped by the axes they are drawn on."""
-    groups: dict[int, list[tuple]] = {}
-    for key in sorted(series):
-        groups.setdefault(id(panels[key[0]]), []).append(key)
-    return list(groups.values())
+    keys = sorted(series)
+    if len(set(panels.values())) == 1:
+        return [keys]
+    return [[k for k in keys if k[0] == mixer] for mixer in panels]
 
 
 def _style(i: int) -> str:
