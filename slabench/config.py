@@ -293,6 +293,8 @@ def check_grid_layout(grid: dict[str, Any]) -> None:
 
 def expand_grid(grid: dict[str, Any]) -> tuple[str, list[RunSpec]]:
     """Validate a parsed grid and expand it into RunSpecs (deduplicated, in a stable order)."""
+    import torch
+
     from slabench.models import MIXERS, build_mixer, model_params, split_backbone
 
     check_grid_layout(grid)
@@ -373,7 +375,8 @@ def expand_grid(grid: dict[str, Any]) -> tuple[str, list[RunSpec]]:
             bb, options = split_backbone(typed, f"model '{mname}'")
             for size in ("d_model", "n_layers", "n_heads"):
                 require(getattr(bb, size) >= 1, f"model '{mname}'", f"{size}={getattr(bb, size)} must be >= 1")
-            build_mixer(mname, bb.d_model, bb.n_heads, **options)  # cheap: catches d_model % n_heads etc.
+            with torch.device("meta"):  # shapes only, no memory: catches d_model % n_heads etc. at any size
+                build_mixer(mname, bb.d_model, bb.n_heads, **options)
             models.append((ModelSpec(mname, _items(typed)), {p.name: p.default for p in known} | typed, own_trains))
 
     model_keys = list(dict.fromkeys(k for _, values, _ in models for k in values))  # every model parameter

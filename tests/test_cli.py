@@ -4,6 +4,7 @@ plugins, failed runs that keep their traceback, readable tables and help, the pl
 import hashlib
 import json
 import textwrap
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -491,6 +492,89 @@ def test_sizes_past_any_machine_are_one_line(key):
 
     _one_line_error(["show", "mqar", "--set", f"{key}={2**20 + 2}"], f"task 'mqar': {key}=1048578 must be <= 1048576")
     assert build_task("mqar", **{key: 2**20}).seq_len == (2**20 if key == "seq_len" else 256)
+
+
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["run", "{grid}", "--dry-run", "--out", "{grid}/x"], ["'--out'", "is a file, so '", "/x' cannot be created"]),
+        (["run", "{grid}", "--dry-run", "--log-dir", "{grid}/x"], ["'--log-dir'", "is a file"]),
+        (["run", "{grid}", "--dry-run", "--leaderboard-dir", ""], ["'--leaderboard-dir': must name a directory"]),
+        (["report", "sla", "--from-records", "--report", ""], ["'--report': must name a file"]),
+        (["report", "sla", "--from-records", "--report", "{grid}/r.md"], ["'--report'", "is a file"]),
+        (["sweep", "--device", "cpu", "--out", "{grid}/x"], ["'--out'", "is a file"]),
+        (["leaderboard", "{lb}", "--out-dir", "{grid}/x"], ["'--out-dir'", "is a file"]),
+        (["leaderboard", "{lb}", "--name", "a/b"], ["--name='a/b' must be a file name without a folder"]),
+    ],
+)
+def test_unwritable_outputs_are_one_line_before_anything_runs(tmp_path, tiny_grid, args, words):
+    """An output path under a file, or empty, failed with a traceback after the work (the runs'
+    records were kept, the leaderboard lost); now the options refuse it before anything runs."""
+    grid = tiny_grid()
+    lb = tmp_path / "lb"
+    (lb / "records").mkdir(parents=True)
+    before = sorted(tmp_path.rglob("*"))
+    _one_line_error([a.format(grid=grid, lb=lb) for a in args], *words)
+    assert sorted(tmp_path.rglob("*")) == before  # nothing created
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc")
+def test_a_path_no_check_foresaw_is_one_line_too(tmp_path, tiny_grid):
+    """/proc accepts no new folder, whoever asks (root included): the run's records are written
+    under --out, the leaderboard cannot be, and that is one line, exit 2, records kept."""
+    out = tmp_path / "out"
+    grid = str(tiny_grid(steps=2, seeds=(0,)))
+    line = _one_line_error(["run", grid, *FAST, "--quiet", "--out", str(out), "--leaderboard-dir", "/proc/nope"])
+    assert line == "error: cannot write or read '/proc/nope': No such file or directory"
+    assert len(load_records(out).records) == 1
+
+
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["show", "mqar", "--seed", "99999999999999999999"], ["'--seed'", "not in the range 0<=x<=2147483647"]),
+        (["show", "memorization", "--set", "map_seed=99999999999999999999"], ["map_seed=", "[0, 2**31)"]),
+        (["show", "mqar", "-n", "1001"], ["-n=1001 must be in [1, 1000]"]),
+        (["run", "{grid}", "--dry-run", "--workers", "99999999999999999999"], ["--workers=", "must be in [0, 1024]"]),
+        (["run", "--preset", "", "--dry-run"], ["unknown preset ''; known: ci,"]),
+        (["compare", "--mixer", "gla", "--against", "attention", "--preset", ""], ["unknown preset ''"]),
+    ],
+)
+def test_out_of_range_and_empty_values_are_one_line(tiny_grid, args, words):
+    """Each was a traceback (an int overflowing C's, a million examples rendered) or, for an empty
+    --preset, ran the default grid (compare) or crashed on a missing grid file (run)."""
+    _one_line_error([a.format(grid=tiny_grid()) for a in args], *words)
+
+
+def test_a_sweep_of_no_mixers_keeps_the_last_sweeps_tables(tmp_path):
+    """`sweep --mixers ,` timed nothing and wrote its empty tables over the last sweep's."""
+    kept = tmp_path / "speed" / "cpu.md"
+    kept.parent.mkdir()
+    kept.write_text("the last sweep")
+    _one_line_error(["sweep", "--device", "cpu", "--mixers", " ,", "--out", str(kept.parent)], "--mixers=' ,' names no")
+    assert kept.read_text() == "the last sweep" and len(list(kept.parent.iterdir())) == 1
+
+
+def test_a_grid_of_any_width_validates_without_allocating_it(tmp_path, tiny_grid):
+    """Grid validation builds every mixer to check its shapes; at d_model 100000 that allocated
+    120 GB and died. It builds them on the meta device now: the plan prints, nothing allocated."""
+    grid = tiny_grid()
+    grid.write_text(grid.read_text().replace("d_model = 16", "d_model = 100000"))
+    assert "d_model = 100000" in grid.read_text()
+    result = CliRunner().invoke(main, ["run", str(grid), "--dry-run", "--device", "cpu", "--out", str(tmp_path / "o")])
+    assert result.exit_code == 0, result.output
+
+
+def test_a_profile_past_memory_is_one_line(monkeypatch):
+    """A --shape past the machine's memory: the allocator's error becomes one line naming --shape
+    (a real one would need the allocation to fail, which on an overcommitting host it may not)."""
+    from slabench.runners import profile
+
+    def out_of_memory(*args, **kwargs):
+        raise RuntimeError("[enforce fail at alloc_cpu.cpp:127] DefaultCPUAllocator: can't allocate memory: 64 GB")
+
+    monkeypatch.setattr(profile, "profile_mixer", out_of_memory)
+    _one_line_error(["profile", "gla", "--device", "cpu", "--shape", "1,1000000000,2,8"], "--shape=1,1000000000,2,8")
 
 
 def test_models_lists_a_plugin_and_its_twin():

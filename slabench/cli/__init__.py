@@ -48,6 +48,8 @@ class Group(click.Group):
             _fail(str(e))
         except click.UsageError as e:  # a command's options and arguments, or an unknown command
             _usage_error(e)
+        except OSError as e:  # a path the options' checks could not foresee (e.g. /proc/x, a full disk)
+            _fail(f"cannot write or read '{e.filename}': {e.strerror}" if e.filename else str(e))
 
 
 @click.group(cls=Group)

@@ -74,14 +74,14 @@ def train_options(as_json: bool) -> None:
 @click.argument("task_name", metavar="TASK")
 @click.option("--set", "assignments", multiple=True, metavar="KEY=VALUE", help="task parameter (repeatable)")
 @click.option("-n", "num", type=int, default=3, show_default=True, help="examples to show")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=click.IntRange(0, 2**31 - 1), default=0, show_default=True)  # as a grid's seeds
 def show(task_name: str, assignments: tuple[str, ...], num: int, seed: int) -> None:
     """Print decoded examples of TASK, scored positions highlighted with their targets."""
     from slabench.params import parse_assignments
     from slabench.tasks import build_task
     from slabench.tasks.show import render_examples
 
-    if num < 1:
-        raise SlabenchError(f"-n={num} must be >= 1")
+    if not 1 <= num <= 1000:  # examples to read on a terminal; a million took minutes, 1e9 ran out of memory
+        raise SlabenchError(f"-n={num} must be in [1, 1000]")
     task = build_task(task_name, **parse_assignments(assignments))
     render.out_console.print(render_examples(task, n=num, seed=seed))

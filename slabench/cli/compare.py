@@ -58,7 +58,7 @@ def compare(
     if grid_file is not None and preset is not None:
         raise SlabenchError("give at most one of GRID_FILE or --preset NAME")
     baselines = [a.strip() for a in against.split(",") if a.strip()]
-    grid = load_grid_file(grid_file) if grid_file else load_preset(preset or "quick")
+    grid = load_grid_file(grid_file) if grid_file else load_preset("quick" if preset is None else preset)
     name, specs = expand_grid(compare_grid(grid, variant, baselines))
     stem = variant.rsplit(":", 1)[-1] if ":" in variant else variant
     out_dir = Path(out or Path("runs") / "compare" / f"{stem}-{_variant_digest(variant)}")

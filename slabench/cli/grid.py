@@ -14,6 +14,8 @@ import click
 
 from slabench.cli import render
 from slabench.cli.options import (
+    Writable,
+    check_name,
     device_option,
     fold_option,
     grid_file_argument,
@@ -62,7 +64,7 @@ def run_pending(
 @out_option("records and the leaderboard <name>.md/.csv/.json (default runs/<name>/)")
 @click.option(
     "--leaderboard-dir",
-    type=click.Path(file_okay=False),
+    type=Writable(),
     help="also write the leaderboard here (e.g. leaderboards/ to regenerate a committed one)",
 )
 @click.option("--backend", type=click.Choice(["local", "ray"]), default="local", show_default=True)
@@ -82,7 +84,7 @@ def run_pending(
 )
 @click.option(
     "--log-dir",
-    type=click.Path(file_okay=False),
+    type=Writable(),
     help="TensorBoard logs, one subfolder per run (<key>): loss, lr, validation accuracy, diagnostics "
     "(extra: pip install 'slabench[tb]')",
 )
@@ -126,7 +128,7 @@ def run(
         raise SlabenchError(f"--address {address} joins a Ray cluster; it needs --backend ray")
     if (grid_file is None) == (preset is None):
         raise SlabenchError("give exactly one of GRID_FILE or --preset NAME")
-    grid = load_preset(preset) if preset else load_grid_file(grid_file)
+    grid = load_preset(preset) if preset is not None else load_grid_file(grid_file)
     if mixers:
         from slabench.runners.compare import with_models
 
@@ -205,8 +207,8 @@ def _print_plan(
 
 @click.command()
 @click.argument("results_dir", type=click.Path(exists=True, file_okay=False))
-@click.option("--name", help="leaderboard file name (default: the grid name in the records)")
-@click.option("--out-dir", type=click.Path(file_okay=False), help="where to write (default RESULTS_DIR)")
+@click.option("--name", callback=check_name, help="leaderboard file name (default: the grid name in the records)")
+@click.option("--out-dir", type=Writable(), help="where to write (default RESULTS_DIR)")
 @click.option("--solve-at", type=float, help="test accuracy at which a run counts as solved (default: the records')")
 @click.option("--min-seeds", type=int, help="fewest seeds for a cell to be ranked (default: the records')")
 def leaderboard(

@@ -3,7 +3,9 @@ SlabenchError, which the `slabench` group prints as one line (exit 2)."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import click
@@ -11,6 +13,7 @@ import click
 from slabench.errors import SlabenchError
 
 Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
+MAX_WORKERS = 1024  # processes; far more than any machine runs at once (a huge count overflowed a C int)
 
 
 def json_option(help: str = "machine-readable output") -> Decorator:
@@ -25,24 +28,50 @@ def workers_option(
     default: int = 0, minimum: int = 0, help: str = "parallel runs (0 = all cores on CPU, several per GPU)"
 ) -> Decorator:
     def check(ctx: click.Context, param: click.Parameter, value: int) -> int:
-        if value < minimum:
-            raise SlabenchError(f"--workers={value} must be >= {minimum}")
+        if not minimum <= value <= MAX_WORKERS:
+            raise SlabenchError(f"--workers={value} must be in [{minimum}, {MAX_WORKERS}]")
         return value
 
     return click.option("--workers", type=int, default=default, show_default=bool(default), help=help, callback=check)
 
 
+class Writable(click.Path):
+    """A directory (or, with dir=False, a file) the command will write, checked before anything
+    runs and without creating it: it must not be '', an existing one must be of its kind and
+    writable (click's checks), and its nearest existing parent a writable directory. So
+    `--out grid.toml/x` fails in one line at the start, not with a traceback after the runs."""
+
+    def __init__(self, dir: bool = True) -> None:
+        super().__init__(file_okay=not dir, dir_okay=dir, writable=True)
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if not str(value).strip():
+            self.fail("must name a " + ("directory" if self.dir_okay else "file"), param, ctx)
+        path = Path(super().convert(value, param, ctx))
+        above = next(p for p in path.absolute().parents if p.exists())
+        if not path.exists() and not above.is_dir():
+            self.fail(f"'{above}' is a file, so '{value}' cannot be created under it", param, ctx)
+        if not path.exists() and not os.access(above, os.W_OK | os.X_OK):
+            self.fail(f"'{above}' is not writable, so '{value}' cannot be created", param, ctx)
+        return value
+
+
+def check_name(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """A file name stem (a leaderboard's --name): no folder in it, where --out-dir says where."""
+    if value is not None and (not value.strip() or Path(value).name != value or value in (".", "..")):
+        raise SlabenchError(f"--name={value!r} must be a file name without a folder (--out-dir says where)")
+    return value
+
+
 def out_option(help: str | None = None, default: str | None = None) -> Decorator:
     """--out, a directory; shown with its default where it has one."""
-    return click.option(
-        "--out", type=click.Path(file_okay=False), default=default, show_default=default is not None, help=help
-    )
+    return click.option("--out", type=Writable(), default=default, show_default=default is not None, help=help)
 
 
 def report_file_option(default: str, help: str) -> Decorator:
     """--report, the Markdown a report command writes (its plots go next to it)."""
     return click.option(
-        "--report", "report_path", default=default, show_default=True, type=click.Path(dir_okay=False), help=help
+        "--report", "report_path", default=default, show_default=True, type=Writable(dir=False), help=help
     )
 
 

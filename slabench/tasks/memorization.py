@@ -61,7 +61,7 @@ class Memorization(Task):
             w,
             f"vocab_size={self.vocab_size} must be >= 6 (2 special ids, 2 keys, 2 values)",
         )
-        require(self.map_seed >= 0, w, f"map_seed={self.map_seed} must be >= 0")
+        require(0 <= self.map_seed < 2**31, w, f"map_seed={self.map_seed} must be an int in [0, 2**31)")
 
     def sample(self, batch_size: int, generator: torch.Generator, device: torch.device | str = "cpu") -> Batch:
         B, T, M = batch_size, self.seq_len, self.num_keys
