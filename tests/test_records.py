@@ -112,6 +112,12 @@ def test_load_records_flags_each_kind_of_bad_file(tmp_path):
         "status": (json.dumps({**_record("status", 0.1), "status": "done"}), "status 'done'"),
         "renamed": (json.dumps(_record("elsewhere", 0.1)), "does not match"),
         "noacc": (json.dumps({**_record("noacc", 0.1), "metrics": {}}), "no test_acc"),
+        # Each of these was read in and crashed a table (kernel_paths.items()) or skewed its means.
+        "nan": (json.dumps(_record("nan", float("nan"))), "metrics.test_acc is nan, not a fraction in [0, 1]"),
+        "over": (json.dumps(_record("over", 1.5)), "metrics.test_acc is 1.5, not a fraction"),
+        "paths": (json.dumps({**_record("paths", 0.1), "kernel_paths": "x"}), 'kernel_paths is "x", not an object'),
+        "bigint": ('{"key": ' + "9" * 5000 + "}", "unreadable: ValueError"),  # past Python's int-parsing limit
+        "deep": ("[" * 100_000 + "]" * 100_000, "unreadable: RecursionError"),
     }
     for key, (text, _) in bad.items():
         (folder / f"{key}.json").write_text(text)

@@ -180,6 +180,12 @@ def _check(record: Any, key: str | None) -> str | None:
                     return f"status ok but no {name} in {part}"
             elif not _is(record[part][name], types):
                 return _wrong(f"{part}.{name}", record[part][name], types)
+    for name in ("test_acc", "test_exact", "val_acc"):  # a fraction: NaN or 1e308 would skew every mean
+        value = record["metrics"].get(name)
+        if ok and not 0.0 <= value <= 1.0:
+            return f"metrics.{name} is {value!r}, not a fraction in [0, 1]"
+    if not _is(record.get("kernel_paths", {}), (dict,)):
+        return _wrong("kernel_paths", record["kernel_paths"], (dict,))
     for point in record["metrics"].get("curve", []):
         if not isinstance(point, dict) or not _is(point.get("step"), (int,)):
             return f"metrics.curve has a point without an integer step: {json.dumps(point, default=str)[:40]}"
@@ -198,7 +204,7 @@ def _parse(text: str, key: str | None) -> tuple[RunRecord | None, str | None]:
     """(record, None) or (None, why it is not one)."""
     try:
         record = json.loads(text)
-    except json.JSONDecodeError as e:
+    except (ValueError, RecursionError) as e:  # not JSON, an integer of thousands of digits, nesting too deep
         return None, f"unreadable: {type(e).__name__}"
     reason = _check(record, key)
     return (None, reason) if reason else (record, None)
