@@ -233,6 +233,8 @@ def load_grid_file(path: str | Path) -> dict[str, Any]:
         grid = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise SlabenchError(f"grid file '{path}': invalid TOML: {e}") from None
+    except RecursionError:
+        raise SlabenchError(f"grid file '{path}': arrays or tables nested too deep for the TOML reader") from None
     check_grid_layout(grid)  # here too: `run --mixer` and `compare` rewrite the models before expand_grid
     return grid
 

@@ -538,6 +538,7 @@ def test_a_path_no_check_foresaw_is_one_line_too(tmp_path, tiny_grid):
         (["run", "{grid}", "--dry-run", "--workers", "99999999999999999999"], ["--workers=", "must be in [0, 1024]"]),
         (["run", "--preset", "", "--dry-run"], ["unknown preset ''; known: ci,"]),
         (["compare", "--mixer", "gla", "--against", "attention", "--preset", ""], ["unknown preset ''"]),
+        (["run", "{grid}", "--dry-run", "--fold", "²"], ["--fold: fold='²' is not allowed; give an int >= 1"]),
     ],
 )
 def test_out_of_range_and_empty_values_are_one_line(tiny_grid, args, words):
@@ -553,6 +554,26 @@ def test_a_sweep_of_no_mixers_keeps_the_last_sweeps_tables(tmp_path):
     kept.write_text("the last sweep")
     _one_line_error(["sweep", "--device", "cpu", "--mixers", " ,", "--out", str(kept.parent)], "--mixers=' ,' names no")
     assert kept.read_text() == "the last sweep" and len(list(kept.parent.iterdir())) == 1
+
+
+def test_a_sweep_whose_every_case_failed_keeps_the_last_sweeps_tables(tmp_path, monkeypatch):
+    """A size past memory failed every case, and the table of failures was written over the last
+    sweep's; now nothing is written and the command says so in one line."""
+    from slabench.runners.sweep import cases
+
+    def out_of_memory(*args, **kwargs):
+        raise RuntimeError("CUDA out of memory")  # what a case past the device's memory raises
+
+    monkeypatch.setattr(cases, "mixer_fns", out_of_memory)
+    kept = tmp_path / "cpu.md"
+    kept.write_text("the last sweep")
+    args = ["sweep", "--device", "cpu", "--mixers", "gla", "--seq-lens", "16", "--repeats", "1", "--out", str(tmp_path)]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+    lines = result.stderr.strip().splitlines()  # each failed case, then the error
+    assert lines[0] == "gla fwd B128 T16: oom RuntimeError: CUDA out of memory"
+    assert lines[-1] == f"error: every case of the sweep failed; nothing written to '{tmp_path}' (its files are kept)"
+    assert kept.read_text() == "the last sweep" and [p.name for p in tmp_path.iterdir()] == ["cpu.md"]
 
 
 def test_a_grid_of_any_width_validates_without_allocating_it(tmp_path, tiny_grid):

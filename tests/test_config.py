@@ -225,3 +225,12 @@ def test_a_file_that_is_not_utf8_is_one_line(tmp_path, command):
     assert "Traceback" not in result.output
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "not UTF-8" in lines[0] and str(path) in lines[0], result.stderr
+
+
+def test_a_grid_nested_past_the_toml_readers_depth_is_one_line(tmp_path):
+    """tomllib recurses per nesting level: 5000 nested arrays were a RecursionError traceback."""
+    path = tmp_path / "g.toml"
+    path.write_text('name = "deep"\n[train]\nlr = ' + "[" * 5000 + "1" + "]" * 5000 + "\n")
+    result = CliRunner().invoke(main, ["run", str(path), "--dry-run"])
+    assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+    assert result.stderr.strip() == f"error: grid file '{path}': arrays or tables nested too deep for the TOML reader"

@@ -136,14 +136,16 @@ def sweep(
         repeats=repeats,
     )
     written: dict[str, Path] = {}
+
+    def write(partial: dict) -> None:
+        # Only once a case has measured something: a sweep whose every case failed (a size past
+        # memory) would write its table of failures over the last sweep's.
+        if any(r["status"] == "ok" for r in partial["rows"] + partial["train_steps"]):
+            written.update(write_outputs(partial, Path(out)))
+
     with render.console.status("sweep") as status:
         # Files are rewritten after every shape: a sweep cut short keeps what it measured.
-        result = run_sweep(
-            cfg,
-            on_case=lambda desc: status.update(f"sweep: {desc}"),
-            on_partial=lambda partial: written.update(write_outputs(partial, Path(out))),
-            targets=targets,
-        )
+        result = run_sweep(cfg, on_case=lambda desc: status.update(f"sweep: {desc}"), on_partial=write, targets=targets)
     render.print_tables(
         render.rows_table(
             "targets",
@@ -162,6 +164,8 @@ def sweep(
         render.console.print(
             f"[yellow]{r['mixer']} {r['mode']} B{r['batch']} T{r['seq_len']}: {r['status']} {r['error'] or ''}[/]"
         )
+    if not written:
+        raise SlabenchError(f"every case of the sweep failed; nothing written to '{out}' (its files are kept)")
     click.echo("wrote " + ", ".join(str(p) for p in written.values()))
 
 

@@ -105,7 +105,8 @@ def parse_fold(value: str | None, default: int | str) -> int | str:
     """--fold's value as `check_fold` takes it, or `default` when not given."""
     from slabench.config import check_fold
 
-    return default if value is None else check_fold(int(value) if value.isdigit() else value, "--fold")
+    digits = value is not None and value.isascii() and value.isdigit()  # '²' is a digit to isdigit, not to int
+    return default if value is None else check_fold(int(value) if digits else value, "--fold")
 
 
 def grid_file_argument() -> Decorator:
