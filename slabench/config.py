@@ -20,6 +20,11 @@ from typing import Any, Literal
 from slabench.errors import SlabenchError
 from slabench.params import check_params, dataclass_params, require
 
+# Most runs one grid may expand to (and combinations one table's lists may make): the largest
+# shipped grid (paper) has 8,262; a hundred thousand quick runs take a GPU about a day, and a
+# grid of lists that multiply to 10**8 hung while merely listing its runs.
+MAX_RUNS = 100_000
+
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
@@ -218,6 +223,8 @@ def _expand(table: dict[str, Any], where: str) -> list[dict[str, Any]]:
         require(not (isinstance(value, list) and not value), where, f"{key} = [] runs nothing; give at least one value")
     keys = list(table)
     values = [v if isinstance(v, list) else [v] for v in table.values()]
+    n = math.prod(len(v) for v in values)
+    require(n <= MAX_RUNS, where, f"its lists make {n:,} combinations; at most {MAX_RUNS:,} (see MAX_RUNS)")
     return [dict(zip(keys, combo)) for combo in itertools.product(*values)]
 
 
@@ -403,5 +410,7 @@ def expand_grid(grid: dict[str, Any]) -> tuple[str, list[RunSpec]]:
                 f"give max_len >= {seq_len}, or leave max_len out (it follows the task)",
             )
             pairs.append((t, m, own_trains))
+    n = sum(len(own) for _, _, own in pairs) * len(seeds)
+    require(n <= MAX_RUNS, f"grid '{name}'", f"expands to {n:,} runs; at most {MAX_RUNS:,} (see MAX_RUNS)")
     specs = [RunSpec(name, t, m, tr, s) for t, m, own in pairs for tr, s in itertools.product(own, seeds)]
     return name, list(dict.fromkeys(specs))

@@ -1,10 +1,12 @@
 """Grid expansion and validation."""
 
+import re
+
 import pytest
 from click.testing import CliRunner
 
 from slabench.cli import main
-from slabench.config import RunSpec, expand_grid, load_preset, preset_names
+from slabench.config import RunSpec, expand_grid, load_preset, preset_names, tomllib
 from slabench.errors import SlabenchError
 
 GRID = {
@@ -234,3 +236,23 @@ def test_a_grid_nested_past_the_toml_readers_depth_is_one_line(tmp_path):
     result = CliRunner().invoke(main, ["run", str(path), "--dry-run"])
     assert result.exit_code == 2 and "Traceback" not in result.output, result.output
     assert result.stderr.strip() == f"error: grid file '{path}': arrays or tables nested too deep for the TOML reader"
+
+
+@pytest.mark.parametrize(
+    "models, seeds, words",
+    [
+        ("d_model = [{wide}]\nn_layers = [{deep}]", "[0]", "[[models]] #1: its lists make 101,000 combinations"),
+        ("d_model = 16", "[{seeds}]", "grid 'many': expands to 100,001 runs; at most 100,000"),
+    ],
+)
+def test_a_grid_of_more_runs_than_any_machine_runs_is_refused_before_listing_them(models, seeds, words):
+    """Lists that multiply to 10**8 runs hung `run --dry-run` while it listed them."""
+    wide, deep = ", ".join(str(16 * i) for i in range(1, 1001)), ", ".join(map(str, range(1, 102)))
+    grid = tomllib.loads(
+        'name = "many"\n[train]\nsteps = 1\nseeds = '
+        + seeds.format(seeds=", ".join(map(str, range(100_001))))
+        + '\n[[tasks]]\nname = "mqar"\n[[models]]\nname = "attention"\n'
+        + models.format(wide=wide, deep=deep)
+    )
+    with pytest.raises(SlabenchError, match=re.escape(words)):
+        expand_grid(grid)
