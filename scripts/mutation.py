@@ -89,6 +89,8 @@ TESTS = {
         "tests/test_regression.py::test_check_rows_missing_and_new",
     ],
     "slabench/config.py": ["tests/test_config.py"],
+    "slabench/cli/options.py": ["tests/test_cli.py::test_unwritable_outputs_are_one_line_before_anything_runs"],
+    "slabench/cli/kernels.py": ["tests/test_cli.py::test_a_sweep_whose_every_case_failed_keeps_the_last_sweeps_tables"],
     "slabench/runners/report.py": [
         "tests/test_report.py::test_lr_is_chosen_on_validation_and_the_verdict_runs_never_saw_it",
         "tests/test_report.py::test_code_line_names_each_commit_and_its_runs_from_a_dirty_tree",
@@ -1048,6 +1050,34 @@ STATISTICS_MUTANTS = [
         "if len(mixers) <= LEGEND_INSIDE or len(counts) == 1:",
         "if True:",
         "a leaderboard plot draws a hundred series on one axes, colours repeating every ten",
+    ),
+    M(
+        "records-accept-any-accuracy",
+        "slabench/runners/records.py",
+        "if ok and not 0.0 <= value <= 1.0:",
+        "if False:",
+        "a record whose test accuracy is NaN or 1e308 is read in and skews every mean",
+    ),
+    M(
+        "cli-output-path-unchecked",
+        "slabench/cli/options.py",
+        "if not path.exists() and not above.is_dir():",
+        "if False:",
+        "an output path under a file fails with a traceback after the work instead of before it",
+    ),
+    M(
+        "sweep-writes-failures-over-tables",
+        "slabench/cli/kernels.py",
+        'if any(r["status"] == "ok" for r in partial["rows"] + partial["train_steps"]):',
+        "if True:",
+        "a sweep whose every case failed writes its failures over the last sweep's tables",
+    ),
+    M(
+        "grid-runs-uncapped",
+        "slabench/config.py",
+        "    require(n <= MAX_RUNS, f\"grid '{name}'\",",
+        "    require(True, f\"grid '{name}'\",",
+        "a grid of 10**8 runs hangs while its runs are listed",
     ),
 ]
 
