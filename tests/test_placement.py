@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from slabench.config import expand_grid, load_grid_file
+from slabench.errors import SlabenchError
 from slabench.runners import grid as grid_mod
 from slabench.runners.placement import Placement, spread_first_uses
 
@@ -104,6 +105,12 @@ def test_local_runner_spreads_over_simulated_gpus_and_retries_out_of_memory(tmp_
 @pytest.mark.parametrize("address", ["auto", "10.0.0.5:6379", "head-node.cluster:6379", None])
 def test_ray_address_accepts_auto_and_host_port(address):
     assert grid_mod.check_address(address) == address
+
+
+@pytest.mark.parametrize("address", ["head:99999", "head:0", "head:", ":6379", "http://head"])
+def test_ray_address_refuses_a_port_out_of_range_or_missing(address):
+    with pytest.raises(SlabenchError, match=r"give auto or HOST:PORT, the port in \[1, 65535\]"):
+        grid_mod.check_address(address)
 
 
 def test_a_malformed_ray_address_is_one_line(tmp_path, tiny_grid):

@@ -63,10 +63,13 @@ def resolve_device(device: str) -> str:
 
 def check_address(address: str | None) -> str | None:
     """`--address`: None (a local Ray instance), 'auto' (the cluster started on this host by
-    `ray start`) or HOST:PORT of a cluster's head."""
-    if address is None or address == "auto" or re.fullmatch(r"[\w.-]+:\d{1,5}", address):
+    `ray start`) or HOST:PORT of a cluster's head, the port in [1, 65535]."""
+    port = re.fullmatch(r"[\w.-]+:(\d{1,5})", address or "")
+    if address is None or address == "auto" or (port and 1 <= int(port[1]) <= 65535):
         return address
-    raise SlabenchError(f"--address {address!r} is not allowed; give auto or HOST:PORT (e.g. 10.0.0.5:6379)")
+    raise SlabenchError(
+        f"--address {address!r} is not allowed; give auto or HOST:PORT, the port in [1, 65535] (e.g. 10.0.0.5:6379)"
+    )
 
 
 def failed_record(spec: RunSpec, message: str, device: str, trace: str | None = None) -> dict[str, Any]:
