@@ -80,7 +80,7 @@ def _load_file(ref: str, path_text: str) -> Any:
         sys.modules[mod_name] = module  # dataclasses and pickling look classes up here
         try:
             spec.loader.exec_module(module)
-        except Exception as e:
+        except (Exception, SystemExit) as e:  # a script's sys.exit() at import ended slabench silently
             del sys.modules[mod_name]
             raise SlabenchError(f"plugin '{ref}': importing '{path_text}' failed: {_one_line(e)}") from None
         _file_modules[key] = module

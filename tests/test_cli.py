@@ -173,6 +173,11 @@ def test_a_group_without_arguments_still_shows_its_help():
         ),
         (lambda d: (d / "some_dir").mkdir(), "some_dir:Foo", ["is a directory", "file.py:ClassName"]),
         (lambda d: (d / "mod.py").write_text("\n"), "mod.py", ["'mod.py:ClassName'"]),
+        (  # a script that exits at import ended slabench with status 0 and no output
+            lambda d: (d / "script.py").write_text("import sys\nsys.exit(0)\n"),
+            "script.py:Foo",
+            ["plugin 'script.py:Foo': importing 'script.py' failed: SystemExit"],
+        ),
     ],
 )
 def test_misnamed_plugins_are_one_line(tmp_path, tiny_grid, monkeypatch, make, mixer, words):
