@@ -9,17 +9,15 @@ from pathlib import Path
 import click
 
 from slabench.cli import render
-from slabench.cli.options import device_option, json_option, out_option, parse_ints, positive_int_option
+from slabench.cli.options import (
+    device_option,
+    json_option,
+    out_option,
+    parse_ints,
+    parse_names,
+    positive_int_option,
+)
 from slabench.errors import SlabenchError
-
-
-def _names(option: str, value: str) -> tuple[str, ...]:
-    """A comma list of mixer names; one naming none (`--mixers ,`) would sweep nothing and still
-    write its empty tables over the last sweep's."""
-    names = tuple(m.strip() for m in value.split(",") if m.strip())
-    if not names:
-        raise SlabenchError(f"{option}={value!r} names no mixer: give a comma list (`slabench models` lists them)")
-    return names
 
 
 @click.command()
@@ -122,7 +120,7 @@ def sweep(
     cfg = default_config(
         device,
         quick,
-        mixers=None if mixers is None else _names("--mixers", mixers),
+        mixers=None if mixers is None else parse_names("--mixers", mixers, "mixer", "gla,sla-gla"),
         seq_lens=parse_ints("--seq-lens", seq_lens),
         tokens=tokens,
         batch=batch,
@@ -182,12 +180,11 @@ def profile(
     mixer: str, shape: str, dtype: str | None, device: str, mode: str, top: int, by_op: bool, as_json: bool
 ) -> None:
     """Where one mixer layer's time goes: its kernels per call, by device time (torch.profiler)."""
-    import torch
-
     from slabench.models import MIXERS
     from slabench.runners.grid import resolve_device
     from slabench.runners.profile import profile_mixer
     from slabench.runners.sweep import Shape
+    from slabench.runners.sweep.cases import is_oom
 
     MIXERS.get(mixer)  # an unknown name lists the known ones
     device = resolve_device(device)
@@ -201,8 +198,8 @@ def profile(
             backward=mode == "fwdbwd",
             by_op=by_op,
         )
-    except (RuntimeError, MemoryError) as e:  # the CPU allocator's failure is a plain RuntimeError
-        if not isinstance(e, (torch.OutOfMemoryError, MemoryError)) and "can't allocate memory" not in str(e):
+    except Exception as e:
+        if not is_oom(e):
             raise
         raise SlabenchError(f"--shape={shape} does not fit in {device}'s memory: {str(e).splitlines()[0]}") from e
     if as_json:

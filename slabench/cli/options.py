@@ -48,11 +48,12 @@ class Writable(click.Path):
         if not str(value).strip():
             self.fail("must name a " + ("directory" if self.dir_okay else "file"), param, ctx)
         path = Path(super().convert(value, param, ctx))
-        above = next(p for p in path.absolute().parents if p.exists())
-        if not path.exists() and not above.is_dir():
-            self.fail(f"'{above}' is a file, so '{value}' cannot be created under it", param, ctx)
-        if not path.exists() and not os.access(above, os.W_OK | os.X_OK):
-            self.fail(f"'{above}' is not writable, so '{value}' cannot be created", param, ctx)
+        if not path.exists():
+            above = next(p for p in path.absolute().parents if p.exists())
+            if not above.is_dir():
+                self.fail(f"'{above}' is a file, so '{value}' cannot be created under it", param, ctx)
+            if not os.access(above, os.W_OK | os.X_OK):
+                self.fail(f"'{above}' is not writable, so '{value}' cannot be created", param, ctx)
         return value
 
 
@@ -107,6 +108,15 @@ def parse_fold(value: str | None, default: int | str) -> int | str:
 
     digits = value is not None and value.isascii() and value.isdigit()  # '²' is a digit to isdigit, not to int
     return default if value is None else check_fold(int(value) if digits else value, "--fold")
+
+
+def parse_names(flag: str, value: str, what: str, example: str) -> tuple[str, ...]:
+    """A comma list of names, stripped; one naming none is refused (`sweep --mixers ,` would sweep
+    nothing and still write its empty tables over the last sweep's)."""
+    names = tuple(x.strip() for x in value.split(",") if x.strip())
+    if not names:
+        raise SlabenchError(f"{flag}={value!r} names no {what}: give a comma list, e.g. {flag} {example}")
+    return names
 
 
 def grid_file_argument() -> Decorator:

@@ -188,8 +188,9 @@ def param_plots(rows: list[dict[str, Any]], out_dir: Path, name: str) -> list[Pa
                 rest = tuple(sorted((k, v) for k, v in r["task_params"].items() if k != param))
                 lines[(r["mixer"], r["model"], rest)].append(r)
             fig, panels = _panels([mixer for mixer, _, _ in lines], f"{family}: accuracy vs {param}")
-            named = len(set(panels.values())) == 1  # else each panel's title names its mixer
-            for group in _by_panel(lines, panels):
+            groups = _by_panel(lines, panels)
+            named = len(groups) == 1  # else each panel's title names its mixer
+            for group in groups:
                 prows = frows if named else [r for r in frows if r["mixer"] == group[0][0]]
                 common = set.intersection(*(set(rest) for _, _, rest in group))
                 for i, (mixer, model, rest) in enumerate(group):
@@ -253,8 +254,9 @@ def make_plots(board: dict[str, Any], out_dir: Path, name: str) -> dict[str, lis
             rest = tuple(sorted((k, v) for k, v in r["model_params"].items() if k != "d_model"))
             series[(r["mixer"], rest)][r["model_params"].get("d_model", 64)].append(100 * r["acc"])
         fig, panels = _panels([mixer for mixer, _ in series], "accuracy vs d_model")
-        named = len(set(panels.values())) == 1
-        for group in _by_panel(series, panels):
+        groups = _by_panel(series, panels)
+        named = len(groups) == 1  # else each panel's title names its mixer
+        for group in groups:
             common = set.intersection(*(set(rest) for _, rest in group))
             for i, (mixer, rest) in enumerate(group):
                 pts = series[(mixer, rest)]

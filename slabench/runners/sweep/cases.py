@@ -28,8 +28,12 @@ def _free(device: torch.device) -> None:
         torch.cuda.empty_cache()
 
 
-def _is_oom(e: BaseException) -> bool:
-    return isinstance(e, torch.cuda.OutOfMemoryError) or "out of memory" in str(e).lower()
+def is_oom(e: BaseException) -> bool:
+    """Whether `e` is a device or the host running out of memory (the CPU allocator's failure is a
+    plain RuntimeError: "can't allocate memory")."""
+    text = str(e).lower()
+    oom_type = isinstance(e, (torch.cuda.OutOfMemoryError, MemoryError))
+    return oom_type or "out of memory" in text or "can't allocate memory" in text
 
 
 def mixer_fns(name: str, shape: Shape, device: torch.device, dtype: str) -> dict[str, Callable[[], Any]]:
@@ -74,7 +78,7 @@ def time_case(
         out = {"status": "ok", "error": None, **m.to_dict()}
     except Exception as e:
         error = (
-            "oom" if _is_oom(e) else "failed",
+            "oom" if is_oom(e) else "failed",
             f"{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}",
         )
     if error is not None:
