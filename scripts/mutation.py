@@ -794,8 +794,8 @@ STATISTICS_MUTANTS = [
     M(
         "lb-lr-on-test",
         "slabench/runners/leaderboard.py",
-        'best = max(complete, key=lambda o: (o["val_acc"], -o["lr"]))',
-        'best = max(complete, key=lambda o: (o["acc"], -o["lr"]))',
+        'lr, edge = choose_lr({o["lr"]: o["val_acc"] for o in options}, {o["lr"] for o in options if o["failed"]})',
+        'lr, edge = choose_lr({o["lr"]: o["acc"] for o in options}, {o["lr"] for o in options if o["failed"]})',
         "the learning rate chosen on the test set",
     ),
     M(
@@ -865,8 +865,8 @@ STATISTICS_MUTANTS = [
     M(
         "lr-choice-counts-crashed",
         "slabench/runners/leaderboard.py",
-        'complete = [o for o in options if not o["failed"]] or options',
-        "complete = options",
+        "complete = [lr for lr in val_acc if lr not in failed] or list(val_acc)",
+        "complete = list(val_acc)",
         "an lr where one seed survived two crashes wins on that seed",
     ),
     M(

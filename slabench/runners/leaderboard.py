@@ -213,6 +213,16 @@ def _varying_train(specs: list[RunSpec]) -> list[str]:
     return [f for f in fields if any(len({getattr(t, f) for t in ts}) > 1 for ts in by_cell.values())]
 
 
+def choose_lr(val_acc: dict[float, float], failed: set[float]) -> tuple[float, bool]:
+    """The lr with the best mean validation accuracy (ties: the smaller lr) among the lrs in
+    `val_acc` with no failed run, and whether it is at the edge of the sweep. Failed runs say
+    nothing about the model, so an lr with some is measured on fewer seeds: choose among the lrs
+    with none, lest one surviving seed win (any lr when every one has some)."""
+    complete = [lr for lr in val_acc if lr not in failed] or list(val_acc)
+    lr = max(complete, key=lambda x: (val_acc[x], -x))
+    return lr, len(val_acc) > 1 and lr in (min(val_acc), max(val_acc))
+
+
 def aggregate(records: list[RunRecord], solve_at: float | None = None, min_seeds: int | None = None) -> dict[str, Any]:
     """Per-task ranked rows, the overall table, the per-lr view, the failures and the warnings."""
     settings = _settings(records, {"solve_at": solve_at, "min_seeds": min_seeds})
@@ -246,12 +256,9 @@ def aggregate(records: list[RunRecord], solve_at: float | None = None, min_seeds
             n = sum(len(runs) for runs in by_lr.values())
             warnings.append(f"{model} on {task}: all {n} runs failed, so it has no row (see the failures)")
             continue
-        # Failed runs say nothing about the model, so an lr with some is measured on fewer seeds:
-        # choose among the lrs with none, lest one surviving seed win (any lr when every one has some).
-        complete = [o for o in options if not o["failed"]] or options
-        best = max(complete, key=lambda o: (o["val_acc"], -o["lr"]))
+        lr, edge = choose_lr({o["lr"]: o["val_acc"] for o in options}, {o["lr"] for o in options if o["failed"]})
+        best = next(o for o in options if o["lr"] == lr)
         lrs = [o["lr"] for o in options]
-        edge = len(lrs) > 1 and best["lr"] in (min(lrs), max(lrs))
         by_task[task].append({**best, "best_lr": best["lr"], "lrs": lrs, "lr_edge": edge})
         if edge:
             warnings.append(

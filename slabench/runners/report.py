@@ -41,7 +41,7 @@ from slabench.config import RunSpec, expand_grid, load_preset
 from slabench.errors import SlabenchError
 from slabench.record import RunRecord
 from slabench.runners import stats
-from slabench.runners.leaderboard import device_time, device_time_line, record_machines, score
+from slabench.runners.leaderboard import choose_lr, device_time, device_time_line, record_machines, score
 from slabench.runners.output import md_table
 from slabench.runners.report_rules import settled
 from slabench.runners.report_sections import (
@@ -116,9 +116,8 @@ def chosen_lrs(stage1: list[RunRecord]) -> dict[tuple[str, str], dict]:
     out = {}
     for cell, by_lr in sorted(vals.items()):
         val = {lr: stats.mean(v) for lr, v in sorted(by_lr.items())}
-        complete = [x for x in val if (cell, x) not in failed] or list(val)  # as the leaderboards: no failed run
-        lr = max(complete, key=lambda x: (val[x], -x))
-        out[cell] = {"lr": lr, "lrs": list(val), "val": val, "edge": len(val) > 1 and lr in (min(val), max(val))}
+        lr, edge = choose_lr(val, {x for x in val if (cell, x) in failed})
+        out[cell] = {"lr": lr, "lrs": list(val), "val": val, "edge": edge}
     return out
 
 
