@@ -7,8 +7,9 @@
 # keeps both in .gpu/, so the next machine resumes from them (a machine released between two
 # calls comes back fresh: without the state it would start from the committed records and rerun
 # what the last one finished), and folds the SLA report's records into
-# leaderboards/records/sla-report, packed, with each section's leaderboard and the report
-# (leaderboards/sla-report.md, from the records in so far) rebuilt, ready to commit.
+# leaderboards/records/sla-report, packed, and a speed sweep's tables into leaderboards/speed,
+# with each section's leaderboard and both editions of the report (leaderboards/sla-report.md and
+# sla-report-v1.md, from the records in so far and the latest sweep) rebuilt, ready to commit.
 set -euo pipefail
 dir=$1
 cp "$dir/autotune.tgz" .gpu/autotune.tgz
@@ -16,6 +17,7 @@ cp "$dir/state.tgz" .gpu/state.tgz
 state=$(mktemp -d)
 trap 'rm -rf "$state"' EXIT
 tar xzf "$dir/state.tgz" -C "$state"
+[ -d "$state/speed" ] && cp -r "$state/speed/." leaderboards/speed/
 if [ -d "$state/sla-report" ]; then
   cp -r "$state/sla-report/." leaderboards/records/sla-report/
   slabench pack leaderboards/records/sla-report
@@ -23,7 +25,12 @@ if [ -d "$state/sla-report" ]; then
     slabench leaderboard "leaderboards/records/sla-report/$s" --out-dir "leaderboards/records/sla-report/$s" \
       --name "report-$s-full" > /dev/null
   done
-  slabench report sla --from-records --out leaderboards/records/sla-report --report leaderboards/sla-report.md \
-    --speed-dir leaderboards/speed --quiet
+fi
+if [ -d "$state/sla-report" ] || [ -d "$state/speed" ]; then
+  for edition in 1 2; do
+    report=leaderboards/sla-report.md; [ "$edition" = 1 ] && report=leaderboards/sla-report-v1.md
+    slabench report sla --from-records --scale full --edition "$edition" --out leaderboards/records/sla-report \
+      --report "$report" --speed-dir leaderboards/speed --quiet
+  done
 fi
 git status --short | tail -3
