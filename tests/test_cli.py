@@ -534,6 +534,18 @@ def test_a_path_no_check_foresaw_is_one_line_too(tmp_path, tiny_grid):
     assert len(load_records(out).records) == 1
 
 
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc")
+def test_a_log_dir_that_cannot_be_made_stops_before_the_runs(tmp_path, tiny_grid):
+    """`--log-dir /proc/nope` passed the option's checks and every run then failed writing its
+    event files (recorded as failed, so a rerun skipped them); now nothing runs."""
+    pytest.importorskip("torch.utils.tensorboard")
+    out = tmp_path / "out"
+    grid = str(tiny_grid(steps=2, seeds=(0,)))
+    line = _one_line_error(["run", grid, *FAST, "--quiet", "--out", str(out), "--log-dir", "/proc/nope"])
+    assert line == "error: cannot write or read '/proc/nope': No such file or directory"
+    assert not out.exists()  # no run started
+
+
 @pytest.mark.parametrize(
     "args, words",
     [

@@ -143,6 +143,7 @@ def run(
 
     if log_dir is not None:
         check_tensorboard()  # fail here, not in every run
+        Path(log_dir).mkdir(parents=True, exist_ok=True)  # likewise a folder no check foresaw (/proc/x)
     outputs = RunOutputs(log_dir, str(out_dir / "checkpoints") if save_checkpoints else None)
     jobs = [Job(name, specs, out_dir)]
     (result,) = run_pending(
