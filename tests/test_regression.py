@@ -172,6 +172,8 @@ def _cell(**changes) -> str:
         (_cell(accs=[0.5]), ["'accs' must hold one accuracy per seed (2); got 1"]),
         (_cell(seeds=[]), ["'seeds' must be a non-empty list of ints"]),
         (_cell(seeds=[0, "1"]), ["'seeds' must be a non-empty list of ints"]),
+        (_cell(seeds=[0, -1]), ["'seeds' must be a non-empty list of ints in [0, 2**31)", "got [0, -1]"]),
+        (_cell(seeds=[0, 2**31]), ["'seeds' must be a non-empty list of ints in [0, 2**31)"]),
         (_cell(seeds=[1, 1]), ["'seeds' must not repeat a seed"]),
         (json.dumps({"cells": [GOOD_CELL, GOOD_CELL]}), ["cells[1]: task and model repeat an earlier cell"]),
     ],

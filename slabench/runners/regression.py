@@ -23,7 +23,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from slabench.config import RunSpec
+from slabench.config import SEED_LIMIT, RunSpec
 from slabench.errors import SlabenchError
 from slabench.record import RunRecord
 from slabench.runners import stats
@@ -156,8 +156,8 @@ def check_baseline(baseline: Any, where: str) -> None:
         if "solve_at" in c and not (_is_number(c["solve_at"]) and 0 <= c["solve_at"] <= 1):
             raise SlabenchError(f"{at}: 'solve_at' must be a number in [0, 1]; got {c['solve_at']!r:.60}")
         seeds, accs = c.get("seeds"), c.get("accs")
-        if not isinstance(seeds, list) or not seeds or not all(_is_int(s) for s in seeds):
-            raise SlabenchError(f"{at}: 'seeds' must be a non-empty list of ints; got {seeds!r:.60}")
+        if not isinstance(seeds, list) or not seeds or not all(_is_int(s) and 0 <= s < SEED_LIMIT for s in seeds):
+            raise SlabenchError(f"{at}: 'seeds' must be a non-empty list of ints in [0, 2**31); got {seeds!r:.60}")
         if len(set(seeds)) != len(seeds):
             raise SlabenchError(f"{at}: 'seeds' must not repeat a seed; got {seeds!r:.60}")
         # Not bounded to [0, 1]: a baseline raised past 1 on purpose (tests) must fail every seed.
