@@ -1021,7 +1021,7 @@ STATISTICS_MUTANTS = [
         "slabench/runners/leaderboard.py",
         "SITTING_GAP_S = 60",
         "SITTING_GAP_S = 600",
-        "the device time counts the minutes between two calls to a lent machine",
+        "the device time counts the idle minutes between two sittings on one machine",
     ),
     M(
         "grid-model-train-ignored",

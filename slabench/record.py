@@ -14,7 +14,7 @@ lack are in the `total=False` half of each type; readers take them with `.get`:
   `metrics.curve` only;
 - `metrics.train_examples` is present only in runs with a finite training set;
 - records written before these fields existed lack `model.mixer_source`, `checkpoint` and `fold`
-  (590 of the 5,300 records under `leaderboards/records/` lack all three), `environment.mps`,
+  (590 of the committed records under `leaderboards/records/`, the oldest, lack all three), `environment.mps`,
   `environment.device_index`, and `spec.train.solve_at` / `min_seeds` (read as the `TrainSpec`
   defaults by `RunSpec.from_dict`).
 

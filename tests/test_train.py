@@ -1,4 +1,4 @@
-"""Real training on a tiny MQAR: attention learns it, and the record holds what DESIGN.md promises."""
+"""Real training on a tiny MQAR: attention learns it, and the record holds what docs/architecture.md promises."""
 
 import torch
 

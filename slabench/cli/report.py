@@ -1,4 +1,4 @@
-"""`report`: mechanism reports, one subcommand per paper (`report sla`)."""
+"""`report`: reports per paper, one subcommand each (`report sla`, `report zoology`)."""
 
 from __future__ import annotations
 

@@ -17,7 +17,8 @@ outputs are wrapped back as batched.
   runs with a weight of ones on all members' rows and each member's weight multiplies its
   output after (`norm(x) w silu(g) = (norm(x) silu(g)) w`; under autocast one more bf16
   rounding than the single run's). One call for all members, on the path the single runs take.
-- the other ops with weights (sla_gate and sla_gate_l2: a low-rank projection per member) stay
+- the other ops with weights (sla_gate and sla_gate_l2: a low-rank projection per member;
+  gdn_gates: A_log and dt_bias; embedding: the token table) stay
   inside vmap and run their plain torch reference (`dispatch.call`), which vmap batches: a member's weights meet
   only its own rows, and the step launches the same kernels whatever N is. Running the fast path
   once per member instead costs a slice, a stacked copy and, in the backward, a zero-filled

@@ -12,7 +12,7 @@ Mamba-2's: A ~ U(1, 16), dt log-uniform in [1e-3, 0.1].
 Where it differs from Mamba-2:
 - B and C are per head (each head has its own key slice, like the other mixers here); Mamba-2
   shares one B and C across all heads (ngroups = 1).
-- The output is normed, then gated (fla's gated norm, shared with every LinearMixer); Mamba-2 gates
+- The output is normed, then gated (the op 'rms_norm_gated', shared with every LinearMixer); Mamba-2 gates
   before its norm. The norm spans all heads by default ('layer'), as Mamba-2's does.
 - Scores are C B^T without the 1/sqrt(Dk) scale of attention, as in Mamba-2; the key width is
   `expand_k * d_model` split over heads where Mamba-2 has a fixed state size (d_state).

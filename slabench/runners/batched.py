@@ -1,8 +1,10 @@
 """Train several runs as one batched model: runs that differ only in seed and learning rate.
 
-Deciding a mechanism question takes hundreds of runs that differ only in seed and lr; at
-synthetic-task sizes one run's step is launch-bound, so N runs folded into one step cost less
-than N steps. Each member of a fold is the run it stands for:
+Deciding a mechanism question takes hundreds of runs that differ only in seed and lr; folding
+them was built on the premise that at synthetic-task sizes one run's step is launch-bound, so N
+runs folded into one step would cost less than N steps. On an H200 a captured step is GPU work
+already, and folds measured 0.85-1.14x one at a time (`resolve_fold`, docs/batched.md).
+Each member of a fold is the run it stands for:
 
 - its own initialisation: its model is built under its own seed exactly as `train` builds it,
   then its values move into the fold's stacked [N, ...] parameters, the leaves the fold trains;

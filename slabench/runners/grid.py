@@ -6,7 +6,7 @@ Backends:
   goes to the device with the most free memory per run (runners/placement.py). One worker runs
   in-process (no spawn cost, per-step progress). Packing several runs on one GPU buys little at
   synthetic-task sizes: one run's CUDA-graph steps already keep an H100 ~89% busy, so 8 workers
-  give 1.23x under NVIDIA MPS and 1.1x without it (leaderboards/speed/packing.md).
+  give 1.23x under NVIDIA MPS and 6 workers 1.1x without it (leaderboards/speed/packing.md).
 - ray (optional extra): the same groups as Ray tasks on a local Ray instance or an existing
   cluster (`address`); a group asks for a GPU share per run, Ray picks the GPU; the driver
   writes the records.

@@ -12,7 +12,8 @@ one-hot as training proceeds, (4) linear time and memory with small overhead. Se
     cost   (leaderboards/speed/*.json from `slabench sweep`)  claim 4
 
 The second edition (the default) runs controlled arms per base (`report_data.Arms`: X, X with
-the twin's norm, sla-X, sla-X with the base's norm, sla-X with a sigmoid gate) in two stages:
+the twin's norm, sla-X, sla-X with the base's norm, sla-X with a sigmoid gate, and, where a grid
+has it, sla-X with every gate held at 1/H) in two stages:
 a grid's first `LR_SEEDS[scale]` seeds run at every lr of the grid (stage 1), and each cell
 (task x arm) keeps the lr with the best mean validation accuracy over them; the other seeds run
 at that lr only (stage 2), and only stage 2's records, seeds the choice never saw, reach the

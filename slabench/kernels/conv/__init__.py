@@ -6,8 +6,8 @@ At synthetic-task sizes this costs more than the recurrence itself when built fr
 (on an H100 the depthwise conv alone took 125 us of gla's 1088 us fwd+bwd at B64 T256 H8 D16,
 `slabench profile gla`), and fla's fused kernel still took 118 us per backward call on an H200
 in a quick-preset gla training step, on tensors one pass reads in a few microseconds.
-Candidates on CUDA, in order: the project's Triton kernel (`fused.py`: one kernel per
-direction, any channels and lengths, widths up to 8), fla's causal_conv1d (`fla_adapters.py`)
+Candidates on CUDA, in order: the project's Triton kernel (`fused.py`: one kernel forward,
+two backward by default, any channels and lengths, widths up to 8), fla's causal_conv1d (`fla_adapters.py`)
 for wider convs or if the project's kernel fails its probe, and the reference (`reference.py`),
 which is all the CPU runs. The dims a call specialises on are (channels, width).
 """

@@ -4,7 +4,7 @@
         q, k [B, T, H, Dk] already L2-normalised, v [B, T, H, Dv], g, beta [B, T, H]
 
 `reference.py` holds the chunked form and the step-by-step oracle, `fused.py` the project's
-Triton kernel (six kernels, chunk-parallel), `fla_adapters.py` fla's kernels. Candidates, in
+Triton kernel (seven kernels, chunk-parallel), `fla_adapters.py` fla's kernels. Candidates, in
 order: the project kernel for head dims <= 128, before fla's chunk_gated_delta_rule, whose
 backward fla-core 0.6.0 refuses on Hopper under Triton < 3.7.1; fla's fused recurrent kernel; the
 reference. The dims a call specialises on are the head dims (Dk, Dv) and whether the project

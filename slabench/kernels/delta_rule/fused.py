@@ -1,4 +1,4 @@
-"""Gated delta rule in Triton: the chunked WY / UT form, forward and backward in six kernels.
+"""Gated delta rule in Triton: the chunked WY / UT form, forward and backward in seven kernels.
 
 Same op as `delta_rule_chunk` (fla's layout: q, k [B, T, H, Dk], v [B, T, H, Dv], log decay g
 and write strength beta [B, T, H]); g = 0 is plain DeltaNet. Per chunk of C tokens, with b the
@@ -35,7 +35,8 @@ gradient of the state leaving a chunk:
     dv_new = A^T dO + (K e^{b_C - b}) dS,   dS <- (scale Q e^b)^T dO + e^{b_C} dS - w^T dv_new
 
 and `_backward_chunk` [chunks, B*H] then has everything a chunk needs (S, dS, dv_new, Tinv, w,
-v_new) to give dq, dk, dv, dbeta and dg in parallel (derivation in docs/speed.md).
+v_new) to give dq, dk, dv, dbeta and dg in parallel (derivation in docs/speed.md), by default as
+two kernels, `_backward_chunk_first` and `_backward_chunk_second` (`DeltaRuleConfig.split_backward`).
 The walks hold two products per chunk on their serial path. The final state is returned without a
 gradient.
 
@@ -538,7 +539,7 @@ def _meta(Dk: int, Dv: int, dtype: torch.dtype) -> dict:
 
 
 class DeltaRuleFused(torch.autograd.Function):
-    """`delta_rule` in six Triton kernels; same contract as `delta_rule_chunk`."""
+    """`delta_rule` in seven Triton kernels (six unsplit); same contract as `delta_rule_chunk`."""
 
     @staticmethod
     def forward(ctx, q, k, v, g, beta, scale: float, output_final_state: bool, config: DeltaRuleConfig):

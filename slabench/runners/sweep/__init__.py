@@ -15,7 +15,7 @@ with T while attention's grows linearly, and the largest T fits in memory. Extra
 out of memory is recorded as 'oom', one that fails otherwise as 'failed', and the sweep goes on.
 
 The training step (optional) is the standard MQAR model (2 layers, d_model 128, seq_len 256,
-batch 256, MQAR's default vocabulary) through `runners.train.TrainStep`, eager and CUDA-graph;
+batch 256, MQAR's default vocabulary) through `runners.step.TrainStep`, eager and CUDA-graph;
 data sampling is not timed.
 
 The modules, in the order a sweep uses them: `config` (what is swept), `cases` (timing each
