@@ -48,6 +48,9 @@ def test_tiny_report_end_to_end_and_from_records(tmp_path):
     assert -1 not in positions and positions == sorted(positions), positions
     verdicts = re.findall(r"\*\*Verdict: (supported|not supported|inconclusive)\.\*\*", text)
     assert len(verdicts) == 5
+    row = r"^\| \d\. (\w+) \| .+ \| (?:supported|not supported|inconclusive) \| (.+) \|$"  # the table of claims
+    votes = dict(re.findall(row, text, re.M))
+    assert [v.split()[0] for v in votes.values()] == ["gla", "gla", "gla", "-", "-"], votes  # gla: tiny's one base
     assert "No speed sweep found" in text and "slabench sweep" in text  # claim 4 says how to get its data
     for section in ("noise", "mqar", "heads"):
         assert (md.parent / f"sla-report-{section}.png").stat().st_size > 0
@@ -406,6 +409,13 @@ def test_incomplete_line_says_which_verdicts_the_runs_left_can_change():
     assert only_attention.endswith(
         "the noise verdict (inconclusive) stands: its runs left are attention's, which no vote reads."
     )
+
+
+def test_summary_votes_name_each_bases_vote():
+    """The table of claims names each base's vote beside the verdict it makes ('-' for a claim no
+    base votes on, or before any has voted); the tiny end-to-end report shows the column."""
+    assert rp._votes({"retnet": "neither", "gla": "against"}) == "gla against, retnet neither"
+    assert rp._votes({}) == rp._votes(None) == "-"
 
 
 def test_plan_table_gives_each_bases_runs_time_and_whether_it_can_turn_the_verdict():

@@ -231,6 +231,12 @@ def _time_left(left: dict[str, int], per_run: dict[str, float], machines: list[s
     return f", about {_duration(seconds)} of {', '.join(machines)} at each section's device time per run so far{when}"
 
 
+def _votes(votes: dict[str, str] | None) -> str:
+    """A claim's votes per base for the summary table ('-' for a claim not decided by bases' votes,
+    or before any base has voted)."""
+    return ", ".join(f"{base} {vote}" for base, vote in sorted((votes or {}).items())) or "-"
+
+
 def _can_change(parts: dict[str, Section], left: dict[str, dict[str, int]]) -> str:
     """Which verdicts the runs left (section -> `left_by_base`) can change, as the end of the
     Incomplete line: a claim decided by votes per base stands if no votes of its bases with runs
@@ -379,7 +385,8 @@ def write_report(
         FIRST_EDITION if edition == 1 else PROTOCOL.format(lr_seeds=LR_SEEDS[scale]),
         "",
         md_table(
-            ["section", "claim", "verdict"], [[f"{i}. {s}", CLAIMS[s], parts[s][1]] for i, s in enumerate(parts, 1)]
+            ["section", "claim", "verdict", "votes per base"],
+            [[f"{i}. {s}", CLAIMS[s], p.verdict, _votes(p.votes)] for i, (s, p) in enumerate(parts.items(), 1)],
         ),
         "",
     ]
