@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 from datetime import datetime, timezone
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -78,6 +79,12 @@ def test_tiny_report_end_to_end_and_from_records(tmp_path):
     assert result.exit_code == 0, result.output
     assert md.read_text() == text
     assert {p: p.stat().st_mtime_ns for p in out.rglob("records/*.json")} == mtimes
+    # Without --report a tiny report goes under --out: it never overwrites the committed one.
+    committed = Path("leaderboards/sla-report.md").stat().st_mtime_ns
+    no_report = [a for a in args if a not in ("--report", str(md))]
+    assert CliRunner().invoke(main, no_report + ["--from-records"]).exit_code == 0
+    assert (out / "sla-report.md").read_text() == text
+    assert Path("leaderboards/sla-report.md").stat().st_mtime_ns == committed
     assert re.search(r"\d+ of \d+ \(task, model\) cells have seeds both at", text) and "Failed runs" not in text
 
     # A failed run is listed with its error, and --retry-failed reruns it (and only it).

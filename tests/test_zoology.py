@@ -171,6 +171,11 @@ def test_tiny_report_runs_end_to_end_and_rebuilds_from_records(tmp_path, one_thr
     assert len(records) == 12 and all(r["metrics"]["train_test_overlap"] == 0.0 for r in records)
     again = CliRunner().invoke(main, [*args, "--from-records"])
     assert again.exit_code == 0 and report.read_text() == text
+    # Without --report a tiny report goes under --out: it never overwrites the committed one.
+    committed = (ROOT / "leaderboards" / "zoology-mqar.md").stat().st_mtime_ns
+    default = CliRunner().invoke(main, [*args[:-2], "--from-records"])
+    assert default.exit_code == 0 and (tmp_path / "runs" / "zoology-mqar.md").read_text() == text
+    assert (ROOT / "leaderboards" / "zoology-mqar.md").stat().st_mtime_ns == committed
     assert "from 12 of the grids' 12 runs" in text and "**incomplete**" not in text
     next(iter((tmp_path / "runs").glob("*/records/*.json"))).unlink()  # a run not recorded yet
     partial = CliRunner().invoke(main, [*args, "--from-records"])

@@ -69,11 +69,18 @@ def out_option(help: str | None = None, default: str | None = None) -> Decorator
     return click.option("--out", type=Writable(), default=default, show_default=default is not None, help=help)
 
 
-def report_file_option(default: str, help: str) -> Decorator:
-    """--report, the Markdown a report command writes (its plots go next to it)."""
-    return click.option(
-        "--report", "report_path", default=default, show_default=True, type=Writable(dir=False), help=help
-    )
+def report_file_option(committed: str, help: str) -> Decorator:
+    """--report, the Markdown a report command writes (its plots go next to it). Its default is the
+    committed report only at --scale full (`resolve_report`): a tiny run must not overwrite it."""
+    default = f"{committed} at --scale full, else <out>/{Path(committed).name}"
+    return click.option("--report", "report_path", type=Writable(dir=False), help=f"{help} [default: {default}]")
+
+
+def resolve_report(given: str | None, committed: str, scale: str, out: str) -> Path:
+    """Where a report goes: --report, else the committed file at --scale full, else under --out."""
+    if given is not None:
+        return Path(given)
+    return Path(committed) if scale == "full" else Path(out) / Path(committed).name
 
 
 def from_records_option() -> Decorator:

@@ -18,6 +18,7 @@ from slabench.cli.options import (
     parse_fold,
     quiet_option,
     report_file_option,
+    resolve_report,
     retry_failed_option,
     scale_option,
     workers_option,
@@ -82,7 +83,9 @@ def report() -> None:
 
 @report.command("sla")
 @out_option("run records, one subdirectory per section (existing ones are reused)", default="runs/sla-report")
-@report_file_option("leaderboards/sla-report.md", "the Markdown (PNG plots are written next to it)")
+@report_file_option(
+    "leaderboards/sla-report.md", "the Markdown, PNG plots next to it (--edition 1: leaderboards/sla-report-v1.md)"
+)
 @from_records_option()
 @scale_option("the GPU grids (4283 runs, hours of one GPU: docs/report.md)")
 @click.option(
@@ -115,7 +118,7 @@ def report() -> None:
 @quiet_option("only the verdicts")
 def report_sla(
     out: str,
-    report_path: str,
+    report_path: str | None,
     from_records: bool,
     scale: str,
     edition: str,
@@ -149,6 +152,8 @@ def report_sla(
     )
 
     ed = int(edition)
+    committed = "leaderboards/sla-report-v1.md" if ed == 1 else "leaderboards/sla-report.md"
+    report = resolve_report(report_path, committed, scale, out)
     folding = parse_fold(fold, 1)
     chosen = GRID_SECTIONS if sections is None else tuple(x.strip() for x in sections.split(",") if x.strip())
     if not chosen or not set(chosen) <= set(GRID_SECTIONS):
@@ -186,14 +191,14 @@ def report_sla(
     left = {sec: left_by_base(grid.specs, scale, ed, stored[sec]) for sec, grid in grids.items()}
     protocol = {r["key"] for runs in spent.values() for r in runs}
     others = [r for sec in grids for key, r in stored[sec].items() if key not in protocol]
-    verdicts = write_report(records, scale, Path(report_path), Path(speed_dir), ed, choice, spent, left, others)
+    verdicts = write_report(records, scale, report, Path(speed_dir), ed, choice, spent, left, others)
     render.print_tables(render.rows_table("SLA claims", ("section", "verdict"), list(verdicts.items())))
-    click.echo(f"report: {report_path}")
+    click.echo(f"report: {report}")
 
 
 @report.command("zoology")
 @out_option("run records, one subdirectory per grid (existing ones are reused)", default="runs/zoology-mqar")
-@report_file_option("leaderboards/zoology-mqar.md", "the Markdown (the PNG figure is written next to it)")
+@report_file_option("leaderboards/zoology-mqar.md", "the Markdown, the PNG figure next to it")
 @from_records_option()
 @scale_option("the zoology-mqar-<seq_len>[-attention] grids (1/16 of Zoology's epochs, 1/4 for attention; 324 runs)")
 @device_option()
@@ -202,7 +207,7 @@ def report_sla(
 @quiet_option("only the verdict")
 def report_zoology(
     out: str,
-    report_path: str,
+    report_path: str | None,
     from_records: bool,
     scale: str,
     device: str,
@@ -233,5 +238,6 @@ def report_zoology(
     else:
         results = run_pending("zoology-mqar", jobs, device, workers, quiet, retry_failed=retry_failed)
         records = [r for result in results for r in result.records]
-    click.echo(f"acceptance: {write_zoology(records, scale, Path(report_path))}")
-    click.echo(f"report: {report_path}")
+    report = resolve_report(report_path, "leaderboards/zoology-mqar.md", scale, out)
+    click.echo(f"acceptance: {write_zoology(records, scale, report)}")
+    click.echo(f"report: {report}")
