@@ -524,3 +524,22 @@ def test_failed_lr_stage_runs_are_counted_and_listed():
     assert "Failed runs (left out of every figure):" in lines
     lr = RunSpec.from_dict(crashed["spec"]).train.lr
     assert f"| heads | {model} | {crashed['seed']} | {lr:g} | RuntimeError: boom |" in lines
+
+
+def test_cost_reads_the_latest_gpu_sweep_before_any_cpu_one(tmp_path):
+    """A CPU sweep (e.g. `sweep --quick` to try it) written after the GPU's flipped claim 4 from
+    supported to inconclusive; the GPU's latest stands, a CPU sweep counts only alone."""
+    from slabench.runners.report_data import latest_sweep
+
+    def sweep(name: str, device: str, timestamp: str) -> None:
+        data = {"timestamp": timestamp, "config": {"device": device}, "summary": {"sla_overhead": []}}
+        (tmp_path / f"{name}.json").write_text(json.dumps(data))
+
+    sweep("cpu", "cpu", "2026-01-03")
+    assert latest_sweep(tmp_path)[0].name == "cpu.json"
+    sweep("h100", "cuda", "2026-01-01")
+    assert latest_sweep(tmp_path)[0].name == "h100.json"
+    sweep("h200", "cuda:0", "2026-01-02")
+    assert latest_sweep(tmp_path)[0].name == "h200.json"
+    (tmp_path / "other.json").write_text("{}")  # not a sweep: ignored
+    assert latest_sweep(tmp_path)[0].name == "h200.json"

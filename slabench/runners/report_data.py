@@ -193,7 +193,9 @@ def gate_series(records: list[RunRecord]) -> dict[tuple[str, int, int, str], lis
 
 
 def latest_sweep(speed_dir: Path) -> tuple[Path, dict[str, Any]] | None:
-    """The speed sweep JSON (from `slabench sweep`) with the latest timestamp, or None."""
+    """The speed sweep JSON (from `slabench sweep`) with the latest timestamp, a GPU's before any
+    CPU's (the claim is about the kernels training runs on: a CPU sweep, e.g. `--quick` as a smoke
+    test, must not displace the GPU's), or None."""
     found = []
     for path in sorted(Path(speed_dir).glob("*.json")):
         try:
@@ -201,8 +203,9 @@ def latest_sweep(speed_dir: Path) -> tuple[Path, dict[str, Any]] | None:
         except (OSError, UnicodeDecodeError, json.JSONDecodeError):
             continue
         if isinstance(data, dict) and isinstance(data.get("summary"), dict) and "sla_overhead" in data["summary"]:
-            found.append((str(data.get("timestamp", "")), path.name, path, data))
+            on_gpu = str((data.get("config") or {}).get("device", "")).startswith("cuda")
+            found.append((on_gpu, str(data.get("timestamp", "")), path.name, path, data))
     if not found:
         return None
-    _, _, path, data = max(found, key=lambda f: f[:2])
+    *_, path, data = max(found, key=lambda f: f[:3])
     return path, data

@@ -320,7 +320,8 @@ def gates_verdict(finals: dict[str, list[float]]) -> tuple[str, dict[str, dict],
 
 
 COST_RULE = (
-    "From the latest speed sweep: supported if every sla-X's fwd+bwd peak memory per sequence grows as T^s "
+    "From the latest speed sweep on a GPU (else the latest): supported if every sla-X's fwd+bwd peak memory per "
+    "sequence grows as T^s "
     f"with s <= {LINEAR_SLOPE:g} (linear), its time slope is <= {LINEAR_SLOPE:g} or at most {SLOPE_EXCESS:g} above "
     f"its base's (SLA claims to keep its base's complexity: a base that is itself superlinear on this machine, "
     f"e.g. a launch-bound fallback path, says nothing about SLA), and every base's median sla-X / X time ratio "
