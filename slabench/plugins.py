@@ -316,6 +316,21 @@ def _reference_of(cls: type) -> str | None:
     return f"{cls.__module__}:{cls.__qualname__}"
 
 
+# Names registered with a class no fresh process can load (defined inside a function): in-process only.
+_IN_PROCESS_ONLY: set[str] = set()
+
+
+def check_workers_can_load(mixers: set[str]) -> None:
+    """One line, before any run starts, if a mixer a worker process would need was registered with
+    a class it cannot load (its runs failed under other keys than the grid's, then a traceback)."""
+    local = sorted(mixers & _IN_PROCESS_ONLY)
+    if local:
+        raise SlabenchError(
+            f"mixer {local[0]!r} was registered with a class defined inside a function, which worker processes "
+            "cannot load: run with --workers 1, or define the class at module level"
+        )
+
+
 def register_mixer(name: str, cls: type, *, replace: bool = False) -> type:
     """Register a plugin mixer class under `name` (and `sla-<name>` when it is a LinearMixer).
 
@@ -331,6 +346,10 @@ def register_mixer(name: str, cls: type, *, replace: bool = False) -> type:
     if issubclass(cls, LinearMixer):
         MIXERS.register(f"sla-{name}", sla_twin_of(cls, name), replace=replace)
     ref = _reference_of(cls)
+    names = {name, f"sla-{name}"} if issubclass(cls, LinearMixer) else {name}
     if ref is not None:
         os.environ[ENV_VAR] = json.dumps({**_env_references(), name: ref})
+        _IN_PROCESS_ONLY.difference_update(names)
+    else:
+        _IN_PROCESS_ONLY.update(names)
     return checked

@@ -126,6 +126,33 @@ def test_register_mixer(plugin_file, monkeypatch):
         slabench.register_mixer("sla-x", MyLinear)
 
 
+def test_a_mixer_only_this_process_can_load_stops_a_pool_before_any_run(tmp_path, monkeypatch):
+    """A class defined inside a function cannot be loaded by a fresh worker process: its runs failed
+    there under other keys than the grid's and the pool ended in a StopIteration traceback. Now the
+    command stops in one line before any run; --workers 1 trains it."""
+    from click.testing import CliRunner
+
+    from slabench.cli import main
+    from slabench.models.linear import LinearAttention
+
+    class InFunction(LinearAttention):
+        pass
+
+    monkeypatch.setattr(MIXERS, "_items", dict(MIXERS._items))  # registered for this test only
+    monkeypatch.setattr(plugins, "_IN_PROCESS_ONLY", set())
+    slabench.register_mixer("in-function", InFunction)
+    out = tmp_path / "out"
+    args = ["run", "examples/tiny.toml", "--mixer", "sla-in-function", "--device", "cpu", "--out", str(out), "--quiet"]
+    result = CliRunner().invoke(main, [*args, "--workers", "2"])
+    assert result.exit_code == 2 and isinstance(result.exception, SystemExit), result.output
+    assert result.output.strip().splitlines()[-1] == (
+        "error: mixer 'sla-in-function' was registered with a class defined inside a function, which worker "
+        "processes cannot load: run with --workers 1, or define the class at module level"
+    )
+    assert not (out / "records").exists() or not any((out / "records").iterdir())
+    plugins.check_workers_can_load({"gla", "attention"})  # built-in mixers: any process loads them
+
+
 def test_entry_point(plugin_file, monkeypatch, tmp_path):
     monkeypatch.syspath_prepend(str(plugin_file.parent))
     ep = importlib.metadata.EntryPoint(name="ep-good", value="my_mixers:Good", group=plugins.ENTRY_POINT_GROUP)

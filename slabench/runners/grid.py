@@ -40,6 +40,7 @@ import torch
 
 from slabench.config import RunSpec
 from slabench.errors import SlabenchError
+from slabench.plugins import check_workers_can_load
 from slabench.runners.batched import fold_groups, resolve_fold
 from slabench.runners.environment import environment
 from slabench.runners.placement import RESERVE_BYTES, Group, Placement, spread_first_uses
@@ -405,10 +406,13 @@ def run_grid(
         path.mkdir(parents=True, exist_ok=True)
     # TensorBoard's per-step logs are written by single runs only: --log-dir trains unfolded.
     fold = 1 if outputs.log_dir else resolve_fold(fold, device)
+    if backend not in ("local", "ray"):
+        raise SlabenchError(f"--backend {backend!r} is not allowed; choose local or ray")
+    if backend == "local":
+        workers = workers or default_workers(device, len(fold_groups(specs, fold)))
+    if backend == "ray" or workers > 1:  # runs in fresh processes
+        check_workers_can_load({s.model.name for s in specs})
     if backend == "ray":
         _run_ray(specs, outs, device, on_event, outputs, fold, address)
-    elif backend == "local":
-        workers = workers or default_workers(device, len(fold_groups(specs, fold)))
-        _run_local(specs, outs, device, workers, on_event, outputs, fold)
     else:
-        raise SlabenchError(f"--backend {backend!r} is not allowed; choose local or ray")
+        _run_local(specs, outs, device, workers, on_event, outputs, fold)
