@@ -18,4 +18,5 @@ register_mixer("gated-linear", GatedLinear)  # also registers sla-gated-linear (
 
 if __name__ == "__main__":
     grid = Path(__file__).with_name("tiny.toml")
-    main(["run", str(grid), "--mixer", "gated-linear", "--mixer", "sla-gated-linear"])
+    # Its own --out: runs/tiny holds `slabench run examples/tiny.toml`'s runs, ranked on their own.
+    main(["run", str(grid), "--mixer", "gated-linear", "--mixer", "sla-gated-linear", "--out", "runs/tiny-variant"])

@@ -136,3 +136,22 @@ def test_a_variant_whose_every_run_failed_is_named_not_left_out():
     assert any("all 3 runs failed" in w for w in summary["warnings"])
     text = to_markdown(summary, None)
     assert "No result for plugin.py:Broken: every run failed" in text and "## Warnings" in text
+
+
+def test_compare_defaults_to_the_preset_sized_for_the_device(tmp_path, monkeypatch):
+    """Without a grid, compare on CPU took quick's GPU grid (144 runs for a variant and three
+    baselines: about a day of a 2-core CPU); on CPU its default is smoke, on a GPU quick."""
+    from slabench.config import expand_grid, load_preset
+    from slabench.errors import SlabenchError
+
+    planned = []
+
+    def plan_only(name, jobs, *args, **kwargs):
+        planned.extend(jobs[0].specs)
+        raise SlabenchError("planned")
+
+    monkeypatch.setattr("slabench.cli.compare.run_pending", plan_only)
+    args = ["compare", "--mixer", "gla", "--against", "attention", "--device", "cpu", "--out", str(tmp_path)]
+    assert CliRunner().invoke(main, args).exit_code == 2
+    _, smoke = expand_grid(compare_grid(load_preset("smoke"), "gla", ["attention"]))
+    assert [s.key() for s in planned] == [s.key() for s in smoke]
