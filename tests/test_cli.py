@@ -275,6 +275,15 @@ def test_dry_run_plans_without_training(tmp_path, tiny_grid):
     times = [r["timings"]["train_seconds"] for r in load_records(out).records.values()]
     assert len(times) == 3 and more["estimated_seconds"] == pytest.approx(sum(times) / 3)
 
+    # Runs recorded on another machine say nothing of this one's time (an H100's seconds are not
+    # a CPU's): left out, and counted.
+    for path in (out / "records").glob("*.json"):
+        record = json.loads(path.read_text())
+        path.write_text(json.dumps({**record, "environment": {**record["environment"], "device": "NVIDIA H100"}}))
+    elsewhere = json.loads(CliRunner().invoke(main, ["run", str(tiny_grid(steps=5, seeds=(0, 1, 2, 3))), *args]).stdout)
+    assert elsewhere["estimated_seconds"] is None and elsewhere["recorded_elsewhere"] == 3
+    assert elsewhere["machine"] == more["machine"] != "NVIDIA H100"
+
 
 def test_remaining_time_is_the_mean_pace_since_the_start():
     """2 of 6 runs done after 18 s (both at once, as with 2 workers): 36 s left, not ~0."""

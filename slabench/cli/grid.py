@@ -199,6 +199,8 @@ def _print_plan(
                 "pending": [s.to_dict() | {"key": s.key()} for s in plan.pending],
                 "workers": plan.workers,
                 "estimated_seconds": plan.seconds,
+                "machine": plan.machine,
+                "recorded_elsewhere": plan.elsewhere,
             },
             indent=1,
             default=str,

@@ -199,11 +199,12 @@ def print_estimate(plan: Estimate) -> None:
     if not plan.pending:
         click.echo("nothing to run")
     elif plan.seconds is None:
-        click.echo("estimated time: unknown until a run of this grid is recorded under --out")
+        other = f" ({plan.elsewhere} recorded on other machines)" if plan.elsewhere else ""
+        click.echo(f"estimated time: unknown until a run of this grid is recorded under --out on {plan.machine}{other}")
     else:
         click.echo(
             f"estimated time: {plan.seconds / 60:.1f} min on {plan.workers} worker(s), "
-            f"from {plan.from_runs} recorded run(s)"
+            f"from {plan.from_runs} run(s) recorded on {plan.machine}"
         )
 
 

@@ -11,6 +11,7 @@ pending runs should take.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -171,8 +172,9 @@ def _packed_without_mps(backend: str, device: str, workers: int, pending: int) -
 
 @dataclass(frozen=True)
 class Estimate:
-    """What `execute` would do: the runs to do, and their time estimated from the recorded runs
-    of the same model and task (else of any); `seconds` is None until a run is recorded."""
+    """What `execute` would do: the runs to do, and their time estimated from the runs recorded on
+    this machine (device model) of the same model and task (else of any); `seconds` is None until
+    one is recorded here."""
 
     name: str
     out: Path
@@ -182,23 +184,37 @@ class Estimate:
     workers: int
     seconds: float | None
     from_runs: int  # recorded runs the estimate comes from
+    machine: str  # this machine's device, e.g. 'NVIDIA H200' or 'AMD EPYC'
+    elsewhere: int  # recorded runs of other machines, left out: an H100's seconds say nothing of a CPU's
 
 
 def estimate(
     name: str, specs: list[RunSpec], out: Path, device: str, workers: int = 0, retry_failed: bool = False
 ) -> Estimate:
-    from slabench.runners.grid import default_workers, plan
+    from slabench.runners.environment import device_name
+    from slabench.runners.grid import default_workers, plan, resolve_device
 
     pending, recorded, _ = plan(specs, out, retry_failed)
+    here = _machine(device_name(resolve_device(device)))
     seconds: dict[tuple[str, str], list[float]] = {}
+    elsewhere = 0
     for r in load_records(out).records.values():
-        if r["status"] == "ok":
-            spec = RunSpec.from_dict(r["spec"])
-            seconds.setdefault((spec.model.label(), spec.task.label()), []).append(r["timings"]["train_seconds"])
+        if r["status"] != "ok":
+            continue
+        if _machine(str(r["environment"].get("device", ""))) != here:
+            elsewhere += 1
+            continue
+        spec = RunSpec.from_dict(r["spec"])
+        seconds.setdefault((spec.model.label(), spec.task.label()), []).append(r["timings"]["train_seconds"])
     every = [t for ts in seconds.values() for t in ts]
     workers = workers or default_workers(device, len(pending))
     total = None
     if pending and every:
         per_run = [mean(seconds.get((s.model.label(), s.task.label()), every)) for s in pending]
         total = sum(per_run) / min(workers, len(pending))
-    return Estimate(name, out, len(specs), len(recorded), pending, workers, total, len(every))
+    return Estimate(name, out, len(specs), len(recorded), pending, workers, total, len(every), here, elsewhere)
+
+
+def _machine(device: str) -> str:
+    """A record's device without the CPU's thread count ('AMD EPYC (1 threads)' -> 'AMD EPYC')."""
+    return re.sub(r" \(\d+ threads\)$", "", device)
