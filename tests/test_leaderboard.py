@@ -442,3 +442,26 @@ def test_device_time_merges_packed_runs_into_sittings_by_hand():
     line = device_time_line(first + second)
     assert line.startswith("Device time: 120 s (2 min) of NVIDIA H200 in 2 sittings")
     assert device_time_line([]) == ""
+
+
+def test_points_of_more_mixers_than_colours_still_differ(tmp_path, monkeypatch):
+    """The accuracy-vs-state plot of 13 mixers repeated three colours (attention and sla-linear
+    both blue circles); past ten series the marker changes, so no two share colour and marker."""
+    import matplotlib.pyplot as plt
+
+    from slabench.runners import plots
+
+    styles = []
+
+    def capture(fig, path, crop=False):
+        if path.name.endswith("acc-vs-state.png"):
+            points = [line for line in fig.axes[0].lines if line.get_marker() not in (None, "None", "", "_")]
+            styles.extend((line.get_color(), line.get_marker()) for line in points)
+        plt.close(fig)
+        return path
+
+    monkeypatch.setattr(plots, "save_figure", capture)
+    row = {"acc": 0.5, "acc_lo": 0.4, "acc_hi": 0.6}
+    rows = [{**row, "mixer": f"m{i:02d}", "state_size": 100 + i} for i in range(13)]
+    assert plots.state_plot(rows, tmp_path, "t") == [tmp_path / "t-acc-vs-state.png"]
+    assert len(styles) == 13 and len(set(styles)) == 13, styles

@@ -72,6 +72,12 @@ def _style(i: int) -> str:
     return ("-", "--", ":", "-.")[i // 10 % 4]
 
 
+def _marker(i: int) -> str:
+    """Marker of the i-th series of points without lines: circles for the first ten colours, then
+    squares, triangles, diamonds (as `_style` for lines)."""
+    return ("o", "s", "^", "D")[i // 10 % 4]
+
+
 def _save(fig: Any, panels: dict[str, Any], xlabel: str, ylabel: str, path: Path, log: int | None) -> Path:
     """Axis labels, legends and (log: its base) a log x axis on every axes of a figure from
     `_panels`, then write it."""
@@ -211,6 +217,35 @@ def param_plots(rows: list[dict[str, Any]], out_dir: Path, name: str) -> list[Pa
     return paths
 
 
+def state_plot(rows: list[dict[str, Any]], out_dir: Path, name: str) -> list[Path]:
+    """Accuracy vs recurrent state size, one point per task x model cell (none without sizes)."""
+    sized = [r for r in rows if r["state_size"]]
+    if not sized:
+        return []
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    by_mixer = defaultdict(list)
+    for r in sized:
+        by_mixer[r["mixer"]].append(r)
+    for i, (mixer, mrows) in enumerate(sorted(by_mixer.items())):
+        ax.errorbar(
+            [r["state_size"] for r in mrows],
+            [100 * r["acc"] for r in mrows],
+            yerr=yerr(mrows),
+            fmt=_marker(i),
+            capsize=3,
+            label=mixer,
+        )
+    ax.set(
+        xscale="log",
+        xlabel="state size (elements per sequence)",
+        ylabel="test accuracy % (mean, 95% CI)",
+        title="accuracy vs state size",
+        ylim=(-2, 102),
+    )
+    crop = legend(ax, len(by_mixer))
+    return [save_figure(fig, out_dir / f"{name}-acc-vs-state.png", crop=crop)]
+
+
 def make_plots(board: dict[str, Any], out_dir: Path, name: str) -> dict[str, list[Path]]:
     """task -> its plots, and '' -> the plots across tasks."""
     out: dict[str, list[Path]] = {}
@@ -218,33 +253,7 @@ def make_plots(board: dict[str, Any], out_dir: Path, name: str) -> dict[str, lis
         rows = [{**r, "solve_at": board["solve_at"]} for r in rows]
         out[task] = task_plots(task, rows, out_dir, f"{name}-task{i + 1}-{rows[0]['task_name']}")
     rows = [r for task_rows in board["tasks"].values() for r in task_rows]
-    paths = param_plots(rows, out_dir, name)
-
-    # Accuracy vs recurrent state size (one point per task x model cell).
-    sized = [r for r in rows if r["state_size"]]
-    if sized:
-        fig, ax = plt.subplots(figsize=(6.4, 4.2))
-        by_mixer = defaultdict(list)
-        for r in sized:
-            by_mixer[r["mixer"]].append(r)
-        for mixer, mrows in sorted(by_mixer.items()):
-            ax.errorbar(
-                [r["state_size"] for r in mrows],
-                [100 * r["acc"] for r in mrows],
-                yerr=yerr(mrows),
-                fmt="o",
-                capsize=3,
-                label=mixer,
-            )
-        ax.set(
-            xscale="log",
-            xlabel="state size (elements per sequence)",
-            ylabel="test accuracy % (mean, 95% CI)",
-            title="accuracy vs state size",
-            ylim=(-2, 102),
-        )
-        crop = legend(ax, len(by_mixer))
-        paths.append(save_figure(fig, out_dir / f"{name}-acc-vs-state.png", crop=crop))
+    paths = param_plots(rows, out_dir, name) + state_plot(rows, out_dir, name)
 
     # Accuracy vs d_model, when a grid sweeps it (mean over task cells).
     widths = {r["model_params"].get("d_model") for r in rows}
