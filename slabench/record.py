@@ -15,8 +15,8 @@ lack are in the `total=False` half of each type; readers take them with `.get`:
 - `metrics.train_examples` is present only in runs with a finite training set;
 - records written before these fields existed lack `model.mixer_source`, `checkpoint` and `fold`
   (590 of the committed records under `leaderboards/records/`, the oldest, lack all three), `environment.mps`,
-  `environment.device_index`, and `spec.train.solve_at` / `min_seeds` (read as the `TrainSpec`
-  defaults by `RunSpec.from_dict`).
+  `environment.device_index`, and `spec.train`'s `solve_at`, `min_seeds`, `epochs` and
+  `train_examples` (read as the `TrainSpec` defaults by `RunSpec.from_dict`).
 
 Adding a field: add it to the `total=False` half of its type with a comment saying what it is,
 its unit and when it is absent; write it in `train` (or wherever it is produced); read it with
