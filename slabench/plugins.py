@@ -38,9 +38,10 @@ import inspect
 import json
 import os
 import sys
+import types
 import typing
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from slabench.errors import SlabenchError
 from slabench.registry import Registry
@@ -144,6 +145,23 @@ def _options_from_signature(cls: type) -> dict[str, Any]:
     return {"Options": options, "__init__": __init__}
 
 
+def _check_option_types(options: type, ref: str) -> None:
+    """Options are scalars a grid can set: int, float, bool, str, a Literal of values, or Optional
+    of one. A list-typed option would be read as a sweep (`w = [1, 2]` ran two runs, w=1 and w=2)."""
+    from slabench.params import dataclass_params
+
+    scalars = (int, float, bool, str, Any)
+    for p in dataclass_params(options):
+        t = p.type
+        if typing.get_origin(t) in (typing.Union, types.UnionType):
+            t = next((a for a in typing.get_args(t) if a is not type(None)), t)
+        if t not in scalars and typing.get_origin(t) is not Literal:
+            raise SlabenchError(
+                f"plugin '{ref}': option '{p.name}' has type {p.describe_type()}; an option must be int, float, bool, "
+                "str or a Literal[...] of values (a list in a grid is a sweep: one run per value)"
+            )
+
+
 def validate(cls: Any, ref: str) -> type:
     """Check the mixer contract on a tiny input; return the class, wrapped to take its options
     as a dataclass when it takes them as keywords, and to fill in a missing `state_size` (None)
@@ -181,6 +199,7 @@ def validate(cls: Any, ref: str) -> type:
         extra["diagnostics"] = lambda self: {}
     out = type(name, (cls,), {**extra, "__module__": cls.__module__, "__doc__": cls.__doc__}) if extra else cls
 
+    _check_option_types(out.Options, ref)
     try:
         mixer = out(PROBE_D_MODEL, PROBE_HEADS, out.Options())
     except Exception as e:

@@ -234,3 +234,20 @@ def test_sla_twin_of_a_twin_is_one_line(name):
     message = _one_line_error(name)
     assert "already has SLA gates; sla- applies to a base mixer: deltanet, gdn, gla, linear, mamba2" in message
     assert "or a LinearMixer plugin (sla-path/to/file.py:Class)" in message  # (names register_mixer added between)
+
+
+def test_a_list_option_is_refused_in_one_line(tmp_path):
+    """`w: list = None` loaded, and `w = [1, 2]` in a grid silently became two runs (w=1, w=2):
+    a grid's list is a sweep, so an option must be a scalar or a Literal."""
+    path = tmp_path / "listy.py"
+    path.write_text(
+        "from torch import nn\n\n\n"
+        "class Listy(nn.Module):\n"
+        "    def __init__(self, d_model, n_heads, w: list = None, k: int | None = None):\n"
+        "        super().__init__()\n"
+        "        self.proj = nn.Linear(d_model, d_model)\n\n"
+        "    def forward(self, x):\n"
+        "        return self.proj(x)\n"
+    )
+    message = _one_line_error(f"{path}:Listy")
+    assert "option 'w' has type list; an option must be int, float, bool, str or a Literal[...]" in message
