@@ -44,7 +44,11 @@ TESTS = {
     "slabench/runners/train.py": ["tests/test_plumbing.py", "tests/test_train.py"],
     "slabench/runners/step.py": ["tests/test_plumbing.py", "tests/test_train.py"],
     "slabench/runners/records.py": ["tests/test_records.py", "tests/test_grid.py"],
-    "slabench/runners/grid.py": ["tests/test_records.py", "tests/test_grid.py"],
+    "slabench/runners/grid.py": [
+        "tests/test_plugins.py::test_a_mixer_only_this_process_can_load_stops_a_pool_before_any_run",
+        "tests/test_records.py",
+        "tests/test_grid.py",
+    ],
     "slabench/kernels/dispatch.py": ["tests/test_dispatch.py", "tests/test_kernels.py"],
     "slabench/kernels/fold.py": ["tests/test_batched.py"],
     "slabench/kernels/sla_gate/reference.py": [
@@ -83,13 +87,24 @@ TESTS = {
         "tests/test_report_rules.py::test_power_and_stratified_test_hand_computed",
     ],
     "slabench/runners/leaderboard.py": ["tests/test_leaderboard.py"],
-    "slabench/runners/plots.py": ["tests/test_leaderboard.py::test_a_plot_of_many_series_gets_a_panel_per_mixer"],
+    "slabench/runners/plots.py": [
+        "tests/test_leaderboard.py::test_a_plot_of_many_series_gets_a_panel_per_mixer",
+        "tests/test_leaderboard.py::test_points_of_more_mixers_than_colours_still_differ",
+    ],
+    "slabench/runners/report_data.py": [
+        "tests/test_report.py::test_cost_reads_the_latest_gpu_sweep_before_any_cpu_one",
+    ],
+    "slabench/runners/execute.py": ["tests/test_cli.py::test_dry_run_plans_without_training"],
+    "slabench/plugins.py": ["tests/test_plugins.py"],
     "slabench/runners/regression.py": [
         "tests/test_regression.py::test_regression_rule_on_hand_built_cells",
         "tests/test_regression.py::test_check_rows_missing_and_new",
     ],
     "slabench/config.py": ["tests/test_config.py"],
-    "slabench/cli/options.py": ["tests/test_cli.py::test_unwritable_outputs_are_one_line_before_anything_runs"],
+    "slabench/cli/options.py": [
+        "tests/test_cli.py::test_unwritable_outputs_are_one_line_before_anything_runs",
+        "tests/test_zoology.py::test_tiny_report_runs_end_to_end_and_rebuilds_from_records",
+    ],
     "slabench/cli/kernels.py": ["tests/test_cli.py::test_a_sweep_whose_every_case_failed_keeps_the_last_sweeps_tables"],
     "slabench/runners/report.py": [
         "tests/test_report.py::test_lr_is_chosen_on_validation_and_the_verdict_runs_never_saw_it",
@@ -1078,6 +1093,48 @@ STATISTICS_MUTANTS = [
         "    require(n <= MAX_RUNS, f\"grid '{name}'\",",
         "    require(True, f\"grid '{name}'\",",
         "a grid of 10**8 runs hangs while its runs are listed",
+    ),
+    M(
+        "report-tiny-over-committed",
+        "slabench/cli/options.py",
+        'return Path(committed) if scale == "full" else Path(out) / Path(committed).name',
+        "return Path(committed)",
+        "a tiny CPU report overwrites the committed report",
+    ),
+    M(
+        "cost-reads-a-cpu-sweep",
+        "slabench/runners/report_data.py",
+        "*_, path, data = max(found, key=lambda f: f[:3])",
+        "*_, path, data = max(found, key=lambda f: f[1:3])",
+        "a CPU sweep written after the GPU's decides the cost claim",
+    ),
+    M(
+        "estimate-from-other-machines",
+        "slabench/runners/execute.py",
+        'if _machine(str(r["environment"].get("device", ""))) != here:',
+        "if False:",
+        "a CPU plan's time estimated from a GPU's runs",
+    ),
+    M(
+        "points-share-markers",
+        "slabench/runners/plots.py",
+        'return ("o", "s", "^", "D")[i // 10 % 4]',
+        'return "o"',
+        "past ten mixers two share a colour and a marker in the state plot",
+    ),
+    M(
+        "plugin-list-option",
+        "slabench/plugins.py",
+        "if t not in scalars and typing.get_origin(t) is not Literal:",
+        "if False:",
+        "a list-typed plugin option loads, and a grid's list of it silently sweeps",
+    ),
+    M(
+        "pool-runs-in-process-only-mixer",
+        "slabench/runners/grid.py",
+        "check_workers_can_load({s.model.name for s in specs})",
+        "pass",
+        "a mixer only this process can load fails in each worker under other keys, then a traceback",
     ),
 ]
 
