@@ -63,7 +63,7 @@ def compare(
     if grid_file is not None and preset is not None:
         raise SlabenchError("give at most one of GRID_FILE or --preset NAME")
     baselines = [a.strip() for a in against.split(",") if a.strip()]
-    if preset is None:  # the grid sized for the device: quick's 144 runs take about a day of a 2-core CPU
+    if grid_file is None and preset is None:  # the grid sized for the device: quick's take a day of 2 CPU cores
         preset = "quick" if resolve_device(device).startswith("cuda") else "smoke"
     grid = load_grid_file(grid_file) if grid_file else load_preset(preset)
     name, specs = expand_grid(compare_grid(grid, variant, baselines))
