@@ -602,6 +602,16 @@ def test_a_sweep_whose_every_case_failed_keeps_the_last_sweeps_tables(tmp_path, 
     assert kept.read_text() == "the last sweep" and [p.name for p in tmp_path.iterdir()] == ["cpu.md"]
 
 
+def test_a_cpu_sweep_writes_under_runs_not_the_committed_gpu_tables(tmp_path, monkeypatch):
+    """A CPU sweep (trying the command) wrote into leaderboards/speed, where the GPU's committed
+    tables and the report's cost claim are read; on CPU its default --out is runs/speed."""
+    monkeypatch.chdir(tmp_path)
+    args = ["sweep", "--device", "cpu", "--mixers", "gla", "--seq-lens", "16", "--repeats", "1", "--mode", "fwd"]
+    assert CliRunner().invoke(main, args).exit_code == 0
+    assert (tmp_path / "runs" / "speed").is_dir() and not (tmp_path / "leaderboards").exists()
+    assert any(p.suffix == ".json" for p in (tmp_path / "runs" / "speed").iterdir())
+
+
 def test_a_grid_of_any_width_validates_without_allocating_it(tmp_path, tiny_grid):
     """Grid validation builds every mixer to check its shapes; at d_model 100000 that allocated
     120 GB and died. It builds them on the meta device now: the plan prints, nothing allocated."""

@@ -81,7 +81,7 @@ def doctor(devices: tuple[str, ...], dtypes: tuple[str, ...], as_json: bool) -> 
     "--train-step", is_flag=True, help="also time training steps of the standard MQAR model, eager and CUDA graph"
 )
 @positive_int_option("--repeats", "timed calls per case (default: as many as fit in ~0.3 s, 10 to 100)")
-@out_option(default="leaderboards/speed")
+@out_option("where to write (default: leaderboards/speed on a GPU; runs/speed on CPU, where the kernels differ)")
 @click.option("--quick", is_flag=True, help="two lengths, 5 repeats: a smoke test of the sweep")
 @click.option(
     "--targets",
@@ -103,7 +103,7 @@ def sweep(
     cuda_graph: bool,
     train_step: bool,
     repeats: int | None,
-    out: str,
+    out: str | None,
     quick: bool,
     targets_file: str | None,
 ) -> None:
@@ -116,6 +116,7 @@ def sweep(
 
     targets = load_targets(targets_file) if targets_file else None
     device = resolve_device(device)
+    out = out or ("leaderboards/speed" if device.startswith("cuda") else "runs/speed")
     modes = ("fwd", "fwdbwd") if mode == "both" else (mode,)
     cfg = default_config(
         device,
