@@ -155,3 +155,26 @@ def test_compare_defaults_to_the_preset_sized_for_the_device(tmp_path, monkeypat
     assert CliRunner().invoke(main, args).exit_code == 2
     _, smoke = expand_grid(compare_grid(load_preset("smoke"), "gla", ["attention"]))
     assert [s.key() for s in planned] == [s.key() for s in smoke]
+    planned.clear()  # and on a GPU (as resolved from --device auto there), quick
+    monkeypatch.setattr("slabench.runners.grid.resolve_device", lambda device: "cuda")
+    assert CliRunner().invoke(main, args[:-4] + ["--out", str(tmp_path)]).exit_code == 2
+    _, quick = expand_grid(compare_grid(load_preset("quick"), "gla", ["attention"]))
+    assert [s.key() for s in planned] == [s.key() for s in quick]
+
+
+def test_summary_gives_the_variant_its_verdict_against_each_baseline():
+    """By hand: the variant at 0.9 on six seeds against gla at 0.5 and attention at 0.95 on the
+    same seeds: a win (p = 2/64, +40 pp) and a loss (-5 pp). Swapping the arguments of the verdict
+    reported a win as a loss and passed every other test."""
+    from slabench.runners.compare import summarise
+
+    def row(mixer: str, acc: float) -> dict:
+        return {**_row([acc] * 6), "mixer": mixer, "acc": acc, "model_params": {"d_model": 64}}
+
+    board = {"tasks": {"mqar": [row("v", 0.9), row("gla", 0.5), row("attention", 0.95)]}}
+    board.update(ranked_by="", failures=[], warnings=[], runs=18)
+    summary = summarise(board, "v", ["gla", "attention"])
+    (task,) = summary["tasks"]
+    got = {x["baseline"]: (x["verdict"], x["p"], round(x["delta"], 6), x["pairs"]) for x in task["versus"]}
+    assert got == {"gla": ("win", 2 / 64, 0.4, 6), "attention": ("loss", 2 / 64, -0.05, 6)}
+    assert summary["totals"] == {"gla": {"win": 1, "tie": 0, "loss": 0}, "attention": {"win": 0, "tie": 0, "loss": 1}}

@@ -382,13 +382,16 @@ def test_terminal_table_keeps_essential_columns_when_narrow(monkeypatch):
             "tokens_per_s": 4.7e6,
         }
     ]
-    for width, columns in ((80, list(render.NARROW_COLUMNS)), (160, None)):
+    from slabench.runners.leaderboard_files import TASK_COLUMNS
+
+    narrow = ["rank", "model", "solved (95% CI)", "acc % (95% CI)", "seeds' acc %"]
+    for width, columns in ((80, narrow), (160, list(TASK_COLUMNS))):
         console = Console(width=width, record=True)
         monkeypatch.setattr(render, "out_console", console)
         (table,) = render.board_tables({"tasks": {"mqar": rows}})
         console.print(table)
         text = console.export_text()
-        assert [c.header for c in table.columns] == (columns or [c.header for c in table.columns])
+        assert [c.header for c in table.columns] == columns
         assert "40.5 [1.1, 99.0]" in text and "1/3 [6, 79]" in text and "sla-gla" in text and "…" not in text
     assert len(table.columns) == 14
 

@@ -379,3 +379,24 @@ def test_mamba2_is_the_ssd_recurrence():
     torch.testing.assert_close(m(u), y @ m.o_proj.weight.T, rtol=1e-6, atol=1e-7)
     decay = torch.exp(dt * A)
     assert dt.min() > 0.3 and decay.min() > 0.05 and decay.max() < 0.95  # the check ran where dt matters
+
+
+def test_the_decays_and_write_strengths_fed_to_the_kernels_by_hand():
+    """The recurrence oracles above take g and beta from the mixer itself, so a wrong decay or
+    write strength passed every test: RetNet's fixed decays are 1 - 2^(-5-h) (RetNet's paper),
+    DeltaNet's write strength sigmoid(W_b x) without decay, GDN's g = -exp(A_log) softplus(W_a x +
+    dt_bias) and beta = sigmoid(W_b x)."""
+    from torch.nn.functional import softplus
+
+    retnet = make("retnet").double()
+    torch.testing.assert_close(retnet.log_gamma.exp(), torch.tensor([1 - 2**-5, 1 - 2**-6], dtype=torch.float64))
+    x = torch.randn(2, 7, 32, dtype=torch.float64)
+    delta = make("deltanet").double()
+    extras = delta.qkv(x)[3]
+    torch.testing.assert_close(extras["beta"], torch.sigmoid(x @ delta.b_proj.weight.T))
+    assert torch.equal(extras["g"], torch.zeros_like(extras["g"]))
+    gdn = make("gdn").double()
+    extras = gdn.qkv(x)[3]
+    a, b = (x @ gdn.ab_proj.weight.T).split(2, dim=-1)  # [B, T, H] each: a in the first H outputs
+    torch.testing.assert_close(extras["g"].double(), -gdn.A_log.exp() * softplus(a + gdn.dt_bias))
+    torch.testing.assert_close(extras["beta"], torch.sigmoid(b))
