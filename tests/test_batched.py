@@ -205,12 +205,16 @@ def test_a_bf16_fold_on_the_gpu_trains_as_its_single_runs(mixer):
 
 
 @pytest.mark.parametrize("mixer", ["sla-gdn", "sla-retnet"])
-def test_folded_kernel_ops_match_single_runs(mixer):
+def test_folded_kernel_ops_match_single_runs(mixer, monkeypatch):
     """Mixers on the kernel ops: delta_rule and simple_gla (a decay from a buffer) run outside vmap
-    on the members folded into the batch; the gates (sla_gate_l2 for sla-gdn), short_conv and
-    rms_norm_gated inside it."""
-    specs = [_spec(0, mixer=mixer, steps=8), _spec(1, lr=3e-2, mixer=mixer, steps=8)]
-    _assert_same_runs([train(s) for s in specs], train_batched(specs, "cpu"))
+    on the members folded into the batch (the two members' 8 rows a step as one batch of 16, never
+    one member's 8); the gates (sla_gate_l2 for sla-gdn), short_conv and rms_norm_gated inside it."""
+    specs = [_spec(0, mixer=mixer, steps=8, batch_size=8), _spec(1, lr=3e-2, mixer=mixer, steps=8, batch_size=8)]
+    singles = [train(s) for s in specs]
+    seen = _spy_on_references(monkeypatch, kernels.DELTA_RULE, kernels.SIMPLE_GLA)
+    _assert_same_runs(singles, train_batched(specs, "cpu"))
+    batches = {q[0] for q, _ in seen["delta_rule" if mixer == "sla-gdn" else "simple_gla"]}
+    assert 16 in batches and 8 not in batches, batches
 
 
 class _Square(torch.autograd.Function):

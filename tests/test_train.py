@@ -145,10 +145,20 @@ def test_head_and_loss_at_scored_positions_equal_the_full_ones():
 def test_training_on_scored_positions_gives_the_full_heads_record(monkeypatch):
     """A run whose step computes the head at the task's scored positions records what the same
     run computing it everywhere records (float32, CPU)."""
+    from slabench.models.lm import LM
     from slabench.tasks.mqar import MQAR
 
+    heads = set()  # the positions the head ran at: [B, K] in the gathered run, all T in the full one
+    forward = LM.forward
+
+    def spy(self, tokens, positions=None):
+        heads.add(tokens.shape[1] if positions is None else positions.shape[1])
+        return forward(self, tokens, positions)
+
+    monkeypatch.setattr(LM, "forward", spy)
     spec = _spec("attention", 60)
     gathered = train(spec, "cpu")
+    assert heads and max(heads) < dict(TASK.params)["seq_len"], heads  # the head at K < T positions
     monkeypatch.setattr(MQAR, "scored_per_row", lambda self: None)
     full = train(spec, "cpu")
     assert gathered["metrics"]["steps"] == full["metrics"]["steps"] == 60
@@ -174,7 +184,10 @@ def test_evaluation_at_the_scored_positions_equals_the_full_heads():
         pred = model(data.inputs).argmax(-1)  # [B, T]
     mask = data.labels != IGNORE
     correct = ((pred == data.labels) & mask).sum(1)
+    heads = []  # the logits' positions per chunk: the most any row scores, not all 48
+    model.register_forward_hook(lambda module, args, logits: heads.append(logits.shape[1]))
     out = evaluate(model, data, None)
+    assert heads and set(heads) == {counts.max().item()} and counts.max() < 48
     assert out["acc"] == correct.sum().item() / mask.sum().item()
     assert out["exact"] == (correct == mask.sum(1)).double().mean().item()
     assert out["n"] == 300
