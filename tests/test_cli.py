@@ -620,6 +620,10 @@ def test_a_grid_of_any_width_validates_without_allocating_it(tmp_path, tiny_grid
     assert "d_model = 100000" in grid.read_text()
     result = CliRunner().invoke(main, ["run", str(grid), "--dry-run", "--device", "cpu", "--out", str(tmp_path / "o")])
     assert result.exit_code == 0, result.output
+    # The mixers were built at that width (so validation ran there): one more makes heads uneven.
+    grid.write_text(grid.read_text().replace("d_model = 100000", "d_model = 100001"))
+    line = _one_line_error(["run", str(grid), "--dry-run", "--device", "cpu", "--out", str(tmp_path / "o")])
+    assert line == "error: attention: d_model=100001 must be divisible by n_heads=2"
 
 
 def test_a_profile_past_memory_is_one_line(monkeypatch):

@@ -104,6 +104,8 @@ def test_run_with_a_plugin_mixer(tmp_path):
     assert result.exit_code == 0, result.output
     (row,) = json.loads(result.stdout)["overall"]
     assert row["mixer"] == f"{variant}:GatedLinear" and row["params"] > 0
+    summary = json.loads(result.stdout)
+    assert (summary["ran"], summary["failed"], row["solved"]) == (2, [], 2), row  # the example learns the tiny grid
 
 
 def test_a_variant_whose_every_run_failed_is_named_not_left_out():

@@ -204,7 +204,10 @@ def test_forced_reference_and_bad_value(monkeypatch):
     from slabench.errors import SlabenchError
 
     monkeypatch.setenv("SLABENCH_KERNEL_PATH", "reference")
-    assert dispatch.select("gla", "cpu", torch.float32)[0] == "reference"
+    monkeypatch.setattr(dispatch.OPS["gla"], "choice", {})
+    # On "cuda" (CPU picks the reference anyway): no fast path is even probed, each says why.
+    path, _, reasons = dispatch.select("gla", "cuda", torch.float32)
+    assert path == "reference" and reasons and all(r.endswith(": SLABENCH_KERNEL_PATH=reference") for r in reasons)
     monkeypatch.setenv("SLABENCH_KERNEL_PATH", "fastest")
     with pytest.raises(SlabenchError, match="SLABENCH_KERNEL_PATH"):
         dispatch.select("gla", "cpu", torch.float32)
