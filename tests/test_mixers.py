@@ -400,3 +400,34 @@ def test_the_decays_and_write_strengths_fed_to_the_kernels_by_hand():
     a, b = (x @ gdn.ab_proj.weight.T).split(2, dim=-1)  # [B, T, H] each: a in the first H outputs
     torch.testing.assert_close(extras["g"].double(), -gdn.A_log.exp() * softplus(a + gdn.dt_bias))
     torch.testing.assert_close(extras["beta"], torch.sigmoid(b))
+
+
+def test_attention_window_and_rotary_by_hand():
+    """Attention with a sliding window of 3 and rotary positions (RoFormer's base 10000, the
+    half-split pairs (j, j + Dh/2)) against a loop over tokens in float64: each query attends to
+    itself and the two tokens before it. No other test set a window, and a rotary base of 100
+    passed every test."""
+    import math
+
+    torch.manual_seed(0)
+    m = build_mixer("attention", 8, 2, window=3).double()
+    x = torch.randn(1, 6, 8, dtype=torch.float64)  # [B, T, D]
+    T, H, Dh = 6, 2, 4
+    q, k, v = m.qkv(x).view(1, T, 3, H, Dh).unbind(2)  # [B, T, H, Dh] each
+
+    def rot(vec: torch.Tensor, t: int) -> torch.Tensor:  # [Dh] at position t
+        out = vec.clone()
+        for j in range(Dh // 2):
+            a = t * 10000 ** (-j / (Dh // 2))
+            out[j] = vec[j] * math.cos(a) - vec[j + Dh // 2] * math.sin(a)
+            out[j + Dh // 2] = vec[j] * math.sin(a) + vec[j + Dh // 2] * math.cos(a)
+        return out
+
+    y = torch.zeros(1, T, H, Dh, dtype=torch.float64)
+    for h in range(H):
+        for t in range(T):
+            keys = range(max(0, t - 2), t + 1)
+            scores = torch.stack([rot(q[0, t, h], t) @ rot(k[0, u, h], u) / math.sqrt(Dh) for u in keys])
+            y[0, t, h] = sum(w * v[0, u, h] for w, u in zip(torch.softmax(scores, 0), keys))
+    torch.testing.assert_close(m(x), m.out(y.reshape(1, T, H * Dh)), rtol=1e-5, atol=1e-6)
+    assert m.state_size(6) == 2 * 3 * 8  # the KV cache of the last 3 tokens

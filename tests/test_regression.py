@@ -69,6 +69,22 @@ def test_cells_keep_every_seed_and_leave_failed_runs_out():
     assert c["mean"] == pytest.approx(1.42 / 3) and c["solve_at"] == 0.9
 
 
+def test_update_writes_a_baseline_that_checks_its_own_runs_ok(tmp_path):
+    """`ci --update` (make_baseline, write_baseline) had no test: its file must pass the baseline
+    check, hold each cell's seeds and accuracies as run (failed runs left out), and judge the
+    same records ok."""
+    records = [_record(0.70, 0), _record(0.95, 1), _record(0.0, 2, "failed"), _record(0.91, 3)]
+    for r in records:
+        r["environment"] = {"torch": "2.13.0", "device": "AMD EPYC (1 threads)"}
+    path = tmp_path / "ci" / "baseline.json"
+    regression.write_baseline(path, regression.make_baseline(records, "ci"))
+    baseline = regression.load_baseline(path)
+    (cell,) = baseline["cells"]
+    assert (cell["seeds"], cell["accs"], cell["n"], cell["mixer"]) == ([0, 1, 3], [0.70, 0.95, 0.91], 3, "attention")
+    assert cell["mean"] == pytest.approx((0.70 + 0.95 + 0.91) / 3) and baseline["versions"] == ["torch 2.13.0"]
+    assert [r["verdict"] for r in regression.check(records, baseline)] == ["ok"]
+
+
 BASE = {0: 0.60, 1: 0.45, 2: 0.70, 3: 0.55, 4: 0.95}
 
 
