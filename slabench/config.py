@@ -257,6 +257,17 @@ def load_preset(name: str) -> dict[str, Any]:
     return load_grid_file(path)
 
 
+BUDGETS = ("steps", "tokens", "seconds", "epochs")  # a grid sets at most one
+
+
+def with_train(grid: dict[str, Any], settings: dict[str, Any]) -> dict[str, Any]:
+    """The grid with `settings` over its [train] table (`run --train`); a budget given replaces
+    the grid's, so `steps = 50` over a grid with `tokens` is one budget, not two. Checked, like
+    the table itself, when the grid expands."""
+    train = {k: v for k, v in grid.get("train", {}).items() if not (k in BUDGETS and set(settings) & set(BUDGETS))}
+    return {**grid, "train": train | settings}
+
+
 def check_fold(value: Any, where: str) -> int | Literal["auto"]:
     """fold: runs that differ only in seed and lr train as one model, up to `fold` a model
     (runners/batched.py). It changes no result, so it is in no run key."""
@@ -329,7 +340,7 @@ def expand_grid(grid: dict[str, Any]) -> tuple[str, list[RunSpec]]:
 
     def trains(where: str, override: dict[str, Any]) -> list[TrainSpec]:
         table = train_table | override
-        budgets = [k for k in ("steps", "tokens", "seconds", "epochs") if k in table]
+        budgets = [k for k in BUDGETS if k in table]
         require(
             len(budgets) <= 1,
             where,

@@ -12,7 +12,7 @@ from rich.progress import Progress
 
 from slabench import config
 from slabench.cli import main
-from slabench.config import expand_grid
+from slabench.config import TrainSpec, expand_grid
 from slabench.errors import SlabenchError
 from slabench.runners.records import load_records
 
@@ -283,6 +283,25 @@ def test_dry_run_plans_without_training(tmp_path, tiny_grid):
     elsewhere = json.loads(CliRunner().invoke(main, ["run", str(tiny_grid(steps=5, seeds=(0, 1, 2, 3))), *args]).stdout)
     assert elsewhere["estimated_seconds"] is None and elsewhere["recorded_elsewhere"] == 3
     assert elsewhere["machine"] == more["machine"] != "NVIDIA H100"
+
+
+def test_train_settings_from_the_command_line_replace_the_grids(tiny_grid):
+    """run --train KEY=VALUE shortens or reseeds a grid without copying its file: a budget given
+    replaces the grid's (steps over a grid's steps, tokens instead of them: one budget, not two);
+    an unknown key is one line naming the known ones."""
+    grid = str(tiny_grid(steps=10, seeds=(0, 1, 2)))
+
+    def plan(*settings: str) -> list[dict]:
+        result = CliRunner().invoke(main, ["run", grid, "--dry-run", "--json", *FAST, *settings])
+        assert result.exit_code == 0, result.output
+        return json.loads(result.stdout)["pending"]
+
+    runs = plan("--train", "steps=3", "--train", "seeds=[5, 6]")
+    assert [(r["train"]["steps"], r["seed"]) for r in runs] == [(3, 5), (3, 6)]
+    (budget,) = {(r["train"]["tokens"], r["train"]["steps"]) for r in plan("--train", "tokens=4096")}
+    assert budget == (4096, TrainSpec().steps)  # the grid's steps = 10 dropped: tokens is the budget
+    line = _one_line_error(["run", grid, "--dry-run", *FAST, "--train", "stepz=3"])
+    assert line.startswith("error: [train]: unknown parameter 'stepz'; known: steps, tokens,")
 
 
 def test_remaining_time_is_the_mean_pace_since_the_start():

@@ -98,6 +98,14 @@ def run_pending(
     help="replace the grid's models by this mixer (repeatable; e.g. path/to/file.py:Class) at its first "
     "model's backbone",
 )
+@click.option(
+    "--train",
+    "train_settings",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="set a [train] key of the grid (repeatable; e.g. steps=100, seeds=[0,1], lr=[1e-3]; `slabench "
+    "train-options` lists them): new settings are new runs",
+)
 def run(
     grid_file: str | None,
     preset: str | None,
@@ -115,9 +123,11 @@ def run(
     log_dir: str | None,
     save_checkpoints: bool,
     mixers: tuple[str, ...],
+    train_settings: tuple[str, ...],
 ) -> None:
     """Run a grid (GRID_FILE or --preset), resuming from existing records, and rank the results."""
-    from slabench.config import expand_grid, grid_fold, load_grid_file, load_preset
+    from slabench.config import expand_grid, grid_fold, load_grid_file, load_preset, with_train
+    from slabench.params import parse_assignments
     from slabench.runners.grid import check_address, resolve_device
     from slabench.runners.leaderboard import aggregate
     from slabench.runners.leaderboard_files import json_safe, write_leaderboard
@@ -129,6 +139,8 @@ def run(
     if (grid_file is None) == (preset is None):
         raise SlabenchError("give exactly one of GRID_FILE or --preset NAME")
     grid = load_preset(preset) if preset is not None else load_grid_file(grid_file)
+    if train_settings:
+        grid = with_train(grid, parse_assignments(train_settings, "--train"))
     if mixers:
         from slabench.runners.compare import with_models
 
