@@ -100,7 +100,10 @@ TESTS = {
         "tests/test_regression.py::test_regression_rule_on_hand_built_cells",
         "tests/test_regression.py::test_check_rows_missing_and_new",
     ],
-    "slabench/config.py": ["tests/test_config.py"],
+    "slabench/config.py": [
+        "tests/test_cli.py::test_train_settings_from_the_command_line_replace_the_grids",
+        "tests/test_config.py",
+    ],
     "slabench/cli/options.py": [
         "tests/test_cli.py::test_unwritable_outputs_are_one_line_before_anything_runs",
         "tests/test_zoology.py::test_tiny_report_runs_end_to_end_and_rebuilds_from_records",
@@ -1135,6 +1138,13 @@ STATISTICS_MUTANTS = [
         "check_workers_can_load({s.model.name for s in specs})",
         "pass",
         "a mixer only this process can load fails in each worker under other keys, then a traceback",
+    ),
+    M(
+        "train-override-keeps-the-grids-budget",
+        "slabench/config.py",
+        "if not (k in BUDGETS and set(settings) & set(BUDGETS))",
+        "if True",
+        "run --train tokens=N over a grid with steps is refused as two budgets",
     ),
 ]
 
