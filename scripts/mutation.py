@@ -1114,7 +1114,7 @@ STATISTICS_MUTANTS = [
     M(
         "estimate-from-other-machines",
         "slabench/runners/execute.py",
-        'if _machine(str(r["environment"].get("device", ""))) != here:',
+        'if machine(str(r["environment"].get("device", ""))) != here:',
         "if False:",
         "a CPU plan's time estimated from a GPU's runs",
     ),
@@ -1142,8 +1142,8 @@ STATISTICS_MUTANTS = [
     M(
         "train-override-keeps-the-grids-budget",
         "slabench/config.py",
-        "if not (k in BUDGETS and set(settings) & set(BUDGETS))",
-        "if True",
+        "dropped = set(BUDGETS) if set(settings) & set(BUDGETS) else set()",
+        "dropped = set()",
         "run --train tokens=N over a grid with steps is refused as two budgets",
     ),
 ]

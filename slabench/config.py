@@ -264,8 +264,8 @@ def with_train(grid: dict[str, Any], settings: dict[str, Any]) -> dict[str, Any]
     """The grid with `settings` over its [train] table (`run --train`); a budget given replaces
     the grid's, so `steps = 50` over a grid with `tokens` is one budget, not two. Checked, like
     the table itself, when the grid expands."""
-    train = {k: v for k, v in grid.get("train", {}).items() if not (k in BUDGETS and set(settings) & set(BUDGETS))}
-    return {**grid, "train": train | settings}
+    dropped = set(BUDGETS) if set(settings) & set(BUDGETS) else set()
+    return {**grid, "train": {k: v for k, v in grid.get("train", {}).items() if k not in dropped} | settings}
 
 
 def check_fold(value: Any, where: str) -> int | Literal["auto"]:

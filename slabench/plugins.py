@@ -43,7 +43,7 @@ import typing
 from pathlib import Path
 from typing import Any, Literal
 
-from slabench.errors import SlabenchError
+from slabench.errors import SlabenchError, one_line
 from slabench.registry import Registry
 
 ENTRY_POINT_GROUP = "slabench.mixers"
@@ -53,11 +53,6 @@ PROBE_D_MODEL, PROBE_HEADS, PROBE_SHAPE = 32, 2, (2, 8, 32)
 _file_modules: dict[str, Any] = {}  # absolute path -> module, so one file is executed once per process
 _checked: dict[type, type] = {}  # plugin class -> validated (possibly wrapped) class
 _twins: dict[type, type] = {}  # plugin class -> its validated SLA twin
-
-
-def _one_line(e: BaseException) -> str:
-    text = f"{type(e).__name__}: {e}".strip()
-    return text.splitlines()[0] if text else type(e).__name__
 
 
 def is_reference(name: str) -> bool:
@@ -83,7 +78,7 @@ def _load_file(ref: str, path_text: str) -> Any:
             spec.loader.exec_module(module)
         except (Exception, SystemExit) as e:  # a script's sys.exit() at import ended slabench silently
             del sys.modules[mod_name]
-            raise SlabenchError(f"plugin '{ref}': importing '{path_text}' failed: {_one_line(e)}") from None
+            raise SlabenchError(f"plugin '{ref}': importing '{path_text}' failed: {one_line(e)}") from None
         _file_modules[key] = module
     return _file_modules[key]
 
@@ -103,7 +98,7 @@ def load_reference(ref: str) -> type:
                 raise SlabenchError(
                     f"plugin '{ref}': '{where}' is a directory; expected path/to/file.py:ClassName"
                 ) from None
-            raise SlabenchError(f"plugin '{ref}': module '{where}' cannot be imported: {_one_line(e)}") from None
+            raise SlabenchError(f"plugin '{ref}': module '{where}' cannot be imported: {one_line(e)}") from None
     obj = module
     for part in attr.split("."):
         if not hasattr(obj, part):
@@ -205,13 +200,13 @@ def validate(cls: Any, ref: str) -> type:
     except Exception as e:
         raise SlabenchError(
             f"plugin '{ref}': constructor {name}(d_model={PROBE_D_MODEL}, n_heads={PROBE_HEADS}) "
-            f"failed ({_one_line(e)}); every option needs a default"
+            f"failed ({one_line(e)}); every option needs a default"
         ) from None
     x = torch.randn(*PROBE_SHAPE, generator=torch.Generator().manual_seed(0))  # [B, T, D]
     try:
         y = mixer(x)
     except Exception as e:
-        raise SlabenchError(f"plugin '{ref}': forward(x [2, 8, 32]) failed: {_one_line(e)}") from None
+        raise SlabenchError(f"plugin '{ref}': forward(x [2, 8, 32]) failed: {one_line(e)}") from None
     if not isinstance(y, torch.Tensor) or tuple(y.shape) != PROBE_SHAPE:
         got = list(y.shape) if isinstance(y, torch.Tensor) else type(y).__name__
         raise SlabenchError(
@@ -285,7 +280,7 @@ class MixerRegistry(Registry):
                 obj = ep.load()
             except Exception as e:
                 raise SlabenchError(
-                    f"plugin '{name}' (entry point {ep.value}): loading failed: {_one_line(e)}"
+                    f"plugin '{name}' (entry point {ep.value}): loading failed: {one_line(e)}"
                 ) from None
             return validate(obj, name)
         if name.endswith(".py") or "/" in name or os.sep in name:
@@ -362,10 +357,11 @@ def register_mixer(name: str, cls: type, *, replace: bool = False) -> type:
         raise SlabenchError(f"register_mixer: name {name!r} must be non-empty, without ':' and not start with 'sla-'")
     checked = validate(cls, name)
     MIXERS.register(name, checked, replace=replace)
+    names = {name}
     if issubclass(cls, LinearMixer):
         MIXERS.register(f"sla-{name}", sla_twin_of(cls, name), replace=replace)
+        names.add(f"sla-{name}")
     ref = _reference_of(cls)
-    names = {name, f"sla-{name}"} if issubclass(cls, LinearMixer) else {name}
     if ref is not None:
         os.environ[ENV_VAR] = json.dumps({**_env_references(), name: ref})
         _IN_PROCESS_ONLY.difference_update(names)

@@ -645,13 +645,20 @@ def test_a_grid_of_any_width_validates_without_allocating_it(tmp_path, tiny_grid
     assert line == "error: attention: d_model=100001 must be divisible by n_heads=2"
 
 
-def test_a_profile_past_memory_is_one_line(monkeypatch):
+@pytest.mark.parametrize(
+    "error",
+    [
+        RuntimeError("[enforce fail at alloc_cpu.cpp:127] DefaultCPUAllocator: can't allocate memory: 64 GB"),
+        MemoryError(),  # no message: its first line was an IndexError
+    ],
+)
+def test_a_profile_past_memory_is_one_line(monkeypatch, error):
     """A --shape past the machine's memory: the allocator's error becomes one line naming --shape
     (a real one would need the allocation to fail, which on an overcommitting host it may not)."""
     from slabench.runners import profile
 
     def out_of_memory(*args, **kwargs):
-        raise RuntimeError("[enforce fail at alloc_cpu.cpp:127] DefaultCPUAllocator: can't allocate memory: 64 GB")
+        raise error
 
     monkeypatch.setattr(profile, "profile_mixer", out_of_memory)
     _one_line_error(["profile", "gla", "--device", "cpu", "--shape", "1,1000000000,2,8"], "--shape=1,1000000000,2,8")

@@ -17,7 +17,7 @@ from slabench.cli.options import (
     parse_names,
     positive_int_option,
 )
-from slabench.errors import SlabenchError
+from slabench.errors import SlabenchError, one_line
 
 
 @click.command()
@@ -202,7 +202,7 @@ def profile(
     except Exception as e:
         if not is_oom(e):
             raise
-        raise SlabenchError(f"--shape={shape} does not fit in {device}'s memory: {str(e).splitlines()[0]}") from e
+        raise SlabenchError(f"--shape={shape} does not fit in {device}'s memory: {one_line(e)}") from e
     if as_json:
         click.echo(json.dumps(result, indent=1))
         return

@@ -16,6 +16,7 @@ from slabench.cli.options import (
     from_records_option,
     out_option,
     parse_fold,
+    parse_names,
     quiet_option,
     report_file_option,
     resolve_report,
@@ -155,8 +156,8 @@ def report_sla(
     committed = "leaderboards/sla-report-v1.md" if ed == 1 else "leaderboards/sla-report.md"
     report = resolve_report(report_path, committed, scale, out)
     folding = parse_fold(fold, 1)
-    chosen = GRID_SECTIONS if sections is None else tuple(x.strip() for x in sections.split(",") if x.strip())
-    if not chosen or not set(chosen) <= set(GRID_SECTIONS):
+    chosen = GRID_SECTIONS if sections is None else parse_names("--sections", sections, "section", "mqar,heads")
+    if not set(chosen) <= set(GRID_SECTIONS):
         raise SlabenchError(f"--sections={sections!r}: choose a comma list of {', '.join(GRID_SECTIONS)}")
     # Each stage runs every chosen section's runs in one pool; stage 2 needs stage 1's lr choices.
     wanted = tuple(b.strip() for b in bases.split(",") if b.strip())

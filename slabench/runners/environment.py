@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import os
 import platform
+import re
 import subprocess
 from importlib import metadata
 from pathlib import Path
@@ -50,6 +51,12 @@ def device_name(device: torch.device | str) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
     return f"{cpu_model()} ({torch.get_num_threads()} threads)"
+
+
+def machine(device: str) -> str:
+    """A device name as `device_name` wrote it, without the CPU's thread count, which a run's
+    worker count sets ('AMD EPYC (1 threads)' -> 'AMD EPYC'): the machine it names."""
+    return re.sub(r" \(\d+ threads\)$", "", device)
 
 
 def mps_active() -> bool:

@@ -11,7 +11,6 @@ pending runs should take.
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -191,17 +190,17 @@ class Estimate:
 def estimate(
     name: str, specs: list[RunSpec], out: Path, device: str, workers: int = 0, retry_failed: bool = False
 ) -> Estimate:
-    from slabench.runners.environment import device_name
+    from slabench.runners.environment import device_name, machine
     from slabench.runners.grid import default_workers, plan, resolve_device
 
     pending, recorded, _ = plan(specs, out, retry_failed)
-    here = _machine(device_name(resolve_device(device)))
+    here = machine(device_name(resolve_device(device)))
     seconds: dict[tuple[str, str], list[float]] = {}
     elsewhere = 0
     for r in load_records(out).records.values():
         if r["status"] != "ok":
             continue
-        if _machine(str(r["environment"].get("device", ""))) != here:
+        if machine(str(r["environment"].get("device", ""))) != here:
             elsewhere += 1
             continue
         spec = RunSpec.from_dict(r["spec"])
@@ -213,8 +212,3 @@ def estimate(
         per_run = [mean(seconds.get((s.model.label(), s.task.label()), every)) for s in pending]
         total = sum(per_run) / min(workers, len(pending))
     return Estimate(name, out, len(specs), len(recorded), pending, workers, total, len(every), here, elsewhere)
-
-
-def _machine(device: str) -> str:
-    """A record's device without the CPU's thread count ('AMD EPYC (1 threads)' -> 'AMD EPYC')."""
-    return re.sub(r" \(\d+ threads\)$", "", device)
