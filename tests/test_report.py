@@ -451,6 +451,38 @@ def test_plan_table_gives_each_bases_runs_time_and_whether_it_can_turn_the_verdi
     assert rp._plan(parts, {s: {} for s in left}, rp._per_run(spent)) == []
 
 
+def test_plan_table_says_when_the_heads_lr_stage_leaves_a_base_untestable():
+    """Claim 2 needs two H where X's mean accuracy is in [20%, 95%]: where X's lr-stage
+    validation accuracy at its chosen lr is in range at fewer than two H, the heads row says the
+    vote is most likely untestable; other arms' cells and other sections never add the note."""
+    from slabench.config import ModelSpec
+    from slabench.runners.report_sections import Section
+
+    def cell(mixer, h, val, **opts):  # an lr-stage cell: the chosen lr 1e-3 at `val`, 3e-3 lower
+        model = ModelSpec(mixer, tuple(sorted({"n_heads": h, **opts}.items())))
+        return {"lr": 1e-3, "lrs": [1e-3, 3e-3], "val": {1e-3: val, 3e-3: val - 0.1}, "edge": False, "model": model}
+
+    parts = {
+        s: Section([], "inconclusive", {"gla": "against", "retnet": "neither"}) for s in ("noise", "mqar", "heads")
+    }
+    left = {"noise": {"gdn": 5}, "mqar": {}, "heads": {"gdn": 5}}
+    ceiling = {  # gdn at the ceiling at two H, in range at one; its layer-norm arm in range (not X)
+        ("t", "a"): cell("gdn", 2, 0.996),
+        ("t", "b"): cell("gdn", 4, 0.96),
+        ("t", "c"): cell("gdn", 8, 0.5),
+        ("t", "d"): cell("gdn", 4, 0.5, output_norm="layer"),
+    }
+    rows = rp._plan(parts, left, {}, ceiling)[2].splitlines()[2:]
+    assert rows[0].split("|")[5].strip() == "yes"  # noise: no window rule
+    assert rows[1].split("|")[5].strip() == (
+        "yes, though most likely untestable: gdn's lr-stage validation accuracy (H 2 99.6%, H 4 96.0%, H 8 50.0%) "
+        "is in [20%, 95%] at fewer than the two H its vote needs"
+    )
+    in_range = {**ceiling, ("t", "b"): cell("gdn", 4, 0.95)}  # 95% is in range: two H now
+    assert rp._plan(parts, left, {}, in_range)[2].splitlines()[3].split("|")[5].strip() == "yes"
+    assert rp._plan(parts, left, {}, {})[2].splitlines()[3].split("|")[5].strip() == "yes"  # no lr stage yet
+
+
 def test_docs_state_each_sections_protocol_size():
     """docs/report.md's table of sections gives each full grid's protocol runs (both stages) and
     their sum, as `runs_left` counts them before any run, and `--help` the sum: neither can drift

@@ -44,7 +44,8 @@ from slabench.record import RunRecord
 from slabench.runners import stats
 from slabench.runners.leaderboard import choose_lr, device_time, device_time_line, record_machines, score
 from slabench.runners.output import md_table
-from slabench.runners.report_rules import settled
+from slabench.runners.report_data import arm
+from slabench.runners.report_rules import CEILING, LEARNS, settled
 from slabench.runners.report_sections import (
     Section,
     cost_section,
@@ -103,13 +104,15 @@ def lr_stage(specs: list[RunSpec], scale: str, edition: int) -> list[RunSpec]:
 
 
 def chosen_lrs(stage1: list[RunRecord]) -> dict[tuple[str, str], dict]:
-    """(task label, model label) -> {lr, lrs, val: mean validation accuracy per lr, edge}: the lr
+    """(task label, model label) -> {lr, lrs, val: mean validation accuracy per lr, edge, model}: the lr
     with the best mean validation accuracy over stage 1's seeds (ties: the smaller lr) among the
     lrs with no failed run, as the leaderboards choose it."""
     vals: dict[tuple[str, str], dict[float, list[float]]] = defaultdict(lambda: defaultdict(list))
     failed: set[tuple[tuple[str, str], float]] = set()  # (cell, lr) with a failed run
+    models = {}  # cell -> its ModelSpec
     for r in stage1:
         spec = RunSpec.from_dict(r["spec"])
+        models[_cell(spec)] = spec.model
         if (v := score(r, "val_acc")) is not None:
             vals[_cell(spec)][spec.train.lr].append(v)
         else:
@@ -118,7 +121,7 @@ def chosen_lrs(stage1: list[RunRecord]) -> dict[tuple[str, str], dict]:
     for cell, by_lr in sorted(vals.items()):
         val = {lr: stats.mean(v) for lr, v in sorted(by_lr.items())}
         lr, edge = choose_lr(val, {x for x in val if (cell, x) in failed})
-        out[cell] = {"lr": lr, "lrs": list(val), "val": val, "edge": edge}
+        out[cell] = {"lr": lr, "lrs": list(val), "val": val, "edge": edge, "model": models[cell]}
     return out
 
 
@@ -260,18 +263,45 @@ def _can_change(parts: dict[str, Section], left: dict[str, dict[str, int]]) -> s
     return f". They can change the {_and(can)} verdicts; {'; '.join(why(s) for s in stands)}."
 
 
-def _plan(parts: dict[str, Section], left: dict[str, dict[str, int]], per_run: dict[str, float]) -> list[str]:
+def _heads_window(base: str, choice: dict[tuple[str, str], dict]) -> str:
+    """What the heads lr stage so far says of `base`'s vote: claim 2 counts an H only where X's
+    mean test accuracy is in [LEARNS, CEILING] and needs two such H, so where X's validation
+    accuracy at its chosen lr lies in that range at fewer than two H, its vote will most likely
+    be untestable. Empty when it does not (or X has no lr-stage runs yet)."""
+    val = {  # H -> X's mean validation accuracy at its chosen lr
+        dict(c["model"].params)["n_heads"]: c["val"][c["lr"]]
+        for c in choice.values()
+        if arm(c["model"].name, dict(c["model"].params)) == base
+    }
+    if not val or sum(LEARNS <= v <= CEILING for v in val.values()) >= 2:
+        return ""
+    at = ", ".join(f"H {h} {v:.1%}" for h, v in sorted(val.items()))
+    return (
+        f", though most likely untestable: {base}'s lr-stage validation accuracy ({at}) is in "
+        f"[{LEARNS:.0%}, {CEILING:.0%}] at fewer than the two H its vote needs"
+    )
+
+
+def _plan(
+    parts: dict[str, Section],
+    left: dict[str, dict[str, int]],
+    per_run: dict[str, float],
+    heads_choice: dict[tuple[str, str], dict] | None = None,
+) -> list[str]:
     """The runs left as a table per section and base, for choosing what a sitting runs: each
     row's device time at its section's time per run so far (`_per_run`), and whether that base's
-    votes alone can turn its section's verdict (`settled`)."""
+    votes alone can turn its section's verdict (`settled`; for the heads section, with what its lr
+    stage so far says of that vote: `_heads_window`)."""
     rows = []
     for s in GRID_SECTIONS:
         for base, n in left.get(s, {}).items():
             took = _duration(n * per_run[s]) if s in per_run else "not yet timed"
             if base == "attention":
                 turns = "no: the reference, no vote"
+            elif settled(parts[s].votes, {base}):
+                turns = "no"
             else:
-                turns = "no" if settled(parts[s].votes, {base}) else "yes"
+                turns = "yes" + (_heads_window(base, heads_choice or {}) if s == "heads" else "")
             rows.append([s, base, f"{n:,}", took, turns])
     if not rows:
         return []
@@ -398,7 +428,7 @@ def write_report(
             f"**Incomplete:** {sum(totals.values()):,} of the protocol's runs still to run ({by_section})"
             f"{_time_left(totals, per_run, record_machines(spent_runs))}{_can_change(parts, left)}",
             "",
-            *_plan(parts, left, per_run),
+            *_plan(parts, left, per_run, lr_choice.get("heads")),
         ]
     head += _runs_lines(spent, every, others or [])
     if scale == "tiny":
