@@ -8,6 +8,7 @@ error that names the field and what it accepts.
 from __future__ import annotations
 
 import dataclasses
+import types
 import typing
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -23,9 +24,19 @@ class Param:
     help: str = ""
 
     def describe_type(self) -> str:
-        if typing.get_origin(self.type) is Literal:
-            return " | ".join(repr(a) for a in typing.get_args(self.type))
-        return getattr(self.type, "__name__", str(self.type))
+        return _describe(self.type)
+
+
+def _describe(t: Any) -> str:
+    """A type as the user writes its values: 'a' | 'b', list of int, int | 'auto'."""
+    origin, args = typing.get_origin(t), typing.get_args(t)
+    if origin is Literal:
+        return " | ".join(repr(a) for a in args)
+    if origin is list:  # list[int].__name__ is "list": name the element type too
+        return f"list of {_describe(args[0])}"
+    if origin in (typing.Union, types.UnionType):
+        return " | ".join(_describe(a) for a in args)
+    return "None" if t is type(None) else getattr(t, "__name__", str(t))
 
 
 def dataclass_params(cls: type) -> list[Param]:

@@ -259,6 +259,8 @@ def test_train_options_lists_every_train_key():
     assert set(options) == {f.name for f in fields(config.TrainSpec)} | {"seeds", "fold"}
     assert "'auto'" in options["fold"]["help"] and options["fold"]["default"] == 1
     assert options["grad_clip"]["default"] == 1.0 and options["schedule"]["type"] == "'wsd' | 'cosine' | 'constant'"
+    # Types as a grid writes them (list[int].__name__ alone is "list"), as the README's table gives them.
+    assert options["seeds"]["type"] == "list of int" and options["fold"]["type"] == "int | 'auto'"
 
 
 def test_dry_run_plans_without_training(tmp_path, tiny_grid):

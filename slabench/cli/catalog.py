@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Literal
 
 import click
 
@@ -58,7 +59,7 @@ def train_options(as_json: bool) -> None:
         Param("seeds", list[int], [0], "one run per seed (a list)"),
         Param(
             "fold",
-            int,
+            int | Literal["auto"],
             1,
             "train runs differing only in seed and lr as one model, up to this many a model: an int >= 1 "
             "or 'auto' (not a list; `run --fold` overrides it; docs/batched.md)",
