@@ -116,6 +116,7 @@ TESTS = {
         "tests/test_report.py::test_time_line_adds_what_the_runs_outside_the_protocol_held_the_device_for",
         "tests/test_report.py::test_left_by_base_counts_each_bases_runs_to_come",
         "tests/test_report.py::test_plan_table_gives_each_bases_runs_time_and_whether_it_can_turn_the_verdict",
+        "tests/test_report.py::test_plan_table_says_when_the_heads_lr_stage_leaves_a_base_untestable",
         "tests/test_report.py::test_incomplete_line_says_which_verdicts_the_runs_left_can_change",
     ],
     "slabench/runners/report_sections.py": [
@@ -932,9 +933,16 @@ STATISTICS_MUTANTS = [
     M(
         "rep-plan-base-ignored",
         "slabench/runners/report.py",
-        'turns = "no" if settled(parts[s].votes, {base}) else "yes"',
-        'turns = "no" if settled(parts[s].votes, ()) else "yes"',
+        "elif settled(parts[s].votes, {base}):",
+        "elif settled(parts[s].votes, ()):",
         "the table of runs left says no base's runs can change a verdict they can",
+    ),
+    M(
+        "rep-plan-heads-window-one-h",
+        "slabench/runners/report.py",
+        "sum(LEARNS <= v <= CEILING for v in val.values()) >= 2",
+        "sum(LEARNS <= v <= CEILING for v in val.values()) >= 1",
+        "the table of runs left forecasts a heads vote from one H in range, where the rule needs two",
     ),
     M(
         "rep-gates-lower-bound",
