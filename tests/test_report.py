@@ -266,6 +266,7 @@ def test_bases_and_sections_pick_what_a_sitting_runs(tmp_path):
     assert rp.only_bases(specs, ()) == specs
     for args, word in (
         (["--bases", "mamba"], "--bases"),
+        (["--bases", ","], "--bases"),  # names none: refused, not read as every base
         (["--sections", "noise,foo"], "--sections"),
         (["--fold", "0"], "--fold"),
     ):

@@ -160,7 +160,7 @@ def report_sla(
     if not set(chosen) <= set(GRID_SECTIONS):
         raise SlabenchError(f"--sections={sections!r}: choose a comma list of {', '.join(GRID_SECTIONS)}")
     # Each stage runs every chosen section's runs in one pool; stage 2 needs stage 1's lr choices.
-    wanted = tuple(b.strip() for b in bases.split(",") if b.strip())
+    wanted = parse_names("--bases", bases, "base", "gla") if bases else ()  # default: every base
     grids, specs_of = {}, {}
     for section in GRID_SECTIONS:
         name, specs = section_specs(section, scale, ed)
