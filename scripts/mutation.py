@@ -1050,6 +1050,13 @@ STATISTICS_MUTANTS = [
         "the device time counts the idle minutes between two sittings on one machine",
     ),
     M(
+        "device-time-share-every-machine",
+        "slabench/runners/leaderboard.py",
+        '[r for r in records if (r.get("environment") or {}).get("device") == m]',
+        "records",
+        "each machine's share of the device time is every machine's: an H100 hour reads as an H200 hour",
+    ),
+    M(
         "grid-model-train-ignored",
         "slabench/config.py",
         'own_trains = trains(f"{where} train", override) if override else grid_trains',

@@ -445,6 +445,12 @@ def test_device_time_merges_packed_runs_into_sittings_by_hand():
     line = device_time_line(first + second)
     assert line.startswith("Device time: 120 s (2 min) of NVIDIA H200 in 2 sittings")
     assert device_time_line([]) == ""
+    # The second sitting on another machine: the total stays the union, and each machine's share
+    # is its own runs' device time.
+    moved = [{**second[0], "environment": {"device": "NVIDIA H100"}}]
+    assert device_time_line(first + moved).startswith(
+        "Device time: 120 s (2 min) in 2 sittings (30 s of NVIDIA H100 in 1; 90 s of NVIDIA H200 in 1), from"
+    )
 
 
 def test_points_of_more_mixers_than_colours_still_differ(tmp_path, monkeypatch):

@@ -83,16 +83,27 @@ def device_time(records: list[RunRecord]) -> tuple[float, int]:
 
 
 def device_time_line(records: list[RunRecord]) -> str:
-    """One sentence: the records' device time, machines and sittings (`device_time`)."""
+    """One sentence: the records' device time, machines and sittings (`device_time`); records
+    from several machines get each machine's share too, since a second on one is not a second
+    on another."""
     seconds, sittings = device_time(records)
     if not sittings:
         return ""
-    machines = ", ".join(record_machines(records)) or "-"
+    machines = record_machines(records)
+    where = f"of {machines[0] if machines else '-'} in {_sittings(sittings)}"
+    if len(machines) > 1:
+        shares = (
+            (m, *device_time([r for r in records if (r.get("environment") or {}).get("device") == m])) for m in machines
+        )
+        where = f"in {_sittings(sittings)} ({'; '.join(f'{s:,.0f} s of {m} in {n}' for m, s, n in shares)})"
     return (
-        f"Device time: {seconds:,.0f} s ({seconds / 60:.0f} min) of {machines} in {sittings} "
-        f"sitting{'s' if sittings > 1 else ''}, from the records (each sitting from its first run's start to its "
-        "last record; runs packed several at a time overlap)."
+        f"Device time: {seconds:,.0f} s ({seconds / 60:.0f} min) {where}, from the records (each sitting from its "
+        "first run's start to its last record; runs packed several at a time overlap)."
     )
+
+
+def _sittings(n: int) -> str:
+    return f"{n} sitting{'s' if n > 1 else ''}"
 
 
 def time_to_solve(record: RunRecord, solve_at: float) -> tuple[int, bool]:

@@ -207,7 +207,7 @@ def _time_line(spent: list[RunRecord], others: list[RunRecord]) -> str:
         extra = device_time(spent + others)[0] - device_time(spent)[0]
         line += (
             f" The {len(others):,} other runs in its records folders (earlier grids', the other edition's; in no "
-            f"table here) add {extra:,.0f} s of {', '.join(record_machines(others)) or '-'}."
+            f"table here) add {extra:,.0f} s of {_and(record_machines(others)) or '-'}."
         )
     return line
 
@@ -224,14 +224,20 @@ def _duration(seconds: float) -> str:
 
 def _time_left(left: dict[str, int], per_run: dict[str, float], machines: list[str]) -> str:
     """How long the runs left take at the device time per run each section's runs have taken so
-    far (`_per_run`) on `machines`, as a clause for the Incomplete line; sections with no runs yet
-    are named, not guessed. Empty when no section with runs left has been timed."""
+    far (`_per_run`) on `machines` (the devices those runs ran on), as a clause for the Incomplete
+    line; sections with no runs yet are named, not guessed. Empty when no section with runs left has been timed."""
     seconds = sum(n * per_run[s] for s, n in left.items() if n and s in per_run)
     if not seconds:
         return ""
     untimed = [s for s, n in left.items() if n and s not in per_run]
     when = f" ({_and(untimed)} not yet timed)" if untimed else ""
-    return f", about {_duration(seconds)} of {', '.join(machines)} at each section's device time per run so far{when}"
+    if len(machines) == 1:
+        return f", about {_duration(seconds)} of {machines[0]} at each section's device time per run so far{when}"
+    # Runs from several machines: the estimate holds for their mix, not for any one of them.
+    return (
+        f", about {_duration(seconds)} at each section's device time per run so far, over runs on "
+        f"{_and(machines)}{when}"
+    )
 
 
 def _votes(votes: dict[str, str] | None) -> str:
