@@ -122,6 +122,7 @@ TESTS = {
     "slabench/runners/report_sections.py": [
         "tests/test_report.py::test_lr_table_marks_an_edge_lr_below_the_ceiling_apart_from_one_at_it",
         "tests/test_report.py::test_heads_widths_name_a_base_at_another_head_dimension",
+        "tests/test_report_rules.py::test_summary_names_which_way_a_base_differs_and_why",
     ],
     "slabench/runners/report_rules.py": [
         "tests/test_report_rules.py::test_explain_names_the_arm_behind_the_difference",
@@ -131,6 +132,7 @@ TESTS = {
         "tests/test_report_rules.py::test_heads_verdict_rule",
         "tests/test_report_rules.py::test_heads_explain_names_the_arm_behind_the_slope",
         "tests/test_report_rules.py::test_settled_when_no_votes_still_to_come_can_turn_the_verdict",
+        "tests/test_report_rules.py::test_summary_names_which_way_a_base_differs_and_why",
     ],
 }
 
@@ -1027,6 +1029,20 @@ STATISTICS_MUTANTS = [
         '"*" if ch["val"][ch["lr"]] >= CEILING else "**"',
         '"*"',
         "an lr kept at the sweep's edge reads the same whether the cell reached the ceiling or not",
+    ),
+    M(
+        "rep-summary-direction-flipped",
+        "slabench/runners/report_sections.py",
+        "{'ahead' if d['tests']['sla']['delta'] > 0 else 'behind'}",
+        "{'ahead' if d['tests']['sla']['delta'] < 0 else 'behind'}",
+        "the summary says the twin is ahead where it is behind: the report's one-line answer reversed",
+    ),
+    M(
+        "rep-summary-ceiling-explained",
+        "slabench/runners/report_rules.py",
+        'd["differs"] = d["vote"] != UNTESTABLE and rejected(d["tests"]).get("sla", (0.0, False))[1]',
+        'd["differs"] = rejected(d["tests"]).get("sla", (0.0, False))[1]',
+        "a base at the ceiling, which does not vote, is summarised as explained by 'X at the ceiling'",
     ),
     M(
         "rep-others-time-summed",

@@ -430,6 +430,11 @@ def test_summary_votes_name_each_bases_vote():
     base votes on, or before any has voted); the tiny end-to-end report shows the column."""
     assert rp._votes({"retnet": "neither", "gla": "against"}) == "gla against, retnet neither"
     assert rp._votes({}) == rp._votes(None) == "-"
+    # Beside it, which way each differing base's twin moved and what explains it: the answer an
+    # inconclusive verdict can still carry.
+    why = {"gla": "sla-gla ahead: gate (any gate)", "gdn": "sla-gdn behind: norm"}
+    assert rp._explained(why) == "sla-gdn behind: norm; sla-gla ahead: gate (any gate)"
+    assert rp._explained({}) == "no base differs" and rp._explained(None) == "-"
 
 
 def test_plan_table_gives_each_bases_runs_time_and_whether_it_can_turn_the_verdict():

@@ -7,7 +7,7 @@ import math
 
 from slabench.runners import report_rules as rp
 from slabench.runners import stats
-from slabench.runners.report_sections import _accuracy_claim, cost_section
+from slabench.runners.report_sections import _accuracy_claim, _per_base, cost_section
 
 
 def test_majority_needs_more_than_half_of_the_votes():
@@ -187,6 +187,34 @@ def test_heads_explain_names_the_arm_behind_the_slope():
     assert rp.heads_verdict({"gla": [(2, 0.1), (4, 0.2)]}, contrasts)[1]["gla"]["explain"] == "too few points"
 
 
+def test_summary_names_which_way_a_base_differs_and_why():
+    """`differs` is the main test's rejection (claim 1) or an sla-X - X slope that excludes 0
+    (claim 2), never for a base that does not vote; the summary's phrase says which way."""
+    grows, flat = (0.4, 0.1, 0.3, [0, 0.25, 0.5, 0.75]), (0.0, 0.5, 0.3, [0, 0.5])
+    d = rp.accuracy_verdict({"gla": per_base(0.3, grows), "gdn": per_base(0.0, flat, p=1.0, hi=0.04)})[1]
+    assert d["gla"]["differs"] and not d["gdn"]["differs"]
+    # At the ceiling the base does not vote, and a rejection there is not explained.
+    d = rp.accuracy_verdict({"gla": {**per_base(-0.3, flat, hi=-0.2), "ceiling": True}})[1]
+    assert d["gla"]["vote"] == rp.UNTESTABLE and not d["gla"]["differs"]
+
+    def points(gain_per_doubling: float) -> list[tuple[int, float]]:
+        return [(h, gain_per_doubling * math.log2(h) + 0.005 * s) for h in (2, 4, 8) for s in (-1, 0, 1)]
+
+    d = rp.heads_verdict({"gla": points(-0.1), "retnet": points(0.0), "gdn": [(4, 0.1), (4, 0.2), (4, 0.3)]})[1]
+    assert d["gla"]["differs"] and not d["retnet"]["differs"] and not d["gdn"]["differs"]
+    votes, explained = _per_base(
+        {
+            "gla": {"vote": "neither", "differs": True, "explain": "gate (any gate)", "tests": {"sla": {"delta": 0.7}}},
+            "gdn": {"vote": "neither", "differs": True, "explain": "norm", "tests": {"sla": {"delta": -0.2}}},
+            "retnet": {"vote": "for", "differs": False, "explain": "no difference to explain"},
+        }
+    )
+    assert votes == {"gla": "neither", "gdn": "neither", "retnet": "for"}
+    assert explained == {"gla": "sla-gla ahead: gate (any gate)", "gdn": "sla-gdn behind: norm"}
+    heads = {"gla": {"vote": "against", "differs": True, "explain": "gate (any gate)", "heads": [2, 4], "slope": -0.2}}
+    assert _per_base(heads)[1] == {"gla": "sla-gla's gain falls with H: gate (any gate)"}
+
+
 def test_gates_verdict_rule_on_the_peaked_share():
     peaked, spread, low, mixed = [0.8, 0.85, 0.9], [0.001, 0.002, 0.0], [0.1, 0.15, 0.2], [0.2, 0.9, 0.5]
     assert rp.gates_verdict({"L0 q": peaked, "L0 k": peaked, "L1 q": low})[0] == rp.SUPPORTED
@@ -236,7 +264,7 @@ def test_cost_verdict_rule(tmp_path):
             json.dumps({"timestamp": stamp, "machine": {"device": "cuda"}, "summary": sweep_summary(ratio, 1.0, 1.0)})
         )
     (tmp_path / "notes.json").write_text("{}")  # not a sweep: ignored
-    lines, verdict, _ = cost_section([], tmp_path)
+    lines, verdict = cost_section([], tmp_path)[:2]
     assert verdict == rp.SUPPORTED and "From `new.json`" in "\n".join(lines)
 
 

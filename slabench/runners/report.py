@@ -246,6 +246,15 @@ def _votes(votes: dict[str, str] | None) -> str:
     return ", ".join(f"{base} {vote}" for base, vote in sorted((votes or {}).items())) or "-"
 
 
+def _explained(explained: dict[str, str] | None) -> str:
+    """Which way each base's sla-X differs from X and what explains it (its section's "explained
+    by" column), for the summary table: the answer an inconclusive verdict can still carry. '-' for
+    a claim not decided per base."""
+    if explained is None:
+        return "-"
+    return "; ".join(why for _, why in sorted(explained.items())) or "no base differs"
+
+
 def _can_change(parts: dict[str, Section], left: dict[str, dict[str, int]]) -> str:
     """Which verdicts the runs left (section -> `left_by_base`) can change, as the end of the
     Incomplete line: a claim decided by votes per base stands if no votes of its bases with runs
@@ -421,8 +430,11 @@ def write_report(
         FIRST_EDITION if edition == 1 else PROTOCOL.format(lr_seeds=LR_SEEDS[scale]),
         "",
         md_table(
-            ["section", "claim", "verdict", "votes per base"],
-            [[f"{i}. {s}", CLAIMS[s], p.verdict, _votes(p.votes)] for i, (s, p) in enumerate(parts.items(), 1)],
+            ["section", "claim", "verdict", "votes per base", "where sla-X and X differ, what explains it"],
+            [
+                [f"{i}. {s}", CLAIMS[s], p.verdict, _votes(p.votes), _explained(p.explained)]
+                for i, (s, p) in enumerate(parts.items(), 1)
+            ],
         ),
         "",
     ]

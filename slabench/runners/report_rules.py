@@ -201,6 +201,8 @@ def accuracy_verdict(
         if few:
             vote, need = "neither", max(need, MIN_SEEDS)
         details[base] = {"vote": vote, "seeds_needed": need, "explain": explain(rejected(tests)), **b}
+    for d in details.values():  # sla-X and X differ where the pooled test rejects equal solve rates
+        d["differs"] = d["vote"] != UNTESTABLE and rejected(d["tests"]).get("sla", (0.0, False))[1]
     return _majority({b: d["vote"] for b, d in details.items()}), details, _more_seeds(details)
 
 
@@ -239,6 +241,7 @@ def heads_verdict(
     read at the H of that base's `gains` only), to name which explains the slope."""
     details = {}
     for base, points in sorted(gains.items()):
+        effects = _slopes(contrasts or {}, base, points)
         xs = [math.log2(h) for h, _ in points]
         slope, ci, resid_sd = stats.slope_fit(xs, [g for _, g in points])
         levels = sorted(set(xs))
@@ -272,7 +275,9 @@ def heads_verdict(
             if vote == UNTESTABLE
             else "too few points"
             if math.isnan(ci)
-            else explain(_slopes(contrasts or {}, base, points)),
+            else explain(effects),
+            # sla-X - X's gain has a slope in log2 H (its interval excludes 0) for the report's summary to explain
+            "differs": vote != UNTESTABLE and effects.get("sla", (0.0, False))[1],
         }
     return _majority({b: d["vote"] for b, d in details.items()}), details, _more_seeds(details)
 

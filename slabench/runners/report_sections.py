@@ -67,6 +67,24 @@ class Section(NamedTuple):
     lines: list[str]
     verdict: str
     votes: dict[str, str] | None = None
+    # base -> which arm explains sla-X's difference from X (claim 1) or its gain's slope in H (claim
+    # 2), for the bases where there is one; None for a claim not decided per base.
+    explained: dict[str, str] | None = None
+
+
+def _per_base(details: dict[str, dict]) -> tuple[dict[str, str], dict[str, str]]:
+    """A grid section's votes per base and, where sla-X differs from X, which way and what explains
+    it: a pooled gain in solve rate (claim 1) or a slope of the gain in log2 H (claim 2)."""
+    explained = {}
+    for b, d in details.items():
+        if d["differs"]:
+            way = (
+                f"sla-{b}'s gain {'grows' if d['slope'] > 0 else 'falls'} with H"
+                if "heads" in d
+                else f"sla-{b} {'ahead' if d['tests']['sla']['delta'] > 0 else 'behind'}"
+            )
+            explained[b] = f"{way}: {d['explain']}"
+    return {b: d["vote"] for b, d in details.items()}, explained
 
 
 def _arm_order(label: str) -> tuple:
@@ -294,7 +312,7 @@ def noise_section(records: list[RunRecord], out_dir: Path, stem: str, choice: di
     lines += ["Contrasts, solve rates pooled over every (noise, seq_len) condition (stratified exact test):", ""]
     lines += [_contrast_table(tests), ""]
     lines += _accuracy_verdict_lines(verdict, NOISE_RULE, details, more, interaction=True)
-    return Section(lines, verdict, {b: d["vote"] for b, d in details.items()})
+    return Section(lines, verdict, *_per_base(details))
 
 
 def mqar_section(records: list[RunRecord], out_dir: Path, stem: str, choice: dict[tuple[str, str], dict]) -> Section:
@@ -329,7 +347,7 @@ def mqar_section(records: list[RunRecord], out_dir: Path, stem: str, choice: dic
         "",
     ]
     lines += _accuracy_verdict_lines(verdict, MQAR_RULE, details, more, interaction=False)
-    return Section(lines, verdict, {b: d["vote"] for b, d in details.items()})
+    return Section(lines, verdict, *_per_base(details))
 
 
 def _heads_widths(cells: list[dict[str, Any]]) -> list[tuple[int, str, int]]:
@@ -429,7 +447,7 @@ def heads_section(records: list[RunRecord], out_dir: Path, stem: str, choice: di
     held = any(all_gains[name] for name in OPTIONAL_CONTRASTS)  # the held gate ran, at any H
     rule = HEADS_RULE + HEADS_EXPLAIN_RULE + (HEADS_FIXED_RULE if held else "")
     lines += _verdict_lines(verdict, rule, [votes, ""], more, unit="H")
-    return Section(lines, verdict, {b: d["vote"] for b, d in details.items()})
+    return Section(lines, verdict, *_per_base(details))
 
 
 GATES_COVER = (
