@@ -585,6 +585,7 @@ def test_a_log_dir_that_cannot_be_made_stops_before_the_runs(tmp_path, tiny_grid
         (["run", "{grid}", "--dry-run", "--workers", "99999999999999999999"], ["--workers=", "must be in [0, 1024]"]),
         (["run", "--preset", "", "--dry-run"], ["unknown preset ''; known: ci,"]),
         (["compare", "--mixer", "gla", "--against", "attention", "--preset", ""], ["unknown preset ''"]),
+        (["compare", "--mixer", "gla", "--against", " , "], ["--against=' , ' names no baseline mixer"]),
         (["run", "{grid}", "--dry-run", "--fold", "²"], ["--fold: fold='²' is not allowed; give an int >= 1"]),
     ],
 )

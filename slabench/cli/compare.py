@@ -10,7 +10,14 @@ import click
 
 from slabench.cli import render
 from slabench.cli.grid import run_pending
-from slabench.cli.options import device_option, grid_file_argument, out_option, quiet_option, workers_option
+from slabench.cli.options import (
+    device_option,
+    grid_file_argument,
+    out_option,
+    parse_names,
+    quiet_option,
+    workers_option,
+)
 from slabench.errors import SlabenchError
 from slabench.runners.execute import Job
 
@@ -62,7 +69,7 @@ def compare(
 
     if grid_file is not None and preset is not None:
         raise SlabenchError("give at most one of GRID_FILE or --preset NAME")
-    baselines = [a.strip() for a in against.split(",") if a.strip()]
+    baselines = list(parse_names("--against", against, "baseline mixer", "gla,attention"))
     if grid_file is None and preset is None:  # the grid sized for the device: quick's take a day of 2 CPU cores
         preset = "quick" if resolve_device(device).startswith("cuda") else "smoke"
     grid = load_grid_file(grid_file) if grid_file else load_preset(preset)
