@@ -123,6 +123,7 @@ TESTS = {
         "tests/test_report.py::test_lr_table_marks_an_edge_lr_below_the_ceiling_apart_from_one_at_it",
         "tests/test_report.py::test_heads_widths_name_a_base_at_another_head_dimension",
         "tests/test_report_rules.py::test_summary_names_which_way_a_base_differs_and_why",
+        "tests/test_report_rules.py::test_cost_verdict_rule",
     ],
     "slabench/runners/report_rules.py": [
         "tests/test_report_rules.py::test_explain_names_the_arm_behind_the_difference",
@@ -1043,6 +1044,13 @@ STATISTICS_MUTANTS = [
         'd["differs"] = d["vote"] != UNTESTABLE and rejected(d["tests"]).get("sla", (0.0, False))[1]',
         'd["differs"] = rejected(d["tests"]).get("sla", (0.0, False))[1]',
         "a base at the ceiling, which does not vote, is summarised as explained by 'X at the ceiling'",
+    ),
+    M(
+        "rep-cost-sweep-dirty-hidden",
+        "slabench/runners/report_sections.py",
+        "{' from a tree with uncommitted changes' if machine.get('git_dirty') else ''}",
+        "",
+        "claim 4 reads a sweep timed from uncommitted code without saying so",
     ),
     M(
         "rep-others-time-summed",

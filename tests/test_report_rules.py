@@ -265,7 +265,25 @@ def test_cost_verdict_rule(tmp_path):
         )
     (tmp_path / "notes.json").write_text("{}")  # not a sweep: ignored
     lines, verdict = cost_section([], tmp_path)[:2]
-    assert verdict == rp.SUPPORTED and "From `new.json`" in "\n".join(lines)
+    assert (
+        verdict == rp.SUPPORTED
+        and "From `new.json` (sweep of 2026-02-01T00:00:00+00:00, device cuda);" in "\n".join(lines)
+    )
+    # A sweep's code is named with its kernel paths: one timed before a kernel existed says so.
+    machine = {
+        "device": "cuda",
+        "git_sha": "485a677d8f",
+        "git_dirty": True,
+        "kernel_paths": {"gla": "x", "delta_rule": "reference"},
+    }
+    stamp = "2026-03-01T00:00:00+00:00"
+    (tmp_path / "newer.json").write_text(
+        json.dumps({"timestamp": stamp, "machine": machine, "summary": sweep_summary(1.1, 1.0, 1.0)})
+    )
+    assert (
+        f"From `newer.json` (sweep of {stamp}, device cuda, code 485a677 from a tree with uncommitted changes; "
+        "kernel paths: delta_rule reference, gla x); time ratios from the fwdbwd-graph timings."
+    ) in cost_section([], tmp_path).lines
 
 
 def test_a_base_at_the_ceiling_is_untestable_from_its_cells():

@@ -535,6 +535,17 @@ def gates_section(records: list[RunRecord], out_dir: Path, stem: str) -> Section
     return Section(lines, verdict)
 
 
+def _sweep_code(machine: dict[str, Any]) -> str:
+    """The sweep's commit, tree state and kernel paths: a sweep older than a kernel (a path that
+    is now `reference` no more) times code the runs above did not use."""
+    sha, paths = machine.get("git_sha"), machine.get("kernel_paths") or {}
+    code = (
+        f", code {sha[:7]}{' from a tree with uncommitted changes' if machine.get('git_dirty') else ''}" if sha else ""
+    )
+    used = ", ".join(f"{op} {path}" for op, path in sorted(paths.items()))
+    return code + (f"; kernel paths: {used}" if used else "")
+
+
 def cost_section(records: list[RunRecord], speed_dir: Path) -> Section:
     lines = ["## 5. Cost: time and memory (claim 4)", ""]
     sweep = latest_sweep(speed_dir)
@@ -550,7 +561,7 @@ def cost_section(records: list[RunRecord], speed_dir: Path) -> Section:
         m = data.get("machine", {})
         source = (
             f"From `{path.name}` (sweep of {data.get('timestamp', '?')}, device "
-            f"{m.get('device_name', m.get('device', '?'))}); time ratios from the {c['mode']} timings."
+            f"{m.get('device_name', m.get('device', '?'))}{_sweep_code(m)}); time ratios from the {c['mode']} timings."
         )
         overhead = [[b, interval(r, fmt=".2f")] for b, r in c["overhead"].items()]
         slopes = [
