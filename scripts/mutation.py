@@ -943,9 +943,16 @@ STATISTICS_MUTANTS = [
     M(
         "rep-plan-heads-window-one-h",
         "slabench/runners/report.py",
-        "sum(LEARNS <= v <= CEILING for v in val.values()) >= 2",
-        "sum(LEARNS <= v <= CEILING for v in val.values()) >= 1",
+        "sum(LEARNS <= v <= CEILING for v in seen.values()) >= 2",
+        "sum(LEARNS <= v <= CEILING for v in seen.values()) >= 1",
         "the table of runs left forecasts a heads vote from one H in range, where the rule needs two",
+    ),
+    M(
+        "rep-plan-heads-window-one-seed",
+        "slabench/runners/report.py",
+        "if len(tests[h]) >= MIN_SEEDS else v",
+        "if len(tests[h]) >= 1 else v",
+        "the table of runs left lets one verdict seed overrule the lr stage's three",
     ),
     M(
         "rep-gates-lower-bound",

@@ -487,12 +487,29 @@ def test_plan_table_says_when_the_heads_lr_stage_leaves_a_base_untestable():
     rows = rp._plan(parts, left, {}, ceiling)[2].splitlines()[2:]
     assert rows[0].split("|")[5].strip() == "yes"  # noise: no window rule
     assert rows[1].split("|")[5].strip() == (
-        "yes, though most likely untestable: gdn's lr-stage validation accuracy (H 2 99.6%, H 4 96.0%, H 8 50.0%) "
-        "is in [20%, 95%] at fewer than the two H its vote needs"
+        "yes, though most likely untestable: gdn's accuracy is in [20%, 95%] at fewer than the two H its vote "
+        "needs (H 2 99.6% lr-stage validation; H 4 96.0% lr-stage validation; H 8 50.0% lr-stage validation; an "
+        "H's test accuracy decides from 3 verdict seeds on)"
     )
     in_range = {**ceiling, ("t", "b"): cell("gdn", 4, 0.95)}  # 95% is in range: two H now
     assert rp._plan(parts, left, {}, in_range)[2].splitlines()[3].split("|")[5].strip() == "yes"
     assert rp._plan(parts, left, {}, {})[2].splitlines()[3].split("|")[5].strip() == "yes"  # no lr stage yet
+
+    # Verdict seeds: shown as they come; from 3 at an H their mean test accuracy replaces the lr
+    # stage's there (the rule reads test accuracy). At H 4: 0.5 on 2 seeds leaves the forecast,
+    # a third at 0.8 (mean 0.6) puts H 4 in range beside H 8: two H, the note goes.
+    _, specs = rp.section_specs("heads", "full")
+    params = lambda s: dict(s.model.params)  # noqa: E731
+    at_h4 = [s for s in specs if rp.arm(s.model.name, params(s)) == "gdn" and params(s)["n_heads"] == 4]
+
+    def rec(spec, acc: float) -> dict:
+        return {"spec": spec.to_dict(), "status": "ok", "metrics": {"test_acc": acc}}
+
+    two = [rec(at_h4[0], 0.5), rec(at_h4[1], 0.5), rec(at_h4[1], 0.8) | {"status": "failed"}]
+    row = rp._plan(parts, left, {}, ceiling, two)[2].splitlines()[3].split("|")[5].strip()
+    assert "H 4 96.0% lr-stage validation, 50.0% test on 2 verdict seeds;" in row  # a failed run scores nothing
+    three = two[:2] + [rec(at_h4[2], 0.8)]
+    assert rp._plan(parts, left, {}, ceiling, three)[2].splitlines()[3].split("|")[5].strip() == "yes"
 
 
 def test_docs_state_each_sections_protocol_size():

@@ -45,7 +45,7 @@ from slabench.runners import stats
 from slabench.runners.leaderboard import choose_lr, device_time, device_time_line, record_machines, score
 from slabench.runners.output import md_table
 from slabench.runners.report_data import arm
-from slabench.runners.report_rules import CEILING, LEARNS, settled
+from slabench.runners.report_rules import CEILING, LEARNS, MIN_SEEDS, settled
 from slabench.runners.report_sections import (
     Section,
     cost_section,
@@ -278,22 +278,36 @@ def _can_change(parts: dict[str, Section], left: dict[str, dict[str, int]]) -> s
     return f". They can change the {_and(can)} verdicts; {'; '.join(why(s) for s in stands)}."
 
 
-def _heads_window(base: str, choice: dict[tuple[str, str], dict]) -> str:
-    """What the heads lr stage so far says of `base`'s vote: claim 2 counts an H only where X's
-    mean test accuracy is in [LEARNS, CEILING] and needs two such H, so where X's validation
-    accuracy at its chosen lr lies in that range at fewer than two H, its vote will most likely
-    be untestable. Empty when it does not (or X has no lr-stage runs yet)."""
+def _heads_window(base: str, choice: dict[tuple[str, str], dict], verdict: list[RunRecord]) -> str:
+    """What the heads runs so far say of `base`'s vote: claim 2 counts an H only where X's mean
+    test accuracy is in [LEARNS, CEILING] and needs two such H, so where X's accuracy lies in that
+    range at fewer than two H, its vote will most likely be untestable. At each H that is X's mean
+    test accuracy once MIN_SEEDS of its verdict seeds are in (what the rule reads), else its
+    validation accuracy at the lr its lr stage chose. Empty when it does not (or X has no lr-stage
+    runs yet)."""
     val = {  # H -> X's mean validation accuracy at its chosen lr
         dict(c["model"].params)["n_heads"]: c["val"][c["lr"]]
         for c in choice.values()
         if arm(c["model"].name, dict(c["model"].params)) == base
     }
-    if not val or sum(LEARNS <= v <= CEILING for v in val.values()) >= 2:
+    tests = defaultdict(list)  # H -> X's verdict seeds' test accuracies
+    for r in verdict:
+        spec, acc = RunSpec.from_dict(r["spec"]), score(r)
+        if acc is not None and arm(spec.model.name, dict(spec.model.params)) == base:
+            tests[dict(spec.model.params)["n_heads"]].append(acc)
+    seen = {h: stats.mean(tests[h]) if len(tests[h]) >= MIN_SEEDS else v for h, v in val.items()}
+    if not val or sum(LEARNS <= v <= CEILING for v in seen.values()) >= 2:
         return ""
-    at = ", ".join(f"H {h} {v:.1%}" for h, v in sorted(val.items()))
+
+    def at(h: int) -> str:
+        n = len(tests[h])
+        so_far = f", {stats.mean(tests[h]):.1%} test on {n} verdict seed{'s' * (n != 1)}" if n else ""
+        return f"H {h} {val[h]:.1%} lr-stage validation{so_far}"
+
     return (
-        f", though most likely untestable: {base}'s lr-stage validation accuracy ({at}) is in "
-        f"[{LEARNS:.0%}, {CEILING:.0%}] at fewer than the two H its vote needs"
+        f", though most likely untestable: {base}'s accuracy is in [{LEARNS:.0%}, {CEILING:.0%}] at fewer than "
+        f"the two H its vote needs ({'; '.join(at(h) for h in sorted(val))}; an H's test accuracy decides from "
+        f"{MIN_SEEDS} verdict seeds on)"
     )
 
 
@@ -302,11 +316,12 @@ def _plan(
     left: dict[str, dict[str, int]],
     per_run: dict[str, float],
     heads_choice: dict[tuple[str, str], dict] | None = None,
+    heads_verdict: list[RunRecord] | None = None,
 ) -> list[str]:
     """The runs left as a table per section and base, for choosing what a sitting runs: each
     row's device time at its section's time per run so far (`_per_run`), and whether that base's
     votes alone can turn its section's verdict (`settled`; for the heads section, with what its lr
-    stage so far says of that vote: `_heads_window`)."""
+    stage and verdict seeds (`heads_verdict`) so far say of that vote: `_heads_window`)."""
     rows = []
     for s in GRID_SECTIONS:
         for base, n in left.get(s, {}).items():
@@ -316,7 +331,7 @@ def _plan(
             elif settled(parts[s].votes, {base}):
                 turns = "no"
             else:
-                turns = "yes" + (_heads_window(base, heads_choice or {}) if s == "heads" else "")
+                turns = "yes" + (_heads_window(base, heads_choice or {}, heads_verdict or []) if s == "heads" else "")
             rows.append([s, base, f"{n:,}", took, turns])
     if not rows:
         return []
@@ -446,7 +461,7 @@ def write_report(
             f"**Incomplete:** {sum(totals.values()):,} of the protocol's runs still to run ({by_section})"
             f"{_time_left(totals, per_run, record_machines(spent_runs))}{_can_change(parts, left)}",
             "",
-            *_plan(parts, left, per_run, lr_choice.get("heads")),
+            *_plan(parts, left, per_run, lr_choice.get("heads"), records.get("heads", [])),
         ]
     head += _runs_lines(spent, every, others or [])
     if scale == "tiny":
