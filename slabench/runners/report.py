@@ -225,7 +225,8 @@ def _duration(seconds: float) -> str:
 def _time_left(left: dict[str, int], per_run: dict[str, float], machines: list[str]) -> str:
     """How long the runs left take at the device time per run each section's runs have taken so
     far (`_per_run`) on `machines` (the devices those runs ran on), as a clause for the Incomplete
-    line; sections with no runs yet are named, not guessed. Empty when no section with runs left has been timed."""
+    line; sections with no runs yet are named, not guessed. Empty when no section with runs left
+    has been timed."""
     seconds = sum(n * per_run[s] for s, n in left.items() if n and s in per_run)
     if not seconds:
         return ""
