@@ -124,6 +124,7 @@ TESTS = {
         "tests/test_report.py::test_heads_widths_name_a_base_at_another_head_dimension",
         "tests/test_report_rules.py::test_summary_names_which_way_a_base_differs_and_why",
         "tests/test_report_rules.py::test_cost_verdict_rule",
+        "tests/test_report_rules.py::test_cost_names_the_kernel_paths_the_newest_runs_took_that_the_sweep_did_not_time",
     ],
     "slabench/runners/report_rules.py": [
         "tests/test_report_rules.py::test_explain_names_the_arm_behind_the_difference",
@@ -1058,6 +1059,13 @@ STATISTICS_MUTANTS = [
         "{' from a tree with uncommitted changes' if machine.get('git_dirty') else ''}",
         "",
         "claim 4 reads a sweep timed from uncommitted code without saying so",
+    ),
+    M(
+        "rep-cost-untimed-every-commit",
+        "slabench/runners/report_sections.py",
+        'if (r.get("environment") or {}).get("git_sha") == sha',
+        "if r",
+        "claim 4 lists the paths of runs from code long replaced as untimed, so a fresh sweep never clears it",
     ),
     M(
         "rep-others-time-summed",

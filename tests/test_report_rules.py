@@ -7,7 +7,7 @@ import math
 
 from slabench.runners import report_rules as rp
 from slabench.runners import stats
-from slabench.runners.report_sections import _accuracy_claim, _per_base, cost_section
+from slabench.runners.report_sections import _accuracy_claim, _per_base, _untimed_paths, cost_section
 
 
 def test_majority_needs_more_than_half_of_the_votes():
@@ -284,6 +284,34 @@ def test_cost_verdict_rule(tmp_path):
         f"From `newer.json` (sweep of {stamp}, device cuda, code 485a677 from a tree with uncommitted changes; "
         "kernel paths: delta_rule reference, gla x); time ratios from the fwdbwd-graph timings."
     ) in cost_section([], tmp_path).lines
+
+
+def test_cost_names_the_kernel_paths_the_newest_runs_took_that_the_sweep_did_not_time():
+    """By hand: the newest record's commit is 'new'; of its runs, sla-gla took delta_rule's kernel
+    (the sweep timed only the reference there) and an sla_gate_l2 op the sweep never ran; the
+    sigmoid control's reference gate (not a swept arm) and the old commit's paths are left out."""
+
+    def rec(mixer: str, sha: str, stamp: str, paths: dict[str, str], **params) -> dict:
+        model = {"name": mixer, "params": sorted({"d_model": 64, **params}.items())}
+        return {"timestamp": stamp, "kernel_paths": paths, "spec": {"model": model}, "environment": {"git_sha": sha}}
+
+    sweep = {
+        "machine": {"kernel_paths": {"delta_rule": "reference", "gla": "fla_chunk_gla,triton_gla_short"}},
+        "config": {"mixers": ["gla", "sla-gla"]},
+    }
+    records = [
+        rec("gla", "old0000", "2026-01-01T00:00:00+00:00", {"gla": "fla_fused_recurrent_gla"}),
+        rec("gla", "new0000", "2026-02-01T00:00:00+00:00", {"gla": "triton_gla_short"}),
+        rec("sla-gla", "new0000", "2026-02-01T00:01:00+00:00", {"delta_rule": "triton_delta_rule", "sla_gate_l2": "t"}),
+        rec("sla-gla", "new0000", "2026-02-01T00:02:00+00:00", {"sla_gate_sigmoid": "reference"}, gate_kind="sigmoid"),
+    ]
+    assert _untimed_paths(records, sweep) == (
+        "The newest runs of the swept mixers (code new0000) took kernel paths this sweep did not time: delta_rule "
+        "triton_delta_rule (the sweep: reference), sla_gate_l2 t (the sweep: none). Its times are not those of the "
+        "code the runs use; rerun it as docs/speed.md's reference run."
+    )
+    assert _untimed_paths(records[:2], sweep) == ""  # the newest commit's paths were all timed
+    assert _untimed_paths(records, {**sweep, "config": {"mixers": ["attention"]}}) == ""  # no swept mixer's runs
 
 
 def test_a_base_at_the_ceiling_is_untestable_from_its_cells():

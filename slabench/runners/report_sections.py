@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -28,6 +29,7 @@ from slabench.runners.report_data import (
     paired_gains,
     section_cells,
 )
+from slabench.runners.report_data import arm as arm_of  # `arm` names an arm label in the plots
 from slabench.runners.report_rules import (
     CEILING,
     CONTRASTS,
@@ -546,6 +548,42 @@ def _sweep_code(machine: dict[str, Any]) -> str:
     return code + (f"; kernel paths: {used}" if used else "")
 
 
+def _untimed_paths(records: list[RunRecord], sweep: dict[str, Any]) -> str:
+    """The kernel paths the newest runs of the swept mixers took that the sweep did not time, as a
+    sentence; empty when it timed them all. The newest runs are those of the latest record's
+    commit (claim 4 is about the code the runs use now); a swept mixer's control arms (another
+    gate kind, another norm) are not in the sweep and are left out."""
+    timed = {op: set(paths.split(",")) for op, paths in (sweep.get("machine", {}).get("kernel_paths") or {}).items()}
+    swept = set((sweep.get("config") or {}).get("mixers") or [])
+    runs = [
+        r
+        for r in records
+        if r.get("timestamp")
+        and r.get("kernel_paths")
+        and arm_of(r["spec"]["model"]["name"], dict(r["spec"]["model"]["params"])) in swept
+    ]
+    if not runs:
+        return ""
+    sha = (max(runs, key=lambda r: datetime.fromisoformat(r["timestamp"])).get("environment") or {}).get("git_sha")
+    took = {
+        (op, path)
+        for r in runs
+        if (r.get("environment") or {}).get("git_sha") == sha
+        for op, paths in r["kernel_paths"].items()
+        for path in paths.split(",")
+    }
+    missing = sorted((op, path) for op, path in took if path not in timed.get(op, set()))
+    if not missing:
+        return ""
+    listed = ", ".join(
+        f"{op} {path} (the sweep: {','.join(sorted(timed.get(op, []))) or 'none'})" for op, path in missing
+    )
+    return (
+        f"The newest runs of the swept mixers (code {(sha or 'unknown')[:7]}) took kernel paths this sweep did not "
+        f"time: {listed}. Its times are not those of the code the runs use; rerun it as docs/speed.md's reference run."
+    )
+
+
 def cost_section(records: list[RunRecord], speed_dir: Path) -> Section:
     lines = ["## 5. Cost: time and memory (claim 4)", ""]
     sweep = latest_sweep(speed_dir)
@@ -568,6 +606,8 @@ def cost_section(records: list[RunRecord], speed_dir: Path) -> Section:
             [s["mixer"]] + [interval(s[k], fmt=".2f") for k in ("time", "base_time", "memory")] for s in c["slopes"]
         ]
         slope_header = ["mixer", "time slope vs T", "base's time slope", "memory slope vs T"]
+        if untimed := _untimed_paths(records, data):
+            source += f" {untimed}"
         lines += [
             source,
             "",
