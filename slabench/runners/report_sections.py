@@ -606,11 +606,11 @@ def cost_section(records: list[RunRecord], speed_dir: Path) -> Section:
             [s["mixer"]] + [interval(s[k], fmt=".2f") for k in ("time", "base_time", "memory")] for s in c["slopes"]
         ]
         slope_header = ["mixer", "time slope vs T", "base's time slope", "memory slope vs T"]
-        if untimed := _untimed_paths(records, data):
-            source += f" {untimed}"
+        untimed = _untimed_paths(records, data)
         lines += [
             source,
             "",
+            *([untimed, ""] if untimed else []),
             md_table(["base", "median sla-X / X time"], overhead),
             "",
             md_table(slope_header, slopes),
