@@ -1049,8 +1049,8 @@ STATISTICS_MUTANTS = [
     M(
         "rep-summary-ceiling-explained",
         "slabench/runners/report_rules.py",
-        'd["differs"] = d["vote"] != UNTESTABLE and rejected(d["tests"]).get("sla", (0.0, False))[1]',
-        'd["differs"] = rejected(d["tests"]).get("sla", (0.0, False))[1]',
+        'details[base]["differs"] = False',
+        'details[base]["differs"] = rejected(tests).get("sla", (0.0, False))[1]',
         "a base at the ceiling, which does not vote, is summarised as explained by 'X at the ceiling'",
     ),
     M(

@@ -212,7 +212,7 @@ def test_summary_names_which_way_a_base_differs_and_why():
     assert votes == {"gla": "neither", "gdn": "neither", "retnet": "for"}
     assert explained == {"gla": "sla-gla ahead: gate (any gate)", "gdn": "sla-gdn behind: norm"}
     heads = {"gla": {"vote": "against", "differs": True, "explain": "gate (any gate)", "heads": [2, 4], "slope": -0.2}}
-    assert _per_base(heads)[1] == {"gla": "sla-gla's gain falls with H: gate (any gate)"}
+    assert _per_base(heads, in_heads=True)[1] == {"gla": "sla-gla's gain falls with H: gate (any gate)"}
 
 
 def test_gates_verdict_rule_on_the_peaked_share():
@@ -282,7 +282,7 @@ def test_cost_verdict_rule(tmp_path):
     )
     assert (
         f"From `newer.json` (sweep of {stamp}, device cuda, code 485a677 from a tree with uncommitted changes; "
-        "kernel paths: delta_rule reference, gla x); time ratios from the fwdbwd-graph timings."
+        "kernel paths: delta_rule: reference, gla: x); time ratios from the fwdbwd-graph timings."
     ) in cost_section([], tmp_path).lines
 
 

@@ -175,11 +175,15 @@ def accuracy_verdict(
     details = {}
     for base, b in sorted(per_base.items()):
         tests = b["tests"]
-        if b.get("ceiling"):
+        if b.get("ceiling"):  # does not vote, so its difference (if any) is not explained either
             details[base] = {"vote": UNTESTABLE, "seeds_needed": math.inf, "explain": "X at the ceiling", **b}
+            details[base]["differs"] = False
             continue
+        effects = rejected(tests)
+        # sla-X and X differ where the pooled test rejects equal solve rates
+        why = {"explain": explain(effects), "differs": effects.get("sla", (0.0, False))[1]}
         if "sla" not in tests or not tests["sla"]["n"]:
-            details[base] = {"vote": "neither", "seeds_needed": math.inf, "explain": explain(rejected(tests)), **b}
+            details[base] = {"vote": "neither", "seeds_needed": math.inf, **why, **b}
             continue
         main = tests["sla"]
         # A cell below MIN_SEEDS decides nothing yet: the tests still say how many seeds would.
@@ -200,9 +204,7 @@ def accuracy_verdict(
         vote = "for" if ahead and grows else "against" if no_gain or (interaction and shrinks) else "neither"
         if few:
             vote, need = "neither", max(need, MIN_SEEDS)
-        details[base] = {"vote": vote, "seeds_needed": need, "explain": explain(rejected(tests)), **b}
-    for d in details.values():  # sla-X and X differ where the pooled test rejects equal solve rates
-        d["differs"] = d["vote"] != UNTESTABLE and rejected(d["tests"]).get("sla", (0.0, False))[1]
+        details[base] = {"vote": vote, "seeds_needed": need, **why, **b}
     return _majority({b: d["vote"] for b, d in details.items()}), details, _more_seeds(details)
 
 

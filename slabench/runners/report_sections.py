@@ -18,6 +18,7 @@ from slabench.runners import stats
 from slabench.runners.output import interval, legend, md_table, pct, plt, save_figure, yerr
 from slabench.runners.report_data import (
     Arms,
+    arm,
     bases,
     contrasts,
     d_model_condition,
@@ -29,7 +30,6 @@ from slabench.runners.report_data import (
     paired_gains,
     section_cells,
 )
-from slabench.runners.report_data import arm as arm_of  # `arm` names an arm label in the plots
 from slabench.runners.report_rules import (
     CEILING,
     CONTRASTS,
@@ -49,6 +49,7 @@ from slabench.runners.report_rules import (
     gates_verdict,
     heads_verdict,
 )
+from slabench.runners.sweep.analysis import paths_label
 
 CONTRAST_TITLES = {
     "sla": "sla-X vs X",
@@ -74,15 +75,15 @@ class Section(NamedTuple):
     explained: dict[str, str] | None = None
 
 
-def _per_base(details: dict[str, dict]) -> tuple[dict[str, str], dict[str, str]]:
+def _per_base(details: dict[str, dict], in_heads: bool = False) -> tuple[dict[str, str], dict[str, str]]:
     """A grid section's votes per base and, where sla-X differs from X, which way and what explains
-    it: a pooled gain in solve rate (claim 1) or a slope of the gain in log2 H (claim 2)."""
+    it: a pooled gain in solve rate (claim 1) or, `in_heads`, a slope of the gain in log2 H (claim 2)."""
     explained = {}
     for b, d in details.items():
         if d["differs"]:
             way = (
                 f"sla-{b}'s gain {'grows' if d['slope'] > 0 else 'falls'} with H"
-                if "heads" in d
+                if in_heads
                 else f"sla-{b} {'ahead' if d['tests']['sla']['delta'] > 0 else 'behind'}"
             )
             explained[b] = f"{way}: {d['explain']}"
@@ -158,8 +159,8 @@ def _plot_lines(
     xlabel: str,
     log2: bool = False,
 ) -> None:
-    for arm in sorted({c["arm"] for c in cells}, key=_arm_order):
-        pts = sorted((x_of(c), c) for c in cells if c["arm"] == arm and select(c))
+    for label in sorted({c["arm"] for c in cells}, key=_arm_order):
+        pts = sorted((x_of(c), c) for c in cells if c["arm"] == label and select(c))
         if pts:
             ax.errorbar(
                 [x for x, _ in pts],
@@ -167,8 +168,8 @@ def _plot_lines(
                 yerr=yerr([c for _, c in pts]),
                 marker="o",
                 capsize=3,
-                label=arm,
-                linestyle="--" if arm.startswith("sla-") else "-",
+                label=label,
+                linestyle="--" if label.startswith("sla-") else "-",
             )
     ax.set_xlabel(xlabel)
     ax.set_ylabel("test accuracy %")
@@ -449,7 +450,7 @@ def heads_section(records: list[RunRecord], out_dir: Path, stem: str, choice: di
     held = any(all_gains[name] for name in OPTIONAL_CONTRASTS)  # the held gate ran, at any H
     rule = HEADS_RULE + HEADS_EXPLAIN_RULE + (HEADS_FIXED_RULE if held else "")
     lines += _verdict_lines(verdict, rule, [votes, ""], more, unit="H")
-    return Section(lines, verdict, *_per_base(details))
+    return Section(lines, verdict, *_per_base(details, in_heads=True))
 
 
 GATES_COVER = (
@@ -540,12 +541,11 @@ def gates_section(records: list[RunRecord], out_dir: Path, stem: str) -> Section
 def _sweep_code(machine: dict[str, Any]) -> str:
     """The sweep's commit, tree state and kernel paths: a sweep older than a kernel (a path that
     is now `reference` no more) times code the runs above did not use."""
-    sha, paths = machine.get("git_sha"), machine.get("kernel_paths") or {}
+    sha, paths = machine.get("git_sha"), machine.get("kernel_paths")
     code = (
         f", code {sha[:7]}{' from a tree with uncommitted changes' if machine.get('git_dirty') else ''}" if sha else ""
     )
-    used = ", ".join(f"{op} {path}" for op, path in sorted(paths.items()))
-    return code + (f"; kernel paths: {used}" if used else "")
+    return code + (f"; kernel paths: {paths_label(paths)}" if paths else "")
 
 
 def _untimed_paths(records: list[RunRecord], sweep: dict[str, Any]) -> str:
@@ -560,7 +560,7 @@ def _untimed_paths(records: list[RunRecord], sweep: dict[str, Any]) -> str:
         for r in records
         if r.get("timestamp")
         and r.get("kernel_paths")
-        and arm_of(r["spec"]["model"]["name"], dict(r["spec"]["model"]["params"])) in swept
+        and arm(r["spec"]["model"]["name"], dict(r["spec"]["model"]["params"])) in swept
     ]
     if not runs:
         return ""
