@@ -1068,6 +1068,13 @@ STATISTICS_MUTANTS = [
         "claim 4 lists the paths of runs from code long replaced as untimed, so a fresh sweep never clears it",
     ),
     M(
+        "rep-cost-untimed-model-ops",
+        "slabench/runners/report_sections.py",
+        "if op not in model_ops and path not in timed.get(op, set())",
+        "if path not in timed.get(op, set())",
+        "claim 4 lists the embedding a training step of the sweep's vocabulary never takes, so no sweep clears it",
+    ),
+    M(
         "rep-others-time-summed",
         "slabench/runners/report.py",
         "extra = device_time(spent + others)[0] - device_time(spent)[0]",

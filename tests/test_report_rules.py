@@ -312,6 +312,20 @@ def test_cost_names_the_kernel_paths_the_newest_runs_took_that_the_sweep_did_not
     )
     assert _untimed_paths(records[:2], sweep) == ""  # the newest commit's paths were all timed
     assert _untimed_paths(records, {**sweep, "config": {"mixers": ["attention"]}}) == ""  # no swept mixer's runs
+    # The model's own op: the training steps ran the embedding's reference (their vocabulary) and no
+    # mixer layer ran it, so the runs' embedding kernel is not the layers' concern; a delta_rule the
+    # layers ran stays listed even though a step ran it too.
+    steps = {
+        "rows": [{"kernel_paths": {}}, {"kernel_paths": {"delta_rule": "reference"}}],
+        "train_steps": [{"kernel_paths": {"embedding": "reference", "delta_rule": "reference"}}],
+    }
+    newest = rec("sla-gla", "new0000", "2026-02-01T00:03:00+00:00", {"embedding": "e", "delta_rule": "d"})
+    assert _untimed_paths([newest], {**sweep, **steps}) == (
+        "The newest runs of the swept mixers (code new0000) took kernel paths this sweep did not time: delta_rule d "
+        "(the sweep: reference). Its times are not those of the code the runs use; rerun it as docs/speed.md's "
+        "reference run."
+    )
+    assert "embedding e (the sweep: none)" in _untimed_paths([newest], sweep)  # a sweep without steps: not known
 
 
 def test_a_base_at_the_ceiling_is_untestable_from_its_cells():

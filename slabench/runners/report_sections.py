@@ -552,8 +552,14 @@ def _untimed_paths(records: list[RunRecord], sweep: dict[str, Any]) -> str:
     """The kernel paths the newest runs of the swept mixers took that the sweep did not time, as a
     sentence; empty when it timed them all. The newest runs are those of the latest record's
     commit (claim 4 is about the code the runs use now); a swept mixer's control arms (another
-    gate kind, another norm) are not in the sweep and are left out."""
+    gate kind, another norm) are not in the sweep and are left out. So are the model's own ops,
+    those the sweep's training steps ran and none of its mixer layers did (the embedding): every
+    arm runs them alike, the claim's layer times leave them out, and the steps take the path their
+    own shape calls for (a vocabulary of 8192 takes the embedding's reference, the runs' few
+    hundred its kernel), which no rerun changes."""
     timed = {op: set(paths.split(",")) for op, paths in (sweep.get("machine", {}).get("kernel_paths") or {}).items()}
+    layer_ops = {op for row in sweep.get("rows") or [] for op in row.get("kernel_paths") or {}}
+    model_ops = {op for step in sweep.get("train_steps") or [] for op in step.get("kernel_paths") or {}} - layer_ops
     swept = set((sweep.get("config") or {}).get("mixers") or [])
     runs = [
         r
@@ -572,7 +578,7 @@ def _untimed_paths(records: list[RunRecord], sweep: dict[str, Any]) -> str:
         for op, paths in r["kernel_paths"].items()
         for path in paths.split(",")
     }
-    missing = sorted((op, path) for op, path in took if path not in timed.get(op, set()))
+    missing = sorted((op, path) for op, path in took if op not in model_ops and path not in timed.get(op, set()))
     if not missing:
         return ""
     listed = ", ".join(
