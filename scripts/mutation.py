@@ -125,6 +125,7 @@ TESTS = {
         "tests/test_report_rules.py::test_summary_names_which_way_a_base_differs_and_why",
         "tests/test_report_rules.py::test_cost_verdict_rule",
         "tests/test_report_rules.py::test_cost_names_the_kernel_paths_the_newest_runs_took_that_the_sweep_did_not_time",
+        "tests/test_report_rules.py::test_a_base_with_the_twins_norm_explains_its_difference_without_norm_arms",
     ],
     "slabench/runners/report_rules.py": [
         "tests/test_report_rules.py::test_explain_names_the_arm_behind_the_difference",
@@ -1066,6 +1067,13 @@ STATISTICS_MUTANTS = [
         'if (r.get("environment") or {}).get("git_sha") == sha',
         "if r",
         "claim 4 lists the paths of runs from code long replaced as untimed, so a fresh sweep never clears it",
+    ),
+    M(
+        "rep-explain-one-arm-missing",
+        "slabench/runners/report_sections.py",
+        "one_arm = [n for n, a, b in CONTRASTS if getattr(arms, a) == getattr(arms, b)]",
+        "one_arm = []",
+        "a base whose own norm is the twin's (Mamba-2) is never explained: its norm arm reads as missing",
     ),
     M(
         "rep-cost-untimed-model-ops",

@@ -5,8 +5,11 @@ from __future__ import annotations
 import json
 import math
 
+import pytest
+
 from slabench.runners import report_rules as rp
 from slabench.runners import stats
+from slabench.runners.report_data import Arms
 from slabench.runners.report_sections import _accuracy_claim, _per_base, _untimed_paths, cost_section
 
 
@@ -118,6 +121,10 @@ def test_explain_names_the_arm_behind_the_difference():
     assert rp.explain({**gate, "gate_base_norm": t(-0.4, 0.001)}) == "neither"  # wrong direction
     assert rp.explain({**both, "sla": ns}) == "no difference to explain"
     assert rp.explain({"sla": sig}).startswith("undecided: contrast arms missing")
+    # A base whose own norm is the twin's has no norm arms: its norm contrast is one arm, not missing.
+    mamba = {"sla": sig, "gate_twin_norm": sig, "gate_base_norm": sig, "competition": ns}
+    assert rp.explain(mamba) == "undecided: contrast arms missing (norm)"
+    assert rp.explain(mamba, one_arm=["norm"]) == "gate (any gate)"
     assert rp.explain({}) == "arms missing"
     # With the gate held at 1/H beside: learned gates, or the gates' scale alone, or still any gate.
     anyg = {**gate, "competition": ns}
@@ -347,3 +354,29 @@ def test_a_base_at_the_ceiling_is_untestable_from_its_cells():
     _, details, _, _ = _accuracy_claim(cells, lambda c: c["task_params"]["noise"], interaction=True)
     assert details["gla"]["ceiling"] and details["gla"]["vote"] == rp.UNTESTABLE
     assert not details["gdn"]["ceiling"] and details["gdn"]["explain"] != "X at the ceiling"
+
+
+def test_a_base_with_the_twins_norm_explains_its_difference_without_norm_arms():
+    """Mamba-2's own norm is the twin's, so it runs three arms: X (9 of 10 seeds solved in each of
+    two conditions), sla-X and the sigmoid control (none solved). sla-X trails at a matched norm and
+    the control trails alike: the gate (any gate), where a missing norm arm left it undecided."""
+    arms = Arms.of("mamba2")
+    assert arms.base_twin_norm == arms.base  # the norm contrast compares an arm with itself
+
+    def cell(label: str, mixer: str, noise: float, solved: list[float]) -> dict:
+        common = {"task_params": {"noise": noise}, "seed_ids": list(range(10)), "seeds": 10}
+        return {"mixer": mixer, "arm": label, "seed_solved": solved, **common}
+
+    cells = [
+        cell(label, mixer, x, solved)
+        for x in (0.0, 0.5)
+        for label, mixer, solved in (
+            (arms.base, "mamba2", [1.0] * 9 + [0.0]),
+            (arms.twin, "sla-mamba2", [0.0] * 10),
+            (arms.control, "sla-mamba2", [0.0] * 10),
+        )
+    ]
+    _, details, _, tests = _accuracy_claim(cells, lambda c: c["task_params"]["noise"], interaction=False)
+    assert tests["mamba2"]["sla"]["delta"] == pytest.approx(-0.9) and tests["mamba2"]["sla"]["p"] < 0.05
+    assert "norm" not in tests["mamba2"]
+    assert details["mamba2"]["explain"] == "gate (any gate)"

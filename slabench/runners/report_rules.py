@@ -96,7 +96,8 @@ EXPLAIN_RULE = (
     "alone (X with the twin's norm against X). The difference is the *gate*'s if a matched-norm gate test "
     "rejects at 5% in the same direction, the *norm*'s if the norm test does, both, or *neither*; a gate "
     "difference is *softmax competition* if sla-X also separates from the sigmoid control in that direction, "
-    "else *any gate*."
+    "else *any gate*. A base whose own norm is the twin's (Mamba-2) has no norm arms: its SLA-vs-base test is "
+    "already at a matched norm, and the norm explains nothing there."
 )
 FIXED_RULE = (
     " Where sla-X with every gate held at 1/H ran (added to the noise grid after its first results): a gate "
@@ -114,16 +115,18 @@ GATE_KINDS = (
 )
 
 
-def explain(effects: dict[str, tuple[float, bool]]) -> str:
+def explain(effects: dict[str, tuple[float, bool]], one_arm: Iterable[str] = ()) -> str:
     """effects: contrast name -> (its effect, a - b, and whether its test rejects no effect at 5%),
     for the contrasts whose arms ran. The effect is a stratified gain in solve rate (claim 1, via
-    `rejected`) or a slope of the paired gain in log2 H (claim 2)."""
+    `rejected`) or a slope of the paired gain in log2 H (claim 2). one_arm: the contrasts whose two
+    arms are one arm for this base (Mamba-2's own norm is the twin's, so its norm contrast compares
+    an arm with itself): nothing to test, so no effect, and not missing either."""
     if "sla" not in effects:
         return "arms missing"
     delta, rejects = effects["sla"]
     if not rejects:
         return "no difference to explain"
-    missing = [n for n, _, _ in CONTRASTS if n not in effects and n not in OPTIONAL_CONTRASTS]
+    missing = [n for n, _, _ in CONTRASTS if n not in effects and n not in OPTIONAL_CONTRASTS and n not in one_arm]
     if missing:
         return f"undecided: contrast arms missing ({', '.join(missing)})"
 
@@ -170,8 +173,8 @@ def accuracy_verdict(
 ) -> tuple[str, dict[str, dict], int | None]:
     """per_base: base -> {"tests": contrast -> stratified result, "seeds": fewest seeds of a cell,
     "slope": (slope, half-width, residual sd, noise levels) of the gain vs noise or None, "ceiling":
-    whether X solved every seed of every condition}. Returns the verdict, the details per base and
-    the seeds per cell that would decide it."""
+    whether X solved every seed of every condition, optionally "one_arm": `explain`'s}. Returns the
+    verdict, the details per base and the seeds per cell that would decide it."""
     details = {}
     for base, b in sorted(per_base.items()):
         tests = b["tests"]
@@ -181,7 +184,7 @@ def accuracy_verdict(
             continue
         effects = rejected(tests)
         # sla-X and X differ where the pooled test rejects equal solve rates
-        why = {"explain": explain(effects), "differs": effects.get("sla", (0.0, False))[1]}
+        why = {"explain": explain(effects, b.get("one_arm", ())), "differs": effects.get("sla", (0.0, False))[1]}
         if "sla" not in tests or not tests["sla"]["n"]:
             details[base] = {"vote": "neither", "seeds_needed": math.inf, **why, **b}
             continue
@@ -224,14 +227,16 @@ HEADS_EXPLAIN_RULE = (
     "0 is the *gate*'s if a matched-norm gate contrast's slope (sla-X - X with the twin's norm, sla-X with the "
     "base's norm - X) excludes 0 on the same side, the *norm*'s if the norm contrast's (X with the twin's norm - X) "
     "does, both, or *neither*; a gate slope is *softmax competition* if sla-X - the sigmoid control's does too, "
-    "else *any gate*."
+    "else *any gate*. A base whose own norm is the twin's (Mamba-2) has no norm arms: its SLA-vs-base test is "
+    "already at a matched norm, and the norm explains nothing there."
 )
 
 HEADS_FIXED_RULE = (
     " Where sla-X with every gate held at 1/H ran (gla's, added after its verdict runs at H 2 and 4; RetNet's, "
     "before its runs at half gla's width): a gate slope that is not softmax competition is *learned gates* if sla-X "
     "- the held gate's slope agrees, else *the gates' 1/H scale* if the held gate - X with the twin's norm's does, "
-    "else *any gate*."
+    "else *any gate*. A base whose own norm is the twin's (Mamba-2) has no norm arms: its SLA-vs-base test is "
+    "already at a matched norm, and the norm explains nothing there."
 )
 
 
