@@ -120,10 +120,12 @@ def test_explain_names_the_arm_behind_the_difference():
     assert rp.explain({**gate, "norm": sig}) == "gate (softmax competition) and norm"
     assert rp.explain({**gate, "gate_base_norm": t(-0.4, 0.001)}) == "neither"  # wrong direction
     assert rp.explain({**both, "sla": ns}) == "no difference to explain"
-    assert rp.explain({"sla": sig}).startswith("undecided: contrast arms missing")
+    assert rp.explain({"sla": sig}) == (
+        "undecided: control arms missing (gate, twin's norm; gate, base's norm; norm alone; softmax vs sigmoid)"
+    )
     # A base whose own norm is the twin's has no norm arms: its norm contrast is one arm, not missing.
     mamba = {"sla": sig, "gate_twin_norm": sig, "gate_base_norm": sig, "competition": ns}
-    assert rp.explain(mamba) == "undecided: contrast arms missing (norm)"
+    assert rp.explain(mamba) == "undecided: control arms missing (norm alone)"
     assert rp.explain(mamba, one_arm=["norm"]) == "gate (any gate)"
     assert rp.explain({}) == "arms missing"
     # With the gate held at 1/H beside: learned gates, or the gates' scale alone, or still any gate.
@@ -188,7 +190,10 @@ def test_heads_explain_names_the_arm_behind_the_slope():
     assert rp.heads_verdict({"gla": falling}, rising)[1]["gla"]["explain"] == "neither"
     assert rp.heads_verdict({"gla": flat}, contrasts)[1]["gla"]["explain"] == "no difference to explain"
     missing = {k: v for k, v in contrasts.items() if k != "norm"}
-    assert rp.heads_verdict({"gla": falling}, missing)[1]["gla"]["explain"] == "undecided: contrast arms missing (norm)"
+    assert (
+        rp.heads_verdict({"gla": falling}, missing)[1]["gla"]["explain"]
+        == "undecided: control arms missing (norm alone)"
+    )
     one_h = [(4, 0.1), (4, 0.2), (4, 0.3)]
     assert rp.heads_verdict({"gla": one_h}, contrasts)[1]["gla"]["explain"] == "fewer than 2 H count"
     assert rp.heads_verdict({"gla": [(2, 0.1), (4, 0.2)]}, contrasts)[1]["gla"]["explain"] == "too few points"

@@ -51,6 +51,16 @@ CONTRASTS = (
 )
 OPTIONAL_CONTRASTS = ("learned", "scale")  # their arm joined the noise grid after the others
 
+CONTRAST_TITLES = {
+    "sla": "sla-X vs X",
+    "gate_twin_norm": "gate, twin's norm",
+    "gate_base_norm": "gate, base's norm",
+    "norm": "norm alone",
+    "competition": "softmax vs sigmoid",
+    "learned": "learned vs held gate",
+    "scale": "held gate vs none",
+}
+
 
 def _majority(per_base: dict[str, str]) -> str:
     votes = [v for v in per_base.values() if v != UNTESTABLE]
@@ -128,7 +138,7 @@ def explain(effects: dict[str, tuple[float, bool]], one_arm: Iterable[str] = ())
         return "no difference to explain"
     missing = [n for n, _, _ in CONTRASTS if n not in effects and n not in OPTIONAL_CONTRASTS and n not in one_arm]
     if missing:
-        return f"undecided: contrast arms missing ({', '.join(missing)})"
+        return f"undecided: control arms missing ({'; '.join(CONTRAST_TITLES[n] for n in missing)})"
 
     def agrees(name: str) -> bool:
         return name in effects and effects[name][1] and (effects[name][0] > 0) == (delta > 0)

@@ -32,6 +32,7 @@ from slabench.runners.report_data import (
 )
 from slabench.runners.report_rules import (
     CEILING,
+    CONTRAST_TITLES,
     CONTRASTS,
     COST_RULE,
     EXPLAIN_RULE,
@@ -50,16 +51,6 @@ from slabench.runners.report_rules import (
     heads_verdict,
 )
 from slabench.runners.sweep.analysis import paths_label
-
-CONTRAST_TITLES = {
-    "sla": "sla-X vs X",
-    "gate_twin_norm": "gate, twin's norm",
-    "gate_base_norm": "gate, base's norm",
-    "norm": "norm alone",
-    "competition": "softmax vs sigmoid",
-    "learned": "learned vs held gate",
-    "scale": "held gate vs none",
-}
 
 
 class Section(NamedTuple):
