@@ -405,14 +405,17 @@ def test_mixer_trains_on_gpu(name):
 
 def test_gla_trains_with_keys_4_wide():
     """d_model 64 with 8 heads gives gla keys 4 wide, where fla 0.6.0's chunk_gla backward does
-    not compile: dispatch must probe those dims and fall back (six report runs failed before)."""
+    not compile: dispatch must probe those dims and fall back (six report runs failed before).
+    T is past the short kernel's longest, so the call reaches fla's kernels (at T 64 the short
+    kernel took it and the fall-back went untested)."""
     from slabench.config import ModelSpec, RunSpec, TaskSpec, TrainSpec
+    from slabench.kernels.gla.short import SHORT_T
     from slabench.runners.train import train
 
-    task = TaskSpec("mqar", (("num_kv_pairs", 4), ("seq_len", 64), ("vocab_size", 64)))
+    task = TaskSpec("mqar", (("num_kv_pairs", 4), ("seq_len", SHORT_T + 64), ("vocab_size", 64)))
     model = ModelSpec("sla-gla", (("d_model", 64), ("n_heads", 8), ("n_layers", 2)))
-    record = train(
-        RunSpec("t", task, model, TrainSpec(steps=20, eval_every=10, batch_size=32, dtype="bfloat16"), 0), "cuda"
-    )
+    train_spec = TrainSpec(steps=20, eval_every=10, batch_size=8, val_size=64, test_size=64, dtype="bfloat16")
+    record = train(RunSpec("t", task, model, train_spec, 0), "cuda")
     assert record["status"] == "ok", record["error"]
-    assert set(record["kernel_paths"]) == {"gla", "rms_norm_gated", "short_conv", "sla_gate"}
+    assert set(record["kernel_paths"]) == {"embedding", "gla", "rms_norm_gated", "short_conv", "sla_gate"}
+    assert "triton_gla_short" not in record["kernel_paths"]["gla"]  # fla's chunk kernel or a fall-back
