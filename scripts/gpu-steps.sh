@@ -170,9 +170,15 @@ for step in "$@"; do
       run_grid quick "${PACK:-1}" --preset quick
       log "quick (workers ${PACK:-1}): rc $? in $((SECONDS - t0)) s" ;;
     sweep)  # SWEEP_ARGS replaces the default --train-step (training steps of every mixer: more compiles)
+      # Only a finished sweep reaches $STATE/speed, which gpu-return.sh folds into leaderboards/speed:
+      # one cut off at the deadline (a cold machine compiled for 523 s and did not finish) stays in
+      # $STATE/sweep-run, its rows there to read, and never replaces the last whole sweep.
+      rm -rf "$STATE/sweep-run"
       timeout "$(left)" slabench sweep --device cuda --seq-lens "${SEQ_LENS:-256,1024,4096,8192,16384,65536}" \
-        --shape 64,256,8,16 --out "$STATE/speed" ${SWEEP_ARGS:---train-step} > "$STATE/logs/sweep.log" 2>&1
-      log "sweep: rc $? in $((SECONDS - t0)) s" ;;
+        --shape 64,256,8,16 --out "$STATE/sweep-run" ${SWEEP_ARGS:---train-step} > "$STATE/logs/sweep.log" 2>&1
+      rc=$?
+      [ "$rc" = 0 ] && mkdir -p "$STATE/speed" && cp -r "$STATE/sweep-run/." "$STATE/speed/"
+      log "sweep: rc $rc in $((SECONDS - t0)) s$([ "$rc" = 0 ] || echo '; not finished, left in sweep-run')" ;;
     report)  # resumable across machines: starts from the records committed under leaderboards/records/sla-report
       seed_records sla-report
       timeout "$(left)" slabench report sla --scale full --device cuda --workers "${PACK:-8}" --fold "${FOLD:-1}" --out "$STATE/sla-report" \
