@@ -237,16 +237,14 @@ HEADS_EXPLAIN_RULE = (
     "0 is the *gate*'s if a matched-norm gate contrast's slope (sla-X - X with the twin's norm, sla-X with the "
     "base's norm - X) excludes 0 on the same side, the *norm*'s if the norm contrast's (X with the twin's norm - X) "
     "does, both, or *neither*; a gate slope is *softmax competition* if sla-X - the sigmoid control's does too, "
-    "else *any gate*. A base whose own norm is the twin's (Mamba-2) has no norm arms: its SLA-vs-base test is "
-    "already at a matched norm, and the norm explains nothing there."
+    "else *any gate*."
 )
 
 HEADS_FIXED_RULE = (
     " Where sla-X with every gate held at 1/H ran (gla's, added after its verdict runs at H 2 and 4; RetNet's, "
     "before its runs at half gla's width): a gate slope that is not softmax competition is *learned gates* if sla-X "
     "- the held gate's slope agrees, else *the gates' 1/H scale* if the held gate - X with the twin's norm's does, "
-    "else *any gate*. A base whose own norm is the twin's (Mamba-2) has no norm arms: its SLA-vs-base test is "
-    "already at a matched norm, and the norm explains nothing there."
+    "else *any gate*."
 )
 
 
