@@ -1071,8 +1071,8 @@ STATISTICS_MUTANTS = [
     M(
         "rep-explain-one-arm-missing",
         "slabench/runners/report_sections.py",
-        "one_arm = [n for n, a, b in CONTRASTS if getattr(arms, a) == getattr(arms, b)]",
-        "one_arm = []",
+        '"one_arm": Arms.of(base).one_arm(CONTRASTS),',
+        '"one_arm": [],',
         "a base whose own norm is the twin's (Mamba-2) is never explained: its norm arm reads as missing",
     ),
     M(

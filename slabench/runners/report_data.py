@@ -67,6 +67,12 @@ class Arms:
             arm(twin, {"gate_kind": "constant"}),
         )
 
+    def one_arm(self, roles: tuple) -> list[str]:
+        """The names of `roles` ((name, role a, role b), as `report_rules.CONTRASTS`) whose two roles
+        are one arm for this base: Mamba-2's own norm is the twin's, so its norm contrast would
+        compare an arm with itself."""
+        return [name for name, a, b in roles if getattr(self, a) == getattr(self, b)]
+
 
 def section_cells(records: list[RunRecord]) -> list[dict[str, Any]]:
     """Every aggregated (task, model) cell of a section, at its lr (the records hold one lr per
@@ -100,12 +106,13 @@ def contrasts(
     out: dict[str, dict[str, list]] = {}
     for base in bases(cells):
         arms, out[base] = Arms.of(base), {}
+        one_arm = arms.one_arm(contrast_roles)
         for name, a, b in contrast_roles:
             la, lb = getattr(arms, a), getattr(arms, b)
             strata = [
                 (solved(index[(la, k)]), solved(index[(lb, k)]))
                 for k in conds
-                if la != lb and (la, k) in index and (lb, k) in index
+                if name not in one_arm and (la, k) in index and (lb, k) in index
             ]
             if strata:
                 out[base][name] = strata

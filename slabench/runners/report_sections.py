@@ -198,16 +198,17 @@ def _contrast_table(tests_by_base: dict[str, dict[str, dict]]) -> str:
     rows = []
     for base, tests in tests_by_base.items():
         arms = Arms.of(base)
+        one_arm = arms.one_arm(CONTRASTS)
         for name, a, b in CONTRASTS:
-            t, la, lb = tests.get(name), getattr(arms, a), getattr(arms, b)
+            t = tests.get(name)
             if t is None and name in OPTIONAL_CONTRASTS:
                 continue  # an arm this grid does not run
             rows.append(
-                [base, CONTRAST_TITLES[name], f"{la} - {lb}"]
+                [base, CONTRAST_TITLES[name], f"{getattr(arms, a)} - {getattr(arms, b)}"]
                 + (
                     [pct(t["delta"], t["lo"], t["hi"]), f"{t['p']:.3g}", f"{t['n']} in {t['conditions']}"]
                     if t
-                    else ["-", "-", "one arm: nothing to test" if la == lb else "arm missing"]
+                    else ["-", "-", "one arm: nothing to test" if name in one_arm else "arm missing"]
                 )
             )
     return md_table(["base", "contrast", "arms", "solve-rate gain, pp", "p", "pairs in conditions"], rows)
@@ -228,14 +229,12 @@ def _accuracy_claim(
             slope = (*fit, sorted({x for x, _ in pts}))
         base_cells = [c for c in cells if c["arm"] == base]
         ceiling = bool(base_cells) and all(min(c["seed_solved"], default=0.0) == 1.0 for c in base_cells)
-        arms = Arms.of(base)
-        one_arm = [n for n, a, b in CONTRASTS if getattr(arms, a) == getattr(arms, b)]
         per_base[base] = {
             "tests": tests.get(base, {}),
             "seeds": seeds,
             "slope": slope,
             "ceiling": ceiling,
-            "one_arm": one_arm,
+            "one_arm": Arms.of(base).one_arm(CONTRASTS),
         }
     verdict, details, more = accuracy_verdict(per_base, interaction)
     return verdict, details, more, tests
