@@ -10,10 +10,12 @@
 # leaderboards/records/sla-report, packed, and a speed sweep's tables into leaderboards/speed,
 # with each section's leaderboard and both editions of the report (leaderboards/sla-report.md and
 # sla-report-v1.md, from the records in so far and the latest sweep) rebuilt, ready to commit.
+# The state kept in .gpu/ then leaves out the SLA report's records: the repository holds them
+# now, and the next machine seeds them from there, so the state carries one sitting's runs, not
+# every sitting's.
 set -euo pipefail
 dir=$1
-cp "$dir/autotune.tgz" .gpu/autotune.tgz
-cp "$dir/state.tgz" .gpu/state.tgz
+cp -f "$dir/autotune.tgz" .gpu/autotune.tgz
 state=$(mktemp -d)
 trap 'rm -rf "$state"' EXIT
 tar xzf "$dir/state.tgz" -C "$state"
@@ -33,4 +35,6 @@ if [ -d "$state/sla-report" ] || [ -d "$state/speed" ]; then
       --report "$report" --speed-dir leaderboards/speed --quiet
   done
 fi
+rm -f .gpu/state.tgz
+tar czf .gpu/state.tgz -C "$state" --exclude='./sla-report/*/records' .
 git status --short | tail -3

@@ -14,10 +14,13 @@
 # `bash scripts/gpu-return.sh DIR` puts a returned pair back into .gpu/ (and folds the SLA
 # report's records into the repository).
 #
-# A grid step starts from the records committed under leaderboards/records/<name> when the
-# state holds none, so a fresh machine resumes where the repository stands. The state wins
-# when it has them: records dropped from the repository (to run them again) must go from
-# .gpu/state.tgz too, or the next machine restores them and skips their runs. If .gpu/head.commit
+# A grid step starts from the records committed under leaderboards/records/<name>, adding each
+# file the state lacks, so a fresh machine resumes where the repository stands. The state wins
+# where both have a file: records dropped from the repository (to run them again) must go from
+# .gpu/state.tgz too, or the next machine restores them and skips their runs. state.tgz leaves
+# out the record packs (`slabench pack`), which only ever come from the repository, and the SLA
+# report's plots, which gpu-return.sh draws again from the records: with them the tarball
+# outgrew the 16 MiB a file may have to come back from the machine. If .gpu/head.commit
 # exists (`git cat-file commit HEAD > .gpu/head.commit`), the machine's copy of .git is moved to
 # that commit first: records then name the commit the working tree is at, clean, instead of
 # whatever older HEAD the copy of .git kept. Only the commit object travels (378 bytes, where a
@@ -71,14 +74,18 @@ save() {  # write-then-rename: a tarball is never seen half-written
   (cd "$TRITON_CACHE_DIR" && find . -name '*.autotune.json' | tar czf - -T -) > "$OUT/.autotune.tgz" && mv "$OUT/.autotune.tgz" "$OUT/autotune.tgz"
   # tar exits 1 when a file changed while it was read (a run writing its record): the archive is
   # still whole (records are renamed into place, so each is in it complete or not at all).
-  { tar czf "$OUT/.state.tgz" --warning=no-file-changed -C "$STATE" .; [ $? -le 1 ]; } && mv "$OUT/.state.tgz" "$OUT/state.tgz"
+  { tar czf "$OUT/.state.tgz" --warning=no-file-changed --exclude=packed.jsonl.gz --exclude='./sla-report/*.png' -C "$STATE" .; [ $? -le 1 ]; } \
+    && mv "$OUT/.state.tgz" "$OUT/state.tgz"
+  local size; size=$(stat -c %s "$OUT/state.tgz")
+  [ "$size" -le $((16 << 20)) ] || log "state.tgz is $((size >> 20)) MiB: over the 16 MiB that comes back"
 }
 (while sleep 60; do save; done) & SAVER=$!
 left() { echo $((DEADLINE - SECONDS)); }
 log() { echo "$(date -u +%H:%M:%S) $*" | tee -a "$STATE/logs/steps.txt"; }
-# seed_records NAME: leaderboards/records/NAME into $STATE/NAME, when the state has none of its own.
+# seed_records NAME: the files of leaderboards/records/NAME that $STATE/NAME lacks, copied in.
 seed_records() {
-  [ -d "$STATE/$1" ] || [ ! -d "leaderboards/records/$1" ] || cp -r "leaderboards/records/$1" "$STATE/$1"
+  [ -d "leaderboards/records/$1" ] || return 0
+  mkdir -p "$STATE/$1" && tar cf - -C "leaderboards/records/$1" . | tar xf - -C "$STATE/$1" --skip-old-files
 }
 # run_grid NAME WORKERS ARGS...: `slabench run ARGS` under the deadline, records in $STATE/NAME;
 # FOLD=N trains each N runs that differ only in seed or lr as one batched model.
