@@ -58,6 +58,11 @@ TESTS = {
     ],
     "slabench/models/linear_base.py": ["tests/test_plumbing.py", "tests/test_mixers.py"],
     "slabench/models/sla.py": ["tests/test_plumbing.py", "tests/test_mixers.py"],
+    "slabench/models/arms.py": [
+        "tests/test_mixers.py::test_every_report_arm_label_reads_back_to_its_mixer_and_options",
+        "tests/test_sweep.py::test_a_bad_arm_is_one_line_naming_what_is_allowed",
+    ],
+    "slabench/runners/sweep/": ["tests/test_sweep.py"],
     "slabench/kernels/gdn_gates/": ["tests/test_kernels.py"],
     "slabench/kernels/gla/short.py": [
         "tests/test_triton_interpreter.py::test_project_triton_kernels_match_float64_references_in_interpreter"
@@ -136,6 +141,7 @@ TESTS = {
         "tests/test_report_rules.py::test_heads_explain_names_the_arm_behind_the_slope",
         "tests/test_report_rules.py::test_settled_when_no_votes_still_to_come_can_turn_the_verdict",
         "tests/test_report_rules.py::test_summary_names_which_way_a_base_differs_and_why",
+        "tests/test_report_rules.py::test_cost_reads_the_registered_pairs_and_shows_the_gate_alone_where_arms_were_timed",
     ],
 }
 
@@ -1214,6 +1220,35 @@ STATISTICS_MUTANTS = [
         "dropped = set(BUDGETS) if set(settings) & set(BUDGETS) else set()",
         "dropped = set()",
         "run --train tokens=N over a grid with steps is refused as two budgets",
+    ),
+    # --- arms in the sweep --------------------------------------------------------------------
+    M(
+        "arm-options-dropped",
+        "slabench/models/arms.py",
+        "    return mixer, options",
+        "    return mixer, {}",
+        "sla-gla/head-norm is timed as the registered sla-gla: its gate-alone ratio is the registered one",
+    ),
+    M(
+        "twin-pairs-no-same-norm",
+        "slabench/runners/sweep/analysis.py",
+        "if (a, b) == (ma, mb) or same:",
+        "if (a, b) == (ma, mb):",
+        "a sweep of sla-X/head-norm never divides it by X: the gate's cost alone is not reported",
+    ),
+    M(
+        "cost-rule-reads-arm-pairs",
+        "slabench/runners/report_rules.py",
+        "if registered:",
+        "if True:",
+        "an arm's ratio enters the registered pair's median, and the cost rule, after the rule was fixed",
+    ),
+    M(
+        "cost-rule-reads-arm-slopes",
+        "slabench/runners/report_rules.py",
+        ' and "/" not in s["mixer"]}',
+        "}",
+        "an arm's time slope is judged with no base beside it: no allowance, so a sweep of arms can fail the claim",
     ),
 ]
 

@@ -18,8 +18,8 @@ import argparse
 import torch
 
 from slabench.config import expand_grid, load_preset
+from slabench.models.arms import arm
 from slabench.runners.data import seeded_generator
-from slabench.runners.report_data import arm
 from slabench.runners.train import VAL_SEED
 
 EPS = torch.finfo(torch.float32).eps  # the norms' epsilon (models.norm.RMSNorm)

@@ -333,6 +333,16 @@ def test_profile_on_cpu_prints_no_profiler_log(capfd):
     assert "USDT" not in captured.err and "ERROR" not in captured.err and "profiler_start" not in captured.err
 
 
+def test_profile_takes_an_arm_and_refuses_a_bad_one_in_one_line():
+    ok = CliRunner().invoke(main, ["profile", "sla-gla/head-norm", "--device", "cpu", "--shape", "1,8,2,4", "--json"])
+    assert ok.exit_code == 0, ok.output
+    assert json.loads(ok.output)["kernels"]
+    bad = CliRunner().invoke(main, ["profile", "gla/sigmoid", "--device", "cpu"])
+    line = bad.output.strip()
+    assert bad.exit_code == 2 and line.startswith("error: MIXER: 'gla/sigmoid': tag 'sigmoid' is not allowed")
+    assert len(line.splitlines()) == 1
+
+
 # ---- an edited plugin is a new run -------------------------------------------------------------
 
 

@@ -431,3 +431,18 @@ def test_attention_window_and_rotary_by_hand():
             y[0, t, h] = sum(w * v[0, u, h] for w, u in zip(torch.softmax(scores, 0), keys))
     torch.testing.assert_close(m(x), m.out(y.reshape(1, T, H * Dh)), rtol=1e-5, atol=1e-6)
     assert m.state_size(6) == 2 * 3 * 8  # the KV cache of the last 3 tokens
+
+
+def test_every_report_arm_label_reads_back_to_its_mixer_and_options():
+    """`parse_arm` inverts `arm`: each arm of the report's bases names one buildable model."""
+    from slabench.models.arms import arm, parse_arm
+    from slabench.runners.report_data import Arms
+
+    for base in ("retnet", "gla", "gdn", "deltanet", "mamba2", "linear"):
+        a = Arms.of(base)
+        labels = {a.base, a.base_twin_norm, a.twin, a.twin_base_norm, a.control, a.fixed}
+        for label in labels:
+            mixer, options = parse_arm(label)
+            assert arm(mixer, options) == label and mixer in (base, f"sla-{base}")
+            build_mixer(mixer, 16, 2, **options)
+    assert parse_arm("sla-gla/head-norm/sigmoid") == ("sla-gla", {"output_norm": "head", "gate_kind": "sigmoid"})

@@ -168,7 +168,8 @@ def test_lr_table_marks_an_edge_lr_below_the_ceiling_apart_from_one_at_it():
 
 def test_arms_expand_to_the_model_options_they_name():
     """Each arm label of the tiny grids builds the model it names: the norm and gate kind really set."""
-    from slabench.runners.report_data import Arms, arm
+    from slabench.models.arms import arm
+    from slabench.runners.report_data import Arms
 
     seen = set()
     for section in rp.GRID_SECTIONS:
@@ -194,7 +195,8 @@ def test_full_grids_hold_every_arm_of_their_bases_and_no_idle_one():
     """Each full section runs, per base with a twin, exactly the arms the contrasts read (three where
     the base's own norm is the twins', as Mamba-2's), each at every condition; attention beside
     them where it checks that a cell is solvable."""
-    from slabench.runners.report_data import Arms, arm
+    from slabench.models.arms import arm
+    from slabench.runners.report_data import Arms
 
     # (bases, attention, the bases with the gate held at 1/H, the control without learning: every
     # base under noise, gla and retnet in the heads section, the bases with two H in range there)
@@ -228,7 +230,7 @@ def test_full_grids_hold_every_arm_of_their_bases_and_no_idle_one():
 def test_lr_is_chosen_on_validation_and_the_verdict_runs_never_saw_it():
     """Stage 1 picks each cell's lr by mean validation accuracy (not test); stage 2 is the other
     seeds at that lr only."""
-    from slabench.runners.report_data import arm
+    from slabench.models.arms import arm
 
     _, specs = rp.section_specs("mqar", "tiny")
     first = rp.lr_stage(specs, "tiny", 2)

@@ -253,6 +253,35 @@ def sweep_summary(ratio: float, time_slope: float, memory_slope: float, base_tim
     }
 
 
+def test_cost_reads_the_registered_pairs_and_shows_the_gate_alone_where_arms_were_timed(tmp_path):
+    """A sweep that timed the twin's arm at the base's norm (`--mixers gla,sla-gla/head-norm`) adds
+    the gate-alone ratio beside the registered one; neither its overhead rows nor its slopes enter
+    the rule, which stays on the registered mixers."""
+    summary = sweep_summary(1.1, 1.0, 1.0)
+    for o in summary["sla_overhead"]:
+        o.update(twin=f"sla-{o['base']}", baseline=o["base"], same_norm=False)
+    arm_rows = [
+        {**o, "twin": "sla-gla/head-norm", "same_norm": True, "ratio": r}
+        for o, r in zip([o for o in summary["sla_overhead"] if o["base"] == "gla"], (1.02, 1.04, 1.06, 1.08))
+    ]
+    summary["sla_overhead"] += arm_rows
+    summary["slopes"].append({"mixer": "sla-gla/head-norm", "mode": "fwdbwd", "time": 1.9, "memory": 1.9})
+    c = rp.cost_summary(summary)
+    assert c["mode"] == "fwdbwd-graph" and c["overhead"] == {"gla": pytest.approx(1.1), "gdn": pytest.approx(1.1)}
+    assert c["overhead_same_norm"] == {"gla": pytest.approx(1.07)}  # median of the graph rows 1.06 and 1.08
+    assert [s["mixer"] for s in c["slopes"]] == ["sla-gdn", "sla-gla"]  # the arm's 1.9 would fail the rule
+    assert rp.cost_verdict(summary)[0] == rp.SUPPORTED
+
+    (tmp_path / "s.json").write_text(json.dumps({"timestamp": "t", "machine": {"device": "cuda"}, "summary": summary}))
+    text = "\n".join(cost_section([], tmp_path)[0])
+    assert "| base | median sla-X / X time | the gate alone (same output norm) |" in text
+    assert "| gla | 1.10 | 1.07 |" in text and "| gdn | 1.10 | - |" in text
+    (tmp_path / "s.json").write_text(
+        json.dumps({"timestamp": "t", "machine": {"device": "cuda"}, "summary": sweep_summary(1.1, 1.0, 1.0)})
+    )
+    assert "the gate alone" not in "\n".join(cost_section([], tmp_path)[0])  # no arms timed: no column
+
+
 def test_cost_verdict_rule(tmp_path):
     assert rp.cost_verdict(sweep_summary(1.1, 1.0, 0.98))[0] == rp.SUPPORTED  # attention's slope 2 is not SLA's
     assert rp.cost_verdict(sweep_summary(1.1, 1.9, 1.0))[0] == rp.NOT_SUPPORTED

@@ -308,3 +308,64 @@ def test_profile_lists_a_mixers_ops_and_rejects_bad_input():
     assert bad.exit_code == 2 and "--shape" in bad.output and len(bad.output.strip().splitlines()) == 1
     unknown = CliRunner().invoke(main, ["profile", "nope"])
     assert unknown.exit_code == 2 and "sla-gla" in unknown.output
+
+
+def test_an_arm_is_swept_beside_its_mixers_and_divided_at_the_same_norm(tmp_path, one_thread):
+    """`--mixers` takes the report's arm labels: sla-gla/head-norm is the twin with gla's per-head
+    norm, timed as built with that option, and divided by gla at the same norm (the gate alone)
+    beside the registered pair, whose norms differ."""
+    shape = config.Shape(2, 16, 2, 8)
+    out = {
+        label: cases.mixer_fns(label, shape, torch.device("cpu"), "fp32")["fwd"]()
+        for label in ("sla-gla", "sla-gla/head-norm")
+    }
+    again = cases.mixer_fns("sla-gla/head-norm", shape, torch.device("cpu"), "fp32")["fwd"]()
+    assert torch.equal(out["sla-gla/head-norm"], again) and not torch.allclose(out["sla-gla"], again)
+
+    args = ["sweep", "--device", "cpu", "--mixers", "gla,sla-gla,sla-gla/head-norm", "--seq-lens", "32"]
+    result = CliRunner().invoke(main, [*args, "--tokens", "64", "--repeats", "2", "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    data = json.loads((tmp_path / f"{timing.device_slug('cpu')}.json").read_text())
+    assert {r["mixer"] for r in data["rows"]} == {"gla", "sla-gla", "sla-gla/head-norm"}
+    pairs = {(o["twin"], o["baseline"], o["same_norm"]) for o in data["summary"]["sla_overhead"]}
+    assert pairs == {("sla-gla", "gla", False), ("sla-gla/head-norm", "gla", True)}
+    md = (tmp_path / f"{timing.device_slug('cpu')}.md").read_text()
+    assert "| gla | fwdbwd |" in md and "| sla-gla/head-norm / gla | fwdbwd |" in md
+
+
+def test_twin_pairs_match_norms_and_leave_other_gates_out():
+    pairs = analysis.twin_pairs(
+        [
+            "gla",
+            "sla-gla",
+            "gla/layer-norm",
+            "sla-gla/head-norm",
+            "sla-gla/sigmoid",
+            "mamba2",
+            "sla-mamba2",
+            "attention",
+        ]
+    )
+    assert pairs == [
+        ("sla-gla", "gla", False),  # as registered: the twin normalises over all heads, gla per head
+        ("sla-gla/head-norm", "gla", True),
+        ("sla-gla", "gla/layer-norm", True),
+        ("sla-mamba2", "mamba2", True),  # Mamba-2's own norm is the twin's
+    ]
+    assert analysis.twin_pairs(["plug", "sla-plug"]) == [("sla-plug", "plug", False)]  # not installed: by name only
+
+
+@pytest.mark.parametrize(
+    "mixers, names",
+    [
+        ("gla/sigmoid", "tag 'sigmoid'"),
+        ("sla-gla/big-norm", "output_norm='big'"),
+        ("sla-gla/head-norm/layer-norm", "tag 'layer-norm'"),
+    ],
+)
+def test_a_bad_arm_is_one_line_naming_what_is_allowed(tmp_path, mixers, names):
+    result = CliRunner().invoke(main, ["sweep", "--device", "cpu", "--mixers", mixers, "--out", str(tmp_path)])
+    line = result.output.strip()
+    assert result.exit_code == 2 and len(line.splitlines()) == 1 and "--mixers" in line and names in line
+    assert "head" in line and ("sigmoid" in line or "layer" in line)  # the allowed values
+    assert not any(tmp_path.iterdir())  # refused before anything is written

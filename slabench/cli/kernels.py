@@ -56,7 +56,9 @@ def doctor(devices: tuple[str, ...], dtypes: tuple[str, ...], as_json: bool) -> 
 
 
 @click.command()
-@click.option("--mixers", help="comma list (default: every registered mixer)")
+@click.option(
+    "--mixers", help="comma list of mixers or arms, e.g. gla,sla-gla/head-norm (default: every registered mixer)"
+)
 @click.option("--seq-lens", help="comma list (default: 256,1024,4096,16384,65536 on GPU; 64,128,256 on CPU)")
 # Sizes and counts are checked here, before the sweep writes (its --out may hold committed tables).
 @positive_int_option(
@@ -180,14 +182,15 @@ def sweep(
 def profile(
     mixer: str, shape: str, dtype: str | None, device: str, mode: str, top: int, by_op: bool, as_json: bool
 ) -> None:
-    """Where one mixer layer's time goes: its kernels per call, by device time (torch.profiler)."""
-    from slabench.models import MIXERS
+    """Where one mixer layer's time goes: its kernels per call, by device time (torch.profiler).
+    MIXER is a mixer or an arm (sla-gla/head-norm: the twin with gla's per-head norm)."""
+    from slabench.models.arms import parse_arm
     from slabench.runners.grid import resolve_device
     from slabench.runners.profile import profile_mixer
     from slabench.runners.sweep import Shape
     from slabench.runners.sweep.cases import is_oom
 
-    MIXERS.get(mixer)  # an unknown name lists the known ones
+    parse_arm(mixer, "MIXER")  # an unknown name, tag or value lists the allowed ones
     device = resolve_device(device)
     gpu = device.startswith("cuda")
     try:

@@ -40,11 +40,11 @@ from pathlib import Path
 
 from slabench.config import RunSpec, expand_grid, load_preset
 from slabench.errors import SlabenchError
+from slabench.models.arms import arm
 from slabench.record import RunRecord
 from slabench.runners import stats
 from slabench.runners.leaderboard import choose_lr, device_time, device_time_line, record_machines, score
 from slabench.runners.output import md_table
-from slabench.runners.report_data import arm
 from slabench.runners.report_rules import CEILING, LEARNS, MIN_SEEDS, settled
 from slabench.runners.report_sections import (
     Section,

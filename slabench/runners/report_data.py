@@ -1,12 +1,7 @@
 """What the SLA report reads from run records and sweep files: each record's arm, the
 aggregated cells of a section, the contrasts between arms per condition, per-seed gains, gate
 curves, and the latest speed sweep. Scores follow the leaderboards: diverged runs score 0,
-failed runs are left out.
-
-An arm is a mixer with the options that set it apart, labelled by its name and those options:
-`gla`, `gla/layer-norm` (the twin's output norm), `sla-gla`, `sla-gla/head-norm` (the base's),
-`sla-gla/sigmoid` (the control gate), `sla-gla/constant` (the gate held at 1/H). A grid declares
-arms as ordinary model options.
+failed runs are left out. Arms are labelled as in `slabench.models.arms`.
 """
 
 from __future__ import annotations
@@ -15,32 +10,15 @@ import json
 import re
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from slabench.config import RunSpec
+from slabench.models.arms import arm, option_default
 from slabench.record import RunRecord
 from slabench.runners import stats
 from slabench.runners.leaderboard import aggregate
-
-ARM_OPTIONS = ("output_norm", "gate_kind")  # the options that make an arm
-
-
-def _default(mixer: str, option: str) -> Any:
-    from slabench.models import MIXERS
-
-    return {f.name: f.default for f in fields(MIXERS.get(mixer).Options)}.get(option)
-
-
-def arm(mixer: str, params: dict[str, Any]) -> str:
-    """The arm label of a model: its mixer, then each arm option set away from the mixer's default."""
-    tags = [
-        f"{params[o]}-norm" if o == "output_norm" else str(params[o])
-        for o in ARM_OPTIONS
-        if o in params and params[o] != _default(mixer, o)
-    ]
-    return "/".join([mixer, *tags])
 
 
 @dataclass(frozen=True)
@@ -57,7 +35,7 @@ class Arms:
     @staticmethod
     def of(base: str) -> Arms:
         twin = f"sla-{base}"
-        base_norm, twin_norm = _default(base, "output_norm"), _default(twin, "output_norm")
+        base_norm, twin_norm = option_default(base, "output_norm"), option_default(twin, "output_norm")
         return Arms(
             base,
             arm(base, {"output_norm": twin_norm}),

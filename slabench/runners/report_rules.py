@@ -353,18 +353,28 @@ COST_RULE = (
 
 
 def cost_summary(summary: dict[str, Any]) -> dict[str, Any]:
-    """Median overhead ratio per base and the sla-X fwd+bwd slopes from a sweep's summary."""
+    """Median overhead ratio per base (sla-X over X as registered; and, where the sweep timed arms,
+    at the same output norm: the gate alone) and the sla-X fwd+bwd slopes from a sweep's summary."""
     modes = {o["mode"] for o in summary.get("sla_overhead", [])}
     mode = "fwdbwd-graph" if "fwdbwd-graph" in modes else "fwdbwd"
     ratios: dict[str, list[float]] = defaultdict(list)
-    for o in summary.get("sla_overhead", []):
-        if o["mode"] == mode:
-            ratios[o["base"]].append(o["ratio"])
-    fwdbwd = {s["mixer"]: s for s in summary.get("slopes", []) if s["mode"] == "fwdbwd"}
+    same_norm: dict[str, list[float]] = defaultdict(list)  # Mamba-2's registered pair is one too
+    arms_timed = False
+    for o in (o for o in summary.get("sla_overhead", []) if o["mode"] == mode):
+        base = o["base"]
+        registered = (o.get("twin", f"sla-{base}"), o.get("baseline", base)) == (f"sla-{base}", base)
+        arms_timed |= not registered
+        if registered:
+            ratios[base].append(o["ratio"])
+        if o.get("same_norm"):
+            same_norm[base].append(o["ratio"])
+    fwdbwd = {s["mixer"]: s for s in summary.get("slopes", []) if s["mode"] == "fwdbwd" and "/" not in s["mixer"]}
     slopes = [{**s, "base_time": fwdbwd.get(m[4:], {}).get("time")} for m, s in fwdbwd.items() if m.startswith("sla-")]
     return {
         "mode": mode,
         "overhead": {b: stats.median(r) for b, r in sorted(ratios.items())},
+        # only where the sweep timed arms: a sweep of the registered mixers alone has Mamba-2's
+        "overhead_same_norm": {b: stats.median(r) for b, r in sorted(same_norm.items())} if arms_timed else {},
         "slopes": sorted(slopes, key=lambda s: s["mixer"]),
     }
 

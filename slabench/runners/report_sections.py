@@ -13,12 +13,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from slabench.models.arms import arm
 from slabench.record import RunRecord
 from slabench.runners import stats
 from slabench.runners.output import interval, legend, md_table, pct, plt, save_figure, yerr
 from slabench.runners.report_data import (
     Arms,
-    arm,
     bases,
     contrasts,
     d_model_condition,
@@ -605,7 +605,12 @@ def cost_section(records: list[RunRecord], speed_dir: Path) -> Section:
             f"From `{path.name}` (sweep of {data.get('timestamp', '?')}, device "
             f"{m.get('device_name', m.get('device', '?'))}{_sweep_code(m)}); time ratios from the {c['mode']} timings."
         )
-        overhead = [[b, interval(r, fmt=".2f")] for b, r in c["overhead"].items()]
+        alone = c["overhead_same_norm"]
+        overhead = [
+            [b, interval(r, fmt=".2f")] + ([interval(alone[b], fmt=".2f") if b in alone else "-"] if alone else [])
+            for b, r in c["overhead"].items()
+        ]
+        overhead_header = ["base", "median sla-X / X time"] + (["the gate alone (same output norm)"] if alone else [])
         slopes = [
             [s["mixer"]] + [interval(s[k], fmt=".2f") for k in ("time", "base_time", "memory")] for s in c["slopes"]
         ]
@@ -615,7 +620,7 @@ def cost_section(records: list[RunRecord], speed_dir: Path) -> Section:
             source,
             "",
             *([untimed, ""] if untimed else []),
-            md_table(["base", "median sla-X / X time"], overhead),
+            md_table(overhead_header, overhead),
             "",
             md_table(slope_header, slopes),
             "",

@@ -76,6 +76,39 @@ def median_ms(rows: list[dict[str, Any]], mixer: str, mode: str, shape: SweepSha
     return found[0]["median_ms"] if found else None
 
 
+def _norm(mixer: str, options: dict[str, Any]) -> str | None:
+    """An arm's output norm; None for a mixer without one, or one this install lacks (a plugin's
+    saved sweep is still read)."""
+    from slabench.errors import SlabenchError
+    from slabench.models.arms import option_default
+
+    try:
+        return options.get("output_norm", option_default(mixer, "output_norm"))
+    except SlabenchError:
+        return None
+
+
+def twin_pairs(names: list[str]) -> list[tuple[str, str, bool]]:
+    """(sla-X arm, X arm, same output norm) for the pairs whose time ratio is an SLA overhead: each
+    registered twin over its base, which differ in the norm as well as the gate (sla-X normalises
+    over all heads, X per head), and each swept arm of the twin with the softmax gate over a swept
+    arm of the base at the same norm (`sla-gla/head-norm` over `gla`): the gate's cost alone."""
+    split = {n: (n.split("/")[0], n.split("/")[1:]) for n in names}
+    options = {
+        n: {"output_norm" if t.endswith("-norm") else "gate_kind": t.removesuffix("-norm") for t in tags}
+        for n, (_, tags) in split.items()
+    }
+    pairs = []
+    for b, (mb, _) in split.items():  # in the bases' order, as the sweep's tables list them
+        for a, (ma, _) in split.items():
+            if ma != f"sla-{mb}" or "gate_kind" in options[a] or "gate_kind" in options[b]:
+                continue
+            same = _norm(ma, options[a]) is not None and _norm(ma, options[a]) == _norm(mb, options[b])
+            if (a, b) == (ma, mb) or same:
+                pairs.append((a, b, same))
+    return pairs
+
+
 def summarise(result: dict[str, Any]) -> dict[str, Any]:
     """{"sla_overhead", "crossover_sla_gla_vs_attention", "slopes"} of a sweep's mixer rows."""
     rows = result["rows"]
@@ -86,16 +119,23 @@ def summarise(result: dict[str, Any]) -> dict[str, Any]:
     def ms(mixer, mode, shape):
         return median_ms(rows, mixer, mode, shape)
 
-    overhead = []
-    for base in mixers:
-        if f"sla-{base}" not in mixers:
-            continue
+    overhead = []  # base: X's mixer; twin and baseline: the two arms divided
+    for twin, baseline, same_norm in twin_pairs(mixers):
         for mode in modes:
             for shape in shapes:
-                a, b = ms(f"sla-{base}", mode, shape), ms(base, mode, shape)
+                a, b = ms(twin, mode, shape), ms(baseline, mode, shape)
                 if a and b:
                     overhead.append(
-                        {"base": base, "mode": mode, "shape": list(shape[:4]), "sweep": shape[4], "ratio": a / b}
+                        {
+                            "base": baseline.split("/")[0],
+                            "twin": twin,
+                            "baseline": baseline,
+                            "same_norm": same_norm,
+                            "mode": mode,
+                            "shape": list(shape[:4]),
+                            "sweep": shape[4],
+                            "ratio": a / b,
+                        }
                     )
 
     length_shapes = [s for s in shapes if s[4] == "length"]

@@ -37,12 +37,15 @@ def is_oom(e: BaseException) -> bool:
 
 
 def mixer_fns(name: str, shape: Shape, device: torch.device, dtype: str) -> dict[str, Callable[[], Any]]:
-    """{'fwd', 'fwdbwd'}: no-argument calls of one `name` layer on x [B, T, H*D] (dispatch
-    probes already run); what `time_mixers` times and `runners.profile` profiles."""
+    """{'fwd', 'fwdbwd'}: no-argument calls of one `name` layer (a mixer or an arm,
+    `models.arms`) on x [B, T, H*D] (dispatch probes already run); what `time_mixers` times and
+    `runners.profile` profiles."""
     from slabench.models import build_mixer
+    from slabench.models.arms import parse_arm
 
     torch.manual_seed(0)
-    mixer = build_mixer(name, shape.d_model, shape.heads).to(device)
+    mixer_name, options = parse_arm(name)
+    mixer = build_mixer(mixer_name, shape.d_model, shape.heads, **options).to(device)
     inputs = [
         torch.randn(shape.batch, shape.seq_len, shape.d_model, device=device, requires_grad=True),
         *mixer.parameters(),
@@ -148,6 +151,7 @@ def time_train_steps(cfg: SweepConfig, on_case: Callable[[str], None] | None = N
     (forward, loss, backward, clipping, AdamW) of the standard MQAR model on pre-drawn batches."""
     from slabench.config import TrainSpec
     from slabench.models import build_model
+    from slabench.models.arms import parse_arm
     from slabench.runners.step import TrainStep, make_optimizer
     from slabench.tasks import build_task
 
@@ -170,8 +174,14 @@ def time_train_steps(cfg: SweepConfig, on_case: Callable[[str], None] | None = N
                 torch.manual_seed(0)
                 if device.type == "cuda":
                     torch.cuda.reset_peak_memory_stats(device)
+                mixer, options = parse_arm(name)
                 model = build_model(
-                    name, vocab_size=ts.vocab_size, d_model=ts.d_model, n_layers=ts.n_layers, n_heads=cfg.heads
+                    mixer,
+                    vocab_size=ts.vocab_size,
+                    d_model=ts.d_model,
+                    n_layers=ts.n_layers,
+                    n_heads=cfg.heads,
+                    **options,
                 ).to(device)
                 step = TrainStep(
                     model,

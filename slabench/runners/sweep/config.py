@@ -61,10 +61,10 @@ class SweepConfig:
     repeats: int | None = None  # None: as many as fit in ~0.3 s (10 to 100)
 
     def __post_init__(self) -> None:
-        from slabench.models import MIXERS
+        from slabench.models.arms import parse_arm
 
         for name in self.mixers:
-            MIXERS.get(name)  # unknown names list the known ones
+            parse_arm(name)  # an unknown name, tag or value lists the allowed ones
         require(self.dtype in ("bf16", "fp32"), "--dtype", f"{self.dtype!r} is not allowed; choose one of bf16, fp32")
         for m in self.modes:
             require(m in MODES, "--mode", f"{m!r} is not allowed; choose one of fwd, fwdbwd, both")

@@ -110,14 +110,27 @@ def markdown(result: dict[str, Any]) -> str:
     ov = summ["sla_overhead"]
     if ov:
         table = []
-        for base, mode in dict.fromkeys((o["base"], o["mode"]) for o in ov):
+
+        def pair(o):  # a sweep written before arms were swept names only the base
+            return o.get("twin", f"sla-{o['base']}"), o.get("baseline", o["base"])
+
+        for (twin, baseline), mode in dict.fromkeys((pair(o), o["mode"]) for o in ov):
             cells = []
             for s in shapes:
-                found = [o["ratio"] for o in ov if o["base"] == base and o["mode"] == mode and tuple(o["shape"]) == s]
+                found = [
+                    o["ratio"]
+                    for o in ov
+                    if (pair(o), o["mode"]) == ((twin, baseline), mode) and tuple(o["shape"]) == s
+                ]
                 cells.append(f"{found[0]:.3f}" if found else "-")
-            table.append([base, mode] + cells)
+            registered = (twin, baseline) == (f"sla-{baseline}", baseline)
+            table.append([baseline if registered else f"{twin} / {baseline}", mode] + cells)
         lines += [
             "## SLA overhead (sla-X time / X time)",
+            "",
+            "A registered twin can differ from its base in the output norm as well as the gate (sla-X normalises "
+            "over all heads, most X per head); a row `sla-X/head-norm / X` (`--mixers X,sla-X/head-norm`) "
+            "compares them at the base's norm: the gate's cost alone.",
             "",
             md_table(
                 ["X", "mode"] + [f"B{b} T{t}" for b, t, _, _ in shapes], table, ["---", "---"] + ["---:"] * len(shapes)

@@ -8,8 +8,9 @@
                  train-step-ratio  the same for the whole training step (the sweep's --train-step)
                  time-slope        log-log slope of `mixer`'s time per sequence against T (length sweep)
                  memory-slope      the same for peak memory per sequence
-    mixer        a mixer name; in a ratio, "X" in `mixer` and `baseline` stands for every mixer X for
-                 which both names were swept ("sla-X" over "X": each SLA twin against its base)
+    mixer        a mixer name or arm (`models.arms`: "sla-gla/head-norm"); in a ratio, "X" in `mixer`
+                 and `baseline` stands for every mixer X for which both names were swept ("sla-X"
+                 over "X": each SLA twin against its base; "sla-X/head-norm" over "X": the gate alone)
     baseline     ratios only: the mixer divided by
     mode         fwd, fwdbwd or fwdbwd-graph; for train-step-ratio the path: eager, cuda-graph, or
                  fastest (each mixer's fastest path)

@@ -1,0 +1,58 @@
+"""Arm labels: a mixer with the options that set it apart, as one name.
+
+The SLA report compares arms of a base X: `gla`, `gla/layer-norm` (the twin's output norm),
+`sla-gla`, `sla-gla/head-norm` (the base's), `sla-gla/sigmoid` (the control gate),
+`sla-gla/constant` (the gate held at 1/H). A grid declares arms as ordinary model options;
+`arm` names them, and `parse_arm` reads a name back, so that the commands taking mixer names
+(`slabench sweep --mixers`, `slabench profile`) take an arm too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import fields
+from typing import Any
+
+from slabench.errors import SlabenchError
+from slabench.models import MIXERS, mixer_options
+
+ARM_OPTIONS = ("output_norm", "gate_kind")  # the options that make an arm
+
+
+def option_default(mixer: str, option: str) -> Any:
+    """Mixer `mixer`'s default for `option` (None where it has no such option)."""
+    return {f.name: f.default for f in fields(MIXERS.get(mixer).Options)}.get(option)
+
+
+def arm(mixer: str, params: dict[str, Any]) -> str:
+    """The arm label of a model: its mixer, then each arm option set away from the mixer's default."""
+    tags = [
+        f"{params[o]}-norm" if o == "output_norm" else str(params[o])
+        for o in ARM_OPTIONS
+        if o in params and params[o] != option_default(mixer, o)
+    ]
+    return "/".join([mixer, *tags])
+
+
+def parse_arm(label: str, where: str = "--mixers") -> tuple[str, dict[str, Any]]:
+    """(mixer, options) of an arm label: `sla-gla/head-norm` -> ("sla-gla", {"output_norm": "head"}).
+    An unknown mixer, tag or option value raises one line naming it and what is allowed."""
+    mixer, *tags = label.split("/")
+    try:
+        MIXERS.get(mixer)
+    except SlabenchError as e:
+        raise SlabenchError(f"{where}: {e}") from None
+    options: dict[str, Any] = {}
+    for tag in tags:
+        option = "output_norm" if tag.endswith("-norm") else "gate_kind"
+        if option in options or option_default(mixer, option) is None:
+            raise SlabenchError(
+                f"{where}: '{label}': tag '{tag}' is not allowed; an arm of '{mixer}' takes at most one "
+                "<output_norm>-norm tag (head-norm, layer-norm, none-norm) and, for an sla- mixer, one gate kind "
+                "(softmax, sigmoid, constant)"
+            )
+        options[option] = tag.removesuffix("-norm") if option == "output_norm" else tag
+    try:
+        mixer_options(mixer, **options)  # an unknown value lists the allowed ones
+    except SlabenchError as e:
+        raise SlabenchError(f"{where}: '{label}': {e}") from None
+    return mixer, options
