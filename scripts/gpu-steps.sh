@@ -176,13 +176,15 @@ for step in "$@"; do
     quick)
       run_grid quick "${PACK:-1}" --preset quick
       log "quick (workers ${PACK:-1}): rc $? in $((SECONDS - t0)) s" ;;
-    sweep)  # SWEEP_ARGS replaces the default --train-step (training steps of every mixer: more compiles)
+    sweep)  # docs/speed.md's reference run; SWEEP_ARGS replaces its --mixers and --train-step
       # Only a finished sweep reaches $STATE/speed, which gpu-return.sh folds into leaderboards/speed:
       # one cut off at the deadline (a cold machine compiled for 523 s and did not finish) stays in
       # $STATE/sweep-run, its rows there to read, and never replaces the last whole sweep.
       rm -rf "$STATE/sweep-run"
+      SWEEP_MIXERS=attention,linear,sla-linear,sla-linear/head-norm,retnet,sla-retnet,sla-retnet/head-norm
+      SWEEP_MIXERS=$SWEEP_MIXERS,gla,sla-gla,sla-gla/head-norm,gdn,sla-gdn,sla-gdn/head-norm
       timeout "$(left)" slabench sweep --device cuda --seq-lens "${SEQ_LENS:-256,1024,4096,8192,16384,65536}" \
-        --shape 64,256,8,16 --out "$STATE/sweep-run" ${SWEEP_ARGS:---train-step} > "$STATE/logs/sweep.log" 2>&1
+        --shape 64,256,8,16 --out "$STATE/sweep-run" ${SWEEP_ARGS:---train-step --mixers $SWEEP_MIXERS} > "$STATE/logs/sweep.log" 2>&1
       rc=$?
       [ "$rc" = 0 ] && mkdir -p "$STATE/speed" && cp -r "$STATE/sweep-run/." "$STATE/speed/"
       log "sweep: rc $rc in $((SECONDS - t0)) s$([ "$rc" = 0 ] || echo '; not finished, left in sweep-run')" ;;
