@@ -33,6 +33,18 @@ def arm(mixer: str, params: dict[str, Any]) -> str:
     return "/".join([mixer, *tags])
 
 
+def _tag_option(tag: str) -> tuple[str, str]:
+    """(option, value) of one tag: `head-norm` -> ("output_norm", "head"), `sigmoid` -> ("gate_kind", ...)."""
+    return ("output_norm", tag.removesuffix("-norm")) if tag.endswith("-norm") else ("gate_kind", tag)
+
+
+def split_arm(label: str) -> tuple[str, dict[str, Any]]:
+    """(mixer, options) of an arm label as written, checked against nothing: what a saved sweep's
+    labels say even where this install lacks the mixer."""
+    mixer, *tags = label.split("/")
+    return mixer, dict(_tag_option(t) for t in tags)
+
+
 def parse_arm(label: str, where: str = "--mixers") -> tuple[str, dict[str, Any]]:
     """(mixer, options) of an arm label: `sla-gla/head-norm` -> ("sla-gla", {"output_norm": "head"}).
     An unknown mixer, tag or option value raises one line naming it and what is allowed."""
@@ -43,14 +55,14 @@ def parse_arm(label: str, where: str = "--mixers") -> tuple[str, dict[str, Any]]
         raise SlabenchError(f"{where}: {e}") from None
     options: dict[str, Any] = {}
     for tag in tags:
-        option = "output_norm" if tag.endswith("-norm") else "gate_kind"
+        option, value = _tag_option(tag)
         if option in options or option_default(mixer, option) is None:
             raise SlabenchError(
                 f"{where}: '{label}': tag '{tag}' is not allowed; an arm of '{mixer}' takes at most one "
                 "<output_norm>-norm tag (head-norm, layer-norm, none-norm) and, for an sla- mixer, one gate kind "
                 "(softmax, sigmoid, constant)"
             )
-        options[option] = tag.removesuffix("-norm") if option == "output_norm" else tag
+        options[option] = value
     try:
         mixer_options(mixer, **options)  # an unknown value lists the allowed ones
     except SlabenchError as e:

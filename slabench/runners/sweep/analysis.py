@@ -90,20 +90,20 @@ def _norm(mixer: str, options: dict[str, Any]) -> str | None:
 
 def twin_pairs(names: list[str]) -> list[tuple[str, str, bool]]:
     """(sla-X arm, X arm, same output norm) for the pairs whose time ratio is an SLA overhead: each
-    registered twin over its base, which differ in the norm as well as the gate (sla-X normalises
-    over all heads, X per head), and each swept arm of the twin with the softmax gate over a swept
-    arm of the base at the same norm (`sla-gla/head-norm` over `gla`): the gate's cost alone."""
-    split = {n: (n.split("/")[0], n.split("/")[1:]) for n in names}
-    options = {
-        n: {"output_norm" if t.endswith("-norm") else "gate_kind": t.removesuffix("-norm") for t in tags}
-        for n, (_, tags) in split.items()
-    }
+    registered twin over its base, which can differ in the norm as well as the gate (sla-X
+    normalises over all heads, most X per head), and each swept arm of the twin with the softmax
+    gate over a swept arm of the base at the same norm (`sla-gla/head-norm` over `gla`): the
+    gate's cost alone."""
+    from slabench.models.arms import split_arm
+
+    arms = {n: split_arm(n) for n in names}
     pairs = []
-    for b, (mb, _) in split.items():  # in the bases' order, as the sweep's tables list them
-        for a, (ma, _) in split.items():
-            if ma != f"sla-{mb}" or "gate_kind" in options[a] or "gate_kind" in options[b]:
+    for b, (mb, ob) in arms.items():  # in the bases' order, as the sweep's tables list them
+        for a, (ma, oa) in arms.items():
+            if ma != f"sla-{mb}" or "gate_kind" in oa or "gate_kind" in ob:
                 continue
-            same = _norm(ma, options[a]) is not None and _norm(ma, options[a]) == _norm(mb, options[b])
+            norm = _norm(ma, oa)
+            same = norm is not None and norm == _norm(mb, ob)
             if (a, b) == (ma, mb) or same:
                 pairs.append((a, b, same))
     return pairs
