@@ -4,6 +4,7 @@ state size against the real state, SLA diagnostics and options."""
 import inspect
 import math
 from dataclasses import dataclass, field, fields
+from pathlib import Path
 from typing import Literal
 
 import pytest
@@ -446,3 +447,7 @@ def test_every_report_arm_label_reads_back_to_its_mixer_and_options():
             assert arm(mixer, options) == label and mixer in (base, f"sla-{base}")
             build_mixer(mixer, 16, 2, **options)
     assert parse_arm("sla-gla/head-norm/sigmoid") == ("sla-gla", {"output_norm": "head", "gate_kind": "sigmoid"})
+    # A plugin named by its file keeps the '/' of its path: only word-shaped parts after it are tags.
+    plugin = f"{Path(__file__).parents[1] / 'examples' / 'my_variant.py'}:GatedLinear"
+    assert parse_arm(plugin) == (plugin, {})
+    assert parse_arm(f"sla-{plugin}/sigmoid") == (f"sla-{plugin}", {"gate_kind": "sigmoid"})

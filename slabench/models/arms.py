@@ -9,6 +9,7 @@ The SLA report compares arms of a base X: `gla`, `gla/layer-norm` (the twin's ou
 
 from __future__ import annotations
 
+import re
 from dataclasses import fields
 from typing import Any
 
@@ -16,6 +17,7 @@ from slabench.errors import SlabenchError
 from slabench.models import MIXERS, mixer_options
 
 ARM_OPTIONS = ("output_norm", "gate_kind")  # the options that make an arm
+TAG = re.compile(r"[A-Za-z_]*(-norm)?")  # a word, or <word>-norm (an empty one is refused as a tag)
 
 
 def option_default(mixer: str, option: str) -> Any:
@@ -38,17 +40,27 @@ def _tag_option(tag: str) -> tuple[str, str]:
     return ("output_norm", tag.removesuffix("-norm")) if tag.endswith("-norm") else ("gate_kind", tag)
 
 
+def _split(label: str) -> tuple[str, list[str]]:
+    """The mixer and the tags of a label: the tags are the word-shaped parts after the last '/'
+    of the mixer's name, which can hold '/' itself (a plugin file, `examples/my_variant.py:Cls`)."""
+    parts = label.split("/")
+    cut = len(parts)
+    while cut > 1 and TAG.fullmatch(parts[cut - 1]):
+        cut -= 1
+    return "/".join(parts[:cut]), parts[cut:]
+
+
 def split_arm(label: str) -> tuple[str, dict[str, Any]]:
     """(mixer, options) of an arm label as written, checked against nothing: what a saved sweep's
     labels say even where this install lacks the mixer."""
-    mixer, *tags = label.split("/")
+    mixer, tags = _split(label)
     return mixer, dict(_tag_option(t) for t in tags)
 
 
 def parse_arm(label: str, where: str = "--mixers") -> tuple[str, dict[str, Any]]:
     """(mixer, options) of an arm label: `sla-gla/head-norm` -> ("sla-gla", {"output_norm": "head"}).
     An unknown mixer, tag or option value raises one line naming it and what is allowed."""
-    mixer, *tags = label.split("/")
+    mixer, tags = _split(label)
     try:
         MIXERS.get(mixer)
     except SlabenchError as e:
