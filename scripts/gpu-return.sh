@@ -10,9 +10,10 @@
 # leaderboards/records/sla-report, packed, and a speed sweep's tables into leaderboards/speed,
 # with each section's leaderboard and both editions of the report (leaderboards/sla-report.md and
 # sla-report-v1.md, from the records in so far and the latest sweep) rebuilt, ready to commit.
-# The state kept in .gpu/ then leaves out the SLA report's records: the repository holds them
-# now, and the next machine seeds them from there, so the state carries one sitting's runs, not
-# every sitting's.
+# The state kept in .gpu/ then leaves out what it folded, the SLA report's records and the sweep:
+# the repository holds them now, and the next machine seeds the records from there, so the state
+# carries one sitting's runs, not every sitting's, and an old sweep is never folded in again over
+# tables rendered since.
 set -euo pipefail
 dir=$1
 cp -f "$dir/autotune.tgz" .gpu/autotune.tgz
@@ -36,5 +37,5 @@ if [ -d "$state/sla-report" ] || [ -d "$state/speed" ]; then
   done
 fi
 rm -f .gpu/state.tgz
-tar czf .gpu/state.tgz -C "$state" --exclude='./sla-report/*/records' .
+tar czf .gpu/state.tgz -C "$state" --exclude='./sla-report/*/records' --exclude=./speed .
 git status --short | tail -3
