@@ -115,6 +115,7 @@ TESTS = {
     ],
     "slabench/cli/kernels.py": ["tests/test_cli.py::test_a_sweep_whose_every_case_failed_keeps_the_last_sweeps_tables"],
     "slabench/runners/report.py": [
+        "tests/test_report.py::test_more_verdict_seeds_extend_the_grids_past_their_own",
         "tests/test_report.py::test_lr_is_chosen_on_validation_and_the_verdict_runs_never_saw_it",
         "tests/test_report.py::test_code_line_names_each_commit_and_its_runs_from_a_dirty_tree",
         "tests/test_report.py::test_time_left_is_each_sections_device_time_per_run_times_its_runs_left",
@@ -1220,6 +1221,13 @@ STATISTICS_MUTANTS = [
         "dropped = set(BUDGETS) if set(settings) & set(BUDGETS) else set()",
         "dropped = set()",
         "run --train tokens=N over a grid with steps is refused as two budgets",
+    ),
+    M(
+        "more-seeds-ignored",
+        "slabench/runners/report.py",
+        'grid = {**grid, "train": {**grid["train"], "seeds": own + more}}',
+        "pass",
+        "report sla --seeds 27 runs and reads the grids' ten seeds: the power a verdict asked for is never reached",
     ),
     # --- arms in the sweep --------------------------------------------------------------------
     M(

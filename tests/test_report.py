@@ -107,10 +107,14 @@ def test_tiny_report_end_to_end_and_from_records(tmp_path):
     assert re.search(estimate, md.read_text())
 
 
-@pytest.mark.parametrize("edition, name", [("1", "sla-report-v1.md"), ("2", "sla-report.md")])
-def test_committed_report_regenerates_from_committed_records(tmp_path, edition, name):
+@pytest.mark.parametrize(
+    "edition, name, extra",
+    [("1", "sla-report-v1.md", []), ("2", "sla-report.md", []), ("2", "sla-report.md", ["--seeds", "10"])],
+)
+def test_committed_report_regenerates_from_committed_records(tmp_path, edition, name, extra):
     """leaderboards/sla-report.md (the second edition, from the records in so far) and
-    sla-report-v1.md (the first edition's H100 runs) are exactly what the committed records give."""
+    sla-report-v1.md (the first edition's H100 runs) are exactly what the committed records give;
+    --seeds 10, the grids' own count, changes only the line naming the command."""
     from pathlib import Path
 
     root = Path(__file__).resolve().parent.parent
@@ -133,10 +137,31 @@ def test_committed_report_regenerates_from_committed_records(tmp_path, edition, 
             str(md),
             "--speed-dir",
             str(root / "leaderboards" / "speed"),
+            *extra,
         ],
     )
     assert result.exit_code == 0, result.output
-    assert md.read_text() == committed.read_text()
+    command = f"`slabench report sla --edition {edition} --scale full`"
+    assert md.read_text() == committed.read_text().replace(command, f"{command[:-1]}{''.join(' ' + a for a in extra)}`")
+
+
+def test_more_verdict_seeds_extend_the_grids_past_their_own():
+    """--seeds N: each cell's verdict seeds become N, the grid's own first and then the next
+    integers; the lr stage's runs stay as they were, so no lr is chosen again."""
+    from slabench.runners.report import lr_stage, section_specs
+
+    _, own = section_specs("noise", "tiny")
+    _, more = section_specs("noise", "tiny", seeds=4)
+    assert sorted({s.seed for s in own}) == [0, 1, 2] and sorted({s.seed for s in more}) == [0, 1, 2, 3, 4]
+    assert {s.key() for s in lr_stage(more, "tiny", 2)} == {s.key() for s in lr_stage(own, "tiny", 2)}
+    assert {s.key() for s in own} < {s.key() for s in more} and len(more) == len(own) // 3 * 5
+    for args, message in (
+        (["--seeds", "1", "--scale", "tiny"], "--seeds=1 is fewer than the protocol's 2 verdict seeds per cell"),
+        (["--seeds", "12", "--edition", "1"], "--seeds is not allowed with --edition 1"),
+    ):
+        result = CliRunner().invoke(main, ["report", "sla", "--from-records", *args])
+        line = result.output.strip()
+        assert result.exit_code == 2 and line.startswith(f"error: {message}") and len(line.splitlines()) == 1
 
 
 def test_lr_table_marks_an_edge_lr_below_the_ceiling_apart_from_one_at_it():

@@ -17,6 +17,7 @@ from slabench.cli.options import (
     out_option,
     parse_fold,
     parse_names,
+    positive_int_option,
     quiet_option,
     report_file_option,
     resolve_report,
@@ -105,6 +106,11 @@ def report() -> None:
 @click.option(
     "--bases", default="", help="comma list of bases whose arms to run (e.g. gla), attention always; default all"
 )
+@positive_int_option(
+    "--seeds",
+    "verdict seeds per cell (edition 2; default the grids' 10): the seeds per cell an inconclusive verdict says "
+    "would decide it; --from-records needs the same value to read them",
+)
 @click.option(
     "--speed-dir",
     default="leaderboards/speed",
@@ -125,6 +131,7 @@ def report_sla(
     edition: str,
     sections: str | None,
     bases: str,
+    seeds: int | None,
     speed_dir: str,
     device: str,
     workers: int,
@@ -163,7 +170,7 @@ def report_sla(
     wanted = parse_names("--bases", bases, "base", "gla") if bases else ()  # default: every base
     grids, specs_of = {}, {}
     for section in GRID_SECTIONS:
-        name, specs = section_specs(section, scale, ed)
+        name, specs = section_specs(section, scale, ed, seeds)
         section_dir = Path(out) / section
         run_it = section in chosen and not from_records
         grids[section] = _Section(name, section_dir, specs, None if run_it else _stored_records(section_dir))
@@ -192,7 +199,7 @@ def report_sla(
     left = {sec: left_by_base(grid.specs, scale, ed, stored[sec]) for sec, grid in grids.items()}
     protocol = {r["key"] for runs in spent.values() for r in runs}
     others = [r for sec in grids for key, r in stored[sec].items() if key not in protocol]
-    verdicts = write_report(records, scale, report, Path(speed_dir), ed, choice, spent, left, others)
+    verdicts = write_report(records, scale, report, Path(speed_dir), ed, choice, spent, left, others, seeds)
     render.print_tables(render.rows_table("SLA claims", ("section", "verdict"), list(verdicts.items())))
     click.echo(f"report: {report}")
 
