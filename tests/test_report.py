@@ -114,7 +114,7 @@ def test_tiny_report_end_to_end_and_from_records(tmp_path):
 def test_committed_report_regenerates_from_committed_records(tmp_path, edition, name, extra):
     """leaderboards/sla-report.md (the second edition, from the records in so far) and
     sla-report-v1.md (the first edition's H100 runs) are exactly what the committed records give;
-    --seeds 10, the grids' own count, changes only the line naming the command."""
+    --seeds 10, the grids' own count, changes only the commands it names."""
     from pathlib import Path
 
     root = Path(__file__).resolve().parent.parent
@@ -141,8 +141,13 @@ def test_committed_report_regenerates_from_committed_records(tmp_path, edition, 
         ],
     )
     assert result.exit_code == 0, result.output
-    command = f"`slabench report sla --edition {edition} --scale full`"
-    assert md.read_text() == committed.read_text().replace(command, f"{command[:-1]}{''.join(' ' + a for a in extra)}`")
+    expected = committed.read_text()
+    for command in (
+        f"`slabench report sla --edition {edition} --scale full`",
+        "`slabench report sla --sections S --bases B`",
+    ):
+        expected = expected.replace(command, f"{command[:-1]}{''.join(' ' + a for a in extra)}`")
+    assert md.read_text() == expected
 
 
 def test_more_verdict_seeds_extend_the_grids_past_their_own():
@@ -488,6 +493,10 @@ def test_plan_table_gives_each_bases_runs_time_and_whether_it_can_turn_the_verdi
         ["heads", "retnet", "3", "30 s", "no"],  # two of three against whatever retnet votes
     ]
     assert rp._plan(parts, {s: {} for s in left}, rp._per_run(spent)) == []
+    assert (
+        "`slabench report sla --sections S --bases B --seeds 27` runs a row"
+        in rp._plan(parts, left, rp._per_run(spent), seeds=27)[0]
+    )
 
 
 def test_plan_table_says_when_the_heads_lr_stage_leaves_a_base_untestable():
