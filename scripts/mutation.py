@@ -63,6 +63,7 @@ TESTS = {
         "tests/test_sweep.py::test_a_bad_arm_is_one_line_naming_what_is_allowed",
     ],
     "slabench/runners/sweep/": ["tests/test_sweep.py"],
+    "slabench/runners/compare.py": ["tests/test_compare.py::test_arms_of_one_mixer_compare_as_models_of_one_size"],
     "slabench/kernels/gdn_gates/": ["tests/test_kernels.py"],
     "slabench/kernels/gla/short.py": [
         "tests/test_triton_interpreter.py::test_project_triton_kernels_match_float64_references_in_interpreter"
@@ -1228,6 +1229,13 @@ STATISTICS_MUTANTS = [
         'grid = {**grid, "train": {**grid["train"], "seeds": own + more}}',
         "pass",
         "report sla --seeds 27 runs and reads the grids' ten seeds: the power a verdict asked for is never reached",
+    ),
+    M(
+        "compare-arms-as-sizes",
+        "slabench/runners/compare.py",
+        "if k not in ARM_OPTIONS",
+        "",
+        "compare puts sla-gla/head-norm in a backbone group of its own: it is never compared with sla-gla",
     ),
     # --- arms in the sweep --------------------------------------------------------------------
     M(

@@ -180,3 +180,37 @@ def test_summary_gives_the_variant_its_verdict_against_each_baseline():
     got = {x["baseline"]: (x["verdict"], x["p"], round(x["delta"], 6), x["pairs"]) for x in task["versus"]}
     assert got == {"gla": ("win", 2 / 64, 0.4, 6), "attention": ("loss", 2 / 64, -0.05, 6)}
     assert summary["totals"] == {"gla": {"win": 1, "tie": 0, "loss": 0}, "attention": {"win": 0, "tie": 0, "loss": 1}}
+
+
+def test_arms_of_one_mixer_compare_as_models_of_one_size():
+    """An arm (`sla-gla/head-norm`) is its own row beside the registered mixer: labelled by the
+    options it sets and compared at the same backbone, not set apart as another size. Keyed by
+    mixer name alone, the two sla-gla rows overwrote each other."""
+    from slabench.runners.compare import compare_grid, summarise
+
+    grid = {
+        "name": "g",
+        "train": {"seeds": [0]},
+        "tasks": [{"name": "mqar"}],
+        "models": [{"name": "gla", "d_model": 32}],
+    }
+    models = compare_grid(grid, "sla-gla/head-norm", ["sla-gla", "gla/layer-norm"])["models"]
+    assert models == [
+        {"name": "sla-gla", "d_model": 32, "output_norm": "head"},
+        {"name": "sla-gla", "d_model": 32},
+        {"name": "gla", "d_model": 32, "output_norm": "layer"},
+    ]
+
+    def row(model: dict, acc: float) -> dict:
+        params = {k: v for k, v in model.items() if k != "name"}
+        return {**_row([acc] * 6), "mixer": model["name"], "acc": acc, "model_params": params}
+
+    board = {"tasks": {"mqar": [row(m, a) for m, a in zip(models, (0.9, 0.5, 0.9))]}}
+    board.update(ranked_by="", failures=[], warnings=[], runs=18)
+    (task,) = summarise(board, "sla-gla/head-norm", ["sla-gla", "gla/layer-norm"])["tasks"]
+    assert task["backbone"] == {"d_model": 32} and [m["mixer"] for m in task["models"]] == [
+        "sla-gla/head-norm",
+        "sla-gla",
+        "gla/layer-norm",
+    ]
+    assert {x["baseline"]: x["verdict"] for x in task["versus"]} == {"sla-gla": "win", "gla/layer-norm": "tie"}

@@ -39,7 +39,12 @@ def _variant_digest(variant: str) -> str:
     required=True,
     help="the variant: path/to/file.py:Class, pkg.mod:Class, a registered name, or sla-<any of those>",
 )
-@click.option("--against", required=True, help="comma-separated baseline mixers, e.g. gla,sla-gla,attention")
+@click.option(
+    "--against",
+    required=True,
+    help="comma-separated baseline mixers or arms, e.g. gla,sla-gla,attention or sla-gla/head-norm (the twin at "
+    "gla's norm)",
+)
 @click.option(
     "--preset",
     help="a shipped grid whose tasks and train settings to use (default: quick on a GPU, about 20 min of one, and "

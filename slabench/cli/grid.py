@@ -95,8 +95,8 @@ def run_pending(
     "--mixer",
     "mixers",
     multiple=True,
-    help="replace the grid's models by this mixer (repeatable; e.g. path/to/file.py:Class) at its first "
-    "model's backbone",
+    help="replace the grid's models by this mixer (repeatable; e.g. path/to/file.py:Class, or an arm: "
+    "sla-gla/head-norm) at its first model's backbone",
 )
 @click.option(
     "--train",

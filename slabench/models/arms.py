@@ -27,11 +27,13 @@ def option_default(mixer: str, option: str) -> Any:
 
 def arm(mixer: str, params: dict[str, Any]) -> str:
     """The arm label of a model: its mixer, then each arm option set away from the mixer's default."""
-    tags = [
-        f"{params[o]}-norm" if o == "output_norm" else str(params[o])
-        for o in ARM_OPTIONS
-        if o in params and params[o] != option_default(mixer, o)
-    ]
+    return written_arm(mixer, {o: v for o, v in params.items() if v != option_default(mixer, o)})
+
+
+def written_arm(mixer: str, params: dict[str, Any]) -> str:
+    """The label of a model with each arm option it sets, default or not, in one order; needs no
+    registry (`slabench compare` labels the rows of mixers this install may lack)."""
+    tags = [f"{params[o]}-norm" if o == "output_norm" else str(params[o]) for o in ARM_OPTIONS if o in params]
     return "/".join([mixer, *tags])
 
 

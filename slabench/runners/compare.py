@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from slabench.errors import SlabenchError
+from slabench.models.arms import ARM_OPTIONS, split_arm, written_arm
 from slabench.record import RunRecord
 from slabench.runners import stats
 from slabench.runners.leaderboard_files import solved_cell
@@ -26,20 +27,23 @@ from slabench.runners.output import md_table, pct, plt, save_figure, yerr
 
 
 def with_models(grid: dict[str, Any], mixers: list[str]) -> dict[str, Any]:
-    """`grid` with its models replaced by `mixers`, all at the backbone parameters (d_model,
-    n_layers, ...) of its first model; each mixer keeps its own default options."""
+    """`grid` with its models replaced by `mixers` (mixers or arms, `models.arms`: `sla-gla/head-norm`),
+    all at the backbone parameters (d_model, n_layers, ...) of its first model; each mixer keeps
+    its own default options but those its arm label sets (checked as any model's options, when
+    the grid is expanded)."""
     from slabench.models import Backbone
 
     models = grid.get("models") or [{}]
     backbone = {k: v for k, v in models[0].items() if k in Backbone.__dataclass_fields__}
-    return {**grid, "models": [{"name": m, **backbone} for m in dict.fromkeys(mixers)]}
+    arms = [split_arm(m) for m in dict.fromkeys(mixers)]
+    return {**grid, "models": [{"name": m, **backbone, **options} for m, options in arms]}
 
 
 def compare_grid(grid: dict[str, Any], variant: str, against: list[str]) -> dict[str, Any]:
     """The grid dict comparing `variant` with `against` on `grid`'s tasks and train settings."""
     if not against:
         raise SlabenchError("--against: give at least one baseline mixer, e.g. --against gla,attention")
-    if variant in against:
+    if written_arm(*split_arm(variant)) in [written_arm(*split_arm(b)) for b in against]:
         raise SlabenchError(f"--against: '{variant}' is the variant itself; list only baselines")
     stem = variant.rsplit(":", 1)[-1] if ":" in variant else variant
     return with_models(
@@ -56,14 +60,18 @@ def compare_grid(grid: dict[str, Any], variant: str, against: list[str]) -> dict
 
 def summarise(board: dict[str, Any], variant: str, against: list[str]) -> dict[str, Any]:
     """Per task of `board` (from `aggregate`): every model's row, and the variant's delta and
-    verdict against each baseline."""
+    verdict against each baseline. A row's mixer is its arm label (`sla-gla/head-norm`)."""
+    variant, against = written_arm(*split_arm(variant)), [written_arm(*split_arm(b)) for b in against]
     tasks = []
     totals: dict[str, dict[str, int]] = {b: {"win": 0, "tie": 0, "loss": 0} for b in against}
     for task, rows in board["tasks"].items():
-        # Several backbone sizes (a grid sweeping d_model) compare size by size.
+        # Several backbone sizes (a grid sweeping d_model) compare size by size; arms of one mixer
+        # differ in their options, not in size.
         by_size: dict[tuple, dict[str, dict[str, Any]]] = defaultdict(dict)
         for r in rows:
-            by_size[tuple(sorted(r["model_params"].items()))][r["mixer"]] = r
+            size = tuple(sorted((k, v) for k, v in r["model_params"].items() if k not in ARM_OPTIONS))
+            name = written_arm(r["mixer"], r["model_params"])
+            by_size[size][name] = {**r, "mixer": name}
         for size, by_mixer in by_size.items():
             v = by_mixer.get(variant)
             versus = []
