@@ -27,7 +27,9 @@ def option_default(mixer: str, option: str) -> Any:
 
 def arm(mixer: str, params: dict[str, Any]) -> str:
     """The arm label of a model: its mixer, then each arm option set away from the mixer's default."""
-    return written_arm(mixer, {o: v for o, v in params.items() if v != option_default(mixer, o)})
+    return written_arm(
+        mixer, {o: params[o] for o in ARM_OPTIONS if o in params and params[o] != option_default(mixer, o)}
+    )
 
 
 def written_arm(mixer: str, params: dict[str, Any]) -> str:
