@@ -1262,8 +1262,8 @@ STATISTICS_MUTANTS = [
     M(
         "cost-rule-reads-arm-slopes",
         "slabench/runners/report_rules.py",
-        ' and "/" not in s["mixer"]}',
-        "}",
+        ' and not split_arm(s["mixer"])[1]',
+        "",
         "an arm's time slope is judged with no base beside it: no allowance, so a sweep of arms can fail the claim",
     ),
 ]

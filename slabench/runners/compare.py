@@ -39,11 +39,16 @@ def with_models(grid: dict[str, Any], mixers: list[str]) -> dict[str, Any]:
     return {**grid, "models": [{"name": m, **backbone, **options} for m, options in arms]}
 
 
+def _label(name: str) -> str:
+    """A mixer's or arm's name as its rows are labelled (`written_arm`): tags in one order."""
+    return written_arm(*split_arm(name))
+
+
 def compare_grid(grid: dict[str, Any], variant: str, against: list[str]) -> dict[str, Any]:
     """The grid dict comparing `variant` with `against` on `grid`'s tasks and train settings."""
     if not against:
         raise SlabenchError("--against: give at least one baseline mixer, e.g. --against gla,attention")
-    if written_arm(*split_arm(variant)) in [written_arm(*split_arm(b)) for b in against]:
+    if _label(variant) in [_label(b) for b in against]:
         raise SlabenchError(f"--against: '{variant}' is the variant itself; list only baselines")
     stem = variant.rsplit(":", 1)[-1] if ":" in variant else variant
     return with_models(
@@ -61,7 +66,7 @@ def compare_grid(grid: dict[str, Any], variant: str, against: list[str]) -> dict
 def summarise(board: dict[str, Any], variant: str, against: list[str]) -> dict[str, Any]:
     """Per task of `board` (from `aggregate`): every model's row, and the variant's delta and
     verdict against each baseline. A row's mixer is its arm label (`sla-gla/head-norm`)."""
-    variant, against = written_arm(*split_arm(variant)), [written_arm(*split_arm(b)) for b in against]
+    variant, against = _label(variant), [_label(b) for b in against]
     tasks = []
     totals: dict[str, dict[str, int]] = {b: {"win": 0, "tie": 0, "loss": 0} for b in against}
     for task, rows in board["tasks"].items():

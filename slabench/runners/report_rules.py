@@ -355,20 +355,26 @@ COST_RULE = (
 def cost_summary(summary: dict[str, Any]) -> dict[str, Any]:
     """Median overhead ratio per base (sla-X over X as registered; and, where the sweep timed arms,
     at the same output norm: the gate alone) and the sla-X fwd+bwd slopes from a sweep's summary."""
+    # Imported here: both packages import torch, which the other rules do without.
+    from slabench.models.arms import split_arm
+    from slabench.runners.sweep.analysis import registered_pair
+
     modes = {o["mode"] for o in summary.get("sla_overhead", [])}
     mode = "fwdbwd-graph" if "fwdbwd-graph" in modes else "fwdbwd"
     ratios: dict[str, list[float]] = defaultdict(list)
     same_norm: dict[str, list[float]] = defaultdict(list)  # Mamba-2's registered pair is one too
     arms_timed = False
     for o in (o for o in summary.get("sla_overhead", []) if o["mode"] == mode):
-        base = o["base"]
-        registered = (o.get("twin", f"sla-{base}"), o.get("baseline", base)) == (f"sla-{base}", base)
+        registered = registered_pair(o)
         arms_timed |= not registered
         if registered:
-            ratios[base].append(o["ratio"])
+            ratios[o["base"]].append(o["ratio"])
         if o.get("same_norm"):
-            same_norm[base].append(o["ratio"])
-    fwdbwd = {s["mixer"]: s for s in summary.get("slopes", []) if s["mode"] == "fwdbwd" and "/" not in s["mixer"]}
+            same_norm[o["base"]].append(o["ratio"])
+    # the registered mixers' slopes only: an arm's has no base slope beside it in the rule
+    fwdbwd = {
+        s["mixer"]: s for s in summary.get("slopes", []) if s["mode"] == "fwdbwd" and not split_arm(s["mixer"])[1]
+    }
     slopes = [{**s, "base_time": fwdbwd.get(m[4:], {}).get("time")} for m, s in fwdbwd.items() if m.startswith("sla-")]
     return {
         "mode": mode,

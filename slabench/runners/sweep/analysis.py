@@ -109,8 +109,21 @@ def twin_pairs(names: list[str]) -> list[tuple[str, str, bool]]:
     return pairs
 
 
+def overhead_pair(o: dict[str, Any]) -> tuple[str, str]:
+    """(twin arm, base arm) an overhead row divides; a sweep saved before arms were swept names
+    only the base."""
+    return o.get("twin", f"sla-{o['base']}"), o.get("baseline", o["base"])
+
+
+def registered_pair(o: dict[str, Any]) -> bool:
+    """Whether an overhead row is sla-X over X as registered (not an arm of either)."""
+    return overhead_pair(o) == (f"sla-{o['base']}", o["base"])
+
+
 def summarise(result: dict[str, Any]) -> dict[str, Any]:
     """{"sla_overhead", "crossover_sla_gla_vs_attention", "slopes"} of a sweep's mixer rows."""
+    from slabench.models.arms import split_arm
+
     rows = result["rows"]
     mixers = list(dict.fromkeys(r["mixer"] for r in rows))
     modes = list(dict.fromkeys(r["mode"] for r in rows))
@@ -127,7 +140,7 @@ def summarise(result: dict[str, Any]) -> dict[str, Any]:
                 if a and b:
                     overhead.append(
                         {
-                            "base": baseline.split("/")[0],
+                            "base": split_arm(baseline)[0],  # a plugin file's name holds '/' too
                             "twin": twin,
                             "baseline": baseline,
                             "same_norm": same_norm,

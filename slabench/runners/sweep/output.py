@@ -11,7 +11,7 @@ from typing import Any
 
 from slabench.runners import timing
 from slabench.runners.output import interval, md_table
-from slabench.runners.sweep.analysis import paths_label
+from slabench.runners.sweep.analysis import overhead_pair, paths_label, registered_pair
 from slabench.runners.sweep.config import MODE_TITLES, MODES
 
 MIB = 2**20
@@ -111,20 +111,13 @@ def markdown(result: dict[str, Any]) -> str:
     if ov:
         table = []
 
-        def pair(o):  # a sweep written before arms were swept names only the base
-            return o.get("twin", f"sla-{o['base']}"), o.get("baseline", o["base"])
-
-        for (twin, baseline), mode in dict.fromkeys((pair(o), o["mode"]) for o in ov):
-            cells = []
-            for s in shapes:
-                found = [
-                    o["ratio"]
-                    for o in ov
-                    if (pair(o), o["mode"]) == ((twin, baseline), mode) and tuple(o["shape"]) == s
-                ]
-                cells.append(f"{found[0]:.3f}" if found else "-")
-            registered = (twin, baseline) == (f"sla-{baseline}", baseline)
-            table.append([baseline if registered else f"{twin} / {baseline}", mode] + cells)
+        groups: dict[tuple, list[dict[str, Any]]] = {}  # ((twin, baseline), mode) -> its rows, first seen first
+        for o in ov:
+            groups.setdefault((overhead_pair(o), o["mode"]), []).append(o)
+        for ((twin, baseline), mode), rows in groups.items():
+            ratio = {tuple(o["shape"]): o["ratio"] for o in rows}
+            name = baseline if registered_pair(rows[0]) else f"{twin} / {baseline}"
+            table.append([name, mode] + [f"{ratio[s]:.3f}" if s in ratio else "-" for s in shapes])
         lines += [
             "## SLA overhead (sla-X time / X time)",
             "",
