@@ -58,9 +58,25 @@ def test_power_and_stratified_test_hand_computed():
     # gain 4/5, not the mean of condition means (1 + 0) / 2; p: 2 of the 16 flips of the four ones.
     t = stats.stratified_compare(strata([([1, 1, 1, 1], [0, 0, 0, 0]), ([0], [0])]))
     assert math.isclose(t["delta"], 0.8) and math.isclose(t["p"], 2 / 16) and t["n"] == 5
-    # Its interval resamples seeds within each condition: the first's are all 1, the second's
-    # one 0, so every resample gives 4/5 and the interval is the point.
-    assert math.isclose(t["lo"], 0.8) and math.isclose(t["hi"], 0.8)
+    # Its interval is the paired one over all five pairs (4 of 5 against 0 of 5), not a bootstrap
+    # within conditions, which would give the point 4/5 (every resample of (1, 1, 1, 1) and (0,)).
+    assert (t["lo"], t["hi"]) == stats.paired_difference_ci([1, 1, 1, 1, 0], [0] * 5)
+    assert t["lo"] < 0.8 < t["hi"]
+    with pytest.raises(ValueError, match="solve indicators"):
+        stats.stratified_compare(strata([([0.5], [0.0])]))
+
+
+def test_a_base_no_arm_lifts_off_the_floor_is_undecided_not_against():
+    # 40 pairs, no arm solving any: the gain's interval is +-8.8 pp (Wilson bounds of 0/40), so
+    # no 5-point gain is ruled out; the seeds for 80% power at 5 pp use the least sd a 5-point
+    # gain allows, sqrt(0.05 x 0.95): ((1.959964 + 0.841621) x 0.217945 / 0.05)^2 / 4 = 37.3.
+    zeros = strata([([0] * 10, [0] * 10)] * 4)
+    main = stats.stratified_compare(zeros)
+    assert main["sd"] == 0.0 and main["hi"] > rp.MIN_GAIN
+    no_slope = (0.0, 0.0, 0.0, [0, 0.25, 0.5, 0.75])
+    verdict, d, more = rp.accuracy_verdict({"mamba2": {"tests": {"sla": main}, "seeds": 10, "slope": no_slope}})
+    assert d["mamba2"]["vote"] == "neither" and d["mamba2"]["seeds_needed"] == 38
+    assert verdict == rp.INCONCLUSIVE and more == 38
 
 
 def per_base(delta: float, slope: tuple | None, p: float = 0.01, hi: float = 0.9, seeds: int = 10) -> dict:

@@ -4,6 +4,8 @@ values computed by hand (or read off the exact distributions)."""
 import math
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from slabench.runners import stats
 
@@ -39,6 +41,34 @@ def test_bootstrap_interval_matches_the_exact_resampling_distribution():
     assert 0.01 <= lo < hi <= 0.99
     # Groups resampled apart: each of {0, 1} twice gives the interval of each mean, averaged.
     assert stats.bootstrap_mean_of_means([[0.0, 1.0], [0.5, 0.5]]) == (0.25, 0.75)
+
+
+def pairs(table: tuple[int, int, int, int]) -> tuple[list[int], list[int]]:
+    """Paired 0/1 outcomes from a paired 2x2 table (both solved, only a, only b, neither)."""
+    both, only_a, only_b, neither = table
+    return [1] * (both + only_a) + [0] * (only_b + neither), [1] * both + [0] * only_a + [1] * only_b + [0] * neither
+
+
+def test_paired_difference_interval_published_and_by_hand():
+    # Fagerland, Lydersen & Laake, Statistical Analysis of Contingency Tables (2017), ch. 8: complete
+    # response before and after consolidation (Cavo et al. 2012), table 59, 6, 16, 80: estimate
+    # -0.0621, Newcombe square-and-add interval -0.1186 to -0.0046 (the correlation term counts here).
+    assert stats.paired_difference_ci(*pairs((59, 6, 16, 80))) == pytest.approx((-0.1186, -0.0046), abs=5e-5)
+    # No pair differs, 0 of 40 each: no correlation (empty margins), so each side is a Wilson upper
+    # bound, z^2 / (40 + z^2) = 0.08762. A bootstrap would give [0, 0] and rule out a 5-point gain.
+    assert stats.paired_difference_ci([0] * 40, [0] * 40) == pytest.approx((-0.08762, 0.08762), abs=1e-5)
+    # 4 of 5 against 0 of 5: hi is Wilson's upper bound of 4/5, lo 0.8 - sqrt((0.8 - 0.37553)^2 +
+    # 0.43448^2) with Wilson (0.37553, 0.96377) of 4/5 and upper bound 0.43448 of 0/5.
+    assert stats.paired_difference_ci([1, 1, 1, 1, 0], [0] * 5) == pytest.approx((0.19257, 0.96377), abs=1e-4)
+    assert all(math.isnan(x) for x in stats.paired_difference_ci([], []))
+
+
+@given(st.tuples(*[st.integers(0, 12)] * 4).filter(lambda t: sum(t) > 0))
+def test_paired_difference_interval_holds_the_estimate_within_bounds(table):
+    a, b = pairs(table)
+    lo, hi = stats.paired_difference_ci(a, b)
+    estimate = (table[1] - table[2]) / sum(table)
+    assert -1.0 <= lo <= estimate <= hi <= 1.0 and lo < hi
 
 
 def test_sign_flip_test_by_enumeration():

@@ -167,7 +167,8 @@ NOISE_RULE = (
     "at the ceiling no arm can gain, no number of seeds decides it, and it does not vote. Supported / not "
     "supported by a majority of the bases that vote, else "
     f"inconclusive, with the seeds per cell that would give each undecided base's tests 80% power at the observed "
-    f"gain (at least {MIN_GAIN:g}) and slope (at least {MIN_NOISE_SLOPE:g} per unit of noise). "
+    f"gain (at least {MIN_GAIN:g}; the paired differences' sd at least sqrt(g (1 - g)), the least a gain g "
+    f"allows) and slope (at least {MIN_NOISE_SLOPE:g} per unit of noise). "
 )
 
 MQAR_RULE = (
@@ -203,7 +204,11 @@ def accuracy_verdict(
         few = b["seeds"] < MIN_SEEDS
         ahead = main["p"] < stats.ALPHA and main["delta"] > 0 and not few
         no_gain = main["hi"] < MIN_GAIN and not few
-        need = _seeds(stats.n_for_power(max(abs(main["delta"]), MIN_GAIN), main["sd"]) / main["conditions"])
+        gain = max(abs(main["delta"]), MIN_GAIN)
+        # Paired 0/1 differences averaging g have sd >= sqrt(g (1 - g)); a sample where no pair
+        # differs has sd 0 and would otherwise read as needing no more seeds.
+        spread = max(main["sd"], math.sqrt(gain * (1 - gain)))
+        need = _seeds(stats.n_for_power(gain, spread) / main["conditions"])
         grows = shrinks = True
         if interaction:
             slope, half, resid_sd, levels = b["slope"] or (math.nan, math.nan, math.nan, [])

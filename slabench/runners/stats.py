@@ -6,6 +6,9 @@ accuracies are bounded, so nothing here assumes normality:
 - a solve rate k/n gets a Wilson score interval;
 - a mean accuracy gets a seeded percentile-bootstrap interval (it lies within the data's range,
   so within [0, 1]);
+- a difference of two solve rates over paired seeds gets Newcombe's square-and-add interval,
+  built from the two rates' Wilson intervals: unlike a bootstrap it does not shrink to a point
+  when no pair differs (0 of 40 against 0 of 40 cannot rule out a 5-point gain);
 - two cells are compared by exact permutation tests: sign flips of the per-seed differences
   when both arms ran the same seeds (slabench seeds a run's data stream with its seed, so the
   arms saw the same batches), else a permutation of the pooled values between the arms;
@@ -84,28 +87,20 @@ def mean_ci(xs: Sequence[float]) -> tuple[float, float, float]:
 
 
 def bootstrap_mean_of_means(
-    groups: Sequence[Sequence[float]],
-    seed: int = BOOTSTRAP_SEED,
-    resamples: int = BOOTSTRAP_RESAMPLES,
-    pooled: bool = False,
+    groups: Sequence[Sequence[float]], seed: int = BOOTSTRAP_SEED, resamples: int = BOOTSTRAP_RESAMPLES
 ) -> tuple[float, float]:
     """95% percentile-bootstrap interval of the mean of group means, resampling within each group
-    (a model's seeds within each task); nan, nan when no group has 2 values. pooled: the mean of
-    all values instead (each group weighted by its size), still resampled within each group."""
+    (a model's seeds within each task); nan, nan when no group has 2 values."""
     groups = [np.asarray(g, dtype=np.float64) for g in groups if len(g)]
     if not groups or all(len(g) < 2 for g in groups):
         return math.nan, math.nan
-    # Each group's resampled mean, or its sum when pooled, over the number of groups or of values.
-    total = sum(len(g) for g in groups) if pooled else len(groups)
     rng = np.random.default_rng(seed)
     means = np.zeros(resamples)  # [R]
     for g in groups:
-        resampled = g[rng.integers(0, len(g), size=(resamples, len(g)))]  # [R, len(g)]
-        means += (resampled.sum(axis=1) if pooled else resampled.mean(axis=1)) / total
+        means += g[rng.integers(0, len(g), size=(resamples, len(g)))].mean(axis=1) / len(groups)  # [R]
     lo, hi = np.quantile(means, [0.025, 0.975])
-    weights = [len(g) if pooled else 1 for g in groups]
-    floor = sum(float(g.min()) * w for g, w in zip(groups, weights)) / total
-    ceil = sum(float(g.max()) * w for g, w in zip(groups, weights)) / total
+    floor = sum(float(g.min()) for g in groups) / len(groups)
+    ceil = sum(float(g.max()) for g in groups) / len(groups)
     return max(float(lo), floor), min(float(hi), ceil)
 
 
@@ -220,22 +215,48 @@ def verdict(a: Mapping[str, Any], b: Mapping[str, Any], min_seeds: int = 1) -> t
     return ("win" if test["delta"] > 0 else "loss"), test
 
 
+def paired_difference_ci(a: Sequence[float], b: Sequence[float]) -> tuple[float, float]:
+    """95% interval of rate(a) - rate(b) from paired 0/1 outcomes (a[i] and b[i] one pair):
+    Newcombe's square-and-add interval (Stat Med 1998, method 10). Each rate gets its Wilson
+    interval; their distances from the rates are combined as for a difference of correlated
+    estimates, the correlation phi of the 2x2 table of pairs shrunk towards 0 by n/2 (none when
+    it is positive and small, none when a margin is empty). nan, nan for no pairs."""
+    n = len(a)
+    if n == 0:
+        return math.nan, math.nan
+    both = sum(1 for x, y in zip(a, b) if x and y)
+    only_a = sum(1 for x, y in zip(a, b) if x and not y)
+    only_b = sum(1 for x, y in zip(a, b) if y and not x)
+    neither = n - both - only_a - only_b
+    ka, kb = both + only_a, both + only_b
+    pa, pb = ka / n, kb / n
+    (la, ua), (lb, ub) = wilson(ka, n), wilson(kb, n)
+    margins = ka * (n - ka) * kb * (n - kb)
+    cross = both * neither - only_a * only_b
+    phi = 0.0 if margins == 0 or 0 <= cross <= n / 2 else (cross - n / 2 if cross > 0 else cross) / math.sqrt(margins)
+    lo = pa - pb - math.sqrt((pa - la) ** 2 + (ub - pb) ** 2 - 2 * phi * (pa - la) * (ub - pb))
+    hi = pa - pb + math.sqrt((pb - lb) ** 2 + (ua - pa) ** 2 - 2 * phi * (pb - lb) * (ua - pa))
+    return max(lo, -1.0), min(hi, 1.0)
+
+
 def stratified_compare(strata: Sequence[tuple[Mapping[int, float], Mapping[int, float]]]) -> dict[str, Any]:
     """Arm a against arm b pooled across conditions, paired by seed within each: strata is one
-    ({seed: a's value}, {seed: b's value}) per condition. The test is `sign_flip_p` on every
-    (condition, seed) difference: a flip swaps the arms within one pair, never across
+    ({seed: a solved}, {seed: b solved}) per condition, values 0 or 1. The test is `sign_flip_p`
+    on every (condition, seed) difference: a flip swaps the arms within one pair, never across
     conditions, so the test is stratified by condition. delta is the mean of those differences
     (the test's statistic over n, so every pair weighs alike in both and a condition with fewer
-    pairs weighs less), its interval a bootstrap resampling seeds within each condition; sd is
-    the differences' standard deviation, for `n_for_power`."""
-    groups = [[a[s] - b[s] for s in sorted(set(a) & set(b))] for a, b in strata]
-    groups = [g for g in groups if g]
-    diffs = [d for g in groups for d in g]
-    lo, hi = bootstrap_mean_of_means(groups, pooled=True)
+    pairs weighs less), the difference of the pooled solve rates; its interval is
+    `paired_difference_ci` over all pairs; sd is the differences' standard deviation, for
+    `n_for_power`."""
+    pairs = [(a[s], b[s]) for a, b in strata for s in sorted(set(a) & set(b))]
+    if any(v not in (0, 1) for pair in pairs for v in pair):
+        raise ValueError("stratified_compare takes solve indicators (0 or 1)")
+    diffs = [x - y for x, y in pairs]
+    lo, hi = paired_difference_ci([x for x, _ in pairs], [y for _, y in pairs])
     return {
         "p": sign_flip_p(diffs),
         "n": len(diffs),
-        "conditions": len(groups),
+        "conditions": sum(1 for a, b in strata if set(a) & set(b)),
         "delta": mean(diffs),
         "lo": lo,
         "hi": hi,
