@@ -219,8 +219,9 @@ def paired_difference_ci(a: Sequence[float], b: Sequence[float]) -> tuple[float,
     """95% interval of rate(a) - rate(b) from paired 0/1 outcomes (a[i] and b[i] one pair):
     Newcombe's square-and-add interval (Stat Med 1998, method 10). Each rate gets its Wilson
     interval; their distances from the rates are combined as for a difference of correlated
-    estimates, the correlation phi of the 2x2 table of pairs shrunk towards 0 by n/2 (none when
-    it is positive and small, none when a margin is empty). nan, nan for no pairs."""
+    estimates, through the correlation phi of the 2x2 table of pairs: a positive ad - bc is
+    shrunk by n/2 (to 0 if that crosses 0), a negative one kept, and phi is 0 when a margin is
+    empty. nan, nan for no pairs."""
     n = len(a)
     if n == 0:
         return math.nan, math.nan
