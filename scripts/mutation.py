@@ -790,10 +790,10 @@ STATISTICS_MUTANTS = [
         "the paired interval's upper side built from the lower side's Wilson distances",
     ),
     M(
-        "report-power-no-sd-floor",
-        "slabench/runners/report_rules.py",
-        'spread = max(main["sd"], math.sqrt(gain * (1 - gain)))',
-        'spread = main["sd"]',
+        "stat-power-no-sd-floor",
+        "slabench/runners/stats.py",
+        "return n_for_power(gain, max(sd, math.sqrt(g * (1 - g))))",
+        "return n_for_power(gain, sd)",
         "a base where no pair differs reads as needing no more seeds",
     ),
     M(

@@ -63,6 +63,14 @@ def test_paired_difference_interval_published_and_by_hand():
     assert all(math.isnan(x) for x in stats.paired_difference_ci([], []))
 
 
+def test_pairs_for_power_floor_the_spread_of_paired_solve_indicators():
+    # No pair differs (sd 0): the sd a 5-point gain needs at least, sqrt(0.05 x 0.95) = 0.217945,
+    # gives ((1.959964 + 0.841621) x 0.217945 / 0.05)^2 = 149.13 pairs, not 0.
+    assert stats.n_for_paired_rates(0.05, 0.0) == pytest.approx(149.13, abs=0.01)
+    # A spread above the floor is the normal approximation's own.
+    assert stats.n_for_paired_rates(0.2, 0.5) == stats.n_for_power(0.2, 0.5)
+
+
 @given(st.tuples(*[st.integers(0, 12)] * 4).filter(lambda t: sum(t) > 0))
 def test_paired_difference_interval_holds_the_estimate_within_bounds(table):
     a, b = pairs(table)

@@ -204,11 +204,7 @@ def accuracy_verdict(
         few = b["seeds"] < MIN_SEEDS
         ahead = main["p"] < stats.ALPHA and main["delta"] > 0 and not few
         no_gain = main["hi"] < MIN_GAIN and not few
-        gain = max(abs(main["delta"]), MIN_GAIN)
-        # Paired 0/1 differences averaging g have sd >= sqrt(g (1 - g)); a sample where no pair
-        # differs has sd 0 and would otherwise read as needing no more seeds.
-        spread = max(main["sd"], math.sqrt(gain * (1 - gain)))
-        need = _seeds(stats.n_for_power(gain, spread) / main["conditions"])
+        need = _seeds(stats.n_for_paired_rates(max(abs(main["delta"]), MIN_GAIN), main["sd"]) / main["conditions"])
         grows = shrinks = True
         if interaction:
             slope, half, resid_sd, levels = b["slope"] or (math.nan, math.nan, math.nan, [])

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -225,10 +226,8 @@ def paired_difference_ci(a: Sequence[float], b: Sequence[float]) -> tuple[float,
     n = len(a)
     if n == 0:
         return math.nan, math.nan
-    both = sum(1 for x, y in zip(a, b) if x and y)
-    only_a = sum(1 for x, y in zip(a, b) if x and not y)
-    only_b = sum(1 for x, y in zip(a, b) if y and not x)
-    neither = n - both - only_a - only_b
+    table = Counter((bool(x), bool(y)) for x, y in zip(a, b))  # the paired 2x2 table
+    both, only_a, only_b, neither = (table[True, True], table[True, False], table[False, True], table[False, False])
     ka, kb = both + only_a, both + only_b
     pa, pb = ka / n, kb / n
     (la, ua), (lb, ub) = wilson(ka, n), wilson(kb, n)
@@ -249,7 +248,9 @@ def stratified_compare(strata: Sequence[tuple[Mapping[int, float], Mapping[int, 
     pairs weighs less), the difference of the pooled solve rates; its interval is
     `paired_difference_ci` over all pairs; sd is the differences' standard deviation, for
     `n_for_power`."""
-    pairs = [(a[s], b[s]) for a, b in strata for s in sorted(set(a) & set(b))]
+    groups = [[(a[s], b[s]) for s in sorted(set(a) & set(b))] for a, b in strata]  # pairs per condition
+    groups = [g for g in groups if g]
+    pairs = [p for g in groups for p in g]
     if any(v not in (0, 1) for pair in pairs for v in pair):
         raise ValueError("stratified_compare takes solve indicators (0 or 1)")
     diffs = [x - y for x, y in pairs]
@@ -257,7 +258,7 @@ def stratified_compare(strata: Sequence[tuple[Mapping[int, float], Mapping[int, 
     return {
         "p": sign_flip_p(diffs),
         "n": len(diffs),
-        "conditions": sum(1 for a, b in strata if set(a) & set(b)),
+        "conditions": len(groups),
         "delta": mean(diffs),
         "lo": lo,
         "hi": hi,
@@ -277,6 +278,15 @@ def n_for_power(effect: float, sd: float, power_z: float = Z80) -> float:
     if effect == 0:
         return math.inf
     return ((Z975 + power_z) * sd / effect) ** 2
+
+
+def n_for_paired_rates(gain: float, sd: float) -> float:
+    """`n_for_power` for paired 0/1 outcomes (solve indicators): pairs for 80% power against a
+    true difference of rates `gain`, with the differences' sd at least sqrt(g (1 - g)), the least
+    that values in {-1, 0, 1} averaging g allow: a sample where no pair differs (sd 0) must not
+    read as needing no more pairs."""
+    g = abs(gain)
+    return n_for_power(gain, max(sd, math.sqrt(g * (1 - g))))
 
 
 def seeds_for_slope(slope: float, resid_sd: float, levels: Sequence[float]) -> float:
